@@ -1,0 +1,47 @@
+# The one entry point. `make help` lists the targets.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 7600
+
+.PHONY: help install demo serve test bench lint format typecheck clean
+
+help: ## Show this help
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Sightline with everything the tests need
+
+demo: $(STAMP) ## Serve on http://127.0.0.1:7600 with a simulated RAG app sending traces
+	$(BIN)/sightline demo --port $(PORT) --data-dir ./sightline-data --log-format console
+
+serve: $(STAMP) ## Serve on http://127.0.0.1:7600 (DuckDB store in ./sightline-data)
+	$(BIN)/sightline serve --port $(PORT)
+
+test: $(STAMP) ## Run the whole test suite (benchmarks in their quick form)
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP) ## Run the benchmarks in full and print their medians
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/query.py
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on src/
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(BIN)/mypy
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

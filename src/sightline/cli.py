@@ -1,0 +1,145 @@
+"""The ``sightline`` command: ``serve`` (the default), ``demo``, ``projects``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sightline import __version__
+
+__all__ = ["main"]
+
+
+class _DefaultGroup(click.Group):
+    """A group that runs ``serve`` when no command is given."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "--version")):
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup)
+@click.version_option(__version__, prog_name="sightline")
+def main() -> None:
+    """Sightline: observability and evaluation for LLM systems."""
+
+
+def _settings(**flags: Any) -> Any:
+    from pydantic import ValidationError
+
+    from sightline.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as e:
+        raise click.ClickException(f"invalid settings: {e}") from None
+
+
+def _run(settings: Any) -> None:
+    import uvicorn
+
+    from sightline._logging import configure_logging
+    from sightline.errors import SightlineError
+    from sightline.server import create_app
+
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except SightlineError as e:
+        raise click.ClickException(str(e)) from None
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=10)
+
+
+_serve_options = [
+    click.option("--host", default=None, help="Address to listen on [127.0.0.1]."),
+    click.option("--port", type=int, default=None, help="HTTP port [7600]."),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="Directory of the DuckDB store [./sightline-data]."),
+    click.option("--otlp-grpc-port", type=int, default=None,
+                 help="OTLP/gRPC port, 0 to turn off [4317]."),
+    click.option("--ingest-workers", type=int, default=None,
+                 help="Decode processes; 0 decodes in the server process [one per core]."),
+    click.option("--prices-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                 default=None, help="YAML/JSON price overrides."),
+    click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
+                 help="Log format [json]."),
+]
+
+
+def _with_serve_options(f: Any) -> Any:
+    for opt in reversed(_serve_options):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@_with_serve_options
+def serve(**flags: Any) -> None:
+    """Serve OTLP (HTTP and gRPC), the REST API and /metrics.
+
+    Settings come from these flags, then SIGHTLINE_* environment variables, then defaults.
+    """
+    _run(_settings(**flags))
+
+
+DEMO_PROJECT = "demo"
+DEMO_KEY = "sl_demo_key_do_not_use_in_production"
+
+
+@main.command()
+@_with_serve_options
+@click.option("--rate", type=float, default=4.0, show_default=True,
+              help="Simulated user requests per second.")
+def demo(rate: float, **flags: Any) -> None:
+    """Serve, and run a simulated RAG support app that sends traces to the server."""
+    from sightline.demo import start_demo_traffic
+
+    flags.setdefault("log_format", None)
+    settings = _settings(init_project=DEMO_PROJECT, init_api_key=DEMO_KEY, **flags)
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(
+        f"Sightline demo on {base}\n"
+        f"  project: {DEMO_PROJECT}    API key: {DEMO_KEY}\n"
+        f"  try:  curl -H 'Authorization: Bearer {DEMO_KEY}' '{base}/api/v1/spans?limit=5'\n"
+        f"        curl -H 'Authorization: Bearer {DEMO_KEY}' "
+        f"'{base}/api/v1/metrics?name=latency_ms&agg=p95&group_by=model'\n"
+        f"  API docs: {base}/docs    Ctrl-C stops.",
+        err=True,
+    )
+    start_demo_traffic(base, DEMO_KEY, rate=rate)
+    _run(settings)
+
+
+@main.group()
+def projects() -> None:
+    """Manage projects and their API keys (with the server stopped)."""
+
+
+@projects.command("create")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the DuckDB store [./sightline-data].")
+def projects_create(name: str, data_dir: Path | None) -> None:
+    """Create project NAME and print its new API key (shown only once)."""
+    from sightline.errors import SightlineError
+    from sightline.server._auth import create_project_with_key
+    from sightline.store import DuckDBStore
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        store = DuckDBStore(settings.db_path)
+    except SightlineError as e:
+        raise click.ClickException(
+            f"{e}\n(is `sightline serve` running on this data dir? stop it first)") from None
+    try:
+        store.migrate()
+        key = create_project_with_key(store, name)
+    except SightlineError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    click.echo(key)

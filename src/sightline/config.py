@@ -1,0 +1,64 @@
+"""Settings: the one place that reads the environment.
+
+Precedence: CLI flag > environment (``SIGHTLINE_*``) > default. Every setting is documented in
+``docs/configuration.md``; a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_workers() -> int:
+    # Decoding is CPU-bound Python: one worker per core, none on a single core.
+    n = os.cpu_count() or 1
+    return n if n > 1 else 0
+
+
+class Settings(BaseSettings):
+    """Server settings."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGHTLINE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(7600, ge=0, le=65535, description="HTTP port: OTLP, API and dashboard.")
+    otlp_grpc_port: int = Field(
+        4317, ge=0, le=65535, description="OTLP/gRPC port; 0 turns the gRPC receiver off."
+    )
+    data_dir: Path = Field(Path("./sightline-data"), description="Where the DuckDB file lives.")
+    max_body_bytes: int = Field(
+        16 << 20, ge=1024, description="Largest request body, after decompression (413 above)."
+    )
+    max_queue_spans: int = Field(
+        200_000, ge=1, description="Spans waiting for commit before ingest answers 503."
+    )
+    max_batch_spans: int = Field(50_000, ge=1, description="Most spans one commit takes.")
+    ingest_workers: int = Field(
+        default_factory=_default_workers, ge=0,
+        description="Processes that decode payloads; 0 decodes in the server process.",
+    )
+    max_text_bytes: int = Field(
+        1 << 20, ge=256, description="Longest stored input/output text or attribute value."
+    )
+    prices_file: Path | None = Field(
+        None, description="YAML/JSON file of price overrides (models: [{match, input_mtok, ...}])."
+    )
+    init_project: str | None = Field(
+        None, description="Create this project at start if missing (headless bootstrap)."
+    )
+    init_api_key: str | None = Field(
+        None, description="With init_project: register this API key for it if missing."
+    )
+    log_level: str = Field("info", description="debug, info, warning or error.")
+    log_format: str = Field("json", description="json (machines) or console (people).")
+
+    @property
+    def db_path(self) -> Path:
+        """The DuckDB file."""
+        return self.data_dir / "sightline.duckdb"

@@ -1,0 +1,97 @@
+"""Exceptions raised by Sightline.
+
+The tree::
+
+    SightlineError
+    ├── ConfigError (also ValueError)      bad settings, price files, CLI input
+    ├── IngestError                        a payload that cannot be decoded at all
+    │   ├── PayloadTooLarge                body over the configured limit (413)
+    │   └── UnsupportedMediaType           content type we do not read (415)
+    ├── StoreError                         the trace store failed
+    │   └── Overloaded                     the writer queue is full; retry later (503)
+    ├── AuthError                          missing or unknown API key (401)
+    └── NotFound                           a resource that does not exist (404)
+
+Server-side errors carry an HTTP ``status`` so one handler can render them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "IngestError",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "SightlineError",
+    "StoreError",
+    "UnsupportedMediaType",
+]
+
+
+class SightlineError(Exception):
+    """Root of every error Sightline raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+
+class ConfigError(SightlineError, ValueError):
+    """A setting, file or argument given by the user is invalid."""
+
+    status = 400
+    code = "invalid_config"
+
+
+class IngestError(SightlineError):
+    """A telemetry payload could not be decoded."""
+
+    status = 400
+    code = "invalid_payload"
+
+
+class PayloadTooLarge(IngestError):
+    """The request body (after decompression) is larger than allowed."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(IngestError):
+    """The request's content type or encoding is not one Sightline reads."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class StoreError(SightlineError):
+    """The trace store failed to read or write."""
+
+    status = 500
+    code = "store_error"
+
+
+class Overloaded(StoreError):
+    """The write queue is full: the client should retry after ``retry_after_s``."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AuthError(SightlineError):
+    """The request has no API key, or one Sightline does not know."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(SightlineError):
+    """The requested resource does not exist (or is not visible to this key)."""
+
+    status = 404
+    code = "not_found"

@@ -1,0 +1,139 @@
+"""Group commit: many requests share one transaction, each is acknowledged once it is durable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from sightline.errors import Overloaded, StoreError
+from sightline.store.base import TraceStore
+
+__all__ = ["GroupCommitWriter"]
+
+log = structlog.get_logger("sightline.ingest")
+
+
+@dataclass(slots=True)
+class _Pending:
+    batch: Any
+    num_spans: int
+    future: Future[int]
+
+
+class GroupCommitWriter:
+    """The one thread that writes spans.
+
+    ``submit`` queues a prepared batch and returns a future that completes when the transaction
+    holding it has committed (or fails with the store's error). While a transaction runs, new
+    batches accumulate and the next transaction takes them all, up to ``max_batch_spans``: under
+    load, commits grow instead of queueing up. The queue is bounded in spans; past the bound
+    ``submit`` raises :class:`Overloaded` so clients retry later instead of memory growing.
+    """
+
+    def __init__(
+        self,
+        store: TraceStore,
+        *,
+        max_queue_spans: int = 200_000,
+        max_batch_spans: int = 50_000,
+        on_commit: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._max_queue = max_queue_spans
+        self._max_batch = max_batch_spans
+        self._on_commit = on_commit
+        self._queue: deque[_Pending] = deque()
+        self._queued_spans = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sightline-writer", daemon=True)
+        self.num_commits = 0
+        self.num_spans_committed = 0
+
+    @property
+    def queued_spans(self) -> int:
+        """Spans accepted but not yet committed."""
+        return self._queued_spans
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Commit what is queued, then stop."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def submit(self, batch: Any, num_spans: int) -> Future[int]:
+        """Queue a prepared batch; the future resolves to its span count once committed."""
+        fut: Future[int] = Future()
+        with self._cond:
+            if self._stopping:
+                raise Overloaded("server is shutting down", retry_after_s=5)
+            if self._queued_spans and self._queued_spans + num_spans > self._max_queue:
+                raise Overloaded(
+                    f"ingest queue full ({self._queued_spans} spans waiting); retry later",
+                    retry_after_s=1,
+                )
+            self._queue.append(_Pending(batch, num_spans, fut))
+            self._queued_spans += num_spans
+            self._cond.notify()
+        return fut
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            taken = [self._queue.popleft()]
+            n = taken[0].num_spans
+            while self._queue and n + self._queue[0].num_spans <= self._max_batch:
+                p = self._queue.popleft()
+                n += p.num_spans
+                taken.append(p)
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            n = sum(p.num_spans for p in taken)
+            t0 = time.perf_counter()
+            try:
+                self._store.insert_batches([p.batch for p in taken])
+            except StoreError as e:
+                log.error("commit_failed", num_spans=n, error=str(e))
+                for p in taken:
+                    p.future.set_exception(e)
+            except Exception as e:  # a daemon loop must survive anything; logged and failed
+                log.exception("commit_crashed", num_spans=n)
+                err = StoreError(f"commit failed: {type(e).__name__}")
+                for p in taken:
+                    p.future.set_exception(err)
+            else:
+                self.num_commits += 1
+                self.num_spans_committed += n
+                log.debug("batch_committed", num_spans=n, num_requests=len(taken),
+                          duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+                if self._on_commit is not None:
+                    try:
+                        self._on_commit([p.batch for p in taken])
+                    except Exception:  # metrics must never fail a commit
+                        log.exception("on_commit_failed")
+                for p in taken:
+                    p.future.set_result(p.num_spans)
+            finally:
+                with self._cond:
+                    self._queued_spans -= n

@@ -1,0 +1,86 @@
+"""The ASGI app: OTLP, REST API and /metrics on one port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from sightline import __version__
+from sightline.config import Settings
+from sightline.ingest import GroupCommitWriter, IngestService, Limits
+from sightline.pricing import load_overrides
+from sightline.server._auth import KeyRing, ensure_project_with_key
+from sightline.server._errors import install_error_handlers
+from sightline.server._prom import Metrics
+from sightline.server._state import AppState
+from sightline.server.routes import health, metrics, otlp, spans, traces
+from sightline.store import DuckDBStore
+from sightline.store.base import TraceStore
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("sightline.server")
+
+
+def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAPI:
+    """Build the app. The store is opened from ``settings.data_dir`` unless one is given.
+
+    Everything that runs (writer thread, decode workers, gRPC receiver) starts in the app's
+    lifespan and stops with it, committing what was acknowledged... which is everything queued:
+    a request is only acknowledged after its commit.
+    """
+    overrides = load_overrides(settings.prices_file) if settings.prices_file else []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        st = store if store is not None else DuckDBStore(settings.db_path)
+        version = st.migrate()
+        if settings.init_project:
+            ensure_project_with_key(st, settings.init_project, settings.init_api_key)
+        prom = Metrics()
+        writer = GroupCommitWriter(st, max_queue_spans=settings.max_queue_spans,
+                                   max_batch_spans=settings.max_batch_spans,
+                                   on_commit=prom.observe_commit)
+        ingest = IngestService(writer, limits=Limits(max_text_bytes=settings.max_text_bytes),
+                               price_overrides=overrides, workers=settings.ingest_workers,
+                               max_body_bytes=settings.max_body_bytes)
+        keys = KeyRing(st)
+        writer.start()
+        ingest.start()
+        grpc_server = None
+        if settings.otlp_grpc_port:
+            from sightline.server._grpc import start_grpc_server
+
+            grpc_server, grpc_port = start_grpc_server(
+                settings.host, settings.otlp_grpc_port, ingest, keys, prom,
+                max_message_bytes=settings.max_body_bytes)
+            log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
+        app.state.sightline = AppState(settings, st, writer, ingest, keys, prom)
+        log.info("server_started", version=__version__, schema_version=version,
+                 data_dir=str(settings.data_dir), ingest_workers=settings.ingest_workers)
+        try:
+            yield
+        finally:
+            if grpc_server is not None:
+                grpc_server.stop(grace=5).wait()
+            ingest.stop()
+            writer.stop()
+            st.close()
+            log.info("server_stopped")
+
+    app = FastAPI(
+        title="Sightline",
+        version=__version__,
+        summary="Observability and evaluation for LLM systems.",
+        description="OTLP trace ingest, span search, traces and metrics. Every route except "
+        "/healthz and /readyz needs a project API key: `Authorization: Bearer <key>` or "
+        "`x-api-key: <key>`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for r in (health.router, otlp.router, spans.router, traces.router, metrics.router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,104 @@
+"""Projects and API keys: keys are random, shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+
+from sightline.errors import AuthError, ConfigError
+from sightline.store.base import ApiKey, TraceStore
+
+__all__ = ["KeyRing", "create_project_with_key", "hash_key", "new_key", "validate_project_id"]
+
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Unknown keys are remembered briefly so a flood of bad keys does not become a flood of queries.
+_NEGATIVE_TTL_S = 10.0
+_MAX_NEGATIVE = 10_000
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of a key. Keys are 256 random bits, so a fast hash is enough (no dictionary)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """A new API key."""
+    return "sl_" + secrets.token_urlsafe(32)
+
+
+def validate_project_id(name: str) -> str:
+    """Return ``name`` if it is a valid project id, else raise ConfigError."""
+    if not _PROJECT_RE.match(name):
+        raise ConfigError(
+            f"invalid project name {name!r}: use 1-63 lowercase letters, digits, '-' or '_'"
+        )
+    return name
+
+
+def create_project_with_key(store: TraceStore, name: str, *, key: str | None = None) -> str:
+    """Create a project and an admin key for it; return the key (shown once)."""
+    validate_project_id(name)
+    store.create_project(name)
+    key = key or new_key()
+    store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+    return key
+
+
+def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> None:
+    """Headless bootstrap: create the project and register the key, if missing."""
+    validate_project_id(name)
+    if store.get_project(name) is None:
+        store.create_project(name)
+    if key:
+        if len(key) < 16:
+            raise ConfigError("SIGHTLINE_INIT_API_KEY must be at least 16 characters")
+        found = store.find_api_key(hash_key(key))
+        if found is None:
+            store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+        elif found.project_id != name:
+            raise ConfigError("SIGHTLINE_INIT_API_KEY already belongs to another project")
+
+
+class KeyRing:
+    """Resolves API keys to projects, caching hits (keys are revoked by restarting for now)."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self._store = store
+        self._known: dict[str, str] = {}
+        self._unknown: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def project_for(self, key: str | None) -> str:
+        """The project of ``key``; AuthError when missing or unknown."""
+        if not key:
+            raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'")
+        h = hash_key(key)
+        project = self._known.get(h)
+        if project is not None:
+            return project
+        now = time.monotonic()
+        seen = self._unknown.get(h)
+        if seen is not None and now - seen < _NEGATIVE_TTL_S:
+            raise AuthError("unknown API key")
+        found = self._store.find_api_key(h)
+        with self._lock:
+            if found is None:
+                if len(self._unknown) >= _MAX_NEGATIVE:
+                    self._unknown.clear()
+                self._unknown[h] = now
+                raise AuthError("unknown API key")
+            self._known[h] = found.project_id
+        return found.project_id
+
+
+def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``x-api-key``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return x_api_key.strip() if x_api_key else None

@@ -1,0 +1,79 @@
+"""OTLP/gRPC trace receiver (TraceService/Export), for exporters that default to gRPC."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+import structlog
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from sightline.errors import AuthError, IngestError, Overloaded, SightlineError
+from sightline.ingest import IngestService
+from sightline.server._auth import KeyRing, key_from_headers
+from sightline.server._prom import Metrics
+
+__all__ = ["start_grpc_server"]
+
+log = structlog.get_logger("sightline.grpc")
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, ingest: IngestService, keys: KeyRing, metrics: Metrics) -> None:
+        self._ingest = ingest
+        self._keys = keys
+        self._metrics = metrics
+
+    def Export(  # noqa: N802 - the generated servicer's method name
+        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> ExportTraceServiceResponse:
+        md = {k.lower(): v for k, v in context.invocation_metadata()}
+        auth = md.get("authorization")
+        api_key = md.get("x-api-key")
+        try:
+            project_id = self._keys.project_for(key_from_headers(
+                auth if isinstance(auth, str) else None,
+                api_key if isinstance(api_key, str) else None))
+        except AuthError as e:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        try:
+            res = self._ingest.ingest_sync("otlp_proto", request.SerializeToString(),
+                                           encoding=None, project_id=project_id)
+        except Overloaded as e:
+            self._metrics.observe_request(project_id, "otlp_grpc", e.status)
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except IngestError as e:
+            self._metrics.observe_request(project_id, "otlp_grpc", e.status)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except SightlineError as e:
+            log.error("grpc_export_failed", error=str(e))
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        self._metrics.observe_request(project_id, "otlp_grpc", 200, res.accepted, res.rejected,
+                                      res.repaired)
+        resp = ExportTraceServiceResponse()
+        if res.num_rejected:
+            resp.partial_success.rejected_spans = res.num_rejected
+            resp.partial_success.error_message = res.error_message()
+        return resp
+
+
+def start_grpc_server(
+    host: str, port: int, ingest: IngestService, keys: KeyRing, metrics: Metrics,
+    *, max_message_bytes: int,
+) -> tuple[grpc.Server, int]:
+    """Start the receiver; return it and the bound port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sightline-grpc"),
+        options=[("grpc.max_receive_message_length", max_message_bytes)],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+        _TraceService(ingest, keys, metrics), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind OTLP/gRPC to {host}:{port}")
+    server.start()
+    return server, bound

@@ -1,0 +1,37 @@
+"""Liveness, readiness and Prometheus exposition."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from sightline.errors import StoreError
+from sightline.server._state import project_of, state_of
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the store answers")
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the store answers a query, 503 otherwise."""
+    try:
+        state_of(request).store.ping()
+    except StoreError as e:
+        return JSONResponse({"status": "unavailable", "error": str(e)}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/metrics", summary="Prometheus metrics of the key's project",
+            response_class=Response)
+async def metrics(request: Request, project_id: str = Depends(project_of)) -> Response:
+    """Ingest counters and per-model LLM series, in Prometheus text format."""
+    st = state_of(request)
+    return Response(st.metrics.render(project_id, st.writer.queued_spans),
+                    media_type=CONTENT_TYPE_LATEST)

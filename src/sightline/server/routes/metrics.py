@@ -1,0 +1,91 @@
+"""GET /api/v1/metrics: one named metric, aggregated, bucketed and grouped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from sightline.errors import ConfigError
+from sightline.server._params import parse_step, parse_time
+from sightline.server._state import project_of, state_of
+from sightline.store.base import AGGS, DIMENSIONS, METRICS, Agg, MetricQuery
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
+
+_MAX_BUCKETS = 20_000
+# Named in DESIGN but computed from evaluation scores, feedback and drift, which arrive with
+# the evaluation and monitoring stages; asked for now, they answer with an explicit 400.
+PENDING_METRICS = ("hallucination_rate", "faithfulness", "relevance", "toxicity", "refusal_rate",
+                   "format_compliance", "injection_rate", "pii_rate", "feedback_positive_rate",
+                   "drift_score")
+
+
+@router.get("/metrics", summary="Evaluate a metric")
+async def get_metric(
+    request: Request,
+    project_id: str = Depends(project_of),
+    name: str = Query(description="Metric name, e.g. latency_ms, cost_usd, error_rate."),
+    agg: str | None = Query(None, description="count, sum, avg, min, max, p50, p90, p95, p99"),
+    group_by: str | None = Query(None, description="Comma-separated: " + ", ".join(DIMENSIONS)),
+    from_: str | None = Query(None, alias="from", description="Default: 24 h before `to`."),
+    to: str | None = Query(None, description="Default: now."),
+    step: str | None = Query(None, description="Bucket width (60s, 5m, 1h); none = one value."),
+    kind: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tenant_id: str | None = None,
+    feature: str | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | None = None,
+    variant: str | None = None,
+    environment: str | None = None,
+    service_name: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Metric values as series: one per group, each a list of ``{t, value}`` points."""
+    m = METRICS.get(name)
+    if m is None:
+        if name in PENDING_METRICS:
+            raise ConfigError(f"metric {name!r} is computed from evaluation scores, which this "
+                              "server does not produce yet")
+        raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+    a = agg or m.default_agg
+    if a not in AGGS:
+        raise ConfigError(f"agg: expected one of {', '.join(AGGS)}")
+    if m.formula is not None and agg is not None and agg != m.default_agg:
+        raise ConfigError(f"metric {name!r} is a ratio; it takes no agg (or agg={m.default_agg})")
+    if m.formula is None and a == "rate":
+        raise ConfigError(f"agg 'rate' applies to ratio metrics, not {name!r}")
+    end = parse_time(to, "to") or datetime.now(UTC)
+    start = parse_time(from_, "from") or end - timedelta(hours=24)
+    if start >= end:
+        raise ConfigError("from must be before to")
+    step_s = parse_step(step)
+    if step_s is not None and (end - start).total_seconds() / step_s > _MAX_BUCKETS:
+        raise ConfigError(f"too many buckets: choose a step of at least "
+                          f"{int((end - start).total_seconds() // _MAX_BUCKETS) + 1}s")
+    groups = tuple(g.strip() for g in group_by.split(",") if g.strip()) if group_by else ()
+    for g in groups:
+        if g not in DIMENSIONS:
+            raise ConfigError(f"group_by: cannot group by {g!r}; use {', '.join(DIMENSIONS)}")
+    filters = {k: v for k, v in {
+        "kind": kind, "model": model, "provider": provider, "user_id": user_id,
+        "session_id": session_id, "tenant_id": tenant_id, "feature": feature,
+        "prompt_name": prompt_name, "prompt_version": prompt_version, "variant": variant,
+        "environment": environment, "service_name": service_name, "status": status,
+    }.items() if v is not None}
+    query = MetricQuery(project_id=project_id, metric=m, agg=cast(Agg, a), start=start, end=end,
+                        step_s=step_s, group_by=groups, filters=filters)
+    series = await run_in_threadpool(state_of(request).store.query_metric, query)
+    return {
+        "name": name, "agg": a, "unit": m.unit, "from": start.isoformat(),
+        "to": end.isoformat(), "step_s": step_s, "group_by": list(groups),
+        "series": [{"group": s.group,
+                    "points": [{"t": t.isoformat(), "value": v} for t, v in s.points]}
+                   for s in series],
+    }

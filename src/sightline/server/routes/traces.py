@@ -1,0 +1,60 @@
+"""A trace as a span tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
+
+from sightline.errors import NotFound
+from sightline.model import Span
+from sightline.server._state import project_of, state_of
+
+router = APIRouter(prefix="/api/v1", tags=["traces"])
+
+
+def build_tree(spans: list[Span]) -> dict[str, Any]:
+    """Nest spans under their parents; spans whose parent is missing become roots."""
+    start = min(s.start_time for s in spans)
+    end = max(s.end_time for s in spans)
+    nodes: dict[str, dict[str, Any]] = {}
+    for s in spans:
+        d = s.to_dict()
+        d["offset_ms"] = (s.start_time - start).total_seconds() * 1000
+        d["children"] = []
+        nodes[s.span_id] = d
+    roots = []
+    for s in spans:
+        node = nodes[s.span_id]
+        parent = nodes.get(s.parent_span_id) if s.parent_span_id else None
+        if parent is not None and parent is not node:
+            parent["children"].append(node)
+        else:
+            roots.append(node)
+    cost = sum(s.cost_usd or 0.0 for s in spans)
+    return {
+        "trace_id": spans[0].trace_id,
+        "start_time": start.isoformat(),
+        "end_time": end.isoformat(),
+        "duration_ms": (end - start).total_seconds() * 1000,
+        "num_spans": len(spans),
+        "cost_usd": cost,
+        "input_tokens": sum(s.input_tokens or 0 for s in spans if s.kind == "llm"),
+        "output_tokens": sum(s.output_tokens or 0 for s in spans if s.kind == "llm"),
+        "spans": roots,
+    }
+
+
+@router.get("/traces/{trace_id}", summary="A trace as a span tree with per-span timings")
+async def get_trace(
+    request: Request,
+    trace_id: str = Path(pattern="^[0-9a-fA-F]{32}$"),
+    project_id: str = Depends(project_of),
+) -> dict[str, Any]:
+    """Every span of the trace, nested; ``offset_ms`` is each span's start within the trace."""
+    spans = await run_in_threadpool(state_of(request).store.get_trace, project_id,
+                                    trace_id.lower())
+    if not spans:
+        raise NotFound(f"trace {trace_id} not found")
+    return build_tree(spans)

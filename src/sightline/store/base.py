@@ -1,0 +1,212 @@
+"""The TraceStore protocol and the typed queries it answers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, get_args
+
+import pyarrow as pa
+
+from sightline.model import Span
+
+__all__ = [
+    "AGGS",
+    "DIMENSIONS",
+    "METRICS",
+    "Agg",
+    "ApiKey",
+    "MetricDef",
+    "MetricQuery",
+    "MetricSeries",
+    "Project",
+    "SpanPage",
+    "SpanQuery",
+    "TraceStore",
+]
+
+Agg = Literal["count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99", "rate"]
+AGGS: tuple[str, ...] = get_args(Agg)
+
+DIMENSIONS: tuple[str, ...] = (
+    "model", "provider", "kind", "name", "status", "service_name", "environment", "user_id",
+    "session_id", "tenant_id", "feature", "prompt_name", "prompt_version", "variant", "operation",
+)
+"""Span fields that metrics can be filtered and grouped by."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricDef:
+    """How one named metric is computed from spans (and later scores)."""
+
+    name: str
+    kind: str | None
+    """Span kind it is computed over (``llm`` for request metrics), None for all spans."""
+    column: str | None
+    """Per-span value that aggregations apply to; None for metrics with a fixed formula."""
+    default_agg: Agg
+    unit: str
+    description: str
+    formula: str | None = None
+    """SQL for fixed-formula metrics (ratios); ``agg`` must then be its default."""
+
+
+def _m(name: str, kind: str | None, column: str | None, agg: Agg, unit: str, desc: str,
+       formula: str | None = None) -> MetricDef:
+    return MetricDef(name, kind, column, agg, unit, desc, formula)
+
+
+METRICS: dict[str, MetricDef] = {m.name: m for m in (
+    _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
+    _m("errors", "llm", None, "count", "1", "LLM calls that ended in error.",
+       "count_if(status = 'error')"),
+    _m("error_rate", "llm", None, "rate", "ratio", "Share of LLM calls that ended in error.",
+       "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)"),
+    _m("latency_ms", "llm", "duration_ms", "p95", "ms", "End-to-end latency of LLM calls."),
+    _m("ttft_ms", "llm", "ttft_ms", "p95", "ms", "Time to first token."),
+    _m("tpot_ms", "llm", "tpot_ms", "p95", "ms", "Time per output token after the first."),
+    _m("token_weighted_latency_ms", "llm", None, "avg", "ms",
+       "Σ latency·output_tokens / Σ output_tokens: latency as a generated token sees it.",
+       "sum(duration_ms * output_tokens) / nullif(sum(output_tokens), 0)"),
+    _m("tokens_per_s", "llm", None, "rate", "1/s", "Output tokens per second of generation.",
+       "sum(output_tokens) / nullif(sum(duration_ms) / 1000.0, 0)"),
+    _m("input_tokens", "llm", "input_tokens", "sum", "1", "Input (prompt) tokens, cached included."),
+    _m("output_tokens", "llm", "output_tokens", "sum", "1", "Output tokens, reasoning included."),
+    _m("total_tokens", "llm", "total_tokens", "sum", "1", "Input plus output tokens."),
+    _m("cost_usd", "llm", "cost_usd", "sum", "USD", "Cost of LLM calls."),
+    _m("cost_per_request", "llm", None, "avg", "USD", "Cost divided by LLM calls.",
+       "sum(cost_usd) / nullif(count(*), 0)"),
+    _m("cost_per_session", "llm", None, "avg", "USD",
+       "Cost divided by distinct sessions (calls without a session are left out).",
+       "sum(cost_usd) FILTER (WHERE session_id IS NOT NULL)"
+       " / nullif(count(DISTINCT session_id), 0)"),
+    _m("guardrail_block_rate", "guardrail", None, "rate", "ratio",
+       "Share of guardrail checks that blocked the output.",
+       "avg(CASE WHEN coalesce(TRY_CAST(json_extract_string(attributes,"
+       " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false) THEN 1.0 ELSE 0.0 END)"),
+    _m("guardrail_latency_ms", "guardrail", "duration_ms", "p95", "ms",
+       "Time spent in guardrail checks."),
+)}
+"""Span-derived metrics. Score-derived ones (relevance, faithfulness...) join the evaluation
+scores and are added by the evaluation stage."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SpanQuery:
+    """Filters of ``GET /api/v1/spans``."""
+
+    project_id: str
+    start: datetime | None = None
+    end: datetime | None = None
+    kind: str | None = None
+    model: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    status: str | None = None
+    text: str | None = None
+    """Case-insensitive substring of input or output."""
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpanPage:
+    """One page of spans, newest first."""
+
+    spans: list[Span]
+    next_cursor: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MetricQuery:
+    """One metric over a time range, optionally bucketed by ``step_s`` and grouped."""
+
+    project_id: str
+    metric: MetricDef
+    agg: Agg
+    start: datetime
+    end: datetime
+    step_s: int | None = None
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """Values of one group: ``points`` are (bucket start, value), or one point without step."""
+
+    group: dict[str, Any]
+    points: list[tuple[datetime, float | None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Project:
+    """A project: the unit of data isolation."""
+
+    id: str
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored (never the key itself, only its hash and prefix)."""
+
+    key_hash: str
+    prefix: str
+    project_id: str
+    role: str
+    created_at: datetime
+
+
+class TraceStore(Protocol):
+    """Where spans live. One writer thread calls ``insert_batches``; reads come from any thread."""
+
+    def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version."""
+        ...
+
+    def ping(self) -> None:
+        """Raise StoreError when the store cannot answer a query."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store."""
+        ...
+
+    def insert_batches(self, batches: Sequence[pa.Table]) -> int:
+        """Durably write Arrow span batches in one transaction; duplicate ids are ignored."""
+        ...
+
+    def list_spans(self, query: SpanQuery) -> SpanPage:
+        """Spans matching ``query``, newest first."""
+        ...
+
+    def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
+        """Every span of a trace, in start order."""
+        ...
+
+    def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
+        """Evaluate one metric."""
+        ...
+
+    def count_spans(self, project_id: str) -> int:
+        """Number of spans stored for a project."""
+        ...
+
+    def create_project(self, project_id: str) -> Project:
+        """Create a project; ConfigError if it exists."""
+        ...
+
+    def get_project(self, project_id: str) -> Project | None:
+        """A project by id."""
+        ...
+
+    def add_api_key(self, key: ApiKey) -> None:
+        """Store a key's hash for a project."""
+        ...
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash."""
+        ...
