@@ -125,7 +125,10 @@ def projects() -> None:
               help="Directory of the DuckDB store [./sightline-data].")
 def projects_create(name: str, data_dir: Path | None) -> None:
     """Create project NAME and print its new API key (shown only once)."""
+    from sightline._logging import configure_logging
     from sightline.errors import SightlineError
+
+    configure_logging("warning", "console")  # stdout carries only the key, for scripts
     from sightline.server._auth import create_project_with_key
     from sightline.store import DuckDBStore
 

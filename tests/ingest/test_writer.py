@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from _payload import llm_request
+
+from sightline.errors import Overloaded, StoreError
+from sightline.ingest import GroupCommitWriter
+from sightline.ingest._service import _prepare
+from sightline.store import DuckDBStore
+
+
+class GatedStore(DuckDBStore):
+    """A real DuckDB store whose commits wait for a gate, to hold the writer mid-transaction."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = False
+
+    def insert_batches(self, batches: Sequence[pa.Table]) -> int:
+        self.entered.set()
+        self.gate.wait(10)
+        if self.fail:
+            raise StoreError("disk full")
+        return super().insert_batches(batches)
+
+
+def _batch(n: int) -> pa.Table:
+    table, _ = _prepare("otlp_proto", llm_request(n)[0].SerializeToString(), None, "p", 1 << 24)
+    assert table is not None
+    return table
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> GatedStore:
+    s = GatedStore(tmp_path / "db.duckdb")
+    s.migrate()
+    return s
+
+
+def test_queue_full_raises_overloaded_then_recovers(store: GatedStore) -> None:
+    w = GroupCommitWriter(store, max_queue_spans=100)
+    w.start()
+    first = w.submit(_batch(60), 60)
+    assert store.entered.wait(5)  # the writer holds the first batch in its transaction
+    second = w.submit(_batch(40), 40)
+    with pytest.raises(Overloaded) as exc:
+        w.submit(_batch(10), 10)
+    assert exc.value.status == 503 and exc.value.retry_after_s >= 1
+    store.gate.set()
+    assert first.result(10) == 60 and second.result(10) == 40
+    assert w.submit(_batch(10), 10).result(10) == 10
+    w.stop()
+    assert store.count_spans("p") == 110
+
+
+def test_waiting_batches_share_one_commit(store: GatedStore) -> None:
+    w = GroupCommitWriter(store)
+    w.start()
+    first = w.submit(_batch(5), 5)
+    assert store.entered.wait(5)
+    rest = [w.submit(_batch(5), 5) for _ in range(6)]
+    store.gate.set()
+    assert [f.result(10) for f in [first, *rest]] == [5] * 7
+    w.stop()
+    assert w.num_commits == 2  # the first alone, the six that waited together
+
+
+def test_store_failure_fails_the_requests_not_the_writer(store: GatedStore) -> None:
+    w = GroupCommitWriter(store)
+    w.start()
+    store.fail = True
+    store.gate.set()
+    with pytest.raises(StoreError, match="disk full"):
+        w.submit(_batch(3), 3).result(10)
+    store.fail = False
+    assert w.submit(_batch(3), 3).result(10) == 3
+    w.stop()
+    assert w.queued_spans == 0
+
+
+def test_stop_commits_what_was_queued(store: GatedStore) -> None:
+    store.gate.set()
+    w = GroupCommitWriter(store)
+    w.start()
+    futures = [w.submit(_batch(20), 20) for _ in range(5)]
+    w.stop()
+    assert all(f.done() and f.result() == 20 for f in futures)
+    with pytest.raises(Overloaded):
+        w.submit(_batch(1), 1)
