@@ -95,8 +95,23 @@ def _pb_value(v: AnyValue) -> Any:
 
 
 def _pb_attrs(kvs: Iterable[Any]) -> dict[str, Any]:
-    getters = _PB_GETTERS
-    return {kv.key: getters[kv.value.WhichOneof("value")](kv.value) for kv in kvs}
+    # An if-chain on the common types, not a dispatch table: ~1 µs per attribute through upb
+    # either way, but this saves a call and a second .value access (27 -> 20 µs per span).
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        v = kv.value
+        w = v.WhichOneof("value")
+        if w == "string_value":
+            out[kv.key] = v.string_value
+        elif w == "int_value":
+            out[kv.key] = v.int_value
+        elif w == "double_value":
+            out[kv.key] = v.double_value
+        elif w == "bool_value":
+            out[kv.key] = v.bool_value
+        else:
+            out[kv.key] = _PB_GETTERS[w](v)
+    return out
 
 
 def decode_otlp_proto(

@@ -1,0 +1,50 @@
+"""Run a real `sightline serve` for a benchmark."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+KEY = "sl_bench_key_0123456789abcdef"
+PROJECT = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(data_dir: Path, *, workers: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    env.update({"SIGHTLINE_INIT_PROJECT": PROJECT, "SIGHTLINE_INIT_API_KEY": KEY,
+                "SIGHTLINE_LOG_LEVEL": "warning"})
+    if workers is not None:
+        env["SIGHTLINE_INGEST_WORKERS"] = str(workers)
+    proc = subprocess.Popen([sys.executable, "-m", "sightline", "serve", "--port", str(port),
+                             "--data-dir", str(data_dir), "--otlp-grpc-port", "0"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
