@@ -24,12 +24,30 @@ def free_port() -> int:
 def start(data_dir: Path, *, workers: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
-    env.update({"SIGHTLINE_INIT_PROJECT": PROJECT, "SIGHTLINE_INIT_API_KEY": KEY,
-                "SIGHTLINE_LOG_LEVEL": "warning"})
+    env.update(
+        {
+            "SIGHTLINE_INIT_PROJECT": PROJECT,
+            "SIGHTLINE_INIT_API_KEY": KEY,
+            "SIGHTLINE_LOG_LEVEL": "warning",
+        }
+    )
     if workers is not None:
         env["SIGHTLINE_INGEST_WORKERS"] = str(workers)
-    proc = subprocess.Popen([sys.executable, "-m", "sightline", "serve", "--port", str(port),
-                             "--data-dir", str(data_dir), "--otlp-grpc-port", "0"], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sightline",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--otlp-grpc-port",
+            "0",
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -22,19 +22,23 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _server  # noqa: E402
-from _payload import llm_request  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
     ExportTraceServiceRequest,
 )
+
+import _server  # noqa: E402
+from _payload import llm_request  # noqa: E402
 
 BATCH = 512
 CLIENTS = 2
 
 
 def _client(url: str, bodies: list[bytes], errors: list[str]) -> None:
-    with httpx.Client(base_url=url, timeout=120, headers={
-            "x-api-key": _server.KEY, "content-type": "application/x-protobuf"}) as c:
+    with httpx.Client(
+        base_url=url,
+        timeout=120,
+        headers={"x-api-key": _server.KEY, "content-type": "application/x-protobuf"},
+    ) as c:
         for body in bodies:
             while True:
                 r = c.post("/v1/traces", content=body)
@@ -47,15 +51,21 @@ def _client(url: str, bodies: list[bytes], errors: list[str]) -> None:
 
 
 def _count(url: str) -> int:
-    r = httpx.get(f"{url}/api/v1/metrics", params={"name": "requests", "from": 0},
-                  headers={"x-api-key": _server.KEY}, timeout=60)
+    r = httpx.get(
+        f"{url}/api/v1/metrics",
+        params={"name": "requests", "from": 0},
+        headers={"x-api-key": _server.KEY},
+        timeout=60,
+    )
     series = r.json()["series"]
     return int(series[0]["points"][0]["value"]) if series else 0
 
 
 def run_once(url: str, batches_per_client: int) -> float:
-    bodies = [[llm_request(BATCH)[0].SerializeToString() for _ in range(batches_per_client)]
-              for _ in range(CLIENTS)]
+    bodies = [
+        [llm_request(BATCH)[0].SerializeToString() for _ in range(batches_per_client)]
+        for _ in range(CLIENTS)
+    ]
     total = CLIENTS * batches_per_client * BATCH
     before = _count(url)
     errors: list[str] = []
@@ -97,8 +107,10 @@ def main() -> None:
     med = statistics.median(rates)
     base = parse_baseline()
     print(f"runs={[round(r) for r in rates]}")
-    print(f"ingest_spans_per_s_median={med:.0f} (target >= 20000; {CLIENTS} clients, "
-          f"{batches} x {BATCH}-span batches each)")
+    print(
+        f"ingest_spans_per_s_median={med:.0f} (target >= 20000; {CLIENTS} clients, "
+        f"{batches} x {BATCH}-span batches each)"
+    )
     print(f"baseline_protobuf_parse_spans_per_s={base:.0f} ratio={med / base:.3f}")
 
 

@@ -21,7 +21,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _server  # noqa: E402
-
 from sightline.store import DuckDBStore  # noqa: E402
 
 END = datetime(2026, 1, 8, tzinfo=UTC)
@@ -58,8 +57,9 @@ def fill(data_dir: Path, n: int) -> None:
     store = DuckDBStore(data_dir / "sightline.duckdb")
     store.migrate()
     step_us = 7 * 86400 * 1e6 / n
-    store._write.execute(_FILL.format(n=n, step_us=step_us,
-                                      start=START.replace(tzinfo=None).isoformat(sep=" ")))
+    store._write.execute(
+        _FILL.format(n=n, step_us=step_us, start=START.replace(tzinfo=None).isoformat(sep=" "))
+    )
     store._write.execute("CHECKPOINT")
     store.close()
 
@@ -86,14 +86,21 @@ def main() -> None:
         print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
         proc, url = _server.start(data, workers=0)
         try:
-            with httpx.Client(base_url=url, headers={"x-api-key": _server.KEY},
-                              timeout=60) as c:
-                metric = {"name": "latency_ms", "agg": "p95", "group_by": "model", "step": "1h",
-                          "from": START.isoformat(), "to": END.isoformat()}
+            with httpx.Client(base_url=url, headers={"x-api-key": _server.KEY}, timeout=60) as c:
+                metric = {
+                    "name": "latency_ms",
+                    "agg": "p95",
+                    "group_by": "model",
+                    "step": "1h",
+                    "from": START.isoformat(),
+                    "to": END.isoformat(),
+                }
                 r = c.get("/api/v1/metrics", params=metric).json()
                 assert len(r["series"]) == 5 and len(r["series"][0]["points"]) == 168
-                count = c.get("/api/v1/metrics", params={
-                    "name": "requests", "from": START.isoformat(), "to": END.isoformat()}).json()
+                count = c.get(
+                    "/api/v1/metrics",
+                    params={"name": "requests", "from": START.isoformat(), "to": END.isoformat()},
+                ).json()
                 assert count["series"][0]["points"][0]["value"] == n
                 m_ms = timed(c, "/api/v1/metrics", metric)
                 s_ms = timed(c, "/api/v1/spans", {"model": "gpt-4o", "limit": 100})

@@ -8,12 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,20 +47,34 @@ class Server:
 
     def start(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
-        env.update({
-            "SIGHTLINE_INIT_PROJECT": PROJECT,
-            "SIGHTLINE_INIT_API_KEY": API_KEY,
-            "SIGHTLINE_INGEST_WORKERS": "0",
-            "SIGHTLINE_LOG_LEVEL": "info",
-        })
+        env.update(
+            {
+                "SIGHTLINE_INIT_PROJECT": PROJECT,
+                "SIGHTLINE_INIT_API_KEY": API_KEY,
+                "SIGHTLINE_INGEST_WORKERS": "0",
+                "SIGHTLINE_LOG_LEVEL": "info",
+            }
+        )
         env.update(self.env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sightline", "serve", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--otlp-grpc-port", str(self.grpc_port),
-                 *self.args],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "sightline",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--otlp-grpc-port",
+                    str(self.grpc_port),
+                    *self.args,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

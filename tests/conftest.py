@@ -4,6 +4,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from _helpers import Server, free_port, start_server
 
 

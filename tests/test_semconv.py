@@ -10,40 +10,59 @@ from sightline import semconv
 START = 1_700_000_000_000_000_000
 
 
-def _norm(attrs: dict[str, Any], events: list[semconv.Event] | None = None,
-          resource: dict[str, Any] | None = None, duration_ms: float = 1000.0,
-          **rec: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    r: dict[str, Any] = {"start_ns": START, "end_ns": START + int(duration_ms * 1e6),
-                         "duration_ms": duration_ms, **rec}
+def _norm(
+    attrs: dict[str, Any],
+    events: list[semconv.Event] | None = None,
+    resource: dict[str, Any] | None = None,
+    duration_ms: float = 1000.0,
+    **rec: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r: dict[str, Any] = {
+        "start_ns": START,
+        "end_ns": START + int(duration_ms * 1e6),
+        "duration_ms": duration_ms,
+        **rec,
+    }
     rest = semconv.normalise(r, attrs, events, resource or {})
     return r, rest
 
 
 class TestOtelGenAiCurrent:
     def test_chat_span(self) -> None:
-        rec, rest = _norm({
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o",
-            "gen_ai.response.model": "gpt-4o-2024-08-06",
-            "gen_ai.usage.input_tokens": 120,
-            "gen_ai.usage.output_tokens": 30,
-            "gen_ai.usage.cache_read.input_tokens": 100,
-            "gen_ai.usage.cache_creation.input_tokens": 10,
-            "gen_ai.request.temperature": 0.3,
-            "gen_ai.request.top_p": 0.9,
-            "gen_ai.request.max_tokens": 256,
-            "gen_ai.request.seed": 7,
-            "gen_ai.response.finish_reasons": ["stop"],
-            "gen_ai.conversation.id": "conv-1",
-            "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be brief."}]),
-            "gen_ai.input.messages": json.dumps([
-                {"role": "user", "parts": [{"type": "text", "content": "Hi there"}]}]),
-            "gen_ai.output.messages": json.dumps([
-                {"role": "assistant", "parts": [{"type": "text", "content": "Hello!"}],
-                 "finish_reason": "stop"}]),
-            "server.address": "api.openai.com",
-        })
+        rec, rest = _norm(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 30,
+                "gen_ai.usage.cache_read.input_tokens": 100,
+                "gen_ai.usage.cache_creation.input_tokens": 10,
+                "gen_ai.request.temperature": 0.3,
+                "gen_ai.request.top_p": 0.9,
+                "gen_ai.request.max_tokens": 256,
+                "gen_ai.request.seed": 7,
+                "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.conversation.id": "conv-1",
+                "gen_ai.system_instructions": json.dumps(
+                    [{"type": "text", "content": "Be brief."}]
+                ),
+                "gen_ai.input.messages": json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": "Hi there"}]}]
+                ),
+                "gen_ai.output.messages": json.dumps(
+                    [
+                        {
+                            "role": "assistant",
+                            "parts": [{"type": "text", "content": "Hello!"}],
+                            "finish_reason": "stop",
+                        }
+                    ]
+                ),
+                "server.address": "api.openai.com",
+            }
+        )
         assert rec["kind"] == "llm"
         assert rec["operation"] == "chat"
         assert rec["provider"] == "openai"
@@ -52,7 +71,11 @@ class TestOtelGenAiCurrent:
         assert (rec["input_tokens"], rec["output_tokens"], rec["total_tokens"]) == (120, 30, 150)
         assert rec["cached_input_tokens"] == 100 and rec["cache_write_tokens"] == 10
         assert (rec["temperature"], rec["top_p"], rec["max_tokens"], rec["seed"]) == (
-            0.3, 0.9, 256, 7)
+            0.3,
+            0.9,
+            256,
+            7,
+        )
         assert rec["finish_reason"] == "stop"
         assert rec["session_id"] == "conv-1"
         assert [m["role"] for m in rec["input_messages"]] == ["system", "user"]
@@ -62,51 +85,73 @@ class TestOtelGenAiCurrent:
         assert rest == {"server.address": "api.openai.com"}
 
     def test_operation_names_map_to_kinds(self) -> None:
-        for op, kind in [("embeddings", "embedding"), ("execute_tool", "tool"),
-                         ("invoke_agent", "agent"), ("text_completion", "llm"),
-                         ("generate_content", "llm")]:
+        for op, kind in [
+            ("embeddings", "embedding"),
+            ("execute_tool", "tool"),
+            ("invoke_agent", "agent"),
+            ("text_completion", "llm"),
+            ("generate_content", "llm"),
+        ]:
             assert _norm({"gen_ai.operation.name": op})[0]["kind"] == kind
 
     def test_tool_call_arguments_and_result(self) -> None:
-        rec, _ = _norm({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search",
-                        "gen_ai.tool.call.arguments": '{"q": "x"}',
-                        "gen_ai.tool.call.result": "3 hits"})
+        rec, _ = _norm(
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "search",
+                "gen_ai.tool.call.arguments": '{"q": "x"}',
+                "gen_ai.tool.call.result": "3 hits",
+            }
+        )
         assert (rec["kind"], rec["input"], rec["output"]) == ("tool", '{"q": "x"}', "3 hits")
 
     def test_resource_gives_service_and_environment(self) -> None:
-        rec, _ = _norm({}, resource={"service.name": "bot", "service.version": "2.0",
-                                     "deployment.environment.name": "prod"})
+        rec, _ = _norm(
+            {},
+            resource={
+                "service.name": "bot",
+                "service.version": "2.0",
+                "deployment.environment.name": "prod",
+            },
+        )
         assert (rec["service_name"], rec["service_version"], rec["environment"]) == (
-            "bot", "2.0", "prod")
+            "bot",
+            "2.0",
+            "prod",
+        )
 
 
 class TestOtelGenAiOlder:
     def test_openllmetry_indexed_prompts_and_usage(self) -> None:
-        rec, rest = _norm({
-            "gen_ai.system": "Anthropic",
-            "llm.request.type": "chat",
-            "gen_ai.request.model": "claude-3-5-sonnet",
-            "gen_ai.usage.prompt_tokens": 50,
-            "gen_ai.usage.completion_tokens": 20,
-            "llm.usage.total_tokens": 70,
-            "gen_ai.usage.cache_read_input_tokens": 5,
-            "gen_ai.usage.cache_creation_input_tokens": 3,
-            "gen_ai.prompt.0.role": "system",
-            "gen_ai.prompt.0.content": "You help.",
-            "gen_ai.prompt.1.role": "user",
-            "gen_ai.prompt.1.content": "What is 2+2?",
-            "gen_ai.completion.0.role": "assistant",
-            "gen_ai.completion.0.content": "4",
-            "gen_ai.completion.0.finish_reason": "end_turn",
-            "llm.is_streaming": True,
-            "traceloop.association.properties.user_id": "u1",
-        })
+        rec, rest = _norm(
+            {
+                "gen_ai.system": "Anthropic",
+                "llm.request.type": "chat",
+                "gen_ai.request.model": "claude-3-5-sonnet",
+                "gen_ai.usage.prompt_tokens": 50,
+                "gen_ai.usage.completion_tokens": 20,
+                "llm.usage.total_tokens": 70,
+                "gen_ai.usage.cache_read_input_tokens": 5,
+                "gen_ai.usage.cache_creation_input_tokens": 3,
+                "gen_ai.prompt.0.role": "system",
+                "gen_ai.prompt.0.content": "You help.",
+                "gen_ai.prompt.1.role": "user",
+                "gen_ai.prompt.1.content": "What is 2+2?",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "4",
+                "gen_ai.completion.0.finish_reason": "end_turn",
+                "llm.is_streaming": True,
+                "traceloop.association.properties.user_id": "u1",
+            }
+        )
         assert rec["kind"] == "llm"
         assert rec["provider"] == "Anthropic"
         assert (rec["input_tokens"], rec["output_tokens"], rec["total_tokens"]) == (50, 20, 70)
         assert (rec["cached_input_tokens"], rec["cache_write_tokens"]) == (5, 3)
-        assert rec["input_messages"] == [{"role": "system", "content": "You help."},
-                                         {"role": "user", "content": "What is 2+2?"}]
+        assert rec["input_messages"] == [
+            {"role": "system", "content": "You help."},
+            {"role": "user", "content": "What is 2+2?"},
+        ]
         assert rec["input"] == "What is 2+2?"
         assert rec["output"] == "4"
         assert rec["finish_reason"] == "end_turn"
@@ -115,18 +160,32 @@ class TestOtelGenAiOlder:
         assert rest == {}
 
     def test_openllmetry_content_as_json_parts(self) -> None:
-        rec, _ = _norm({"gen_ai.prompt.0.role": "user", "gen_ai.request.model": "m",
-                        "gen_ai.prompt.0.content": json.dumps(
-                            [{"type": "text", "text": "look at this"},
-                             {"type": "image_url", "image_url": {"url": "x"}}])})
+        rec, _ = _norm(
+            {
+                "gen_ai.prompt.0.role": "user",
+                "gen_ai.request.model": "m",
+                "gen_ai.prompt.0.content": json.dumps(
+                    [
+                        {"type": "text", "text": "look at this"},
+                        {"type": "image_url", "image_url": {"url": "x"}},
+                    ]
+                ),
+            }
+        )
         assert rec["input"] == "look at this"
 
     def test_prompt_and_completion_events(self) -> None:
         events: list[semconv.Event] = [
-            ("gen_ai.content.prompt", START, {"gen_ai.prompt": json.dumps(
-                [{"role": "user", "content": "Q?"}])}),
-            ("gen_ai.content.completion", START + 5, {"gen_ai.completion": json.dumps(
-                [{"role": "assistant", "content": "A."}])}),
+            (
+                "gen_ai.content.prompt",
+                START,
+                {"gen_ai.prompt": json.dumps([{"role": "user", "content": "Q?"}])},
+            ),
+            (
+                "gen_ai.content.completion",
+                START + 5,
+                {"gen_ai.completion": json.dumps([{"role": "assistant", "content": "A."}])},
+            ),
         ]
         rec, rest = _norm({"gen_ai.request.model": "m"}, events)
         assert (rec["input"], rec["output"]) == ("Q?", "A.")
@@ -136,38 +195,45 @@ class TestOtelGenAiOlder:
         events: list[semconv.Event] = [
             ("gen_ai.system.message", START, {"content": "Be nice."}),
             ("gen_ai.user.message", START, {"content": "Hello?"}),
-            ("gen_ai.choice", START + 10, {"index": 0, "finish_reason": "stop",
-                                           "message": json.dumps({"content": "Hi!"})}),
+            (
+                "gen_ai.choice",
+                START + 10,
+                {"index": 0, "finish_reason": "stop", "message": json.dumps({"content": "Hi!"})},
+            ),
         ]
         rec, _ = _norm({"gen_ai.operation.name": "chat"}, events)
-        assert rec["input_messages"] == [{"role": "system", "content": "Be nice."},
-                                         {"role": "user", "content": "Hello?"}]
+        assert rec["input_messages"] == [
+            {"role": "system", "content": "Be nice."},
+            {"role": "user", "content": "Hello?"},
+        ]
         assert rec["output"] == "Hi!"
         assert rec["finish_reason"] == "stop"
 
 
 class TestOpenInference:
     def test_llm_span(self) -> None:
-        rec, rest = _norm({
-            "openinference.span.kind": "LLM",
-            "llm.model_name": "gpt-4o-mini",
-            "llm.provider": "openai",
-            "llm.invocation_parameters": json.dumps({"temperature": 0.1, "max_tokens": 99}),
-            "llm.input_messages.0.message.role": "user",
-            "llm.input_messages.0.message.content": "Question?",
-            "llm.output_messages.0.message.role": "assistant",
-            "llm.output_messages.0.message.contents.0.message_content.type": "text",
-            "llm.output_messages.0.message.contents.0.message_content.text": "Answer.",
-            "llm.token_count.prompt": 40,
-            "llm.token_count.completion": 10,
-            "llm.token_count.total": 50,
-            "llm.token_count.prompt_details.cache_read": 8,
-            "llm.token_count.completion_details.reasoning": 4,
-            "session.id": "s1",
-            "user.id": "u1",
-            "llm.prompt_template.version": "v7",
-            "metadata": '{"a": 1}',
-        })
+        rec, rest = _norm(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "gpt-4o-mini",
+                "llm.provider": "openai",
+                "llm.invocation_parameters": json.dumps({"temperature": 0.1, "max_tokens": 99}),
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "Question?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.contents.0.message_content.type": "text",
+                "llm.output_messages.0.message.contents.0.message_content.text": "Answer.",
+                "llm.token_count.prompt": 40,
+                "llm.token_count.completion": 10,
+                "llm.token_count.total": 50,
+                "llm.token_count.prompt_details.cache_read": 8,
+                "llm.token_count.completion_details.reasoning": 4,
+                "session.id": "s1",
+                "user.id": "u1",
+                "llm.prompt_template.version": "v7",
+                "metadata": '{"a": 1}',
+            }
+        )
         assert rec["kind"] == "llm"
         assert (rec["model"], rec["provider"]) == ("gpt-4o-mini", "openai")
         assert (rec["temperature"], rec["max_tokens"]) == (0.1, 99)
@@ -178,23 +244,29 @@ class TestOpenInference:
         assert rest == {"metadata": '{"a": 1}'}
 
     def test_retriever_documents(self) -> None:
-        rec, _ = _norm({
-            "openinference.span.kind": "RETRIEVER",
-            "input.value": "refund policy",
-            "retrieval.documents.0.document.id": "doc-1",
-            "retrieval.documents.0.document.content": "Refunds within 30 days.",
-            "retrieval.documents.0.document.score": 0.91,
-            "retrieval.documents.1.document.id": "doc-2",
-            "retrieval.documents.1.document.content": "Monthly plans are not refunded.",
-            "retrieval.documents.1.document.score": 0.42,
-            "retrieval.documents.1.document.metadata": '{"source": "faq"}',
-        })
+        rec, _ = _norm(
+            {
+                "openinference.span.kind": "RETRIEVER",
+                "input.value": "refund policy",
+                "retrieval.documents.0.document.id": "doc-1",
+                "retrieval.documents.0.document.content": "Refunds within 30 days.",
+                "retrieval.documents.0.document.score": 0.91,
+                "retrieval.documents.1.document.id": "doc-2",
+                "retrieval.documents.1.document.content": "Monthly plans are not refunded.",
+                "retrieval.documents.1.document.score": 0.42,
+                "retrieval.documents.1.document.metadata": '{"source": "faq"}',
+            }
+        )
         assert rec["kind"] == "retrieval"
         assert rec["input"] == "refund policy"
         assert rec["documents"] == [
             {"id": "doc-1", "content": "Refunds within 30 days.", "score": 0.91, "metadata": None},
-            {"id": "doc-2", "content": "Monthly plans are not refunded.", "score": 0.42,
-             "metadata": {"source": "faq"}},
+            {
+                "id": "doc-2",
+                "content": "Monthly plans are not refunded.",
+                "score": 0.42,
+                "metadata": {"source": "faq"},
+            },
         ]
 
     def test_every_kind(self) -> None:
@@ -204,14 +276,19 @@ class TestOpenInference:
 
 class TestTiming:
     def test_ttft_attribute_in_seconds_and_tpot(self) -> None:
-        rec, _ = _norm({"gen_ai.server.time_to_first_token": 0.25,
-                        "gen_ai.usage.output_tokens": 11}, duration_ms=1250.0)
+        rec, _ = _norm(
+            {"gen_ai.server.time_to_first_token": 0.25, "gen_ai.usage.output_tokens": 11},
+            duration_ms=1250.0,
+        )
         assert rec["ttft_ms"] == 250.0
         assert rec["tpot_ms"] == 100.0  # (1250 - 250) / (11 - 1)
 
     def test_ttft_from_first_token_event(self) -> None:
-        rec, _ = _norm({"gen_ai.usage.output_tokens": 5},
-                       [("gen_ai.first_token", START + 300_000_000, {})], duration_ms=700.0)
+        rec, _ = _norm(
+            {"gen_ai.usage.output_tokens": 5},
+            [("gen_ai.first_token", START + 300_000_000, {})],
+            duration_ms=700.0,
+        )
         assert rec["ttft_ms"] == 300.0
         assert rec["tpot_ms"] == 100.0
 
@@ -222,32 +299,49 @@ class TestTiming:
 
 class TestTokenConventions:
     def test_cache_counted_inside_input_is_kept(self) -> None:
-        rec, _ = _norm({"gen_ai.usage.input_tokens": 1000,
-                        "gen_ai.usage.cache_read.input_tokens": 800})
+        rec, _ = _norm(
+            {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cache_read.input_tokens": 800}
+        )
         assert rec["input_tokens"] == 1000
 
     def test_cache_counted_apart_is_added(self) -> None:
         """Anthropic's API counts cache reads apart from input_tokens; some instrumentors pass
         that through. A cache count above the input count can only mean that."""
-        rec, _ = _norm({"gen_ai.usage.input_tokens": 12,
-                        "gen_ai.usage.cache_read_input_tokens": 5000,
-                        "gen_ai.usage.cache_creation_input_tokens": 300})
+        rec, _ = _norm(
+            {
+                "gen_ai.usage.input_tokens": 12,
+                "gen_ai.usage.cache_read_input_tokens": 5000,
+                "gen_ai.usage.cache_creation_input_tokens": 300,
+            }
+        )
         assert rec["input_tokens"] == 5312
         assert "cache_tokens_added_to_input" in rec["_notes"]
 
     def test_reasoning_counted_apart_is_added(self) -> None:
-        rec, _ = _norm({"gen_ai.usage.output_tokens": 10,
-                        "gen_ai.usage.reasoning_tokens": 500})
+        rec, _ = _norm({"gen_ai.usage.output_tokens": 10, "gen_ai.usage.reasoning_tokens": 500})
         assert rec["output_tokens"] == 510
 
     def test_sightline_names_win(self) -> None:
-        rec, _ = _norm({"user.id": "otel-user", "sightline.user_id": "ours",
-                        "gen_ai.provider.name": "openai", "sightline.provider": "azure"})
+        rec, _ = _norm(
+            {
+                "user.id": "otel-user",
+                "sightline.user_id": "ours",
+                "gen_ai.provider.name": "openai",
+                "sightline.provider": "azure",
+            }
+        )
         assert (rec["user_id"], rec["provider"]) == ("ours", "azure")
 
     def test_garbage_values_do_not_raise(self) -> None:
-        rec, _ = _norm({"gen_ai.usage.input_tokens": "lots", "gen_ai.request.temperature": "hot",
-                        "gen_ai.input.messages": "{not json", "llm.invocation_parameters": "[1",
-                        "retrieval.documents.x.document.id": 3, "gen_ai.prompt.0": "x"})
+        rec, _ = _norm(
+            {
+                "gen_ai.usage.input_tokens": "lots",
+                "gen_ai.request.temperature": "hot",
+                "gen_ai.input.messages": "{not json",
+                "llm.invocation_parameters": "[1",
+                "retrieval.documents.x.document.id": 3,
+                "gen_ai.prompt.0": "x",
+            }
+        )
         assert rec.get("input_tokens") is None and rec.get("temperature") is None
         assert rec["input_messages"] == [{"role": "user", "content": "{not json"}]

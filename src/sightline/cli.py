@@ -50,23 +50,41 @@ def _run(settings: Any) -> None:
         app = create_app(settings)
     except SightlineError as e:
         raise click.ClickException(str(e)) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
+    )
 
 
 _serve_options = [
     click.option("--host", default=None, help="Address to listen on [127.0.0.1]."),
     click.option("--port", type=int, default=None, help="HTTP port [7600]."),
-    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                 help="Directory of the DuckDB store [./sightline-data]."),
-    click.option("--otlp-grpc-port", type=int, default=None,
-                 help="OTLP/gRPC port, 0 to turn off [4317]."),
-    click.option("--ingest-workers", type=int, default=None,
-                 help="Decode processes; 0 decodes in the server process [one per core]."),
-    click.option("--prices-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                 default=None, help="YAML/JSON price overrides."),
-    click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
-                 help="Log format [json]."),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Directory of the DuckDB store [./sightline-data].",
+    ),
+    click.option(
+        "--otlp-grpc-port", type=int, default=None, help="OTLP/gRPC port, 0 to turn off [4317]."
+    ),
+    click.option(
+        "--ingest-workers",
+        type=int,
+        default=None,
+        help="Decode processes; 0 decodes in the server process [one per core].",
+    ),
+    click.option(
+        "--prices-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="YAML/JSON price overrides.",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["json", "console"]),
+        default=None,
+        help="Log format [json].",
+    ),
 ]
 
 
@@ -92,8 +110,9 @@ DEMO_KEY = "sl_demo_key_do_not_use_in_production"
 
 @main.command()
 @_with_serve_options
-@click.option("--rate", type=float, default=4.0, show_default=True,
-              help="Simulated user requests per second.")
+@click.option(
+    "--rate", type=float, default=4.0, show_default=True, help="Simulated user requests per second."
+)
 def demo(rate: float, **flags: Any) -> None:
     """Serve, and run a simulated RAG support app that sends traces to the server."""
     from sightline.demo import start_demo_traffic
@@ -121,8 +140,12 @@ def projects() -> None:
 
 @projects.command("create")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory of the DuckDB store [./sightline-data].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the DuckDB store [./sightline-data].",
+)
 def projects_create(name: str, data_dir: Path | None) -> None:
     """Create project NAME and print its new API key (shown only once)."""
     from sightline._logging import configure_logging
@@ -137,7 +160,8 @@ def projects_create(name: str, data_dir: Path | None) -> None:
         store = DuckDBStore(settings.db_path)
     except SightlineError as e:
         raise click.ClickException(
-            f"{e}\n(is `sightline serve` running on this data dir? stop it first)") from None
+            f"{e}\n(is `sightline serve` running on this data dir? stop it first)"
+        ) from None
     try:
         store.migrate()
         key = create_project_with_key(store, name)

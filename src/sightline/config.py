@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     )
     max_batch_spans: int = Field(50_000, ge=1, description="Most spans one commit takes.")
     ingest_workers: int = Field(
-        default_factory=_default_workers, ge=0,
+        default_factory=_default_workers,
+        ge=0,
         description="Processes that decode payloads; 0 decodes in the server process.",
     )
     max_text_bytes: int = Field(

@@ -99,7 +99,7 @@ class Span:
     """Every attribute not mapped to a field above, and span events under ``events``."""
     resource_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     ingest_notes: list[str] = dataclasses.field(default_factory=list)
-    """What ingestion repaired or could not do (``unknown_model``, ``clamped_negative_duration``...)."""
+    """What ingestion repaired or could not do (``unknown_model``, ``negative_duration``...)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the span as JSON-ready values (times as ISO-8601 strings)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 
+_json_loads: Callable[[str | bytes], Any]
 try:  # orjson is several times faster; the SDK does not require it
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover
@@ -83,43 +84,92 @@ _KINDS = frozenset(
 
 # field -> attribute names, first present wins.
 _STR_FIELDS: dict[str, tuple[str, ...]] = {
-    "provider": ("sightline.provider", "gen_ai.provider.name", "gen_ai.system", "llm.provider",
-                 "llm.system"),
-    "request_model": ("gen_ai.request.model", "llm.request.model", "llm.model_name",
-                      "embedding.model_name"),
+    "provider": (
+        "sightline.provider",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+    ),
+    "request_model": (
+        "gen_ai.request.model",
+        "llm.request.model",
+        "llm.model_name",
+        "embedding.model_name",
+    ),
     "response_model": ("gen_ai.response.model", "llm.response.model"),
-    "user_id": ("sightline.user_id", "user.id", "enduser.id", "langfuse.user.id",
-                "traceloop.association.properties.user_id"),
-    "session_id": ("sightline.session_id", "session.id", "gen_ai.conversation.id",
-                   "langfuse.session.id", "traceloop.association.properties.session_id"),
+    "user_id": (
+        "sightline.user_id",
+        "user.id",
+        "enduser.id",
+        "langfuse.user.id",
+        "traceloop.association.properties.user_id",
+    ),
+    "session_id": (
+        "sightline.session_id",
+        "session.id",
+        "gen_ai.conversation.id",
+        "langfuse.session.id",
+        "traceloop.association.properties.session_id",
+    ),
     "tenant_id": ("sightline.tenant_id", "tenant.id", "traceloop.association.properties.tenant_id"),
     "feature": ("sightline.feature", "traceloop.association.properties.feature"),
-    "prompt_name": ("sightline.prompt.name", "langfuse.prompt.name", "gen_ai.prompt.name",
-                    "traceloop.prompt.key"),
-    "prompt_version": ("sightline.prompt.version", "llm.prompt_template.version",
-                       "langfuse.prompt.version", "traceloop.prompt.version"),
+    "prompt_name": (
+        "sightline.prompt.name",
+        "langfuse.prompt.name",
+        "gen_ai.prompt.name",
+        "traceloop.prompt.key",
+    ),
+    "prompt_version": (
+        "sightline.prompt.version",
+        "llm.prompt_template.version",
+        "langfuse.prompt.version",
+        "traceloop.prompt.version",
+    ),
     "variant": ("sightline.variant", "traceloop.association.properties.variant"),
-    "environment": ("sightline.environment", "deployment.environment.name",
-                    "deployment.environment", "langfuse.environment"),
+    "environment": (
+        "sightline.environment",
+        "deployment.environment.name",
+        "deployment.environment",
+        "langfuse.environment",
+    ),
     "operation": (GEN_AI_OPERATION_NAME, LLM_REQUEST_TYPE),
 }
 _INT_FIELDS: dict[str, tuple[str, ...]] = {
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                     "llm.token_count.prompt", "llm.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                      "llm.token_count.completion", "llm.usage.completion_tokens"),
-    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens",
-                     "llm.token_count.total"),
-    "cached_input_tokens": ("gen_ai.usage.cache_read.input_tokens",
-                            "gen_ai.usage.cache_read_input_tokens",
-                            "llm.token_count.prompt_details.cache_read",
-                            "gen_ai.usage.cached_tokens"),
-    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens",
-                           "gen_ai.usage.cache_creation_input_tokens",
-                           "llm.token_count.prompt_details.cache_write"),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens",
-                         "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens",
-                         "llm.token_count.completion_details.reasoning"),
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "llm.usage.prompt_tokens",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "llm.usage.completion_tokens",
+    ),
+    "total_tokens": (
+        "gen_ai.usage.total_tokens",
+        "llm.usage.total_tokens",
+        "llm.token_count.total",
+    ),
+    "cached_input_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "gen_ai.usage.cached_tokens",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
     "max_tokens": ("gen_ai.request.max_tokens", "llm.request.max_tokens"),
     "seed": ("gen_ai.request.seed",),
 }
@@ -136,12 +186,20 @@ _TTFT_ATTRS: tuple[tuple[str, float], ...] = (
 )
 # Span events whose first occurrence marks the first streamed token.
 _FIRST_TOKEN_EVENTS = frozenset(
-    ("sightline.first_token", "gen_ai.first_token", "first_token", "llm.content.completion.chunk",
-     "gen_ai.content.completion.chunk")
+    (
+        "sightline.first_token",
+        "gen_ai.first_token",
+        "first_token",
+        "llm.content.completion.chunk",
+        "gen_ai.content.completion.chunk",
+    )
 )
 _STREAMING_ATTRS = ("sightline.streaming", "gen_ai.request.stream", "llm.is_streaming")
-_FINISH_REASON_ATTRS = ("gen_ai.response.finish_reasons", "llm.response.finish_reason",
-                        "llm.response.stop_reason")
+_FINISH_REASON_ATTRS = (
+    "gen_ai.response.finish_reasons",
+    "llm.response.finish_reason",
+    "llm.response.stop_reason",
+)
 
 # -- text, messages, documents -----------------------------------------------------------------
 
@@ -150,10 +208,20 @@ OUTPUT_VALUE = "output.value"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-_TEXT_IN = ("sightline.input", INPUT_VALUE, "traceloop.entity.input", "gen_ai.prompt",
-            "gen_ai.tool.call.arguments")
-_TEXT_OUT = ("sightline.output", OUTPUT_VALUE, "traceloop.entity.output", "gen_ai.completion",
-             "gen_ai.tool.call.result")
+_TEXT_IN = (
+    "sightline.input",
+    INPUT_VALUE,
+    "traceloop.entity.input",
+    "gen_ai.prompt",
+    "gen_ai.tool.call.arguments",
+)
+_TEXT_OUT = (
+    "sightline.output",
+    OUTPUT_VALUE,
+    "traceloop.entity.output",
+    "gen_ai.completion",
+    "gen_ai.tool.call.result",
+)
 _DOCUMENTS_JSON = ("sightline.documents", "gen_ai.retrieval.documents")
 _INVOCATION_PARAMETERS = "llm.invocation_parameters"
 
@@ -181,9 +249,17 @@ _EXCEPTION_EVENT = "exception"
 
 
 def _consumed_names() -> frozenset[str]:
-    names: set[str] = {SIGHTLINE_KIND, OPENINFERENCE_SPAN_KIND, TRACELOOP_SPAN_KIND,
-                       GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS,
-                       _INVOCATION_PARAMETERS, "input.mime_type", "output.mime_type"}
+    names: set[str] = {
+        SIGHTLINE_KIND,
+        OPENINFERENCE_SPAN_KIND,
+        TRACELOOP_SPAN_KIND,
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+        _INVOCATION_PARAMETERS,
+        "input.mime_type",
+        "output.mime_type",
+    }
     for table in (_STR_FIELDS, _INT_FIELDS, _FLOAT_FIELDS):
         for keys in table.values():
             names.update(keys)
@@ -200,7 +276,7 @@ def _as_str(v: Any) -> str:
 
 
 def _build_spec() -> dict[str, tuple[str | None, int, Callable[[Any], Any]]]:
-    """attribute name -> (field it fills, rank among that field's names, converter).
+    """Attribute name -> (field it fills, rank among that field's names, converter).
 
     One dict lookup per attribute instead of one per (field, name) pair: this runs for every
     attribute of every span ingested.
@@ -213,6 +289,7 @@ def _build_spec() -> dict[str, tuple[str | None, int, Callable[[Any], Any]]]:
             for rank, k in enumerate(keys):
                 spec[k] = (field, rank, conv)
     return spec
+
 
 Attrs = dict[str, Any]
 Event = tuple[str, int, Attrs]
@@ -269,9 +346,12 @@ def normalise(
                 if n == _EXCEPTION_EVENT:
                     rec["status_message"] = a.get("exception.message") or a.get("exception.type")
                     break
-    for rk, field in (("service.name", "service_name"), ("service.version", "service_version"),
-                      ("deployment.environment.name", "environment"),
-                      ("deployment.environment", "environment")):
+    for rk, field in (
+        ("service.name", "service_name"),
+        ("service.version", "service_version"),
+        ("deployment.environment.name", "environment"),
+        ("deployment.environment", "environment"),
+    ):
         if rec.get(field) is None:
             v = resource.get(rk)
             if v is not None:
@@ -499,8 +579,11 @@ def _content_text(parts: Any) -> str:
                 texts.append(p)
             elif isinstance(p, dict):
                 t = p.get("content", p.get("text"))
-                if isinstance(t, str) and p.get("type", "text") in ("text", "input_text",
-                                                                     "output_text"):
+                if isinstance(t, str) and p.get("type", "text") in (
+                    "text",
+                    "input_text",
+                    "output_text",
+                ):
                     texts.append(t)
         return "\n".join(texts)
     return str(parts)
@@ -513,22 +596,22 @@ def _indexed_messages(
     for k, v in indexed.items():
         if not k.startswith(prefix):
             continue
-        idx_s, _, sub = k[len(prefix):].partition(".")
+        idx_s, _, sub = k[len(prefix) :].partition(".")
         if not idx_s.isdigit() or not sub:
             continue
         msg = by_index.setdefault(int(idx_s), {})
         if openinference:
             if not sub.startswith("message."):
                 continue
-            sub = sub[len("message."):]
+            sub = sub[len("message.") :]
             if sub.startswith("contents."):
                 # message.contents.M.message_content.text
-                m_s, _, rest = sub[len("contents."):].partition(".")
+                m_s, _, rest = sub[len("contents.") :].partition(".")
                 if rest == "message_content.text" and m_s.isdigit():
                     msg.setdefault("_parts", {})[int(m_s)] = v
                 continue
             if sub.startswith("tool_calls."):
-                msg.setdefault("tool_calls_flat", {})[sub[len("tool_calls."):]] = v
+                msg.setdefault("tool_calls_flat", {})[sub[len("tool_calls.") :]] = v
                 continue
         msg[sub] = v
     if not by_index:
@@ -593,9 +676,9 @@ def _set_documents(rec: dict[str, Any], attrs: Attrs, indexed: dict[str, Any] | 
         for k, v in indexed.items():
             if not k.startswith(prefix):
                 continue
-            idx_s, _, sub = k[len(prefix):].partition(".")
+            idx_s, _, sub = k[len(prefix) :].partition(".")
             if idx_s.isdigit() and sub.startswith("document."):
-                by_index.setdefault(int(idx_s), {})[sub[len("document."):]] = v
+                by_index.setdefault(int(idx_s), {})[sub[len("document.") :]] = v
         if by_index:
             rec["documents"] = [_document(by_index[i]) for i in sorted(by_index)]
             return

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from _helpers import API_KEY, Server, start_server
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -18,13 +19,23 @@ TRACE = "ab" * 16
 def _span(i: int, **kw: Any) -> dict[str, Any]:
     model = ["gpt-4o", "gpt-4o-mini"][i % 2]
     base = {
-        "trace_id": os.urandom(16).hex(), "span_id": f"{i + 1:016x}", "name": f"chat {model}",
-        "kind": "llm", "model": model, "provider": "openai",
-        "start_time": T0 + i * 60, "duration_ms": 100.0 * (i + 1),
-        "input_tokens": 1000, "output_tokens": 10 * (i + 1), "ttft_ms": 50.0,
+        "trace_id": os.urandom(16).hex(),
+        "span_id": f"{i + 1:016x}",
+        "name": f"chat {model}",
+        "kind": "llm",
+        "model": model,
+        "provider": "openai",
+        "start_time": T0 + i * 60,
+        "duration_ms": 100.0 * (i + 1),
+        "input_tokens": 1000,
+        "output_tokens": 10 * (i + 1),
+        "ttft_ms": 50.0,
         "status": "error" if i % 5 == 4 else "ok",
-        "user_id": f"u{i % 3}", "session_id": f"s{i % 4}", "feature": "answer",
-        "input": f"question number {i}", "output": "the ANSWER" if i == 7 else f"answer {i}",
+        "user_id": f"u{i % 3}",
+        "session_id": f"s{i % 4}",
+        "feature": "answer",
+        "input": f"question number {i}",
+        "output": "the ANSWER" if i == 7 else f"answer {i}",
     }
     base.update(kw)
     return base
@@ -35,18 +46,45 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("api"))
     spans = [_span(i) for i in range(20)]
     tree = [  # one RAG trace: root -> retrieval, llm -> (tool)
-        {"trace_id": TRACE, "span_id": "01" * 8, "name": "rag", "kind": "chain",
-         "start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:02Z"},
-        {"trace_id": TRACE, "span_id": "02" * 8, "parent_span_id": "01" * 8, "name": "retrieve",
-         "kind": "retrieval", "start_time": "2026-01-01T00:00:00.100Z",
-         "end_time": "2026-01-01T00:00:00.300Z",
-         "documents": [{"id": "d1", "content": "Refunds within 30 days.", "score": 0.9}]},
-        {"trace_id": TRACE, "span_id": "03" * 8, "parent_span_id": "01" * 8, "name": "chat",
-         "kind": "llm", "model": "gpt-4o", "start_time": "2026-01-01T00:00:00.300Z",
-         "end_time": "2026-01-01T00:00:01.900Z", "input_tokens": 100, "output_tokens": 20},
-        {"trace_id": TRACE, "span_id": "04" * 8, "parent_span_id": "03" * 8, "name": "lookup",
-         "kind": "tool", "start_time": "2026-01-01T00:00:00.500Z",
-         "end_time": "2026-01-01T00:00:00.600Z"},
+        {
+            "trace_id": TRACE,
+            "span_id": "01" * 8,
+            "name": "rag",
+            "kind": "chain",
+            "start_time": "2026-01-01T00:00:00Z",
+            "end_time": "2026-01-01T00:00:02Z",
+        },
+        {
+            "trace_id": TRACE,
+            "span_id": "02" * 8,
+            "parent_span_id": "01" * 8,
+            "name": "retrieve",
+            "kind": "retrieval",
+            "start_time": "2026-01-01T00:00:00.100Z",
+            "end_time": "2026-01-01T00:00:00.300Z",
+            "documents": [{"id": "d1", "content": "Refunds within 30 days.", "score": 0.9}],
+        },
+        {
+            "trace_id": TRACE,
+            "span_id": "03" * 8,
+            "parent_span_id": "01" * 8,
+            "name": "chat",
+            "kind": "llm",
+            "model": "gpt-4o",
+            "start_time": "2026-01-01T00:00:00.300Z",
+            "end_time": "2026-01-01T00:00:01.900Z",
+            "input_tokens": 100,
+            "output_tokens": 20,
+        },
+        {
+            "trace_id": TRACE,
+            "span_id": "04" * 8,
+            "parent_span_id": "03" * 8,
+            "name": "lookup",
+            "kind": "tool",
+            "start_time": "2026-01-01T00:00:00.500Z",
+            "end_time": "2026-01-01T00:00:00.600Z",
+        },
     ]
     with srv.client() as c:
         r = c.post("/api/v1/spans", json=spans + tree)
@@ -69,21 +107,41 @@ class TestSpans:
         assert {s["user_id"] for s in _get(api, "/api/v1/spans", user_id="u1")["data"]} == {"u1"}
         assert len(_get(api, "/api/v1/spans", status="error")["data"]) == 4
         assert len(_get(api, "/api/v1/spans", session_id="s0")["data"]) == 5
-        [hit] = _get(api, "/api/v1/spans", q="answer")["data"] and _get(
-            api, "/api/v1/spans", q="the answer")["data"]
+        [hit] = (
+            _get(api, "/api/v1/spans", q="answer")["data"]
+            and _get(api, "/api/v1/spans", q="the answer")["data"]
+        )
         assert hit["span_id"] == f"{8:016x}"
         window = _get(api, "/api/v1/spans", **{"from": T0 + 60, "to": "2026-01-01T00:03:00Z"})
         assert sorted(s["span_id"] for s in window["data"] if s["kind"] == "llm") == [
-            f"{2:016x}", f"{3:016x}"]
+            f"{2:016x}",
+            f"{3:016x}",
+        ]
 
     def test_item_fields(self, api: Server) -> None:
         [s] = _get(api, "/api/v1/spans", trace_id=TRACE, kind="retrieval")["data"]
-        for f in ("trace_id", "span_id", "parent_span_id", "kind", "model", "input_tokens",
-                  "output_tokens", "cost_usd", "ttft_ms", "tpot_ms", "duration_ms", "status",
-                  "input", "output", "documents", "attributes"):
+        for f in (
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "kind",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "ttft_ms",
+            "tpot_ms",
+            "duration_ms",
+            "status",
+            "input",
+            "output",
+            "documents",
+            "attributes",
+        ):
             assert f in s
-        assert s["documents"] == [{"id": "d1", "content": "Refunds within 30 days.",
-                                   "score": 0.9, "metadata": None}]
+        assert s["documents"] == [
+            {"id": "d1", "content": "Refunds within 30 days.", "score": 0.9, "metadata": None}
+        ]
         assert s["duration_ms"] == pytest.approx(200.0)
 
     def test_cursor_pagination_walks_everything_once(self, api: Server) -> None:
@@ -139,8 +197,10 @@ class TestMetrics:
     def test_p95_latency_by_model(self, api: Server) -> None:
         out = self._series(api, name="latency_ms", agg="p95", group_by="model")
         got = {s["group"]["model"]: s["points"][0]["value"] for s in out["series"]}
-        lat = {m: [100.0 * (i + 1) for i in range(20) if i % 2 == k]
-               for k, m in enumerate(["gpt-4o", "gpt-4o-mini"])}
+        lat = {
+            m: [100.0 * (i + 1) for i in range(20) if i % 2 == k]
+            for k, m in enumerate(["gpt-4o", "gpt-4o-mini"])
+        }
         lat["gpt-4o"].append(1600.0)  # the trace's llm span
 
         def p95(xs: list[float]) -> float:
@@ -164,22 +224,27 @@ class TestMetrics:
 
     def test_sums_and_ratios(self, api: Server) -> None:
         assert self._series(api, name="output_tokens", user_id="u0")["series"][0]["points"][0][
-            "value"] == sum(10 * (i + 1) for i in range(20) if i % 3 == 0)
+            "value"
+        ] == sum(10 * (i + 1) for i in range(20) if i % 3 == 0)
         cps = self._series(api, name="cost_per_session")["series"][0]["points"][0]["value"]
         total = self._series(api, name="cost_usd", session_id="s0")["series"][0]["points"][0][
-            "value"]
+            "value"
+        ]
         assert cps > 0 and total > 0
 
-    @pytest.mark.parametrize(("params", "fragment"), [
-        ({"name": "nope"}, "unknown metric"),
-        ({"name": "latency_ms", "agg": "p42"}, "agg"),
-        ({"name": "error_rate", "agg": "p95"}, "ratio"),
-        ({"name": "latency_ms", "group_by": "password"}, "group"),
-        ({"name": "latency_ms", "step": "0s"}, "step"),
-        ({"name": "latency_ms", "step": "1s", "from": 0}, "too many buckets"),
-        ({"name": "latency_ms", "from": T0 + 10, "to": T0}, "before"),
-        ({"name": "relevance"}, "evaluation scores"),
-    ])
+    @pytest.mark.parametrize(
+        ("params", "fragment"),
+        [
+            ({"name": "nope"}, "unknown metric"),
+            ({"name": "latency_ms", "agg": "p42"}, "agg"),
+            ({"name": "error_rate", "agg": "p95"}, "ratio"),
+            ({"name": "latency_ms", "group_by": "password"}, "group"),
+            ({"name": "latency_ms", "step": "0s"}, "step"),
+            ({"name": "latency_ms", "step": "1s", "from": 0}, "too many buckets"),
+            ({"name": "latency_ms", "from": T0 + 10, "to": T0}, "before"),
+            ({"name": "relevance"}, "evaluation scores"),
+        ],
+    )
     def test_bad_metric_queries(self, api: Server, params: dict[str, Any], fragment: str) -> None:
         with api.client() as c:
             r = c.get("/api/v1/metrics", params=params)
@@ -206,19 +271,33 @@ class TestServiceEndpoints:
 
     def test_openapi_documents_the_routes(self, api: Server) -> None:
         spec = httpx.get(f"{api.url}/openapi.json").json()
-        for path in ("/v1/traces", "/api/v1/spans", "/api/v1/traces/{trace_id}",
-                     "/api/v1/metrics", "/healthz", "/readyz", "/metrics"):
+        for path in (
+            "/v1/traces",
+            "/api/v1/spans",
+            "/api/v1/traces/{trace_id}",
+            "/api/v1/metrics",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ):
             assert path in spec["paths"], path
 
     def test_native_ingest_bad_input(self, api: Server) -> None:
         with api.client() as c:
-            r = c.post("/api/v1/spans", content=b"{oops", headers={
-                "content-type": "application/json"})
+            r = c.post(
+                "/api/v1/spans", content=b"{oops", headers={"content-type": "application/json"}
+            )
             assert r.status_code == 400
             r = c.post("/api/v1/spans", content=b"<xml/>", headers={"content-type": "text/xml"})
             assert r.status_code == 415
-            r = c.post("/api/v1/spans", json=[{"trace_id": "x", "span_id": "y"}, 3,
-                                              _span(99, input_tokens=-3, kind="weird")])
+            r = c.post(
+                "/api/v1/spans",
+                json=[
+                    {"trace_id": "x", "span_id": "y"},
+                    3,
+                    _span(99, input_tokens=-3, kind="weird"),
+                ],
+            )
             assert r.status_code == 200
             body = r.json()
         assert body["accepted"] == 1 and body["rejected"] == 2

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
-from _helpers import free_port
 
+from _helpers import free_port
 from sightline.cli import DEMO_KEY
 
 
@@ -20,19 +20,39 @@ def test_demo_serves_its_traffic(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     env["SIGHTLINE_INGEST_WORKERS"] = "0"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sightline", "demo", "--port", str(port), "--otlp-grpc-port", "0",
-         "--data-dir", str(tmp_path), "--rate", "10"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "sightline",
+            "demo",
+            "--port",
+            str(port),
+            "--otlp-grpc-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--rate",
+            "10",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         headers = {"authorization": f"Bearer {DEMO_KEY}"}
         deadline = time.monotonic() + 60
         kinds: set[str] = set()
-        while time.monotonic() < deadline and not {"llm", "retrieval", "chain",
-                                                   "guardrail"} <= kinds:
+        while (
+            time.monotonic() < deadline and not {"llm", "retrieval", "chain", "guardrail"} <= kinds
+        ):
             time.sleep(1)
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/spans", headers=headers,
-                              params={"limit": 1000}, timeout=5)
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/spans",
+                    headers=headers,
+                    params={"limit": 1000},
+                    timeout=5,
+                )
             except httpx.HTTPError:
                 continue
             if r.status_code == 200:
@@ -40,8 +60,9 @@ def test_demo_serves_its_traffic(tmp_path: Path) -> None:
         assert {"llm", "retrieval", "chain", "guardrail"} <= kinds
         llm = [s for s in r.json()["data"] if s["kind"] == "llm" and s["status"] != "error"]
         assert llm and all(s["ttft_ms"] and s["cost_usd"] for s in llm)
-        trace = httpx.get(f"http://127.0.0.1:{port}/api/v1/traces/{llm[0]['trace_id']}",
-                          headers=headers).json()
+        trace = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/traces/{llm[0]['trace_id']}", headers=headers
+        ).json()
         assert trace["spans"][0]["name"] == "rag-request"
     finally:
         proc.send_signal(signal.SIGINT)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _payload import llm_request
-from _helpers import API_KEY, Server, free_port, start_server
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcExporter,
 )
@@ -22,6 +20,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from _helpers import API_KEY, Server, free_port, start_server
+from _payload import llm_request
 
 PROTO = {"content-type": "application/x-protobuf"}
 
@@ -34,36 +35,57 @@ def _spans(srv: Server, **params: object) -> list[dict[str, object]]:
 
 
 def _json_body(trace_id: str, spans: list[dict[str, object]]) -> bytes:
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
-    }]}).encode()
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]
+                    },
+                    "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+                }
+            ]
+        }
+    ).encode()
 
 
 def _span_json(trace_id: str, span_id: str, **extra: object) -> dict[str, object]:
     now = time.time_ns()
-    return {"traceId": trace_id, "spanId": span_id, "name": "chat gpt-4o-mini", "kind": 3,
-            "startTimeUnixNano": str(now - 500_000_000), "endTimeUnixNano": str(now),
-            "attributes": [
-                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
-                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000"}},
-                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": 200}},
-            ], **extra}
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": "chat gpt-4o-mini",
+        "kind": 3,
+        "startTimeUnixNano": str(now - 500_000_000),
+        "endTimeUnixNano": str(now),
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000"}},
+            {"key": "gen_ai.usage.output_tokens", "value": {"intValue": 200}},
+        ],
+        **extra,
+    }
 
 
 class TestRealExporters:
     def test_otlp_http_protobuf_exporter_lands_spans(self, server: Server) -> None:
-        exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces",
-                                    headers={"authorization": f"Bearer {API_KEY}"})
+        exporter = OTLPSpanExporter(
+            endpoint=f"{server.url}/v1/traces", headers={"authorization": f"Bearer {API_KEY}"}
+        )
         provider = TracerProvider(resource=Resource.create({"service.name": "exp-http"}))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         tracer = provider.get_tracer("t")
         with tracer.start_as_current_span("rag", attributes={"user.id": "u-http"}) as root:
-            with tracer.start_as_current_span("chat gpt-4o", attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
-                "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
-            }):
+            with tracer.start_as_current_span(
+                "chat gpt-4o",
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.usage.input_tokens": 100,
+                    "gen_ai.usage.output_tokens": 50,
+                },
+            ):
                 pass
         provider.shutdown()
         trace_id = format(root.get_span_context().trace_id, "032x")
@@ -75,8 +97,11 @@ class TestRealExporters:
         assert llm["cost_usd"] == pytest.approx((100 * 2.5 + 50 * 10) / 1e6)
 
     def test_otlp_grpc_exporter_lands_spans(self, server: Server) -> None:
-        exporter = GrpcExporter(endpoint=f"127.0.0.1:{server.grpc_port}", insecure=True,
-                                headers=(("authorization", f"Bearer {API_KEY}"),))
+        exporter = GrpcExporter(
+            endpoint=f"127.0.0.1:{server.grpc_port}",
+            insecure=True,
+            headers=(("authorization", f"Bearer {API_KEY}"),),
+        )
         provider = TracerProvider(resource=Resource.create({"service.name": "exp-grpc"}))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         with provider.get_tracer("t").start_as_current_span("grpc-span") as s:
@@ -88,8 +113,11 @@ class TestRealExporters:
 
     def test_grpc_rejects_unknown_key(self, server: Server) -> None:
         mem = InMemorySpanExporter()
-        exporter = GrpcExporter(endpoint=f"127.0.0.1:{server.grpc_port}", insecure=True,
-                                headers=(("authorization", "Bearer nope-nope-nope-nope"),))
+        exporter = GrpcExporter(
+            endpoint=f"127.0.0.1:{server.grpc_port}",
+            insecure=True,
+            headers=(("authorization", "Bearer nope-nope-nope-nope"),),
+        )
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(mem))
         with provider.get_tracer("t").start_as_current_span("x"):
@@ -109,9 +137,13 @@ class TestOtlpHttp:
         resp = ExportTraceServiceResponse.FromString(r.content)
         assert not resp.HasField("partial_success")
         # durable before acknowledged: every span is readable the moment the 200 arrives
-        stored = {s["span_id"] for s in _spans(server, model="gpt-4o") +
-                  _spans(server, model="gpt-4o-mini") + _spans(server, model="claude-sonnet-4-5")
-                  + _spans(server, model="claude-3-5-haiku-20241022")}
+        stored = {
+            s["span_id"]
+            for s in _spans(server, model="gpt-4o")
+            + _spans(server, model="gpt-4o-mini")
+            + _spans(server, model="claude-sonnet-4-5")
+            + _spans(server, model="claude-3-5-haiku-20241022")
+        }
         assert set(ids) <= stored
 
     def test_json_body_lands_spans(self, server: Server) -> None:
@@ -128,8 +160,11 @@ class TestOtlpHttp:
     def test_gzip_body(self, server: Server) -> None:
         req, ids = llm_request(8)
         with server.client() as c:
-            r = c.post("/v1/traces", content=gzip.compress(req.SerializeToString()),
-                       headers={**PROTO, "content-encoding": "gzip"})
+            r = c.post(
+                "/v1/traces",
+                content=gzip.compress(req.SerializeToString()),
+                headers={**PROTO, "content-encoding": "gzip"},
+            )
         assert r.status_code == 200
         tid = req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
         assert [s["span_id"] for s in _spans(server, trace_id=tid)] == [ids[0]]
@@ -140,8 +175,11 @@ class TestOtlpHttp:
         no_span_id = _span_json(tid, "")
         bad_trace = _span_json("zz" * 16, os.urandom(8).hex())
         with server.client() as c:
-            r = c.post("/v1/traces", content=_json_body(tid, [good, no_span_id, bad_trace]),
-                       headers={"content-type": "application/json"})
+            r = c.post(
+                "/v1/traces",
+                content=_json_body(tid, [good, no_span_id, bad_trace]),
+                headers={"content-type": "application/json"},
+            )
         assert r.status_code == 200
         ps = r.json()["partialSuccess"]
         assert ps["rejectedSpans"] == "2"
@@ -171,13 +209,16 @@ class TestOtlpHttp:
     def test_repairs_are_counted_not_fatal(self, server: Server) -> None:
         tid = os.urandom(16).hex()
         now = time.time_ns()
-        backwards = _span_json(tid, os.urandom(8).hex(), startTimeUnixNano=str(now),
-                               endTimeUnixNano=str(now - 10**9))
-        no_times = _span_json(tid, os.urandom(8).hex(), startTimeUnixNano="0",
-                              endTimeUnixNano="0")
+        backwards = _span_json(
+            tid, os.urandom(8).hex(), startTimeUnixNano=str(now), endTimeUnixNano=str(now - 10**9)
+        )
+        no_times = _span_json(tid, os.urandom(8).hex(), startTimeUnixNano="0", endTimeUnixNano="0")
         with server.client() as c:
-            r = c.post("/v1/traces", content=_json_body(tid, [backwards, no_times]),
-                       headers={"content-type": "application/json"})
+            r = c.post(
+                "/v1/traces",
+                content=_json_body(tid, [backwards, no_times]),
+                headers={"content-type": "application/json"},
+            )
         assert r.status_code == 200 and r.json() == {}
         spans = _spans(server, trace_id=tid)
         assert len(spans) == 2
@@ -188,9 +229,10 @@ class TestOtlpHttp:
 
 @pytest.fixture(scope="module")
 def bad_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("bad"),
-                       env={"SIGHTLINE_MAX_BODY_BYTES": str(64 * 1024),
-                            "SIGHTLINE_MAX_TEXT_BYTES": "4096"})
+    srv = start_server(
+        tmp_path_factory.mktemp("bad"),
+        env={"SIGHTLINE_MAX_BODY_BYTES": str(64 * 1024), "SIGHTLINE_MAX_TEXT_BYTES": "4096"},
+    )
     req, _ = llm_request(10)
     with srv.client() as c:
         r = c.post("/v1/traces", content=req.SerializeToString(), headers=PROTO)
@@ -212,21 +254,39 @@ class TestBadInput:
             r = c.get("/api/v1/spans", params={"limit": 1000})
         assert r.status_code == 200 and len(r.json()["data"]) >= 10
 
-    @pytest.mark.parametrize(("body", "headers", "status", "code"), [
-        (b"\x0a\xff\xff\xff\xff\x0f", PROTO, 400, "invalid_payload"),
-        (b"{not json", {"content-type": "application/json"}, 400, "invalid_payload"),
-        (b"[1, 2]", {"content-type": "application/json"}, 400, "invalid_payload"),
-        (b"x", {"content-type": "text/plain"}, 415, "unsupported_media_type"),
-        (b"x", {}, 415, "unsupported_media_type"),
-        (b"x", {**PROTO, "content-encoding": "br"}, 415, "unsupported_media_type"),
-        (b"not gzip", {**PROTO, "content-encoding": "gzip"}, 400, "invalid_payload"),
-        (b"\0" * (65 * 1024), PROTO, 413, "payload_too_large"),
-        (gzip.compress(b"\0" * (1024 * 1024)), {**PROTO, "content-encoding": "gzip"}, 413,
-         "payload_too_large"),
-    ], ids=["bad-proto", "bad-json", "json-not-object", "text-plain", "no-content-type",
-            "brotli", "bad-gzip", "too-large", "gzip-bomb"])
-    def test_bad_body(self, srv: Server, body: bytes, headers: dict[str, str], status: int,
-                      code: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "headers", "status", "code"),
+        [
+            (b"\x0a\xff\xff\xff\xff\x0f", PROTO, 400, "invalid_payload"),
+            (b"{not json", {"content-type": "application/json"}, 400, "invalid_payload"),
+            (b"[1, 2]", {"content-type": "application/json"}, 400, "invalid_payload"),
+            (b"x", {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+            (b"x", {}, 415, "unsupported_media_type"),
+            (b"x", {**PROTO, "content-encoding": "br"}, 415, "unsupported_media_type"),
+            (b"not gzip", {**PROTO, "content-encoding": "gzip"}, 400, "invalid_payload"),
+            (b"\0" * (65 * 1024), PROTO, 413, "payload_too_large"),
+            (
+                gzip.compress(b"\0" * (1024 * 1024)),
+                {**PROTO, "content-encoding": "gzip"},
+                413,
+                "payload_too_large",
+            ),
+        ],
+        ids=[
+            "bad-proto",
+            "bad-json",
+            "json-not-object",
+            "text-plain",
+            "no-content-type",
+            "brotli",
+            "bad-gzip",
+            "too-large",
+            "gzip-bomb",
+        ],
+    )
+    def test_bad_body(
+        self, srv: Server, body: bytes, headers: dict[str, str], status: int, code: str
+    ) -> None:
         with srv.client() as c:
             r = c.post("/v1/traces", content=body, headers=headers)
         assert r.status_code == status, r.text
@@ -263,8 +323,9 @@ class TestBadInput:
             {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "-5"}},
             {"key": "input.value", "value": {"stringValue": "é" * 10_000}},
         ]
-        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]},
-                          ensure_ascii=False).encode()
+        body = json.dumps(
+            {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, ensure_ascii=False
+        ).encode()
         with srv.client() as c:
             r = c.post("/v1/traces", content=body, headers={"content-type": "application/json"})
             assert r.status_code == 200, r.text
@@ -277,8 +338,13 @@ class TestBadInput:
 
     def test_bad_query_parameters(self, srv: Server) -> None:
         with srv.client() as c:
-            for params in ({"limit": 5000}, {"limit": 0}, {"from": "yesterday"},
-                           {"kind": "nonsense"}, {"cursor": "!!!"}):
+            for params in (
+                {"limit": 5000},
+                {"limit": 0},
+                {"from": "yesterday"},
+                {"kind": "nonsense"},
+                {"cursor": "!!!"},
+            ):
                 r = c.get("/api/v1/spans", params=params)
                 assert r.status_code == 400, (params, r.text)
                 assert "message" in r.json()["error"]

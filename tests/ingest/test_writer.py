@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from _payload import llm_request
 
+from _payload import llm_request
 from sightline.errors import Overloaded, StoreError
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare

@@ -14,16 +14,25 @@ from sightline.pricing import PriceOverride, Pricer, load_overrides
 def _reference(model: str, provider: str | None, **usage: int) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(genai_prices.calc_price(genai_prices.Usage(**usage), model,
-                                             provider_id=provider).total_price)
+        return float(
+            genai_prices.calc_price(
+                genai_prices.Usage(**usage), model, provider_id=provider
+            ).total_price
+        )
 
 
 class TestAgainstGenaiPrices:
-    @pytest.mark.parametrize(("model", "provider"), [
-        ("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("o3-mini", "openai"),
-        ("claude-sonnet-4-5", "anthropic"), ("claude-3-5-haiku-20241022", "anthropic"),
-        ("gemini-2.5-pro", "google"),
-    ])
+    @pytest.mark.parametrize(
+        ("model", "provider"),
+        [
+            ("gpt-4o", "openai"),
+            ("gpt-4o-mini", "openai"),
+            ("o3-mini", "openai"),
+            ("claude-sonnet-4-5", "anthropic"),
+            ("claude-3-5-haiku-20241022", "anthropic"),
+            ("gemini-2.5-pro", "google"),
+        ],
+    )
     def test_matches_calc_price(self, model: str, provider: str) -> None:
         """The cached fast path equals genai-prices' own calculation, tiers included."""
         pricer = Pricer()
@@ -33,67 +42,126 @@ class TestAgainstGenaiPrices:
             cached = rng.randint(0, inp // 2)
             written = rng.randint(0, (inp - cached) // 2)
             out = rng.randint(0, 4000)
-            ours = pricer.cost_usd(model=model, provider=provider, input_tokens=inp,
-                                   output_tokens=out, cached_input_tokens=cached,
-                                   cache_write_tokens=written)
-            ref = _reference(model, provider, input_tokens=inp, output_tokens=out,
-                             cache_read_tokens=cached, cache_write_tokens=written)
+            ours = pricer.cost_usd(
+                model=model,
+                provider=provider,
+                input_tokens=inp,
+                output_tokens=out,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+            )
+            ref = _reference(
+                model,
+                provider,
+                input_tokens=inp,
+                output_tokens=out,
+                cache_read_tokens=cached,
+                cache_write_tokens=written,
+            )
             assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
 
     def test_reasoning_tokens_are_inside_output(self) -> None:
         pricer = Pricer()
-        with_r = pricer.cost_usd(model="o3-mini", provider="openai", input_tokens=100,
-                                 output_tokens=1000, reasoning_tokens=800)
-        without = pricer.cost_usd(model="o3-mini", provider="openai", input_tokens=100,
-                                  output_tokens=1000)
-        assert with_r == without == pytest.approx(_reference(
-            "o3-mini", "openai", input_tokens=100, output_tokens=1000))
+        with_r = pricer.cost_usd(
+            model="o3-mini",
+            provider="openai",
+            input_tokens=100,
+            output_tokens=1000,
+            reasoning_tokens=800,
+        )
+        without = pricer.cost_usd(
+            model="o3-mini", provider="openai", input_tokens=100, output_tokens=1000
+        )
+        assert (
+            with_r
+            == without
+            == pytest.approx(_reference("o3-mini", "openai", input_tokens=100, output_tokens=1000))
+        )
 
     def test_cached_tokens_are_cheaper(self) -> None:
         pricer = Pricer()
-        full = pricer.cost_usd(model="gpt-4o", provider="openai", input_tokens=10_000,
-                               output_tokens=0)
-        cached = pricer.cost_usd(model="gpt-4o", provider="openai", input_tokens=10_000,
-                                 output_tokens=0, cached_input_tokens=10_000)
+        full = pricer.cost_usd(
+            model="gpt-4o", provider="openai", input_tokens=10_000, output_tokens=0
+        )
+        cached = pricer.cost_usd(
+            model="gpt-4o",
+            provider="openai",
+            input_tokens=10_000,
+            output_tokens=0,
+            cached_input_tokens=10_000,
+        )
         assert full == pytest.approx(0.025) and cached == pytest.approx(0.0125)
 
     def test_otel_provider_names_resolve(self) -> None:
         pricer = Pricer()
-        assert pricer.cost_usd(model="gpt-4o", provider="azure.ai.openai", input_tokens=1,
-                               output_tokens=1) is not None
-        assert pricer.cost_usd(model="claude-3-5-haiku-20241022", provider="aws.bedrock",
-                               input_tokens=1, output_tokens=1) is not None
+        assert (
+            pricer.cost_usd(
+                model="gpt-4o", provider="azure.ai.openai", input_tokens=1, output_tokens=1
+            )
+            is not None
+        )
+        assert (
+            pricer.cost_usd(
+                model="claude-3-5-haiku-20241022",
+                provider="aws.bedrock",
+                input_tokens=1,
+                output_tokens=1,
+            )
+            is not None
+        )
 
 
 class TestUnknownAndOverrides:
     def test_unknown_model_has_no_cost(self) -> None:
-        assert Pricer().cost_usd(model="my-own-llm", provider="openai", input_tokens=5,
-                                 output_tokens=5) is None
-        assert Pricer().cost_usd(model=None, provider=None, input_tokens=5,
-                                 output_tokens=5) is None
+        assert (
+            Pricer().cost_usd(
+                model="my-own-llm", provider="openai", input_tokens=5, output_tokens=5
+            )
+            is None
+        )
+        assert Pricer().cost_usd(model=None, provider=None, input_tokens=5, output_tokens=5) is None
 
     def test_no_tokens_no_cost(self) -> None:
-        assert Pricer().cost_usd(model="gpt-4o", provider="openai", input_tokens=None,
-                                 output_tokens=None) is None
+        assert (
+            Pricer().cost_usd(
+                model="gpt-4o", provider="openai", input_tokens=None, output_tokens=None
+            )
+            is None
+        )
 
     def test_override_file_wins(self, tmp_path: Path) -> None:
         f = tmp_path / "prices.yaml"
-        f.write_text("models:\n  - match: 'acme-ft-*'\n    input_mtok: 2\n    output_mtok: 8\n"
-                     "    cache_read_mtok: 0.5\n  - match: gpt-4o\n    provider: openai\n"
-                     "    input_mtok: 1\n    output_mtok: 1\n")
+        f.write_text(
+            "models:\n  - match: 'acme-ft-*'\n    input_mtok: 2\n    output_mtok: 8\n"
+            "    cache_read_mtok: 0.5\n  - match: gpt-4o\n    provider: openai\n"
+            "    input_mtok: 1\n    output_mtok: 1\n"
+        )
         pricer = Pricer(load_overrides(f))
-        assert pricer.cost_usd(model="acme-ft-2024", provider=None, input_tokens=1_000_000,
-                               output_tokens=1_000_000, cached_input_tokens=500_000) == \
-            pytest.approx(0.5 * 2 + 0.5 * 0.5 + 8)
-        assert pricer.cost_usd(model="gpt-4o", provider="openai", input_tokens=1_000_000,
-                               output_tokens=0) == pytest.approx(1.0)
+        assert pricer.cost_usd(
+            model="acme-ft-2024",
+            provider=None,
+            input_tokens=1_000_000,
+            output_tokens=1_000_000,
+            cached_input_tokens=500_000,
+        ) == pytest.approx(0.5 * 2 + 0.5 * 0.5 + 8)
+        assert pricer.cost_usd(
+            model="gpt-4o", provider="openai", input_tokens=1_000_000, output_tokens=0
+        ) == pytest.approx(1.0)
         # the override is provider-scoped: other providers keep genai-prices' price
-        assert pricer.cost_usd(model="gpt-4o", provider="azure", input_tokens=1_000_000,
-                               output_tokens=0) == pytest.approx(2.5)
+        assert pricer.cost_usd(
+            model="gpt-4o", provider="azure", input_tokens=1_000_000, output_tokens=0
+        ) == pytest.approx(2.5)
 
-    @pytest.mark.parametrize("text", ["models: [{match: x}]", "models: 3", "- a\n-",
-                                      "models: [{match: x, input_mtok: -1, output_mtok: 1}]",
-                                      "models: [{match: x, input_mtok: 1, output_mtok: 1, z: 1}]"])
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "models: [{match: x}]",
+            "models: 3",
+            "- a\n-",
+            "models: [{match: x, input_mtok: -1, output_mtok: 1}]",
+            "models: [{match: x, input_mtok: 1, output_mtok: 1, z: 1}]",
+        ],
+    )
     def test_bad_override_file(self, tmp_path: Path, text: str) -> None:
         f = tmp_path / "p.yaml"
         f.write_text(text)

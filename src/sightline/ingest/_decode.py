@@ -176,8 +176,14 @@ def _js_value(v: Any) -> Any:
     if not isinstance(v, dict):
         return v
     for k, val in v.items():
-        if k in ("stringValue", "string_value", "boolValue", "bool_value", "doubleValue",
-                 "double_value"):
+        if k in (
+            "stringValue",
+            "string_value",
+            "boolValue",
+            "bool_value",
+            "doubleValue",
+            "double_value",
+        ):
             return val
         if k in ("intValue", "int_value"):
             try:
@@ -271,8 +277,11 @@ def decode_otlp_json(
                 if isinstance(code, str):
                     code = _STATUS_NAMES.get(code, 0)
                 events = [
-                    (str(e.get("name", "")), _js_ns(_g(e, "timeUnixNano", "time_unix_nano")),
-                     _js_attrs(e.get("attributes")))
+                    (
+                        str(e.get("name", "")),
+                        _js_ns(_g(e, "timeUnixNano", "time_unix_nano")),
+                        _js_attrs(e.get("attributes")),
+                    )
                     for e in _list(s.get("events"))
                     if isinstance(e, dict)
                 ] or None
@@ -286,22 +295,57 @@ def decode_otlp_json(
                     "end_ns": _js_ns(_g(s, "endTimeUnixNano", "end_time_unix_nano")),
                     "status": _STATUS.get(code, "unset"),
                     "status_message": (status.get("message") or None)
-                    if isinstance(status, dict) else None,
+                    if isinstance(status, dict)
+                    else None,
                 }
-                _finish(rec, _js_attrs(s.get("attributes")), events, resource, scope, res,
-                        limits, now_ns)
+                _finish(
+                    rec,
+                    _js_attrs(s.get("attributes")),
+                    events,
+                    resource,
+                    scope,
+                    res,
+                    limits,
+                    now_ns,
+                )
     return res
 
 
 # -- native JSON -------------------------------------------------------------------------------
 
-_NATIVE_INT = ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
-               "cache_write_tokens", "reasoning_tokens", "max_tokens", "seed")
+_NATIVE_INT = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "max_tokens",
+    "seed",
+)
 _NATIVE_FLOAT = ("ttft_ms", "tpot_ms", "temperature", "top_p", "cost_usd")
-_NATIVE_STR = ("name", "status_message", "service_name", "service_version", "environment",
-               "operation", "provider", "request_model", "response_model", "model",
-               "finish_reason", "user_id", "session_id", "tenant_id", "feature", "prompt_name",
-               "prompt_version", "variant", "input", "output")
+_NATIVE_STR = (
+    "name",
+    "status_message",
+    "service_name",
+    "service_version",
+    "environment",
+    "operation",
+    "provider",
+    "request_model",
+    "response_model",
+    "model",
+    "finish_reason",
+    "user_id",
+    "session_id",
+    "tenant_id",
+    "feature",
+    "prompt_name",
+    "prompt_version",
+    "variant",
+    "input",
+    "output",
+)
 _NATIVE_LIST = ("input_messages", "output_messages", "documents")
 
 
@@ -333,7 +377,7 @@ def decode_native(
     if isinstance(data, dict) and isinstance(data.get("spans"), list):
         data = data["spans"]
     if not isinstance(data, list):
-        raise IngestError("body must be a JSON list of span objects (or {\"spans\": [...]})")
+        raise IngestError('body must be a JSON list of span objects (or {"spans": [...]})')
     res = DecodeResult()
     now_ns = now_ns or time.time_ns()
     for s in data:
@@ -474,17 +518,27 @@ def _finish(
         notes.extend(extra)
     for f in _TEXT_FIELDS:
         v = rec.get(f)
-        if v is not None and len(v) > limits.max_text_bytes // 4 and \
-                len(v.encode("utf-8", "surrogatepass")) > limits.max_text_bytes:
+        if (
+            v is not None
+            and len(v) > limits.max_text_bytes // 4
+            and len(v.encode("utf-8", "surrogatepass")) > limits.max_text_bytes
+        ):
             rec[f] = v.encode("utf-8", "surrogatepass")[: limits.max_text_bytes].decode(
-                "utf-8", "ignore")
+                "utf-8", "ignore"
+            )
             notes.append(f"{f}_truncated")
     for k, v in list(rest.items()):
         if isinstance(v, str) and len(v) > limits.max_text_bytes:
             rest[k] = v[: limits.max_text_bytes]
             notes.append("attribute_truncated")
-    for f in ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
-              "cache_write_tokens", "reasoning_tokens"):
+    for f in (
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    ):
         v = rec.get(f)
         if v is not None and not 0 <= v < 1 << 40:
             rec[f] = None

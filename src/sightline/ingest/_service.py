@@ -30,8 +30,11 @@ __all__ = ["Format", "IngestResult", "IngestService", "decompress"]
 log = structlog.get_logger("sightline.ingest")
 
 Format = Literal["otlp_proto", "otlp_json", "native"]
-_DECODERS = {"otlp_proto": decode_otlp_proto, "otlp_json": decode_otlp_json,
-             "native": decode_native}
+_DECODERS = {
+    "otlp_proto": decode_otlp_proto,
+    "otlp_json": decode_otlp_json,
+    "native": decode_native,
+}
 _PRICED_KINDS = frozenset(("llm", "embedding", "rerank"))
 
 
@@ -51,8 +54,7 @@ class IngestResult:
 
     def error_message(self) -> str:
         """OTLP partial-success message: why spans were rejected."""
-        return "rejected spans: " + ", ".join(
-            f"{k}={v}" for k, v in sorted(self.rejected.items()))
+        return "rejected spans: " + ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items()))
 
 
 def decompress(body: bytes, encoding: str | None, *, max_bytes: int) -> bytes:
@@ -98,8 +100,10 @@ def _prepare(
     res = _DECODERS[fmt](raw, project_id, limits=_LIMITS)
     pricer = _PRICER
     for rec in res.records:
-        if rec.get("cost_usd") is None and rec.get("kind") in _PRICED_KINDS and (
-            rec.get("input_tokens") is not None or rec.get("output_tokens") is not None
+        if (
+            rec.get("cost_usd") is None
+            and rec.get("kind") in _PRICED_KINDS
+            and (rec.get("input_tokens") is not None or rec.get("output_tokens") is not None)
         ):
             cost = pricer.cost_usd(
                 model=rec.get("model"),
@@ -177,8 +181,7 @@ class IngestService:
             raise Overloaded("ingest worker crashed; retry", retry_after_s=1) from None
         if table is not None:
             await asyncio.wrap_future(self._writer.submit(table, table.num_rows))
-        return IngestResult(table.num_rows if table is not None else 0, res.rejected,
-                            res.repaired)
+        return IngestResult(table.num_rows if table is not None else 0, res.rejected, res.repaired)
 
     def ingest_sync(
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
@@ -194,7 +197,4 @@ class IngestService:
             table, res = _prepare(*args)
         if table is not None:
             self._writer.submit(table, table.num_rows).result()
-        return IngestResult(table.num_rows if table is not None else 0, res.rejected,
-                            res.repaired)
-
-
+        return IngestResult(table.num_rows if table is not None else 0, res.rejected, res.repaired)

@@ -125,8 +125,12 @@ class GroupCommitWriter:
             else:
                 self.num_commits += 1
                 self.num_spans_committed += n
-                log.debug("batch_committed", num_spans=n, num_requests=len(taken),
-                          duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+                log.debug(
+                    "batch_committed",
+                    num_spans=n,
+                    num_requests=len(taken),
+                    duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+                )
                 if self._on_commit is not None:
                     try:
                         self._on_commit([p.batch for p in taken])

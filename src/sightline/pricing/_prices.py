@@ -160,13 +160,21 @@ class Pricer:
         if rates is None or isinstance(rates, _Missing):
             return None
         inp = input_tokens or 0
-        return rates.cost(inp, output_tokens or 0, min(cached_input_tokens or 0, inp),
-                          min(cache_write_tokens or 0, inp), reasoning_tokens or 0)
+        rates_: _Rates = rates
+        return rates_.cost(
+            inp,
+            output_tokens or 0,
+            min(cached_input_tokens or 0, inp),
+            min(cache_write_tokens or 0, inp),
+            reasoning_tokens or 0,
+        )
 
     def is_known(self, model: str, provider: str | None = None) -> bool:
         """Whether a price exists for this model."""
-        return self.cost_usd(model=model, provider=provider, input_tokens=0,
-                             output_tokens=0) is not None
+        return (
+            self.cost_usd(model=model, provider=provider, input_tokens=0, output_tokens=0)
+            is not None
+        )
 
     def _resolve(self, model: str, provider: str | None) -> _Rates | None:
         for o in self._overrides:

@@ -41,12 +41,19 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         if settings.init_project:
             ensure_project_with_key(st, settings.init_project, settings.init_api_key)
         prom = Metrics()
-        writer = GroupCommitWriter(st, max_queue_spans=settings.max_queue_spans,
-                                   max_batch_spans=settings.max_batch_spans,
-                                   on_commit=prom.observe_commit)
-        ingest = IngestService(writer, limits=Limits(max_text_bytes=settings.max_text_bytes),
-                               price_overrides=overrides, workers=settings.ingest_workers,
-                               max_body_bytes=settings.max_body_bytes)
+        writer = GroupCommitWriter(
+            st,
+            max_queue_spans=settings.max_queue_spans,
+            max_batch_spans=settings.max_batch_spans,
+            on_commit=prom.observe_commit,
+        )
+        ingest = IngestService(
+            writer,
+            limits=Limits(max_text_bytes=settings.max_text_bytes),
+            price_overrides=overrides,
+            workers=settings.ingest_workers,
+            max_body_bytes=settings.max_body_bytes,
+        )
         keys = KeyRing(st)
         writer.start()
         ingest.start()
@@ -55,12 +62,22 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
             from sightline.server._grpc import start_grpc_server
 
             grpc_server, grpc_port = start_grpc_server(
-                settings.host, settings.otlp_grpc_port, ingest, keys, prom,
-                max_message_bytes=settings.max_body_bytes)
+                settings.host,
+                settings.otlp_grpc_port,
+                ingest,
+                keys,
+                prom,
+                max_message_bytes=settings.max_body_bytes,
+            )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
         app.state.sightline = AppState(settings, st, writer, ingest, keys, prom)
-        log.info("server_started", version=__version__, schema_version=version,
-                 data_dir=str(settings.data_dir), ingest_workers=settings.ingest_workers)
+        log.info(
+            "server_started",
+            version=__version__,
+            schema_version=version,
+            data_dir=str(settings.data_dir),
+            ingest_workers=settings.ingest_workers,
+        )
         try:
             yield
         finally:

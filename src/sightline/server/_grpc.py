@@ -35,14 +35,18 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         auth = md.get("authorization")
         api_key = md.get("x-api-key")
         try:
-            project_id = self._keys.project_for(key_from_headers(
-                auth if isinstance(auth, str) else None,
-                api_key if isinstance(api_key, str) else None))
+            project_id = self._keys.project_for(
+                key_from_headers(
+                    auth if isinstance(auth, str) else None,
+                    api_key if isinstance(api_key, str) else None,
+                )
+            )
         except AuthError as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         try:
-            res = self._ingest.ingest_sync("otlp_proto", request.SerializeToString(),
-                                           encoding=None, project_id=project_id)
+            res = self._ingest.ingest_sync(
+                "otlp_proto", request.SerializeToString(), encoding=None, project_id=project_id
+            )
         except Overloaded as e:
             self._metrics.observe_request(project_id, "otlp_grpc", e.status)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
@@ -52,8 +56,9 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         except SightlineError as e:
             log.error("grpc_export_failed", error=str(e))
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        self._metrics.observe_request(project_id, "otlp_grpc", 200, res.accepted, res.rejected,
-                                      res.repaired)
+        self._metrics.observe_request(
+            project_id, "otlp_grpc", 200, res.accepted, res.rejected, res.repaired
+        )
         resp = ExportTraceServiceResponse()
         if res.num_rejected:
             resp.partial_success.rejected_spans = res.num_rejected
@@ -62,16 +67,22 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def start_grpc_server(
-    host: str, port: int, ingest: IngestService, keys: KeyRing, metrics: Metrics,
-    *, max_message_bytes: int,
+    host: str,
+    port: int,
+    ingest: IngestService,
+    keys: KeyRing,
+    metrics: Metrics,
+    *,
+    max_message_bytes: int,
 ) -> tuple[grpc.Server, int]:
     """Start the receiver; return it and the bound port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sightline-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-        _TraceService(ingest, keys, metrics), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        _TraceService(ingest, keys, metrics), server
+    )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind OTLP/gRPC to {host}:{port}")

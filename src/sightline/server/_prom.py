@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 __all__ = ["Metrics"]
 
 # The *_created series double the exposition for a timestamp nobody graphs.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 _TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -41,7 +41,8 @@ class _Hist:
         self.total += v
 
     def buckets(self) -> list[tuple[str, float]]:
-        out, acc = [], 0
+        out: list[tuple[str, float]] = []
+        acc = 0
         for b, c in zip((*self.bounds, float("inf")), self.counts, strict=True):
             acc += c
             out.append(("+Inf" if b == float("inf") else repr(b), acc))
@@ -71,16 +72,23 @@ class _LlmCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         with self.lock:
-            req = CounterMetricFamily("sightline_llm_requests", "LLM calls.",
-                                      labels=["model", "status"])
-            lat = HistogramMetricFamily("sightline_llm_request_duration_seconds",
-                                        "LLM call latency.", labels=["model"])
-            ttft = HistogramMetricFamily("sightline_llm_time_to_first_token_seconds",
-                                         "LLM time to first token.", labels=["model"])
-            tok = CounterMetricFamily("sightline_llm_tokens", "LLM tokens.",
-                                      labels=["model", "direction"])
-            cost = CounterMetricFamily("sightline_llm_cost_usd", "LLM cost in USD.",
-                                       labels=["model"])
+            req = CounterMetricFamily(
+                "sightline_llm_requests", "LLM calls.", labels=["model", "status"]
+            )
+            lat = HistogramMetricFamily(
+                "sightline_llm_request_duration_seconds", "LLM call latency.", labels=["model"]
+            )
+            ttft = HistogramMetricFamily(
+                "sightline_llm_time_to_first_token_seconds",
+                "LLM time to first token.",
+                labels=["model"],
+            )
+            tok = CounterMetricFamily(
+                "sightline_llm_tokens", "LLM tokens.", labels=["model", "direction"]
+            )
+            cost = CounterMetricFamily(
+                "sightline_llm_cost_usd", "LLM cost in USD.", labels=["model"]
+            )
             for model, s in sorted(self.models.items()):
                 for status, n in sorted(s.requests.items()):
                     req.add_metric([model, status], n)
@@ -97,14 +105,24 @@ class _ProjectMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.spans = Counter("sightline_ingest_spans", "Spans accepted.", ["format"], registry=r)
-        self.rejected = Counter("sightline_ingest_spans_rejected",
-                                "Spans rejected while decoding, by reason.", ["reason"],
-                                registry=r)
-        self.repaired = Counter("sightline_ingest_spans_repaired",
-                                "Span fields repaired or noted while decoding, by reason.",
-                                ["reason"], registry=r)
-        self.requests = Counter("sightline_ingest_requests", "Ingest requests by outcome.",
-                                ["format", "code"], registry=r)
+        self.rejected = Counter(
+            "sightline_ingest_spans_rejected",
+            "Spans rejected while decoding, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.repaired = Counter(
+            "sightline_ingest_spans_repaired",
+            "Span fields repaired or noted while decoding, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "sightline_ingest_requests",
+            "Ingest requests by outcome.",
+            ["format", "code"],
+            registry=r,
+        )
         self.llm = _LlmCollector()
         r.register(self.llm)
 
@@ -116,11 +134,16 @@ class Metrics:
         self._projects: dict[str, _ProjectMetrics] = {}
         self._lock = threading.Lock()
         self.global_registry = CollectorRegistry(auto_describe=True)
-        self.queue_spans = Gauge("sightline_ingest_queue_spans",
-                                 "Spans accepted and waiting for commit.",
-                                 registry=self.global_registry)
-        self.commits = Counter("sightline_store_commits", "Store transactions committed.",
-                               registry=self.global_registry)
+        self.queue_spans = Gauge(
+            "sightline_ingest_queue_spans",
+            "Spans accepted and waiting for commit.",
+            registry=self.global_registry,
+        )
+        self.commits = Counter(
+            "sightline_store_commits",
+            "Store transactions committed.",
+            registry=self.global_registry,
+        )
 
     def project(self, project_id: str) -> _ProjectMetrics:
         """The metrics of one project (created on first use)."""
@@ -130,9 +153,15 @@ class Metrics:
                 pm = self._projects.setdefault(project_id, _ProjectMetrics())
         return pm
 
-    def observe_request(self, project_id: str, fmt: str, code: int, accepted: int = 0,
-                        rejected: dict[str, int] | None = None,
-                        repaired: dict[str, int] | None = None) -> None:
+    def observe_request(
+        self,
+        project_id: str,
+        fmt: str,
+        code: int,
+        accepted: int = 0,
+        rejected: dict[str, int] | None = None,
+        repaired: dict[str, int] | None = None,
+    ) -> None:
         """Count one ingest request and its decode outcome."""
         pm = self.project(project_id)
         pm.requests.labels(fmt, str(code)).inc()
@@ -147,8 +176,19 @@ class Metrics:
         """Per-model LLM series from committed batches (so they count durable spans only)."""
         self.commits.inc()
         for t in tables:
-            c = t.select(["project_id", "kind", "model", "status", "duration_ms",
-                          "input_tokens", "output_tokens", "cost_usd", "ttft_ms"]).to_pydict()
+            c = t.select(
+                [
+                    "project_id",
+                    "kind",
+                    "model",
+                    "status",
+                    "duration_ms",
+                    "input_tokens",
+                    "output_tokens",
+                    "cost_usd",
+                    "ttft_ms",
+                ]
+            ).to_pydict()
             current: tuple[str, _LlmCollector] | None = None
             for i, kind in enumerate(c["kind"]):
                 if kind != "llm":
@@ -175,4 +215,5 @@ class Metrics:
         """Exposition text for one project."""
         self.queue_spans.set(queued_spans)
         return generate_latest(self.global_registry) + generate_latest(
-            self.project(project_id).registry)
+            self.project(project_id).registry
+        )

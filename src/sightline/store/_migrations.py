@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE projects (
+    (
+        1,
+        [
+            """CREATE TABLE projects (
             id VARCHAR PRIMARY KEY,
             created_at TIMESTAMP NOT NULL
         )""",
-        """CREATE TABLE api_keys (
+            """CREATE TABLE api_keys (
             key_hash VARCHAR PRIMARY KEY,
             prefix VARCHAR NOT NULL,
             project_id VARCHAR NOT NULL,
@@ -17,7 +19,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             last_used_at TIMESTAMP,
             revoked_at TIMESTAMP
         )""",
-        """CREATE TABLE spans (
+            """CREATE TABLE spans (
             project_id VARCHAR NOT NULL,
             trace_id VARCHAR NOT NULL,
             span_id VARCHAR NOT NULL,
@@ -71,5 +73,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             _key_span UBIGINT NOT NULL,
             PRIMARY KEY (_key_trace, _key_span)
         )""",
-    ]),
+        ],
+    ),
 ]

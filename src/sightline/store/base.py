@@ -30,8 +30,21 @@ Agg = Literal["count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99", "
 AGGS: tuple[str, ...] = get_args(Agg)
 
 DIMENSIONS: tuple[str, ...] = (
-    "model", "provider", "kind", "name", "status", "service_name", "environment", "user_id",
-    "session_id", "tenant_id", "feature", "prompt_name", "prompt_version", "variant", "operation",
+    "model",
+    "provider",
+    "kind",
+    "name",
+    "status",
+    "service_name",
+    "environment",
+    "user_id",
+    "session_id",
+    "tenant_id",
+    "feature",
+    "prompt_name",
+    "prompt_version",
+    "variant",
+    "operation",
 )
 """Span fields that metrics can be filtered and grouped by."""
 
@@ -52,42 +65,118 @@ class MetricDef:
     """SQL for fixed-formula metrics (ratios); ``agg`` must then be its default."""
 
 
-def _m(name: str, kind: str | None, column: str | None, agg: Agg, unit: str, desc: str,
-       formula: str | None = None) -> MetricDef:
+def _m(
+    name: str,
+    kind: str | None,
+    column: str | None,
+    agg: Agg,
+    unit: str,
+    desc: str,
+    formula: str | None = None,
+) -> MetricDef:
     return MetricDef(name, kind, column, agg, unit, desc, formula)
 
 
-METRICS: dict[str, MetricDef] = {m.name: m for m in (
-    _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
-    _m("errors", "llm", None, "count", "1", "LLM calls that ended in error.",
-       "count_if(status = 'error')"),
-    _m("error_rate", "llm", None, "rate", "ratio", "Share of LLM calls that ended in error.",
-       "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)"),
-    _m("latency_ms", "llm", "duration_ms", "p95", "ms", "End-to-end latency of LLM calls."),
-    _m("ttft_ms", "llm", "ttft_ms", "p95", "ms", "Time to first token."),
-    _m("tpot_ms", "llm", "tpot_ms", "p95", "ms", "Time per output token after the first."),
-    _m("token_weighted_latency_ms", "llm", None, "avg", "ms",
-       "Σ latency·output_tokens / Σ output_tokens: latency as a generated token sees it.",
-       "sum(duration_ms * output_tokens) / nullif(sum(output_tokens), 0)"),
-    _m("tokens_per_s", "llm", None, "rate", "1/s", "Output tokens per second of generation.",
-       "sum(output_tokens) / nullif(sum(duration_ms) / 1000.0, 0)"),
-    _m("input_tokens", "llm", "input_tokens", "sum", "1", "Input (prompt) tokens, cached included."),
-    _m("output_tokens", "llm", "output_tokens", "sum", "1", "Output tokens, reasoning included."),
-    _m("total_tokens", "llm", "total_tokens", "sum", "1", "Input plus output tokens."),
-    _m("cost_usd", "llm", "cost_usd", "sum", "USD", "Cost of LLM calls."),
-    _m("cost_per_request", "llm", None, "avg", "USD", "Cost divided by LLM calls.",
-       "sum(cost_usd) / nullif(count(*), 0)"),
-    _m("cost_per_session", "llm", None, "avg", "USD",
-       "Cost divided by distinct sessions (calls without a session are left out).",
-       "sum(cost_usd) FILTER (WHERE session_id IS NOT NULL)"
-       " / nullif(count(DISTINCT session_id), 0)"),
-    _m("guardrail_block_rate", "guardrail", None, "rate", "ratio",
-       "Share of guardrail checks that blocked the output.",
-       "avg(CASE WHEN coalesce(TRY_CAST(json_extract_string(attributes,"
-       " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false) THEN 1.0 ELSE 0.0 END)"),
-    _m("guardrail_latency_ms", "guardrail", "duration_ms", "p95", "ms",
-       "Time spent in guardrail checks."),
-)}
+METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
+        _m(
+            "errors",
+            "llm",
+            None,
+            "count",
+            "1",
+            "LLM calls that ended in error.",
+            "count_if(status = 'error')",
+        ),
+        _m(
+            "error_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Share of LLM calls that ended in error.",
+            "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)",
+        ),
+        _m("latency_ms", "llm", "duration_ms", "p95", "ms", "End-to-end latency of LLM calls."),
+        _m("ttft_ms", "llm", "ttft_ms", "p95", "ms", "Time to first token."),
+        _m("tpot_ms", "llm", "tpot_ms", "p95", "ms", "Time per output token after the first."),
+        _m(
+            "token_weighted_latency_ms",
+            "llm",
+            None,
+            "avg",
+            "ms",
+            "Σ latency·output_tokens / Σ output_tokens: latency as a generated token sees it.",
+            "sum(duration_ms * output_tokens) / nullif(sum(output_tokens), 0)",
+        ),
+        _m(
+            "tokens_per_s",
+            "llm",
+            None,
+            "rate",
+            "1/s",
+            "Output tokens per second of generation.",
+            "sum(output_tokens) / nullif(sum(duration_ms) / 1000.0, 0)",
+        ),
+        _m(
+            "input_tokens",
+            "llm",
+            "input_tokens",
+            "sum",
+            "1",
+            "Input (prompt) tokens, cached included.",
+        ),
+        _m(
+            "output_tokens",
+            "llm",
+            "output_tokens",
+            "sum",
+            "1",
+            "Output tokens, reasoning included.",
+        ),
+        _m("total_tokens", "llm", "total_tokens", "sum", "1", "Input plus output tokens."),
+        _m("cost_usd", "llm", "cost_usd", "sum", "USD", "Cost of LLM calls."),
+        _m(
+            "cost_per_request",
+            "llm",
+            None,
+            "avg",
+            "USD",
+            "Cost divided by LLM calls.",
+            "sum(cost_usd) / nullif(count(*), 0)",
+        ),
+        _m(
+            "cost_per_session",
+            "llm",
+            None,
+            "avg",
+            "USD",
+            "Cost divided by distinct sessions (calls without a session are left out).",
+            "sum(cost_usd) FILTER (WHERE session_id IS NOT NULL)"
+            " / nullif(count(DISTINCT session_id), 0)",
+        ),
+        _m(
+            "guardrail_block_rate",
+            "guardrail",
+            None,
+            "rate",
+            "ratio",
+            "Share of guardrail checks that blocked the output.",
+            "avg(CASE WHEN coalesce(TRY_CAST(json_extract_string(attributes,"
+            " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false) THEN 1.0 ELSE 0.0 END)",
+        ),
+        _m(
+            "guardrail_latency_ms",
+            "guardrail",
+            "duration_ms",
+            "p95",
+            "ms",
+            "Time spent in guardrail checks.",
+        ),
+    )
+}
 """Span-derived metrics. Score-derived ones (relevance, faithfulness...) join the evaluation
 scores and are added by the evaluation stage."""
 

@@ -28,10 +28,10 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/metrics", summary="Prometheus metrics of the key's project",
-            response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics of the key's project", response_class=Response)
 async def metrics(request: Request, project_id: str = Depends(project_of)) -> Response:
     """Ingest counters and per-model LLM series, in Prometheus text format."""
     st = state_of(request)
-    return Response(st.metrics.render(project_id, st.writer.queued_spans),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        st.metrics.render(project_id, st.writer.queued_spans), media_type=CONTENT_TYPE_LATEST
+    )

@@ -18,9 +18,18 @@ router = APIRouter(prefix="/api/v1", tags=["metrics"])
 _MAX_BUCKETS = 20_000
 # Named in DESIGN but computed from evaluation scores, feedback and drift, which arrive with
 # the evaluation and monitoring stages; asked for now, they answer with an explicit 400.
-PENDING_METRICS = ("hallucination_rate", "faithfulness", "relevance", "toxicity", "refusal_rate",
-                   "format_compliance", "injection_rate", "pii_rate", "feedback_positive_rate",
-                   "drift_score")
+PENDING_METRICS = (
+    "hallucination_rate",
+    "faithfulness",
+    "relevance",
+    "toxicity",
+    "refusal_rate",
+    "format_compliance",
+    "injection_rate",
+    "pii_rate",
+    "feedback_positive_rate",
+    "drift_score",
+)
 
 
 @router.get("/metrics", summary="Evaluate a metric")
@@ -51,8 +60,10 @@ async def get_metric(
     m = METRICS.get(name)
     if m is None:
         if name in PENDING_METRICS:
-            raise ConfigError(f"metric {name!r} is computed from evaluation scores, which this "
-                              "server does not produce yet")
+            raise ConfigError(
+                f"metric {name!r} is computed from evaluation scores, which this "
+                "server does not produce yet"
+            )
         raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     a = agg or m.default_agg
     if a not in AGGS:
@@ -67,25 +78,54 @@ async def get_metric(
         raise ConfigError("from must be before to")
     step_s = parse_step(step)
     if step_s is not None and (end - start).total_seconds() / step_s > _MAX_BUCKETS:
-        raise ConfigError(f"too many buckets: choose a step of at least "
-                          f"{int((end - start).total_seconds() // _MAX_BUCKETS) + 1}s")
+        raise ConfigError(
+            f"too many buckets: choose a step of at least "
+            f"{int((end - start).total_seconds() // _MAX_BUCKETS) + 1}s"
+        )
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip()) if group_by else ()
     for g in groups:
         if g not in DIMENSIONS:
             raise ConfigError(f"group_by: cannot group by {g!r}; use {', '.join(DIMENSIONS)}")
-    filters = {k: v for k, v in {
-        "kind": kind, "model": model, "provider": provider, "user_id": user_id,
-        "session_id": session_id, "tenant_id": tenant_id, "feature": feature,
-        "prompt_name": prompt_name, "prompt_version": prompt_version, "variant": variant,
-        "environment": environment, "service_name": service_name, "status": status,
-    }.items() if v is not None}
-    query = MetricQuery(project_id=project_id, metric=m, agg=cast(Agg, a), start=start, end=end,
-                        step_s=step_s, group_by=groups, filters=filters)
+    filters = {
+        k: v
+        for k, v in {
+            "kind": kind,
+            "model": model,
+            "provider": provider,
+            "user_id": user_id,
+            "session_id": session_id,
+            "tenant_id": tenant_id,
+            "feature": feature,
+            "prompt_name": prompt_name,
+            "prompt_version": prompt_version,
+            "variant": variant,
+            "environment": environment,
+            "service_name": service_name,
+            "status": status,
+        }.items()
+        if v is not None
+    }
+    query = MetricQuery(
+        project_id=project_id,
+        metric=m,
+        agg=cast(Agg, a),
+        start=start,
+        end=end,
+        step_s=step_s,
+        group_by=groups,
+        filters=filters,
+    )
     series = await run_in_threadpool(state_of(request).store.query_metric, query)
     return {
-        "name": name, "agg": a, "unit": m.unit, "from": start.isoformat(),
-        "to": end.isoformat(), "step_s": step_s, "group_by": list(groups),
-        "series": [{"group": s.group,
-                    "points": [{"t": t.isoformat(), "value": v} for t, v in s.points]}
-                   for s in series],
+        "name": name,
+        "agg": a,
+        "unit": m.unit,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "step_s": step_s,
+        "group_by": list(groups),
+        "series": [
+            {"group": s.group, "points": [{"t": t.isoformat(), "value": v} for t, v in s.points]}
+            for s in series
+        ],
     }

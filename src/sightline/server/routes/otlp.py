@@ -23,7 +23,8 @@ def _format(content_type: str | None) -> Format:
     if ct == _JSON:
         return "otlp_json"
     raise UnsupportedMediaType(
-        f"unsupported Content-Type {content_type!r}: send {_PROTO} or {_JSON}")
+        f"unsupported Content-Type {content_type!r}: send {_PROTO} or {_JSON}"
+    )
 
 
 @router.post(
@@ -39,8 +40,9 @@ async def export_traces(request: Request, project_id: str = Depends(project_of))
     fmt = _format(request.headers.get("content-type"))
     try:
         body = await read_body(request, st.settings.max_body_bytes)
-        res = await st.ingest.ingest(fmt, body, encoding=request.headers.get("content-encoding"),
-                                     project_id=project_id)
+        res = await st.ingest.ingest(
+            fmt, body, encoding=request.headers.get("content-encoding"), project_id=project_id
+        )
     except SightlineError as e:
         st.metrics.observe_request(project_id, fmt, e.status)
         raise
@@ -55,6 +57,12 @@ async def export_traces(request: Request, project_id: str = Depends(project_of))
     if res.num_rejected:
         import json
 
-        payload = json.dumps({"partialSuccess": {"rejectedSpans": str(res.num_rejected),
-                                                 "errorMessage": res.error_message()}})
+        payload = json.dumps(
+            {
+                "partialSuccess": {
+                    "rejectedSpans": str(res.num_rejected),
+                    "errorMessage": res.error_message(),
+                }
+            }
+        )
     return Response(payload, media_type=_JSON)

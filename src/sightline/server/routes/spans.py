@@ -24,8 +24,13 @@ _MAX_LIMIT = 1000
     description="A JSON list of span objects using the record's field names (`trace_id`, "
     "`span_id`, `start_time`, `end_time`, `kind`, `model`, `input_tokens`, ...). Times are "
     "Unix epoch seconds or ISO-8601 strings; ids are hex. Answers once the spans are committed.",
-    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
-        "type": "array", "items": {"type": "object"}}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
+            }
+        }
+    },
 )
 async def ingest_spans(request: Request, project_id: str = Depends(project_of)) -> dict[str, Any]:
     """Store a batch of spans."""
@@ -37,15 +42,19 @@ async def ingest_spans(request: Request, project_id: str = Depends(project_of)) 
         raise UnsupportedMediaType(f"unsupported Content-Type {ct!r}: send application/json")
     try:
         body = await read_body(request, st.settings.max_body_bytes)
-        res = await st.ingest.ingest("native", body, encoding=request.headers.get(
-            "content-encoding"), project_id=project_id)
+        res = await st.ingest.ingest(
+            "native", body, encoding=request.headers.get("content-encoding"), project_id=project_id
+        )
     except SightlineError as e:
         st.metrics.observe_request(project_id, "native", e.status)
         raise
-    st.metrics.observe_request(project_id, "native", 200, res.accepted, res.rejected,
-                               res.repaired)
-    return {"accepted": res.accepted, "rejected": res.num_rejected,
-            "rejected_reasons": res.rejected, "repaired_reasons": res.repaired}
+    st.metrics.observe_request(project_id, "native", 200, res.accepted, res.rejected, res.repaired)
+    return {
+        "accepted": res.accepted,
+        "rejected": res.num_rejected,
+        "rejected_reasons": res.rejected,
+        "repaired_reasons": res.repaired,
+    }
 
 
 @router.get("/spans", summary="List spans, newest first")
@@ -70,9 +79,17 @@ async def list_spans(
     if status is not None and status not in ("ok", "error", "unset"):
         raise ConfigError("status: expected ok, error or unset")
     query = SpanQuery(
-        project_id=project_id, start=parse_time(from_, "from"), end=parse_time(to, "to"),
-        kind=kind, model=model, user_id=user_id, session_id=session_id,
-        trace_id=trace_id.lower() if trace_id else None, status=status, text=q, limit=limit,
+        project_id=project_id,
+        start=parse_time(from_, "from"),
+        end=parse_time(to, "to"),
+        kind=kind,
+        model=model,
+        user_id=user_id,
+        session_id=session_id,
+        trace_id=trace_id.lower() if trace_id else None,
+        status=status,
+        text=q,
+        limit=limit,
         cursor=cursor,
     )
     st = state_of(request)

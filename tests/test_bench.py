@@ -1,0 +1,32 @@
+"""The benchmarks in their quick form: they run end to end and report their figures.
+
+The figures are not asserted here (machines are noisy); `make bench` runs the full forms and
+docs/benchmarks.md records them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(script: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_ingest_benchmark_quick() -> None:
+    out = _run("ingest.py")
+    assert re.search(r"ingest_spans_per_s_median=\d+", out), out
+
+
+def test_query_benchmark_quick() -> None:
+    out = _run("query.py")
+    assert re.search(r"metrics_p95_by_model_by_hour_7d_median_ms=[\d.]+", out), out
+    assert re.search(r"spans_first_page_model_filter_median_ms=[\d.]+", out), out
