@@ -15,8 +15,12 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 def _run(script: str) -> str:
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

@@ -17,14 +17,14 @@ This module is pure (no IO, no third-party import) so that the SDK and the serve
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from typing import Any
 
 _json_loads: Callable[[str | bytes], Any]
 try:  # orjson is several times faster; the SDK does not require it
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover
     _json_loads = json.loads
-from collections.abc import Callable, Iterable
-from typing import Any
 
 __all__ = [
     "GEN_AI_OPERATION_KINDS",
