@@ -7,11 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+
+from sightline.errors import StoreError
+from sightline.store import DuckDBStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +115,20 @@ class Server:
 
 def start_server(tmp_path: Path, **kw: object) -> Server:
     return Server(data_dir=tmp_path / "data", port=free_port(), **kw).start()  # type: ignore[arg-type]
+
+
+class GatedStore(DuckDBStore):
+    """A real DuckDB store whose commits wait for a gate, to hold the writer mid-transaction."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = False
+
+    def insert_batches(self, batches: Sequence[pa.Table]) -> int:
+        self.entered.set()
+        self.gate.wait(10)
+        if self.fail:
+            raise StoreError("disk full")
+        return super().insert_batches(batches)

@@ -282,6 +282,17 @@ class TestServiceEndpoints:
         ):
             assert path in spec["paths"], path
 
+    def test_unknown_model_has_no_cost_and_is_counted(self, api: Server) -> None:
+        span = _span(50, model="acme-private-llm", trace_id="ef" * 16)
+        with api.client() as c:
+            assert c.post("/api/v1/spans", json=[span]).json()["repaired_reasons"] == {
+                "unknown_model": 1
+            }
+            [got] = c.get("/api/v1/spans", params={"trace_id": "ef" * 16}).json()["data"]
+            text = c.get("/metrics").text
+        assert got["cost_usd"] is None and got["ingest_notes"] == ["unknown_model"]
+        assert 'sightline_ingest_spans_repaired_total{reason="unknown_model"} 1.0' in text
+
     def test_native_ingest_bad_input(self, api: Server) -> None:
         with api.client() as c:
             r = c.post(

@@ -1,34 +1,15 @@
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from _helpers import GatedStore
 from _payload import llm_request
 from sightline.errors import Overloaded, StoreError
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare
-from sightline.store import DuckDBStore
-
-
-class GatedStore(DuckDBStore):
-    """A real DuckDB store whose commits wait for a gate, to hold the writer mid-transaction."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.fail = False
-
-    def insert_batches(self, batches: Sequence[pa.Table]) -> int:
-        self.entered.set()
-        self.gate.wait(10)
-        if self.fail:
-            raise StoreError("disk full")
-        return super().insert_batches(batches)
 
 
 def _batch(n: int) -> pa.Table:
