@@ -292,6 +292,20 @@ class TestTiming:
         assert rec["ttft_ms"] == 300.0
         assert rec["tpot_ms"] == 100.0
 
+    def test_current_ttft_and_reasoning_names(self) -> None:
+        rec, rest = _norm(
+            {
+                "gen_ai.response.time_to_first_chunk": 0.12,
+                "gen_ai.usage.output_tokens": 300,
+                "gen_ai.usage.reasoning.output_tokens": 200,
+                "gen_ai.usage.cache_write.input_tokens": 7,
+            }
+        )
+        assert rec["ttft_ms"] == 120.0
+        assert (rec["output_tokens"], rec["reasoning_tokens"]) == (300, 200)
+        assert rec["cache_write_tokens"] == 7
+        assert rest == {}
+
     def test_no_tpot_for_one_token(self) -> None:
         rec, _ = _norm({"sightline.ttft_ms": 5.0, "gen_ai.usage.output_tokens": 1})
         assert rec["ttft_ms"] == 5.0 and rec.get("tpot_ms") is None

@@ -161,6 +161,7 @@ _INT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "cache_write_tokens": (
         "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "llm.token_count.prompt_details.cache_write",
     ),
