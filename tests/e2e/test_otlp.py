@@ -321,6 +321,9 @@ class TestBadInput:
         span = _span_json(tid, os.urandom(8).hex(), startTimeUnixNano="99999999999999999999999")
         span["attributes"] = [  # type: ignore[index]
             {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "-5"}},
+            {"key": "gen_ai.request.seed", "value": {"intValue": str(2**70)}},
+            {"key": "gen_ai.request.max_tokens", "value": {"doubleValue": 1e30}},
+            {"key": "gen_ai.request.temperature", "value": {"doubleValue": 1e308}},
             {"key": "input.value", "value": {"stringValue": "é" * 10_000}},
         ]
         body = json.dumps(
@@ -332,6 +335,8 @@ class TestBadInput:
             [got] = c.get("/api/v1/spans", params={"trace_id": tid}).json()["data"]
         assert got["input_tokens"] is None
         assert "invalid_input_tokens" in got["ingest_notes"]
+        assert got["seed"] is None and "invalid_seed" in got["ingest_notes"]
+        assert got["max_tokens"] is None and "invalid_max_tokens" in got["ingest_notes"]
         assert "missing_start_time" in got["ingest_notes"]
         assert "input_truncated" in got["ingest_notes"]
         assert got["input"] == "é" * 2048  # 4096 bytes, cut on a character boundary

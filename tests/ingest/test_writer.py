@@ -75,3 +75,15 @@ def test_stop_commits_what_was_queued(store: GatedStore) -> None:
     assert all(f.done() and f.result() == 20 for f in futures)
     with pytest.raises(Overloaded):
         w.submit(_batch(1), 1)
+
+
+def test_a_span_arrow_cannot_hold_is_rejected_alone() -> None:
+    """Whatever slips past validation, one bad value never costs the whole batch."""
+    from sightline.ingest._decode import Limits, decode_otlp_proto
+    from sightline.ingest._service import _to_table
+
+    res = decode_otlp_proto(llm_request(3)[0].SerializeToString(), "p", limits=Limits())
+    res.records[1]["seed"] = 2**80  # past int64
+    table = _to_table(res)
+    assert table is not None and table.num_rows == 2
+    assert res.rejected == {"unstorable_span": 1}

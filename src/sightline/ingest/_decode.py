@@ -31,6 +31,22 @@ _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _TEXT_FIELDS = ("input", "output", "status_message")
+_TOKENS_MAX = 1 << 40
+_INT_BOUNDS = (
+    *(
+        (f, 0, _TOKENS_MAX)
+        for f in (
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "max_tokens",
+        )
+    ),
+    ("seed", -(1 << 63), 1 << 63),
+)
 # Years past 2300 overflow DuckDB's microsecond timestamps and are never real telemetry.
 _MAX_NS = 10_413_792_000 * 10**9
 
@@ -294,7 +310,7 @@ def decode_otlp_json(
                     "start_ns": _js_ns(_g(s, "startTimeUnixNano", "start_time_unix_nano")),
                     "end_ns": _js_ns(_g(s, "endTimeUnixNano", "end_time_unix_nano")),
                     "status": _STATUS.get(code, "unset"),
-                    "status_message": (status.get("message") or None)
+                    "status_message": (str(status.get("message") or "") or None)
                     if isinstance(status, dict)
                     else None,
                 }
@@ -531,16 +547,11 @@ def _finish(
         if isinstance(v, str) and len(v) > limits.max_text_bytes:
             rest[k] = v[: limits.max_text_bytes]
             notes.append("attribute_truncated")
-    for f in (
-        "input_tokens",
-        "output_tokens",
-        "total_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-    ):
+    # Counts past 2**40 are garbage, and any integer past int64 would fail the whole batch's
+    # Arrow conversion; both are dropped from the span with a note.
+    for f, lo, hi in _INT_BOUNDS:
         v = rec.get(f)
-        if v is not None and not 0 <= v < 1 << 40:
+        if v is not None and not lo <= v < hi:
             rec[f] = None
             notes.append(f"invalid_{f}")
     for n in notes:

@@ -119,9 +119,25 @@ def _prepare(
                 res.count("unknown_model")
             else:
                 rec["cost_usd"] = cost
-    table = records_to_table(res.records) if res.records else None
+    table = _to_table(res) if res.records else None
     res.records = []  # the table carries them; don't ship them back across processes twice
     return table, res
+
+
+def _to_table(res: DecodeResult) -> pa.Table | None:
+    """The batch as Arrow; a span Arrow cannot hold is rejected alone, not with its batch."""
+    try:
+        return records_to_table(res.records)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        keep = []
+        for rec in res.records:
+            try:
+                records_to_table([rec])
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                res.reject("unstorable_span")
+            else:
+                keep.append(rec)
+        return records_to_table(keep) if keep else None
 
 
 class IngestService:
