@@ -60,10 +60,13 @@ def test_demo_serves_its_traffic(tmp_path: Path) -> None:
         assert {"llm", "retrieval", "chain", "guardrail"} <= kinds
         llm = [s for s in r.json()["data"] if s["kind"] == "llm" and s["status"] != "error"]
         assert llm and all(s["ttft_ms"] and s["cost_usd"] for s in llm)
-        trace = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/traces/{llm[0]['trace_id']}", headers=headers
-        ).json()
-        assert trace["spans"][0]["name"] == "rag-request"
+        # The root span ends last, so it is exported after its children: wait for it.
+        url = f"http://127.0.0.1:{port}/api/v1/traces/{llm[0]['trace_id']}"
+        roots: list[str] = []
+        while time.monotonic() < deadline + 30 and roots != ["rag-request"]:
+            roots = [s["name"] for s in httpx.get(url, headers=headers).json()["spans"]]
+            time.sleep(0.5)
+        assert roots == ["rag-request"]
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
