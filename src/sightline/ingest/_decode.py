@@ -32,19 +32,16 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _TEXT_FIELDS = ("input", "output", "status_message")
 _TOKENS_MAX = 1 << 40
+_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 _INT_BOUNDS = (
-    *(
-        (f, 0, _TOKENS_MAX)
-        for f in (
-            "input_tokens",
-            "output_tokens",
-            "total_tokens",
-            "cached_input_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-            "max_tokens",
-        )
-    ),
+    *((f, 0, _TOKENS_MAX) for f in (*_TOKEN_FIELDS, "max_tokens")),
     ("seed", -(1 << 63), 1 << 63),
 )
 # Years past 2300 overflow DuckDB's microsecond timestamps and are never real telemetry.
@@ -329,16 +326,7 @@ def decode_otlp_json(
 
 # -- native JSON -------------------------------------------------------------------------------
 
-_NATIVE_INT = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "max_tokens",
-    "seed",
-)
+_NATIVE_INT = (*_TOKEN_FIELDS, "max_tokens", "seed")
 _NATIVE_FLOAT = ("ttft_ms", "tpot_ms", "temperature", "top_p", "cost_usd")
 _NATIVE_STR = (
     "name",
