@@ -204,9 +204,9 @@ def _js_value(v: Any) -> Any:
             except (TypeError, ValueError):
                 return None
         if k in ("arrayValue", "array_value"):
-            return [_js_value(x) for x in (val or {}).get("values", [])]
+            return [_js_value(x) for x in _list(_obj(val).get("values"))]
         if k in ("kvlistValue", "kvlist_value"):
-            return _js_attrs((val or {}).get("values", []))
+            return _js_attrs(_obj(val).get("values"))
         if k in ("bytesValue", "bytes_value"):
             return val
     return None
@@ -264,11 +264,11 @@ def decode_otlp_json(
         if not isinstance(rs, dict):
             res.count("invalid_resource_spans")
             continue
-        resource = _js_attrs((rs.get("resource") or {}).get("attributes"))
+        resource = _js_attrs(_obj(rs.get("resource")).get("attributes"))
         for ss in _list(_g(rs, "scopeSpans", "scope_spans")):
             if not isinstance(ss, dict):
                 continue
-            scope = str((ss.get("scope") or {}).get("name") or "")
+            scope = str(_obj(ss.get("scope")).get("name") or "")
             for s in _list(ss.get("spans")):
                 if not isinstance(s, dict):
                     res.reject("invalid_span")
@@ -358,7 +358,8 @@ def _native_time(v: Any) -> int | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, int | float):
-        return int(v * 1e9)
+        # beyond ~year 2300 (or inf/nan) is not a time: treat as missing, _finish repairs it
+        return int(v * 1e9) if 0 < v < _MAX_NS / 1e9 else None
     if isinstance(v, str):
         try:
             dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
@@ -401,8 +402,10 @@ def decode_native(
             res.count("invalid_parent_span_id")
         start = _native_time(s.get("start_time"))
         end = _native_time(s.get("end_time"))
-        if end is None and start is not None and isinstance(s.get("duration_ms"), int | float):
-            end = start + int(s["duration_ms"] * 1e6)
+        duration = s.get("duration_ms")
+        if end is None and start is not None and isinstance(duration, int | float):
+            if 0 <= duration < 1e12:  # under ~30 years; anything else is left to _finish
+                end = start + int(duration * 1e6)
         status = s.get("status")
         rec: dict[str, Any] = {
             "project_id": project_id,
@@ -472,6 +475,11 @@ def _json_loads(body: bytes) -> Any:
 
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
+
+
+def _obj(v: Any) -> dict[str, Any]:
+    """``v`` if it is a JSON object, else an empty one: untrusted JSON has any shape."""
+    return v if isinstance(v, dict) else {}
 
 
 def _finish(
