@@ -12,8 +12,8 @@ import random
 from typing import Any
 
 import pytest
-from _payload import llm_request
 
+from _payload import llm_request
 from sightline.errors import IngestError
 from sightline.ingest._service import _prepare
 
