@@ -1,16 +1,40 @@
 """Sightline: observability and evaluation for LLM systems.
 
-``import sightline`` is what applications do, so it stays light: it loads OpenTelemetry at
-most, never the server's dependencies (FastAPI, DuckDB, NumPy); a test guards this.
+``import sightline`` is what applications do, so it stays light: it loads OpenTelemetry and
+nothing of the server (FastAPI, DuckDB, NumPy); a test guards this.
+
+Example:
+    ```python
+    import sightline
+
+    sightline.init(api_key="sl_...", service_name="support-bot")
+
+    @sightline.observe(kind="retrieval")
+    def retrieve(question: str) -> list[str]: ...
+
+    with sightline.trace("rag-request", user_id="u-42"):
+        docs = retrieve("How do I reset my password?")
+    ```
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from sightline.sdk import SightlineSpan, current_span, init, observe, shutdown, span, trace
+
 try:
     __version__ = version("sightline")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "SightlineSpan",
+    "__version__",
+    "current_span",
+    "init",
+    "observe",
+    "shutdown",
+    "span",
+    "trace",
+]

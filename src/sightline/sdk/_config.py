@@ -1,0 +1,85 @@
+"""SDK options: arguments, then SIGHTLINE_* environment variables, then the standard OTEL_*.
+
+The SDK cannot use the server's pydantic Settings (it depends on OpenTelemetry only), so it
+reads its few variables here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["SdkOptions", "resolve_options"]
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:7600"
+
+
+@dataclass(frozen=True, slots=True)
+class SdkOptions:
+    """Resolved SDK settings."""
+
+    endpoint: str
+    api_key: str | None
+    service_name: str
+    service_version: str | None
+    environment: str | None
+    sample_rate: float
+    capture_content: bool
+    redact: Callable[[str], str] | None
+    max_content_chars: int = 65_536
+
+
+def _env(*names: str) -> str | None:
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return None
+
+
+def _bool(v: str | None, default: bool) -> bool:
+    if v is None:
+        return default
+    return v.strip().lower() not in ("0", "false", "no", "off")
+
+
+def resolve_options(
+    *,
+    endpoint: str | None,
+    api_key: str | None,
+    service_name: str | None,
+    service_version: str | None,
+    environment: str | None,
+    sample_rate: float | None,
+    capture_content: bool | None,
+    redact: Callable[[str], str] | None,
+) -> SdkOptions:
+    """Fill what the caller left out from the environment; raise ValueError on bad values."""
+    rate = sample_rate
+    if rate is None:
+        raw = _env("SIGHTLINE_SAMPLE_RATE")
+        try:
+            rate = float(raw) if raw is not None else 1.0
+        except ValueError:
+            raise ValueError(f"SIGHTLINE_SAMPLE_RATE must be a number, got {raw!r}") from None
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"sample_rate must be between 0 and 1, got {rate}")
+    return SdkOptions(
+        endpoint=(
+            endpoint
+            or _env("SIGHTLINE_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+            or DEFAULT_ENDPOINT
+        ).rstrip("/"),
+        api_key=api_key or _env("SIGHTLINE_API_KEY"),
+        service_name=service_name
+        or _env("SIGHTLINE_SERVICE_NAME", "OTEL_SERVICE_NAME")
+        or "unknown_service",
+        service_version=service_version or _env("SIGHTLINE_SERVICE_VERSION"),
+        environment=environment or _env("SIGHTLINE_ENVIRONMENT"),
+        sample_rate=rate,
+        capture_content=capture_content
+        if capture_content is not None
+        else _bool(_env("SIGHTLINE_CAPTURE_CONTENT"), True),
+        redact=redact,
+    )

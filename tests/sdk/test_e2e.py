@@ -1,0 +1,90 @@
+"""app -> SDK -> running `sightline serve` -> the trace tree, with every stage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from _helpers import API_KEY, Server
+
+APP = textwrap.dedent("""
+    import sys, time
+    import sightline
+
+    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="rag-app",
+                   environment="test")
+
+    @sightline.observe(kind="chain", name="router")
+    def route(q):
+        return "support"
+
+    @sightline.observe(kind="retrieval", name="retrieve")
+    def retrieve(q):
+        docs = [{"id": "kb-1", "content": "Refunds within 30 days.", "score": 0.92}]
+        sightline.current_span().set_documents(docs)
+        return docs
+
+    def generate(q, docs):
+        with sightline.span("chat gpt-4o-mini", kind="llm") as s:
+            time.sleep(0.05)
+            s.set_llm(model="gpt-4o-mini", provider="openai",
+                      input_messages=[{"role": "user", "content": q}],
+                      output="Annual plans are refundable within 30 days.",
+                      usage={"input_tokens": 1200, "output_tokens": 11},
+                      finish_reason="stop", ttft_ms=20.0)
+            return "Annual plans are refundable within 30 days."
+
+    with sightline.trace("rag-request", user_id="u-7", session_id="s-7",
+                         feature="support-answer") as root:
+        q = "Can I get a refund?"
+        route(q)
+        docs = retrieve(q)
+        with sightline.span("build-prompt"):
+            prompt = q
+        answer = generate(prompt, docs)
+        with sightline.span("safety-filter", kind="guardrail") as g:
+            g.set_guardrail(blocked=False)
+        print(format(root.otel.get_span_context().trace_id, "032x"))
+    sightline.shutdown()
+""")
+
+
+def test_rag_app_trace_lands_with_every_stage(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", APP, server.url, API_KEY],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    trace_id = proc.stdout.strip()
+    with server.client() as c:
+        t = c.get(f"/api/v1/traces/{trace_id}").json()
+    [root] = t["spans"]
+    assert root["name"] == "rag-request" and root["user_id"] == "u-7"
+    stages = {s["name"]: s for s in root["children"]}
+    assert list(stages) == [
+        "router",
+        "retrieve",
+        "build-prompt",
+        "chat gpt-4o-mini",
+        "safety-filter",
+    ]
+    assert stages["retrieve"]["kind"] == "retrieval"
+    assert stages["retrieve"]["documents"][0]["id"] == "kb-1"
+    llm = stages["chat gpt-4o-mini"]
+    assert llm["kind"] == "llm" and llm["model"] == "gpt-4o-mini"
+    assert (llm["input_tokens"], llm["output_tokens"]) == (1200, 11)
+    assert llm["cost_usd"] == pytest.approx((1200 * 0.15 + 11 * 0.6) / 1e6)
+    assert llm["ttft_ms"] == 20.0
+    assert llm["tpot_ms"] == pytest.approx((llm["duration_ms"] - 20.0) / 10)
+    assert llm["session_id"] == "s-7" and llm["feature"] == "support-answer"
+    assert llm["service_name"] == "rag-app" and llm["environment"] == "test"
+    assert stages["safety-filter"]["kind"] == "guardrail"
+    assert all(s["duration_ms"] >= 0 for s in stages.values())
