@@ -21,7 +21,16 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from sightline.sdk import SightlineSpan, current_span, init, observe, shutdown, span, trace
+from sightline.sdk import (
+    SightlineSpan,
+    current_span,
+    feedback,
+    init,
+    observe,
+    shutdown,
+    span,
+    trace,
+)
 
 try:
     __version__ = version("sightline")
@@ -32,6 +41,7 @@ __all__ = [
     "SightlineSpan",
     "__version__",
     "current_span",
+    "feedback",
     "init",
     "observe",
     "shutdown",

@@ -12,9 +12,12 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "SCORE_SOURCES",
     "SPAN_FIELDS",
     "SPAN_KINDS",
     "SEVERITIES",
+    "Score",
+    "ScoreSource",
     "Severity",
     "Span",
     "SpanKind",
@@ -110,3 +113,35 @@ class Span:
 
 
 SPAN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Span))
+
+
+ScoreSource = Literal["user", "human", "evaluator"]
+SCORE_SOURCES: tuple[str, ...] = get_args(ScoreSource)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Score:
+    """A judgement of a trace or span: user feedback, a human label or an evaluator's score."""
+
+    project_id: str
+    score_id: str
+    trace_id: str
+    span_id: str | None = None
+    name: str
+    """``feedback`` for end-user feedback; the evaluator's metric name otherwise."""
+    value: float | None = None
+    label: str | None = None
+    passed: bool | None = None
+    explanation: str | None = None
+    """The evaluator's reasoning, or the user's comment."""
+    source: ScoreSource
+    evaluator: str | None = None
+    evaluator_version: str | None = None
+    user_id: str | None = None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["created_at"] = self.created_at.isoformat()
+        return d

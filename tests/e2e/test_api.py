@@ -275,6 +275,7 @@ class TestServiceEndpoints:
             "/v1/traces",
             "/api/v1/spans",
             "/api/v1/traces/{trace_id}",
+            "/api/v1/feedback",
             "/api/v1/metrics",
             "/healthz",
             "/readyz",
@@ -314,3 +315,41 @@ class TestServiceEndpoints:
         assert body["accepted"] == 1 and body["rejected"] == 2
         assert body["rejected_reasons"] == {"invalid_trace_id": 1, "invalid_span": 1}
         assert body["repaired_reasons"] == {"invalid_input_tokens": 1, "unknown_kind": 1}
+
+
+class TestFeedback:
+    def test_feedback_by_span_id_lands_on_its_trace(self, api: Server) -> None:
+        with api.client() as c:
+            r = c.post("/api/v1/feedback", json={"span_id": "03" * 8, "score": 1})
+            assert r.status_code == 201, r.text
+            assert r.json()["trace_id"] == TRACE and r.json()["passed"] is True
+            scores = c.get(f"/api/v1/traces/{TRACE}").json()["scores"]
+        assert [s["label"] for s in scores] == ["positive"]
+
+    @pytest.mark.parametrize(
+        ("body", "status"),
+        [
+            ({"score": 1}, 400),
+            ({"trace_id": TRACE, "score": 2}, 400),
+            ({"trace_id": TRACE, "score": "nan"}, 400),
+            ({"trace_id": "xyz", "score": 1}, 400),
+            ({"trace_id": TRACE, "score": 1, "admin": True}, 400),
+            ({"trace_id": TRACE, "score": 1, "comment": "x" * 10_001}, 400),
+            ({"span_id": "99" * 8, "score": 1}, 404),
+        ],
+    )
+    def test_bad_feedback(self, api: Server, body: dict[str, Any], status: int) -> None:
+        with api.client() as c:
+            r = c.post("/api/v1/feedback", json=body)
+        assert r.status_code == status, r.text
+        assert "message" in r.json()["error"]
+
+    def test_feedback_before_the_trace_arrives_is_kept(self, api: Server) -> None:
+        early = "fe" * 16
+        with api.client() as c:
+            assert (
+                c.post("/api/v1/feedback", json={"trace_id": early, "score": 0}).status_code == 201
+            )
+            c.post("/api/v1/spans", json=[_span(77, trace_id=early)])
+            [s] = c.get(f"/api/v1/traces/{early}").json()["scores"]
+        assert s["label"] == "neutral"

@@ -48,8 +48,11 @@ APP = textwrap.dedent("""
         answer = generate(prompt, docs)
         with sightline.span("safety-filter", kind="guardrail") as g:
             g.set_guardrail(blocked=False)
-        print(format(root.otel.get_span_context().trace_id, "032x"))
+        trace_id = root.otel.get_span_context().trace_id
+        print(format(trace_id, "032x"))
     sightline.shutdown()
+    sightline.feedback(trace_id, score=-1, comment="wrong refund period", user_id="u-7",
+                       wait=True)
 """)
 
 
@@ -88,3 +91,11 @@ def test_rag_app_trace_lands_with_every_stage(server: Server) -> None:
     assert llm["service_name"] == "rag-app" and llm["environment"] == "test"
     assert stages["safety-filter"]["kind"] == "guardrail"
     assert all(s["duration_ms"] >= 0 for s in stages.values())
+    [fb] = t["scores"]
+    assert (fb["name"], fb["source"], fb["value"], fb["label"]) == (
+        "feedback",
+        "user",
+        -1.0,
+        "negative",
+    )
+    assert fb["explanation"] == "wrong refund period" and fb["user_id"] == "u-7"

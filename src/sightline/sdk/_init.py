@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from sightline.sdk._config import SdkOptions, resolve_options
 from sightline.sdk._tracing import TraceAttributesProcessor, _Content
 
-__all__ = ["init", "shutdown"]
+__all__ = ["current_options", "init", "shutdown"]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -99,7 +99,25 @@ def init(
         provider.add_span_processor(processor)
         _state["processors"] = [processor]
         _state["provider"] = provider
+        _state["options"] = opts
     return opts
+
+
+def current_options() -> SdkOptions:
+    """The options of the last ``init``, or those from the environment alone."""
+    opts = _state.get("options")
+    if isinstance(opts, SdkOptions):
+        return opts
+    return resolve_options(
+        endpoint=None,
+        api_key=None,
+        service_name=None,
+        service_version=None,
+        environment=None,
+        sample_rate=None,
+        capture_content=None,
+        redact=None,
+    )
 
 
 def shutdown(timeout_s: float = 5.0) -> None:

@@ -16,7 +16,7 @@ from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._prom import Metrics
 from sightline.server._state import AppState
-from sightline.server.routes import health, metrics, otlp, spans, traces
+from sightline.server.routes import feedback, health, metrics, otlp, spans, traces
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -98,6 +98,13 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for r in (health.router, otlp.router, spans.router, traces.router, metrics.router):
+    for r in (
+        health.router,
+        otlp.router,
+        spans.router,
+        traces.router,
+        metrics.router,
+        feedback.router,
+    ):
         app.include_router(r)
     return app

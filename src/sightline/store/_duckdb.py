@@ -16,7 +16,7 @@ import pyarrow as pa
 import structlog
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import SPAN_FIELDS, Span
+from sightline.model import SPAN_FIELDS, Score, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import (
@@ -43,6 +43,28 @@ _INSERT = (  # column names are constants
     " FROM _incoming"
 )
 _SELECT = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
+_SCORE_FIELDS = (
+    "project_id",
+    "score_id",
+    "trace_id",
+    "span_id",
+    "name",
+    "value",
+    "label",
+    "passed",
+    "explanation",
+    "source",
+    "evaluator",
+    "evaluator_version",
+    "user_id",
+    "created_at",
+)
+_SCORE_COLUMNS = ", ".join(_SCORE_FIELDS)
+_INSERT_SCORE = f"INSERT INTO scores ({_SCORE_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
+_SELECT_SCORES = (
+    f"SELECT {_SCORE_COLUMNS} FROM scores WHERE project_id = ? AND trace_id = ?"  # noqa: S608
+    " ORDER BY created_at, score_id"
+)
 _AGG_SQL = {
     "count": "count({})",
     "sum": "sum({})",
@@ -199,6 +221,47 @@ class DuckDBStore:
                 [project_id, trace_id],
             ).fetchall()
         return [_row_to_span(r) for r in rows]
+
+    def add_scores(self, scores: Sequence[Score]) -> None:
+        rows = [
+            [
+                s.project_id,
+                s.score_id,
+                s.trace_id,
+                s.span_id,
+                s.name,
+                s.value,
+                s.label,
+                s.passed,
+                s.explanation,
+                s.source,
+                s.evaluator,
+                s.evaluator_version,
+                s.user_id,
+                _ts(s.created_at),
+            ]
+            for s in scores
+        ]
+        with self._admin_lock, self._cursor() as cur:
+            cur.executemany(_INSERT_SCORE, rows)
+
+    def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
+        with self._cursor() as cur:
+            rows = cur.execute(_SELECT_SCORES, [project_id, trace_id]).fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(_SCORE_FIELDS, r, strict=True))
+            d["created_at"] = d["created_at"].replace(tzinfo=UTC)
+            out.append(Score(**d))
+        return out
+
+    def find_span_trace(self, project_id: str, span_id: str) -> str | None:
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT trace_id FROM spans WHERE project_id = ? AND span_id = ? LIMIT 1",
+                [project_id, span_id],
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def count_spans(self, project_id: str) -> int:
         with self._cursor() as cur:

@@ -75,4 +75,27 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        2,
+        [
+            # Append-only: scores from evaluators, people and end users (feedback). A span-level
+            # score has span_id; a trace-level one (user feedback on an answer) only trace_id.
+            """CREATE TABLE scores (
+            project_id VARCHAR NOT NULL,
+            score_id VARCHAR NOT NULL,
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR,
+            name VARCHAR NOT NULL,
+            value DOUBLE,
+            label VARCHAR,
+            passed BOOLEAN,
+            explanation VARCHAR,
+            source VARCHAR NOT NULL,
+            evaluator VARCHAR,
+            evaluator_version VARCHAR,
+            user_id VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        ],
+    ),
 ]

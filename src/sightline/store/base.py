@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import pyarrow as pa
 
-from sightline.model import Span
+from sightline.model import Score, Span
 
 __all__ = [
     "AGGS",
@@ -278,6 +278,18 @@ class TraceStore(Protocol):
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
         """Evaluate one metric."""
+        ...
+
+    def add_scores(self, scores: Sequence[Score]) -> None:
+        """Append scores (durably, before returning)."""
+        ...
+
+    def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
+        """Every score of a trace, oldest first."""
+        ...
+
+    def find_span_trace(self, project_id: str, span_id: str) -> str | None:
+        """The trace id of a span, if the span is stored."""
         ...
 
     def count_spans(self, project_id: str) -> int:

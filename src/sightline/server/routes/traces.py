@@ -53,7 +53,11 @@ async def get_trace(
     project_id: str = Depends(project_of),
 ) -> dict[str, Any]:
     """Every span of the trace, nested; ``offset_ms`` is each span's start within the trace."""
-    spans = await run_in_threadpool(state_of(request).store.get_trace, project_id, trace_id.lower())
+    store = state_of(request).store
+    spans = await run_in_threadpool(store.get_trace, project_id, trace_id.lower())
     if not spans:
         raise NotFound(f"trace {trace_id} not found")
-    return build_tree(spans)
+    tree = build_tree(spans)
+    scores = await run_in_threadpool(store.list_scores, project_id, trace_id.lower())
+    tree["scores"] = [s.to_dict() for s in scores]
+    return tree
