@@ -16,9 +16,10 @@ __all__ = ["Settings"]
 
 
 def _default_workers() -> int:
-    # Decoding is CPU-bound Python: one worker per core, none on a single core.
+    # Decoding is CPU-bound Python: one worker per core, none on a single core, and at most 4
+    # (each is a ~100 MB process, and one DuckDB writer cannot take more than ~4 feed it).
     n = os.cpu_count() or 1
-    return n if n > 1 else 0
+    return min(n, 4) if n > 1 else 0
 
 
 class Settings(BaseSettings):
