@@ -10,9 +10,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from sightline.sdk._config import SdkOptions, resolve_options
+from sightline.sdk._sampling import ErrorKeepingProcessor, sampler_for
 from sightline.sdk._tracing import TraceAttributesProcessor, _Content
 
 __all__ = ["current_options", "init", "shutdown"]
@@ -85,8 +85,7 @@ def init(
             if opts.environment:
                 attrs["deployment.environment.name"] = opts.environment
             provider = TracerProvider(
-                resource=Resource.create(attrs),
-                sampler=ParentBased(TraceIdRatioBased(opts.sample_rate)),
+                resource=Resource.create(attrs), sampler=sampler_for(opts.sample_rate)
             )
             otel_trace.set_tracer_provider(provider)
             if otel_trace.get_tracer_provider() is not provider:  # someone set it first
@@ -96,7 +95,9 @@ def init(
         old = _state.get("processors")
         if not old:
             provider.add_span_processor(TraceAttributesProcessor())
-        provider.add_span_processor(processor)
+        # Traces the sample rate leaves out are recorded anyway; those that end in error are
+        # exported all the same. (An app's own provider keeps its own sampler.)
+        provider.add_span_processor(ErrorKeepingProcessor(processor))
         _state["processors"] = [processor]
         _state["provider"] = provider
         _state["options"] = opts
