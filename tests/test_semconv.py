@@ -121,6 +121,66 @@ class TestOtelGenAiCurrent:
         )
 
 
+class TestStructuredMessages:
+    def test_messages_as_structured_anyvalue_through_protobuf(self) -> None:
+        """The spec prefers structured values for gen_ai.*.messages; JSON strings are a MAY."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+        from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+        from sightline.ingest._decode import Limits, decode_otlp_proto
+
+        def kv(k: str, v: AnyValue) -> KeyValue:
+            return KeyValue(key=k, value=v)
+
+        def s(x: str) -> AnyValue:
+            return AnyValue(string_value=x)
+
+        def obj(**fields: AnyValue) -> AnyValue:
+            v = AnyValue()
+            v.kvlist_value.values.extend(kv(k, x) for k, x in fields.items())
+            return v
+
+        def arr(*items: AnyValue) -> AnyValue:
+            v = AnyValue()
+            v.array_value.values.extend(items)
+            return v
+
+        req = ExportTraceServiceRequest()
+        span = req.resource_spans.add().scope_spans.add().spans.add()
+        span.trace_id, span.span_id = b"\x01" * 16, b"\x02" * 8
+        span.start_time_unix_nano, span.end_time_unix_nano = START, START + 10**9
+        span.attributes.extend(
+            [
+                kv("gen_ai.operation.name", s("chat")),
+                kv(
+                    "gen_ai.input.messages",
+                    arr(
+                        obj(
+                            role=s("user"),
+                            parts=arr(obj(type=s("text"), content=s("Where is my order?"))),
+                        )
+                    ),
+                ),
+                kv(
+                    "gen_ai.output.messages",
+                    arr(
+                        obj(
+                            role=s("assistant"),
+                            parts=arr(obj(type=s("text"), content=s("It ships today."))),
+                            finish_reason=s("stop"),
+                        )
+                    ),
+                ),
+            ]
+        )
+        [rec] = decode_otlp_proto(req.SerializeToString(), "p", limits=Limits()).records
+        assert (rec["input"], rec["output"]) == ("Where is my order?", "It ships today.")
+        assert rec["finish_reason"] == "stop"
+        assert rec["input_messages"][0]["role"] == "user"
+
+
 class TestOtelGenAiOlder:
     def test_openllmetry_indexed_prompts_and_usage(self) -> None:
         rec, rest = _norm(

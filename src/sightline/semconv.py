@@ -62,6 +62,7 @@ GEN_AI_OPERATION_KINDS: dict[str, str] = {
     "invoke_agent": "agent",
     "create_agent": "agent",
     "invoke_workflow": "chain",
+    "plan": "agent",
     "retrieval": "retrieval",
 }
 _TRACELOOP_KINDS = {
