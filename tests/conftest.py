@@ -7,6 +7,11 @@ import pytest
 
 from _helpers import Server, free_port, start_server
 
+# Nothing may fetch model weights or data at run time: any attempt through the Hugging Face hub
+# fails instead of downloading.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
