@@ -38,7 +38,7 @@ SELECT
     'user-' || (i % 2000), 'sess-' || (i % 20000), 'tenant-' || (i % 50), 'answer', NULL, NULL,
     NULL, 'How do I reset my password? ' || i, 'Open the sign-in page. ' || i, NULL, NULL, NULL,
     (inp * 2.5 + out * 10) / 1e6, '{{}}', '{{}}', [],
-    hash('bench', lpad(to_hex(i), 32, '0')), CAST(i AS UBIGINT)
+    hash('bench', lpad(to_hex(i), 32, '0')), CAST(i AS UBIGINT), 1
 FROM (
     SELECT i,
         ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-5', 'claude-3-5-haiku', 'gemini-2.5-pro'][

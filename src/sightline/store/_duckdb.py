@@ -38,8 +38,8 @@ _COLUMNS = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
 # (UBIGINT, UBIGINT) took 78k rows/s here against 54k for (VARCHAR, VARCHAR, VARCHAR). The span
 # id is kept exactly; the project and trace ids are folded into a 64-bit hash.
 _INSERT = (  # column names are constants
-    f"INSERT OR IGNORE INTO spans ({_COLUMNS}, _key_trace, _key_span)"  # noqa: S608
-    f" SELECT {_COLUMNS}, hash(project_id, trace_id), CAST('0x' || span_id AS UBIGINT)"
+    f"INSERT OR IGNORE INTO spans ({_COLUMNS}, _key_trace, _key_span, ingest_seq)"  # noqa: S608
+    f" SELECT {_COLUMNS}, hash(project_id, trace_id), CAST('0x' || span_id AS UBIGINT), ?"
     " FROM _incoming"
 )
 _SELECT = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
@@ -102,6 +102,8 @@ class DuckDBStore:
         self._write = self._con.cursor()
         self._admin_lock = threading.Lock()
         self._closed = False
+        self._ingest_seq = 0
+        """The last commit's sequence number (``spans.ingest_seq``); the writer owns it."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -128,6 +130,10 @@ class DuckDBStore:
                     raise
                 log.info("migration_applied", version=v)
                 version = v
+            # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection
+            # and refuses the writer's next statement.
+            rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
+            self._ingest_seq = int(rows[0][0])
             return version
 
     def ping(self) -> None:
@@ -160,11 +166,13 @@ class DuckDBStore:
         table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
         con = self._write
         con.register("_incoming", table)
+        seq = self._ingest_seq + 1
         try:
             con.execute("BEGIN")
             # ON CONFLICT DO NOTHING makes a retried batch a no-op (idempotent on the ids).
-            con.execute(_INSERT)
+            con.execute(_INSERT, [seq])
             con.execute("COMMIT")
+            self._ingest_seq = seq
         except duckdb.Error as e:
             try:
                 con.execute("ROLLBACK")

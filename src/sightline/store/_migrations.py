@@ -98,4 +98,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        3,
+        [
+            # The commit that stored each span, increasing: consumers (the evaluation runner)
+            # read "spans committed after N" instead of scanning by time, which misses spans
+            # that arrive late. Monotonic in insertion order, so DuckDB's zone maps prune by it.
+            "ALTER TABLE spans ADD COLUMN ingest_seq BIGINT NOT NULL DEFAULT 0",
+        ],
+    ),
 ]
