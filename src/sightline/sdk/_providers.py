@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from sightline.sdk._errors import internal_error
-from sightline.sdk._tracing import CURRENT_CALL, DUPLICATE_ATTR
+from sightline.sdk._tracing import CURRENT_CALL, DUPLICATE_ATTR, DUPLICATE_SCOPES
 from sightline.sdk._wrap import WRAPPED, wrap_async, wrap_sync
 
 __all__ = [
@@ -41,6 +41,10 @@ _hooks: dict[str, Callable[[], bool]] = {}
 
 def keep_span(span: ReadableSpan) -> bool:
     """Whether Sightline exports this span (a client's duplicate of a recorded call: no)."""
+    scope = span.instrumentation_scope
+    # the scope first: a string test, cheaper than an attribute lookup on every span
+    if scope is None or not scope.name.startswith(DUPLICATE_SCOPES):
+        return True
     attrs = span.attributes
     return not (attrs and attrs.get(DUPLICATE_ATTR))
 

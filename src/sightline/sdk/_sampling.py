@@ -124,7 +124,8 @@ class ErrorKeepingProcessor(SpanProcessor):
         self._inner.on_start(span, parent_context)
 
     def _forward(self, span: ReadableSpan) -> None:
-        if self._filter is not None and not self._filter(span):
+        f = self._filter
+        if f is not None and not f(span):
             return
         q = self._queue
         if q is not None and self._max_queue and len(q) >= self._max_queue:

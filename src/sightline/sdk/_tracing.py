@@ -99,9 +99,12 @@ def llm_attributes(
     finish_reason: str | None = None,
     ttft_ms: float | None = None,
     params: Mapping[str, Any] | None = None,
+    kind: bool = True,
 ) -> dict[str, Any]:
     """The OpenTelemetry GenAI attributes of one LLM call (see ``SightlineSpan.set_llm``)."""
-    a: dict[str, Any] = {_KIND: "llm", "gen_ai.operation.name": "chat"}
+    a: dict[str, Any] = {_KIND: "llm", "gen_ai.operation.name": "chat"} if kind else {}
+    if not kind:
+        a["gen_ai.operation.name"] = "chat"
     if model:
         a["gen_ai.request.model"] = model
     if provider:
@@ -133,10 +136,11 @@ def llm_attributes(
 class SightlineSpan:
     """A span of one stage, with helpers for what Sightline reads. Never raises."""
 
-    __slots__ = ("otel",)
+    __slots__ = ("_kind", "otel")
 
-    def __init__(self, otel_span: otel_trace.Span) -> None:
+    def __init__(self, otel_span: otel_trace.Span, kind: str | None = None) -> None:
         self.otel = otel_span
+        self._kind = kind  # the kind the span started with, to not set it twice
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (dropped if OpenTelemetry cannot hold the value)."""
@@ -203,6 +207,7 @@ class SightlineSpan:
                     finish_reason=finish_reason,
                     ttft_ms=ttft_ms,
                     params=params,
+                    kind=self._kind != "llm",
                 )
             )
         except Exception:
@@ -320,7 +325,7 @@ class _SpanScope:
         self._started = start_span(self._name, attrs)
         if self._started is None:  # instrumentation failed: run the user's code without a span
             return _NOOP
-        return SightlineSpan(self._started[0])
+        return SightlineSpan(self._started[0], self._kind)
 
     def __exit__(
         self,

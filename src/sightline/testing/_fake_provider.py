@@ -43,7 +43,7 @@ _ERROR_TYPES_ANTHROPIC = {
     503: "overloaded_error",
     529: "overloaded_error",
 }
-_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-3-5-haiku-latest")
+_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-haiku-4-5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,7 +601,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _messages(self, body: dict[str, Any], headers: dict[str, str]) -> None:
         plan = self.fake._plan(body, headers)
-        model = str(body.get("model", "claude-3-5-haiku-latest"))
+        model = str(body.get("model", "claude-haiku-4-5"))
         mid = f"msg_{hashlib.sha256(plan.text.encode()).hexdigest()[:12]}"
         in_tokens = _count_tokens(body.get("messages")) + _count_tokens(body.get("system"))
         max_tokens = int(body.get("max_tokens") or 1024)
