@@ -49,14 +49,17 @@ class TestOpenAIWire:
                 f"{fake.openai_base_url}/chat/completions",
                 json={"model": "m", "messages": [], "stream": True},
             ) as r:
-                times = [time.perf_counter() - t0 for line in r.iter_lines() if '"content": "' in line]
+                times = [
+                    time.perf_counter() - t0 for line in r.iter_lines() if '"content": "' in line
+                ]
         # the role chunk carries "content": "" at once; the four tokens follow, paced
         assert times[1] >= 0.1 and times[-1] >= 0.1 + 3 * 0.05
 
     def test_embeddings_models_and_errors_through_the_client(self) -> None:
-        with FakeProvider() as fake, openai.OpenAI(
-            base_url=fake.openai_base_url, api_key="t", max_retries=0
-        ) as client:
+        with (
+            FakeProvider() as fake,
+            openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0) as client,
+        ):
             emb = client.embeddings.create(model="text-embedding-3-small", input=["a", "b", "a"])
             v = [d.embedding for d in emb.data]
             assert len(v[0]) == 16 and v[0] == v[2] and v[0] != v[1]
@@ -64,9 +67,10 @@ class TestOpenAIWire:
             floats = client.embeddings.create(
                 model="m", input="a", encoding_format="float", dimensions=8
             )
-            assert floats.data[0].embedding == pytest.approx(v[0][:8], abs=1) and len(
-                floats.data[0].embedding
-            ) == 8
+            assert (
+                floats.data[0].embedding == pytest.approx(v[0][:8], abs=1)
+                and len(floats.data[0].embedding) == 8
+            )
             assert "gpt-4o-mini" in [m.id for m in client.models.list()]
             fake.fail_next(429, retry_after_s=None)
             with pytest.raises(openai.RateLimitError) as caught:
@@ -75,9 +79,10 @@ class TestOpenAIWire:
             assert "retry-after" not in caught.value.response.headers
 
     def test_stream_cut_short_raises_in_the_client(self) -> None:
-        with FakeProvider(reply="a b c d e") as fake, openai.OpenAI(
-            base_url=fake.openai_base_url, api_key="t", max_retries=0
-        ) as client:
+        with (
+            FakeProvider(reply="a b c d e") as fake,
+            openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0) as client,
+        ):
             stream = client.chat.completions.create(
                 model="m",
                 messages=[],
@@ -114,9 +119,7 @@ class TestAnthropicWire:
                 "message_delta",
                 "message_stop",
             ]
-            with anthropic.Anthropic(
-                base_url=fake.base_url, api_key="t", max_retries=0
-            ) as client:
+            with anthropic.Anthropic(base_url=fake.base_url, api_key="t", max_retries=0) as client:
                 fake.fail_next(429)
                 with pytest.raises(anthropic.RateLimitError) as caught:
                     client.messages.create(model="m", max_tokens=5, messages=[])
@@ -128,6 +131,10 @@ class TestAnthropicWire:
         with FakeProvider(reply=lambda body: f"{len(body['messages'])} messages") as fake:
             r = httpx.post(
                 f"{fake.base_url}/v1/messages",
-                json={"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
+                json={
+                    "model": "m",
+                    "max_tokens": 10,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
             )
         assert r.json()["content"][0]["text"] == "1 messages"
