@@ -34,3 +34,10 @@ def test_query_benchmark_quick() -> None:
     out = _run("query.py")
     assert re.search(r"metrics_p95_by_model_by_hour_7d_median_ms=[\d.]+", out), out
     assert re.search(r"spans_first_page_model_filter_median_ms=[\d.]+", out), out
+
+
+def test_sdk_overhead_benchmark_quick() -> None:
+    out = _run("sdk_overhead.py")
+    assert re.search(r"sdk_median_us=[\d.]+", out), out
+    assert re.search(r"bare_median_us=[\d.]+", out), out
+    assert re.search(r"sdk_vs_bare_ratio=[\d.]+", out), out
