@@ -114,20 +114,10 @@ def test_openllmetry_prompt_and_completion_text(server: Server) -> None:
     assert llm["finish_reason"] == "stop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="semconv.py does not read OpenInference's llm.finish_reason",
-)
 def test_openinference_finish_reason(server: Server) -> None:
     assert _run("openinference", server)["plain"]["finish_reason"] == "stop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="semconv.py takes OpenInference's input.value/output.value (the JSON request and "
-    "response bodies, input.mime_type application/json) as the input/output text ahead of "
-    "llm.input_messages/llm.output_messages",
-)
 def test_openinference_prompt_and_completion_text(server: Server) -> None:
     llm = _run("openinference", server)["plain"]
     assert llm["input"] == "Can I get a refund on an annual plan?"
@@ -142,10 +132,6 @@ def test_openllmetry_streaming_ttft_from_its_chunk_events(server: Server) -> Non
     assert llm["tpot_ms"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="semconv.py does not map OpenLLMetry's gen_ai.is_streaming (bool) to is_streaming",
-)
 def test_openllmetry_streaming_flag(server: Server) -> None:
     assert _run("openllmetry", server)["streamed"]["is_streaming"] is True
 
@@ -154,11 +140,6 @@ def test_openinference_streaming_flag_from_invocation_parameters(server: Server)
     assert _run("openinference", server)["streamed"]["is_streaming"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="semconv.py does not map OpenInference's span event 'First Token Stream Event' "
-    "to the first token (TTFT)",
-)
 def test_openinference_streaming_ttft(server: Server) -> None:
     llm = _run("openinference", server)["streamed"]
     assert llm["ttft_ms"] is not None and 100 <= llm["ttft_ms"] <= llm["duration_ms"]

@@ -462,8 +462,11 @@ class _Handler(BaseHTTPRequestHandler):
             return c
 
         self._start_sse()
-        self._sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))
-        for _, tok in self._tokens(plan):
+        # The API sends the role-only chunk when generation starts, just before the first
+        # content: instrumentors that time the first chunk (OpenInference) then see the TTFT.
+        for i, tok in self._tokens(plan):
+            if i == 0:
+                self._sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))
             self._sse(chunk({"content": tok}, None))
         self._sse(chunk({}, "stop"))
         if include_usage:
