@@ -50,19 +50,27 @@ def _case(r: dict[str, Any]) -> EvalCase:
 
 SPECS: dict[str, Spec] = {
     "faithfulness": Spec(
-        Faithfulness, _case, lambda r: r["label"] == "hallucination",
+        Faithfulness,
+        _case,
+        lambda r: r["label"] == "hallucination",
         lambda x: x.label == "hallucination",
     ),
-    "toxicity": Spec(Toxicity, _case, lambda r: r["label"] == "toxic", lambda x: x.label == "toxic"),
+    "toxicity": Spec(
+        Toxicity, _case, lambda r: r["label"] == "toxic", lambda x: x.label == "toxic"
+    ),
     "refusal": Spec(
         Refusal, _case, lambda r: r["label"] != "answered", lambda x: bool(x.details["refused"])
     ),
     "over_refusal": Spec(
-        Refusal, _case, lambda r: r["label"] == "over_refusal",
+        Refusal,
+        _case,
+        lambda r: r["label"] == "over_refusal",
         lambda x: x.label == "over_refusal",
     ),
     "prompt_injection": Spec(
-        PromptInjection, _case, lambda r: r["label"] == "injection",
+        PromptInjection,
+        _case,
+        lambda r: r["label"] == "injection",
         lambda x: x.label == "prompt_injection",
     ),
     "pii_leak": Spec(PiiLeak, _case, lambda r: r["label"] == "pii", lambda x: x.label == "pii"),

@@ -64,9 +64,7 @@ def iban_valid(compact: str) -> bool:
 
 def ssn_valid(area: str, group: str, serial: str) -> bool:
     """US SSN rules: no area 000, 666 or 9xx; no group 00; no serial 0000."""
-    return (
-        area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-    )
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
 def ip_is_reportable(text: str) -> bool:

@@ -190,6 +190,7 @@ class Faithfulness:
         sure_coverage: float = 0.8,
         min_claim_words: int = 2,
         min_aligned_words: int = 3,
+        max_candidates: int = 3,
         pass_threshold: float = 1.0,
         splitter: Literal["rules", "spacy"] = "rules",
         nli: NliScorer | str | Path | None = None,
@@ -204,6 +205,8 @@ class Faithfulness:
         """Share of a claim's content words found in the context that supports it outright."""
         self.min_claim_words = min_claim_words
         self.min_aligned_words = min_aligned_words
+        self.max_candidates = max_candidates
+        """Context sentences (most shared words first) each open claim is embedded against."""
         """Shared content words for a claim and a sentence to be checked for polarity."""
         self.pass_threshold = pass_threshold
         self._split: _Splitter = _SpacySplitter() if splitter == "spacy" else split_sentences
@@ -328,11 +331,11 @@ class Faithfulness:
         texts: list[str] = []
         for c, sup in open_:
             texts.append(c.text)
-            texts.extend(sup.sentences)
+            texts.extend(self._candidates(c, sup))
         vecs = self._embedder_or_default().embed(texts)
         i = 0
         for claim, sup in open_:
-            n = len(sup.sentences)
+            n = min(len(sup.sentences), self.max_candidates)
             sims = vecs[i + 1 : i + 1 + n] @ vecs[i]
             i += 1 + n
             claim.similarity = float(sims.max())
@@ -342,6 +345,20 @@ class Faithfulness:
                     f"not supported by the context (similarity {claim.similarity:.2f}, "
                     f"{claim.coverage:.0%} of its words)"
                 )
+
+    def _candidates(self, claim: _Claim, support: _Support) -> list[str]:
+        """The context sentences sharing most words with the claim.
+
+        Embedding only these, not every sentence of every document, keeps unseen
+        documents affordable.
+        """
+        if len(support.sentences) <= self.max_candidates:
+            return support.sentences
+        order = sorted(
+            range(len(support.sentences)),
+            key=lambda k: -len(claim.stems & support.sentence_stems[k]),
+        )
+        return [support.sentences[k] for k in order[: self.max_candidates]]
 
     def _result(self, claims: list[_Claim]) -> EvalResult:
         if not claims:
@@ -363,8 +380,13 @@ class Faithfulness:
                 "num_claims": len(claims),
                 "num_unsupported": len(bad),
                 "claims": [
-                    {"claim": c.text, "supported": c.reason is None, "reason": c.reason,
-                     "coverage": round(c.coverage, 3), "similarity": c.similarity}  # fmt: skip
+                    {
+                        "claim": c.text,
+                        "supported": c.reason is None,
+                        "reason": c.reason,
+                        "coverage": round(c.coverage, 3),
+                        "similarity": c.similarity,
+                    }  # fmt: skip
                     for c in claims
                 ],
             },

@@ -55,8 +55,11 @@ class PiiLeak:
                     label="pii" if found else "clean",
                     passed=not found,
                     explanation=("found: " + ", ".join(types)) if found else "no PII found",
-                    details={"types": types, "kinds": sorted({m.kind for m in found}),
-                             "num_found": len(found)},  # fmt: skip
+                    details={
+                        "types": types,
+                        "kinds": sorted({m.kind for m in found}),
+                        "num_found": len(found),
+                    },  # fmt: skip
                 )
             )
         return out

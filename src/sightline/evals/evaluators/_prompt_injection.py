@@ -18,8 +18,11 @@ _RULES = re.compile(
     r"content polic\w+|safety (?:rules|filters?)|everything above|the above)\b"
     r"|\bignore the (?:translation|summari[sz]\w*|user'?s?) (?:task|request)\b"
     r"|\b(?:reveal|print|show|output|repeat|leak|dump)\b[^.\n]{0,40}\b(?:system prompt|"
-    r"hidden (?:developer )?(?:message|prompt)|instructions|text above|api keys?|"
-    r"environment variables|confidential|conversation history)\b"
+    r"hidden (?:developer )?(?:message|prompt)|your instructions|text above|your api keys?|"
+    r"your environment variables|confidential|conversation history)\b"
+    r"|\b(?:new|these) instructions? (?:override|replace|supersede)\b|\bpriority override\b"
+    r"|\bwhen (?:you )?summari[sz]\w* this\b|\b(?:ai|llm)\b[\w\s-]{0,20}\b(?:must|should) "
+    r"(?:now |also )?(?:insert|ignore|send|forward|include|say|reply|respond)\b"
     r"|\byou are (?:now|no longer)\b|\bfrom now on,? (?:you|respond|act|answer)\b"
     r"|\b(?:developer|god|dan|jailbreak) mode\b|\bdo anything now\b|\bact as (?:an? )?(?:ai|"
     r"assistant|model) without\b|\bno (?:rules|restrictions|filters)\b"
@@ -37,10 +40,27 @@ _RULES = re.compile(
 )
 
 
+_QUOTES = "'\"“‘«`"
+
+
+def _rule_hit(text: str) -> re.Match[str] | None:
+    """The first rule match that is not quoted.
+
+    "Attackers write 'ignore previous instructions'" talks about an attack rather than making one.
+    """
+    for m in _RULES.finditer(text):
+        if m.start() == 0 or text[m.start() - 1] not in _QUOTES:
+            return m
+    return None
+
+
 class _Guardian:
-    """securevector-guardian-model: TF-IDF word + char n-grams and a linear model, run in pure
+    """securevector-guardian-model, loaded once.
+
+    TF-IDF word + char n-grams and a linear model, run in pure
     Python from the weights inside its wheel. We load the bundle by path so its download
-    fallback (for source checkouts) can never run."""
+    fallback (for source checkouts) can never run.
+    """
 
     _lock = threading.Lock()
     _model: Any = None
@@ -132,7 +152,7 @@ class PromptInjection:
         worst = 0.0
         scores: dict[str, float] = {}
         for where, text in texts:
-            rule = _RULES.search(text)
+            rule = _rule_hit(text)
             score, category = (0.0, None)
             if self.use_classifier:
                 score, category = _Guardian.malicious_score(text)

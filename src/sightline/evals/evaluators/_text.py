@@ -195,8 +195,11 @@ def negated(text: str) -> bool:
 
 
 def negated_stems(text: str) -> set[str]:
-    """Stems in the scope of a negation: the first content word after each cue, and the one
-    right after it ("no checked baggage"), within a few words."""
+    """Stems in the scope of a negation.
+
+    The first content word after each cue, and the one
+    right after it ("no checked baggage"), within a few words.
+    """
     out: set[str] = set()
     for m in _NEGATION.finditer(text):
         toks = list(_WORD.finditer(text, m.end(), m.end() + 60))[:_SCOPE_WORDS]

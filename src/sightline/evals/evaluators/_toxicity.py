@@ -64,8 +64,11 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
 
 
 class _Profanity:
-    """alt-profanity-check, loaded once. It unpickles a scikit-learn model, which is why the
-    package pins scikit-learn exactly; nothing else in Sightline imports either."""
+    """alt-profanity-check, loaded once.
+
+    It unpickles a scikit-learn model, which is why the
+    package pins scikit-learn exactly; nothing else in Sightline imports either.
+    """
 
     _lock = threading.Lock()
     _predict: Any = None
@@ -143,8 +146,11 @@ class Toxicity:
                 label="toxic" if toxic else "ok",
                 passed=not toxic,
                 explanation=("toxic: " + ", ".join(why)) if toxic else "no toxicity found",
-                details={"profanity": round(prof[j], 4), "rules": kinds,
-                         "similarity": round(sims[j], 4) if sims else None},  # fmt: skip
+                details={
+                    "profanity": round(prof[j], 4),
+                    "rules": kinds,
+                    "similarity": round(sims[j], 4) if sims else None,
+                },  # fmt: skip
             )
         return out
 
