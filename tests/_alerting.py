@@ -131,6 +131,7 @@ def harness(
     if alerts_yaml is not None:
         alerts_file = tmp / "alerts.yaml"
         alerts_file.write_text(alerts_yaml)
+    settings.setdefault("notify_allow_private", True)
     s = Settings(
         data_dir=tmp / "data",
         otlp_grpc_port=0,
@@ -140,7 +141,6 @@ def harness(
         monitor_interval_s=0,
         drift_interval_s=0,
         default_alert_rules=default_rules,
-        notify_allow_private=True,
         alerts_file=alerts_file,
         **settings,
     )

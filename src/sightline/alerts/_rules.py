@@ -80,7 +80,7 @@ def parse_duration(value: Any) -> int:
 
 def format_duration(seconds: int) -> str:
     """Seconds as the largest exact unit: 300 -> '5m', 90 -> '90s'."""
-    for unit, n in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % n == 0:
             return f"{seconds // n}{unit}"
     return f"{seconds}s"
