@@ -34,3 +34,9 @@ def test_query_benchmark_quick() -> None:
     out = _run("query.py")
     assert re.search(r"metrics_p95_by_model_by_hour_7d_median_ms=[\d.]+", out), out
     assert re.search(r"spans_first_page_model_filter_median_ms=[\d.]+", out), out
+
+
+def test_monitor_benchmark_quick() -> None:
+    out = _run("monitor.py")
+    assert re.search(r"monitor_tick_50_rules_median_ms=[\d.]+", out), out
+    assert re.search(r"naive_one_query_per_aggregate_median_ms=[\d.]+", out), out

@@ -194,25 +194,52 @@ def _event_row(e: AlertEvent) -> list[Any]:
 def save_alerts(store: DuckDBStore, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
     if not alerts and not events:
         return
+    # One INSERT ... SELECT from Arrow per table: executemany runs one statement per row
+    # (~20 ms each here), and a tick may update every active alert.
     with store._admin_lock, store._cursor() as cur:
         cur.execute("BEGIN")
         try:
             if alerts:
-                cur.executemany(
+                rows = [_alert_row(a) for a in alerts]
+                cur.register("_alerts_in", _arrow(_ALERT_FIELDS, rows))
+                cur.execute(
                     f"INSERT OR REPLACE INTO alerts ({_ALERT_COLS})"  # noqa: S608
-                    f" VALUES ({', '.join('?' * len(_ALERT_FIELDS))})",
-                    [_alert_row(a) for a in alerts],
+                    f" SELECT {_ALERT_COLS} FROM _alerts_in"
                 )
+                cur.unregister("_alerts_in")
             if events:
-                cur.executemany(
+                cur.register("_events_in", _arrow(_EVENT_FIELDS, [_event_row(e) for e in events]))
+                cur.execute(
                     f"INSERT INTO alert_events ({_EVENT_COLS})"  # noqa: S608
-                    f" VALUES ({', '.join('?' * len(_EVENT_FIELDS))})",
-                    [_event_row(e) for e in events],
+                    f" SELECT {_EVENT_COLS} FROM _events_in"
                 )
+                cur.unregister("_events_in")
             cur.execute("COMMIT")
         except duckdb.Error as e:
             cur.execute("ROLLBACK")
             raise StoreError(f"saving alerts failed: {e}") from e
+
+
+_ARROW_TYPES = {
+    "rule_version": "int32",
+    "value": "float64",
+    "threshold": "float64",
+}
+
+
+def _arrow(fields: Sequence[str], rows: list[list[Any]]) -> Any:
+    import pyarrow as pa
+
+    cols = {}
+    for i, f in enumerate(fields):
+        values = [r[i] for r in rows]
+        if f in _ARROW_TYPES:
+            cols[f] = pa.array(values, type=_ARROW_TYPES[f])
+        elif f in _ALERT_TIMES or f == "at":
+            cols[f] = pa.array(values, type=pa.timestamp("us"))
+        else:
+            cols[f] = pa.array(values, type=pa.string())
+    return pa.table(cols)
 
 
 def list_alerts(store: DuckDBStore, q: AlertQuery) -> list[Alert]:
