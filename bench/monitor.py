@@ -23,7 +23,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from query import END, fill  # noqa: E402
-
 from sightline._clock import FakeClock  # noqa: E402
 from sightline._logging import configure_logging  # noqa: E402
 from sightline.alerts import Monitor, aggs_for, parse_rule  # noqa: E402
