@@ -409,21 +409,35 @@ def emerging_topics(
         return _insufficient("emerging_topics", "prompt", nb, nc, min_samples)
     x = np.concatenate([baseline, current]).astype(np.float64)
     s = x @ x.T
-    np.fill_diagonal(s, -np.inf)
+    np.fill_diagonal(s, -np.inf)  # leave-one-out: a prompt is not its own neighbour
+    n = len(x)
 
-    def novel_share(
-        bidx: npt.NDArray[np.int64], cidx: npt.NDArray[np.int64]
-    ) -> tuple[float, npt.NDArray[np.bool_]]:
-        loo = s[np.ix_(bidx, bidx)].max(axis=1)
-        tau = np.quantile(loo, quantile)
-        nn = s[np.ix_(cidx, bidx)].max(axis=1)
-        novel = nn < tau
-        return float(novel.mean()), novel
+    def novel_shares(member: npt.NDArray[np.bool_]) -> tuple[Array, npt.NDArray[np.bool_]]:
+        # member: (P, n), True for the baseline side of each labelling. Every row's nearest
+        # baseline neighbour for P labellings at once, in chunks that bound the P×n×n buffer.
+        shares = np.empty(len(member))
+        novel_last = np.zeros(0, dtype=bool)
+        chunk = max(1, 4_000_000 // (n * n))
+        for lo in range(0, len(member), chunk):
+            m = member[lo : lo + chunk]
+            neg = np.where(m, 0.0, -np.inf)
+            nn = np.max(s[None, :, :] + neg[:, None, :], axis=2)  # (p, n)
+            loo = nn[m].reshape(len(m), nb)
+            tau = np.quantile(loo, quantile, axis=1)
+            cur = nn[~m].reshape(len(m), nc)
+            novel_all = cur < tau[:, None]
+            shares[lo : lo + chunk] = novel_all.mean(axis=1)
+            novel_last = novel_all[-1]
+        return shares, novel_last
 
-    all_idx = np.arange(len(x))
-    observed, novel = novel_share(all_idx[:nb], all_idx[nb:])
+    observed_member = np.zeros((1, n), dtype=bool)
+    observed_member[0, :nb] = True
+    obs_shares, novel = novel_shares(observed_member)
+    observed = float(obs_shares[0])
     rng = np.random.default_rng(seed)
-    null = np.array([novel_share(p[:nb], p[nb:])[0] for p in _perms(rng, len(x), nb, permutations)])
+    member = np.zeros((permutations, n), dtype=bool)
+    np.put_along_axis(member, _perms(rng, n, nb, permutations)[:, :nb], True, axis=1)
+    null, _ = novel_shares(member)
     p = _p_value(observed, null)
     # Cluster the novel prompts (greedy leader clustering on cosine to the running centroid).
     idx = np.flatnonzero(novel)
