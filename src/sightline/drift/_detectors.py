@@ -281,7 +281,8 @@ def embedding_mmd(
         # Current items whose kernel similarity to the baseline is lowest, relative to the
         # current sample: what the baseline did not have.
         score = k[nb:, :nb].mean(axis=1) - k[nb:, nb:].mean(axis=1)
-        details["examples"] = [examples[i][:300] for i in np.argsort(score)[:5]]
+        far = (examples[i][:300] for i in np.argsort(score))
+        details["examples"] = list(dict.fromkeys(far))[:5]
     return Detection(
         "embedding_mmd",
         feature,
@@ -471,7 +472,7 @@ def emerging_topics(
                 "share": len(members) / nc,
                 "nearest_baseline_similarity": float(np.max(baseline @ c)),
                 "keywords": [w for w, _ in words.most_common(5)],
-                "examples": [current_texts[m][:300] for m in order[:3]],
+                "examples": list(dict.fromkeys(current_texts[m][:300] for m in order))[:3],
             }
         )
     return Detection(
