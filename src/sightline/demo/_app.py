@@ -82,8 +82,11 @@ TOXIC = [
 
 @dataclass(frozen=True)
 class Scenario:
-    """A fault the demo injects: normal traffic for ``warmup_s``, then the fault for
-    ``fault_s``, then normal for ``recover_s`` (long enough for its alerts to resolve), again."""
+    """A fault the demo injects on a schedule.
+
+    Healthy traffic for ``warmup_s``, then the fault for ``fault_s``, then healthy traffic
+    until ``recover_s`` after it (long enough for its alerts to resolve), and again.
+    """
 
     name: str
     description: str
