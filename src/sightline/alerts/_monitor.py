@@ -408,6 +408,11 @@ class Monitor(DaemonTask):
         """Write the file's and the default pack's rules into the project, when they changed."""
         if project_id in self._synced:
             return
+        with self._lock:  # the loop and an API call may sync a new project at once
+            if project_id not in self._synced:
+                self._sync_locked(project_id, now)
+
+    def _sync_locked(self, project_id: str, now: datetime) -> None:
         latest = {v.name: v for v in self._store.list_rules(project_id, include_deleted=True)}
         for name, (rule, source) in self._managed.items():
             spec = rule_to_spec(rule)

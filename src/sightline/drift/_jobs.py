@@ -349,6 +349,7 @@ class DriftMonitor(DaemonTask):
         self._embed_opt = embed
         self._embed: Embed | None = None
         self._embed_ready = False
+        self._waited = False
 
     def _embedder(self) -> Embed | None:
         if not self._embed_ready:
@@ -358,6 +359,11 @@ class DriftMonitor(DaemonTask):
         return self._embed
 
     def run_once(self) -> None:
+        if not self._waited:
+            # The first run waits one interval: at start the server has better things to do
+            # than load the embedding model, and the windows are what they were at shutdown.
+            self._waited = True
+            return
         for p in self._store.list_projects():
             if self.stopping:
                 return
