@@ -2,4 +2,9 @@
 
 from sightline.demo._app import SCENARIOS, Scenario, SupportBot, start_demo_traffic
 
-__all__ = ["SCENARIOS", "Scenario", "SupportBot", "start_demo_traffic"]
+__all__ = [
+    "SCENARIOS",
+    "Scenario",
+    "SupportBot",
+    "start_demo_traffic",
+]

@@ -19,13 +19,18 @@ from sightline.drift._jobs import (
     parse_drift_jobs,
     run_job,
 )
+from sightline.drift._registry import BUILTIN_DETECTORS, DriftDetector, Samples, TestSettings
 
 __all__ = [
+    "BUILTIN_DETECTORS",
     "DETECTORS",
     "Baseline",
     "Detection",
+    "DriftDetector",
     "DriftJob",
     "DriftMonitor",
+    "Samples",
+    "TestSettings",
     "embedding_mmd",
     "emerging_topics",
     "js_divergence",

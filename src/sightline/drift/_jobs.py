@@ -198,43 +198,17 @@ def run_job(
                 seed=seed + 1,
             )
         )
-    kw: dict[str, Any] = {"alpha": job.alpha, "permutations": job.permutations, "seed": seed}
+    from sightline.drift._registry import BUILTIN_DETECTORS, Samples, TestSettings
+
+    samples = Samples(baseline, current, embed)
+    settings = TestSettings(job.alpha, job.permutations, job.min_samples, seed)
     found: list[det.Detection] = []
-    ms = job.min_samples
-    if "psi" in job.detectors:
-        feats: list[tuple[str, Callable[[SpanSample], float | None]]] = [
-            ("prompt_length", lambda s: float(len(s.input)) if s.input is not None else None),
-            ("response_length", lambda s: float(len(s.output)) if s.output is not None else None),
-            (
-                "input_tokens",
-                lambda s: float(s.input_tokens) if s.input_tokens is not None else None,
-            ),
-            (
-                "output_tokens",
-                lambda s: float(s.output_tokens) if s.output_tokens is not None else None,
-            ),
-            ("latency_ms", lambda s: s.duration_ms),
-        ]
-        for name, f in feats:
-            found.append(
-                det.psi_test(
-                    [v for v in map(f, baseline) if v is not None],
-                    [v for v in map(f, current) if v is not None],
-                    feature=name,
-                    min_samples=ms,
-                    **kw,
-                )
-            )
-    b_out = [s.output for s in baseline if s.output]
-    c_out = [s.output for s in current if s.output]
-    if "token_distribution" in job.detectors:
-        found.append(det.token_distribution(b_out, c_out, min_samples=ms, **kw))
-    need_embed = {"embedding_mmd", "emerging_topics", "semantic_same_input"} & set(job.detectors)
-    if need_embed and embed is None:
-        for d in sorted(need_embed):
+    for name in job.detectors:
+        d = BUILTIN_DETECTORS[name]
+        if d.needs_embeddings and embed is None:
             found.append(
                 det.Detection(
-                    d,
+                    name,
                     "-",
                     None,
                     None,
@@ -246,47 +220,8 @@ def run_job(
                     {"reason": "embeddings need the ml extra: pip install 'sightline[ml]'"},
                 )
             )
-    elif need_embed and embed is not None:
-        b_in = [s.input for s in baseline if s.input]
-        c_in = [s.input for s in current if s.input]
-        if "embedding_mmd" in job.detectors:
-            for feature, b_txt, c_txt in (("prompt", b_in, c_in), ("response", b_out, c_out)):
-                if len(b_txt) < ms or len(c_txt) < ms:
-                    found.append(
-                        det._insufficient("embedding_mmd", feature, len(b_txt), len(c_txt), ms)
-                    )
-                    continue
-                found.append(
-                    det.embedding_mmd(
-                        embed(b_txt),
-                        embed(c_txt),
-                        feature=feature,
-                        min_samples=ms,
-                        examples=c_txt,
-                        **kw,
-                    )
-                )
-        if "emerging_topics" in job.detectors:
-            if len(b_in) < ms or len(c_in) < ms:
-                found.append(
-                    det._insufficient("emerging_topics", "prompt", len(b_in), len(c_in), ms)
-                )
-            else:
-                found.append(
-                    det.emerging_topics(embed(b_in), embed(c_in), c_in, min_samples=ms, **kw)
-                )
-        if "semantic_same_input" in job.detectors:
-            by_b: dict[str, list[str]] = {}
-            by_c: dict[str, list[str]] = {}
-            for s in baseline:
-                if s.input and s.output:
-                    by_b.setdefault(s.input, []).append(s.output)
-            for s in current:
-                if s.input and s.output:
-                    by_c.setdefault(s.input, []).append(s.output)
-            common = [q for q in by_c if q in by_b]
-            pairs = {q: (embed(by_b[q]), embed(by_c[q])) for q in common}
-            found.append(det.semantic_same_input(pairs, alpha=job.alpha, seed=seed))
+            continue
+        found += d.detect(samples, settings)
     return [
         DriftResult(
             project_id=project_id,
