@@ -157,3 +157,12 @@ class TestSloBurnRate:
         assert slo["bad_ratio"] == pytest.approx(0.3)
         assert slo["burn_rates"]["5m"] == pytest.approx(3.0)
         assert slo["error_budget_remaining"] == pytest.approx(-2.0)
+
+
+def test_a_quality_slo_needs_a_ratio_metric(h: Harness) -> None:
+    h.put_rule(
+        {"name": "q", "type": "slo", "sli": "quality", "metric": "cost_usd", "objective": 0.99}
+    )
+    h.tick()
+    rule = h.api("GET", "/api/v1/alerts/rules/q").json()
+    assert rule["state"] == "error" and "needs a ratio metric" in rule["error"]

@@ -183,6 +183,12 @@ class Monitor(DaemonTask):
             try:
                 for m, a in _metric_aggs(rule):
                     _check_metric(m, a)
+                if isinstance(rule, SloRule) and rule.sli == "quality" and rule.metric:
+                    if METRICS[rule.metric].unit != "ratio":
+                        raise ValueError(
+                            f"a quality SLO needs a ratio metric; {rule.metric} is in"
+                            f" {METRICS[rule.metric].unit}"
+                        )
             except ValueError as e:
                 status[v.name] = ("error", now, str(e))
                 continue
