@@ -210,3 +210,42 @@ def test_a_bad_alerts_file_stops_the_server_with_a_message(tmp_path: Path) -> No
     f.write_text("rules:\n  - {name: x, metric: latency_ms, threshold: '${NOPE_NOT_SET}'}\n")
     with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set"):
         create_app(Settings(data_dir=tmp_path, alerts_file=f))
+
+
+def test_a_quality_rule_starts_evaluating_once_its_metric_exists(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lazy validation: the rule waits, then evaluates (through query_metric) when the
+    evaluation stage registers the metric. A stand-in metric computed from spans plays it."""
+    from sightline.store.base import METRICS, MetricDef
+
+    h.put_rule(
+        {
+            "name": "halluc",
+            "metric": "hallucination_rate",
+            "threshold": 0.05,
+            "window": "5m",
+            "min_requests": 10,
+            "severity": "P1",
+        }
+    )
+    h.traffic(20, T0, output="Our office is on the Moon.")
+    h.tick()
+    rule = h.api("GET", "/api/v1/alerts/rules/halluc").json()
+    assert rule["state"] == "metric_unavailable" and h.alerts() == []
+    monkeypatch.setitem(
+        METRICS,
+        "hallucination_rate",
+        MetricDef(
+            "hallucination_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "stand-in",
+            "avg(CASE WHEN contains(output, 'Moon') THEN 1.0 ELSE 0.0 END)",
+        ),
+    )
+    h.tick(seconds=1)
+    [a] = h.alerts(status="firing")
+    assert a["rule"] == "halluc" and a["value"] == 1.0 and a["details"]["num_spans"] == 20
