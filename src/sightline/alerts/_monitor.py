@@ -49,6 +49,9 @@ __all__ = ["Monitor", "RuleView"]
 
 log = structlog.get_logger("sightline.alerts")
 
+MAX_RULES = 1000
+"""Rules per project: every tick evaluates them all."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RuleView:
@@ -494,6 +497,8 @@ class Monitor(DaemonTask):
                 raise Conflict(f"rule {rule.name!r} comes from the alerts file; edit the file")
             if create and cur is not None:
                 raise Conflict(f"a rule named {rule.name!r} exists; PUT it to change it")
+            if cur is None and len(self._store.list_rules(project_id)) >= MAX_RULES:
+                raise ConfigError(f"a project has at most {MAX_RULES} rules")
             v = self._store.add_rule_version(
                 RuleVersion(
                     project_id=project_id,
