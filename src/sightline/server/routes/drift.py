@@ -60,6 +60,7 @@ async def list_drift(
                 "feature": r.feature,
                 "drift_score": r.score,
                 "fired": r.fired,
+                "status": r.status,
                 "created_at": r.created_at.isoformat(),
             }
             for r in latest.values()
