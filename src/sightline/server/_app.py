@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from sightline import __version__
+from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
@@ -16,7 +17,7 @@ from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._prom import Metrics
 from sightline.server._state import AppState
-from sightline.server.routes import feedback, health, metrics, otlp, spans, traces
+from sightline.server.routes import alerts, drift, feedback, health, metrics, otlp, spans, traces
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -25,14 +26,23 @@ __all__ = ["create_app"]
 log = structlog.get_logger("sightline.server")
 
 
-def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: TraceStore | None = None, clock: Clock | None = None
+) -> FastAPI:
     """Build the app. The store is opened from ``settings.data_dir`` unless one is given.
+
+    ``clock`` (default: the system clock) is the time the monitor and drift loops see; tests
+    pass a :class:`sightline._clock.FakeClock` and drive ticks themselves.
 
     Everything that runs (writer thread, decode workers, gRPC receiver) starts in the app's
     lifespan and stops with it, committing what was acknowledged... which is everything queued:
     a request is only acknowledged after its commit.
     """
     overrides = load_overrides(settings.prices_file) if settings.prices_file else []
+    from sightline.alerts import load_alerts_file
+    from sightline.server._monitoring import build_monitoring
+
+    alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +80,19 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
                 max_message_bytes=settings.max_body_bytes,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
-        app.state.sightline = AppState(settings, st, writer, ingest, keys, prom)
+        monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)
+        app.state.sightline = AppState(
+            settings,
+            st,
+            writer,
+            ingest,
+            keys,
+            prom,
+            monitor=monitoring.monitor,
+            dispatcher=monitoring.dispatcher,
+            drift=monitoring.drift,
+        )
+        monitoring.start()
         log.info(
             "server_started",
             version=__version__,
@@ -81,6 +103,7 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         try:
             yield
         finally:
+            monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
             ingest.stop()
@@ -105,6 +128,8 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         traces.router,
         metrics.router,
         feedback.router,
+        alerts.router,
+        drift.router,
     ):
         app.include_router(r)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -11,6 +12,10 @@ from sightline.ingest import GroupCommitWriter, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
 from sightline.store.base import TraceStore
+
+if TYPE_CHECKING:
+    from sightline.alerts import Dispatcher, Monitor
+    from sightline.drift import DriftMonitor
 
 __all__ = ["AppState", "project_of", "state_of"]
 
@@ -25,6 +30,9 @@ class AppState:
     ingest: IngestService
     keys: KeyRing
     metrics: Metrics
+    monitor: Monitor | None = None
+    dispatcher: Dispatcher | None = None
+    drift: DriftMonitor | None = None
 
 
 def state_of(request: Request) -> AppState:
