@@ -325,6 +325,62 @@ def _build_spec() -> dict[str, _Spec]:
     return spec
 
 
+class _Plan:
+    """How to read one set of attribute names, worked out once per distinct set.
+
+    Spans of one instrumentation carry the same names span after span, so the name-to-slot
+    resolution (and the ranking of names competing for a slot) is done once per name tuple
+    instead of once per attribute of every span.
+    """
+
+    __slots__ = ("fields", "indexed", "rest", "specials")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        slots: dict[str, list[tuple[int, str, Callable[[Any], Any] | None]]] = {}
+        rest: list[str] = []
+        indexed: list[str] = []
+        for k in keys:
+            spec = _SPEC.get(k)
+            if spec is not None:
+                slot, rank, conv = spec
+                if slot is not None:
+                    slots.setdefault(slot, []).append((rank, k, conv))
+            elif k.startswith(_INDEXED_PREFIXES):
+                indexed.append(k)
+            else:
+                rest.append(k)
+        fields = []
+        specials = []
+        for slot, cands in slots.items():
+            cands.sort(key=lambda c: c[0])
+            if slot[0] == "_":
+                specials.append((slot, tuple((k, conv, rank) for rank, k, conv in cands)))
+            else:
+                # None stands for _as_str, inlined by normalise (most fields are strings)
+                fields.append(
+                    (slot, tuple((k, None if conv is _as_str else conv) for _, k, conv in cands))
+                )
+        self.fields: tuple[tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]], ...]
+        self.fields = tuple(fields)
+        self.specials: tuple[
+            tuple[str, tuple[tuple[str, Callable[[Any], Any] | None, int], ...]], ...
+        ] = tuple(specials)
+        self.rest = tuple(rest)
+        self.indexed = tuple(indexed)
+
+
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+_MAX_PLANS = 4096  # name sets are attacker-controlled: the cache must stay bounded
+
+
+def _plan_for(keys: tuple[str, ...]) -> _Plan:
+    plan = _Plan(keys)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[keys] = plan
+    return plan
+
+
 Attrs = dict[str, Any]
 Event = tuple[str, int, Attrs]
 """A span event as decoded: (name, time in Unix nanoseconds, attributes)."""
@@ -349,16 +405,31 @@ def normalise(
     and maybe fields set natively; fields already set are kept. Returns the attributes that no
     field took, to be stored as JSON.
     """
-    rest: Attrs = {}
-    indexed: dict[str, Any] | None = None
-    # slot -> (rank, value): the best-ranked usable value of each slot present on the span
-    found: dict[str, tuple[int, Any]] = {}
-    spec_get = _SPEC.get
-    for k, v in attrs.items():
-        spec = spec_get(k)
-        if spec is not None:
-            slot, rank, conv = spec
-            if slot is None or v is None:
+    keys = tuple(attrs)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        plan = _plan_for(keys)
+    for field, cands in plan.fields:
+        if rec.get(field) is not None:  # set natively: the native value wins
+            continue
+        for k, conv in cands:
+            v = attrs[k]
+            if v is None or v == "":
+                continue
+            if conv is None:
+                if type(v) is not str:
+                    v = str(v)
+            else:
+                v = conv(v)
+                if v is None:
+                    continue
+            rec[field] = v
+            break
+    special: dict[str, Any] = {}
+    for slot, rank_cands in plan.specials:
+        for k, conv, rank in rank_cands:
+            v = attrs[k]
+            if v is None:
                 continue
             if conv is not None:
                 if v == "":
@@ -366,24 +437,12 @@ def normalise(
                 v = conv(v)
                 if v is None:
                     continue
-            prev = found.get(slot)
-            if prev is None or rank < prev[0]:
-                found[slot] = (rank, v)
-            continue
-        if k.startswith(_INDEXED_PREFIXES):
-            if indexed is None:
-                indexed = {}
-            indexed[k] = v
-            continue
-        rest[k] = v
-    special: dict[str, Any] = {}
-    for slot, (rank, v) in found.items():
-        if slot[0] == "_":
             special[slot] = v
             if slot == "_text_in" or slot == "_text_out":
                 special[slot + "_rank"] = rank
-        elif rec.get(slot) is None:
-            rec[slot] = v
+            break
+    rest: Attrs = {k: attrs[k] for k in plan.rest} if plan.rest else {}
+    indexed = {k: attrs[k] for k in plan.indexed} if plan.indexed else None
     if rec.get("operation") is None:
         op = special.get("_gen_ai_operation", special.get("_llm_request_type"))
         if op is not None and op != "":
