@@ -14,9 +14,20 @@ from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
+from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
 from sightline.server._prom import Metrics
 from sightline.server._state import AppState
-from sightline.server.routes import feedback, health, metrics, otlp, spans, traces
+from sightline.server.routes import (
+    datasets,
+    evaluators,
+    feedback,
+    health,
+    metrics,
+    otlp,
+    scores,
+    spans,
+    traces,
+)
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -33,6 +44,7 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
     a request is only acknowledged after its commit.
     """
     overrides = load_overrides(settings.prices_file) if settings.prices_file else []
+    online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +82,11 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
                 max_message_bytes=settings.max_body_bytes,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
-        app.state.sightline = AppState(settings, st, writer, ingest, keys, prom)
+        runner = build_runner(settings, st, online_evaluators)
+        if runner is not None:
+            register_eval_metrics(prom.global_registry, runner)
+            await runner.start()
+        app.state.sightline = AppState(settings, st, writer, ingest, keys, prom, runner)
         log.info(
             "server_started",
             version=__version__,
@@ -81,6 +97,8 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
             ingest.stop()
@@ -105,6 +123,9 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         traces.router,
         metrics.router,
         feedback.router,
+        scores.router,
+        evaluators.router,
+        datasets.router,
     ):
         app.include_router(r)
     return app

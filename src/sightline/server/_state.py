@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from sightline.config import Settings
+from sightline.evals import EvalRunner
 from sightline.ingest import GroupCommitWriter, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
@@ -25,6 +26,8 @@ class AppState:
     ingest: IngestService
     keys: KeyRing
     metrics: Metrics
+    evals: EvalRunner | None = None
+    """The online evaluation runner (None when evaluation is off)."""
 
 
 def state_of(request: Request) -> AppState:
