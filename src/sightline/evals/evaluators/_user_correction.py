@@ -20,7 +20,7 @@ _OPENERS = (
     r"are you sure\b",
 )
 _ANYWHERE = (
-    r"\b(?:that|this|it|your answer|the answer)(?:'s| is| was) (?:wrong|incorrect|false|"
+    r"\b(?:(?:that|this|your|the) answer|that|this|it)(?:'s| is| was) (?:wrong|incorrect|false|"
     r"not (?:right|correct|true|accurate)|inaccurate|a hallucination|made up)\b",
     r"\byou(?:'re| are) (?:wrong|mistaken|incorrect)\b",
     r"\b(?:wrong|incorrect) answer\b",
