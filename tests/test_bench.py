@@ -34,3 +34,10 @@ def test_query_benchmark_quick() -> None:
     out = _run("query.py")
     assert re.search(r"metrics_p95_by_model_by_hour_7d_median_ms=[\d.]+", out), out
     assert re.search(r"spans_first_page_model_filter_median_ms=[\d.]+", out), out
+
+
+def test_evals_benchmark_quick() -> None:
+    out = _run("evals.py")
+    assert re.search(r"embedder_unique_texts_per_s_median=\d+", out), out
+    assert re.search(r"relevance_spans_per_s_median=\d+", out), out
+    assert re.search(r"context_relevance_spans_per_s_median=\d+", out), out

@@ -1,0 +1,91 @@
+"""Evaluated spans/s of the embedding-based evaluators on realistic RAG cases.
+
+    python bench/evals.py            # 3,000 cases, 3 runs each (make bench)
+    python bench/evals.py --quick    # 300 cases, 1 run (make test)
+
+Cases look like production RAG traffic: questions drawn from a pool of a few hundred (users ask
+the same things in a few phrasings), 3 retrieved documents each from a corpus of a few dozen
+chunks (the same chunks come back again and again), and an answer that is unique per span.
+Each run uses a fresh embedder (cold cache) and evaluates in batches of 256, as the online
+runner does. The baseline, measured in the same process, is the embedder alone on unique texts.
+Evaluators are found through the registry: faithfulness is measured when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from typing import Any
+
+from sightline.demo._app import QUESTIONS, SupportBot
+from sightline.evals import EvalCase, Embedder, available_evaluators, evaluator_class
+
+EMBEDDING_EVALUATORS = ("relevance", "context_relevance", "faithfulness")
+_PHRASINGS = ("{q}", "Hi, {q}", "{q} Thanks!", "quick question: {q}", "{q} (asking for my team)")
+
+
+def make_cases(n: int, seed: int = 1) -> list[EvalCase]:
+    from opentelemetry import trace
+
+    rng = random.Random(seed)
+    bot = SupportBot(trace.get_tracer("bench"))
+    pool = [p.format(q=q) for q in QUESTIONS for p in _PHRASINGS]
+    cases = []
+    for i in range(n):
+        q = rng.choice(pool)
+        docs = [c.text for _, c in bot._retrieve(q)]
+        answer = f"{docs[0]} Your ticket number is {rng.randint(1000, 99999)}."
+        if rng.random() < 0.1:
+            answer += " Also, our office is on the Moon."
+        cases.append(EvalCase(question=q, answer=answer, contexts=tuple(docs), case_id=str(i)))
+    return cases
+
+
+def build(name: str, emb: Embedder) -> Any:
+    cls = evaluator_class(name)
+    try:
+        return cls(embedder=emb)
+    except TypeError:
+        return cls()
+
+
+def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> float:
+    ev = build(name, Embedder(threads=2))
+    t0 = time.perf_counter()
+    for b in range(0, len(cases), batch):
+        ev.evaluate(cases[b : b + batch])
+    return len(cases) / (time.perf_counter() - t0)
+
+
+def embedder_texts_per_s(n: int) -> float:
+    emb = Embedder(threads=2, cache_size=0)
+    texts = [f"Unique support sentence number {i} about invoices and refunds." for i in range(n)]
+    t0 = time.perf_counter()
+    for b in range(0, n, 256):
+        emb.embed(texts[b : b + 256])
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="300 cases and one run")
+    args = ap.parse_args()
+    n, runs = (300, 1) if args.quick else (3000, 3)
+    cases = make_cases(n)
+    base = statistics.median(embedder_texts_per_s(min(n, 1000)) for _ in range(runs))
+    print(f"baseline embedder_unique_texts_per_s_median={base:.0f}")
+    for name in EMBEDDING_EVALUATORS:
+        if name not in available_evaluators():
+            print(f"{name}: not installed, skipped")
+            continue
+        rates = [spans_per_s(name, cases) for _ in range(runs)]
+        print(
+            f"{name}_spans_per_s_median={statistics.median(rates):.0f} "
+            f"runs={' '.join(f'{r:.0f}' for r in rates)} cases={n} docs_per_case=3"
+        )
+
+
+if __name__ == "__main__":
+    main()
