@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from sightline.demo._app import QUESTIONS, SupportBot
-from sightline.evals import EvalCase, Embedder, available_evaluators, evaluator_class
+from sightline.evals import Embedder, EvalCase, available_evaluators, evaluator_class
 
 EMBEDDING_EVALUATORS = ("relevance", "context_relevance", "faithfulness")
 _PHRASINGS = ("{q}", "Hi, {q}", "{q} Thanks!", "quick question: {q}", "{q} (asking for my team)")
