@@ -352,3 +352,59 @@ class TestDatasets:
         client, _, _ = app_env
         assert client.get("/api/v1/datasets/0123456789abcdef").status_code == 404
         assert client.get("/api/v1/datasets/0123456789abcdef/rows").status_code == 404
+
+
+class TestEvalSettings:
+    def test_env_lists_and_rates(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SIGHTLINE_EVALUATORS", "relevance, format")
+        monkeypatch.setenv("SIGHTLINE_EVAL_SAMPLE_RATES", "relevance=0.5,llm_judge=0.05")
+        monkeypatch.setenv("SIGHTLINE_EVAL_KINDS", "llm,agent")
+        monkeypatch.setenv("SIGHTLINE_EVAL_OPTIONS", '{"format": {"json": true}}')
+        s = Settings()
+        assert s.evaluators == ["relevance", "format"]
+        assert s.eval_sample_rates == {"relevance": 0.5, "llm_judge": 0.05}
+        assert s.eval_kinds == ["llm", "agent"]
+        assert s.eval_options == {"format": {"json": True}}
+
+    @pytest.mark.parametrize(
+        ("env", "value"),
+        [
+            ("SIGHTLINE_EVAL_SAMPLE_RATES", "relevance"),
+            ("SIGHTLINE_EVAL_SAMPLE_RATES", "relevance=2"),
+            ("SIGHTLINE_EVAL_SAMPLE_RATE", "-0.1"),
+            ("SIGHTLINE_EVAL_OPTIONS", "{not json"),
+        ],
+    )
+    def test_bad_settings_are_rejected(
+        self, monkeypatch: pytest.MonkeyPatch, env: str, value: str
+    ) -> None:
+        from pydantic import ValidationError
+
+        monkeypatch.setenv(env, value)
+        with pytest.raises((ValidationError, ValueError)):
+            Settings()
+
+    def test_an_unknown_evaluator_stops_the_server_before_it_starts(self, tmp_path: Path) -> None:
+        from sightline.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="unknown evaluator 'nope'"):
+            create_app(Settings(data_dir=tmp_path, evaluators=["relevance", "nope"]))
+        with pytest.raises(ConfigError, match="evaluator 'format': invalid options"):
+            create_app(Settings(data_dir=tmp_path, eval_options={"format": {"regex": "("}}))
+
+    def test_evaluation_can_be_turned_off(self, tmp_path: Path) -> None:
+        app = create_app(
+            Settings(
+                data_dir=tmp_path,
+                otlp_grpc_port=0,
+                ingest_workers=0,
+                eval_enabled=False,
+                init_project="off",
+                init_api_key=KEY + "off",
+            )
+        )
+        with TestClient(app, headers={"authorization": f"Bearer {KEY}off"}) as c:
+            body = c.get("/api/v1/evaluators").json()
+            assert body["online"] == [] and body["eval_lag_s"] is None
+            lag = c.get("/api/v1/metrics", params={"name": "eval_lag_s"}).json()
+            assert lag["series"][0]["points"][0]["value"] is None
