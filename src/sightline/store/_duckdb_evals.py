@@ -443,17 +443,27 @@ def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSer
             raise ConfigError(f"cannot group by {dim!r}")
     dims = sorted({*query.group_by})
     cols = ", ".join(["s.start_time", *(f's."{d}"' for d in dims)])
-    # Span-level scores join their span; trace-level ones join the trace's anchor span.
-    joined = f"""
-        SELECT {cols}, sc.value, sc.label, sc.passed
-        FROM scores sc
-        LEFT JOIN {_ANCHOR} a ON sc.span_id IS NULL AND a.project_id = sc.project_id
-            AND a.trace_id = sc.trace_id
-        JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
-            AND s.span_id = coalesce(sc.span_id, a.span_id)
-        WHERE {" AND ".join(where)}
-    """  # noqa: S608
-    params = [query.project_id, start, end, *params]
+    # Span-level scores join their span; trace-level ones (end-user feedback) join the trace's
+    # anchor span, an aggregation over the window's spans that evaluator metrics skip.
+    if m.score_source == "user":
+        joined = f"""
+            SELECT {cols}, sc.value, sc.label, sc.passed
+            FROM scores sc
+            LEFT JOIN {_ANCHOR} a ON sc.span_id IS NULL AND a.project_id = sc.project_id
+                AND a.trace_id = sc.trace_id
+            JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
+                AND s.span_id = coalesce(sc.span_id, a.span_id)
+            WHERE {" AND ".join(where)}
+        """  # noqa: S608
+        params = [query.project_id, start, end, *params]
+    else:
+        joined = f"""
+            SELECT {cols}, sc.value, sc.label, sc.passed
+            FROM scores sc
+            JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
+                AND s.span_id = sc.span_id
+            WHERE {" AND ".join(where)}
+        """  # noqa: S608
     groups = [f'"{d}"' for d in query.group_by]
     if query.step_s:
         bucket = f"time_bucket(INTERVAL '{int(query.step_s)} seconds', start_time, ?)"
