@@ -14,7 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from _helpers import API_KEY, Server, start_server
+from _helpers import API_KEY, Server, free_port, start_server
 from sightline.demo import SupportBot
 from sightline.demo._app import QUESTIONS
 from sightline.evals import available_evaluators
@@ -107,3 +107,64 @@ def test_injected_hallucinations_show_in_hallucination_rate(served: tuple[Server
         for s in moon:
             [f] = [x for x in s["scores"] if x["name"] == "faithfulness"]
             assert f["label"] == "hallucination"
+
+
+def _send(srv: Server, n: int, seed: int) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "acme-support-bot"}))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(
+                endpoint=f"{srv.url}/v1/traces", headers={"authorization": f"Bearer {API_KEY}"}
+            ),
+            schedule_delay_millis=100,
+        )
+    )
+    bot = SupportBot(provider.get_tracer("e2e"), rng=random.Random(seed), speed=50.0)
+    rng = random.Random(seed)
+    for i in range(n):
+        bot.answer(rng.choice(QUESTIONS[:10]), user_id="u", session_id=f"r{seed}-{i}", tenant="t")
+    provider.shutdown()
+
+
+def _relevance_scores(c: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
+    return c.get("/api/v1/scores", params={"name": "relevance", "limit": 1000}).json()["data"]
+
+
+def _wait_scored(c: httpx.Client, n: int, timeout_s: float = 30) -> list[dict]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout_s
+    got: list[dict] = []  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        llm = _llm_spans(c)
+        got = _relevance_scores(c)
+        if len(llm) >= n and len(got) >= len(llm):
+            break
+        time.sleep(0.3)
+    return got
+
+
+def test_a_restarted_server_resumes_from_its_cursor(tmp_path: Path) -> None:
+    env = {
+        "SIGHTLINE_EVALUATORS": "relevance",
+        "SIGHTLINE_EVAL_GRACE_S": "0.5",
+        "SIGHTLINE_EVAL_INTERVAL_S": "0.2",
+    }
+    srv = start_server(tmp_path, env=env)
+    try:
+        _send(srv, 6, seed=1)
+        with srv.client() as c:
+            first = _wait_scored(c, 6)
+            assert len(first) == len(_llm_spans(c)) >= 6
+    finally:
+        srv.stop()
+    srv = Server(data_dir=tmp_path / "data", port=free_port(), env=env).start()
+    try:
+        with srv.client() as c:
+            time.sleep(2)  # several ticks: nothing is scored twice
+            assert len(_relevance_scores(c)) == len(first)
+            _send(srv, 4, seed=2)
+            after = _wait_scored(c, 10)
+            spans = _llm_spans(c)
+            assert len(after) == len(spans) >= 10
+            assert len({s["span_id"] for s in after}) == len(after)
+    finally:
+        srv.stop()
