@@ -39,6 +39,7 @@ __all__ = ["EvalRunner", "RunnerOptions", "sampled"]
 log = structlog.get_logger("sightline.evals")
 
 _FEEDBACK_CURSOR_SUFFIX = ".feedback"
+_TRACE_WINDOW = timedelta(hours=1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,7 +189,14 @@ class EvalRunner(DaemonTask):
         targets: list[_Target] = []
         for project_id, spans in by_project.items():
             trace_ids = sorted({s.trace_id for s in spans})
-            traces = self.store.get_traces(project_id, trace_ids)
+            # A trace's spans start within a window of its LLM spans (an hour either side is
+            # generous for one request), which keeps the read off the rest of the table.
+            traces = self.store.get_traces(
+                project_id,
+                trace_ids,
+                start=min(s.start_time for s in spans) - _TRACE_WINDOW,
+                end=max(s.start_time for s in spans) + _TRACE_WINDOW,
+            )
             flagged = _thumbs_down(self.store.list_trace_scores(project_id, trace_ids))
             for s in spans:
                 trace = [x.span for x in traces.get(s.trace_id, ())] or [s]

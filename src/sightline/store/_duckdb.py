@@ -256,8 +256,15 @@ class DuckDBStore:
     ) -> list[SeqSpan]:
         return _ev.list_spans_after(self, cursor, upto_seq=upto_seq, kinds=kinds, limit=limit)
 
-    def get_traces(self, project_id: str, trace_ids: Sequence[str]) -> dict[str, list[SeqSpan]]:
-        return _ev.get_traces(self, project_id, trace_ids)
+    def get_traces(
+        self,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[SeqSpan]]:
+        return _ev.get_traces(self, project_id, trace_ids, start=start, end=end)
 
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
         return _ev.get_eval_cursor(self, name)

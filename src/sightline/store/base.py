@@ -326,8 +326,19 @@ class TraceStore(Protocol):
         """
         ...
 
-    def get_traces(self, project_id: str, trace_ids: Sequence[str]) -> dict[str, list[SeqSpan]]:
-        """Spans of several traces (with their commit), each list in start order."""
+    def get_traces(
+        self,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[SeqSpan]]:
+        """Spans of several traces (with their commit), each list in start order.
+
+        ``start``/``end`` bound the spans' start times when the caller knows them, so the
+        store reads only that part of the table.
+        """
         ...
 
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
