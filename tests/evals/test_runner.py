@@ -268,6 +268,42 @@ class TestRunner:
         assert len(_scores(store)) == 1
 
 
+class Slow:
+    name = "slow"
+    version = "0"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started = threading.Event()
+        self.finished = False
+
+    def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+        import time
+
+        self.started.set()
+        time.sleep(0.5)
+        self.finished = True
+        return [EvalResult(score=1.0) for _ in cases]
+
+
+def test_stop_waits_for_the_pass_in_flight(store: DuckDBStore) -> None:
+    """The server closes the store right after stopping the runner: no pass may still run."""
+    insert(store, rag_trace(P, Q, DOCS, ANSWER))
+    slow = Slow()
+
+    async def main() -> None:
+        r = EvalRunner(store, [slow], options=RunnerOptions(grace_s=0.0, interval_s=0.05))
+        await r.start()
+        while not slow.started.is_set():
+            await asyncio.sleep(0.01)
+        await r.stop()
+        assert slow.finished
+
+    asyncio.run(main())
+    assert len(_scores(store, name="slow")) == 1
+
+
 def _feedback(trace_id: str, value: float) -> Score:
     import secrets
     from datetime import UTC, datetime

@@ -107,6 +107,8 @@ class EvalRunner(DaemonTask):
         """(last ingest_seq, when first seen): commit times as observed by this runner."""
         self._consumed_seq = 0
         self._lock = threading.Lock()
+        self._busy = threading.Lock()
+        """Held while a pass runs in its worker thread; ``stop`` waits for it."""
         self.num_spans = 0
         """Spans evaluated since start."""
         self.num_scores: dict[str, int] = {}
@@ -119,12 +121,28 @@ class EvalRunner(DaemonTask):
     async def _run(self) -> None:
         while True:
             try:
-                busy = await asyncio.to_thread(self.run_once)
+                busy = await asyncio.to_thread(self._locked_run_once)
             except Exception:  # the loop must survive a bad batch; logged, retried next tick
                 log.exception("eval_tick_failed")
                 busy = False
             if not busy:
                 await asyncio.sleep(self.options.interval_s)
+
+    def _locked_run_once(self) -> bool:
+        with self._busy:
+            return self.run_once()
+
+    async def stop(self) -> None:
+        """Stop the loop, and wait for a pass still running in its thread to finish.
+
+        The store it writes to is closed next.
+        """
+        await super().stop()
+        await asyncio.to_thread(self._wait_idle)
+
+    def _wait_idle(self) -> None:
+        with self._busy:
+            pass
 
     def lag_s(self) -> float:
         """Seconds the oldest committed span not yet evaluated has waited; 0 when caught up."""
