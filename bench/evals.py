@@ -21,8 +21,15 @@ import statistics
 import time
 from typing import Any
 
+from sightline._logging import configure_logging
 from sightline.demo._app import QUESTIONS, SupportBot
-from sightline.evals import Embedder, EvalCase, available_evaluators, evaluator_class
+from sightline.evals import (
+    Embedder,
+    EvalCase,
+    available_evaluators,
+    default_evaluator_names,
+    evaluator_class,
+)
 
 EMBEDDING_EVALUATORS = ("relevance", "context_relevance", "faithfulness")
 _PHRASINGS = ("{q}", "Hi, {q}", "{q} Thanks!", "quick question: {q}", "{q} (asking for my team)")
@@ -71,10 +78,89 @@ def embedder_texts_per_s(texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t0)
 
 
+def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
+    """The online runner end to end on a DuckDB store: read, build cases from traces, evaluate
+    with ``names``, append scores and the cursor."""
+    import secrets
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sightline.evals import EvalRunner, RunnerOptions
+    from sightline.store import DuckDBStore
+    from sightline.store._arrow import records_to_table
+
+    t0_ns = int(datetime.now(UTC).timestamp() * 1e9)
+    recs: list[dict[str, Any]] = []
+    for i, c in enumerate(cases):
+        tid = secrets.token_hex(16)
+        base = {
+            "project_id": "bench",
+            "trace_id": tid,
+            "status": "ok",
+            "duration_ms": 1.0,
+            "session_id": f"s{i % 500}",
+        }
+        start = t0_ns + i * 1_000_000
+        root, ret, llm = (f"{3 * i + k + 1:016x}" for k in range(3))
+        recs += [
+            {
+                **base,
+                "span_id": root,
+                "name": "rag",
+                "kind": "chain",
+                "start_ns": start,
+                "end_ns": start + 900_000,
+                "input": c.question,
+            },
+            {
+                **base,
+                "span_id": ret,
+                "parent_span_id": root,
+                "name": "retrieve",
+                "kind": "retrieval",
+                "start_ns": start + 1,
+                "end_ns": start + 2,
+                "documents": [
+                    {"id": str(k), "content": d, "score": None, "metadata": None}
+                    for k, d in enumerate(c.contexts)
+                ],
+            },
+            {
+                **base,
+                "span_id": llm,
+                "parent_span_id": root,
+                "name": "chat",
+                "kind": "llm",
+                "start_ns": start + 3,
+                "end_ns": start + 800_000,
+                "model": "gpt-4o-mini",
+                "input": f"Context: ...\n\nQuestion: {c.question}",
+                "output": c.answer,
+            },
+        ]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBStore(Path(tmp) / "bench.duckdb")
+        store.migrate()
+        for b in range(0, len(recs), 3000):
+            store.insert_batches([records_to_table(recs[b : b + 3000])])
+        emb = Embedder(threads=2)
+        runner = EvalRunner(
+            store, [build(n, emb) for n in names], options=RunnerOptions(grace_s=0.0)
+        )
+        t0 = time.perf_counter()
+        while runner.run_once():
+            pass
+        took = time.perf_counter() - t0
+        store.close()
+    return runner.num_spans / took
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="300 cases and one run")
     args = ap.parse_args()
+    configure_logging("warning", "console")
     n, runs = (300, 1) if args.quick else (3000, 3)
     cases = make_cases(n)
     # Baselines: the embedder alone on short unique sentences, and on these cases' answers
@@ -97,6 +183,16 @@ def main() -> None:
                 f"{name}{label}_spans_per_s_median={statistics.median(rates):.0f} "
                 f"runs={' '.join(f'{r:.0f}' for r in rates)} cases={n} docs_per_case=3"
             )
+    # The online runner with the default evaluators, store reads and writes included.
+    names = [
+        x for x in default_evaluator_names() if x in EMBEDDING_EVALUATORS + ("user_correction",)
+    ]
+    for label, cs in (("", cases), ("_repeated_answers", demo)):
+        rates = [runner_spans_per_s(cs, names) for _ in range(runs)]
+        print(
+            f"runner{label}_spans_per_s_median={statistics.median(rates):.0f} "
+            f"runs={' '.join(f'{r:.0f}' for r in rates)} evaluators={','.join(names)}"
+        )
 
 
 if __name__ == "__main__":

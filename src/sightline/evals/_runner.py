@@ -32,7 +32,7 @@ from sightline.evals._cases import case_from_span, is_guardrail_hit
 from sightline.evals.base import EvalCase, EvalResult, Evaluator
 from sightline.model import Score, Span
 from sightline.store._eval_records import EvalCursor, SeqSpan
-from sightline.store.base import SpanQuery, TraceStore
+from sightline.store.base import TraceStore
 
 __all__ = ["EvalRunner", "RunnerOptions", "sampled"]
 
@@ -40,6 +40,8 @@ log = structlog.get_logger("sightline.evals")
 
 _FEEDBACK_CURSOR_SUFFIX = ".feedback"
 _TRACE_WINDOW = timedelta(hours=1)
+_SESSION_WINDOW = timedelta(days=1)
+"""How far back the previous turn of a session is looked for."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +233,7 @@ class EvalRunner(DaemonTask):
     ) -> list[Score]:
         scores: list[Score] = []
         prev: dict[str, tuple[Span, EvalCase] | None] = {}
+        sessions: dict[tuple[str, str], list[Span]] | None = None
         for ev in self.evaluators:
             rate = self.options.sample_rates.get(ev.name, self.options.sample_rate)
             picked = [
@@ -240,11 +243,13 @@ class EvalRunner(DaemonTask):
                 and (only is None or (t.span.span_id, ev.name) in only)
             ]
             judges_previous = getattr(ev, "judges", "answer") == "previous_answer"
+            if judges_previous and sessions is None:
+                sessions = self._session_spans(picked)
             anchors: list[Span] = []
             cases: list[EvalCase] = []
             for t in picked:
                 if judges_previous:
-                    p = self._previous_turn(t, prev)
+                    p = self._previous_turn(t, prev, sessions or {})
                     if p is None:
                         continue
                     anchors.append(p[0])
@@ -257,8 +262,31 @@ class EvalRunner(DaemonTask):
             scores.extend(self._run_evaluator(ev, cases, anchors))
         return scores
 
+    def _session_spans(self, targets: Sequence[_Target]) -> dict[tuple[str, str], list[Span]]:
+        """Spans of the targets' sessions over the day before them, one query per project."""
+        by_project: dict[str, list[Span]] = {}
+        for t in targets:
+            if t.span.session_id:
+                by_project.setdefault(t.project_id, []).append(t.span)
+        out: dict[tuple[str, str], list[Span]] = {}
+        for project_id, spans in by_project.items():
+            found = self.store.list_session_spans(
+                project_id,
+                sorted({s.session_id for s in spans if s.session_id}),
+                kinds=self.options.kinds,
+                start=min(s.start_time for s in spans) - _SESSION_WINDOW,
+                end=max(s.start_time for s in spans),
+            )
+            for s in found:
+                if s.session_id:
+                    out.setdefault((project_id, s.session_id), []).append(s)
+        return out
+
     def _previous_turn(
-        self, t: _Target, memo: dict[str, tuple[Span, EvalCase] | None]
+        self,
+        t: _Target,
+        memo: dict[str, tuple[Span, EvalCase] | None],
+        sessions: dict[tuple[str, str], list[Span]],
     ) -> tuple[Span, EvalCase] | None:
         """The previous LLM span of the session, and a case: this turn judging that answer."""
         s = t.span
@@ -266,17 +294,12 @@ class EvalRunner(DaemonTask):
             return None
         key = f"{t.project_id}/{s.span_id}"
         if key not in memo:
-            page = self.store.list_spans(
-                SpanQuery(
-                    project_id=t.project_id,
-                    session_id=s.session_id,
-                    kind=s.kind,
-                    start=s.start_time - timedelta(days=1),
-                    end=s.start_time,
-                    limit=1,
-                )
-            )
-            p = page.spans[0] if page.spans else None
+            earlier = [
+                x
+                for x in sessions.get((t.project_id, s.session_id), ())
+                if x.start_time < s.start_time and x.kind == s.kind
+            ]
+            p = max(earlier, key=lambda x: (x.start_time, x.span_id)) if earlier else None
             if p is None or p.span_id == s.span_id or not p.output:
                 memo[key] = None
             else:

@@ -266,6 +266,19 @@ class DuckDBStore:
     ) -> dict[str, list[SeqSpan]]:
         return _ev.get_traces(self, project_id, trace_ids, start=start, end=end)
 
+    def list_session_spans(
+        self,
+        project_id: str,
+        session_ids: Sequence[str],
+        *,
+        kinds: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[Span]:
+        return _ev.list_session_spans(
+            self, project_id, session_ids, kinds=kinds, start=start, end=end
+        )
+
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
         return _ev.get_eval_cursor(self, name)
 

@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import SPAN_FIELDS, Score
+from sightline.model import SPAN_FIELDS, Score, Span
 from sightline.store._eval_records import (
     AgreementPair,
     Dataset,
@@ -42,6 +42,7 @@ __all__ = [
     "list_agreement_pairs",
     "list_datasets",
     "list_scores_created_after",
+    "list_session_spans",
     "list_trace_scores",
     "list_spans_after",
     "query_score_metric",
@@ -201,6 +202,29 @@ def get_traces(
         s = _row_to_span(r[1:])
         out.setdefault(s.trace_id, []).append(SeqSpan(int(r[0]), s))
     return out
+
+
+def list_session_spans(
+    store: DuckDBStore,
+    project_id: str,
+    session_ids: Sequence[str],
+    *,
+    kinds: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> list[Span]:
+    from sightline.store._duckdb import _row_to_span
+
+    if not session_ids:
+        return []
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = ?"  # noqa: S608
+            " AND list_contains(?, session_id) AND list_contains(?, kind)"
+            " AND start_time >= ? AND start_time <= ? ORDER BY start_time, span_id",
+            [project_id, list(session_ids), list(kinds), _ts(start), _ts(end)],
+        ).fetchall()
+    return [_row_to_span(r) for r in rows]
 
 
 def get_eval_cursor(store: DuckDBStore, name: str) -> EvalCursor | None:

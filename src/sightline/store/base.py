@@ -341,6 +341,18 @@ class TraceStore(Protocol):
         """
         ...
 
+    def list_session_spans(
+        self,
+        project_id: str,
+        session_ids: Sequence[str],
+        *,
+        kinds: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[Span]:
+        """Spans of ``kinds`` in the given sessions that started in [start, end]."""
+        ...
+
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
         """A durable cursor of the evaluation runner."""
         ...
