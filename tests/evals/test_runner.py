@@ -272,9 +272,10 @@ class Slow:
     name = "slow"
     version = "0"
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.5) -> None:
         import threading
 
+        self.delay = delay
         self.started = threading.Event()
         self.finished = False
 
@@ -282,7 +283,7 @@ class Slow:
         import time
 
         self.started.set()
-        time.sleep(0.5)
+        time.sleep(self.delay)
         self.finished = True
         return [EvalResult(score=1.0) for _ in cases]
 
@@ -319,3 +320,24 @@ def _feedback(trace_id: str, value: float) -> Score:
         source="user",
         created_at=datetime.now(UTC),
     )
+
+
+def test_ingest_commits_while_an_evaluator_is_busy(store: DuckDBStore) -> None:
+    """Evaluation holds no lock the writer needs: a commit goes through mid-evaluation."""
+    import threading
+    import time
+
+    insert(store, rag_trace(P, Q, DOCS, ANSWER))
+    slow = Slow(delay=3.0)
+    r = EvalRunner(store, [slow], options=RunnerOptions(grace_s=0.0))
+    t = threading.Thread(target=r.run_once)
+    t.start()
+    assert slow.started.wait(10)
+    t0 = time.perf_counter()
+    insert(store, rag_trace(P, Q, DOCS, ANSWER))
+    took = time.perf_counter() - t0
+    assert not slow.finished  # the commit did not wait for the evaluator
+    t.join(10)
+    assert took < 2.0
+    r.run_once()
+    assert len(_scores(store, name="slow")) == 2
