@@ -31,6 +31,7 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/evals.py
+	$(BIN)/python bench/monitor.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on src/
 	$(BIN)/ruff check src tests bench

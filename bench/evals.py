@@ -149,7 +149,7 @@ def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
             store, [build(n, emb) for n in names], options=RunnerOptions(grace_s=0.0)
         )
         t0 = time.perf_counter()
-        while runner.run_once():
+        while runner.step():
             pass
         took = time.perf_counter() - t0
         store.close()

@@ -41,3 +41,18 @@ def test_evals_benchmark_quick() -> None:
     assert re.search(r"embedder_unique_texts_per_s_median=\d+", out), out
     assert re.search(r"relevance_spans_per_s_median=\d+", out), out
     assert re.search(r"context_relevance_spans_per_s_median=\d+", out), out
+    assert re.search(r"faithfulness_spans_per_s_median=\d+", out), out
+    assert re.search(r"runner_spans_per_s_median=\d+", out), out
+
+
+def test_sdk_overhead_benchmark_quick() -> None:
+    out = _run("sdk_overhead.py")
+    assert re.search(r"sdk_median_us=[\d.]+", out), out
+    assert re.search(r"bare_median_us=[\d.]+", out), out
+    assert re.search(r"sdk_vs_bare_ratio=[\d.]+", out), out
+
+
+def test_monitor_benchmark_quick() -> None:
+    out = _run("monitor.py")
+    assert re.search(r"monitor_tick_50_rules_median_ms=[\d.]+", out), out
+    assert re.search(r"naive_one_query_per_aggregate_median_ms=[\d.]+", out), out

@@ -419,3 +419,46 @@ class TestTokenConventions:
         )
         assert rec.get("input_tokens") is None and rec.get("temperature") is None
         assert rec["input_messages"] == [{"role": "user", "content": "{not json"}]
+
+
+class TestInstrumentorQuirks:
+    """Names found by running the real OpenLLMetry and OpenInference instrumentors."""
+
+    def test_openinference_json_bodies_give_way_to_messages(self) -> None:
+        rec, _ = _norm(
+            {
+                "openinference.span.kind": "LLM",
+                "input.value": json.dumps({"model": "m", "messages": [{"role": "user"}]}),
+                "input.mime_type": "application/json",
+                "output.value": json.dumps({"choices": []}),
+                "output.mime_type": "application/json",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "Where is my invoice?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "Under Billing.",
+                "llm.finish_reason": "stop",
+            }
+        )
+        assert (rec["input"], rec["output"]) == ("Where is my invoice?", "Under Billing.")
+        assert rec["finish_reason"] == "stop"
+
+    def test_openinference_plain_text_value_is_kept(self) -> None:
+        rec, _ = _norm(
+            {
+                "openinference.span.kind": "LLM",
+                "input.value": "the question as text",
+                "input.mime_type": "text/plain",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "something else",
+            }
+        )
+        assert rec["input"] == "the question as text"
+
+    def test_openllmetry_streaming_flag_and_openinference_first_token_event(self) -> None:
+        rec, _ = _norm(
+            {"gen_ai.is_streaming": True, "gen_ai.usage.output_tokens": 3},
+            [("First Token Stream Event", START + 200_000_000, {})],
+            duration_ms=400.0,
+        )
+        assert rec["is_streaming"] is True
+        assert (rec["ttft_ms"], rec["tpot_ms"]) == (200.0, 100.0)

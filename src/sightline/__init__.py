@@ -24,12 +24,19 @@ from importlib.metadata import PackageNotFoundError, version
 from sightline.sdk import (
     SightlineSpan,
     current_span,
+    dropped_spans,
     feedback,
     init,
+    instrument_anthropic,
+    instrument_openai,
+    instrument_threads,
     observe,
     shutdown,
     span,
     trace,
+    uninstrument_anthropic,
+    uninstrument_openai,
+    uninstrument_threads,
 )
 
 try:
@@ -41,10 +48,17 @@ __all__ = [
     "SightlineSpan",
     "__version__",
     "current_span",
+    "dropped_spans",
     "feedback",
     "init",
+    "instrument_anthropic",
+    "instrument_openai",
+    "instrument_threads",
     "observe",
     "shutdown",
     "span",
     "trace",
+    "uninstrument_anthropic",
+    "uninstrument_openai",
+    "uninstrument_threads",
 ]

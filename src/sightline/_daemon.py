@@ -1,15 +1,8 @@
-"""DaemonTask: the one base of background work that runs in the server's lifespan.
-
-A daemon runs ``_run`` as an asyncio task started by :meth:`DaemonTask.start` and cancelled by
-:meth:`DaemonTask.stop` (or ``async with``). Blocking work inside ``_run`` goes to a thread
-(``asyncio.to_thread``) so the event loop, which also serves ingest, never waits on it. Any
-stage (evaluation, monitoring, budgets) subclasses it; it depends on nothing but asyncio.
-"""
+"""DaemonTask: the one base class of background work that runs in the app's lifespan."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import threading
 from types import TracebackType
 
 import structlog
@@ -20,61 +13,72 @@ log = structlog.get_logger("sightline.daemon")
 
 
 class DaemonTask:
-    """Background work with a start/stop lifecycle; subclasses implement :meth:`_run`.
+    """Calls :meth:`run_once` every ``interval_s`` seconds on its own thread until stopped.
 
-    ``_run`` should loop until cancelled; if it raises, the error is logged and the daemon is
-    marked stopped (``failed`` holds the error) rather than killing the server.
-
-    Example:
-        >>> class Ticker(DaemonTask):
-        ...     async def _run(self) -> None:
-        ...         while True:
-        ...             await asyncio.sleep(1)
+    A failing run is logged and the loop goes on: a background task must never take the server
+    down, nor stop because of one bad tick. Subclasses implement :meth:`run_once` and may
+    override :meth:`on_stop`. Usable as a context manager (``with task: ...``).
     """
 
-    name: str = "daemon"
-    """Used in logs and as the asyncio task name."""
+    name = "daemon"
 
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-        self.failed: BaseException | None = None
-        """The error that ended ``_run``, if it ended by raising."""
+    def __init__(self, *, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    @property
-    def running(self) -> bool:
-        """Whether the task is started and has not finished."""
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        """Start ``_run`` on the running event loop (a no-op if already running)."""
-        if self.running:
-            return
-        self.failed = None
-        self._task = asyncio.create_task(self._guarded(), name=f"sightline-{self.name}")
-
-    async def stop(self) -> None:
-        """Cancel ``_run`` and wait until it has finished."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _guarded(self) -> None:
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a daemon must not take the server down; logged (STYLE 22)
-            self.failed = e
-            log.exception("daemon_failed", daemon=self.name)
-
-    async def _run(self) -> None:
+    def run_once(self) -> None:
+        """One unit of work; called every ``interval_s``."""
         raise NotImplementedError
 
+    def on_stop(self) -> None:
+        """Release resources after the loop has ended."""
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        """Start the loop thread (once)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"sightline-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the loop to end, wait for the current run, then call :meth:`on_stop`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.on_stop()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a daemon loop logs and goes on (STYLE 22)
+                log.exception("daemon_run_failed", daemon=self.name)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> DaemonTask:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
     async def __aenter__(self) -> DaemonTask:
-        await self.start()
+        self.start()
         return self
 
     async def __aexit__(
@@ -83,4 +87,6 @@ class DaemonTask:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop()
+        import asyncio
+
+        await asyncio.to_thread(self.stop)

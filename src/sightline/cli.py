@@ -80,6 +80,20 @@ _serve_options = [
         help="YAML/JSON price overrides.",
     ),
     click.option(
+        "--alerts",
+        "alerts_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="YAML file of alert rules, notification channels and drift jobs.",
+    ),
+    click.option(
+        "--monitor-interval",
+        "monitor_interval_s",
+        type=float,
+        default=None,
+        help="Seconds between alert evaluations; 0 turns the monitor off [30].",
+    ),
+    click.option(
         "--log-format",
         type=click.Choice(["json", "console"]),
         default=None,
@@ -113,12 +127,41 @@ DEMO_KEY = "sl_demo_key_do_not_use_in_production"
 @click.option(
     "--rate", type=float, default=4.0, show_default=True, help="Simulated user requests per second."
 )
-def demo(rate: float, **flags: Any) -> None:
-    """Serve, and run a simulated RAG support app that sends traces to the server."""
-    from sightline.demo import start_demo_traffic
+@click.option(
+    "--scenario",
+    type=click.Choice(
+        [
+            "latency-spike",
+            "error-burst",
+            "hallucinations",
+            "toxic",
+            "cost-spike",
+            "topic-drift",
+            "outage",
+        ]
+    ),
+    default=None,
+    help="Inject this fault into the traffic on a schedule (healthy traffic without).",
+)
+def demo(rate: float, scenario: str | None, **flags: Any) -> None:
+    """Serve, and run a simulated RAG support app that sends traces to the server.
+
+    With --scenario, the app runs healthy for a while, then injects the fault for a few
+    minutes, then recovers, again and again: watch GET /api/v1/alerts.
+    """
+    from importlib import resources
+
+    from sightline.demo import SCENARIOS, start_demo_traffic
 
     flags.setdefault("log_format", None)
-    settings = _settings(init_project=DEMO_PROJECT, init_api_key=DEMO_KEY, **flags)
+    if flags.get("alerts_file") is None:
+        # short windows, so alerts fire and resolve within minutes
+        flags["alerts_file"] = Path(str(resources.files("sightline.demo").joinpath("alerts.yaml")))
+    if flags.get("monitor_interval_s") is None:
+        flags["monitor_interval_s"] = 10.0
+    settings = _settings(
+        init_project=DEMO_PROJECT, init_api_key=DEMO_KEY, drift_interval_s=60.0, **flags
+    )
     base = f"http://{settings.host}:{settings.port}"
     click.echo(
         f"Sightline demo on {base}\n"
@@ -126,10 +169,19 @@ def demo(rate: float, **flags: Any) -> None:
         f"  try:  curl -H 'Authorization: Bearer {DEMO_KEY}' '{base}/api/v1/spans?limit=5'\n"
         f"        curl -H 'Authorization: Bearer {DEMO_KEY}' "
         f"'{base}/api/v1/metrics?name=latency_ms&agg=p95&group_by=model'\n"
+        f"        curl -H 'Authorization: Bearer {DEMO_KEY}' '{base}/api/v1/alerts?status=firing'\n"
         f"  API docs: {base}/docs    Ctrl-C stops.",
         err=True,
     )
-    start_demo_traffic(base, DEMO_KEY, rate=rate)
+    if scenario:
+        sc = SCENARIOS[scenario]
+        click.echo(
+            f"  scenario {scenario}: {sc.description}\n"
+            f"    healthy for {sc.warmup_s:.0f}s, then the fault for {sc.fault_s:.0f}s, then"
+            f" recovery; repeats.",
+            err=True,
+        )
+    start_demo_traffic(base, DEMO_KEY, rate=rate, scenario=scenario)
     _run(settings)
 
 

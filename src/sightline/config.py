@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "expand_env"]
 
 
 def _default_workers() -> int:
@@ -59,6 +60,24 @@ class Settings(BaseSettings):
     init_api_key: str | None = Field(
         None, description="With init_project: register this API key for it if missing."
     )
+    alerts_file: Path | None = Field(
+        None, description="YAML file of alert rules, notification channels and drift jobs."
+    )
+    monitor_interval_s: float = Field(
+        30.0, ge=0, description="Seconds between monitor ticks (alert evaluation); 0 turns it off."
+    )
+    default_alert_rules: bool = Field(
+        True, description="Load the shipped default rule pack into every project."
+    )
+    notify_allow_private: bool = Field(
+        False, description="Let notifiers send to private, loopback and link-local addresses."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL of this server in alert links (default http://HOST:PORT)."
+    )
+    drift_interval_s: float = Field(
+        600.0, ge=0, description="Seconds between drift detection runs; 0 turns them off."
+    )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: str = Field("json", description="json (machines) or console (people).")
 
@@ -86,7 +105,9 @@ class Settings(BaseSettings):
         ge=0.0,
         description="Seconds a commit waits before evaluation, so the rest of its trace arrives.",
     )
-    eval_batch_size: int = Field(256, ge=1, description="Spans evaluated together online.")
+    eval_batch_size: int = Field(
+        64, ge=1, description="Spans evaluated together online (a stop waits for one batch)."
+    )
     eval_kinds: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["llm"],
         description="Span kinds evaluated online (comma-separated).",
@@ -138,3 +159,23 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         """The DuckDB file."""
         return self.data_dir / "sightline.duckdb"
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str) -> str:
+    """Replace ``${NAME}`` with the environment variable NAME (files keep secrets out).
+
+    Raises:
+        ConfigError: NAME is not set.
+    """
+    from sightline.errors import ConfigError
+
+    def sub(m: re.Match[str]) -> str:
+        v = os.environ.get(m.group(1))
+        if v is None:
+            raise ConfigError(f"environment variable {m.group(1)} is not set")
+        return v
+
+    return _ENV_REF.sub(sub, text)

@@ -10,7 +10,9 @@ The tree::
     ├── StoreError                         the trace store failed
     │   └── Overloaded                     the writer queue is full; retry later (503)
     ├── AuthError                          missing or unknown API key (401)
-    └── NotFound                           a resource that does not exist (404)
+    ├── NotFound                           a resource that does not exist (404)
+    ├── Conflict                           a change the resource's state forbids (409)
+    └── NotifyError                        an alert notification could not be sent
 
 Server-side errors carry an HTTP ``status`` so one handler can render them.
 """
@@ -20,8 +22,10 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ConfigError",
+    "Conflict",
     "IngestError",
     "NotFound",
+    "NotifyError",
     "Overloaded",
     "PayloadTooLarge",
     "SightlineError",
@@ -95,3 +99,17 @@ class NotFound(SightlineError):
 
     status = 404
     code = "not_found"
+
+
+class Conflict(SightlineError):
+    """The change conflicts with the resource's state (e.g. editing a rule owned by a file)."""
+
+    status = 409
+    code = "conflict"
+
+
+class NotifyError(SightlineError):
+    """A notifier could not deliver (refused address, HTTP error, SMTP failure)."""
+
+    status = 502
+    code = "notify_failed"

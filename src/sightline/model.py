@@ -12,16 +12,24 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "ALERT_STATUSES",
     "SCORE_SOURCES",
     "SPAN_FIELDS",
     "SPAN_KINDS",
     "SEVERITIES",
+    "Alert",
+    "AlertEvent",
+    "AlertStatus",
+    "Delivery",
+    "DriftResult",
+    "RuleVersion",
     "Score",
     "ScoreSource",
     "Severity",
     "Span",
     "SpanKind",
     "SpanStatus",
+    "Silence",
 ]
 
 SpanKind = Literal[
@@ -147,3 +155,169 @@ class Score:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["created_at"] = self.created_at.isoformat()
         return d
+
+
+# -- monitoring: alert rules, alerts and their history, deliveries, drift results --------------
+
+AlertStatus = Literal["pending", "firing", "resolved", "cancelled"]
+ALERT_STATUSES: tuple[str, ...] = get_args(AlertStatus)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RuleVersion:
+    """One version of an alert rule; every change appends one (a deletion too)."""
+
+    project_id: str
+    name: str
+    version: int
+    spec: dict[str, Any]
+    """The rule as written (YAML or API body), validated."""
+    source: str
+    """``api``, ``file`` (the ``--alerts`` file) or ``default`` (the shipped pack)."""
+    deleted: bool = False
+    created_at: datetime
+    author: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """One alert: a (rule, group) that went pending, maybe fired, and ended.
+
+    Deduplicated per (rule, group): while one is active (pending or firing) the rule's breaches
+    in that group update it instead of opening another.
+    """
+
+    project_id: str
+    alert_id: str
+    rule: str
+    rule_version: int
+    rule_type: str
+    severity: Severity
+    group: dict[str, Any]
+    """The group's dimension values (``{"model": "gpt-4o"}``); empty without ``group_by``."""
+    group_key: str
+    status: AlertStatus
+    value: float | None = None
+    threshold: float | None = None
+    window: str | None = None
+    pending_since: datetime
+    started_at: datetime | None = None
+    """When it fired."""
+    ended_at: datetime | None = None
+    """When it resolved (or was cancelled while pending)."""
+    last_evaluated_at: datetime
+    last_notified_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    ack_expires_at: datetime | None = None
+    summary: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """Pending or firing."""
+        return self.status in ("pending", "firing")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertEvent:
+    """One transition or action in an alert's history."""
+
+    project_id: str
+    event_id: str
+    alert_id: str
+    rule: str
+    kind: str
+    """pending, firing, repeat, resolved, cancelled, acknowledged, silenced."""
+    at: datetime
+    value: float | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Silence:
+    """Mutes notifications of alerts whose labels match, from ``starts_at`` until ``ends_at``."""
+
+    project_id: str
+    silence_id: str
+    matchers: dict[str, str]
+    """Label equalities: ``rule``, ``severity``, a rule label or a group dimension."""
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str | None = None
+    comment: str | None = None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One notification of one alert event to one channel, with its attempts."""
+
+    project_id: str
+    delivery_id: str
+    alert_id: str
+    channel: str
+    event: str
+    """firing, resolved (a repeat is a firing)."""
+    status: str
+    """pending, delivered or failed."""
+    attempts: int = 0
+    last_error: str | None = None
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DriftResult:
+    """What one drift detector found comparing a current window with a baseline."""
+
+    project_id: str
+    result_id: str
+    job: str
+    detector: str
+    feature: str
+    """What was compared: ``prompt``, ``response``, ``latency_ms``..."""
+    created_at: datetime
+    baseline_start: datetime | None = None
+    baseline_end: datetime | None = None
+    current_start: datetime
+    current_end: datetime
+    num_baseline: int
+    num_current: int
+    score: float | None
+    threshold: float | None = None
+    p_value: float | None = None
+    fired: bool
+    status: str = "ok"
+    """``ok``, or ``insufficient_data`` when a window had too few samples."""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Examples that explain the score (emerging topics, drifted prompts...)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+def _jsonable(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        v = getattr(record, f.name)
+        out[f.name] = v.isoformat() if isinstance(v, datetime) else v
+    return out

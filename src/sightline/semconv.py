@@ -17,7 +17,7 @@ This module is pure (no IO, no third-party import) so that the SDK and the serve
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 _json_loads: Callable[[str | bytes], Any]
@@ -134,8 +134,9 @@ _STR_FIELDS: dict[str, tuple[str, ...]] = {
         "deployment.environment",
         "langfuse.environment",
     ),
-    "operation": (GEN_AI_OPERATION_NAME, LLM_REQUEST_TYPE),
 }
+# ``operation`` is filled from GEN_AI_OPERATION_NAME, else LLM_REQUEST_TYPE; both names also
+# decide the kind, so they fill special slots (below) and normalise derives the field.
 _INT_FIELDS: dict[str, tuple[str, ...]] = {
     "input_tokens": (
         "gen_ai.usage.input_tokens",
@@ -194,17 +195,25 @@ _FIRST_TOKEN_EVENTS = frozenset(
         "first_token",
         "llm.content.completion.chunk",
         "gen_ai.content.completion.chunk",
+        "First Token Stream Event",  # OpenInference
     )
 )
-_STREAMING_ATTRS = ("sightline.streaming", "gen_ai.request.stream", "llm.is_streaming")
+_STREAMING_ATTRS = (
+    "sightline.streaming",
+    "gen_ai.request.stream",
+    "llm.is_streaming",
+    "gen_ai.is_streaming",  # OpenLLMetry
+)
 _FINISH_REASON_ATTRS = (
     "gen_ai.response.finish_reasons",
     "llm.response.finish_reason",
     "llm.response.stop_reason",
+    "llm.finish_reason",  # OpenInference
 )
 
 # -- text, messages, documents -----------------------------------------------------------------
 
+_JSON_MIME = "application/json"
 INPUT_VALUE = "input.value"
 OUTPUT_VALUE = "output.value"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
@@ -250,42 +259,65 @@ _COMPLETION_EVENT = "gen_ai.content.completion"
 _EXCEPTION_EVENT = "exception"
 
 
-def _consumed_names() -> frozenset[str]:
-    names: set[str] = {
-        SIGHTLINE_KIND,
-        OPENINFERENCE_SPAN_KIND,
-        TRACELOOP_SPAN_KIND,
-        GEN_AI_INPUT_MESSAGES,
-        GEN_AI_OUTPUT_MESSAGES,
-        GEN_AI_SYSTEM_INSTRUCTIONS,
-        _INVOCATION_PARAMETERS,
-        "input.mime_type",
-        "output.mime_type",
-    }
-    for table in (_STR_FIELDS, _INT_FIELDS, _FLOAT_FIELDS):
-        for keys in table.values():
-            names.update(keys)
-    names.update(k for k, _ in _TTFT_ATTRS)
-    names.update(_STREAMING_ATTRS, _FINISH_REASON_ATTRS, _TEXT_IN, _TEXT_OUT, _DOCUMENTS_JSON)
-    return frozenset(names)
-
-
-_CONSUMED = _consumed_names()
+# Special slots: consumed names that feed a derivation rather than one field. Within a slot the
+# lowest rank present wins, as for fields.
+_SPECIAL_SLOTS: dict[str, tuple[str, ...]] = {
+    "_kind_sightline": (SIGHTLINE_KIND,),
+    "_kind_openinference": (OPENINFERENCE_SPAN_KIND,),
+    "_kind_traceloop": (TRACELOOP_SPAN_KIND,),
+    "_gen_ai_operation": (GEN_AI_OPERATION_NAME,),
+    "_llm_request_type": (LLM_REQUEST_TYPE,),
+    "_input_messages": (GEN_AI_INPUT_MESSAGES,),
+    "_output_messages": (GEN_AI_OUTPUT_MESSAGES,),
+    "_system_instructions": (GEN_AI_SYSTEM_INSTRUCTIONS,),
+    "_invocation_parameters": (_INVOCATION_PARAMETERS,),
+    "_text_in": _TEXT_IN,
+    "_text_out": _TEXT_OUT,
+    "_streaming": _STREAMING_ATTRS,
+    "_finish_reason": _FINISH_REASON_ATTRS,
+    "_input_mime": ("input.mime_type",),
+    "_output_mime": ("output.mime_type",),
+}
+_INPUT_VALUE_RANK = _TEXT_IN.index(INPUT_VALUE)
+_OUTPUT_VALUE_RANK = _TEXT_OUT.index(OUTPUT_VALUE)
 
 
 def _as_str(v: Any) -> str:
     return v if isinstance(v, str) else str(v)
 
 
-def _build_spec() -> dict[str, tuple[str | None, int, Callable[[Any], Any]]]:
-    """Attribute name -> (field it fills, rank among that field's names, converter).
+def _as_documents(v: Any) -> list[Any] | None:
+    data = _loads(v)
+    return data if isinstance(data, list) else None
 
-    One dict lookup per attribute instead of one per (field, name) pair: this runs for every
-    attribute of every span ingested.
+
+def _ttft_converter(factor: float) -> Callable[[Any], float | None]:
+    def conv(v: Any) -> float | None:
+        fv = _as_float(v)
+        return fv * factor if fv is not None and fv >= 0 else None
+
+    return conv
+
+
+_Spec = tuple[str | None, int, Callable[[Any], Any] | None]
+
+
+def _build_spec() -> dict[str, _Spec]:
+    """Attribute name -> (slot it fills, rank among that slot's names, converter).
+
+    One dict lookup per attribute, then nothing searches the attributes again: this runs for
+    every attribute of every span ingested. A converter returning None makes the attribute
+    count as absent, so the next-ranked name of the same slot can fill it. Slots without a
+    converter keep the raw value (any value but None).
     """
-    spec: dict[str, tuple[str | None, int, Callable[[Any], Any]]] = {
-        k: (None, 0, _as_str) for k in _CONSUMED
-    }
+    spec: dict[str, _Spec] = {}
+    for slot, keys in _SPECIAL_SLOTS.items():
+        for rank, k in enumerate(keys):
+            spec[k] = (slot, rank, None)
+    for rank, k in enumerate(_DOCUMENTS_JSON):
+        spec[k] = ("_documents", rank, _as_documents)
+    for rank, (k, factor) in enumerate(_TTFT_ATTRS):
+        spec[k] = ("ttft_ms", rank, _ttft_converter(factor))
     for table, conv in ((_STR_FIELDS, _as_str), (_INT_FIELDS, _as_int), (_FLOAT_FIELDS, _as_float)):
         for field, keys in table.items():
             for rank, k in enumerate(keys):
@@ -296,6 +328,13 @@ def _build_spec() -> dict[str, tuple[str | None, int, Callable[[Any], Any]]]:
 Attrs = dict[str, Any]
 Event = tuple[str, int, Attrs]
 """A span event as decoded: (name, time in Unix nanoseconds, attributes)."""
+
+_RESOURCE_FIELDS = (
+    ("service.name", "service_name"),
+    ("service.version", "service_version"),
+    ("deployment.environment.name", "environment"),
+    ("deployment.environment", "environment"),
+)
 
 
 def normalise(
@@ -312,16 +351,24 @@ def normalise(
     """
     rest: Attrs = {}
     indexed: dict[str, Any] | None = None
-    found: dict[str, tuple[int, Callable[[Any], Any], Any]] = {}
+    # slot -> (rank, value): the best-ranked usable value of each slot present on the span
+    found: dict[str, tuple[int, Any]] = {}
     spec_get = _SPEC.get
     for k, v in attrs.items():
         spec = spec_get(k)
         if spec is not None:
-            field, rank, conv = spec
-            if field is not None and v is not None and v != "":
-                prev = found.get(field)
-                if prev is None or rank < prev[0]:
-                    found[field] = (rank, conv, v)
+            slot, rank, conv = spec
+            if slot is None or v is None:
+                continue
+            if conv is not None:
+                if v == "":
+                    continue
+                v = conv(v)
+                if v is None:
+                    continue
+            prev = found.get(slot)
+            if prev is None or rank < prev[0]:
+                found[slot] = (rank, v)
             continue
         if k.startswith(_INDEXED_PREFIXES):
             if indexed is None:
@@ -329,17 +376,24 @@ def normalise(
             indexed[k] = v
             continue
         rest[k] = v
-    for field, (_, conv, v) in found.items():
-        if rec.get(field) is None:
-            cv = conv(v)
-            if cv is not None:
-                rec[field] = cv
+    special: dict[str, Any] = {}
+    for slot, (rank, v) in found.items():
+        if slot[0] == "_":
+            special[slot] = v
+            if slot == "_text_in" or slot == "_text_out":
+                special[slot + "_rank"] = rank
+        elif rec.get(slot) is None:
+            rec[slot] = v
+    if rec.get("operation") is None:
+        op = special.get("_gen_ai_operation", special.get("_llm_request_type"))
+        if op is not None and op != "":
+            rec["operation"] = _as_str(op)
 
-    _set_kind(rec, attrs)
-    _set_model_and_params(rec, attrs)
-    _set_messages(rec, attrs, indexed, events)
-    _set_documents(rec, attrs, indexed)
-    _set_timing(rec, attrs, events)
+    _set_kind(rec, special)
+    _set_model_and_params(rec, special)
+    _set_messages(rec, special, indexed, events)
+    _set_documents(rec, special, indexed)
+    _set_timing(rec, events)
     _fix_tokens(rec)
     if events:
         rest["events"] = [{"name": n, "time_ns": t, "attributes": a} for n, t, a in events]
@@ -348,40 +402,35 @@ def normalise(
                 if n == _EXCEPTION_EVENT:
                     rec["status_message"] = a.get("exception.message") or a.get("exception.type")
                     break
-    for rk, field in (
-        ("service.name", "service_name"),
-        ("service.version", "service_version"),
-        ("deployment.environment.name", "environment"),
-        ("deployment.environment", "environment"),
-    ):
-        if rec.get(field) is None:
-            v = resource.get(rk)
-            if v is not None:
-                rec[field] = str(v)
+    if resource:
+        for rk, field in _RESOURCE_FIELDS:
+            if rec.get(field) is None:
+                v = resource.get(rk)
+                if v is not None:
+                    rec[field] = _as_str(v)
     return rest
 
 
-def _set_kind(rec: dict[str, Any], attrs: Attrs) -> None:
-    kind = rec.get("kind")
-    if kind in _KINDS:
+def _set_kind(rec: dict[str, Any], special: dict[str, Any]) -> None:
+    if rec.get("kind") in _KINDS:
         return
-    v = attrs.get(SIGHTLINE_KIND)
+    v = special.get("_kind_sightline")
     if isinstance(v, str) and v in _KINDS:
         rec["kind"] = v
         return
-    v = attrs.get(OPENINFERENCE_SPAN_KIND)
+    v = special.get("_kind_openinference")
     if isinstance(v, str) and v.upper() in OPENINFERENCE_KINDS:
         rec["kind"] = OPENINFERENCE_KINDS[v.upper()]
         return
-    op = attrs.get(GEN_AI_OPERATION_NAME)
-    if isinstance(op, str) and op in GEN_AI_OPERATION_KINDS:
-        rec["kind"] = GEN_AI_OPERATION_KINDS[op]
+    v = special.get("_gen_ai_operation")
+    if isinstance(v, str) and v in GEN_AI_OPERATION_KINDS:
+        rec["kind"] = GEN_AI_OPERATION_KINDS[v]
         return
-    v = attrs.get(LLM_REQUEST_TYPE)
+    v = special.get("_llm_request_type")
     if isinstance(v, str) and v in _LLM_REQUEST_TYPES:
         rec["kind"] = _LLM_REQUEST_TYPES[v]
         return
-    v = attrs.get(TRACELOOP_SPAN_KIND)
+    v = special.get("_kind_traceloop")
     if isinstance(v, str) and v in _TRACELOOP_KINDS:
         rec["kind"] = _TRACELOOP_KINDS[v]
         return
@@ -391,8 +440,8 @@ def _set_kind(rec: dict[str, Any], attrs: Attrs) -> None:
     rec["kind"] = "other"
 
 
-def _set_model_and_params(rec: dict[str, Any], attrs: Attrs) -> None:
-    params = attrs.get(_INVOCATION_PARAMETERS)
+def _set_model_and_params(rec: dict[str, Any], special: dict[str, Any]) -> None:
+    params = special.get("_invocation_parameters")
     if params is not None:
         p = _loads(params)
         if isinstance(p, dict):
@@ -409,41 +458,29 @@ def _set_model_and_params(rec: dict[str, Any], attrs: Attrs) -> None:
     if rec.get("model") is None:
         rec["model"] = rec.get("response_model") or rec.get("request_model")
     if rec.get("is_streaming") is None:
-        for k in _STREAMING_ATTRS:
-            v = attrs.get(k)
-            if v is not None:
-                rec["is_streaming"] = bool(v)
-                break
+        v = special.get("_streaming")
+        if v is not None:
+            rec["is_streaming"] = bool(v)
     if rec.get("finish_reason") is None:
-        for k in _FINISH_REASON_ATTRS:
-            v = attrs.get(k)
-            if v is not None:
-                if isinstance(v, list | tuple):
-                    v = v[0] if v else None
-                if v is not None:
-                    rec["finish_reason"] = str(v)
-                    break
+        v = special.get("_finish_reason")
+        if isinstance(v, list | tuple):
+            v = v[0] if v else None
+        if v is not None:
+            rec["finish_reason"] = _as_str(v)
 
 
-def _set_timing(rec: dict[str, Any], attrs: Attrs, events: list[Event] | None) -> None:
-    if rec.get("ttft_ms") is None:
-        for k, factor in _TTFT_ATTRS:
-            v = attrs.get(k)
-            if v is not None:
-                fv = _as_float(v)
-                if fv is not None and fv >= 0:
-                    rec["ttft_ms"] = fv * factor
-                    break
+def _set_timing(rec: dict[str, Any], events: list[Event] | None) -> None:
     if rec.get("ttft_ms") is None and events:
         start_ns = rec["start_ns"]
         for name, t, _ in events:
             if name in _FIRST_TOKEN_EVENTS and t >= start_ns:
                 rec["ttft_ms"] = (t - start_ns) / 1e6
                 break
-    if rec.get("tpot_ms") is None and rec.get("ttft_ms") is not None:
+    ttft = rec.get("ttft_ms")
+    if ttft is not None and rec.get("tpot_ms") is None:
         out = rec.get("output_tokens")
         if out is not None and out > 1:
-            gen_ms = rec["duration_ms"] - rec["ttft_ms"]
+            gen_ms = rec["duration_ms"] - ttft
             if gen_ms >= 0:
                 rec["tpot_ms"] = gen_ms / (out - 1)
 
@@ -457,40 +494,42 @@ def _fix_tokens(rec: dict[str, Any]) -> None:
     The same holds for reasoning tokens against output tokens (Gemini reports them apart).
     """
     inp = rec.get("input_tokens")
+    out = rec.get("output_tokens")
     cached = rec.get("cached_input_tokens") or 0
     written = rec.get("cache_write_tokens") or 0
-    if inp is not None and cached + written > inp:
-        rec["input_tokens"] = inp + cached + written
-        rec.setdefault("_notes", []).append("cache_tokens_added_to_input")
-    elif inp is None and cached + written:
-        rec["input_tokens"] = cached + written
-    out = rec.get("output_tokens")
+    if cached or written:
+        if inp is not None and cached + written > inp:
+            inp = rec["input_tokens"] = inp + cached + written
+            rec.setdefault("_notes", []).append("cache_tokens_added_to_input")
+        elif inp is None:
+            inp = rec["input_tokens"] = cached + written
     reasoning = rec.get("reasoning_tokens") or 0
     if out is not None and reasoning > out:
-        rec["output_tokens"] = out + reasoning
+        out = rec["output_tokens"] = out + reasoning
         rec.setdefault("_notes", []).append("reasoning_tokens_added_to_output")
-    if rec.get("total_tokens") is None:
-        i, o = rec.get("input_tokens"), rec.get("output_tokens")
-        if i is not None or o is not None:
-            rec["total_tokens"] = (i or 0) + (o or 0)
+    if rec.get("total_tokens") is None and (inp is not None or out is not None):
+        rec["total_tokens"] = (inp or 0) + (out or 0)
 
 
 # -- messages ----------------------------------------------------------------------------------
 
 
 def _set_messages(
-    rec: dict[str, Any], attrs: Attrs, indexed: dict[str, Any] | None, events: list[Event] | None
+    rec: dict[str, Any],
+    special: dict[str, Any],
+    indexed: dict[str, Any] | None,
+    events: list[Event] | None,
 ) -> None:
     inp: list[dict[str, Any]] | None = rec.get("input_messages")
     out: list[dict[str, Any]] | None = rec.get("output_messages")
     if inp is None:
-        inp = _messages_from_json(attrs.get(GEN_AI_INPUT_MESSAGES))
-        system = attrs.get(GEN_AI_SYSTEM_INSTRUCTIONS)
+        inp = _messages_from_json(special.get("_input_messages"))
+        system = special.get("_system_instructions")
         if system is not None:
             sys_msg = {"role": "system", "content": _content_text(_loads(system))}
             inp = [sys_msg, *(inp or [])]
     if out is None:
-        out = _messages_from_json(attrs.get(GEN_AI_OUTPUT_MESSAGES))
+        out = _messages_from_json(special.get("_output_messages"))
     if indexed:
         if inp is None:
             inp = _indexed_messages(indexed, "gen_ai.prompt.") or _indexed_messages(
@@ -526,16 +565,36 @@ def _set_messages(
     if out is not None:
         rec["output_messages"] = out
 
+    # OpenInference's input.value/output.value on an LLM span is the raw JSON request/response
+    # body (mime type application/json): the messages say better what was asked and answered.
+    if (
+        inp
+        and special.get("_text_in_rank") == _INPUT_VALUE_RANK
+        and special.get("_input_mime") == _JSON_MIME
+    ):
+        special.pop("_text_in")
+    if (
+        out
+        and special.get("_text_out_rank") == _OUTPUT_VALUE_RANK
+        and special.get("_output_mime") == _JSON_MIME
+    ):
+        special.pop("_text_out")
     if rec.get("input") is None:
-        text = _first_text(attrs, _TEXT_IN)
-        if text is None and inp:
-            text = _last_text(inp, "user")
-        rec["input"] = text
+        v = special.get("_text_in")
+        if v is not None:
+            rec["input"] = v if isinstance(v, str) else json.dumps(v, default=str)
+        elif inp:
+            rec["input"] = _last_text(inp, "user")
+        else:
+            rec["input"] = None
     if rec.get("output") is None:
-        text = _first_text(attrs, _TEXT_OUT)
-        if text is None and out:
-            text = _last_text(out, None)
-        rec["output"] = text
+        v = special.get("_text_out")
+        if v is not None:
+            rec["output"] = v if isinstance(v, str) else json.dumps(v, default=str)
+        elif out:
+            rec["output"] = _last_text(out, None)
+        else:
+            rec["output"] = None
     if rec.get("finish_reason") is None and out:
         fr = out[-1].get("finish_reason")
         if fr is not None:
@@ -545,6 +604,9 @@ def _set_messages(
 def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
     if value is None:
         return None
+    # Messages parsed here from a string are ours to complete in place; anything else may be
+    # shared with the caller and is copied.
+    owned = isinstance(value, str | bytes)
     data = _loads(value)
     if isinstance(data, dict):
         data = data.get("messages", [data])
@@ -553,14 +615,32 @@ def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
     msgs = []
     for m in data:
         if isinstance(m, dict):
-            msg = dict(m)
-            if "content" not in msg or not isinstance(msg["content"], str):
-                msg["content"] = _content_text(msg.get("parts", msg.get("content")))
-            msg.setdefault("role", "user")
+            msg = m if owned else dict(m)
+            content = msg.get("content")
+            if not isinstance(content, str):
+                parts = msg.get("parts")
+                msg["content"] = _content_text(content if parts is None else parts)
+            if "role" not in msg:
+                msg["role"] = "user"
             msgs.append(msg)
         elif m is not None:
             msgs.append({"role": "user", "content": str(m)})
     return msgs
+
+
+_TEXT_PART_TYPES = frozenset(("text", "input_text", "output_text"))
+
+
+def _part_text(p: Any) -> str | None:
+    if isinstance(p, str):
+        return p
+    if isinstance(p, dict) and p.get("type", "text") in _TEXT_PART_TYPES:
+        t = p.get("content")
+        if t is None:
+            t = p.get("text")
+        if isinstance(t, str):
+            return t
+    return None
 
 
 def _content_text(parts: Any) -> str:
@@ -575,19 +655,9 @@ def _content_text(parts: Any) -> str:
     if isinstance(parts, dict):
         parts = [parts]
     if isinstance(parts, list):
-        texts = []
-        for p in parts:
-            if isinstance(p, str):
-                texts.append(p)
-            elif isinstance(p, dict):
-                t = p.get("content", p.get("text"))
-                if isinstance(t, str) and p.get("type", "text") in (
-                    "text",
-                    "input_text",
-                    "output_text",
-                ):
-                    texts.append(t)
-        return "\n".join(texts)
+        if len(parts) == 1:
+            return _part_text(parts[0]) or ""
+        return "\n".join(t for t in map(_part_text, parts) if t is not None)
     return str(parts)
 
 
@@ -642,14 +712,6 @@ def _event_message(a: Attrs, role: str) -> dict[str, Any]:
     return {"role": str(a.get("role", role)), "content": _content_text(content)}
 
 
-def _first_text(attrs: Attrs, keys: Iterable[str]) -> str | None:
-    for k in keys:
-        v = attrs.get(k)
-        if v is not None:
-            return v if isinstance(v, str) else json.dumps(v, default=str)
-    return None
-
-
 def _last_text(msgs: list[dict[str, Any]], role: str | None) -> str | None:
     for m in reversed(msgs):
         if role is None or m.get("role") == role:
@@ -661,16 +723,15 @@ def _last_text(msgs: list[dict[str, Any]], role: str | None) -> str | None:
 # -- documents ---------------------------------------------------------------------------------
 
 
-def _set_documents(rec: dict[str, Any], attrs: Attrs, indexed: dict[str, Any] | None) -> None:
+def _set_documents(
+    rec: dict[str, Any], special: dict[str, Any], indexed: dict[str, Any] | None
+) -> None:
     if rec.get("documents") is not None:
         return
-    for k in _DOCUMENTS_JSON:
-        v = attrs.get(k)
-        if v is not None:
-            data = _loads(v)
-            if isinstance(data, list):
-                rec["documents"] = [_document(d) for d in data]
-                return
+    docs = special.get("_documents")
+    if docs is not None:
+        rec["documents"] = [_document(d) for d in docs]
+        return
     if not indexed:
         return
     for prefix in ("retrieval.documents.", "reranker.output_documents."):

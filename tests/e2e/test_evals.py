@@ -27,7 +27,12 @@ NUM_TRACES = 40
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, float]]:
     srv = start_server(
         tmp_path_factory.mktemp("evals-e2e"),
-        env={"SIGHTLINE_EVAL_GRACE_S": "1", "SIGHTLINE_EVAL_INTERVAL_S": "0.5"},
+        # the defaults of `sightline serve`: every registered evaluator that needs no options
+        env={
+            "SIGHTLINE_EVAL_ENABLED": "true",
+            "SIGHTLINE_EVAL_GRACE_S": "1",
+            "SIGHTLINE_EVAL_INTERVAL_S": "0.5",
+        },
     )
     provider = TracerProvider(resource=Resource.create({"service.name": "acme-support-bot"}))
     provider.add_span_processor(
@@ -145,6 +150,7 @@ def _wait_scored(c: httpx.Client, n: int, timeout_s: float = 30) -> list[dict]: 
 
 def test_a_restarted_server_resumes_from_its_cursor(tmp_path: Path) -> None:
     env = {
+        "SIGHTLINE_EVAL_ENABLED": "true",
         "SIGHTLINE_EVALUATORS": "relevance",
         "SIGHTLINE_EVAL_GRACE_S": "0.5",
         "SIGHTLINE_EVAL_INTERVAL_S": "0.2",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -115,13 +114,13 @@ class TestRunner:
         evs = [Relevance(embedder=embedder), ContextRelevance(embedder=embedder)]
         insert(store, rag_trace(P, Q, DOCS, ANSWER) + rag_trace(P, Q, DOCS, "Bananas are yellow."))
         r = _runner(store, evs, clock)
-        assert r.run_once() is False
+        assert r.step() is False
         assert _scores(store) == []  # committed just now: inside the grace period
         assert r.lag_s() == 0.0
         clock.t += 1.0
         assert r.lag_s() == pytest.approx(1.0)
         clock.t += 1.5
-        r.run_once()
+        r.step()
         got = _scores(store)
         assert sorted((s.name, s.label) for s in got) == [
             ("context_relevance", "relevant_context"),
@@ -138,12 +137,12 @@ class TestRunner:
         # a new runner on the same store (a restart) starts after the cursor
         clock.t += 10
         r2 = _runner(store, evs, clock)
-        r2.run_once()
+        r2.step()
         assert len(_scores(store)) == 4
         insert(store, rag_trace(P, Q, DOCS, ANSWER))
-        r2.run_once()
+        r2.step()
         clock.t += 3
-        r2.run_once()
+        r2.step()
         assert len(_scores(store)) == 6
 
     def test_a_commit_larger_than_a_batch_is_read_in_several_without_duplicates(
@@ -153,10 +152,10 @@ class TestRunner:
         recs = [x for i in range(5) for x in rag_trace(P, Q, DOCS, f"{ANSWER} ({i})")]
         insert(store, recs)
         r = _runner(store, [Relevance(embedder=embedder)], clock, batch_size=2)
-        r.run_once()
+        r.step()
         clock.t += 3
-        assert r.run_once() is True  # a full batch: more is waiting
-        while r.run_once():
+        assert r.step() is True  # a full batch: more is waiting
+        while r.step():
             pass
         got = _scores(store)
         assert len(got) == 5 and len({s.span_id for s in got}) == 5
@@ -168,7 +167,7 @@ class TestRunner:
         clock = Clock()
         insert(store, rag_trace(P, Q, DOCS, ANSWER))
         r = _runner(store, [Boom(), Relevance(embedder=embedder)], clock, grace_s=0.0)
-        r.run_once()
+        r.step()
         failed = _scores(store, name="boom")
         assert len(failed) == 1
         f = failed[0]
@@ -189,7 +188,7 @@ class TestRunner:
         insert(store, plain + err + guard + calm_guard + down)
         store.add_scores([_feedback(down[0]["trace_id"], -1.0)])
         r = _runner(store, [Moon()], clock, grace_s=0.0, sample_rate=0.0)
-        r.run_once()
+        r.step()
         scored = {s.trace_id for s in _scores(store, name="faithfulness")}
         # the error span has no answer, yet it was picked: the evaluator saw it
         assert scored == {guard[0]["trace_id"], down[0]["trace_id"], err[0]["trace_id"]}
@@ -201,13 +200,13 @@ class TestRunner:
         recs = rag_trace(P, Q, DOCS, "Our office is on the Moon.")
         insert(store, recs)
         r = _runner(store, [Moon()], clock, grace_s=0.0, sample_rate=0.0)
-        r.run_once()  # sampled out; the first pass also starts the feedback cursor
+        r.step()  # sampled out; the first pass also starts the feedback cursor
         assert _scores(store, name="faithfulness") == []
         store.add_scores([_feedback(recs[0]["trace_id"], -1.0)])
-        r.run_once()
+        r.step()
         [s] = _scores(store, name="faithfulness")
         assert s.label == "hallucination" and s.span_id == recs[2]["span_id"]
-        r.run_once()  # not twice
+        r.step()  # not twice
         assert len(_scores(store, name="faithfulness")) == 1
 
     def test_per_evaluator_sample_rates_are_deterministic(self) -> None:
@@ -234,7 +233,7 @@ class TestRunner:
         )
         insert(store, first + second + third)
         r = _runner(store, [UserCorrection()], clock, grace_s=0.0)
-        r.run_once()
+        r.step()
         got = {s.span_id: s for s in _scores(store, name="user_correction")}
         assert got[first[2]["span_id"]].label == "corrected"
         assert got[first[2]["span_id"]].details == {
@@ -243,28 +242,21 @@ class TestRunner:
         assert got[second[2]["span_id"]].label == "accepted"
         assert third[2]["span_id"] not in got  # no later turn yet
 
-    def test_the_daemon_runs_in_the_event_loop_without_blocking_it(
+    def test_the_daemon_scores_in_its_own_thread(
         self, store: DuckDBStore, embedder: Embedder
     ) -> None:
+        import time
+
         insert(store, rag_trace(P, Q, DOCS, ANSWER))
-
-        async def main() -> int:
-            r = EvalRunner(
-                store,
-                [Relevance(embedder=embedder)],
-                options=RunnerOptions(grace_s=0.0, interval_s=0.05),
-            )
-            async with r:
-                ticks = 0
-                for _ in range(200):
-                    await asyncio.sleep(0.02)  # the loop keeps serving while evaluations run
-                    ticks += 1
-                    if _scores(store):
-                        break
-            assert not r.running
-            return ticks
-
-        assert asyncio.run(main()) < 200
+        r = EvalRunner(
+            store,
+            [Relevance(embedder=embedder)],
+            options=RunnerOptions(grace_s=0.0, interval_s=0.05),
+        )
+        with r:
+            deadline = time.monotonic() + 30
+            while not _scores(store) and time.monotonic() < deadline:
+                time.sleep(0.02)
         assert len(_scores(store)) == 1
 
 
@@ -292,16 +284,11 @@ def test_stop_waits_for_the_pass_in_flight(store: DuckDBStore) -> None:
     """The server closes the store right after stopping the runner: no pass may still run."""
     insert(store, rag_trace(P, Q, DOCS, ANSWER))
     slow = Slow()
-
-    async def main() -> None:
-        r = EvalRunner(store, [slow], options=RunnerOptions(grace_s=0.0, interval_s=0.05))
-        await r.start()
-        while not slow.started.is_set():
-            await asyncio.sleep(0.01)
-        await r.stop()
-        assert slow.finished
-
-    asyncio.run(main())
+    r = EvalRunner(store, [slow], options=RunnerOptions(grace_s=0.0, interval_s=0.05))
+    r.start()
+    assert slow.started.wait(10)
+    r.stop()
+    assert slow.finished
     assert len(_scores(store, name="slow")) == 1
 
 
@@ -330,7 +317,7 @@ def test_ingest_commits_while_an_evaluator_is_busy(store: DuckDBStore) -> None:
     insert(store, rag_trace(P, Q, DOCS, ANSWER))
     slow = Slow(delay=3.0)
     r = EvalRunner(store, [slow], options=RunnerOptions(grace_s=0.0))
-    t = threading.Thread(target=r.run_once)
+    t = threading.Thread(target=r.step)
     t.start()
     assert slow.started.wait(10)
     t0 = time.perf_counter()
@@ -339,5 +326,22 @@ def test_ingest_commits_while_an_evaluator_is_busy(store: DuckDBStore) -> None:
     assert not slow.finished  # the commit did not wait for the evaluator
     t.join(10)
     assert took < 2.0
-    r.run_once()
+    r.step()
     assert len(_scores(store, name="slow")) == 2
+
+
+def test_stop_abandons_the_rest_of_the_batch_and_the_next_start_redoes_it(
+    store: DuckDBStore,
+) -> None:
+    """A stop waits for the evaluator in progress only; nothing of the batch is stored."""
+    insert(store, rag_trace(P, Q, DOCS, ANSWER))
+    slow, after = Slow(delay=0.5), Moon()
+    r = EvalRunner(store, [slow, after], options=RunnerOptions(grace_s=0.0, interval_s=0.05))
+    r.start()
+    assert slow.started.wait(10)
+    r.stop()
+    assert slow.finished
+    assert _scores(store) == []  # abandoned whole: no half batch, the cursor did not move
+    r2 = EvalRunner(store, [Moon()], options=RunnerOptions(grace_s=0.0))
+    r2.step()
+    assert [s.name for s in _scores(store)] == ["faithfulness"]

@@ -99,3 +99,74 @@ def test_rag_app_trace_lands_with_every_stage(server: Server) -> None:
         "negative",
     )
     assert fb["explanation"] == "wrong refund period" and fb["user_id"] == "u-7"
+
+
+OPENAI_APP = textwrap.dedent("""
+    import sys
+    import openai
+    import sightline
+
+    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="rag-app")
+    client = openai.OpenAI(base_url=sys.argv[3], api_key="test")
+
+    @sightline.observe(kind="retrieval", name="retrieve")
+    def retrieve(q):
+        docs = [{"id": "kb-12", "content": "Annual plans: refund within 30 days.", "score": 0.9}]
+        sightline.current_span().set_documents(docs)
+        return docs
+
+    with sightline.trace("rag-request", user_id="u-9", feature="support-answer") as root:
+        q = "Can I get a refund on an annual plan?"
+        docs = retrieve(q)
+        with sightline.span("build-prompt"):
+            messages = [{"role": "system", "content": "Answer from: " + docs[0]["content"]},
+                        {"role": "user", "content": q}]
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True,
+            extra_headers={"x-fake-ttft-ms": "150", "x-fake-token-ms": "60"})
+        answer = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        with sightline.span("safety-filter", kind="guardrail") as g:
+            g.set_guardrail(blocked=False)
+        print(format(root.otel.get_span_context().trace_id, "032x"))
+    sightline.shutdown()
+""")
+
+
+def test_openai_streaming_call_lands_with_tokens_cost_ttft_tpot(server: Server) -> None:
+    """Acceptance: app -> SDK (openai wrapper, streaming) -> sightline serve -> the trace."""
+    from sightline.testing import FakeProvider
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    with FakeProvider(reply="Yes: annual plans are refundable within 30 days.") as fake:
+        proc = subprocess.run(
+            [sys.executable, "-c", OPENAI_APP, server.url, API_KEY, fake.openai_base_url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    trace_id = proc.stdout.strip()
+    with server.client() as c:
+        t = c.get(f"/api/v1/traces/{trace_id}").json()
+    [root] = t["spans"]
+    assert root["name"] == "rag-request" and root["user_id"] == "u-9"
+    stages = {s["name"]: s for s in root["children"]}
+    assert list(stages) == ["retrieve", "build-prompt", "chat gpt-4o-mini", "safety-filter"]
+    llm = stages["chat gpt-4o-mini"]
+    assert llm["kind"] == "llm" and llm["model"] == "gpt-4o-mini" and llm["provider"] == "openai"
+    assert llm["is_streaming"] is True and llm["finish_reason"] == "stop"
+    # the fake provider counts words: 8 in the reply, 8 + 9 in the two messages
+    assert llm["output_tokens"] == 8 and llm["input_tokens"] == 17
+    assert llm["cost_usd"] == pytest.approx((17 * 0.15 + 8 * 0.6) / 1e6)
+    assert 150 <= llm["ttft_ms"] < 2000
+    # TPOT: (end - first token) / (output tokens - 1)
+    assert llm["tpot_ms"] == pytest.approx((llm["duration_ms"] - llm["ttft_ms"]) / 7)
+    # The server paces 8 tokens 60 ms apart after a 150 ms TTFT: the call cannot be shorter,
+    # and TPOT stays near the pace (a late read of the first chunk under load shortens it a bit).
+    assert llm["duration_ms"] >= 150 + 7 * 60
+    assert 40 <= llm["tpot_ms"] < 500
+    assert llm["output"] == "Yes: annual plans are refundable within 30 days."
+    assert llm["input"] == "Can I get a refund on an annual plan?"
+    assert llm["feature"] == "support-answer" and llm["user_id"] == "u-9"
+    assert stages["retrieve"]["documents"][0]["id"] == "kb-12"

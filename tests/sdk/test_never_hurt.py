@@ -1,40 +1,65 @@
-"""A collector that hangs must not slow the application, nor keep it from exiting."""
+"""A collector that hangs, or answers 500/503, must not slow the application, grow its memory
+without bound, or keep it from exiting."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from _helpers import API_KEY, Server
+from _helpers import API_KEY
 
+# 1,000 instrumented calls, each next to an uninstrumented call of the same function (order
+# alternating), so both see the same moment of a noisy machine; the medians of the per-call
+# times are compared. Each call spends ~5 ms in the app's own work (waiting, as on a model;
+# real LLM calls take 100x that). At 1 ms the ratio measures this shared 2-core machine's load
+# rather than the SDK: at load average 10 even the SDK's no-op path (no init) measured +5-10%,
+# the full SDK +14-18%, against 40-50 us of CPU per observed call on a quiet machine
+# (bench/sdk_overhead.py; docs/benchmarks.md).
 APP = textwrap.dedent("""
-    import sys, time
+    import json, statistics, sys, time
     import sightline
 
     def work(i):
-        time.sleep(0.001)  # the app's own work, e.g. waiting on a model
+        time.sleep(0.005)  # the app's own work: waiting on a model, a database...
         return i
 
-    def run(fn):
-        t = time.perf_counter()
-        for i in range(1000):
-            fn(i)
-        return time.perf_counter() - t
+    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="never-hurt")
 
-    bare = run(work)
-    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="hang-test")
-    traced = sightline.observe(kind="tool", name="work")(work)
-    inst = run(traced)
-    print(bare, inst, flush=True)
-    # exiting flushes what it can within the exporter's timeout, then goes
+    @sightline.observe(kind="llm", name="call")
+    def traced(i):
+        sightline.current_span().set_llm(
+            model="gpt-4o-mini", provider="openai",
+            input_messages=[{"role": "user", "content": "question %d" % i}],
+            output="answer", usage={"input_tokens": 12, "output_tokens": 3},
+            finish_reason="stop")
+        return work(i)
+
+    # one call of each, alternating, 1,000 times: both see the same moment of the machine
+    bare, inst = [], []
+    clock = time.perf_counter
+    for i in range(1000):
+        pair = (work, traced) if i % 2 else (traced, work)
+        for fn in pair:
+            t = clock(); fn(i); d = clock() - t
+            (inst if fn is traced else bare).append(d)
+    # a burst far beyond the export queue: dropped and counted, memory bounded
+    for i in range(int(sys.argv[3])):
+        with sightline.span("burst"):
+            pass
+    print(json.dumps({"bare": bare, "inst": inst, "dropped": sightline.dropped_spans(),
+                      "done_at": time.time()}), flush=True)
+    # exiting flushes what it can within a short timeout, then goes
 """)
 
 
@@ -66,25 +91,75 @@ def hanging_collector() -> Iterator[str]:
     srv.close()
 
 
-def _run(endpoint: str) -> tuple[float, float, float]:
+@pytest.fixture(params=[500, 503])
+def failing_collector(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Answers every export with 500 or 503."""
+    status: int = request.param
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _run(endpoint: str, burst: int = 0) -> tuple[dict[str, object], float, str]:
+    """Run the app; returns its figures, the seconds from its last line to its exit, stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
-    t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", APP, endpoint, API_KEY],
+        [sys.executable, "-c", APP, endpoint, API_KEY, str(burst)],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    bare_s, inst_s = map(float, proc.stdout.split())
-    return bare_s, inst_s, time.monotonic() - t0
+    exited_at = time.time()
+    result = json.loads(proc.stdout)
+    done_at = result["done_at"]
+    assert isinstance(done_at, float)
+    return result, exited_at - done_at, proc.stderr
 
 
-def test_hanging_collector_does_not_block_the_app(hanging_collector: str, server: Server) -> None:
-    _, live_s, _ = _run(server.url)
-    _, hung_s, total_s = _run(hanging_collector)
-    # the same instrumented calls take the same time whether the collector answers or hangs
-    assert hung_s <= live_s * 1.10 + 0.05, (live_s, hung_s)
-    # and exit flushes within the exporter's timeout instead of waiting on the collector
-    assert total_s < 30, total_s
+def _assert_same_time(result: dict[str, object]) -> None:
+    bare, inst = result["bare"], result["inst"]
+    assert isinstance(bare, list) and isinstance(inst, list)
+    bare_s, inst_s = statistics.median(bare), statistics.median(inst)
+    # 1,000 instrumented calls within 10% of the uninstrumented time
+    assert inst_s <= bare_s * 1.10, (bare, inst)
+
+
+def test_hanging_collector_does_not_slow_or_hold_the_app(hanging_collector: str) -> None:
+    result, exit_s, _ = _run(hanging_collector)
+    _assert_same_time(result)
+    # exit flushes within the SDK's 3 s limit instead of waiting on the collector
+    # (OpenTelemetry alone waits up to 30 s)
+    assert exit_s < 6, exit_s
+
+
+def test_failing_collector_does_not_slow_the_app(failing_collector: str) -> None:
+    result, exit_s, _ = _run(failing_collector)
+    _assert_same_time(result)
+    assert exit_s < 6, exit_s
+
+
+def test_queue_is_bounded_and_drops_are_counted_and_logged_once(hanging_collector: str) -> None:
+    result, _, stderr = _run(hanging_collector, burst=20_000)
+    dropped = result["dropped"]
+    # 21,000 spans; the export queue holds 4,096, and the export thread takes a batch of 512
+    # each time the hanging export times out (5 s; at most 4 times in this run): the rest is
+    # dropped
+    assert isinstance(dropped, int) and 21_000 - 4_096 - 4 * 512 <= dropped <= 21_000 - 4_096
+    assert stderr.count("sightline export queue full") == 1, stderr

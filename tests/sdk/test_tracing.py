@@ -7,27 +7,19 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import sightline
-from sightline.sdk._tracing import TraceAttributesProcessor
-
-_EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture(autouse=True)
 def spans() -> Iterator[InMemorySpanExporter]:
-    provider = otel_trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(TraceAttributesProcessor())
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        otel_trace.set_tracer_provider(provider)
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    # the same in-memory exporter as sightline.testing's capture_spans (one per process)
+    from sightline.testing import capture_spans
+
+    with capture_spans() as captured:
+        yield captured.exporter
 
 
 def _by_name(exp: InMemorySpanExporter) -> dict[str, ReadableSpan]:

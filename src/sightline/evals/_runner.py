@@ -14,7 +14,6 @@ evaluators' scores of the batch are stored as usual. Score metrics leave failed 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import secrets
@@ -52,8 +51,8 @@ class RunnerOptions:
     """Pause between ticks when there is nothing left to read."""
     grace_s: float = 2.0
     """How long a commit waits before its spans are evaluated (the rest of the trace arrives)."""
-    batch_size: int = 256
-    """Spans read and evaluated together."""
+    batch_size: int = 64
+    """Spans read and evaluated together (also bounds how long ``stop`` may wait)."""
     kinds: tuple[str, ...] = ("llm",)
     """Span kinds evaluated."""
     sample_rate: float = 1.0
@@ -74,6 +73,10 @@ def sampled(span_id: str, evaluator: str, rate: float) -> bool:
     return int.from_bytes(h, "big") / 2**64 < rate
 
 
+class _Stopping(Exception):
+    """The server is stopping: abandon the batch."""
+
+
 @dataclasses.dataclass(slots=True)
 class _Target:
     project_id: str
@@ -86,8 +89,9 @@ class _Target:
 class EvalRunner(DaemonTask):
     """Scores committed spans in the background; see the module docstring.
 
-    ``run_once`` does one pass synchronously (tests and the CLI call it); the daemon calls it in
-    a worker thread every ``interval_s``.
+    ``step`` evaluates one batch synchronously (tests call it); the daemon's thread calls
+    ``run_once`` every ``interval_s``, which steps until it has caught up. ``stop`` waits for
+    the batch in flight, so the store can be closed right after.
     """
 
     name = "evaluator"
@@ -100,7 +104,7 @@ class EvalRunner(DaemonTask):
         options: RunnerOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__()
+        super().__init__(interval_s=(options or RunnerOptions()).interval_s)
         self.store = store
         self.evaluators = list(evaluators)
         self.options = options or RunnerOptions()
@@ -109,8 +113,6 @@ class EvalRunner(DaemonTask):
         """(last ingest_seq, when first seen): commit times as observed by this runner."""
         self._consumed_seq = 0
         self._lock = threading.Lock()
-        self._busy = threading.Lock()
-        """Held while a pass runs in its worker thread; ``stop`` waits for it."""
         self.num_spans = 0
         """Spans evaluated since start."""
         self.num_scores: dict[str, int] = {}
@@ -120,30 +122,9 @@ class EvalRunner(DaemonTask):
 
     # -- the daemon ----------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                busy = await asyncio.to_thread(self._locked_run_once)
-            except Exception:  # the loop must survive a bad batch; logged, retried next tick
-                log.exception("eval_tick_failed")
-                busy = False
-            if not busy:
-                await asyncio.sleep(self.options.interval_s)
-
-    def _locked_run_once(self) -> bool:
-        with self._busy:
-            return self.run_once()
-
-    async def stop(self) -> None:
-        """Stop the loop, and wait for a pass still running in its thread to finish.
-
-        The store it writes to is closed next.
-        """
-        await super().stop()
-        await asyncio.to_thread(self._wait_idle)
-
-    def _wait_idle(self) -> None:
-        with self._busy:
+    def run_once(self) -> None:
+        """The daemon's tick: evaluate batches until none is full (or the server stops)."""
+        while self.step() and not self.stopping:
             pass
 
     def lag_s(self) -> float:
@@ -156,7 +137,7 @@ class EvalRunner(DaemonTask):
 
     # -- one pass ------------------------------------------------------------------------------
 
-    def run_once(self) -> bool:
+    def step(self) -> bool:
         """Evaluate one batch of eligible spans; True if a full batch was read (more may wait)."""
         now = self._clock()
         last = self.store.last_ingest_seq()
@@ -181,7 +162,11 @@ class EvalRunner(DaemonTask):
             new = EvalCursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
         else:
             new = EvalCursor(eligible)
-        scores = self._evaluate_rows(rows) if rows else []
+        try:
+            scores = self._evaluate_rows(rows) if rows else []
+        except _Stopping:
+            # Abandoned, not half-stored: the cursor stays, the next start redoes this batch.
+            return False
         self.store.append_eval_scores(scores, cursor_name=self.options.cursor_name, cursor=new)
         self._set_consumed(new)
         if rows:
@@ -235,6 +220,8 @@ class EvalRunner(DaemonTask):
         prev: dict[str, tuple[Span, EvalCase] | None] = {}
         sessions: dict[tuple[str, str], list[Span]] | None = None
         for ev in self.evaluators:
+            if self.stopping:
+                raise _Stopping  # stop waits for one evaluator's batch at most, not all of them
             rate = self.options.sample_rates.get(ev.name, self.options.sample_rate)
             picked = [
                 t
@@ -394,7 +381,10 @@ class EvalRunner(DaemonTask):
                         only |= missing
                         targets.append(_Target(project_id, s, case_from_span(s, trace), True))
             if targets:
-                scores.extend(self._score(targets, only))
+                try:
+                    scores.extend(self._score(targets, only))
+                except _Stopping:
+                    return  # the feedback cursor stays: redone at the next start
         last = feedback[-1].created_at
         self.store.append_eval_scores(
             scores, cursor_name=name, cursor=EvalCursor(int(last.timestamp() * 1e6))

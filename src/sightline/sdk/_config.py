@@ -7,12 +7,13 @@ reads its few variables here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["SdkOptions", "resolve_options"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:7600"
+SUPPORTED_LIBRARIES = ("openai", "anthropic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class SdkOptions:
     sample_rate: float
     capture_content: bool
     redact: Callable[[str], str] | None
+    instrument: tuple[str, ...] = ()
+    """The LLM client libraries to instrument (those of them that are installed)."""
+    log_requests: bool = False
     max_content_chars: int = 65_536
 
 
@@ -54,6 +58,8 @@ def resolve_options(
     sample_rate: float | None,
     capture_content: bool | None,
     redact: Callable[[str], str] | None,
+    instrument: bool | Sequence[str] | None = None,
+    log_requests: bool | None = None,
 ) -> SdkOptions:
     """Fill what the caller left out from the environment; raise ValueError on bad values."""
     rate = sample_rate
@@ -65,6 +71,7 @@ def resolve_options(
             raise ValueError(f"SIGHTLINE_SAMPLE_RATE must be a number, got {raw!r}") from None
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"sample_rate must be between 0 and 1, got {rate}")
+    libs = _instrument(instrument)
     return SdkOptions(
         endpoint=(
             endpoint
@@ -82,4 +89,31 @@ def resolve_options(
         if capture_content is not None
         else _bool(_env("SIGHTLINE_CAPTURE_CONTENT"), True),
         redact=redact,
+        instrument=libs,
+        log_requests=log_requests
+        if log_requests is not None
+        else _bool(_env("SIGHTLINE_LOG_REQUESTS"), False),
     )
+
+
+def _instrument(value: bool | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        raw = _env("SIGHTLINE_INSTRUMENT")
+        if raw is None or raw.strip().lower() in ("1", "true", "yes", "on", "all"):
+            value = True
+        elif raw.strip().lower() in ("0", "false", "no", "off", "none"):
+            value = False
+        else:
+            value = [p.strip() for p in raw.split(",") if p.strip()]
+    if value is True:
+        return SUPPORTED_LIBRARIES
+    if value is False:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    unknown = [v for v in value if v not in SUPPORTED_LIBRARIES]
+    if unknown:
+        raise ValueError(
+            f"instrument: unknown libraries {unknown}; supported: {list(SUPPORTED_LIBRARIES)}"
+        )
+    return tuple(value)

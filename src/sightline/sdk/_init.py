@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from sightline.sdk._config import SdkOptions, resolve_options
+from sightline.sdk._errors import handle_internal_errors
+from sightline.sdk._providers import instrument_installed, keep_span
+from sightline.sdk._request_log import RequestLogProcessor
 from sightline.sdk._sampling import ErrorKeepingProcessor, sampler_for
-from sightline.sdk._tracing import TraceAttributesProcessor, _Content
+from sightline.sdk._threads import instrument_threads
+from sightline.sdk._tracing import TraceAttributesProcessor, _Content, use_provider
 
-__all__ = ["current_options", "init", "shutdown"]
+__all__ = ["current_options", "dropped_spans", "init", "shutdown"]
+
+Instrument = bool | Sequence[Literal["openai", "anthropic"]]
 
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+
+
+class _State:
+    provider: TracerProvider | None = None
+    options: SdkOptions | None = None
+    exporting: list[ErrorKeepingProcessor] = []  # one process, one state
+    request_log = False
+    exit_hook = False
+
+
+_state = _State()
+_MAX_QUEUE_SPANS = 4096
+# At exit the app waits at most this long for the last spans to leave (a hanging collector
+# must not hold the process): OpenTelemetry's own default is 30 s.
+_EXIT_TIMEOUT_S = 3.0
 
 
 def init(
@@ -31,15 +53,36 @@ def init(
     sample_rate: float | None = None,
     capture_content: bool | None = None,
     redact: Callable[[str], str] | None = None,
+    instrument: Instrument | None = None,
+    log_requests: bool | None = None,
+    propagate_threads: bool = True,
+    span_exporter: SpanExporter | None = None,
 ) -> SdkOptions:
     """Export this process's spans to Sightline over OTLP/HTTP, off the request path.
 
     Every argument falls back to an environment variable (``SIGHTLINE_ENDPOINT``,
     ``SIGHTLINE_API_KEY``, ``SIGHTLINE_SERVICE_NAME``, ``SIGHTLINE_SERVICE_VERSION``,
-    ``SIGHTLINE_ENVIRONMENT``, ``SIGHTLINE_SAMPLE_RATE``, ``SIGHTLINE_CAPTURE_CONTENT``), then
-    to the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``OTEL_SERVICE_NAME``. When the
-    application already set up an OpenTelemetry ``TracerProvider``, Sightline adds its exporter
-    to it rather than replacing it.
+    ``SIGHTLINE_ENVIRONMENT``, ``SIGHTLINE_SAMPLE_RATE``, ``SIGHTLINE_CAPTURE_CONTENT``,
+    ``SIGHTLINE_INSTRUMENT``, ``SIGHTLINE_LOG_REQUESTS``), then to the standard
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``OTEL_SERVICE_NAME``. When the application already set
+    up an OpenTelemetry ``TracerProvider``, Sightline adds its exporter to it rather than
+    replacing it.
+
+    Args:
+        endpoint: Base URL of the Sightline server (``http://127.0.0.1:7600``).
+        api_key: The project's API key, sent as a bearer token.
+        service_name: ``service.name`` of the spans.
+        service_version: ``service.version`` of the spans.
+        environment: ``deployment.environment.name`` of the spans.
+        sample_rate: Fraction of traces exported (per trace; traces ending in error always are).
+        capture_content: Record prompts, responses and documents (False keeps only metadata).
+        redact: A function applied to every recorded text before it leaves the process.
+        instrument: Which LLM client libraries to instrument: True (default) for every one that
+            is installed (``openai``, ``anthropic``), a list of names, or False for none.
+        log_requests: Also write one structured log line per LLM request (off by default).
+        propagate_threads: Carry the trace context into threads and thread pools started inside
+            a trace (``threading.Thread``, ``concurrent.futures.ThreadPoolExecutor``).
+        span_exporter: Export to this exporter instead of OTLP (tests, benchmarks).
 
     Example:
         ```python
@@ -61,19 +104,25 @@ def init(
         sample_rate=sample_rate,
         capture_content=capture_content,
         redact=redact,
+        instrument=instrument,
+        log_requests=log_requests,
     )
     with _lock:
         _Content.capture = opts.capture_content
         _Content.max_chars = opts.max_content_chars
         _Content.redact = opts.redact
-        headers = {"authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
-        exporter = OTLPSpanExporter(
-            endpoint=f"{opts.endpoint}/v1/traces", headers=headers, timeout=5
-        )
+        if span_exporter is None:
+            headers = {"authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
+            span_exporter = OTLPSpanExporter(
+                endpoint=f"{opts.endpoint}/v1/traces", headers=headers, timeout=5
+            )
         # A bounded queue: when the server is down or slow, spans beyond it are dropped (and
-        # counted by the processor), never buffered without limit or waited for.
-        processor = BatchSpanProcessor(
-            exporter, max_queue_size=4096, schedule_delay_millis=1000, export_timeout_millis=5000
+        # counted), never buffered without limit or waited for.
+        batch = BatchSpanProcessor(
+            span_exporter,
+            max_queue_size=_MAX_QUEUE_SPANS,
+            schedule_delay_millis=1000,
+            export_timeout_millis=5000,
         )
         current = otel_trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
@@ -92,23 +141,36 @@ def init(
                 got = otel_trace.get_tracer_provider()
                 if isinstance(got, TracerProvider):
                     provider = got
-        old = _state.get("processors")
-        if not old:
+        if not _state.exporting:
             provider.add_span_processor(TraceAttributesProcessor())
+        if opts.log_requests and not _state.request_log:
+            provider.add_span_processor(RequestLogProcessor())
+            _state.request_log = True
         # Traces the sample rate leaves out are recorded anyway; those that end in error are
         # exported all the same. (An app's own provider keeps its own sampler.)
-        provider.add_span_processor(ErrorKeepingProcessor(processor))
-        _state["processors"] = [processor]
-        _state["provider"] = provider
-        _state["options"] = opts
+        exporting = ErrorKeepingProcessor(batch, max_queue_size=_MAX_QUEUE_SPANS)
+        exporting.set_filter(keep_span)
+        provider.add_span_processor(exporting)
+        use_provider(provider)
+        _state.exporting.append(exporting)
+        _state.provider = provider
+        _state.options = opts
+        if not _state.exit_hook:
+            # Registered after the provider's own handler, so it runs first (atexit is LIFO).
+            atexit.register(_at_exit)
+            _state.exit_hook = True
+    if propagate_threads:
+        with handle_internal_errors("instrument_threads"):
+            instrument_threads()
+    with handle_internal_errors("instrument"):
+        instrument_installed(opts.instrument)
     return opts
 
 
 def current_options() -> SdkOptions:
     """The options of the last ``init``, or those from the environment alone."""
-    opts = _state.get("options")
-    if isinstance(opts, SdkOptions):
-        return opts
+    if _state.options is not None:
+        return _state.options
     return resolve_options(
         endpoint=None,
         api_key=None,
@@ -121,8 +183,32 @@ def current_options() -> SdkOptions:
     )
 
 
+def dropped_spans() -> int:
+    """Spans dropped so far because the export queue was full (the collector down or slow)."""
+    return sum(p.dropped for p in _state.exporting)
+
+
 def shutdown(timeout_s: float = 5.0) -> None:
-    """Flush pending spans (at most ``timeout_s``); called at exit by OpenTelemetry too."""
-    provider = _state.get("provider")
-    if isinstance(provider, TracerProvider):
-        provider.force_flush(int(timeout_s * 1000))
+    """Flush pending spans, waiting at most ``timeout_s`` (a hanging collector cannot hold it).
+
+    Called at exit too, with a 3 s limit.
+    """
+    provider = _state.provider
+    if provider is None:
+        return
+    # force_flush does not honour its timeout when the collector hangs: run it aside.
+    t = threading.Thread(
+        target=provider.force_flush,
+        args=(int(timeout_s * 1000),),
+        name="sightline-flush",
+        daemon=True,
+    )
+    t.start()
+    t.join(timeout_s)
+
+
+def _at_exit() -> None:
+    with handle_internal_errors("exit"):
+        shutdown(_EXIT_TIMEOUT_S)
+        for p in _state.exporting:
+            p.shutdown_within(0.1)

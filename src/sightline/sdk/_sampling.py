@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Sized
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
     Decision,
     ParentBased,
     Sampler,
@@ -24,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
-from sightline.sdk._errors import handle_internal_errors
+from sightline.sdk._errors import handle_internal_errors, internal_error, logger
 
 __all__ = ["ErrorKeepingProcessor", "RecordUnsampled", "sampler_for"]
 
@@ -61,6 +62,8 @@ class RecordUnsampled(Sampler):
 
 def sampler_for(rate: float) -> Sampler:
     """Children follow their parent's decision; roots follow the ratio (recording the rest)."""
+    if rate >= 1.0:
+        return ParentBased(ALWAYS_ON)  # everything is sampled: nothing to record apart
     root = RecordUnsampled(rate)
     # a recorded-but-unsampled parent must keep its children recorded too
     return ParentBased(root, local_parent_not_sampled=root)
@@ -94,20 +97,54 @@ def _as_sampled(span: ReadableSpan) -> ReadableSpan:
 
 
 class ErrorKeepingProcessor(SpanProcessor):
-    """Wraps the exporting processor; forwards unsampled traces that contain an error."""
+    """Wraps the exporting processor; forwards unsampled traces that contain an error.
 
-    def __init__(self, inner: SpanProcessor) -> None:
+    Also counts the spans the exporting processor drops because its queue is full (the
+    collector is down or slow) and logs the first drop once.
+    """
+
+    def __init__(self, inner: SpanProcessor, *, max_queue_size: int | None = None) -> None:
         self._inner = inner
         self._pending: OrderedDict[int, tuple[list[ReadableSpan], bool]] = OrderedDict()
         self._lock = threading.Lock()
+        # BatchSpanProcessor's queue, to see that a span is about to be dropped (private to
+        # OpenTelemetry: when a version moves it, drops are simply not counted).
+        queue = getattr(getattr(inner, "_batch_processor", None), "_queue", None)
+        self._queue: Sized | None = queue if isinstance(queue, Sized) else None
+        self._max_queue = max_queue_size or 0
+        self.dropped = 0
+        self._reported = False
+        self._filter: Callable[[ReadableSpan], bool] | None = None
+
+    def set_filter(self, keep: Callable[[ReadableSpan], bool] | None) -> None:
+        """Export only the spans ``keep`` accepts (set by the provider instrumentation)."""
+        self._filter = keep
 
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
         self._inner.on_start(span, parent_context)
 
+    def _forward(self, span: ReadableSpan) -> None:
+        f = self._filter
+        if f is not None and not f(span):
+            return
+        q = self._queue
+        if q is not None and self._max_queue and len(q) >= self._max_queue:
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "sightline export queue full (%d spans): the collector is down or slow; "
+                    "spans are dropped (counted) until it catches up",
+                    self._max_queue,
+                )
+        self._inner.on_end(span)
+
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
         if ctx is None or ctx.trace_flags.sampled:
-            self._inner.on_end(span)
+            try:
+                self._forward(span)
+            except Exception:
+                internal_error("export")
             return
         with handle_internal_errors("error_keeping_sampler"):
             is_root = span.parent is None or span.parent.is_remote
@@ -123,10 +160,22 @@ class ErrorKeepingProcessor(SpanProcessor):
                     return
             if errored:
                 for s in spans:
-                    self._inner.on_end(_as_sampled(s))
+                    self._forward(_as_sampled(s))
 
     def shutdown(self) -> None:
-        self._inner.shutdown()
+        self.shutdown_within(5.0)
+
+    def shutdown_within(self, timeout_s: float) -> None:
+        """Shut the exporting processor down, waiting at most about ``timeout_s``."""
+        if self.dropped and not self._reported:
+            self._reported = True
+            logger.warning("sightline dropped %d spans: the export queue was full", self.dropped)
+        batch = getattr(self._inner, "_batch_processor", None)
+        if batch is not None and hasattr(batch, "shutdown"):
+            # BatchSpanProcessor.shutdown() waits up to 30 s on a hanging collector
+            batch.shutdown(timeout_millis=int(timeout_s * 1000))
+        else:
+            self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)

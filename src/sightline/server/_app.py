@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from sightline import __version__
+from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
@@ -18,7 +19,9 @@ from sightline.server._evals import build_runner, load_online_evaluators, regist
 from sightline.server._prom import Metrics
 from sightline.server._state import AppState
 from sightline.server.routes import (
+    alerts,
     datasets,
+    drift,
     evaluators,
     feedback,
     health,
@@ -36,14 +39,23 @@ __all__ = ["create_app"]
 log = structlog.get_logger("sightline.server")
 
 
-def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: TraceStore | None = None, clock: Clock | None = None
+) -> FastAPI:
     """Build the app. The store is opened from ``settings.data_dir`` unless one is given.
+
+    ``clock`` (default: the system clock) is the time the monitor and drift loops see; tests
+    pass a :class:`sightline._clock.FakeClock` and drive ticks themselves.
 
     Everything that runs (writer thread, decode workers, gRPC receiver) starts in the app's
     lifespan and stops with it, committing what was acknowledged... which is everything queued:
     a request is only acknowledged after its commit.
     """
     overrides = load_overrides(settings.prices_file) if settings.prices_file else []
+    from sightline.alerts import load_alerts_file
+    from sightline.server._monitoring import build_monitoring
+
+    alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
     online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
@@ -85,8 +97,22 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         runner = build_runner(settings, st, online_evaluators)
         if runner is not None:
             register_eval_metrics(prom.global_registry, runner)
-            await runner.start()
-        app.state.sightline = AppState(settings, st, writer, ingest, keys, prom, runner)
+        monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)
+        app.state.sightline = AppState(
+            settings,
+            st,
+            writer,
+            ingest,
+            keys,
+            prom,
+            monitor=monitoring.monitor,
+            dispatcher=monitoring.dispatcher,
+            drift=monitoring.drift,
+            evals=runner,
+        )
+        monitoring.start()
+        if runner is not None:
+            runner.start()
         log.info(
             "server_started",
             version=__version__,
@@ -98,7 +124,8 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
             yield
         finally:
             if runner is not None:
-                await runner.stop()
+                runner.stop()
+            monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
             ingest.stop()
@@ -123,6 +150,8 @@ def create_app(settings: Settings, *, store: TraceStore | None = None) -> FastAP
         traces.router,
         metrics.router,
         feedback.router,
+        alerts.router,
+        drift.router,
         scores.router,
         evaluators.router,
         datasets.router,

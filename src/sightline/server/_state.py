@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -12,6 +13,10 @@ from sightline.ingest import GroupCommitWriter, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
 from sightline.store.base import TraceStore
+
+if TYPE_CHECKING:
+    from sightline.alerts import Dispatcher, Monitor
+    from sightline.drift import DriftMonitor
 
 __all__ = ["AppState", "project_of", "state_of"]
 
@@ -28,6 +33,9 @@ class AppState:
     metrics: Metrics
     evals: EvalRunner | None = None
     """The online evaluation runner (None when evaluation is off)."""
+    monitor: Monitor | None = None
+    dispatcher: Dispatcher | None = None
+    drift: DriftMonitor | None = None
 
 
 def state_of(request: Request) -> AppState:

@@ -16,7 +16,18 @@ import pyarrow as pa
 import structlog
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import SPAN_FIELDS, Score, Span
+from sightline.model import (
+    SPAN_FIELDS,
+    Alert,
+    AlertEvent,
+    Delivery,
+    DriftResult,
+    RuleVersion,
+    Score,
+    Silence,
+    Span,
+)
+from sightline.store import _duckdb_alerts, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -31,12 +42,18 @@ from sightline.store._eval_records import (
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import (
     DIMENSIONS,
+    AlertQuery,
     ApiKey,
+    DriftQuery,
     MetricQuery,
     MetricSeries,
     Project,
+    SampleQuery,
     SpanPage,
     SpanQuery,
+    SpanSample,
+    WindowAgg,
+    WindowValue,
 )
 
 __all__ = ["DuckDBStore"]
@@ -411,6 +428,67 @@ class DuckDBStore:
         if row is None:
             return None
         return ApiKey(row[0], row[1], row[2], row[3], row[4].replace(tzinfo=UTC))
+
+    # -- monitoring (SQL in _duckdb_windows and _duckdb_alerts) --------------------------------
+
+    def query_windows(
+        self, project_id: str, end: datetime, aggs: Sequence[WindowAgg]
+    ) -> list[list[WindowValue]]:
+        return _duckdb_windows.query_windows(self, project_id, end, aggs)
+
+    def add_rule_version(self, rule: RuleVersion) -> RuleVersion:
+        return _duckdb_alerts.add_rule_version(self, rule)
+
+    def list_rules(self, project_id: str, *, include_deleted: bool = False) -> list[RuleVersion]:
+        return _duckdb_alerts.list_rules(self, project_id, include_deleted=include_deleted)
+
+    def list_rule_versions(self, project_id: str, name: str) -> list[RuleVersion]:
+        return _duckdb_alerts.list_rule_versions(self, project_id, name)
+
+    def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
+        _duckdb_alerts.save_alerts(self, alerts, events)
+
+    def list_alerts(self, query: AlertQuery) -> list[Alert]:
+        return _duckdb_alerts.list_alerts(self, query)
+
+    def get_alert(self, project_id: str, alert_id: str) -> Alert | None:
+        return _duckdb_alerts.get_alert(self, project_id, alert_id)
+
+    def list_active_alerts(self) -> list[Alert]:
+        return _duckdb_alerts.list_active_alerts(self)
+
+    def list_alert_events(self, project_id: str, alert_id: str) -> list[AlertEvent]:
+        return _duckdb_alerts.list_alert_events(self, project_id, alert_id)
+
+    def save_silence(self, silence: Silence) -> None:
+        _duckdb_alerts.save_silence(self, silence)
+
+    def list_silences(self, project_id: str) -> list[Silence]:
+        return _duckdb_alerts.list_silences(self, project_id)
+
+    def save_delivery(self, delivery: Delivery) -> None:
+        _duckdb_alerts.save_delivery(self, delivery)
+
+    def list_deliveries(
+        self,
+        project_id: str | None,
+        *,
+        alert_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        return _duckdb_alerts.list_deliveries(
+            self, project_id, alert_id=alert_id, status=status, limit=limit
+        )
+
+    def add_drift_results(self, results: Sequence[DriftResult]) -> None:
+        _duckdb_alerts.add_drift_results(self, results)
+
+    def list_drift_results(self, query: DriftQuery) -> list[DriftResult]:
+        return _duckdb_alerts.list_drift_results(self, query)
+
+    def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
+        return _duckdb_alerts.sample_spans(self, query)
 
 
 def _row_to_span(row: tuple[Any, ...]) -> Span:

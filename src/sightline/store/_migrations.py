@@ -137,4 +137,102 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        5,
+        [
+            # Monitoring. Rules are versioned: every change (a deletion too) appends a row;
+            # the rule is the highest version of its name.
+            """CREATE TABLE alert_rules (
+            project_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            spec VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            deleted BOOLEAN NOT NULL,
+            author VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, name, version)
+        )""",
+            # One row per (rule, group) episode; active ones (pending/firing) are the monitor's
+            # state, reloaded at start so alerts survive a restart.
+            """CREATE TABLE alerts (
+            project_id VARCHAR NOT NULL,
+            alert_id VARCHAR PRIMARY KEY,
+            rule VARCHAR NOT NULL,
+            rule_version INTEGER NOT NULL,
+            rule_type VARCHAR NOT NULL,
+            severity VARCHAR NOT NULL,
+            "group" VARCHAR NOT NULL,
+            group_key VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            value DOUBLE,
+            threshold DOUBLE,
+            "window" VARCHAR,
+            pending_since TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            ended_at TIMESTAMP,
+            last_evaluated_at TIMESTAMP NOT NULL,
+            last_notified_at TIMESTAMP,
+            acknowledged_at TIMESTAMP,
+            acknowledged_by VARCHAR,
+            ack_expires_at TIMESTAMP,
+            summary VARCHAR NOT NULL,
+            details VARCHAR NOT NULL
+        )""",
+            "CREATE INDEX alerts_project_status ON alerts (project_id, status)",
+            """CREATE TABLE alert_events (
+            project_id VARCHAR NOT NULL,
+            event_id VARCHAR NOT NULL,
+            alert_id VARCHAR NOT NULL,
+            rule VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            "at" TIMESTAMP NOT NULL,
+            value DOUBLE,
+            message VARCHAR NOT NULL
+        )""",
+            """CREATE TABLE alert_silences (
+            project_id VARCHAR NOT NULL,
+            silence_id VARCHAR PRIMARY KEY,
+            matchers VARCHAR NOT NULL,
+            starts_at TIMESTAMP NOT NULL,
+            ends_at TIMESTAMP NOT NULL,
+            created_by VARCHAR,
+            comment VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+            """CREATE TABLE alert_deliveries (
+            project_id VARCHAR NOT NULL,
+            delivery_id VARCHAR PRIMARY KEY,
+            alert_id VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            event VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL,
+            last_error VARCHAR,
+            payload VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )""",
+            """CREATE TABLE drift_results (
+            project_id VARCHAR NOT NULL,
+            result_id VARCHAR PRIMARY KEY,
+            job VARCHAR NOT NULL,
+            detector VARCHAR NOT NULL,
+            feature VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            baseline_start TIMESTAMP,
+            baseline_end TIMESTAMP,
+            current_start TIMESTAMP NOT NULL,
+            current_end TIMESTAMP NOT NULL,
+            num_baseline INTEGER NOT NULL,
+            num_current INTEGER NOT NULL,
+            score DOUBLE,
+            threshold DOUBLE,
+            p_value DOUBLE,
+            fired BOOLEAN NOT NULL,
+            status VARCHAR NOT NULL,
+            details VARCHAR NOT NULL
+        )""",
+        ],
+    ),
 ]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
 
 import pyarrow as pa
 
-from sightline.model import Score, Span
+from sightline.model import (
+    Alert,
+    AlertEvent,
+    Delivery,
+    DriftResult,
+    RuleVersion,
+    Score,
+    Silence,
+    Span,
+)
 from sightline.store._eval_records import (
     AgreementPair,
     Dataset,
@@ -24,7 +33,9 @@ __all__ = [
     "DIMENSIONS",
     "METRICS",
     "Agg",
+    "AlertQuery",
     "ApiKey",
+    "DriftQuery",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
@@ -32,7 +43,11 @@ __all__ = [
     "SCORE_METRICS",
     "SpanPage",
     "SpanQuery",
+    "SpanSample",
+    "SampleQuery",
     "TraceStore",
+    "WindowAgg",
+    "WindowValue",
 ]
 
 Agg = Literal["count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99", "rate"]
@@ -245,6 +260,85 @@ class MetricSeries:
     points: list[tuple[datetime, float | None]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WindowAgg:
+    """One aggregate of one metric over the ``window_s`` seconds before a tick's end.
+
+    ``agg`` ``share_above`` (with ``above``) is the share of spans whose metric column exceeds
+    ``above``: the bad-event ratio of a latency SLO.
+    """
+
+    metric: MetricDef
+    agg: str
+    window_s: int
+    filters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    group_by: tuple[str, ...] = ()
+    above: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WindowValue:
+    """A windowed aggregate's value for one group, and how many spans the group had."""
+
+    group: dict[str, Any]
+    value: float | None
+    num_spans: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertQuery:
+    """Filters of ``GET /api/v1/alerts``."""
+
+    project_id: str
+    status: tuple[str, ...] = ()
+    rule: str | None = None
+    severity: str | None = None
+    start: datetime | None = None
+    """Alerts that became pending at or after."""
+    end: datetime | None = None
+    limit: int = 100
+    before: tuple[datetime, str] | None = None
+    """Keyset cursor: (pending_since, alert_id) of the last alert of the previous page."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DriftQuery:
+    """Filters of ``GET /api/v1/drift``."""
+
+    project_id: str
+    job: str | None = None
+    detector: str | None = None
+    fired: bool | None = None
+    start: datetime | None = None
+    limit: int = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SampleQuery:
+    """A random sample of spans of one window, for drift detection."""
+
+    project_id: str
+    start: datetime
+    end: datetime
+    kind: str | None = "llm"
+    filters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    limit: int = 1000
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpanSample:
+    """The few span fields drift detection reads."""
+
+    start_time: datetime
+    model: str | None
+    input: str | None
+    output: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    duration_ms: float
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Project:
     """A project: the unit of data isolation."""
@@ -411,6 +505,89 @@ class TraceStore(Protocol):
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
         """The live key with this hash."""
+        ...
+
+    # -- monitoring (alerts and drift) ----------------------------------------------------------
+
+    def list_projects(self) -> list[Project]:
+        """Every project, by id."""
+        ...
+
+    def query_windows(
+        self, project_id: str, end: datetime, aggs: Sequence[WindowAgg]
+    ) -> list[list[WindowValue]]:
+        """Evaluate many windowed aggregates ending at ``end``; one list of groups per agg.
+
+        Aggregates sharing a span kind, filters and window are computed in one SQL pass (the
+        monitor's tick over many rules), whatever their group_by.
+        """
+        ...
+
+    def add_rule_version(self, rule: RuleVersion) -> RuleVersion:
+        """Append a version of a rule (its ``version`` is assigned: the last one + 1)."""
+        ...
+
+    def list_rules(self, project_id: str, *, include_deleted: bool = False) -> list[RuleVersion]:
+        """The current version of every rule (deleted ones only with ``include_deleted``)."""
+        ...
+
+    def list_rule_versions(self, project_id: str, name: str) -> list[RuleVersion]:
+        """Every version of one rule, oldest first."""
+        ...
+
+    def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
+        """Insert or replace alerts and append their events, in one transaction."""
+        ...
+
+    def list_alerts(self, query: AlertQuery) -> list[Alert]:
+        """Alerts matching ``query``, newest first."""
+        ...
+
+    def get_alert(self, project_id: str, alert_id: str) -> Alert | None:
+        """One alert."""
+        ...
+
+    def list_active_alerts(self) -> list[Alert]:
+        """Pending and firing alerts of every project (the monitor's state after a restart)."""
+        ...
+
+    def list_alert_events(self, project_id: str, alert_id: str) -> list[AlertEvent]:
+        """An alert's history, oldest first."""
+        ...
+
+    def save_silence(self, silence: Silence) -> None:
+        """Insert or replace a silence."""
+        ...
+
+    def list_silences(self, project_id: str) -> list[Silence]:
+        """A project's silences, newest first (expired ones included)."""
+        ...
+
+    def save_delivery(self, delivery: Delivery) -> None:
+        """Insert or replace a notification delivery."""
+        ...
+
+    def list_deliveries(
+        self,
+        project_id: str | None,
+        *,
+        alert_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries, newest first; ``project_id`` None means every project."""
+        ...
+
+    def add_drift_results(self, results: Sequence[DriftResult]) -> None:
+        """Append drift detection results."""
+        ...
+
+    def list_drift_results(self, query: DriftQuery) -> list[DriftResult]:
+        """Drift results matching ``query``, newest first."""
+        ...
+
+    def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
+        """A uniform random sample of a window's spans (text, tokens, latency)."""
         ...
 
 

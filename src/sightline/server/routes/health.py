@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sightline.errors import StoreError
+from sightline.server._monitoring import render_monitoring
 from sightline.server._state import project_of, state_of
 
 router = APIRouter(tags=["health"])
@@ -30,8 +31,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics of the key's project", response_class=Response)
 async def metrics(request: Request, project_id: str = Depends(project_of)) -> Response:
-    """Ingest counters and per-model LLM series, in Prometheus text format."""
+    """Ingest counters, per-model LLM series, firing alerts and SLO error budgets."""
     st = state_of(request)
     return Response(
-        st.metrics.render(project_id, st.writer.queued_spans), media_type=CONTENT_TYPE_LATEST
+        st.metrics.render(project_id, st.writer.queued_spans)
+        + render_monitoring(st.monitor, project_id),
+        media_type=CONTENT_TYPE_LATEST,
     )

@@ -1,0 +1,73 @@
+"""Faithfulness throughput: spans/s, batches of 64 spans with 3 retrieved documents each.
+
+Two workloads, each with a fresh embedder: `cold` gives every span its own documents (no
+embedding cache hits, the worst case), `kb` draws documents from a knowledge base of 200
+(retrieval returns the same documents again and again, as in a RAG application). Prints
+medians over batches.
+
+    python bench/faithfulness_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from sightline.evals import Embedder, EvalCase
+from sightline.evals.evaluators import Faithfulness
+
+_TOPICS = ["refund", "shipping", "warranty", "password", "invoice", "seat", "plan", "export"]
+
+
+def _doc(rng: random.Random, k: int) -> str:
+    t = rng.choice(_TOPICS)
+    return (
+        f"Document {k}: the {t} policy for tier {k % 7} allows {rng.randint(2, 90)} days. "
+        f"Customers on the {t} plan number {k} can request changes from the {t} settings page. "
+        f"Requests over {rng.randint(1, 9)} items are handled by the {t} team within "
+        f"{rng.randint(1, 5)} business days."
+    )
+
+
+def _case(rng: random.Random, docs: list[str]) -> EvalCase:
+    d = docs[0]
+    days = d.split("allows ")[1].split(" ")[0]
+    answer = (
+        f"The policy allows {days} days. You can request changes from the settings page. "
+        "Large requests are handled within a few business days, and a manager approves them."
+    )
+    return EvalCase(question="What does the policy allow?", answer=answer, contexts=tuple(docs))
+
+
+def run(num_batches: int, batch_size: int, kb_size: int | None) -> float:
+    rng = random.Random(7)
+    f = Faithfulness(embedder=Embedder())
+    kb = [_doc(rng, k) for k in range(kb_size)] if kb_size else []
+    counter = iter(range(10**9))
+    rates = []
+    for _ in range(num_batches):
+        cases = []
+        for _ in range(batch_size):
+            docs = rng.sample(kb, 3) if kb else [_doc(rng, next(counter)) for _ in range(3)]
+            cases.append(_case(rng, docs))
+        t0 = time.perf_counter()
+        f.evaluate(cases)
+        rates.append(batch_size / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2 batches per workload")
+    args = ap.parse_args()
+    n = 2 if args.quick else 10
+    cold = run(n, 64, None)
+    kb = run(n + 2, 64, 200)
+    print(f"faithfulness_cold_spans_per_s_median={cold:.0f}")
+    print(f"faithfulness_kb200_spans_per_s_median={kb:.0f}")
+
+
+if __name__ == "__main__":
+    main()

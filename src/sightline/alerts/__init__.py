@@ -1,0 +1,76 @@
+"""Alerting: rules over window metrics, SLO burn rates, alert lifecycle and notifiers."""
+
+from sightline.alerts._config import AlertsFile, default_rules, load_alerts_file, parse_alerts_file
+from sightline.alerts._evaluate import (
+    SloStatus,
+    aggs_for,
+    budget_remaining,
+    burn_rate,
+    ewma_z,
+    observe,
+    robust_z,
+)
+from sightline.alerts._lifecycle import Observation, RuleInfo, Step, advance
+from sightline.alerts._monitor import Monitor, RuleView
+from sightline.alerts._notify import (
+    Channel,
+    Dispatcher,
+    EmailChannel,
+    Notifier,
+    SlackChannel,
+    WebhookChannel,
+    alert_payload,
+    slack_payload,
+)
+from sightline.alerts._rules import (
+    AnomalyRule,
+    BurnAlert,
+    CompositeRule,
+    Condition,
+    DriftRule,
+    NoTrafficRule,
+    Rule,
+    SloRule,
+    ThresholdRule,
+    parse_duration,
+    parse_rule,
+)
+
+__all__ = [
+    "AlertsFile",
+    "AnomalyRule",
+    "BurnAlert",
+    "Channel",
+    "CompositeRule",
+    "Condition",
+    "Dispatcher",
+    "DriftRule",
+    "EmailChannel",
+    "Monitor",
+    "NoTrafficRule",
+    "Notifier",
+    "Observation",
+    "Rule",
+    "RuleInfo",
+    "RuleView",
+    "SlackChannel",
+    "SloRule",
+    "SloStatus",
+    "Step",
+    "ThresholdRule",
+    "WebhookChannel",
+    "advance",
+    "aggs_for",
+    "alert_payload",
+    "budget_remaining",
+    "burn_rate",
+    "default_rules",
+    "ewma_z",
+    "load_alerts_file",
+    "observe",
+    "parse_alerts_file",
+    "parse_duration",
+    "parse_rule",
+    "robust_z",
+    "slack_payload",
+]

@@ -1,0 +1,74 @@
+"""The alerts file (``sightline serve --alerts alerts.yaml``) and the shipped default pack."""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sightline.alerts._notify import Channel, parse_channels
+from sightline.alerts._rules import Rule, parse_rule
+from sightline.config import expand_env
+from sightline.errors import ConfigError
+
+__all__ = ["AlertsFile", "default_rules", "load_alerts_file", "parse_alerts_file"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertsFile:
+    """What an alerts file holds: rules, channels and drift jobs (left raw for the drift stage)."""
+
+    rules: list[Rule]
+    channels: dict[str, Channel]
+    drift: list[dict[str, Any]]
+
+
+def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
+    """Parse the YAML text of an alerts file; ``${VAR}`` is replaced from the environment."""
+    try:
+        data = yaml.safe_load(expand_env(text)) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with rules, channels and drift")
+    unknown = set(data) - {"rules", "channels", "drift"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(map(str, unknown)))}")
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"{where}: rules must be a list")
+    try:
+        channels = parse_channels(data.get("channels"))
+        rules = [parse_rule(r) for r in raw_rules]
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    names = [r.name for r in rules]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError(f"{where}: duplicate rule name(s) {', '.join(sorted(dup))}")
+    for r in rules:
+        bad = [c for c in r.notify if c not in channels]
+        if bad:
+            raise ConfigError(f"{where}: rule {r.name}: unknown channel(s) {', '.join(bad)}")
+    drift = data.get("drift") or []
+    if not isinstance(drift, list) or not all(isinstance(d, dict) for d in drift):
+        raise ConfigError(f"{where}: drift must be a list of jobs")
+    return AlertsFile(rules, channels, drift)
+
+
+def load_alerts_file(path: Path) -> AlertsFile:
+    """Read and parse an alerts file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read alerts file {path}: {e}") from None
+    return parse_alerts_file(text, where=str(path))
+
+
+def default_rules() -> list[Rule]:
+    """The shipped default rule pack (``alerts/default_rules.yaml``)."""
+    text = resources.files("sightline.alerts").joinpath("default_rules.yaml").read_text("utf-8")
+    return parse_alerts_file(text, where="default rule pack").rules

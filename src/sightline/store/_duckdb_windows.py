@@ -1,0 +1,226 @@
+"""Many windowed aggregates in few SQL passes: what one monitor tick asks of the store.
+
+A tick evaluates every rule of a project at once. One query per rule costs DuckDB's fixed
+per-query overhead fifty times over; rules that share a span kind, filters and window are
+instead answered by one ``SELECT`` computing every aggregate they need, with ``GROUPING SETS``
+for their different ``group_by``. Metrics this module does not know how to compute from spans
+(the evaluation stage's score-derived ones) are answered by ``query_metric``, one query each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sightline.errors import ConfigError
+from sightline.store.base import DIMENSIONS, METRICS, MetricQuery, WindowAgg, WindowValue
+
+if TYPE_CHECKING:
+    from sightline.store._duckdb import DuckDBStore
+
+__all__ = ["SPAN_METRICS", "query_windows"]
+
+SPAN_METRICS = frozenset(
+    {
+        "requests",
+        "errors",
+        "error_rate",
+        "latency_ms",
+        "ttft_ms",
+        "tpot_ms",
+        "token_weighted_latency_ms",
+        "tokens_per_s",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost_usd",
+        "cost_per_request",
+        "cost_per_session",
+        "guardrail_block_rate",
+        "guardrail_latency_ms",
+    }
+)
+"""Metrics computed from span columns alone, which the batched passes can compute."""
+
+_AGG_SQL = {
+    "count": "count({})",
+    "sum": "sum({})",
+    "avg": "avg({})",
+    "min": "min({})",
+    "max": "max({})",
+    "p50": "quantile_cont({}, 0.5)",
+    "p90": "quantile_cont({}, 0.9)",
+    "p95": "quantile_cont({}, 0.95)",
+    "p99": "quantile_cont({}, 0.99)",
+}
+
+
+def _expr(a: WindowAgg) -> str:
+    m = a.metric
+    if a.agg == "share_above":
+        if m.column is None or a.above is None or not math.isfinite(a.above):
+            raise ConfigError(f"share_above needs a column metric and a finite bound ({m.name})")
+        col = f'"{m.column}"'
+        # repr of a finite float is digits, '.', 'e' and a sign: safe to inline.
+        return (
+            f"avg(CASE WHEN {col} IS NULL THEN NULL"
+            f" WHEN {col} > {float(a.above)!r} THEN 1.0 ELSE 0.0 END)"
+        )
+    if m.formula is not None:
+        return m.formula
+    if m.column is None:
+        raise ConfigError(f"metric {m.name!r} has neither a column nor a formula")
+    if a.agg not in _AGG_SQL:
+        raise ConfigError(f"agg {a.agg!r} does not apply to metric {m.name!r}")
+    return _AGG_SQL[a.agg].format(f'"{m.column}"')
+
+
+def _check_dims(a: WindowAgg) -> None:
+    for d in (*a.filters, *a.group_by):
+        if d != "kind" and d not in DIMENSIONS:
+            raise ConfigError(f"cannot filter or group by {d!r}")
+    if "kind" in a.group_by:
+        raise ConfigError("cannot group by kind in a windowed aggregate")
+
+
+def query_windows(
+    store: DuckDBStore, project_id: str, end: datetime, aggs: Sequence[WindowAgg]
+) -> list[list[WindowValue]]:
+    """See :meth:`TraceStore.query_windows`."""
+    out: list[list[WindowValue]] = [[] for _ in aggs]
+    batched: list[tuple[int, WindowAgg]] = []
+    fallback: list[tuple[int, WindowAgg]] = []
+    for i, a in enumerate(aggs):
+        _check_dims(a)
+        if a.window_s <= 0:
+            raise ConfigError("window must be positive")
+        if a.metric.name in SPAN_METRICS and METRICS.get(a.metric.name) == a.metric:
+            batched.append((i, a))
+        else:
+            fallback.append((i, a))
+    # A fallback metric still needs its span count per group (min_requests): a "requests"
+    # aggregate over the same window and group joins the batch.
+    count_of: dict[int, int] = {}
+    requests = METRICS["requests"]
+    for i, a in fallback:
+        count_of[i] = len(aggs) + len(count_of)
+        batched.append(
+            (
+                count_of[i],
+                WindowAgg(
+                    metric=requests,
+                    agg="count",
+                    window_s=a.window_s,
+                    filters={k: v for k, v in a.filters.items() if k != "kind"},
+                    group_by=a.group_by,
+                ),
+            )
+        )
+    extra: dict[int, list[WindowValue]] = {}
+    passes: dict[tuple[Any, ...], list[tuple[int, WindowAgg]]] = {}
+    for i, a in batched:
+        kind = a.filters.get("kind", a.metric.kind)
+        flt = tuple(sorted((k, v) for k, v in a.filters.items() if k != "kind"))
+        passes.setdefault((kind, flt, a.window_s), []).append((i, a))
+    with store._cursor() as cur:
+        for (kind, flt, window_s), items in passes.items():
+            results = _run_pass(cur, project_id, end, kind, dict(flt), window_s, items)
+            for i, values in results.items():
+                if i < len(aggs):
+                    out[i] = values
+                else:
+                    extra[i] = values
+    for i, a in fallback:
+        counts = {_gkey(v.group): v.num_spans for v in extra.get(count_of[i], [])}
+        series = store.query_metric(
+            MetricQuery(
+                project_id=project_id,
+                metric=a.metric,
+                agg=a.agg,  # type: ignore[arg-type]
+                start=end - timedelta(seconds=a.window_s),
+                end=end,
+                group_by=a.group_by,
+                filters=dict(a.filters),
+            )
+        )
+        out[i] = [
+            WindowValue(
+                s.group, s.points[0][1] if s.points else None, counts.get(_gkey(s.group), 0)
+            )
+            for s in series
+        ]
+    return out
+
+
+def _gkey(group: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted(group.items()))
+
+
+def _run_pass(
+    cur: Any,
+    project_id: str,
+    end: datetime,
+    kind: str | None,
+    filters: dict[str, str],
+    window_s: int,
+    items: list[tuple[int, WindowAgg]],
+) -> dict[int, list[WindowValue]]:
+    from sightline.store._duckdb import _ts
+
+    exprs: dict[str, int] = {}
+    for _, a in items:
+        exprs.setdefault(_expr(a), len(exprs))
+    sets: list[tuple[str, ...]] = []
+    for _, a in items:
+        if a.group_by not in sets:
+            sets.append(a.group_by)
+    dims: list[str] = []
+    for s in sets:
+        for d in s:
+            if d not in dims:
+                dims.append(d)
+    end_ts = _ts(end)
+    where = ["project_id = ?", "start_time >= ?", "start_time < ?"]
+    params: list[Any] = [project_id, end_ts - timedelta(seconds=window_s), end_ts]
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    for d, v in filters.items():
+        where.append(f'"{d}" = ?')
+        params.append(v)
+    qdims = [f'"{d}"' for d in dims]
+    head = [f"GROUPING({', '.join(qdims)})" if len(sets) > 1 else "0", *qdims, "count(*)"]
+    select = ", ".join(head + list(exprs))
+    sql = f"SELECT {select} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
+    if len(sets) > 1:
+        grouping = ", ".join("(" + ", ".join(f'"{d}"' for d in s) + ")" for s in sets)
+        sql += f" GROUP BY GROUPING SETS ({grouping})"
+    elif dims:
+        sql += f" GROUP BY {', '.join(qdims)}"
+    rows = cur.execute(sql, params).fetchall()
+    # GROUPING(d1..dn) has bit (n-1-j) set when d_j is aggregated away in that row's set.
+    mask_of = {
+        s: sum(1 << (len(dims) - 1 - j) for j, d in enumerate(dims) if d not in s)
+        if len(sets) > 1
+        else 0
+        for s in sets
+    }
+    by_mask: dict[int, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by_mask.setdefault(int(r[0]), []).append(r)
+    out: dict[int, list[WindowValue]] = {}
+    base = 1 + len(dims)
+    for i, a in items:
+        col = base + 1 + exprs[_expr(a)]
+        values = []
+        for r in by_mask.get(mask_of[a.group_by], []):
+            n = int(r[base])
+            if n == 0:  # the empty grand total of a window without spans
+                continue
+            group = {d: r[1 + dims.index(d)] for d in a.group_by}
+            v = r[col]
+            values.append(WindowValue(group, None if v is None else float(v), n))
+        out[i] = values
+    return out

@@ -1,0 +1,12 @@
+"""Test helpers for Sightline and for applications that use it.
+
+- :class:`FakeProvider`: a local HTTP server speaking the OpenAI and Anthropic APIs (streaming
+  included), with controllable latency, errors and deterministic replies. Standard library only.
+- :func:`capture_spans`: spans kept in memory; also a pytest fixture of the same name, registered
+  through the ``pytest11`` entry point.
+"""
+
+from sightline.testing._capture import CapturedSpans, capture_spans
+from sightline.testing._fake_provider import FakeProvider, RecordedRequest
+
+__all__ = ["CapturedSpans", "FakeProvider", "RecordedRequest", "capture_spans"]

@@ -1,0 +1,258 @@
+"""The rules API: CRUD with versions, validation errors, the default pack, file rules,
+per-project isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _alerting import OTHER_KEY, T0, Harness, harness
+from sightline.alerts import default_rules
+from sightline.server._auth import ensure_project_with_key
+
+RULE = {"name": "slow", "metric": "latency_ms", "threshold": 2000, "window": "5m"}
+
+
+class TestCrud:
+    def test_create_read_update_delete_with_versions(self, h: Harness) -> None:
+        r = h.api("POST", "/api/v1/alerts/rules", json=RULE)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["version"] == 1 and body["source"] == "api" and body["state"] == "not_evaluated"
+        assert body["spec"]["agg"] is None and body["spec"]["for"] == "0s"
+        assert h.api("POST", "/api/v1/alerts/rules", json=RULE).status_code == 409
+        r = h.api("PUT", "/api/v1/alerts/rules/slow", json={**RULE, "threshold": 3000})
+        assert r.json()["version"] == 2 and r.json()["spec"]["threshold"] == 3000
+        assert [x["name"] for x in h.api("GET", "/api/v1/alerts/rules").json()["data"]] == ["slow"]
+        assert h.api("DELETE", "/api/v1/alerts/rules/slow").json() == {
+            "name": "slow",
+            "version": 3,
+            "deleted": True,
+        }
+        assert h.api("GET", "/api/v1/alerts/rules/slow").status_code == 404
+        assert h.api("GET", "/api/v1/alerts/rules").json()["data"] == []
+        versions = h.api("GET", "/api/v1/alerts/rules/slow/versions").json()["data"]
+        assert [(v["version"], v["deleted"], v["spec"]["threshold"]) for v in versions] == [
+            (1, False, 2000),
+            (2, False, 3000),
+            (3, True, 3000),
+        ]
+        assert h.api("DELETE", "/api/v1/alerts/rules/slow").status_code == 404
+
+    @pytest.mark.parametrize(
+        ("spec", "message"),
+        [
+            ({**RULE, "metric": "latncy_ms"}, "unknown metric 'latncy_ms'"),
+            ({**RULE, "agg": "p95", "metric": "error_rate"}, "is a ratio"),
+            ({**RULE, "window": "soon"}, "expected a duration"),
+            ({**RULE, "op": "=>"}, "op"),
+            ({**RULE, "severity": "P7"}, "severity"),
+            ({**RULE, "group_by": ["colour"]}, "cannot group by 'colour'"),
+            ({**RULE, "filter": {"colour": "red"}}, "cannot filter by 'colour'"),
+            ({**RULE, "notify": ["pager"]}, "unknown channel(s) pager"),
+            ({**RULE, "name": "../etc"}, "name"),
+            ({**RULE, "thresold": 1}, "thresold"),
+            ({**RULE, "type": "magic"}, "type"),
+            ({"name": "s", "type": "slo", "sli": "latency", "objective": 0.99}, "threshold_ms"),
+            ({"name": "s", "type": "slo", "sli": "availability", "objective": 99.5}, "objective"),
+            (
+                {
+                    "name": "a",
+                    "type": "anomaly",
+                    "metric": "cost_usd",
+                    "window": "1h",
+                    "baseline": "2h",
+                },
+                "min_baseline_points",
+            ),
+        ],
+    )
+    def test_bad_rules_are_400_with_a_clear_message(
+        self, h: Harness, spec: dict[str, object], message: str
+    ) -> None:
+        r = h.api("POST", "/api/v1/alerts/rules", json=spec)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "invalid_config"
+        assert message in r.json()["error"]["message"]
+
+    def test_bad_bodies_and_unknown_alerts(self, h: Harness) -> None:
+        assert h.api("POST", "/api/v1/alerts/rules", content=b"[1, 2]").status_code == 400
+        assert h.api("PUT", "/api/v1/alerts/rules/a", json={**RULE, "name": "b"}).status_code == 400
+        assert h.api("GET", "/api/v1/alerts/nope").status_code == 404
+        assert h.api("POST", "/api/v1/alerts/nope/ack").status_code == 404
+        assert h.api("GET", "/api/v1/alerts", params={"status": "burning"}).status_code == 400
+        assert h.api("GET", "/api/v1/alerts", params={"cursor": "%%%"}).status_code == 400
+        r = h.api("POST", "/api/v1/alerts/silences", json={"matchers": {}, "duration": "1h"})
+        assert r.status_code == 400
+        r = h.api("POST", "/api/v1/alerts/silences", json={"matchers": {"rule": "x"}})
+        assert r.status_code == 400 and "ends_at or duration" in r.json()["error"]["message"]
+        r = h.api(
+            "POST",
+            "/api/v1/alerts/silences",
+            json={"matchers": {"rule": "x"}, "ends_at": "2020-01-01T00:00:00Z"},
+        )
+        assert r.status_code == 400
+        assert h.api("DELETE", "/api/v1/alerts/silences/nope").status_code == 404
+        assert h.client.get("/api/v1/alerts/rules").status_code == 401
+
+    def test_acknowledging_a_resolved_alert_is_409(self, h: Harness) -> None:
+        h.put_rule({**RULE, "window": "1m"})
+        h.traffic(10, T0, latency_ms=5000)
+        h.tick()
+        [a] = h.alerts()
+        h.tick(minutes=5)
+        assert h.alerts()[0]["status"] == "resolved"
+        assert h.api("POST", f"/api/v1/alerts/{a['alert_id']}/ack").status_code == 409
+
+
+def test_history_pages_with_a_cursor(h: Harness) -> None:
+    h.put_rule({**RULE, "window": "1m"})
+    for _ in range(3):
+        h.traffic(10, h.clock(), latency_ms=5000)
+        h.tick()
+        h.tick(minutes=5)  # resolves
+    page = h.api("GET", "/api/v1/alerts", params={"limit": 2}).json()
+    assert len(page["data"]) == 2 and page["next_cursor"]
+    rest = h.api("GET", "/api/v1/alerts", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert len(rest["data"]) == 1 and rest["next_cursor"] is None
+    ids = [a["alert_id"] for a in page["data"] + rest["data"]]
+    assert len(set(ids)) == 3
+    times = [a["pending_since"] for a in page["data"] + rest["data"]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_projects_see_only_their_rules_and_alerts(h: Harness) -> None:
+    ensure_project_with_key(h.store, "other", OTHER_KEY)
+    h.put_rule({**RULE, "window": "1m"})
+    h.put_rule({**RULE, "name": "theirs", "window": "1m"}, key=OTHER_KEY)
+    h.traffic(10, T0, latency_ms=5000)
+    h.tick()
+    assert [a["rule"] for a in h.alerts()] == ["slow"]
+    theirs = h.api("GET", "/api/v1/alerts", key=OTHER_KEY).json()["data"]
+    assert theirs == []  # the other project sent no slow spans
+    names = [r["name"] for r in h.api("GET", "/api/v1/alerts/rules", key=OTHER_KEY).json()["data"]]
+    assert names == ["theirs"]
+    a = h.alerts()[0]
+    assert h.api("GET", f"/api/v1/alerts/{a['alert_id']}", key=OTHER_KEY).status_code == 404
+    assert h.api("POST", f"/api/v1/alerts/{a['alert_id']}/ack", key=OTHER_KEY).status_code == 404
+    assert h.api("DELETE", "/api/v1/alerts/rules/slow", key=OTHER_KEY).status_code == 404
+
+
+@pytest.fixture
+def hd(tmp_path: Path) -> Iterator[Harness]:
+    yaml = """
+rules:
+  - {name: file-rule, metric: error_rate, threshold: 0.5, window: 5m}
+  - {name: latency-p95-high, metric: latency_ms, agg: p99, threshold: 9000, window: 5m}
+"""
+    yield from harness(tmp_path, alerts_yaml=yaml, default_rules=True)
+
+
+def test_default_pack_and_file_rules_load_into_every_project(hd: Harness) -> None:
+    h = hd
+    h.tick()
+    rules = {r["name"]: r for r in h.api("GET", "/api/v1/alerts/rules").json()["data"]}
+    pack = {r.name for r in default_rules()}
+    assert len(pack) == 12
+    assert set(rules) == pack | {"file-rule"}
+    # the file's rule of the same name replaces the default one
+    assert rules["latency-p95-high"]["source"] == "file"
+    assert rules["latency-p95-high"]["spec"]["agg"] == "p99"
+    assert rules["ttft-p95-high"]["source"] == "default"
+    # quality rules read the evaluation stage's score metrics and evaluate like the rest
+    for name in ("hallucination-rate-high", "toxicity-high", "relevance-low"):
+        assert rules[name]["state"] == "ok", (name, rules[name])
+    assert rules["error-rate-high"]["state"] == "ok"
+    assert rules["drift-detected"]["state"] == "ok"
+    # file rules are read-only through the API; default ones can be changed, and stay changed
+    r = h.api(
+        "PUT", "/api/v1/alerts/rules/file-rule", json={"metric": "error_rate", "threshold": 1}
+    )
+    assert r.status_code == 409
+    assert h.api("DELETE", "/api/v1/alerts/rules/file-rule").status_code == 409
+    assert h.api("DELETE", "/api/v1/alerts/rules/tpot-p95-high").status_code == 200
+    h.put_rule({"name": "ttft-p95-high", "metric": "ttft_ms", "threshold": 900, "enabled": False})
+    h.tick()
+    rules = {r["name"]: r for r in h.api("GET", "/api/v1/alerts/rules").json()["data"]}
+    assert "tpot-p95-high" not in rules
+    assert rules["ttft-p95-high"]["state"] == "disabled"
+
+
+def test_default_pack_edits_survive_a_restart(tmp_path: Path) -> None:
+    gen = harness(tmp_path, default_rules=True)
+    h = next(gen)
+    assert h.api("DELETE", "/api/v1/alerts/rules/tpot-p95-high").status_code == 200
+    gen.close()
+    gen = harness(tmp_path, default_rules=True)
+    h = next(gen)
+    try:
+        names = {r["name"] for r in h.api("GET", "/api/v1/alerts/rules").json()["data"]}
+        assert "tpot-p95-high" not in names and "ttft-p95-high" in names
+    finally:
+        gen.close()
+
+
+def test_a_bad_alerts_file_stops_the_server_with_a_message(tmp_path: Path) -> None:
+    from sightline.config import Settings
+    from sightline.errors import ConfigError
+    from sightline.server import create_app
+
+    f = tmp_path / "alerts.yaml"
+    f.write_text("rules:\n  - {name: x, metric: latency_ms, threshold: 1, notify: [pager]}\n")
+    with pytest.raises(ConfigError, match="unknown channel"):
+        create_app(Settings(data_dir=tmp_path, alerts_file=f))
+    f.write_text("rules: {name: x}\n")
+    with pytest.raises(ConfigError, match="rules must be a list"):
+        create_app(Settings(data_dir=tmp_path, alerts_file=f))
+    f.write_text("rules:\n  - {name: x, metric: latency_ms, threshold: '${NOPE_NOT_SET}'}\n")
+    with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set"):
+        create_app(Settings(data_dir=tmp_path, alerts_file=f))
+
+
+def test_a_quality_rule_fires_on_evaluation_scores(h: Harness) -> None:
+    """hallucination_rate reads the faithfulness scores joined to their spans (through
+    query_metric); the scores are written as the evaluation runner would."""
+    import secrets
+
+    from sightline.model import Score
+    from sightline.store import SpanQuery
+
+    h.put_rule(
+        {
+            "name": "halluc",
+            "metric": "hallucination_rate",
+            "threshold": 0.05,
+            "window": "5m",
+            "min_requests": 10,
+            "severity": "P1",
+        }
+    )
+    h.traffic(20, T0, output="Our office is on the Moon.")
+    h.tick()
+    assert h.alerts() == []  # no scores yet
+    spans = h.store.list_spans(SpanQuery(project_id="alerts", limit=100)).spans
+    assert len(spans) == 20
+    h.store.add_scores(
+        [
+            Score(
+                project_id="alerts",
+                score_id=secrets.token_hex(8),
+                trace_id=s.trace_id,
+                span_id=s.span_id,
+                name="faithfulness",
+                value=0.0,
+                label="hallucination",
+                passed=False,
+                source="evaluator",
+                evaluator="faithfulness",
+                evaluator_version="1",
+                created_at=T0,
+            )
+            for s in spans
+        ]
+    )
+    h.tick(seconds=1)
+    [a] = h.alerts(status="firing")
+    assert a["rule"] == "halluc" and a["value"] == 1.0 and a["details"]["num_spans"] == 20

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from sightline.pii import PII_TYPES, find_pii, iban_valid, luhn_valid, person_names_available
+
+
+def _found(text: str, **kw: object) -> list[tuple[str, str]]:
+    return [(m.type, text[m.start : m.end]) for m in find_pii(text, **kw)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mail jane.doe@example.com now", ("email", "jane.doe@example.com")),
+        ("Call +1 (415) 555-0198 today", ("phone", "+1 (415) 555-0198")),
+        ("Call 212-555-0147 today", ("phone", "212-555-0147")),
+        ("Card 4539 1488 0343 6467 exp", ("credit_card", "4539 1488 0343 6467")),
+        ("Amex 3782 822463 10005.", ("credit_card", "3782 822463 10005")),
+        ("IBAN DE89 3704 0044 0532 0130 00 at", ("iban", "DE89 3704 0044 0532 0130 00")),
+        ("SSN 078-05-1120 on file", ("national_id", "078-05-1120")),
+        ("NI number JG 10 37 42 B", ("national_id", "JG 10 37 42 B")),
+        ("db at 10.12.4.37 port", ("ip_address", "10.12.4.37")),
+        ("from 2a01:4f8:c17:1b2::1 too", ("ip_address", "2a01:4f8:c17:1b2::1")),
+        ("key AKIAIOSFODNN7EXAMPLE here", ("secret", "AKIAIOSFODNN7EXAMPLE")),
+        (
+            "tok ghp_8fK2mN4pQ7rS1tV3wX5yZ9aB6cD0eF2gH4jK",
+            ("secret", "ghp_8fK2mN4pQ7rS1tV3wX5yZ9aB6cD0eF2gH4jK"),
+        ),  # fmt: skip
+        ("password: Tr0ub4dor&3xK9 ok", ("secret", "Tr0ub4dor&3xK9")),
+        (
+            "secret Zx8Kq2Lm9Vb4Nw7Rt5Yp3Hs6Jd1Fg0Qa end",
+            ("secret", "Zx8Kq2Lm9Vb4Nw7Rt5Yp3Hs6Jd1Fg0Qa"),
+        ),  # fmt: skip
+    ],
+)
+def test_finds_each_type(text: str, expected: tuple[str, str]) -> None:
+    assert _found(text, types=[t for t in PII_TYPES if t != "person"]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112 fails Luhn",
+        "IBAN DE89 3704 0044 0532 0130 01 has a bad checksum",
+        "SSN 000-12-3456 is not issued",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "request 123e4567-e89b-12d3-a456-426614174000",
+        "order #4829301 on 2024-06-14 at 10:30:00",
+        "version v1.2.3.4 and localhost 127.0.0.1",
+        "set api_key=<your-key> or token = YOUR_API_KEY",
+        "ISBN 978-3-16-148410-0",
+    ],
+)
+def test_lookalikes_are_not_pii(text: str) -> None:
+    assert _found(text, types=[t for t in PII_TYPES if t != "person"]) == []
+
+
+def test_checksums() -> None:
+    assert luhn_valid("4539148803436467") and not luhn_valid("4539148803436468")
+    assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765433")
+    assert not iban_valid("GB82WEST1234569876543")  # wrong length for GB
+
+
+def test_unknown_type_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown PII types"):
+        find_pii("x", types=["emails"])
+
+
+def test_person_names_with_spacy() -> None:
+    assert person_names_available()
+    assert _found("I forwarded it to Priya Raman yesterday.") == [("person", "Priya Raman")]
+    assert _found("Hello, how are you?") == []

@@ -1,0 +1,72 @@
+"""init(instrument=...) instruments the client libraries, even those imported after it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sightline.sdk._config import resolve_options
+
+APP = textwrap.dedent("""
+    import sys
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import sightline
+
+    assert "openai" not in sys.modules
+    sightline.init(span_exporter=InMemorySpanExporter())
+    import openai, anthropic  # imported after init: instrumented when the import finishes
+    print(hasattr(openai.resources.chat.Completions.create, "__sightline_wrapped__"),
+          hasattr(anthropic.resources.Messages.create, "__sightline_wrapped__"))
+""")
+
+
+def _run(env_extra: dict[str, str]) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    env.update(env_extra)
+    proc = subprocess.run(
+        [sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_installed_libraries_are_instrumented_when_imported_later() -> None:
+    assert _run({}) == "True True"
+
+
+def test_instrument_from_the_environment() -> None:
+    assert _run({"SIGHTLINE_INSTRUMENT": "false"}) == "False False"
+    assert _run({"SIGHTLINE_INSTRUMENT": "anthropic"}) == "False True"
+
+
+def _opts(**kw: object) -> object:
+    base: dict[str, object] = dict(
+        endpoint=None,
+        api_key=None,
+        service_name=None,
+        service_version=None,
+        environment=None,
+        sample_rate=None,
+        capture_content=None,
+        redact=None,
+    )
+    base.update(kw)
+    return resolve_options(**base)  # type: ignore[arg-type]
+
+
+def test_bad_instrument_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="unknown libraries"):
+        _opts(instrument=["cohere"])
+    monkeypatch.setenv("SIGHTLINE_INSTRUMENT", "openai,nope")
+    with pytest.raises(ValueError, match="unknown libraries"):
+        _opts()
+
+
+def test_log_requests_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not _opts().log_requests  # type: ignore[attr-defined]
+    monkeypatch.setenv("SIGHTLINE_LOG_REQUESTS", "1")
+    assert _opts().log_requests  # type: ignore[attr-defined]

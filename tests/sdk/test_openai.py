@@ -1,0 +1,265 @@
+"""The real openai client against the fake provider, instrumented by Sightline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.trace import StatusCode
+
+import sightline
+from sightline.sdk._tracing import _Content
+from sightline.testing import CapturedSpans, FakeProvider
+
+Q = [{"role": "user", "content": "Can I get a refund on an annual plan?"}]
+REPLY = "Annual plans are refundable within thirty days."
+
+
+_OPEN: list[openai.OpenAI] = []
+
+
+def _client(fake: FakeProvider, **kw: Any) -> openai.OpenAI:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", **kw)
+    _OPEN.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _aclient(fake: FakeProvider, **kw: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="test", **kw)
+
+
+def _chunks(stream: Any) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in stream]
+
+
+pytestmark = pytest.mark.usefixtures("instrumented")
+
+
+class TestChatCompletions:
+    def test_non_streaming_call_records_model_tokens_and_text(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        chat = _client(fake).chat.completions.create(
+            model="gpt-4o-mini", messages=Q, temperature=0.2, max_tokens=50
+        )
+        assert isinstance(chat, openai.types.chat.ChatCompletion)
+        assert chat.choices[0].message.content == REPLY
+        a = capture_spans.attributes("chat gpt-4o-mini")
+        assert a["sightline.span.kind"] == "llm" and a["gen_ai.provider.name"] == "openai"
+        assert a["gen_ai.request.model"] == "gpt-4o-mini"
+        assert a["gen_ai.response.model"] == "gpt-4o-mini"
+        assert a["gen_ai.request.temperature"] == 0.2 and a["gen_ai.request.max_tokens"] == 50
+        assert a["gen_ai.usage.input_tokens"] == chat.usage.prompt_tokens  # type: ignore[union-attr]
+        assert a["gen_ai.usage.output_tokens"] == 7
+        assert tuple(a["gen_ai.response.finish_reasons"]) == ("stop",)
+        assert json.loads(a["gen_ai.input.messages"]) == Q
+        out = json.loads(a["gen_ai.output.messages"])
+        assert out == [{"role": "assistant", "content": REPLY, "finish_reason": "stop"}]
+        assert "sightline.ttft_ms" not in a  # nothing streamed: no first token to time
+
+    def test_streaming_ttft_usage_and_the_app_sees_the_same_chunks(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        sightline.uninstrument_openai()
+        bare = _chunks(
+            _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q, stream=True)
+        )
+        sightline.instrument_openai()
+        stream = _client(fake).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=Q,
+            stream=True,
+            extra_headers={"x-fake-ttft-ms": "120", "x-fake-token-ms": "15"},
+        )
+        assert isinstance(stream, openai.Stream)
+        seen = _chunks(stream)
+        # the usage chunk Sightline asked for is hidden, and no chunk shows a usage field
+        strip = ("created",)
+        assert [{k: v for k, v in c.items() if k not in strip} for c in seen] == [
+            {k: v for k, v in c.items() if k not in strip} for c in bare
+        ]
+        sent = fake.requests[-1].body or {}
+        assert sent["stream_options"] == {"include_usage": True}
+        [span] = capture_spans.named("chat gpt-4o-mini")
+        a = span.attributes or {}
+        assert a["gen_ai.usage.output_tokens"] == 7 and a["gen_ai.usage.input_tokens"] > 0
+        assert a["gen_ai.request.stream"] is True
+        # TTFT from the call's start to the first content chunk (the role chunk comes at once)
+        assert 120 <= a["sightline.ttft_ms"] < 1000
+        duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+        tpot_ms = (duration_ms - a["sightline.ttft_ms"]) / (7 - 1)
+        assert 14 <= tpot_ms < 200
+        assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
+
+    def test_app_that_asked_for_usage_still_gets_its_usage_chunk(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        seen = _chunks(
+            _client(fake).chat.completions.create(
+                model="gpt-4o-mini",
+                messages=Q,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        assert seen[-1]["choices"] == [] and seen[-1]["usage"]["completion_tokens"] == 7
+        assert capture_spans.attributes("chat gpt-4o-mini")["gen_ai.usage.output_tokens"] == 7
+
+    def test_stream_as_context_manager_closed_early_ends_the_span(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with _client(fake).chat.completions.create(
+            model="gpt-4o-mini", messages=Q, stream=True
+        ) as stream:
+            first = next(iter(stream))
+            assert first.choices[0].delta.role == "assistant"
+            assert not capture_spans.spans  # still open while the app reads
+        [span] = capture_spans.named("chat gpt-4o-mini")
+        assert span.status.status_code != StatusCode.ERROR
+        stream2 = _client(fake).chat.completions.create(model="gpt-4o", messages=Q, stream=True)
+        stream2.close()
+        assert len(capture_spans.named("chat gpt-4o")) == 1
+
+    def test_error_is_reraised_unchanged_and_marks_the_span(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with pytest.raises(openai.InternalServerError) as caught:
+            _client(fake, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=Q, extra_headers={"x-fake-status": "500"}
+            )
+        assert caught.value.status_code == 500
+        span = capture_spans.one("chat gpt-4o-mini")
+        assert span.status.status_code == StatusCode.ERROR
+        assert (span.attributes or {})["error.type"] == "500"
+        assert any(e.name == "exception" for e in span.events)
+
+    def test_retries_are_counted(self, fake: FakeProvider, capture_spans: CapturedSpans) -> None:
+        fake.fail_next(429, 2, path_prefix="/v1/chat")
+        chat = _client(fake, max_retries=3).chat.completions.create(model="gpt-4o-mini", messages=Q)
+        assert chat.choices[0].message.content == REPLY
+        a = capture_spans.attributes("chat gpt-4o-mini")
+        assert a["http.request.resend_count"] == 2
+        assert a["gen_ai.usage.output_tokens"] == 7
+
+    def test_raw_response_is_untouched(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        raw = _client(fake).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=Q
+        )
+        assert raw.http_response.status_code == 200
+        assert raw.parse().choices[0].message.content == REPLY
+        assert capture_spans.one("chat gpt-4o-mini").status.status_code != StatusCode.ERROR
+
+    def test_async_streaming_and_not(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        async def main() -> tuple[str, str]:
+            async with _aclient(fake) as client:
+                return await calls(client)
+
+        async def calls(client: openai.AsyncOpenAI) -> tuple[str, str]:
+            chat = await client.chat.completions.create(model="gpt-4o", messages=Q)
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=Q,
+                stream=True,
+                extra_headers={"x-fake-ttft-ms": "60"},
+            )
+            assert isinstance(stream, openai.AsyncStream)
+            parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            return chat.choices[0].message.content or "", "".join(parts)
+
+        assert asyncio.run(main()) == (REPLY, REPLY)
+        assert capture_spans.attributes("chat gpt-4o")["gen_ai.usage.output_tokens"] == 7
+        a = capture_spans.attributes("chat gpt-4o-mini")
+        assert a["gen_ai.usage.output_tokens"] == 7 and a["sightline.ttft_ms"] >= 60
+
+    def test_llm_span_is_a_child_of_the_trace_with_its_attributes(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with sightline.trace("rag", user_id="u-1", feature="answer"):
+            _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q)
+        root, llm = capture_spans.one("rag"), capture_spans.one("chat gpt-4o-mini")
+        assert llm.parent is not None and llm.parent.span_id == root.context.span_id
+        assert (llm.attributes or {})["sightline.user_id"] == "u-1"
+
+
+class TestResponsesApi:
+    def test_non_streaming(self, fake: FakeProvider, capture_spans: CapturedSpans) -> None:
+        resp = _client(fake).responses.create(
+            model="gpt-4o-mini", input="Refund on annual plans?", instructions="Be brief."
+        )
+        assert resp.output_text == REPLY
+        a = capture_spans.attributes("chat gpt-4o-mini")
+        assert a["gen_ai.usage.input_tokens"] == resp.usage.input_tokens  # type: ignore[union-attr]
+        assert a["gen_ai.usage.output_tokens"] == 7
+        assert tuple(a["gen_ai.response.finish_reasons"]) == ("stop",)
+        assert json.loads(a["gen_ai.input.messages"]) == [
+            {"role": "user", "content": "Refund on annual plans?"}
+        ]
+        assert json.loads(a["gen_ai.system_instructions"])[0]["content"] == "Be brief."
+        assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
+
+    def test_streaming_sync_and_async(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        headers = {"x-fake-ttft-ms": "80"}
+        with _client(fake).responses.create(
+            model="gpt-4o-mini", input=Q, stream=True, extra_headers=headers
+        ) as stream:
+            kinds = [e.type for e in stream]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+
+        async def main() -> str:
+            async with _aclient(fake) as client:
+                stream = await client.responses.create(
+                    model="gpt-4o", input="Refund?", stream=True, extra_headers=headers
+                )
+                return "".join(
+                    [e.delta async for e in stream if e.type == "response.output_text.delta"]
+                )
+
+        assert asyncio.run(main()) == REPLY
+        for name in ("chat gpt-4o-mini", "chat gpt-4o"):
+            a = capture_spans.attributes(name)
+            assert a["gen_ai.usage.output_tokens"] == 7 and a["sightline.ttft_ms"] >= 80
+            assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
+
+
+class TestNeverBreakTheApp:
+    def test_a_failing_serializer_leaves_the_call_untouched(
+        self,
+        fake: FakeProvider,
+        capture_spans: CapturedSpans,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def boom(text: str) -> str:
+            raise RuntimeError("redactor exploded")
+
+        monkeypatch.setattr(_Content, "redact", boom)
+        chat = _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q)
+        assert chat.choices[0].message.content == REPLY
+        stream = _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q, stream=True)
+        assert isinstance(stream, openai.Stream)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == REPLY
+
+    def test_uninstrument_restores_the_client(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        sightline.uninstrument_openai()
+        _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q)
+        assert not capture_spans.named("chat gpt-4o-mini")
+        assert not hasattr(openai.resources.chat.Completions.create, "__sightline_wrapped__")
