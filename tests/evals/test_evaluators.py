@@ -253,3 +253,17 @@ class TestLLMJudgeOptions:
             LLMJudge(rubric="custom")
         with pytest.raises(ValueError, match="unknown rubric"):
             LLMJudge(rubric="vibes")
+
+
+def test_importing_evaluators_loads_no_store_or_server() -> None:
+    """Evaluators and `sightline eval run` need no DuckDB (seconds to import) nor FastAPI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sightline.evals, sightline.evals.evaluators; "
+        "bad = [m for m in ('duckdb', 'pyarrow', 'fastapi') if m in sys.modules]; "
+        "print(bad); sys.exit(bool(bad))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sightline.store._eval_records import AgreementPair
+if TYPE_CHECKING:
+    from sightline.store._eval_records import AgreementPair
 
 __all__ = ["HUMAN_LABELS", "Agreement", "agreement", "agreement_by_evaluator", "human_passed"]
 

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,8 +30,12 @@ from sightline._daemon import DaemonTask
 from sightline.evals._cases import case_from_span, is_guardrail_hit
 from sightline.evals.base import EvalCase, EvalResult, Evaluator
 from sightline.model import Score, Span
-from sightline.store._eval_records import EvalCursor, SeqSpan
-from sightline.store.base import TraceStore
+
+if TYPE_CHECKING:
+    # Types only: importing the store package loads DuckDB (seconds), which evaluators and
+    # `sightline eval run` do not need. The runner receives its store from the server.
+    from sightline.store._eval_records import EvalCursor, SeqSpan
+    from sightline.store.base import TraceStore
 
 __all__ = ["EvalRunner", "RunnerOptions", "sampled"]
 
@@ -148,7 +152,7 @@ class EvalRunner(DaemonTask):
         for seq, t in self._seen:
             if now - t >= self.options.grace_s:
                 eligible = seq
-        cursor = self.store.get_eval_cursor(self.options.cursor_name) or EvalCursor(0)
+        cursor = self.store.get_eval_cursor(self.options.cursor_name) or _cursor(0)
         self._set_consumed(cursor)
         if eligible <= cursor.seq and not cursor.pos:
             self._feedback_pass(cursor)
@@ -159,9 +163,9 @@ class EvalRunner(DaemonTask):
         full = len(rows) >= self.options.batch_size
         if full:
             s = rows[-1].span
-            new = EvalCursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
+            new = _cursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
         else:
-            new = EvalCursor(eligible)
+            new = _cursor(eligible)
         try:
             scores = self._evaluate_rows(rows) if rows else []
         except _Stopping:
@@ -346,7 +350,7 @@ class EvalRunner(DaemonTask):
         if fc is None:
             # first run: start from now, and remember it
             self.store.append_eval_scores(
-                [], cursor_name=name, cursor=EvalCursor(int(after.timestamp() * 1e6))
+                [], cursor_name=name, cursor=_cursor(int(after.timestamp() * 1e6))
             )
             return
         feedback = self.store.list_scores_created_after(
@@ -387,8 +391,14 @@ class EvalRunner(DaemonTask):
                     return  # the feedback cursor stays: redone at the next start
         last = feedback[-1].created_at
         self.store.append_eval_scores(
-            scores, cursor_name=name, cursor=EvalCursor(int(last.timestamp() * 1e6))
+            scores, cursor_name=name, cursor=_cursor(int(last.timestamp() * 1e6))
         )
+
+
+def _cursor(seq: int, pos: str = "") -> EvalCursor:
+    from sightline.store._eval_records import EvalCursor
+
+    return EvalCursor(seq, pos)
 
 
 def _thumbs_down(scores: Sequence[Score]) -> set[str]:
