@@ -274,6 +274,8 @@ class Slow:
     def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
         import time
 
+        if not any(c.case_id for c in cases):
+            return [EvalResult(score=1.0) for _ in cases]  # the runner's warm-up: no delay
         self.started.set()
         time.sleep(self.delay)
         self.finished = True
@@ -345,3 +347,18 @@ def test_stop_abandons_the_rest_of_the_batch_and_the_next_start_redoes_it(
     r2 = EvalRunner(store, [Moon()], options=RunnerOptions(grace_s=0.0))
     r2.step()
     assert [s.name for s in _scores(store)] == ["faithfulness"]
+
+
+def test_warm_up_loads_each_evaluator_once_and_survives_a_broken_one(store: DuckDBStore) -> None:
+    seen: list[int] = []
+
+    class Counting(Moon):
+        def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+            seen.append(len(cases))
+            return super().evaluate(cases)
+
+    r = EvalRunner(store, [Boom(), Counting()], options=RunnerOptions(grace_s=0.0))
+    r.run_once()
+    r.run_once()
+    assert seen == [1]  # warmed up once; no spans to evaluate
+    assert _scores(store) == []  # a warm-up stores nothing

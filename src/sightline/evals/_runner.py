@@ -121,6 +121,7 @@ class EvalRunner(DaemonTask):
         """Spans evaluated since start."""
         self.num_scores: dict[str, int] = {}
         self.num_failed: dict[str, int] = {}
+        self._warm = False
         self.last_batch_delay_s: float | None = None
         """Seconds from commit to scores, for the last batch."""
 
@@ -128,8 +129,33 @@ class EvalRunner(DaemonTask):
 
     def run_once(self) -> None:
         """The daemon's tick: evaluate batches until none is full (or the server stops)."""
+        if not self._warm:
+            self.warm_up()
         while self.step() and not self.stopping:
             pass
+
+    def warm_up(self) -> None:
+        """Load every evaluator's models on a tiny case, once, before the first batch.
+
+        Models load lazily (embedder, spaCy, classifiers: seconds each); loading them at start,
+        while the first traces arrive and wait out the grace period, keeps that time out of the
+        first spans' evaluation lag. An evaluator that fails here is logged; its batches will
+        say why again.
+        """
+        case = EvalCase(
+            question="How do I reset my password?",
+            answer="Open the sign-in page and choose Forgot password.",
+            contexts=("To reset your password, open the sign-in page.",),
+            previous_answer="Open the settings page.",
+        )
+        for ev in self.evaluators:
+            if self.stopping:
+                return
+            try:
+                ev.evaluate([case])
+            except Exception:  # logged; the evaluator's batches record their own failures
+                log.exception("evaluator_warm_up_failed", evaluator=ev.name)
+        self._warm = True
 
     def lag_s(self) -> float:
         """Seconds the oldest committed span not yet evaluated has waited; 0 when caught up."""
