@@ -16,8 +16,8 @@ from sightline.store.base import AGGS, DIMENSIONS, METRICS, Agg, MetricQuery
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
 _MAX_BUCKETS = 20_000
-# Named in DESIGN but computed by a stage that has not arrived yet; asked for now, they
-# answer with an explicit 400.
+# Named in DESIGN but not a windowed aggregate of spans: drift scores are results of drift jobs
+# (GET /api/v1/drift); asked for here, they answer with an explicit 400 saying where to look.
 PENDING_METRICS = ("drift_score",)
 LIVE_METRICS = ("eval_lag_s",)
 """Process gauges rather than span aggregates: one current value, no agg, groups or filters."""
@@ -54,8 +54,8 @@ async def get_metric(
     if m is None:
         if name in PENDING_METRICS:
             raise ConfigError(
-                f"metric {name!r} is computed by drift detection, which this server does not "
-                "run yet"
+                f"metric {name!r} is a result of drift detection jobs, not a windowed metric: "
+                "read it at GET /api/v1/drift"
             )
         raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     a = agg or m.default_agg
