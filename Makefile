@@ -30,6 +30,7 @@ test: $(STAMP) ## Run the whole test suite (benchmarks in their quick form)
 bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/evals.py
 	$(BIN)/python bench/monitor.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on src/

@@ -132,6 +132,8 @@ def harness(
         alerts_file = tmp / "alerts.yaml"
         alerts_file.write_text(alerts_yaml)
     settings.setdefault("notify_allow_private", True)
+    # the monitor's tests write the scores they need; no evaluation runner competes for the CPU
+    settings.setdefault("eval_enabled", False)
     s = Settings(
         data_dir=tmp / "data",
         otlp_grpc_port=0,

@@ -59,6 +59,8 @@ class Server:
                 "SIGHTLINE_INIT_API_KEY": API_KEY,
                 "SIGHTLINE_INGEST_WORKERS": "0",
                 "SIGHTLINE_LOG_LEVEL": "info",
+                # Evaluation loads its models and takes CPU; tests of evaluation turn it on.
+                "SIGHTLINE_EVAL_ENABLED": "false",
             }
         )
         env.update(self.env)

@@ -36,6 +36,15 @@ def test_query_benchmark_quick() -> None:
     assert re.search(r"spans_first_page_model_filter_median_ms=[\d.]+", out), out
 
 
+def test_evals_benchmark_quick() -> None:
+    out = _run("evals.py")
+    assert re.search(r"embedder_unique_texts_per_s_median=\d+", out), out
+    assert re.search(r"relevance_spans_per_s_median=\d+", out), out
+    assert re.search(r"context_relevance_spans_per_s_median=\d+", out), out
+    assert re.search(r"faithfulness_spans_per_s_median=\d+", out), out
+    assert re.search(r"runner_spans_per_s_median=\d+", out), out
+
+
 def test_sdk_overhead_benchmark_quick() -> None:
     out = _run("sdk_overhead.py")
     assert re.search(r"sdk_median_us=[\d.]+", out), out

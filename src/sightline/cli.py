@@ -1,4 +1,4 @@
-"""The ``sightline`` command: ``serve`` (the default), ``demo``, ``projects``."""
+"""The ``sightline`` command: ``serve`` (the default), ``demo``, ``projects``, ``eval``."""
 
 from __future__ import annotations
 
@@ -222,3 +222,140 @@ def projects_create(name: str, data_dir: Path | None) -> None:
     finally:
         store.close()
     click.echo(key)
+
+
+@main.group("eval")
+def eval_() -> None:
+    """Evaluate datasets offline: scores, summaries and a regression gate for CI."""
+
+
+def _evaluator_options(value: str | None) -> dict[str, dict[str, Any]]:
+    import json
+
+    import yaml
+
+    if not value:
+        return {}
+    text = value
+    if not value.lstrip().startswith("{"):
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as e:
+            raise click.ClickException(f"--options {value}: {e.strerror or e}") from None
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise click.ClickException(f"--options: not JSON or YAML: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.ClickException(
+            '--options: expected a mapping of evaluator name to options, e.g. {"format": '
+            '{"json": true}}'
+        )
+    return data
+
+
+@eval_.command("run")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option(
+    "--evaluators",
+    default=None,
+    help="Comma-separated evaluator names [every registered one that needs no options].",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results JSONL."
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A previous results JSONL: exit 1 when an evaluator's mean drops more than --max-drop.",
+)
+@click.option(
+    "--max-drop",
+    type=click.FloatRange(min=0.0),
+    default=0.02,
+    show_default=True,
+    help="Largest allowed drop of an evaluator's mean against the baseline.",
+)
+@click.option(
+    "--options",
+    "options_",
+    default=None,
+    help='Evaluator options: JSON, or a JSON/YAML file ({"llm_judge": {"base_url": ...}}).',
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def eval_run(
+    dataset: Path,
+    evaluators: str | None,
+    out: Path | None,
+    baseline: Path | None,
+    max_drop: float,
+    options_: str | None,
+    batch_size: int,
+) -> None:
+    """Score every row of DATASET (JSONL) and print a summary table.
+
+    A row has `question`, `answer`, optional `contexts` (list of strings), `reference` and `id`.
+    Each output row is the input row plus `scores: {evaluator: {score, label, passed,
+    explanation}}`. Exits 1 when an evaluator fails or, with --baseline, when an evaluator's
+    mean dropped by more than --max-drop.
+
+    Example: sightline eval run golden.jsonl --evaluators relevance,context_relevance
+    --out results.jsonl --baseline last.jsonl --max-drop 0.02
+    """
+    import json
+
+    from sightline.errors import ConfigError
+    from sightline.evals import (
+        compare_to_baseline,
+        default_evaluator_names,
+        evaluate_rows,
+        format_summary,
+        load_evaluators,
+        read_jsonl,
+        summarize,
+    )
+
+    opts = _evaluator_options(options_)
+    try:
+        rows = read_jsonl(dataset)
+        base_rows = read_jsonl(baseline, what="baseline") if baseline else None
+        names = (
+            [n.strip() for n in evaluators.split(",") if n.strip()]
+            if evaluators
+            else default_evaluator_names(configured=opts)
+        )
+        if not names:
+            raise ConfigError("no evaluators to run")
+        evs = load_evaluators(names, opts)
+        results, errors = evaluate_rows(rows, evs, source=str(dataset), batch_size=batch_size)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    if out is not None:
+        try:
+            with out.open("w", encoding="utf-8") as f:
+                for r in results:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise click.ClickException(f"--out {out}: {e.strerror or e}") from None
+    summary = summarize(results)
+    base_summary = summarize(base_rows) if base_rows is not None else None
+    click.echo(f"{len(results)} rows from {dataset}")
+    click.echo(format_summary(summary, base_summary))
+    failed = False
+    for name, err in errors.items():
+        click.echo(f"error: evaluator {name} failed: {err}", err=True)
+        failed = True
+    if base_summary is not None:
+        missing = [n for n in summary if n not in base_summary]
+        if missing:
+            click.echo(f"note: not in the baseline, not compared: {', '.join(missing)}", err=True)
+        for reg in compare_to_baseline(summary, base_summary, max_drop=max_drop):
+            click.echo(
+                f"regression: {reg.name} mean dropped by {reg.drop:.3f} "
+                f"({reg.baseline_mean:.3f} -> {reg.mean:.3f}), more than --max-drop {max_drop}",
+                err=True,
+            )
+            failed = True
+    if failed:
+        raise SystemExit(1)

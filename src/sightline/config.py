@@ -6,12 +6,14 @@ Precedence: CLI flag > environment (``SIGHTLINE_*``) > default. Every setting is
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "expand_env"]
 
@@ -78,6 +80,80 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: str = Field("json", description="json (machines) or console (people).")
+
+    eval_enabled: bool = Field(
+        True, description="Run the online evaluation runner in `sightline serve`."
+    )
+    evaluators: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated evaluators to run online; default: every registered one "
+        "that needs no options (llm_judge, format, reference_similarity need them) plus the "
+        "ones in eval_options.",
+    )
+    eval_sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of spans each evaluator scores online."
+    )
+    eval_sample_rates: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-evaluator sample rates, e.g. `relevance=0.5,llm_judge=0.05` (or JSON).",
+    )
+    eval_interval_s: float = Field(
+        1.0, gt=0.0, description="Pause of the evaluation runner when it has caught up."
+    )
+    eval_grace_s: float = Field(
+        2.0,
+        ge=0.0,
+        description="Seconds a commit waits before evaluation, so the rest of its trace arrives.",
+    )
+    eval_batch_size: int = Field(
+        64, ge=1, description="Spans evaluated together online (a stop waits for one batch)."
+    )
+    eval_kinds: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["llm"],
+        description="Span kinds evaluated online (comma-separated).",
+    )
+    eval_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='JSON: options per evaluator, e.g. {"llm_judge": {"base_url": ..., '
+        '"model": ...}, "format": {"schema": {...}}}; naming one turns it on.',
+    )
+    eval_judge_api_key: SecretStr | None = Field(
+        None, description="API key the llm_judge evaluator sends, unless eval_options sets one."
+    )
+
+    @field_validator("evaluators", "eval_kinds", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("eval_sample_rates", mode="before")
+    @classmethod
+    def _split_rates(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("{"):
+                return json.loads(v)
+            out: dict[str, str] = {}
+            for part in filter(None, (p.strip() for p in v.split(","))):
+                name, sep, rate = part.partition("=")
+                if not sep:
+                    raise ValueError(f"expected name=rate, got {part!r}")
+                out[name.strip()] = rate.strip()
+            return out
+        return v
+
+    @field_validator("eval_sample_rates")
+    @classmethod
+    def _rates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, rate in v.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"sample rate of {name} must be in [0, 1]")
+        return v
 
     @property
     def db_path(self) -> Path:

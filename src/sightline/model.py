@@ -147,6 +147,8 @@ class Score:
     evaluator_version: str | None = None
     user_id: str | None = None
     created_at: datetime
+    details: dict[str, Any] | None = None
+    """Extra figures kept with the score (an LLM judge's tokens and cost, ROUGE-L...)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""

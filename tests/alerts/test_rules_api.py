@@ -161,10 +161,9 @@ def test_default_pack_and_file_rules_load_into_every_project(hd: Harness) -> Non
     assert rules["latency-p95-high"]["source"] == "file"
     assert rules["latency-p95-high"]["spec"]["agg"] == "p99"
     assert rules["ttft-p95-high"]["source"] == "default"
-    # quality rules wait for their metrics (lazily validated), the rest evaluate
+    # quality rules read the evaluation stage's score metrics and evaluate like the rest
     for name in ("hallucination-rate-high", "toxicity-high", "relevance-low"):
-        assert rules[name]["state"] == "metric_unavailable", name
-        assert "metric not available yet" in rules[name]["error"]
+        assert rules[name]["state"] == "ok", (name, rules[name])
     assert rules["error-rate-high"]["state"] == "ok"
     assert rules["drift-detected"]["state"] == "ok"
     # file rules are read-only through the API; default ones can be changed, and stay changed
@@ -212,12 +211,13 @@ def test_a_bad_alerts_file_stops_the_server_with_a_message(tmp_path: Path) -> No
         create_app(Settings(data_dir=tmp_path, alerts_file=f))
 
 
-def test_a_quality_rule_starts_evaluating_once_its_metric_exists(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Lazy validation: the rule waits, then evaluates (through query_metric) when the
-    evaluation stage registers the metric. A stand-in metric computed from spans plays it."""
-    from sightline.store.base import METRICS, MetricDef
+def test_a_quality_rule_fires_on_evaluation_scores(h: Harness) -> None:
+    """hallucination_rate reads the faithfulness scores joined to their spans (through
+    query_metric); the scores are written as the evaluation runner would."""
+    import secrets
+
+    from sightline.model import Score
+    from sightline.store import SpanQuery
 
     h.put_rule(
         {
@@ -231,20 +231,27 @@ def test_a_quality_rule_starts_evaluating_once_its_metric_exists(
     )
     h.traffic(20, T0, output="Our office is on the Moon.")
     h.tick()
-    rule = h.api("GET", "/api/v1/alerts/rules/halluc").json()
-    assert rule["state"] == "metric_unavailable" and h.alerts() == []
-    monkeypatch.setitem(
-        METRICS,
-        "hallucination_rate",
-        MetricDef(
-            "hallucination_rate",
-            "llm",
-            None,
-            "rate",
-            "ratio",
-            "stand-in",
-            "avg(CASE WHEN contains(output, 'Moon') THEN 1.0 ELSE 0.0 END)",
-        ),
+    assert h.alerts() == []  # no scores yet
+    spans = h.store.list_spans(SpanQuery(project_id="alerts", limit=100)).spans
+    assert len(spans) == 20
+    h.store.add_scores(
+        [
+            Score(
+                project_id="alerts",
+                score_id=secrets.token_hex(8),
+                trace_id=s.trace_id,
+                span_id=s.span_id,
+                name="faithfulness",
+                value=0.0,
+                label="hallucination",
+                passed=False,
+                source="evaluator",
+                evaluator="faithfulness",
+                evaluator_version="1",
+                created_at=T0,
+            )
+            for s in spans
+        ]
     )
     h.tick(seconds=1)
     [a] = h.alerts(status="firing")

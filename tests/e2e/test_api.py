@@ -242,7 +242,7 @@ class TestMetrics:
             ({"name": "latency_ms", "step": "0s"}, "step"),
             ({"name": "latency_ms", "step": "1s", "from": 0}, "too many buckets"),
             ({"name": "latency_ms", "from": T0 + 10, "to": T0}, "before"),
-            ({"name": "relevance"}, "evaluation scores"),
+            ({"name": "drift_score"}, "drift detection jobs"),
         ],
     )
     def test_bad_metric_queries(self, api: Server, params: dict[str, Any], fragment: str) -> None:

@@ -1,6 +1,62 @@
 """Evaluation: judge answers for quality, grounding and safety, offline and on the CPU."""
 
+from sightline.evals._agreement import (
+    HUMAN_LABELS,
+    Agreement,
+    agreement,
+    agreement_by_evaluator,
+    human_passed,
+)
+from sightline.evals._cases import case_from_span, cases_from_trace
 from sightline.evals._embed import DIM, Embedder, default_embedder
+from sightline.evals._offline import (
+    Regression,
+    Summary,
+    compare_to_baseline,
+    evaluate_rows,
+    format_summary,
+    read_jsonl,
+    row_to_case,
+    summarize,
+)
+from sightline.evals._registry import (
+    available_evaluators,
+    default_evaluator_names,
+    evaluator_class,
+    load_evaluator,
+    load_evaluators,
+)
+from sightline.evals._runner import EvalRunner, RunnerOptions, sampled
 from sightline.evals.base import EvalCase, EvalResult, Evaluator
 
-__all__ = ["DIM", "EvalCase", "EvalResult", "Embedder", "Evaluator", "default_embedder"]
+__all__ = [
+    "DIM",
+    "HUMAN_LABELS",
+    "Agreement",
+    "EvalCase",
+    "EvalResult",
+    "EvalRunner",
+    "Embedder",
+    "Evaluator",
+    "Regression",
+    "RunnerOptions",
+    "Summary",
+    "agreement",
+    "agreement_by_evaluator",
+    "available_evaluators",
+    "case_from_span",
+    "cases_from_trace",
+    "compare_to_baseline",
+    "default_embedder",
+    "default_evaluator_names",
+    "evaluate_rows",
+    "evaluator_class",
+    "format_summary",
+    "human_passed",
+    "load_evaluator",
+    "load_evaluators",
+    "read_jsonl",
+    "row_to_case",
+    "sampled",
+    "summarize",
+]

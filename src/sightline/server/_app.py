@@ -15,9 +15,22 @@ from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
+from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
 from sightline.server._prom import Metrics
 from sightline.server._state import AppState
-from sightline.server.routes import alerts, drift, feedback, health, metrics, otlp, spans, traces
+from sightline.server.routes import (
+    alerts,
+    datasets,
+    drift,
+    evaluators,
+    feedback,
+    health,
+    metrics,
+    otlp,
+    scores,
+    spans,
+    traces,
+)
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -43,6 +56,7 @@ def create_app(
     from sightline.server._monitoring import build_monitoring
 
     alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
+    online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +94,9 @@ def create_app(
                 max_message_bytes=settings.max_body_bytes,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
+        runner = build_runner(settings, st, online_evaluators)
+        if runner is not None:
+            register_eval_metrics(prom.global_registry, runner)
         monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)
         app.state.sightline = AppState(
             settings,
@@ -91,8 +108,11 @@ def create_app(
             monitor=monitoring.monitor,
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
+            evals=runner,
         )
         monitoring.start()
+        if runner is not None:
+            runner.start()
         log.info(
             "server_started",
             version=__version__,
@@ -103,6 +123,8 @@ def create_app(
         try:
             yield
         finally:
+            if runner is not None:
+                runner.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
@@ -130,6 +152,9 @@ def create_app(
         feedback.router,
         alerts.router,
         drift.router,
+        scores.router,
+        evaluators.router,
+        datasets.router,
     ):
         app.include_router(r)
     return app

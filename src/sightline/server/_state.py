@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from sightline.config import Settings
+from sightline.evals import EvalRunner
 from sightline.ingest import GroupCommitWriter, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
@@ -30,6 +31,8 @@ class AppState:
     ingest: IngestService
     keys: KeyRing
     metrics: Metrics
+    evals: EvalRunner | None = None
+    """The online evaluation runner (None when evaluation is off)."""
     monitor: Monitor | None = None
     dispatcher: Dispatcher | None = None
     drift: DriftMonitor | None = None

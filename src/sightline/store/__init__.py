@@ -1,10 +1,19 @@
 """Where spans live: the TraceStore protocol and its backends."""
 
 from sightline.store._duckdb import DuckDBStore
+from sightline.store._eval_records import (
+    AgreementPair,
+    Dataset,
+    EvalCursor,
+    ScorePage,
+    ScoreQuery,
+    SeqSpan,
+)
 from sightline.store.base import (
     AGGS,
     DIMENSIONS,
     METRICS,
+    SCORE_METRICS,
     AlertQuery,
     ApiKey,
     DriftQuery,
@@ -25,15 +34,22 @@ __all__ = [
     "AGGS",
     "DIMENSIONS",
     "METRICS",
+    "SCORE_METRICS",
+    "AgreementPair",
     "AlertQuery",
     "ApiKey",
+    "Dataset",
     "DriftQuery",
     "DuckDBStore",
+    "EvalCursor",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
     "Project",
     "SampleQuery",
+    "ScorePage",
+    "ScoreQuery",
+    "SeqSpan",
     "SpanPage",
     "SpanQuery",
     "SpanSample",

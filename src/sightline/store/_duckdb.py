@@ -28,7 +28,17 @@ from sightline.model import (
     Span,
 )
 from sightline.store import _duckdb_alerts, _duckdb_windows
+from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
+from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
+from sightline.store._eval_records import (
+    AgreementPair,
+    Dataset,
+    EvalCursor,
+    ScorePage,
+    ScoreQuery,
+    SeqSpan,
+)
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import (
     DIMENSIONS,
@@ -60,27 +70,9 @@ _INSERT = (  # column names are constants
     " FROM _incoming"
 )
 _SELECT = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
-_SCORE_FIELDS = (
-    "project_id",
-    "score_id",
-    "trace_id",
-    "span_id",
-    "name",
-    "value",
-    "label",
-    "passed",
-    "explanation",
-    "source",
-    "evaluator",
-    "evaluator_version",
-    "user_id",
-    "created_at",
-)
-_SCORE_COLUMNS = ", ".join(_SCORE_FIELDS)
-_INSERT_SCORE = f"INSERT INTO scores ({_SCORE_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 _SELECT_SCORES = (
-    f"SELECT {_SCORE_COLUMNS} FROM scores WHERE project_id = ? AND trace_id = ?"  # noqa: S608
-    " ORDER BY created_at, score_id"
+    f"SELECT {', '.join(SCORE_FIELDS)} FROM scores"  # noqa: S608
+    " WHERE project_id = ? AND trace_id = ? ORDER BY created_at, score_id"
 )
 _AGG_SQL = {
     "count": "count({})",
@@ -248,37 +240,13 @@ class DuckDBStore:
         return [_row_to_span(r) for r in rows]
 
     def add_scores(self, scores: Sequence[Score]) -> None:
-        rows = [
-            [
-                s.project_id,
-                s.score_id,
-                s.trace_id,
-                s.span_id,
-                s.name,
-                s.value,
-                s.label,
-                s.passed,
-                s.explanation,
-                s.source,
-                s.evaluator,
-                s.evaluator_version,
-                s.user_id,
-                _ts(s.created_at),
-            ]
-            for s in scores
-        ]
         with self._admin_lock, self._cursor() as cur:
-            cur.executemany(_INSERT_SCORE, rows)
+            _ev.insert_scores(cur, scores)
 
     def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
         with self._cursor() as cur:
             rows = cur.execute(_SELECT_SCORES, [project_id, trace_id]).fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(_SCORE_FIELDS, r, strict=True))
-            d["created_at"] = d["created_at"].replace(tzinfo=UTC)
-            out.append(Score(**d))
-        return out
+        return [row_to_score(r) for r in rows]
 
     def find_span_trace(self, project_id: str, span_id: str) -> str | None:
         with self._cursor() as cur:
@@ -295,10 +263,79 @@ class DuckDBStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    # -- evaluation: SQL in _duckdb_evals.py -------------------------------------------------
+
+    def last_ingest_seq(self) -> int:
+        return self._ingest_seq
+
+    def list_spans_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpan]:
+        return _ev.list_spans_after(self, cursor, upto_seq=upto_seq, kinds=kinds, limit=limit)
+
+    def get_traces(
+        self,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[SeqSpan]]:
+        return _ev.get_traces(self, project_id, trace_ids, start=start, end=end)
+
+    def list_session_spans(
+        self,
+        project_id: str,
+        session_ids: Sequence[str],
+        *,
+        kinds: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[Span]:
+        return _ev.list_session_spans(
+            self, project_id, session_ids, kinds=kinds, start=start, end=end
+        )
+
+    def get_eval_cursor(self, name: str) -> EvalCursor | None:
+        return _ev.get_eval_cursor(self, name)
+
+    def append_eval_scores(
+        self, scores: Sequence[Score], *, cursor_name: str, cursor: EvalCursor
+    ) -> None:
+        _ev.append_eval_scores(self, scores, cursor_name=cursor_name, cursor=cursor)
+
+    def query_scores(self, query: ScoreQuery) -> ScorePage:
+        return _ev.query_scores(self, query)
+
+    def list_trace_scores(self, project_id: str, trace_ids: Sequence[str]) -> list[Score]:
+        return _ev.list_trace_scores(self, project_id, trace_ids)
+
+    def list_scores_created_after(
+        self, after: datetime, *, source: str, name: str, limit: int
+    ) -> list[Score]:
+        return _ev.list_scores_created_after(self, after, source=source, name=name, limit=limit)
+
+    def list_agreement_pairs(self, project_id: str) -> list[AgreementPair]:
+        return _ev.list_agreement_pairs(self, project_id)
+
+    def create_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
+        _ev.create_dataset(self, dataset, rows)
+
+    def list_datasets(self, project_id: str) -> list[Dataset]:
+        return _ev.list_datasets(self, project_id)
+
+    def get_dataset(self, project_id: str, dataset_id: str) -> Dataset | None:
+        return _ev.get_dataset(self, project_id, dataset_id)
+
+    def get_dataset_rows(self, project_id: str, dataset_id: str) -> list[dict[str, Any]]:
+        return _ev.get_dataset_rows(self, project_id, dataset_id)
+
     # -- metrics -------------------------------------------------------------------------------
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
         m = query.metric
+        if m.score_name is not None:
+            return _ev.query_score_metric(self, query)
         if m.formula is not None:
             value = m.formula
         elif m.column is not None:

@@ -108,6 +108,36 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        4,
+        [
+            # Evaluation: score details (an LLM judge's tokens and cost, ROUGE-L/BLEU...) as JSON.
+            "ALTER TABLE scores ADD COLUMN details VARCHAR",
+            # Durable cursors of the evaluation runner: the last (ingest_seq, span position)
+            # evaluated, and the last user feedback looked at, so a restart resumes.
+            """CREATE TABLE eval_cursors (
+            name VARCHAR PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            pos VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )""",
+            """CREATE TABLE datasets (
+            project_id VARCHAR NOT NULL,
+            dataset_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            filter VARCHAR NOT NULL,
+            num_rows INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, dataset_id)
+        )""",
+            """CREATE TABLE dataset_rows (
+            project_id VARCHAR NOT NULL,
+            dataset_id VARCHAR NOT NULL,
+            row_num INTEGER NOT NULL,
+            row_json VARCHAR NOT NULL
+        )""",
+        ],
+    ),
+    (
         5,
         [
             # Monitoring. Rules are versioned: every change (a deletion too) appends a row;

@@ -19,6 +19,14 @@ from sightline.model import (
     Silence,
     Span,
 )
+from sightline.store._eval_records import (
+    AgreementPair,
+    Dataset,
+    EvalCursor,
+    ScorePage,
+    ScoreQuery,
+    SeqSpan,
+)
 
 __all__ = [
     "AGGS",
@@ -32,6 +40,7 @@ __all__ = [
     "MetricQuery",
     "MetricSeries",
     "Project",
+    "SCORE_METRICS",
     "SpanPage",
     "SpanQuery",
     "SpanSample",
@@ -78,6 +87,12 @@ class MetricDef:
     description: str
     formula: str | None = None
     """SQL for fixed-formula metrics (ratios); ``agg`` must then be its default."""
+    score_name: str | None = None
+    """For score-derived metrics: the scores (by name) joined to their spans. The formula or
+    column then reads the score's ``value``, ``label`` and ``passed``; failed scores are left out.
+    """
+    score_source: str = "evaluator"
+    """Which scores a score-derived metric reads: ``evaluator``, ``human`` or ``user``."""
 
 
 def _m(
@@ -390,6 +405,92 @@ class TraceStore(Protocol):
         """Number of spans stored for a project."""
         ...
 
+    # -- evaluation (scores, cursors, datasets) ---------------------------------------------------
+
+    def last_ingest_seq(self) -> int:
+        """The ``ingest_seq`` of the last committed span batch (0 when empty)."""
+        ...
+
+    def list_spans_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpan]:
+        """Spans of every project committed after ``cursor`` up to commit ``upto_seq``.
+
+        In commit order; ``kinds`` narrows to those span kinds (None: all).
+        """
+        ...
+
+    def get_traces(
+        self,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[SeqSpan]]:
+        """Spans of several traces (with their commit), each list in start order.
+
+        ``start``/``end`` bound the spans' start times when the caller knows them, so the
+        store reads only that part of the table.
+        """
+        ...
+
+    def list_session_spans(
+        self,
+        project_id: str,
+        session_ids: Sequence[str],
+        *,
+        kinds: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[Span]:
+        """Spans of ``kinds`` in the given sessions that started in [start, end]."""
+        ...
+
+    def get_eval_cursor(self, name: str) -> EvalCursor | None:
+        """A durable cursor of the evaluation runner."""
+        ...
+
+    def append_eval_scores(
+        self, scores: Sequence[Score], *, cursor_name: str, cursor: EvalCursor
+    ) -> None:
+        """Append scores and move a cursor in one transaction (a restart never scores twice)."""
+        ...
+
+    def query_scores(self, query: ScoreQuery) -> ScorePage:
+        """Scores matching ``query``, newest first."""
+        ...
+
+    def list_trace_scores(self, project_id: str, trace_ids: Sequence[str]) -> list[Score]:
+        """Every score of the given traces, oldest first."""
+        ...
+
+    def list_scores_created_after(
+        self, after: datetime, *, source: str, name: str, limit: int
+    ) -> list[Score]:
+        """Scores of every project created after ``after``, oldest first (user feedback)."""
+        ...
+
+    def list_agreement_pairs(self, project_id: str) -> list[AgreementPair]:
+        """The latest evaluator and human verdicts of each (span, score name) that has both."""
+        ...
+
+    def create_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
+        """Save a dataset and its rows."""
+        ...
+
+    def list_datasets(self, project_id: str) -> list[Dataset]:
+        """A project's datasets, newest first."""
+        ...
+
+    def get_dataset(self, project_id: str, dataset_id: str) -> Dataset | None:
+        """A dataset by id."""
+        ...
+
+    def get_dataset_rows(self, project_id: str, dataset_id: str) -> list[dict[str, Any]]:
+        """A dataset's rows, in order."""
+        ...
+
     def create_project(self, project_id: str) -> Project:
         """Create a project; ConfigError if it exists."""
         ...
@@ -488,3 +589,102 @@ class TraceStore(Protocol):
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         """A uniform random sample of a window's spans (text, tokens, latency)."""
         ...
+
+
+def _s(
+    name: str,
+    score: str,
+    agg: Agg,
+    unit: str,
+    desc: str,
+    *,
+    formula: str | None = None,
+    column: str | None = None,
+    source: str = "evaluator",
+) -> MetricDef:
+    return MetricDef(name, None, column, agg, unit, desc, formula, score, source)
+
+
+_SHARE_FAILED = "avg(CASE WHEN NOT passed THEN 1.0 WHEN passed THEN 0.0 END)"
+
+SCORE_METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        _s(
+            "hallucination_rate",
+            "faithfulness",
+            "rate",
+            "ratio",
+            "Share of faithfulness scores labelled hallucination.",
+            formula="avg(CASE WHEN label = 'hallucination' THEN 1.0 ELSE 0.0 END)",
+        ),
+        _s(
+            "faithfulness",
+            "faithfulness",
+            "avg",
+            "score",
+            "Faithfulness score (1 = every claim supported by the context).",
+            column="value",
+        ),
+        _s(
+            "relevance",
+            "relevance",
+            "avg",
+            "score",
+            "Relevance of the answer to the question (1 = relevant).",
+            column="value",
+        ),
+        _s(
+            "toxicity",
+            "toxicity",
+            "avg",
+            "score",
+            "Mean of 1 − toxicity score: 0 = clean, 1 = toxic.",
+            formula="avg(1.0 - value)",
+        ),
+        _s(
+            "refusal_rate",
+            "refusal",
+            "rate",
+            "ratio",
+            "Share of refusal scores labelled refusal or over_refusal (the answer refused).",
+            formula="avg(CASE WHEN label IN ('refusal', 'over_refusal') THEN 1.0 ELSE 0.0 END)",
+        ),
+        _s(
+            "format_compliance",
+            "format",
+            "rate",
+            "ratio",
+            "Share of format scores that passed.",
+            formula="avg(CASE WHEN passed THEN 1.0 WHEN NOT passed THEN 0.0 END)",
+        ),
+        _s(
+            "injection_rate",
+            "prompt_injection",
+            "rate",
+            "ratio",
+            "Share of prompt_injection scores that failed (an injection found).",
+            formula=_SHARE_FAILED,
+        ),
+        _s(
+            "pii_rate",
+            "pii_leak",
+            "rate",
+            "ratio",
+            "Share of pii_leak scores that failed (personal data found).",
+            formula=_SHARE_FAILED,
+        ),
+        _s(
+            "feedback_positive_rate",
+            "feedback",
+            "rate",
+            "ratio",
+            "Share of end-user feedback with a positive score.",
+            formula="avg(CASE WHEN value > 0 THEN 1.0 ELSE 0.0 END)",
+            source="user",
+        ),
+    )
+}
+"""Metrics computed from scores joined to their spans (filters and groups are span fields)."""
+
+METRICS.update(SCORE_METRICS)

@@ -16,20 +16,11 @@ from sightline.store.base import AGGS, DIMENSIONS, METRICS, Agg, MetricQuery
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
 _MAX_BUCKETS = 20_000
-# Named in DESIGN but computed from evaluation scores, feedback and drift, which arrive with
-# the evaluation and monitoring stages; asked for now, they answer with an explicit 400.
-PENDING_METRICS = (
-    "hallucination_rate",
-    "faithfulness",
-    "relevance",
-    "toxicity",
-    "refusal_rate",
-    "format_compliance",
-    "injection_rate",
-    "pii_rate",
-    "feedback_positive_rate",
-    "drift_score",
-)
+# Named in DESIGN but not a windowed aggregate of spans: drift scores are results of drift jobs
+# (GET /api/v1/drift); asked for here, they answer with an explicit 400 saying where to look.
+PENDING_METRICS = ("drift_score",)
+LIVE_METRICS = ("eval_lag_s",)
+"""Process gauges rather than span aggregates: one current value, no agg, groups or filters."""
 
 
 @router.get("/metrics", summary="Evaluate a metric")
@@ -57,12 +48,14 @@ async def get_metric(
     status: str | None = None,
 ) -> dict[str, Any]:
     """Metric values as series: one per group, each a list of ``{t, value}`` points."""
+    if name in LIVE_METRICS:
+        return _eval_lag(request)
     m = METRICS.get(name)
     if m is None:
         if name in PENDING_METRICS:
             raise ConfigError(
-                f"metric {name!r} is computed from evaluation scores, which this "
-                "server does not produce yet"
+                f"metric {name!r} is a result of drift detection jobs, not a windowed metric: "
+                "read it at GET /api/v1/drift"
             )
         raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     a = agg or m.default_agg
@@ -128,4 +121,20 @@ async def get_metric(
             {"group": s.group, "points": [{"t": t.isoformat(), "value": v} for t, v in s.points]}
             for s in series
         ],
+    }
+
+
+def _eval_lag(request: Request) -> dict[str, Any]:
+    runner = state_of(request).evals
+    now = datetime.now(UTC)
+    value = runner.lag_s() if runner is not None else None
+    return {
+        "name": "eval_lag_s",
+        "agg": None,
+        "unit": "s",
+        "from": now.isoformat(),
+        "to": now.isoformat(),
+        "step_s": None,
+        "group_by": [],
+        "series": [{"group": {}, "points": [{"t": now.isoformat(), "value": value}]}],
     }

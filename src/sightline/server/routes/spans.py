@@ -96,7 +96,18 @@ async def list_spans(
     from starlette.concurrency import run_in_threadpool
 
     page = await run_in_threadpool(st.store.list_spans, query)
-    return {"data": [s.to_dict() for s in page.spans], "next_cursor": page.next_cursor}
+    data = [s.to_dict() for s in page.spans]
+    # Each span carries its own scores: one query for the page's traces.
+    scores = await run_in_threadpool(
+        st.store.list_trace_scores, project_id, sorted({s.trace_id for s in page.spans})
+    )
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    for sc in scores:
+        if sc.span_id is not None:
+            by_span.setdefault(sc.span_id, []).append(sc.to_dict())
+    for d in data:
+        d["scores"] = by_span.get(d["span_id"], [])
+    return {"data": data, "next_cursor": page.next_cursor}
 
 
 __all__ = ["router"]

@@ -60,4 +60,13 @@ async def get_trace(
     tree = build_tree(spans)
     scores = await run_in_threadpool(store.list_scores, project_id, trace_id.lower())
     tree["scores"] = [s.to_dict() for s in scores]
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    for sc in tree["scores"]:
+        if sc["span_id"] is not None:
+            by_span.setdefault(sc["span_id"], []).append(sc)
+    stack = list(tree["spans"])
+    while stack:
+        node = stack.pop()
+        node["scores"] = by_span.get(node["span_id"], [])
+        stack.extend(node["children"])
     return tree

@@ -1,0 +1,200 @@
+"""Evaluated spans/s of the embedding-based evaluators on realistic RAG cases.
+
+    python bench/evals.py            # 3,000 cases, 3 runs each (make bench)
+    python bench/evals.py --quick    # 300 cases, 1 run (make test)
+
+Cases look like production RAG traffic: questions drawn from a pool of 60 (users ask the same
+things in a few phrasings), 3 retrieved documents each from a corpus of a few dozen chunks (the
+same chunks come back again and again), and an answer that is unique per span (the worst case);
+the ``_repeated_answers`` figures use the demo app's answers, retrieved chunks that repeat.
+Each run uses a fresh embedder (cold cache) and evaluates in batches of 256, as the online
+runner does. The baselines, measured in the same process, are the embedder alone on unique
+texts: short sentences, and the cases' answers.
+Evaluators are found through the registry: faithfulness is measured when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from typing import Any
+
+from sightline._logging import configure_logging
+from sightline.demo._app import QUESTIONS, SupportBot
+from sightline.evals import (
+    Embedder,
+    EvalCase,
+    available_evaluators,
+    default_evaluator_names,
+    evaluator_class,
+)
+
+EMBEDDING_EVALUATORS = ("relevance", "context_relevance", "faithfulness")
+_PHRASINGS = ("{q}", "Hi, {q}", "{q} Thanks!", "quick question: {q}", "{q} (asking for my team)")
+
+
+def make_cases(n: int, seed: int = 1, *, unique_answers: bool = True) -> list[EvalCase]:
+    from opentelemetry import trace
+
+    rng = random.Random(seed)
+    bot = SupportBot(trace.get_tracer("bench"))
+    pool = [p.format(q=q) for q in QUESTIONS for p in _PHRASINGS]
+    cases = []
+    for i in range(n):
+        q = rng.choice(pool)
+        docs = [c.text for _, c in bot._retrieve(q)]
+        answer = docs[0]
+        if unique_answers:
+            answer += f" Your ticket number is {rng.randint(1000, 99999)}."
+        if rng.random() < 0.1:
+            answer += " Also, our office is on the Moon."
+        cases.append(EvalCase(question=q, answer=answer, contexts=tuple(docs), case_id=str(i)))
+    return cases
+
+
+def build(name: str, emb: Embedder) -> Any:
+    cls = evaluator_class(name)
+    try:
+        return cls(embedder=emb)
+    except TypeError:
+        return cls()
+
+
+def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> float:
+    ev = build(name, Embedder(threads=2))
+    t0 = time.perf_counter()
+    for b in range(0, len(cases), batch):
+        ev.evaluate(cases[b : b + batch])
+    return len(cases) / (time.perf_counter() - t0)
+
+
+def embedder_texts_per_s(texts: list[str]) -> float:
+    emb = Embedder(threads=2, cache_size=0)
+    t0 = time.perf_counter()
+    for b in range(0, len(texts), 256):
+        emb.embed(texts[b : b + 256])
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
+    """The online runner end to end on a DuckDB store: read, build cases from traces, evaluate
+    with ``names``, append scores and the cursor."""
+    import secrets
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sightline.evals import EvalRunner, RunnerOptions
+    from sightline.store import DuckDBStore
+    from sightline.store._arrow import records_to_table
+
+    t0_ns = int(datetime.now(UTC).timestamp() * 1e9)
+    recs: list[dict[str, Any]] = []
+    for i, c in enumerate(cases):
+        tid = secrets.token_hex(16)
+        base = {
+            "project_id": "bench",
+            "trace_id": tid,
+            "status": "ok",
+            "duration_ms": 1.0,
+            "session_id": f"s{i % 500}",
+        }
+        start = t0_ns + i * 1_000_000
+        root, ret, llm = (f"{3 * i + k + 1:016x}" for k in range(3))
+        recs += [
+            {
+                **base,
+                "span_id": root,
+                "name": "rag",
+                "kind": "chain",
+                "start_ns": start,
+                "end_ns": start + 900_000,
+                "input": c.question,
+            },
+            {
+                **base,
+                "span_id": ret,
+                "parent_span_id": root,
+                "name": "retrieve",
+                "kind": "retrieval",
+                "start_ns": start + 1,
+                "end_ns": start + 2,
+                "documents": [
+                    {"id": str(k), "content": d, "score": None, "metadata": None}
+                    for k, d in enumerate(c.contexts)
+                ],
+            },
+            {
+                **base,
+                "span_id": llm,
+                "parent_span_id": root,
+                "name": "chat",
+                "kind": "llm",
+                "start_ns": start + 3,
+                "end_ns": start + 800_000,
+                "model": "gpt-4o-mini",
+                "input": f"Context: ...\n\nQuestion: {c.question}",
+                "output": c.answer,
+            },
+        ]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBStore(Path(tmp) / "bench.duckdb")
+        store.migrate()
+        for b in range(0, len(recs), 3000):
+            store.insert_batches([records_to_table(recs[b : b + 3000])])
+        emb = Embedder(threads=2)
+        runner = EvalRunner(
+            store, [build(n, emb) for n in names], options=RunnerOptions(grace_s=0.0)
+        )
+        t0 = time.perf_counter()
+        while runner.step():
+            pass
+        took = time.perf_counter() - t0
+        store.close()
+    return runner.num_spans / took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="300 cases and one run")
+    args = ap.parse_args()
+    configure_logging("warning", "console")
+    n, runs = (300, 1) if args.quick else (3000, 3)
+    cases = make_cases(n)
+    # Baselines: the embedder alone on short unique sentences, and on these cases' answers
+    # (unique per span: the one embedding per span that no cache can save).
+    m = min(n, 1000)  # enough texts for a stable rate
+    short = [f"Unique support sentence number {i} about invoices and refunds." for i in range(m)]
+    answers = [str(c.answer) for c in cases[:m]]
+    base = statistics.median(embedder_texts_per_s(short) for _ in range(runs))
+    base_ans = statistics.median(embedder_texts_per_s(answers) for _ in range(runs))
+    print(f"baseline embedder_unique_texts_per_s_median={base:.0f}")
+    print(f"baseline embedder_unique_answers_per_s_median={base_ans:.0f}")
+    # The demo app's traffic: its answers are retrieved chunks, so they repeat too.
+    demo = make_cases(n, unique_answers=False)
+    for name in EMBEDDING_EVALUATORS:
+        if name not in available_evaluators():
+            print(f"{name}: not installed, skipped")
+            continue
+        for label, cs in (("", cases), ("_repeated_answers", demo)):
+            rates = [spans_per_s(name, cs) for _ in range(runs)]
+            print(
+                f"{name}{label}_spans_per_s_median={statistics.median(rates):.0f} "
+                f"runs={' '.join(f'{r:.0f}' for r in rates)} cases={n} docs_per_case=3"
+            )
+    # The online runner with the default evaluators, store reads and writes included.
+    names = [
+        x for x in default_evaluator_names() if x in EMBEDDING_EVALUATORS + ("user_correction",)
+    ]
+    for label, cs in (("", cases), ("_repeated_answers", demo)):
+        rates = [runner_spans_per_s(cs, names) for _ in range(runs)]
+        print(
+            f"runner{label}_spans_per_s_median={statistics.median(rates):.0f} "
+            f"runs={' '.join(f'{r:.0f}' for r in rates)} evaluators={','.join(names)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

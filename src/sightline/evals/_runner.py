@@ -1,0 +1,462 @@
+"""The online runner: a daemon that scores spans committed after its durable cursor.
+
+Each tick it notes the store's last commit (``spans.ingest_seq``), and reads the spans of
+commits that are at least ``grace_s`` old, so the other spans of a trace (retrieval, the root
+with the user's question) have time to arrive. It builds a case for each span of the evaluated
+kinds from its whole trace, samples per evaluator, runs each evaluator on its batch in a worker
+thread (never on the event loop, never on the ingest path) and appends the scores together with
+the new cursor in one transaction, so a restart resumes where the last batch ended.
+
+Failures: an evaluator that raises on a batch gets one score per case of that batch with
+``label = "failed"``, ``value``/``passed`` null and the error in ``explanation``; the other
+evaluators' scores of the batch are stored as usual. Score metrics leave failed rows out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from sightline._daemon import DaemonTask
+from sightline.evals._cases import case_from_span, is_guardrail_hit
+from sightline.evals.base import EvalCase, EvalResult, Evaluator
+from sightline.model import Score, Span
+
+if TYPE_CHECKING:
+    # Types only: importing the store package loads DuckDB (seconds), which evaluators and
+    # `sightline eval run` do not need. The runner receives its store from the server.
+    from sightline.store._eval_records import EvalCursor, SeqSpan
+    from sightline.store.base import TraceStore
+
+__all__ = ["EvalRunner", "RunnerOptions", "sampled"]
+
+log = structlog.get_logger("sightline.evals")
+
+_FEEDBACK_CURSOR_SUFFIX = ".feedback"
+_TRACE_WINDOW = timedelta(hours=1)
+_SESSION_WINDOW = timedelta(days=1)
+"""How far back the previous turn of a session is looked for."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerOptions:
+    """How the online runner reads and samples."""
+
+    interval_s: float = 1.0
+    """Pause between ticks when there is nothing left to read."""
+    grace_s: float = 2.0
+    """How long a commit waits before its spans are evaluated (the rest of the trace arrives)."""
+    batch_size: int = 64
+    """Spans read and evaluated together (also bounds how long ``stop`` may wait)."""
+    kinds: tuple[str, ...] = ("llm",)
+    """Span kinds evaluated."""
+    sample_rate: float = 1.0
+    """Share of spans each evaluator scores, unless ``sample_rates`` names it."""
+    sample_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per-evaluator sample rates."""
+    cursor_name: str = "online"
+    """The durable cursor's name in the store."""
+
+
+def sampled(span_id: str, evaluator: str, rate: float) -> bool:
+    """Deterministic sampling: the same span and evaluator always decide the same way."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    h = hashlib.blake2b(f"{evaluator}:{span_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64 < rate
+
+
+class _Stopping(Exception):
+    """The server is stopping: abandon the batch."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Target:
+    project_id: str
+    span: Span
+    case: EvalCase
+    forced: bool
+    """Error span, thumbs-down trace or guardrail hit: evaluated whatever the sample rate."""
+
+
+class EvalRunner(DaemonTask):
+    """Scores committed spans in the background; see the module docstring.
+
+    ``step`` evaluates one batch synchronously (tests call it); the daemon's thread calls
+    ``run_once`` every ``interval_s``, which steps until it has caught up. ``stop`` waits for
+    the batch in flight, so the store can be closed right after.
+    """
+
+    name = "evaluator"
+
+    def __init__(
+        self,
+        store: TraceStore,
+        evaluators: Sequence[Evaluator],
+        *,
+        options: RunnerOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(interval_s=(options or RunnerOptions()).interval_s)
+        self.store = store
+        self.evaluators = list(evaluators)
+        self.options = options or RunnerOptions()
+        self._clock = clock
+        self._seen: deque[tuple[int, float]] = deque()
+        """(last ingest_seq, when first seen): commit times as observed by this runner."""
+        self._consumed_seq = 0
+        self._lock = threading.Lock()
+        self.num_spans = 0
+        """Spans evaluated since start."""
+        self.num_scores: dict[str, int] = {}
+        self.num_failed: dict[str, int] = {}
+        self._warm = False
+        self.last_batch_delay_s: float | None = None
+        """Seconds from commit to scores, for the last batch."""
+
+    # -- the daemon ----------------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        """The daemon's tick: evaluate batches until none is full (or the server stops)."""
+        if not self._warm:
+            self.warm_up()
+        while self.step() and not self.stopping:
+            pass
+
+    def warm_up(self) -> None:
+        """Load every evaluator's models on a tiny case, once, before the first batch.
+
+        Models load lazily (embedder, spaCy, classifiers: seconds each); loading them at start,
+        while the first traces arrive and wait out the grace period, keeps that time out of the
+        first spans' evaluation lag. An evaluator that fails here is logged; its batches will
+        say why again.
+        """
+        case = EvalCase(
+            question="How do I reset my password?",
+            answer="Open the sign-in page and choose Forgot password.",
+            contexts=("To reset your password, open the sign-in page.",),
+            previous_answer="Open the settings page.",
+        )
+        for ev in self.evaluators:
+            if self.stopping:
+                return
+            try:
+                ev.evaluate([case])
+            except Exception:  # logged; the evaluator's batches record their own failures
+                log.exception("evaluator_warm_up_failed", evaluator=ev.name)
+        self._warm = True
+
+    def lag_s(self) -> float:
+        """Seconds the oldest committed span not yet evaluated has waited; 0 when caught up."""
+        with self._lock:
+            for seq, t in self._seen:
+                if seq > self._consumed_seq:
+                    return max(0.0, self._clock() - t)
+        return 0.0
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Evaluate one batch of eligible spans; True if a full batch was read (more may wait)."""
+        now = self._clock()
+        last = self.store.last_ingest_seq()
+        with self._lock:
+            if not self._seen or last > self._seen[-1][0]:
+                self._seen.append((last, now))
+        eligible = 0
+        for seq, t in self._seen:
+            if now - t >= self.options.grace_s:
+                eligible = seq
+        cursor = self.store.get_eval_cursor(self.options.cursor_name) or _cursor(0)
+        self._set_consumed(cursor)
+        if eligible <= cursor.seq and not cursor.pos:
+            self._feedback_pass(cursor)
+            return False
+        rows = self.store.list_spans_after(
+            cursor, upto_seq=eligible, kinds=self.options.kinds, limit=self.options.batch_size
+        )
+        full = len(rows) >= self.options.batch_size
+        if full:
+            s = rows[-1].span
+            new = _cursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
+        else:
+            new = _cursor(eligible)
+        try:
+            scores = self._evaluate_rows(rows) if rows else []
+        except _Stopping:
+            # Abandoned, not half-stored: the cursor stays, the next start redoes this batch.
+            return False
+        self.store.append_eval_scores(scores, cursor_name=self.options.cursor_name, cursor=new)
+        self._set_consumed(new)
+        if rows:
+            self.num_spans += len(rows)
+            with self._lock:
+                seen_t = next((t for seq, t in self._seen if seq >= rows[-1].ingest_seq), now)
+            self.last_batch_delay_s = max(0.0, self._clock() - seen_t)
+            log.debug("eval_batch", num_spans=len(rows), num_scores=len(scores))
+        if not full:
+            self._feedback_pass(new)
+        return full
+
+    def _set_consumed(self, cursor: EvalCursor) -> None:
+        done = cursor.seq if not cursor.pos else cursor.seq - 1
+        with self._lock:
+            self._consumed_seq = done
+            # keep the newest entry: it tells when the current last commit was first seen
+            while len(self._seen) > 1 and self._seen[0][0] <= done:
+                self._seen.popleft()
+
+    def _evaluate_rows(self, rows: Sequence[SeqSpan]) -> list[Score]:
+        by_project: dict[str, list[Span]] = {}
+        for r in rows:
+            by_project.setdefault(r.span.project_id, []).append(r.span)
+        targets: list[_Target] = []
+        for project_id, spans in by_project.items():
+            trace_ids = sorted({s.trace_id for s in spans})
+            # A trace's spans start within a window of its LLM spans (an hour either side is
+            # generous for one request), which keeps the read off the rest of the table.
+            traces = self.store.get_traces(
+                project_id,
+                trace_ids,
+                start=min(s.start_time for s in spans) - _TRACE_WINDOW,
+                end=max(s.start_time for s in spans) + _TRACE_WINDOW,
+            )
+            flagged = _thumbs_down(self.store.list_trace_scores(project_id, trace_ids))
+            for s in spans:
+                trace = [x.span for x in traces.get(s.trace_id, ())] or [s]
+                forced = (
+                    s.status == "error"
+                    or s.trace_id in flagged
+                    or any(is_guardrail_hit(x) for x in trace)
+                )
+                targets.append(_Target(project_id, s, case_from_span(s, trace), forced))
+        return self._score(targets)
+
+    def _score(
+        self, targets: Sequence[_Target], only: set[tuple[str, str]] | None = None
+    ) -> list[Score]:
+        scores: list[Score] = []
+        prev: dict[str, tuple[Span, EvalCase] | None] = {}
+        sessions: dict[tuple[str, str], list[Span]] | None = None
+        for ev in self.evaluators:
+            if self.stopping:
+                raise _Stopping  # stop waits for one evaluator's batch at most, not all of them
+            rate = self.options.sample_rates.get(ev.name, self.options.sample_rate)
+            picked = [
+                t
+                for t in targets
+                if (t.forced or sampled(t.span.span_id, ev.name, rate))
+                and (only is None or (t.span.span_id, ev.name) in only)
+            ]
+            judges_previous = getattr(ev, "judges", "answer") == "previous_answer"
+            if judges_previous and sessions is None:
+                sessions = self._session_spans(picked)
+            anchors: list[Span] = []
+            cases: list[EvalCase] = []
+            for t in picked:
+                if judges_previous:
+                    p = self._previous_turn(t, prev, sessions or {})
+                    if p is None:
+                        continue
+                    anchors.append(p[0])
+                    cases.append(p[1])
+                else:
+                    anchors.append(t.span)
+                    cases.append(t.case)
+            if not cases:
+                continue
+            scores.extend(self._run_evaluator(ev, cases, anchors))
+        return scores
+
+    def _session_spans(self, targets: Sequence[_Target]) -> dict[tuple[str, str], list[Span]]:
+        """Spans of the targets' sessions over the day before them, one query per project."""
+        by_project: dict[str, list[Span]] = {}
+        for t in targets:
+            if t.span.session_id:
+                by_project.setdefault(t.project_id, []).append(t.span)
+        out: dict[tuple[str, str], list[Span]] = {}
+        for project_id, spans in by_project.items():
+            found = self.store.list_session_spans(
+                project_id,
+                sorted({s.session_id for s in spans if s.session_id}),
+                kinds=self.options.kinds,
+                start=min(s.start_time for s in spans) - _SESSION_WINDOW,
+                end=max(s.start_time for s in spans),
+            )
+            for s in found:
+                if s.session_id:
+                    out.setdefault((project_id, s.session_id), []).append(s)
+        return out
+
+    def _previous_turn(
+        self,
+        t: _Target,
+        memo: dict[str, tuple[Span, EvalCase] | None],
+        sessions: dict[tuple[str, str], list[Span]],
+    ) -> tuple[Span, EvalCase] | None:
+        """The previous LLM span of the session, and a case: this turn judging that answer."""
+        s = t.span
+        if not s.session_id:
+            return None
+        key = f"{t.project_id}/{s.span_id}"
+        if key not in memo:
+            earlier = [
+                x
+                for x in sessions.get((t.project_id, s.session_id), ())
+                if x.start_time < s.start_time and x.kind == s.kind
+            ]
+            p = max(earlier, key=lambda x: (x.start_time, x.span_id)) if earlier else None
+            if p is None or p.span_id == s.span_id or not p.output:
+                memo[key] = None
+            else:
+                case = dataclasses.replace(
+                    t.case,
+                    previous_answer=p.output,
+                    metadata={**t.case.metadata, "judged_trace_id": p.trace_id},
+                )
+                memo[key] = (p, case)
+        return memo[key]
+
+    def _run_evaluator(
+        self, ev: Evaluator, cases: list[EvalCase], anchors: list[Span]
+    ) -> list[Score]:
+        now = datetime.now(UTC)
+        version = str(ev.version)
+        try:
+            results: Sequence[EvalResult | None] = ev.evaluate(cases)
+            if len(results) != len(cases):
+                raise ValueError(f"returned {len(results)} results for {len(cases)} cases")
+        except Exception as e:  # an evaluator's bug must not stop the others (module docstring)
+            log.exception("evaluator_failed", evaluator=ev.name, num_cases=len(cases))
+            self.num_failed[ev.name] = self.num_failed.get(ev.name, 0) + len(cases)
+            err = f"evaluator error: {type(e).__name__}: {e}"[:2000]
+            return [
+                _score(
+                    a,
+                    ev.name,
+                    version,
+                    now,
+                    EvalResult(score=None, label="failed", explanation=err),
+                )
+                for a in anchors
+            ]
+        out = []
+        for a, c, r in zip(anchors, cases, results, strict=True):
+            if r is None:
+                continue
+            details = dict(r.details) if r.details else {}
+            if c.case_id and a.span_id not in c.case_id:
+                details["judged_by"] = c.case_id  # a later turn judged this span's answer
+            out.append(_score(a, ev.name, version, now, r, details or None))
+        self.num_scores[ev.name] = self.num_scores.get(ev.name, 0) + len(out)
+        return out
+
+    # -- thumbs-down feedback on traces already past the cursor --------------------------------
+
+    def _feedback_pass(self, cursor: EvalCursor) -> None:
+        """Evaluate spans of traces that got a thumbs-down since the last pass.
+
+        Only (span, evaluator) pairs that sampling skipped: spans still ahead of the cursor are
+        forced when the cursor reaches them.
+        """
+        name = self.options.cursor_name + _FEEDBACK_CURSOR_SUFFIX
+        fc = self.store.get_eval_cursor(name)
+        after = datetime.fromtimestamp(fc.seq / 1e6, UTC) if fc else datetime.now(UTC)
+        if fc is None:
+            # first run: start from now, and remember it
+            self.store.append_eval_scores(
+                [], cursor_name=name, cursor=_cursor(int(after.timestamp() * 1e6))
+            )
+            return
+        feedback = self.store.list_scores_created_after(
+            after, source="user", name="feedback", limit=500
+        )
+        if not feedback:
+            return
+        done = cursor.seq if not cursor.pos else cursor.seq - 1
+        by_project: dict[str, set[str]] = {}
+        for f in feedback:
+            if f.value is not None and f.value < 0:
+                by_project.setdefault(f.project_id, set()).add(f.trace_id)
+        scores: list[Score] = []
+        for project_id, trace_ids in by_project.items():
+            ids = sorted(trace_ids)
+            traces = self.store.get_traces(project_id, ids)
+            have = {(s.span_id, s.name) for s in self.store.list_trace_scores(project_id, ids)}
+            targets: list[_Target] = []
+            only: set[tuple[str, str]] = set()
+            for rows in traces.values():
+                trace = [r.span for r in rows]
+                for r in rows:
+                    s = r.span
+                    if s.kind not in self.options.kinds or r.ingest_seq > done:
+                        continue
+                    missing = {
+                        (s.span_id, ev.name)
+                        for ev in self.evaluators
+                        if (s.span_id, ev.name) not in have
+                    }
+                    if missing:
+                        only |= missing
+                        targets.append(_Target(project_id, s, case_from_span(s, trace), True))
+            if targets:
+                try:
+                    scores.extend(self._score(targets, only))
+                except _Stopping:
+                    return  # the feedback cursor stays: redone at the next start
+        last = feedback[-1].created_at
+        self.store.append_eval_scores(
+            scores, cursor_name=name, cursor=_cursor(int(last.timestamp() * 1e6))
+        )
+
+
+def _cursor(seq: int, pos: str = "") -> EvalCursor:
+    from sightline.store._eval_records import EvalCursor
+
+    return EvalCursor(seq, pos)
+
+
+def _thumbs_down(scores: Sequence[Score]) -> set[str]:
+    return {
+        s.trace_id
+        for s in scores
+        if s.source == "user" and s.name == "feedback" and s.value is not None and s.value < 0
+    }
+
+
+def _score(
+    span: Span,
+    name: str,
+    version: str,
+    now: datetime,
+    r: EvalResult,
+    details: dict[str, Any] | None = None,
+) -> Score:
+    value = None if r.score is None else float(min(max(r.score, 0.0), 1.0))
+    return Score(
+        project_id=span.project_id,
+        score_id=secrets.token_hex(8),
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        name=name,
+        value=value,
+        label=r.label,
+        passed=r.passed,
+        explanation=r.explanation,
+        source="evaluator",
+        evaluator=name,
+        evaluator_version=version,
+        created_at=now,
+        details=details if details is not None else (dict(r.details) if r.details else None),
+    )

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from sightline.evals.base import EvalCase, EvalResult
+
+__all__ = ["Format"]
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+class Format:
+    """Does the answer have the required format: valid JSON, a JSON Schema, a regular expression?
+
+    Options (keyword-only):
+        json: ``True`` requires valid JSON; ``"auto"`` (default) checks answers that look like
+            JSON (start with ``{`` or ``[``) and skips the others; ``False`` never parses.
+        schema: a JSON Schema (dict, or the path of a JSON file) the answer must satisfy
+            (implies ``json=True``); validated with ``jsonschema``.
+        regex: a regular expression the whole answer must match (``re.fullmatch``, DOTALL).
+        strip_code_fences: read the JSON inside a Markdown code fence (default True).
+
+    The score is 1 (compliant) or 0, and feeds ``format_compliance``. Off by default online
+    unless configured (``SIGHTLINE_EVAL_OPTIONS='{"format": {"schema": ...}}'``).
+    """
+
+    name = "format"
+    version = "1"
+    requires_options = True
+
+    def __init__(
+        self,
+        *,
+        json: bool | Literal["auto"] = "auto",
+        schema: Mapping[str, Any] | str | Path | None = None,
+        regex: str | None = None,
+        strip_code_fences: bool = True,
+    ) -> None:
+        import jsonschema
+
+        if json not in (True, False, "auto"):
+            raise ValueError("json must be true, false or 'auto'")
+        self._json: bool | Literal["auto"] = True if schema is not None else json
+        self._validator: Any = None
+        if schema is not None:
+            if isinstance(schema, str | Path):
+                try:
+                    schema = _load_json_file(Path(schema))
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"schema file {schema}: {e}") from None
+            cls = jsonschema.validators.validator_for(schema)
+            try:
+                cls.check_schema(schema)
+            except jsonschema.SchemaError as e:
+                raise ValueError(f"invalid JSON Schema: {e.message}") from None
+            self._validator = cls(schema)
+        try:
+            self._regex = re.compile(regex, re.DOTALL) if regex is not None else None
+        except re.error as e:
+            raise ValueError(f"invalid regex: {e}") from None
+        self._strip = strip_code_fences
+
+    def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+        """Check each answer; ``None`` for no answer, or nothing to check in ``auto`` mode."""
+        return [self._one(c.answer) for c in cases]
+
+    def _one(self, answer: str | None) -> EvalResult | None:
+        if answer is None:
+            return None
+        checked: list[str] = []
+        if self._regex is not None:
+            checked.append("regex")
+            if not self._regex.fullmatch(answer):
+                return _fail("regex_mismatch", "the answer does not match the required pattern")
+        text = answer
+        if self._strip:
+            m = _FENCE.match(text)
+            if m:
+                text = m.group(1)
+        want_json = self._json is True or (self._json == "auto" and text.lstrip()[:1] in ("{", "["))
+        if want_json:
+            checked.append("json")
+            try:
+                doc = json.loads(text)
+            except ValueError as e:
+                return _fail("invalid_json", f"the answer is not valid JSON: {e}")
+            if self._validator is not None:
+                checked.append("schema")
+                errors = sorted(self._validator.iter_errors(doc), key=lambda e: list(e.path))
+                if errors:
+                    msgs = "; ".join(
+                        f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]
+                    )
+                    return _fail("schema_violation", f"the JSON does not match the schema: {msgs}")
+        if not checked:
+            return None
+        return EvalResult(score=1.0, label="compliant", passed=True, details={"checked": checked})
+
+
+def _fail(label: str, explanation: str) -> EvalResult:
+    return EvalResult(score=0.0, label=label, passed=False, explanation=explanation)
+
+
+def _load_json_file(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

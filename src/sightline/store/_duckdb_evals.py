@@ -1,0 +1,526 @@
+"""DuckDB SQL of the evaluation stage: scores, the runner's cursors, datasets, score metrics.
+
+Functions take the :class:`~sightline.store.DuckDBStore` whose methods call them, so the SQL of
+this stage lives apart from the span hot path in ``_duckdb.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from sightline.errors import ConfigError, StoreError
+from sightline.model import SPAN_FIELDS, Score, Span
+from sightline.store._eval_records import (
+    AgreementPair,
+    Dataset,
+    EvalCursor,
+    ScorePage,
+    ScoreQuery,
+    SeqSpan,
+)
+from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
+
+if TYPE_CHECKING:
+    from sightline.store._duckdb import DuckDBStore
+
+__all__ = [
+    "SCORE_FIELDS",
+    "append_eval_scores",
+    "create_dataset",
+    "get_dataset",
+    "get_dataset_rows",
+    "get_eval_cursor",
+    "get_traces",
+    "insert_scores",
+    "list_agreement_pairs",
+    "list_datasets",
+    "list_scores_created_after",
+    "list_session_spans",
+    "list_trace_scores",
+    "list_spans_after",
+    "query_score_metric",
+    "query_scores",
+    "row_to_score",
+]
+
+SCORE_FIELDS = (
+    "project_id",
+    "score_id",
+    "trace_id",
+    "span_id",
+    "name",
+    "value",
+    "label",
+    "passed",
+    "explanation",
+    "source",
+    "evaluator",
+    "evaluator_version",
+    "user_id",
+    "created_at",
+    "details",
+)
+_SCORE_COLUMNS = ", ".join(SCORE_FIELDS)
+_SCORE_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.string()),
+        ("score_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("name", pa.string()),
+        ("value", pa.float64()),
+        ("label", pa.string()),
+        ("passed", pa.bool_()),
+        ("explanation", pa.string()),
+        ("source", pa.string()),
+        ("evaluator", pa.string()),
+        ("evaluator_version", pa.string()),
+        ("user_id", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("details", pa.string()),
+    ]
+)
+_SPAN_SELECT = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
+
+
+def _ts(dt: datetime) -> datetime:
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC)
+
+
+def row_to_score(row: Sequence[Any]) -> Score:
+    """A ``scores`` row (columns in :data:`SCORE_FIELDS` order) as a Score."""
+    d = dict(zip(SCORE_FIELDS, row, strict=True))
+    d["created_at"] = _utc(d["created_at"])
+    d["details"] = orjson.loads(d["details"]) if d["details"] else None
+    return Score(**d)
+
+
+def _scores_table(scores: Sequence[Score]) -> pa.Table:
+    cols: dict[str, list[Any]] = {f: [] for f in SCORE_FIELDS}
+    for s in scores:
+        for f in SCORE_FIELDS:
+            v = getattr(s, f)
+            if f == "created_at":
+                v = _ts(v)
+            elif f == "details":
+                v = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode() if v else None
+            cols[f].append(v)
+    return pa.table(cols, schema=_SCORE_SCHEMA)
+
+
+def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> None:
+    """Insert scores through Arrow (one statement, not one per row)."""
+    if not scores:
+        return
+    con.register("_scores_in", _scores_table(scores))
+    try:
+        con.execute(
+            f"INSERT INTO scores ({_SCORE_COLUMNS}) SELECT {_SCORE_COLUMNS} FROM _scores_in"  # noqa: S608
+        )
+    finally:
+        con.unregister("_scores_in")
+
+
+# -- the runner's reads and cursors --------------------------------------------------------------
+
+
+def list_spans_after(
+    store: DuckDBStore,
+    cursor: EvalCursor,
+    *,
+    upto_seq: int,
+    kinds: Sequence[str] | None,
+    limit: int,
+) -> list[SeqSpan]:
+    from sightline.store._duckdb import _row_to_span
+
+    if cursor.pos:
+        pid, tid, sid = (cursor.pos.split("/") + ["", "", ""])[:3]
+        where = [
+            "ingest_seq >= ?",
+            "(ingest_seq, project_id, trace_id, span_id) > (?, ?, ?, ?)",
+        ]
+        params: list[Any] = [cursor.seq, cursor.seq, pid, tid, sid]
+    else:
+        where = ["ingest_seq > ?"]
+        params = [cursor.seq]
+    where.append("ingest_seq <= ?")
+    params.append(upto_seq)
+    if kinds is not None:
+        where.append("list_contains(?, kind)")
+        params.append(list(kinds))
+    sql = (
+        f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT ?"
+    )
+    params.append(limit)
+    with store._cursor() as cur:
+        rows = cur.execute(sql, params).fetchall()
+    return [SeqSpan(int(r[0]), _row_to_span(r[1:])) for r in rows]
+
+
+def get_traces(
+    store: DuckDBStore,
+    project_id: str,
+    trace_ids: Sequence[str],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, list[SeqSpan]]:
+    from sightline.store._duckdb import _row_to_span
+
+    out: dict[str, list[SeqSpan]] = {t: [] for t in trace_ids}
+    if not trace_ids:
+        return out
+    where = ["project_id = ?", "list_contains(?, trace_id)"]
+    params: list[Any] = [project_id, list(trace_ids)]
+    # time bounds let DuckDB skip row groups by their start_time zone maps
+    if start is not None:
+        where.append("start_time >= ?")
+        params.append(_ts(start))
+    if end is not None:
+        where.append("start_time <= ?")
+        params.append(_ts(end))
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY trace_id, start_time, span_id",
+            params,
+        ).fetchall()
+    for r in rows:
+        s = _row_to_span(r[1:])
+        out.setdefault(s.trace_id, []).append(SeqSpan(int(r[0]), s))
+    return out
+
+
+def list_session_spans(
+    store: DuckDBStore,
+    project_id: str,
+    session_ids: Sequence[str],
+    *,
+    kinds: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> list[Span]:
+    from sightline.store._duckdb import _row_to_span
+
+    if not session_ids:
+        return []
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = ?"  # noqa: S608
+            " AND list_contains(?, session_id) AND list_contains(?, kind)"
+            " AND start_time >= ? AND start_time <= ? ORDER BY start_time, span_id",
+            [project_id, list(session_ids), list(kinds), _ts(start), _ts(end)],
+        ).fetchall()
+    return [_row_to_span(r) for r in rows]
+
+
+def get_eval_cursor(store: DuckDBStore, name: str) -> EvalCursor | None:
+    with store._cursor() as cur:
+        rows = cur.execute("SELECT seq, pos FROM eval_cursors WHERE name = ?", [name]).fetchall()
+    return EvalCursor(int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def append_eval_scores(
+    store: DuckDBStore, scores: Sequence[Score], *, cursor_name: str, cursor: EvalCursor
+) -> None:
+    with store._admin_lock, store._cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            insert_scores(cur, scores)
+            cur.execute(
+                "INSERT OR REPLACE INTO eval_cursors (name, seq, pos, updated_at)"
+                " VALUES (?, ?, ?, now())",
+                [cursor_name, cursor.seq, cursor.pos],
+            )
+            cur.execute("COMMIT")
+        except duckdb.Error as e:
+            cur.execute("ROLLBACK")
+            raise StoreError(f"score insert failed: {e}") from e
+
+
+# -- score reads -------------------------------------------------------------------------------
+
+
+def _encode_cursor(ts: datetime, score_id: str) -> str:
+    us = (
+        int(ts.replace(tzinfo=UTC).timestamp() * 1_000_000)
+        if not ts.tzinfo
+        else int(ts.timestamp() * 1_000_000)
+    )
+    return base64.urlsafe_b64encode(f"{us}:{score_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        us_s, sid = raw.split(":")
+        ts = datetime.fromtimestamp(int(us_s) / 1_000_000, UTC).replace(tzinfo=None)
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
+        raise ConfigError("invalid cursor") from None
+    return ts, sid
+
+
+def query_scores(store: DuckDBStore, query: ScoreQuery) -> ScorePage:
+    where = ["project_id = ?"]
+    params: list[Any] = [query.project_id]
+    for col in ("trace_id", "span_id", "name", "source", "label", "evaluator"):
+        v = getattr(query, col)
+        if v is not None:
+            where.append(f"{col} = ?")
+            params.append(v)
+    if query.start is not None:
+        where.append("created_at >= ?")
+        params.append(_ts(query.start))
+    if query.end is not None:
+        where.append("created_at < ?")
+        params.append(_ts(query.end))
+    if query.cursor:
+        ts, sid = _decode_cursor(query.cursor)
+        where.append("(created_at, score_id) < (?, ?)")
+        params += [ts, sid]
+    sql = (
+        f"SELECT {_SCORE_COLUMNS} FROM scores WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY created_at DESC, score_id DESC LIMIT ?"
+    )
+    params.append(query.limit + 1)
+    with store._cursor() as cur:
+        rows = cur.execute(sql, params).fetchall()
+    scores = [row_to_score(r) for r in rows[: query.limit]]
+    nxt = None
+    if len(rows) > query.limit and scores:
+        nxt = _encode_cursor(scores[-1].created_at, scores[-1].score_id)
+    return ScorePage(scores, nxt)
+
+
+def list_trace_scores(store: DuckDBStore, project_id: str, trace_ids: Sequence[str]) -> list[Score]:
+    if not trace_ids:
+        return []
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE project_id = ?"  # noqa: S608
+            " AND list_contains(?, trace_id) ORDER BY created_at, score_id",
+            [project_id, list(trace_ids)],
+        ).fetchall()
+    return [row_to_score(r) for r in rows]
+
+
+def list_scores_created_after(
+    store: DuckDBStore, after: datetime, *, source: str, name: str, limit: int
+) -> list[Score]:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE created_at > ?"  # noqa: S608
+            " AND source = ? AND name = ? ORDER BY created_at, score_id LIMIT ?",
+            [_ts(after), source, name, limit],
+        ).fetchall()
+    return [row_to_score(r) for r in rows]
+
+
+_AGREEMENT_SQL = """
+WITH e AS (
+    SELECT trace_id, span_id, name,
+        arg_max(passed, created_at) AS passed, arg_max(label, created_at) AS label
+    FROM scores
+    WHERE project_id = ? AND source = 'evaluator' AND span_id IS NOT NULL
+        AND passed IS NOT NULL AND coalesce(label, '') <> 'failed'
+    GROUP BY trace_id, span_id, name
+), h AS (
+    SELECT trace_id, span_id, name,
+        arg_max(passed, created_at) AS passed, arg_max(label, created_at) AS label
+    FROM scores
+    WHERE project_id = ? AND source = 'human' AND passed IS NOT NULL
+    GROUP BY trace_id, span_id, name
+)
+SELECT e.name, e.trace_id, e.span_id, e.passed, e.label, h.passed, h.label
+FROM e JOIN h ON e.trace_id = h.trace_id AND e.name = h.name
+    AND (h.span_id IS NULL OR h.span_id = e.span_id)
+ORDER BY e.name, e.trace_id, e.span_id
+"""
+
+
+def list_agreement_pairs(store: DuckDBStore, project_id: str) -> list[AgreementPair]:
+    with store._cursor() as cur:
+        rows = cur.execute(_AGREEMENT_SQL, [project_id, project_id]).fetchall()
+    return [AgreementPair(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+def create_dataset(store: DuckDBStore, ds: Dataset, rows: Sequence[dict[str, Any]]) -> None:
+    table = pa.table(
+        {
+            "project_id": [ds.project_id] * len(rows),
+            "dataset_id": [ds.dataset_id] * len(rows),
+            "row_num": pa.array(range(len(rows)), pa.int32()),
+            "row_json": [orjson.dumps(r).decode() for r in rows],
+        }
+    )
+    with store._admin_lock, store._cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                "INSERT INTO datasets (project_id, dataset_id, name, filter, num_rows, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    ds.project_id,
+                    ds.dataset_id,
+                    ds.name,
+                    orjson.dumps(ds.filter).decode(),
+                    ds.num_rows,
+                    _ts(ds.created_at),
+                ],
+            )
+            cur.register("_rows_in", table)
+            cur.execute("INSERT INTO dataset_rows SELECT * FROM _rows_in")
+            cur.unregister("_rows_in")
+            cur.execute("COMMIT")
+        except duckdb.Error as e:
+            cur.execute("ROLLBACK")
+            raise StoreError(f"dataset insert failed: {e}") from e
+
+
+def _row_to_dataset(r: Sequence[Any]) -> Dataset:
+    return Dataset(
+        project_id=r[0],
+        dataset_id=r[1],
+        name=r[2],
+        filter=orjson.loads(r[3]),
+        num_rows=int(r[4]),
+        created_at=_utc(r[5]),
+    )
+
+
+_DATASET_COLUMNS = "project_id, dataset_id, name, filter, num_rows, created_at"
+
+
+def list_datasets(store: DuckDBStore, project_id: str) -> list[Dataset]:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE project_id = ?"  # noqa: S608
+            " ORDER BY created_at DESC, dataset_id",
+            [project_id],
+        ).fetchall()
+    return [_row_to_dataset(r) for r in rows]
+
+
+def get_dataset(store: DuckDBStore, project_id: str, dataset_id: str) -> Dataset | None:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_DATASET_COLUMNS} FROM datasets"  # noqa: S608
+            " WHERE project_id = ? AND dataset_id = ?",
+            [project_id, dataset_id],
+        ).fetchall()
+    return _row_to_dataset(rows[0]) if rows else None
+
+
+def get_dataset_rows(store: DuckDBStore, project_id: str, dataset_id: str) -> list[dict[str, Any]]:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            "SELECT row_json FROM dataset_rows WHERE project_id = ? AND dataset_id = ?"
+            " ORDER BY row_num",
+            [project_id, dataset_id],
+        ).fetchall()
+    out: list[dict[str, Any]] = [orjson.loads(r[0]) for r in rows]
+    return out
+
+
+# -- score metrics -----------------------------------------------------------------------------
+
+# Trace-level scores (end-user feedback) have no span: they count on the span that produced the
+# trace's answer, its last LLM span (else its root), so "feedback by model" groups by the model
+# that answered, and each piece of feedback counts once.
+_ANCHOR = """(
+    SELECT project_id, trace_id,
+        arg_max(span_id, (CASE WHEN kind = 'llm' THEN 1 ELSE 0 END, end_time)) AS span_id
+    FROM spans WHERE project_id = ? AND start_time >= ? AND start_time < ?
+    GROUP BY project_id, trace_id
+)"""
+
+
+def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSeries]:
+    from sightline.store._duckdb import _AGG_SQL
+
+    m = query.metric
+    if m.formula is not None:
+        value = m.formula
+    elif m.column is not None:
+        value = _AGG_SQL[query.agg].format(m.column)
+    else:
+        raise ConfigError(f"metric {m.name!r} has neither a column nor a formula")
+    start, end = _ts(query.start), _ts(query.end)
+    where = [
+        "sc.project_id = ?",
+        "sc.name = ?",
+        "sc.source = ?",
+        "coalesce(sc.label, '') <> 'failed'",
+        "s.start_time >= ?",
+        "s.start_time < ?",
+    ]
+    params: list[Any] = [query.project_id, m.score_name, m.score_source, start, end]
+    for dim, v in query.filters.items():
+        if dim != "kind" and dim not in DIMENSIONS:
+            raise ConfigError(f"cannot filter by {dim!r}")
+        where.append(f's."{dim}" = ?')
+        params.append(v)
+    for dim in query.group_by:
+        if dim not in DIMENSIONS:
+            raise ConfigError(f"cannot group by {dim!r}")
+    dims = sorted({*query.group_by})
+    cols = ", ".join(["s.start_time", *(f's."{d}"' for d in dims)])
+    # Span-level scores join their span; trace-level ones (end-user feedback) join the trace's
+    # anchor span, an aggregation over the window's spans that evaluator metrics skip.
+    if m.score_source == "user":
+        joined = f"""
+            SELECT {cols}, sc.value, sc.label, sc.passed
+            FROM scores sc
+            LEFT JOIN {_ANCHOR} a ON sc.span_id IS NULL AND a.project_id = sc.project_id
+                AND a.trace_id = sc.trace_id
+            JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
+                AND s.span_id = coalesce(sc.span_id, a.span_id)
+            WHERE {" AND ".join(where)}
+        """  # noqa: S608
+        params = [query.project_id, start, end, *params]
+    else:
+        joined = f"""
+            SELECT {cols}, sc.value, sc.label, sc.passed
+            FROM scores sc
+            JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
+                AND s.span_id = sc.span_id
+            WHERE {" AND ".join(where)}
+        """  # noqa: S608
+    groups = [f'"{d}"' for d in query.group_by]
+    if query.step_s:
+        bucket = f"time_bucket(INTERVAL '{int(query.step_s)} seconds', start_time, ?)"
+    else:
+        bucket = "CAST(? AS TIMESTAMP)"
+    select = ", ".join([f"{bucket} AS _t", *groups, f"{value} AS _v"])
+    group_clause = ", ".join(["_t", *groups])
+    sql = (
+        f"SELECT {select} FROM ({joined}) j"  # noqa: S608
+        f" GROUP BY {group_clause} ORDER BY {', '.join(groups + ['_t'])}"
+    )
+    with store._cursor() as cur:
+        rows = cur.execute(sql, [start, *params]).fetchall()
+    series: dict[tuple[Any, ...], MetricSeries] = {}
+    for row in rows:
+        key = tuple(row[1:-1])
+        s = series.get(key)
+        if s is None:
+            s = series[key] = MetricSeries(dict(zip(query.group_by, key, strict=True)), [])
+        v = row[-1]
+        s.points.append((_utc(row[0]), None if v is None else float(v)))
+    return list(series.values())

@@ -1,0 +1,95 @@
+"""Typed queries and records of the evaluation stage's store methods (scores, datasets)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sightline.model import Score, Span
+
+__all__ = [
+    "AgreementPair",
+    "Dataset",
+    "EvalCursor",
+    "ScorePage",
+    "ScoreQuery",
+    "SeqSpan",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreQuery:
+    """Filters of ``GET /api/v1/scores``; ``start``/``end`` bound ``created_at``."""
+
+    project_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    name: str | None = None
+    source: str | None = None
+    label: str | None = None
+    evaluator: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScorePage:
+    """One page of scores, newest first."""
+
+    scores: list[Score]
+    next_cursor: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SeqSpan:
+    """A span with the commit that stored it (``spans.ingest_seq``)."""
+
+    ingest_seq: int
+    span: Span
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EvalCursor:
+    """A position in the commit order of spans.
+
+    ``pos`` is ``project_id/trace_id/span_id`` of the last span read inside commit ``seq``, so
+    one commit of 50,000 spans can be read in several batches; ``""`` means commit ``seq`` was
+    read whole.
+    """
+
+    seq: int
+    pos: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgreementPair:
+    """An evaluator's verdict and a person's on the same span (the latest of each)."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    evaluator_passed: bool
+    evaluator_label: str | None
+    human_passed: bool
+    human_label: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Dataset:
+    """A saved evaluation dataset (rows in the ``sightline eval run`` JSONL format)."""
+
+    project_id: str
+    dataset_id: str
+    name: str
+    filter: dict[str, Any]
+    num_rows: int
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        d = dataclasses.asdict(self)
+        d["created_at"] = self.created_at.isoformat()
+        return d

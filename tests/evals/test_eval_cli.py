@@ -1,0 +1,174 @@
+"""`sightline eval run`: results file, summary table, the baseline gate, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sightline.cli import main
+
+ROWS = [
+    {
+        "id": "q1",
+        "question": "How many requests per minute does the API allow?",
+        "contexts": ["The API allows 600 requests per minute per key."],
+        "answer": "The API allows 600 requests per minute per key.",
+        "reference": "600 requests per minute per key.",
+    },
+    {
+        "id": "q2",
+        "question": "How do I reset my password?",
+        "contexts": ["To reset your password, open the sign-in page and choose Forgot password."],
+        "answer": "Open the sign-in page and choose Forgot password.",
+        "reference": "Use Forgot password on the sign-in page.",
+    },
+]
+WORSE = [dict(ROWS[0]), dict(ROWS[1], answer="Bananas are yellow and rich in potassium.")]
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["eval", "run", *args])
+
+
+class TestEvalRun:
+    def test_writes_scored_rows_and_prints_a_summary(self, tmp_path: Path) -> None:
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        out = tmp_path / "out.jsonl"
+        res = _run(
+            str(ds),
+            "--evaluators",
+            "relevance,context_relevance,reference_similarity",
+            "--out",
+            str(out),
+        )
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(x) for x in out.read_text().splitlines()]
+        assert [r["id"] for r in rows] == ["q1", "q2"]
+        for r in rows:
+            assert set(r["scores"]) == {"relevance", "context_relevance", "reference_similarity"}
+            assert set(r["scores"]["relevance"]) == {"score", "label", "passed", "explanation"}
+            assert r["scores"]["relevance"]["passed"] is True
+            assert r["reference"]  # the input row is kept
+        assert "2 rows from" in res.output
+        lines = res.output.splitlines()
+        assert lines[1].split() == ["evaluator", "scored", "mean", "pass_rate", "failed"]
+        assert any(x.split()[:2] == ["relevance", "2"] for x in lines)
+
+    def test_default_evaluators_need_no_options(self, tmp_path: Path) -> None:
+        res = _run(str(_write(tmp_path / "ds.jsonl", ROWS)))
+        assert res.exit_code == 0, res.output
+        assert "relevance" in res.output and "llm_judge" not in res.output
+
+    def test_baseline_gate_fails_on_a_drop_and_passes_within_the_allowance(
+        self, tmp_path: Path
+    ) -> None:
+        base = tmp_path / "base.jsonl"
+        assert (
+            _run(
+                str(_write(tmp_path / "a.jsonl", ROWS)),
+                "--evaluators",
+                "relevance",
+                "--out",
+                str(base),
+            ).exit_code
+            == 0
+        )
+        same = _run(str(tmp_path / "a.jsonl"), "--evaluators", "relevance", "--baseline", str(base))
+        assert same.exit_code == 0, same.output
+        assert "baseline" in same.output and "+0.000" in same.output
+        worse = _run(
+            str(_write(tmp_path / "b.jsonl", WORSE)),
+            "--evaluators",
+            "relevance",
+            "--baseline",
+            str(base),
+            "--max-drop",
+            "0.02",
+        )
+        assert worse.exit_code == 1
+        assert "regression: relevance mean dropped by" in worse.output
+        lenient = _run(
+            str(tmp_path / "b.jsonl"),
+            "--evaluators",
+            "relevance",
+            "--baseline",
+            str(base),
+            "--max-drop",
+            "1",
+        )
+        assert lenient.exit_code == 0, lenient.output
+
+    def test_evaluator_options_from_json(self, tmp_path: Path) -> None:
+        rows = [{"question": "q", "answer": '{"a": 1}'}, {"question": "q", "answer": "{oops"}]
+        out = tmp_path / "o.jsonl"
+        res = _run(
+            str(_write(tmp_path / "f.jsonl", rows)),
+            "--evaluators",
+            "format",
+            "--options",
+            '{"format": {"json": true}}',
+            "--out",
+            str(out),
+        )
+        assert res.exit_code == 0, res.output
+        labels = [json.loads(x)["scores"]["format"]["label"] for x in out.read_text().splitlines()]
+        assert labels == ["compliant", "invalid_json"]
+
+    @pytest.mark.parametrize(
+        ("content", "fragment"),
+        [
+            ('{"question": "q", "answer": "a"}\n{"question": \n', "line 2: invalid JSON"),
+            ('{"question": "q"}\n', "line 1: missing 'answer'"),
+            ('{"question": "q", "answer": "a", "contexts": "doc"}\n', "'contexts' must be a list"),
+            ('{"question": 3, "answer": "a"}\n', "'question' must be a string"),
+            ("[1, 2]\n", "line 1: expected a JSON object"),
+            ("\n\n", "no rows"),
+        ],
+    )
+    def test_bad_rows_are_clear_errors(self, tmp_path: Path, content: str, fragment: str) -> None:
+        ds = tmp_path / "bad.jsonl"
+        ds.write_text(content)
+        res = _run(str(ds), "--evaluators", "relevance")
+        assert res.exit_code == 1
+        assert fragment in res.output and "Traceback" not in res.output
+
+    def test_bad_files_and_names(self, tmp_path: Path) -> None:
+        res = _run(str(tmp_path / "missing.jsonl"))
+        assert res.exit_code == 1 and "no such file" in res.output
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        res = _run(str(ds), "--evaluators", "relevance,nope")
+        assert res.exit_code == 1 and "unknown evaluator 'nope'" in res.output
+        res = _run(str(ds), "--options", "{not json")
+        assert res.exit_code == 1 and "--options" in res.output
+        res = _run(str(ds), "--evaluators", "relevance", "--baseline", str(tmp_path / "nah"))
+        assert res.exit_code == 1 and "baseline" in res.output and "no such file" in res.output
+        res = _run(str(ds), "--max-drop", "-1")
+        assert res.exit_code == 2
+
+
+def test_a_crashing_evaluator_is_reported_and_the_others_go_on() -> None:
+    from sightline.evals import EvalCase, EvalResult, evaluate_rows
+    from sightline.evals.evaluators import UserCorrection
+
+    class Boom:
+        name = "boom"
+        version = "0"
+
+        def evaluate(self, cases: list[EvalCase]) -> list[EvalResult | None]:
+            raise RuntimeError("kaput")
+
+    rows = [{"question": "That's wrong", "answer": "a", "previous_answer": "b", "_line": 1}]
+    out, errors = evaluate_rows(rows, [Boom(), UserCorrection()])
+    assert errors == {"boom": "RuntimeError: kaput"}
+    assert out[0]["scores"]["boom"]["label"] == "failed"
+    assert out[0]["scores"]["user_correction"]["label"] == "corrected"
+    assert "_line" not in out[0]

@@ -1,0 +1,269 @@
+"""Each built-in evaluator on clear positive and negative cases, and the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sightline.errors import ConfigError
+from sightline.evals import (
+    Embedder,
+    EvalCase,
+    Evaluator,
+    available_evaluators,
+    default_evaluator_names,
+    load_evaluator,
+)
+from sightline.evals.evaluators import (
+    ContextRelevance,
+    Format,
+    LLMJudge,
+    ReferenceSimilarity,
+    Relevance,
+    UserCorrection,
+)
+from sightline.evals.evaluators._context_relevance import context_precision
+from sightline.evals.evaluators._reference_similarity import rouge_l
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder(threads=1)
+
+
+class TestRegistry:
+    def test_builtins_are_registered_as_entry_points(self) -> None:
+        assert {
+            "relevance",
+            "context_relevance",
+            "reference_similarity",
+            "format",
+            "user_correction",
+            "llm_judge",
+        } <= set(available_evaluators())
+
+    def test_every_registered_evaluator_builds_without_options(self) -> None:
+        for name in available_evaluators():
+            ev = load_evaluator(name)
+            assert isinstance(ev, Evaluator)
+            assert ev.name and ev.version
+
+    def test_defaults_leave_out_evaluators_that_need_options_unless_configured(self) -> None:
+        names = default_evaluator_names()
+        assert {"relevance", "context_relevance", "user_correction"} <= set(names)
+        assert not {"llm_judge", "format", "reference_similarity"} & set(names)
+        assert "format" in default_evaluator_names(configured={"format"})
+
+    def test_unknown_name_is_a_clear_error(self) -> None:
+        with pytest.raises(ConfigError, match="unknown evaluator 'nope'; registered: .*relevance"):
+            load_evaluator("nope")
+
+    def test_bad_options_are_a_clear_error(self) -> None:
+        with pytest.raises(ConfigError, match="evaluator 'relevance': invalid options"):
+            load_evaluator("relevance", threshold=3)
+        with pytest.raises(ConfigError, match="invalid options"):
+            load_evaluator("relevance", no_such_option=1)
+
+
+class TestRelevance:
+    def test_answer_to_the_question_passes_and_off_topic_fails(self, embedder: Embedder) -> None:
+        good, bad, skipped = Relevance(embedder=embedder).evaluate(
+            [
+                EvalCase(
+                    question="How do I reset my password?",
+                    answer="Open the sign-in page, click Forgot password and follow the emailed "
+                    "link to choose a new password.",
+                ),
+                EvalCase(
+                    question="How do I reset my password?",
+                    answer="Our office is open from 9 to 5 on weekdays.",
+                ),
+                EvalCase(question=None, answer="anything"),
+            ]
+        )
+        assert good is not None and good.passed and good.score is not None and good.score >= 0.7
+        assert good.label == "relevant"
+        assert bad is not None and not bad.passed and bad.score is not None and bad.score < 0.3
+        assert bad.label == "irrelevant" and bad.explanation
+        assert skipped is None
+
+    def test_calibration_holds_on_the_held_out_third(self, embedder: Embedder) -> None:
+        """The shipped Platt parameters were fitted on rows 0, 1 mod 3 only."""
+        rows = [json.loads(x) for x in (DATA / "relevance.jsonl").read_text().splitlines()]
+        held = [r for i, r in enumerate(rows) if i % 3 == 2]
+        res = Relevance(embedder=embedder).evaluate(
+            [EvalCase(question=r["question"], answer=r["answer"]) for r in held]
+        )
+        y = np.array([r["relevant"] for r in held])
+        pred = np.array([bool(x and x.passed) for x in res])
+        tpr = (pred & y).sum() / y.sum()
+        tnr = (~pred & ~y).sum() / (~y).sum()
+        assert (tpr + tnr) / 2 >= 0.85
+
+
+class TestContextRelevance:
+    def test_context_precision_rewards_relevant_documents_ranked_first(self) -> None:
+        assert context_precision([True, False, False]) == 1.0
+        assert context_precision([False, False, True]) == pytest.approx(1 / 3)
+        assert context_precision([True, False, True]) == pytest.approx((1 + 2 / 3) / 2)
+        assert context_precision([False, False]) == 0.0
+
+    def test_relevant_top_document_passes_and_unrelated_documents_fail(
+        self, embedder: Embedder
+    ) -> None:
+        q = "How many requests per minute does the API allow?"
+        limit = "The API allows 600 requests per minute per key; more get HTTP 429."
+        other = ["Invoices are emailed on the first day of each month.", "Guests see one project."]
+        good, bad, late, skipped = ContextRelevance(embedder=embedder).evaluate(
+            [
+                EvalCase(question=q, contexts=(limit, *other)),
+                EvalCase(question=q, contexts=tuple(other)),
+                EvalCase(question=q, contexts=(*other, limit)),
+                EvalCase(question=q, contexts=()),
+            ]
+        )
+        assert good is not None and good.passed and good.score == 1.0
+        assert bad is not None and not bad.passed and bad.score == 0.0
+        assert bad.label == "irrelevant_context"
+        assert late is not None and late.score == pytest.approx(1 / 3, abs=1e-3)
+        assert late.explanation == "1 of 3 documents relevant; irrelevant at rank 1, 2"
+        assert skipped is None
+
+
+class TestReferenceSimilarity:
+    def test_rouge_l(self) -> None:
+        assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
+        assert rouge_l("a b c d", "x y z") == 0.0
+        assert 0 < rouge_l("the cat sat", "the cat lay down") < 1
+
+    def test_same_meaning_passes_and_different_answer_fails(self, embedder: Embedder) -> None:
+        ref = "Annual plans can be refunded in full within 30 days of purchase."
+        same, diff, skipped = ReferenceSimilarity(embedder=embedder).evaluate(
+            [
+                EvalCase(
+                    answer="You can get a full refund on annual plans within 30 days.",
+                    reference=ref,
+                ),
+                EvalCase(answer="To reset your password open the sign-in page.", reference=ref),
+                EvalCase(answer="no reference here"),
+            ]
+        )
+        assert same is not None and same.passed and same.label == "similar"
+        assert diff is not None and not diff.passed and diff.label == "different"
+        assert same.details["bleu"] > diff.details["bleu"]
+        assert same.details["rouge_l"] > diff.details["rouge_l"]
+        assert skipped is None
+
+
+class TestFormat:
+    SCHEMA = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+        "required": ["answer", "confidence"],
+    }
+
+    def test_schema_compliant_json_passes(self) -> None:
+        [r] = Format(schema=self.SCHEMA).evaluate(
+            [EvalCase(answer='```json\n{"answer": "Paris", "confidence": 0.9}\n```')]
+        )
+        assert r is not None and r.passed and r.score == 1.0 and r.label == "compliant"
+
+    def test_invalid_json_and_schema_violations_fail(self) -> None:
+        bad_json, bad_schema = Format(schema=self.SCHEMA).evaluate(
+            [
+                EvalCase(answer='{"answer": "Paris", '),
+                EvalCase(answer='{"answer": "Paris", "confidence": "high"}'),
+            ]
+        )
+        assert bad_json is not None and bad_json.label == "invalid_json" and not bad_json.passed
+        assert bad_schema is not None and bad_schema.label == "schema_violation"
+        assert "confidence" in (bad_schema.explanation or "")
+
+    def test_regex_and_auto_json(self) -> None:
+        ok, no = Format(regex=r"[A-Z]{3}-\d{4}").evaluate(
+            [EvalCase(answer="ABC-1234"), EvalCase(answer="ticket ABC-1234")]
+        )
+        assert ok is not None and ok.passed
+        assert no is not None and no.label == "regex_mismatch"
+        prose, broken = Format().evaluate(
+            [EvalCase(answer="Just prose."), EvalCase(answer="{not json")]
+        )
+        assert prose is None  # auto mode: nothing to check
+        assert broken is not None and broken.label == "invalid_json"
+
+    def test_bad_options_are_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="invalid JSON Schema"):
+            Format(schema={"type": 12})
+        with pytest.raises(ValueError, match="invalid regex"):
+            Format(regex="(")
+        with pytest.raises(ValueError, match="schema file"):
+            Format(schema=str(tmp_path / "missing.json"))
+        f = tmp_path / "s.json"
+        f.write_text(json.dumps(self.SCHEMA))
+        [r] = Format(schema=f).evaluate([EvalCase(answer="[]")])
+        assert r is not None and r.label == "schema_violation"
+
+
+class TestUserCorrection:
+    @pytest.mark.parametrize(
+        "turn",
+        [
+            "That's wrong, the limit is 100 per minute.",
+            "Actually, I asked about annual plans.",
+            "No, that is not what I asked",
+            "you are wrong about the refund window",
+            "This answer is incorrect.",
+            "It still doesn't work, that didn't help",
+        ],
+    )
+    def test_corrections_mark_the_previous_answer(self, turn: str) -> None:
+        [r] = UserCorrection().evaluate(
+            [EvalCase(question=turn, previous_answer="The limit is 600 per minute.")]
+        )
+        assert r is not None and r.label == "corrected" and not r.passed and r.score == 0.0
+
+    @pytest.mark.parametrize(
+        "turn",
+        [
+            "Thanks! And how do I add a teammate?",
+            "No, thanks, that's all.",
+            "Great, it actually works now.",
+            "What about monthly plans?",
+        ],
+    )
+    def test_follow_ups_accept_the_previous_answer(self, turn: str) -> None:
+        [r] = UserCorrection().evaluate([EvalCase(question=turn, previous_answer="Done.")])
+        assert r is not None and r.label == "accepted" and r.passed and r.score == 1.0
+
+    def test_no_previous_answer_is_skipped(self) -> None:
+        assert UserCorrection().evaluate([EvalCase(question="That's wrong")]) == [None]
+
+
+class TestLLMJudgeOptions:
+    def test_rubrics_and_versions(self) -> None:
+        assert LLMJudge(rubric="tone").version == "1+tone.1"
+        custom = LLMJudge(rubric="custom", template="Grade {answer}")
+        assert custom.version.startswith("1+custom.")
+        with pytest.raises(ValueError, match="needs a template"):
+            LLMJudge(rubric="custom")
+        with pytest.raises(ValueError, match="unknown rubric"):
+            LLMJudge(rubric="vibes")
+
+
+def test_importing_evaluators_loads_no_store_or_server() -> None:
+    """Evaluators and `sightline eval run` need no DuckDB (seconds to import) nor FastAPI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sightline.evals, sightline.evals.evaluators; "
+        "bad = [m for m in ('duckdb', 'pyarrow', 'fastapi') if m in sys.modules]; "
+        "print(bad); sys.exit(bool(bad))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
