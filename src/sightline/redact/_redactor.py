@@ -232,9 +232,9 @@ def redact_record(rec: dict[str, Any], redactor: Redactor | None) -> dict[str, i
     return redactor.redact_record(rec)
 
 
-def as_text_redactor(value: str | RedactionPolicy | Redactor | Callable[[str], str]) -> Callable[
-    [str], str
-]:
+def as_text_redactor(
+    value: str | RedactionPolicy | Redactor | Callable[[str], str],
+) -> Callable[[str], str]:
     """The SDK's ``redact`` option as a text function: ``"default"``, a policy, or a callable.
 
     Raises:

@@ -16,8 +16,20 @@ from sightline.pricing import load_overrides
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._prom import Metrics
+from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
-from sightline.server.routes import alerts, drift, feedback, health, metrics, otlp, spans, traces
+from sightline.server.routes import (
+    alerts,
+    drift,
+    feedback,
+    health,
+    metrics,
+    otlp,
+    privacy,
+    spans,
+    traces,
+)
+from sightline.server.routes import keys as keys_routes
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -57,14 +69,21 @@ def create_app(
             max_batch_spans=settings.max_batch_spans,
             on_commit=prom.observe_commit,
         )
+        keys = KeyRing(st)
+        security = build_security(settings, st, keys, clock or system_clock)
         ingest = IngestService(
             writer,
-            limits=Limits(max_text_bytes=settings.max_text_bytes),
+            limits=Limits(
+                max_text_bytes=settings.max_text_bytes,
+                max_attributes=settings.max_attributes,
+                max_events=settings.max_events,
+                max_spans=settings.max_spans_per_request,
+            ),
             price_overrides=overrides,
             workers=settings.ingest_workers,
             max_body_bytes=settings.max_body_bytes,
+            redaction=security.privacy.redactor_for,
         )
-        keys = KeyRing(st)
         writer.start()
         ingest.start()
         grpc_server = None
@@ -91,8 +110,10 @@ def create_app(
             monitor=monitoring.monitor,
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
+            security=security,
         )
         monitoring.start()
+        security.start()
         log.info(
             "server_started",
             version=__version__,
@@ -103,6 +124,7 @@ def create_app(
         try:
             yield
         finally:
+            security.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
@@ -121,6 +143,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(SecurityMiddleware)
     for r in (
         health.router,
         otlp.router,
@@ -130,6 +153,8 @@ def create_app(
         feedback.router,
         alerts.router,
         drift.router,
+        privacy.router,
+        keys_routes.router,
     ):
         app.include_router(r)
     return app

@@ -35,7 +35,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         auth = md.get("authorization")
         api_key = md.get("x-api-key")
         try:
-            project_id = self._keys.project_for(
+            found = self._keys.resolve(
                 key_from_headers(
                     auth if isinstance(auth, str) else None,
                     api_key if isinstance(api_key, str) else None,
@@ -43,6 +43,9 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             )
         except AuthError as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        if found.role not in ("ingest", "admin"):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "a read key cannot send telemetry")
+        project_id = found.project_id
         try:
             res = self._ingest.ingest_sync(
                 "otlp_proto", request.SerializeToString(), encoding=None, project_id=project_id

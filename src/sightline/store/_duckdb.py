@@ -381,8 +381,14 @@ class DuckDBStore:
             cur.execute(
                 "INSERT INTO api_keys (key_hash, prefix, project_id, role, created_at, name)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [key.key_hash, key.prefix, key.project_id, key.role, _ts(key.created_at),
-                 key.name],  # fmt: skip
+                [
+                    key.key_hash,
+                    key.prefix,
+                    key.project_id,
+                    key.role,
+                    _ts(key.created_at),
+                    key.name,
+                ],  # fmt: skip
             )
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:

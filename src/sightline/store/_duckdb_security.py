@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +49,14 @@ def _key(row: tuple[Any, ...]) -> ApiKey:
         row[0], row[1], row[2], row[3], row[4].replace(tzinfo=UTC), row[5], _utc(row[6]),
         _utc(row[7]),
     )  # fmt: skip
+
+
+@contextmanager
+def _as_store_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as e:
+        raise StoreError(f"{what} failed: {e}") from e
 
 
 def _admin(store: DuckDBStore, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
@@ -129,7 +138,7 @@ def set_privacy(store: DuckDBStore, settings: PrivacySettings) -> None:
 
 
 def add_audit(store: DuckDBStore, e: AuditEntry) -> None:
-    with store._admin_lock, store._cursor() as cur:
+    with store._admin_lock, store._cursor() as cur, _as_store_error("audit write"):
         cur.execute(
             'INSERT INTO audit_log (project_id, audit_id, "at", actor, action, target, details)'
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -141,15 +150,13 @@ def add_audit(store: DuckDBStore, e: AuditEntry) -> None:
 def list_audit(
     store: DuckDBStore, project_id: str, *, limit: int = 100, before: datetime | None = None
 ) -> list[AuditEntry]:
-    where, params = "project_id = ?", [project_id]
-    if before is not None:
-        where += ' AND "at" < ?'
-        params.append(_ts(before))  # type: ignore[arg-type]
+    # no "before": a time past every entry (TIMESTAMP's range ends in year 294247)
+    until = _ts(before) if before is not None else datetime(9999, 1, 1)
     with store._cursor() as cur:
         rows = cur.execute(
             'SELECT project_id, audit_id, "at", actor, action, target, details FROM audit_log'
-            f' WHERE {where} ORDER BY "at" DESC, audit_id DESC LIMIT ?',  # noqa: S608
-            [*params, limit],
+            ' WHERE project_id = ? AND "at" < ? ORDER BY "at" DESC, audit_id DESC LIMIT ?',
+            [project_id, until, limit],
         ).fetchall()
     return [
         AuditEntry(r[0], r[1], r[2].replace(tzinfo=UTC), r[3], r[4], r[5], orjson.loads(r[6]))
@@ -179,18 +186,15 @@ def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Delet
 def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
     # A trace is the user's when any of its spans names them: child spans (retrieval, tools)
     # often carry no user id of their own, and they hold the same prompt.
-    traces = (
-        "SELECT DISTINCT trace_id FROM spans WHERE project_id = ? AND user_id = ?"
-    )
-
     def work(cur: duckdb.DuckDBPyConnection) -> Deleted:
         scores = cur.execute(
             "DELETE FROM scores WHERE project_id = ? AND (user_id = ? OR trace_id IN"
-            f" ({traces}))",  # noqa: S608
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
             [project_id, user_id, project_id, user_id],
         ).fetchall()
         spans = cur.execute(
-            f"DELETE FROM spans WHERE project_id = ? AND trace_id IN ({traces})",  # noqa: S608
+            "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
             [project_id, project_id, user_id],
         ).fetchall()
         return Deleted(int(spans[0][0]), int(scores[0][0]))

@@ -227,7 +227,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             target VARCHAR,
             details VARCHAR NOT NULL
         )""",
-            "CREATE INDEX audit_log_project_at ON audit_log (project_id, \"at\")",
+            'CREATE INDEX audit_log_project_at ON audit_log (project_id, "at")',
             "ALTER TABLE api_keys ADD COLUMN name VARCHAR",
         ],
     ),
