@@ -110,7 +110,9 @@ class RedactionPolicy:
             ("types", types, REDACT_TYPES, ACTIONS),
             ("fields", fields, FIELDS, ("default", *ACTIONS)),
         ):
-            given = data.get(name) or {}
+            given = data.get(name)
+            if given is None:
+                given = {}
             if not isinstance(given, Mapping):
                 raise ValueError(f"{name}: expected an object")
             for k, v in given.items():
