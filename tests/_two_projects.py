@@ -57,7 +57,9 @@ class TwoProjects:
         return self.app.state.sightline.store
 
 
-def spans_for(project: str, n: int, *, user: str, marker: str, start: datetime) -> list[dict[str, Any]]:
+def spans_for(
+    project: str, n: int, *, user: str, marker: str, start: datetime
+) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         out.append({
@@ -79,7 +81,9 @@ def spans_for(project: str, n: int, *, user: str, marker: str, start: datetime) 
 
 def seed(h: TwoProjects, name: str) -> Project:
     p = Project(name, user_id=f"user-{name}", marker=f"MARK{name.upper()}")
-    spans = spans_for(name, 3, user=p.user_id, marker=p.marker, start=h.clock() - timedelta(minutes=2))
+    spans = spans_for(
+        name, 3, user=p.user_id, marker=p.marker, start=h.clock() - timedelta(minutes=2)
+    )
     r = h.api("POST", "/api/v1/spans", project=name, json=spans)
     assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
     p.trace_ids = [s["trace_id"] for s in spans]

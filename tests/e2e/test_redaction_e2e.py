@@ -35,9 +35,12 @@ def _span(i: int, text: str) -> dict[str, Any]:
     elif where == 1:
         attrs.append(_attr("output.value", text))
     elif where == 2:
-        attrs.append(_attr("gen_ai.input.messages",
-                           json.dumps([{"role": "user", "parts": [{"type": "text",
-                                                                    "content": text}]}])))
+        attrs.append(
+            _attr(
+                "gen_ai.input.messages",
+                json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}]),
+            )
+        )
     elif where == 3:
         attrs.append(_attr("sightline.documents", json.dumps([{"id": "d", "content": text}])))
     elif where == 4:
@@ -66,8 +69,11 @@ def test_no_raw_value_reaches_the_file(tmp_path: Path) -> None:
     finally:
         srv.stop()
     redactor = Redactor(RedactionPolicy.from_dict(POLICY))
-    missed = {r["value"] for r in rows
-              if r["value"] and r["value"] in (redactor.redact_text(r["text"], "input", {}) or "")}
+    missed = {
+        r["value"]
+        for r in rows
+        if r["value"] and r["value"] in (redactor.redact_text(r["text"], "input", {}) or "")
+    }
     values = {r["value"] for r in rows if r["value"]}
     con = duckdb.connect(str(tmp_path / "data" / "sightline.duckdb"), read_only=True)
     found: dict[str, set[str]] = {}

@@ -44,8 +44,14 @@ def _any_value(v: Any) -> dict[str, Any]:
     if isinstance(v, list):
         return {"arrayValue": {"values": [_any_value(x) for x in v]}}
     if isinstance(v, dict):
-        return {"kvlistValue": {"values": [{"key": k, "value": _any_value(x)} for k, x in v.items()]}}
+        return {
+            "kvlistValue": {"values": [{"key": k, "value": _any_value(x)} for k, x in v.items()]}
+        }
     return {"stringValue": v}
+
+
+def _kvs(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": _any_value(v)} for k, v in attrs.items()]
 
 
 values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(
@@ -64,12 +70,14 @@ def _check(table: pa.Table | None) -> None:
 
 @SETTINGS
 @hypothesis.given(attrs=attributes, resource=attributes)
-def test_any_json_attributes_give_valid_spans(attrs: dict[str, Any], resource: dict[str, Any]) -> None:
+def test_any_json_attributes_give_valid_spans(
+    attrs: dict[str, Any], resource: dict[str, Any]
+) -> None:
     body = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": k, "value": _any_value(v)} for k, v in resource.items()]},
+        "resource": {"attributes": _kvs(resource)},
         "scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x",
             "startTimeUnixNano": "1772452800000000000", "endTimeUnixNano": "1772452801000000000",
-            "attributes": [{"key": k, "value": _any_value(v)} for k, v in attrs.items()]}]}]}]}  # fmt: skip
+            "attributes": _kvs(attrs)}]}]}]}  # fmt: skip
     try:
         raw = json.dumps(body).encode()
     except ValueError:
@@ -102,7 +110,7 @@ def test_any_protobuf_attributes_give_valid_spans(attrs: dict[str, Any]) -> None
     body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": "q6urq6urq6urq6urq6urqw==", "spanId": "zc3Nzc3Nzc0=", "name": "x",
         "startTimeUnixNano": "1772452800000000000", "endTimeUnixNano": "1772452801000000000",
-        "attributes": [{"key": k, "value": _any_value(v)} for k, v in attrs.items()]}]}]}]}  # fmt: skip
+        "attributes": _kvs(attrs)}]}]}]}  # fmt: skip
     for kv in body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]:
         _b64_bytes(kv["value"])
     msg = ExportTraceServiceRequest()

@@ -19,7 +19,8 @@ FIRST = ["Maria", "James", "Aisha", "Wei", "Olga", "Carlos", "Priya", "Thomas", 
          "Elena", "Robert", "Chloe", "Martin", "Anna"]  # fmt: skip
 LAST = ["Gonzalez", "Smith", "Khan", "Zhang", "Petrova", "Rodriguez", "Patel", "Mueller",
         "Hassan", "Becker", "Rossi", "Johnson", "Wilson", "Tanaka", "Kim", "Ali", "Martin",
-        "Novak", "Fischer", "Andersen", "Garcia", "Brown", "Dubois", "Weber", "Lindqvist"]  # fmt: skip
+        "Novak", "Fischer", "Andersen", "Garcia", "Brown", "Dubois", "Weber",
+        "Lindqvist"]  # fmt: skip
 
 
 def luhn_complete(prefix: str, length: int) -> str:
@@ -84,9 +85,26 @@ def values() -> dict[str, list[str]]:
     ]  # fmt: skip
     v["credit_card"] = [group4(c) if i % 3 == 0 else c if i % 3 == 1 else "-".join(
         c[j : j + 4] for j in range(0, len(c), 4)) for i, c in enumerate(cards)]  # fmt: skip
-    ibans = [iban(c, n) for c, n in [("DE", 22), ("GB", 22), ("FR", 27), ("NL", 18), ("ES", 24),
-                                      ("IT", 27), ("BE", 16), ("CH", 21), ("AT", 20), ("PL", 28),
-                                      ("SE", 24), ("DK", 18), ("IE", 22), ("PT", 25), ("NO", 15)]]
+    ibans = [
+        iban(c, n)
+        for c, n in [
+            ("DE", 22),
+            ("GB", 22),
+            ("FR", 27),
+            ("NL", 18),
+            ("ES", 24),
+            ("IT", 27),
+            ("BE", 16),
+            ("CH", 21),
+            ("AT", 20),
+            ("PL", 28),
+            ("SE", 24),
+            ("DK", 18),
+            ("IE", 22),
+            ("PT", 25),
+            ("NO", 15),
+        ]
+    ]
     v["iban"] = [group4(x) if i % 2 else x for i, x in enumerate(ibans)]  # fmt: skip
     ssns = []
     while len(ssns) < 10:

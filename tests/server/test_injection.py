@@ -80,7 +80,11 @@ def test_injection_is_refused_or_matches_nothing(
         for s in ("MARKBETA", "user-beta", "rule-beta"):
             assert s not in r.text, (url, name, payload, r.text[:300])
         body = r.json() if r.headers["content-type"].startswith("application/json") else None
-        if isinstance(body, dict) and isinstance(body.get("data"), list) and name not in _NOT_FILTERS:
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("data"), list)
+            and name not in _NOT_FILTERS
+        ):
             data = body["data"]
             # a metric answers one series of empty/zero points for a filter matching nothing
             assert all(not any(p[1] for p in s.get("points", [])) for s in data) if (

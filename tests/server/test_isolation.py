@@ -7,7 +7,6 @@ until it gets a case in CASES (what alpha's key tries against beta, and what mus
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -98,10 +97,28 @@ def _ingest(h: TwoProjects) -> None:
 
 def _otlp(h: TwoProjects) -> None:
     before = h.store.count_spans("beta")
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x",
-        "startTimeUnixNano": "1772452800000000000", "endTimeUnixNano": "1772452801000000000",
-        "attributes": [{"key": "sightline.project", "value": {"stringValue": "beta"}}]}]}]}]}
+    body = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "ab" * 16,
+                                "spanId": "cd" * 8,
+                                "name": "x",
+                                "startTimeUnixNano": "1772452800000000000",
+                                "endTimeUnixNano": "1772452801000000000",
+                                "attributes": [
+                                    {"key": "sightline.project", "value": {"stringValue": "beta"}}
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     r = h.api("POST", "/v1/traces", json=body)  # fmt: skip
     assert r.status_code == 200, r.text
     assert h.store.count_spans("beta") == before
@@ -125,8 +142,8 @@ def _metrics_prom(h: TwoProjects) -> None:
 
 
 def _metric_values(h: TwoProjects) -> None:
-    r = h.api("GET", "/api/v1/metrics", params={"name": "requests", "model": "model-beta",
-                                                "from": "1772400000", "to": "1772460000"})  # fmt: skip
+    q = {"name": "requests", "model": "model-beta", "from": "1772400000", "to": "1772460000"}
+    r = h.api("GET", "/api/v1/metrics", params=q)
     assert r.status_code == 200, r.text
     assert "model-beta" not in r.text or all(
         p[1] in (None, 0) for s in r.json()["data"] for p in s["points"])  # fmt: skip

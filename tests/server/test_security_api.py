@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.responses import HTMLResponse
 
-from _two_projects import KEYS, TwoProjects, spans_for, two_projects
+from _two_projects import TwoProjects, spans_for, two_projects
 from sightline.server._security import RetentionTask
 
 
@@ -220,5 +220,3 @@ class TestAuditAndHeaders:
         r = h.client.get("/_page")
         assert r.headers["content-security-policy"] == page_csp
         assert r.headers["x-content-type-options"] == "nosniff"
-
-
