@@ -220,3 +220,14 @@ class TestAuditAndHeaders:
         r = h.client.get("/_page")
         assert r.headers["content-security-policy"] == page_csp
         assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_binds_to_loopback_by_default() -> None:
+    from click.testing import CliRunner
+
+    from sightline.cli import main
+    from sightline.config import Settings
+
+    assert Settings().host == "127.0.0.1"
+    out = CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "127.0.0.1" in out
