@@ -97,6 +97,7 @@ def create_app(
                 keys,
                 prom,
                 max_message_bytes=settings.max_body_bytes,
+                limiter=security.limiter,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
         monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from sightline.errors import AuthError, ConfigError
-from sightline.store.base import ApiKey, TraceStore
+from sightline.store.base import ApiKey, AuditEntry, TraceStore
 
 __all__ = [
     "ROLES",
@@ -50,12 +50,23 @@ def validate_project_id(name: str) -> str:
     return name
 
 
-def create_project_with_key(store: TraceStore, name: str, *, key: str | None = None) -> str:
+def _audit(store: TraceStore, project_id: str, actor: str, action: str, target: str) -> None:
+    store.add_audit(
+        AuditEntry(project_id, secrets.token_hex(8), datetime.now(UTC), actor, action, target, {})
+    )
+
+
+def create_project_with_key(
+    store: TraceStore, name: str, *, key: str | None = None, actor: str = "cli"
+) -> str:
     """Create a project and an admin key for it; return the key (shown once)."""
     validate_project_id(name)
     store.create_project(name)
     key = key or new_key()
-    store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+    rec = ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC))
+    store.add_api_key(rec)
+    _audit(store, name, actor, "project.create", name)
+    _audit(store, name, actor, "key.create", rec.key_id)
     return key
 
 
@@ -64,12 +75,15 @@ def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> No
     validate_project_id(name)
     if store.get_project(name) is None:
         store.create_project(name)
+        _audit(store, name, "config", "project.create", name)
     if key:
         if len(key) < 16:
             raise ConfigError("SIGHTLINE_INIT_API_KEY must be at least 16 characters")
         found = store.find_api_key(hash_key(key))
         if found is None:
-            store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+            rec = ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC))
+            store.add_api_key(rec)
+            _audit(store, name, "config", "key.create", rec.key_id)
         elif found.project_id != name:
             raise ConfigError("SIGHTLINE_INIT_API_KEY already belongs to another project")
 
