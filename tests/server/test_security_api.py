@@ -231,3 +231,43 @@ def test_binds_to_loopback_by_default() -> None:
     assert Settings().host == "127.0.0.1"
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     assert "127.0.0.1" in out
+
+
+class TestLimits:
+    @pytest.fixture
+    def small(self, tmp_path: Path) -> Iterator[TwoProjects]:
+        yield from two_projects(tmp_path, max_spans_per_request=5, max_attributes=4,
+                                max_value_depth=3)  # fmt: skip
+
+    def test_span_count_attribute_count_and_depth(self, small: TwoProjects) -> None:
+        h = small
+        many = spans_for("alpha", 6, user="u", marker="m", start=h.clock())
+        r = h.api("POST", "/api/v1/spans", json=many)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        assert h.api("POST", "/api/v1/spans", json=many[:5]).status_code == 200
+        span = spans_for("alpha", 1, user="u", marker="m", start=h.clock())[0]
+        span["attributes"] = {f"a{i}": "v" for i in range(10)} | {}
+        r = h.api("POST", "/api/v1/spans", json=[span])
+        assert r.status_code == 200 and r.json()["repaired_reasons"]["attributes_dropped"] == 1
+        got = h.api("GET", f"/api/v1/traces/{span['trace_id']}").json()["spans"][0]
+        assert len([k for k in got["attributes"] if k.startswith("a")]) <= 4
+        deep = spans_for("alpha", 1, user="u", marker="m", start=h.clock())[0]
+        deep["attributes"] = {"deep": [[[["bottom"]]]]}
+        assert h.api("POST", "/api/v1/spans", json=[deep]).status_code == 200
+        got = h.api("GET", f"/api/v1/traces/{deep['trace_id']}").json()["spans"][0]
+        assert got["attributes"]["deep"] == [["<TOO_DEEP>"]]
+        assert "value_too_deep" in got["ingest_notes"]
+
+    def test_an_unreadable_stored_policy_falls_back_to_redacting(self, small: TwoProjects) -> None:
+        from datetime import UTC, datetime
+
+        from sightline.store.base import PrivacySettings
+
+        h = small
+        h.store.set_privacy(PrivacySettings("alpha", {"types": {"gone": "mask"}}, None,
+                                            datetime.now(UTC)))  # fmt: skip
+        h.app.state.sightline.security.privacy._cache.clear()
+        span = spans_for("alpha", 1, user="u", marker="mail a.b@example.com", start=h.clock())
+        assert h.api("POST", "/api/v1/spans", json=span).status_code == 200
+        got = h.api("GET", f"/api/v1/traces/{span[0]['trace_id']}").json()["spans"][0]
+        assert "a.b@example.com" not in got["input"]

@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from sightline import semconv
 from sightline.errors import IngestError
 from sightline.model import SPAN_KINDS
-from sightline.redact import redact_record
+from sightline.redact import Redactor, redact_record
 
 __all__ = ["DecodeResult", "Limits", "decode_native", "decode_otlp_json", "decode_otlp_proto"]
 
@@ -60,8 +60,8 @@ class Limits:
     max_events: int = 256
     max_spans: int = 100_000
     """A request with more spans than this is refused whole (413)."""
-    redaction: Any = None
-    """A ``sightline.redact.Redactor`` applied to every span after normalisation, or None."""
+    redaction: Redactor | None = None
+    """Applied to every span after normalisation (the project's privacy policy), or None."""
 
 
 @dataclass(slots=True)

@@ -186,7 +186,13 @@ class Privacy:
         own = self._store.get_privacy(project_id)
         policy = self._default
         if own is not None and own.policy is not None:
-            policy = RedactionPolicy.from_dict(own.policy)
+            try:
+                policy = RedactionPolicy.from_dict(own.policy)
+            except ValueError as e:
+                # A stored policy this version cannot read: redact with the defaults rather
+                # than refuse the project's telemetry or store it unredacted.
+                log.error("privacy_policy_unreadable", project=project_id, error=str(e))
+                policy = DEFAULT_POLICY if not self._default.enabled else self._default
         days = own.retention_days if own is not None and own.retention_days is not None else None
         got = (
             Redactor(policy, secret=self._secret, max_depth=self._max_depth),

@@ -45,7 +45,7 @@ class KeyIn(BaseModel):
 async def list_keys(request: Request, key: AdminKey) -> dict[str, Any]:
     """Every key of the project, revoked ones too, with its last-used time."""
     st = state_of(request)
-    st.keys.flush_last_used()
+    await run_in_threadpool(st.keys.flush_last_used)
     keys = await run_in_threadpool(st.store.list_api_keys, key.project_id)
     return {"data": [_view(k) for k in keys]}
 
