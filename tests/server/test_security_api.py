@@ -271,3 +271,16 @@ class TestLimits:
         assert h.api("POST", "/api/v1/spans", json=span).status_code == 200
         got = h.api("GET", f"/api/v1/traces/{span[0]['trace_id']}").json()["spans"][0]
         assert "a.b@example.com" not in got["input"]
+
+
+def test_an_unexpected_error_has_the_security_headers_too(h: TwoProjects) -> None:
+    from fastapi.testclient import TestClient
+
+    @h.app.get("/_boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    r = TestClient(h.app, raise_server_exceptions=False).get("/_boom")
+    assert r.status_code == 500 and r.json()["error"]["message"] == "internal error"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]

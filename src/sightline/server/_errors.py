@@ -53,4 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
-        return error_response(500, "internal_error", "internal error")
+        # This answer is sent by the outermost middleware, past SecurityMiddleware.
+        from sightline.server._security import SECURITY_HEADERS
+
+        return error_response(500, "internal_error", "internal error", dict(SECURITY_HEADERS))

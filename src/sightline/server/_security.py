@@ -31,6 +31,7 @@ from sightline.store.base import ApiKey, AuditEntry, PrivacySettings, TraceStore
 
 __all__ = [
     "INGEST_ROUTES",
+    "SECURITY_HEADERS",
     "AuthLimiter",
     "Privacy",
     "RetentionTask",
@@ -385,6 +386,11 @@ _HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+SECURITY_HEADERS: dict[str, str] = {
+    **{k.decode(): v.decode() for k, v in _HEADERS},
+    "content-security-policy": _API_CSP,
+}
+"""The headers every response carries (for answers sent outside the middleware)."""
 _MUTATING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
 
