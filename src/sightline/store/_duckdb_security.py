@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_audit",
     "checkpoint",
+    "compact",
     "erase_user",
     "get_privacy",
     "list_api_keys",
@@ -211,3 +213,32 @@ def checkpoint(store: DuckDBStore) -> None:
             cur.execute("CHECKPOINT")
         except duckdb.Error as e:
             log.warning("checkpoint_skipped", error=str(e))
+
+
+def compact(path: Path) -> tuple[int, int]:
+    """Rewrite the database file so deleted rows leave it; return its size before and after.
+
+    DuckDB marks deleted rows and frees blocks but does not overwrite them, so erased values
+    stay readable in the file's bytes until the blocks are reused. Copying the database into a
+    new file and swapping it in removes them. The file must not be open (the server stopped).
+    """
+    before = path.stat().st_size
+    fresh = path.with_name(path.name + ".compact")
+    fresh.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as e:
+        raise StoreError(f"cannot open {path}: {e}") from None
+    try:
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute("ATTACH ? AS _fresh", [str(fresh)])
+        con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')
+        con.execute("DETACH _fresh")
+    except duckdb.Error as e:
+        fresh.unlink(missing_ok=True)
+        raise StoreError(f"compaction failed: {e}") from e
+    finally:
+        con.close()
+    fresh.replace(path)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    return before, path.stat().st_size
