@@ -33,7 +33,7 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/monitor.py
 
 fuzz: $(STAMP) ## Fuzz the API (schemathesis) and the OTLP normaliser (hypothesis) in full
-	SIGHTLINE_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -p no:xdist -q tests/fuzz
+	SIGHTLINE_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -p no:xdist -q --timeout=3600 tests/fuzz
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on src/
 	$(BIN)/ruff check src tests bench
