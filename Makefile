@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 7600
 
-.PHONY: help install demo serve test bench lint format typecheck clean
+.PHONY: help install demo serve test bench fuzz lint format typecheck clean
 
 help: ## Show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/evals.py
 	$(BIN)/python bench/monitor.py
+
+fuzz: $(STAMP) ## Fuzz the API (schemathesis) and the OTLP normaliser (hypothesis) in full
+	SIGHTLINE_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -p no:xdist -q --timeout=3600 tests/fuzz
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on src/
 	$(BIN)/ruff check src tests bench

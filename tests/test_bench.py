@@ -56,3 +56,9 @@ def test_monitor_benchmark_quick() -> None:
     out = _run("monitor.py")
     assert re.search(r"monitor_tick_50_rules_median_ms=[\d.]+", out), out
     assert re.search(r"naive_one_query_per_aggregate_median_ms=[\d.]+", out), out
+
+
+def test_redact_benchmark_quick() -> None:
+    out = _run("redact.py")
+    assert re.search(r"redaction_added_us_per_span=-?[\d.]+", out), out
+    assert re.search(r"naive_added_us_per_span=-?[\d.]+", out), out

@@ -359,3 +359,31 @@ def eval_run(
             failed = True
     if failed:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the DuckDB store [./sightline-data].",
+)
+def compact(data_dir: Path | None) -> None:
+    """Rewrite the store so erased and expired rows leave the file (with the server stopped).
+
+    DuckDB frees the blocks of deleted rows without overwriting them: after a GDPR erasure,
+    run this to remove the values from the file's bytes too.
+    """
+    from sightline.errors import SightlineError
+    from sightline.store._duckdb_security import compact as compact_store
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.db_path.exists():
+        raise click.ClickException(f"no store at {settings.db_path}")
+    try:
+        before, after = compact_store(settings.db_path)
+    except SightlineError as e:
+        raise click.ClickException(
+            f"{e}\n(is `sightline serve` running on this data dir? stop it first)"
+        ) from None
+    click.echo(f"compacted {settings.db_path}: {before} -> {after} bytes")

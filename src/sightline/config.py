@@ -78,6 +78,48 @@ class Settings(BaseSettings):
     drift_interval_s: float = Field(
         600.0, ge=0, description="Seconds between drift detection runs; 0 turns them off."
     )
+    max_spans_per_request: int = Field(
+        100_000, ge=1, description="Most spans one ingest request may carry (413 above)."
+    )
+    max_attributes: int = Field(
+        512, ge=1, description="Attributes kept per span; the rest are dropped with a note."
+    )
+    max_events: int = Field(256, ge=0, description="Events kept per span.")
+    max_value_depth: int = Field(
+        32,
+        ge=1,
+        description="Deepest nesting of attribute, message and document values; deeper parts "
+        "are replaced by <TOO_DEEP>.",
+    )
+    redaction: str = Field(
+        "default",
+        description="Redaction policy of projects that set none: 'default' (mask emails, "
+        "phones, cards, IBANs, national ids, IPs and secrets), 'off', or a JSON policy "
+        '({"types": {...}, "fields": {...}}).',
+    )
+    redaction_secret: str | None = Field(
+        None,
+        description="HMAC key of the 'hash' redaction action; default: a random key kept in "
+        "DATA_DIR/redaction.key.",
+    )
+    retention_days: int = Field(
+        0, ge=0, description="Days spans and scores are kept in projects that set none; 0 = ever."
+    )
+    retention_interval_s: float = Field(
+        3600.0, ge=0, description="Seconds between retention purges; 0 turns them off."
+    )
+    auth_fail_limit: int = Field(
+        20,
+        ge=1,
+        description="Failed authentications from one client address within "
+        "auth_fail_window_s before it gets 429.",
+    )
+    auth_fail_window_s: float = Field(
+        60.0, gt=0, description="Window of auth_fail_limit, and how long the 429 lasts."
+    )
+    key_touch_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between writes of API keys' last-used times."
+    )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: str = Field("json", description="json (machines) or console (people).")
 

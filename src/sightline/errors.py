@@ -10,6 +10,8 @@ The tree::
     ├── StoreError                         the trace store failed
     │   └── Overloaded                     the writer queue is full; retry later (503)
     ├── AuthError                          missing or unknown API key (401)
+    │   └── TooManyRequests                too many failed authentications (429)
+    ├── Forbidden                          the key's role does not allow this (403)
     ├── NotFound                           a resource that does not exist (404)
     ├── Conflict                           a change the resource's state forbids (409)
     └── NotifyError                        an alert notification could not be sent
@@ -23,6 +25,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "IngestError",
     "NotFound",
     "NotifyError",
@@ -30,6 +33,7 @@ __all__ = [
     "PayloadTooLarge",
     "SightlineError",
     "StoreError",
+    "TooManyRequests",
     "UnsupportedMediaType",
 ]
 
@@ -92,6 +96,24 @@ class AuthError(SightlineError):
 
     status = 401
     code = "unauthorized"
+
+
+class TooManyRequests(AuthError):
+    """Too many failed authentications from this address: retry after ``retry_after_s``."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Forbidden(SightlineError):
+    """The API key is valid but its role does not allow the request."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(SightlineError):

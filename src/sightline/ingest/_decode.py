@@ -23,6 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from sightline import semconv
 from sightline.errors import IngestError
 from sightline.model import SPAN_KINDS
+from sightline.redact import Redactor, redact_record
 
 __all__ = ["DecodeResult", "Limits", "decode_native", "decode_otlp_json", "decode_otlp_proto"]
 
@@ -57,6 +58,10 @@ class Limits:
     max_attributes: int = 512
     """Attributes past this count are dropped, with a note."""
     max_events: int = 256
+    max_spans: int = 100_000
+    """A request with more spans than this is refused whole (413)."""
+    redaction: Redactor | None = None
+    """Applied to every span after normalisation (the project's privacy policy), or None."""
 
 
 @dataclass(slots=True)
@@ -555,4 +560,5 @@ def _finish(
     rec["attributes"] = rest
     rec["resource_attributes"] = resource
     rec["ingest_notes"] = notes
+    redact_record(rec, limits.redaction)
     res.records.append(rec)

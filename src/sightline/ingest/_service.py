@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ from sightline.ingest._decode import (
 )
 from sightline.ingest._writer import GroupCommitWriter
 from sightline.pricing import PriceOverride, Pricer
+from sightline.redact import Redactor
 from sightline.store._arrow import records_to_table
 
 __all__ = ["Format", "IngestResult", "IngestService", "decompress"]
@@ -93,11 +95,19 @@ def _init_worker(limits: Limits, overrides: list[PriceOverride]) -> None:
 
 
 def _prepare(
-    fmt: Format, body: bytes, encoding: str | None, project_id: str, max_bytes: int
+    fmt: Format,
+    body: bytes,
+    encoding: str | None,
+    project_id: str,
+    max_bytes: int,
+    redactor: Redactor | None = None,
 ) -> tuple[pa.Table | None, DecodeResult]:
-    """Decompress, decode, normalise, price; return the Arrow batch and the decode outcome."""
+    """Decompress, decode, normalise, redact, price; return the Arrow batch and the outcome."""
     raw = decompress(body, encoding, max_bytes=max_bytes)
-    res = _DECODERS[fmt](raw, project_id, limits=_LIMITS)
+    limits = _LIMITS if redactor is None else replace(_LIMITS, redaction=redactor)
+    res = _DECODERS[fmt](raw, project_id, limits=limits)
+    if len(res.records) + res.num_rejected > limits.max_spans:
+        raise PayloadTooLarge(f"more than {limits.max_spans} spans in one request")
     pricer = _PRICER
     for rec in res.records:
         if (
@@ -156,8 +166,11 @@ class IngestService:
         price_overrides: list[PriceOverride] | None = None,
         workers: int = 0,
         max_body_bytes: int = 16 << 20,
+        redaction: Callable[[str], Redactor | None] | None = None,
     ) -> None:
         self._writer = writer
+        self._redaction = redaction
+        """The redactor of a project (its privacy policy), looked up once per request."""
         self._limits = limits or Limits()
         self._overrides = list(price_overrides or [])
         self._workers = workers
@@ -176,6 +189,9 @@ class IngestService:
                 initargs=(self._limits, self._overrides),
             )
 
+    def _redactor(self, project_id: str) -> Redactor | None:
+        return self._redaction(project_id) if self._redaction is not None else None
+
     def stop(self) -> None:
         """Stop the worker pool."""
         if self._pool is not None:
@@ -187,7 +203,7 @@ class IngestService:
     ) -> IngestResult:
         """Decode ``body`` and return once its spans are committed."""
         loop = asyncio.get_running_loop()
-        args = (fmt, body, encoding, project_id, self.max_body_bytes)
+        args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
         try:
             table, res = await loop.run_in_executor(self._pool, _prepare, *args)
         except BrokenProcessPool:
@@ -203,7 +219,7 @@ class IngestService:
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
     ) -> IngestResult:
         """Blocking :meth:`ingest`, for the gRPC receiver's threads."""
-        args = (fmt, body, encoding, project_id, self.max_body_bytes)
+        args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
         if self._pool is not None:
             try:
                 table, res = self._pool.submit(_prepare, *args).result()

@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sightline.redact import RedactionPolicy, as_text_redactor
+
 __all__ = ["SdkOptions", "resolve_options"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:7600"
@@ -57,7 +59,7 @@ def resolve_options(
     environment: str | None,
     sample_rate: float | None,
     capture_content: bool | None,
-    redact: Callable[[str], str] | None,
+    redact: Callable[[str], str] | str | RedactionPolicy | None,
     instrument: bool | Sequence[str] | None = None,
     log_requests: bool | None = None,
 ) -> SdkOptions:
@@ -88,7 +90,7 @@ def resolve_options(
         capture_content=capture_content
         if capture_content is not None
         else _bool(_env("SIGHTLINE_CAPTURE_CONTENT"), True),
-        redact=redact,
+        redact=as_text_redactor(redact) if redact is not None else None,
         instrument=libs,
         log_requests=log_requests
         if log_requests is not None

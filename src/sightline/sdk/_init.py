@@ -13,6 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from sightline.redact import RedactionPolicy
 from sightline.sdk._config import SdkOptions, resolve_options
 from sightline.sdk._errors import handle_internal_errors
 from sightline.sdk._providers import instrument_installed, keep_span
@@ -52,7 +53,7 @@ def init(
     environment: str | None = None,
     sample_rate: float | None = None,
     capture_content: bool | None = None,
-    redact: Callable[[str], str] | None = None,
+    redact: Callable[[str], str] | str | RedactionPolicy | None = None,
     instrument: Instrument | None = None,
     log_requests: bool | None = None,
     propagate_threads: bool = True,
@@ -76,7 +77,9 @@ def init(
         environment: ``deployment.environment.name`` of the spans.
         sample_rate: Fraction of traces exported (per trace; traces ending in error always are).
         capture_content: Record prompts, responses and documents (False keeps only metadata).
-        redact: A function applied to every recorded text before it leaves the process.
+        redact: Redaction of every recorded text before it leaves the process: ``"default"``
+            (mask emails, phones, cards, IBANs, national ids, IPs and secrets, as the server
+            does), a :class:`sightline.redact.RedactionPolicy`, or any ``str -> str`` function.
         instrument: Which LLM client libraries to instrument: True (default) for every one that
             is installed (``openai``, ``anthropic``), a list of names, or False for none.
         log_requests: Also write one structured log line per LLM request (off by default).

@@ -17,6 +17,7 @@ from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
 from sightline.server._prom import Metrics
+from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
 from sightline.server.routes import (
     alerts,
@@ -27,10 +28,12 @@ from sightline.server.routes import (
     health,
     metrics,
     otlp,
+    privacy,
     scores,
     spans,
     traces,
 )
+from sightline.server.routes import keys as keys_routes
 from sightline.store import DuckDBStore
 from sightline.store.base import TraceStore
 
@@ -71,14 +74,21 @@ def create_app(
             max_batch_spans=settings.max_batch_spans,
             on_commit=prom.observe_commit,
         )
+        keys = KeyRing(st)
+        security = build_security(settings, st, keys, clock or system_clock)
         ingest = IngestService(
             writer,
-            limits=Limits(max_text_bytes=settings.max_text_bytes),
+            limits=Limits(
+                max_text_bytes=settings.max_text_bytes,
+                max_attributes=settings.max_attributes,
+                max_events=settings.max_events,
+                max_spans=settings.max_spans_per_request,
+            ),
             price_overrides=overrides,
             workers=settings.ingest_workers,
             max_body_bytes=settings.max_body_bytes,
+            redaction=security.privacy.redactor_for,
         )
-        keys = KeyRing(st)
         writer.start()
         ingest.start()
         grpc_server = None
@@ -92,6 +102,7 @@ def create_app(
                 keys,
                 prom,
                 max_message_bytes=settings.max_body_bytes,
+                limiter=security.limiter,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
         runner = build_runner(settings, st, online_evaluators)
@@ -109,8 +120,10 @@ def create_app(
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
             evals=runner,
+            security=security,
         )
         monitoring.start()
+        security.start()
         if runner is not None:
             runner.start()
         log.info(
@@ -125,6 +138,7 @@ def create_app(
         finally:
             if runner is not None:
                 runner.stop()
+            security.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
@@ -143,6 +157,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(SecurityMiddleware)
     for r in (
         health.router,
         otlp.router,
@@ -155,6 +170,8 @@ def create_app(
         scores.router,
         evaluators.router,
         datasets.router,
+        privacy.router,
+        keys_routes.router,
     ):
         app.include_router(r)
     return app

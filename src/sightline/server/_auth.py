@@ -10,9 +10,20 @@ import time
 from datetime import UTC, datetime
 
 from sightline.errors import AuthError, ConfigError
-from sightline.store.base import ApiKey, TraceStore
+from sightline.store.base import ApiKey, AuditEntry, TraceStore
 
-__all__ = ["KeyRing", "create_project_with_key", "hash_key", "new_key", "validate_project_id"]
+__all__ = [
+    "ROLES",
+    "KeyRing",
+    "create_project_with_key",
+    "hash_key",
+    "new_key",
+    "validate_project_id",
+]
+
+ROLES = ("ingest", "read", "admin")
+"""API key roles: ``ingest`` may only send telemetry (OTLP, spans, feedback), ``read`` may only
+read (GET), ``admin`` may do everything, key and privacy management included."""
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Unknown keys are remembered briefly so a flood of bad keys does not become a flood of queries.
@@ -39,12 +50,23 @@ def validate_project_id(name: str) -> str:
     return name
 
 
-def create_project_with_key(store: TraceStore, name: str, *, key: str | None = None) -> str:
+def _audit(store: TraceStore, project_id: str, actor: str, action: str, target: str) -> None:
+    store.add_audit(
+        AuditEntry(project_id, secrets.token_hex(8), datetime.now(UTC), actor, action, target, {})
+    )
+
+
+def create_project_with_key(
+    store: TraceStore, name: str, *, key: str | None = None, actor: str = "cli"
+) -> str:
     """Create a project and an admin key for it; return the key (shown once)."""
     validate_project_id(name)
     store.create_project(name)
     key = key or new_key()
-    store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+    rec = ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC))
+    store.add_api_key(rec)
+    _audit(store, name, actor, "project.create", name)
+    _audit(store, name, actor, "key.create", rec.key_id)
     return key
 
 
@@ -53,46 +75,79 @@ def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> No
     validate_project_id(name)
     if store.get_project(name) is None:
         store.create_project(name)
+        _audit(store, name, "config", "project.create", name)
     if key:
         if len(key) < 16:
             raise ConfigError("SIGHTLINE_INIT_API_KEY must be at least 16 characters")
         found = store.find_api_key(hash_key(key))
         if found is None:
-            store.add_api_key(ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC)))
+            rec = ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC))
+            store.add_api_key(rec)
+            _audit(store, name, "config", "key.create", rec.key_id)
         elif found.project_id != name:
             raise ConfigError("SIGHTLINE_INIT_API_KEY already belongs to another project")
 
 
 class KeyRing:
-    """Resolves API keys to projects, caching hits (keys are revoked by restarting for now)."""
+    """Resolves API keys to their project and role, caching hits.
+
+    Revocation goes through :meth:`forget`, so a revoked key stops working at once. Last-used
+    times are kept in memory and written for all keys at once by :meth:`flush_last_used`
+    (every ``key_touch_interval_s``), never one write per request.
+    """
 
     def __init__(self, store: TraceStore) -> None:
         self._store = store
-        self._known: dict[str, str] = {}
+        self._known: dict[str, ApiKey] = {}
         self._unknown: dict[str, float] = {}
+        self._used: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
-    def project_for(self, key: str | None) -> str:
-        """The project of ``key``; AuthError when missing or unknown."""
+    def resolve(self, key: str | None) -> ApiKey:
+        """The live key record of ``key``; AuthError when missing, unknown or revoked."""
         if not key:
             raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'")
         h = hash_key(key)
-        project = self._known.get(h)
-        if project is not None:
-            return project
-        now = time.monotonic()
-        seen = self._unknown.get(h)
-        if seen is not None and now - seen < _NEGATIVE_TTL_S:
-            raise AuthError("unknown API key")
-        found = self._store.find_api_key(h)
-        with self._lock:
-            if found is None:
-                if len(self._unknown) >= _MAX_NEGATIVE:
-                    self._unknown.clear()
-                self._unknown[h] = now
+        found = self._known.get(h)
+        if found is None:
+            now = time.monotonic()
+            seen = self._unknown.get(h)
+            if seen is not None and now - seen < _NEGATIVE_TTL_S:
                 raise AuthError("unknown API key")
-            self._known[h] = found.project_id
-        return found.project_id
+            found = self._store.find_api_key(h)
+            with self._lock:
+                if found is None:
+                    if len(self._unknown) >= _MAX_NEGATIVE:
+                        self._unknown.clear()
+                    self._unknown[h] = now
+                    raise AuthError("unknown API key")
+                self._known[h] = found
+        # A dict store is atomic under the GIL; the flush swaps the dict under the lock.
+        self._used[h] = datetime.now(UTC)
+        return found
+
+    def project_for(self, key: str | None) -> str:
+        """The project of ``key``; AuthError when missing or unknown."""
+        return self.resolve(key).project_id
+
+    def forget(self, key_hash: str) -> None:
+        """Drop a key from the cache (after revoking it): its next use asks the store."""
+        with self._lock:
+            self._known.pop(key_hash, None)
+            self._used.pop(key_hash, None)
+
+    def forget_new_keys(self) -> None:
+        """Forget the unknown-key cache, so a key created just now works at once."""
+        with self._lock:
+            self._unknown.clear()
+
+    def flush_last_used(self) -> int:
+        """Write the last-used times gathered since the last flush; return how many keys."""
+        with self._lock:
+            used, self._used = self._used, {}
+        if used:
+            self._store.touch_api_keys(used)
+        return len(used)
 
 
 def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sightline.errors import Overloaded, SightlineError
+from sightline.errors import Overloaded, SightlineError, TooManyRequests
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -30,7 +30,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SightlineError)
     async def _sightline(request: Request, exc: SightlineError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after_s)
         if exc.status >= 500 and not isinstance(exc, Overloaded):
             log.error("request_failed", path=request.url.path, error=str(exc))
@@ -53,4 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
-        return error_response(500, "internal_error", "internal error")
+        # This answer is sent by the outermost middleware, past SecurityMiddleware.
+        from sightline.server._security import SECURITY_HEADERS
+
+        return error_response(500, "internal_error", "internal error", dict(SECURITY_HEADERS))

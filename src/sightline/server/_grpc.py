@@ -12,10 +12,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from sightline.errors import AuthError, IngestError, Overloaded, SightlineError
+from sightline.errors import AuthError, IngestError, Overloaded, SightlineError, TooManyRequests
 from sightline.ingest import IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
+from sightline.server._security import AuthLimiter
 
 __all__ = ["start_grpc_server"]
 
@@ -23,10 +24,17 @@ log = structlog.get_logger("sightline.grpc")
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, ingest: IngestService, keys: KeyRing, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        keys: KeyRing,
+        metrics: Metrics,
+        limiter: AuthLimiter | None = None,
+    ) -> None:
         self._ingest = ingest
         self._keys = keys
         self._metrics = metrics
+        self._limiter = limiter
 
     def Export(  # noqa: N802 - the generated servicer's method name
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
@@ -34,15 +42,24 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         md = {k.lower(): v for k, v in context.invocation_metadata()}
         auth = md.get("authorization")
         api_key = md.get("x-api-key")
+        key = key_from_headers(
+            auth if isinstance(auth, str) else None,
+            api_key if isinstance(api_key, str) else None,
+        )
+        addr = _peer_address(context.peer())
         try:
-            project_id = self._keys.project_for(
-                key_from_headers(
-                    auth if isinstance(auth, str) else None,
-                    api_key if isinstance(api_key, str) else None,
-                )
-            )
+            if self._limiter is not None:
+                self._limiter.check(addr)
+            found = self._keys.resolve(key)
+        except TooManyRequests as e:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         except AuthError as e:
+            if self._limiter is not None and key:
+                self._limiter.fail(addr)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        if found.role not in ("ingest", "admin"):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "a read key cannot send telemetry")
+        project_id = found.project_id
         try:
             res = self._ingest.ingest_sync(
                 "otlp_proto", request.SerializeToString(), encoding=None, project_id=project_id
@@ -66,6 +83,14 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return resp
 
 
+def _peer_address(peer: str) -> str:
+    """The client address as HTTP sees it: "ipv4:127.0.0.1:5555" -> "127.0.0.1"."""
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return peer
+
+
 def start_grpc_server(
     host: str,
     port: int,
@@ -74,6 +99,7 @@ def start_grpc_server(
     metrics: Metrics,
     *,
     max_message_bytes: int,
+    limiter: AuthLimiter | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start the receiver; return it and the bound port."""
     server = grpc.server(
@@ -81,7 +107,7 @@ def start_grpc_server(
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        _TraceService(ingest, keys, metrics), server
+        _TraceService(ingest, keys, metrics, limiter), server
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

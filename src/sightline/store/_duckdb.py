@@ -27,7 +27,7 @@ from sightline.model import (
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_windows
+from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -44,9 +44,12 @@ from sightline.store.base import (
     DIMENSIONS,
     AlertQuery,
     ApiKey,
+    AuditEntry,
+    Deleted,
     DriftQuery,
     MetricQuery,
     MetricSeries,
+    PrivacySettings,
     Project,
     SampleQuery,
     SpanPage,
@@ -413,9 +416,16 @@ class DuckDBStore:
     def add_api_key(self, key: ApiKey) -> None:
         with self._admin_lock, self._cursor() as cur:
             cur.execute(
-                "INSERT INTO api_keys (key_hash, prefix, project_id, role, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [key.key_hash, key.prefix, key.project_id, key.role, _ts(key.created_at)],
+                "INSERT INTO api_keys (key_hash, prefix, project_id, role, created_at, name)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    key.key_hash,
+                    key.prefix,
+                    key.project_id,
+                    key.role,
+                    _ts(key.created_at),
+                    key.name,
+                ],  # fmt: skip
             )
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
@@ -489,6 +499,37 @@ class DuckDBStore:
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         return _duckdb_alerts.sample_spans(self, query)
+
+    # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
+
+    def list_api_keys(self, project_id: str) -> list[ApiKey]:
+        return _duckdb_security.list_api_keys(self, project_id)
+
+    def revoke_api_key(self, project_id: str, key_id: str) -> ApiKey | None:
+        return _duckdb_security.revoke_api_key(self, project_id, key_id)
+
+    def touch_api_keys(self, last_used: dict[str, datetime]) -> None:
+        _duckdb_security.touch_api_keys(self, last_used)
+
+    def get_privacy(self, project_id: str) -> PrivacySettings | None:
+        return _duckdb_security.get_privacy(self, project_id)
+
+    def set_privacy(self, settings: PrivacySettings) -> None:
+        _duckdb_security.set_privacy(self, settings)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        _duckdb_security.add_audit(self, entry)
+
+    def list_audit(
+        self, project_id: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[AuditEntry]:
+        return _duckdb_security.list_audit(self, project_id, limit=limit, before=before)
+
+    def purge_before(self, project_id: str, cutoff: datetime) -> Deleted:
+        return _duckdb_security.purge_before(self, project_id, cutoff)
+
+    def erase_user(self, project_id: str, user_id: str) -> Deleted:
+        return _duckdb_security.erase_user(self, project_id, user_id)
 
 
 def _row_to_span(row: tuple[Any, ...]) -> Span:

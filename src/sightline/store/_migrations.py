@@ -235,4 +235,30 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        7,
+        [
+            # Privacy and security. A project's redaction policy and retention; NULL columns
+            # mean "the server's default" (settings), so changing a default reaches every
+            # project that never chose its own.
+            """CREATE TABLE project_privacy (
+            project_id VARCHAR PRIMARY KEY,
+            policy VARCHAR,
+            retention_days INTEGER,
+            updated_at TIMESTAMP NOT NULL
+        )""",
+            # Admin actions (keys, privacy, erasure, retention, rules...), append-only.
+            """CREATE TABLE audit_log (
+            project_id VARCHAR,
+            audit_id VARCHAR PRIMARY KEY,
+            "at" TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            target VARCHAR,
+            details VARCHAR NOT NULL
+        )""",
+            'CREATE INDEX audit_log_project_at ON audit_log (project_id, "at")',
+            "ALTER TABLE api_keys ADD COLUMN name VARCHAR",
+        ],
+    ),
 ]

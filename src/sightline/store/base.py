@@ -35,10 +35,13 @@ __all__ = [
     "Agg",
     "AlertQuery",
     "ApiKey",
+    "AuditEntry",
+    "Deleted",
     "DriftQuery",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
+    "PrivacySettings",
     "Project",
     "SCORE_METRICS",
     "SpanPage",
@@ -356,6 +359,54 @@ class ApiKey:
     project_id: str
     role: str
     created_at: datetime
+    name: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def key_id(self) -> str:
+        """The key's public id: the first 16 hex digits of its hash (never the key)."""
+        return self.key_hash[:16]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PrivacySettings:
+    """A project's own privacy settings; None fields follow the server's defaults."""
+
+    project_id: str
+    policy: dict[str, Any] | None
+    """A redaction policy as ``sightline.redact.RedactionPolicy.to_dict`` writes it."""
+    retention_days: int | None
+    """Days spans and scores are kept; 0 keeps them forever."""
+    updated_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action: who did what to which resource."""
+
+    project_id: str | None
+    audit_id: str
+    at: datetime
+    actor: str
+    """``key:<key_id>``, ``cli`` or ``system`` (background jobs)."""
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        d = dataclasses.asdict(self)
+        d["at"] = self.at.isoformat()
+        return d
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a retention purge or an erasure removed."""
+
+    spans: int = 0
+    scores: int = 0
 
 
 class TraceStore(Protocol):
@@ -505,6 +556,46 @@ class TraceStore(Protocol):
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
         """The live key with this hash."""
+        ...
+
+    # -- privacy and security -------------------------------------------------------------------
+
+    def list_api_keys(self, project_id: str) -> list[ApiKey]:
+        """Every key of a project, revoked ones too, oldest first."""
+        ...
+
+    def revoke_api_key(self, project_id: str, key_id: str) -> ApiKey | None:
+        """Revoke a live key of the project by id; return it, or None if there is none."""
+        ...
+
+    def touch_api_keys(self, last_used: dict[str, datetime]) -> None:
+        """Record when keys (by hash) were last used, in one write."""
+        ...
+
+    def get_privacy(self, project_id: str) -> PrivacySettings | None:
+        """A project's own privacy settings, if it has any."""
+        ...
+
+    def set_privacy(self, settings: PrivacySettings) -> None:
+        """Create or replace a project's privacy settings."""
+        ...
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry."""
+        ...
+
+    def list_audit(
+        self, project_id: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[AuditEntry]:
+        """A project's audit entries, newest first."""
+        ...
+
+    def purge_before(self, project_id: str, cutoff: datetime) -> Deleted:
+        """Delete a project's spans that started before ``cutoff`` and their scores."""
+        ...
+
+    def erase_user(self, project_id: str, user_id: str) -> Deleted:
+        """Delete a user's spans, the scores of their traces and their feedback."""
         ...
 
     # -- monitoring (alerts and drift) ----------------------------------------------------------

@@ -1,0 +1,318 @@
+"""Apply a redaction policy to texts and to decoded span records (stdlib and sightline.pii only)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sightline.pii import find_pii
+from sightline.redact._policy import DEFAULT_POLICY, FIELDS, REDACT_TYPES, RedactionPolicy
+
+__all__ = ["REDACTIONS_ATTRIBUTE", "Redactor", "as_text_redactor", "redact_record"]
+
+REDACTIONS_ATTRIBUTE = "sightline.redactions"
+"""The span attribute that records how many values of each type were redacted."""
+
+_DROPPED = object()
+_MEMO_MAX = 4096
+_MEMO_MAX_CHARS = 2048
+_TOO_DEEP = "<TOO_DEEP>"
+
+# Cheap necessary conditions, checked before any of a type's regexes run. Python's regex engine
+# scans ~10 ns a character per pattern, and find_pii runs ~30 patterns, so a text is first
+# asked cheap questions at C speed: an email needs an "@"; a card, phone, IBAN, SSN or IPv4 a
+# digit; an IPv6 two colons; a secret a digit (random keys have them), a URL with credentials,
+# a PEM header or a word like "password". Most texts on the ingest path (ids, model names,
+# prose without numbers) pass none of them (bench/redact.py measures the cost).
+_DIGIT = re.compile("[0-9]").search
+_NUM = re.compile(r"[0-9](?:[\s().+/-]{0,2}[0-9]){6}").search
+_NINO = re.compile(r"[A-Z][A-Z] ?[0-9][0-9] ?[0-9][0-9]").search
+_KEYWORDS = ("key", "secret", "token", "passw", "pwd")
+
+
+def _assigns_secret(text: str) -> bool:
+    """Whether text may hold ``password: ...`` / ``api_key=...`` (what _ASSIGNED finds)."""
+    if ":" not in text and "=" not in text and " is " not in text:
+        return False
+    low = text.lower()
+    return any(k in low for k in _KEYWORDS)
+
+
+def _candidates(text: str, actions: dict[str, str]) -> list[str]:
+    """The types of ``actions`` that ``text`` may hold (a superset of what it holds)."""
+    digit = _DIGIT(text) is not None
+    at = "@" in text
+    colons = text.count(":") >= 2
+    if not (digit or at or colons or "person" in actions):
+        # the one common case, answered first: prose and names without digits
+        if "secret" in actions and ("://" in text or "BEGIN" in text or _assigns_secret(text)):
+            return ["secret"]
+        return []
+    num = digit and _NUM(text) is not None
+    out = []
+    for t in actions:
+        if t == "email":
+            ok = at
+        elif t in ("phone", "credit_card", "iban"):
+            ok = num
+        elif t == "national_id":
+            ok = num or (digit and _NINO(text) is not None)
+        elif t == "ip_address":
+            ok = (digit and "." in text) or colons
+        elif t == "secret":
+            # random keys are 16+ characters with digits (a 20-character one without any
+            # digit is a ~3% case the high-entropy rule would not take either)
+            ok = (
+                (digit and len(text) >= 16)
+                or "://" in text
+                or "BEGIN" in text
+                or _assigns_secret(text)
+            )
+        else:  # person
+            ok = len(text) > 3
+        if ok:
+            out.append(t)
+    return out
+
+
+def _canonical(type_: str, value: str) -> str:
+    """The form that is hashed: the same person's email in two cases links to one tag."""
+    if type_ in ("email", "ip_address"):
+        return value.lower()
+    if type_ in ("phone", "credit_card", "national_id", "iban"):
+        return "".join(c for c in value if c.isalnum()).upper()
+    return value
+
+
+class Redactor:
+    """Redacts texts and span records under one :class:`RedactionPolicy`.
+
+    Picklable and cheap to build: ingest sends one to its decode workers with each request.
+
+    Args:
+        policy: What to redact and how.
+        secret: HMAC key of the ``hash`` action; without one, a random key for this process
+            (tags then link values within the process only).
+        max_depth: Nested values (attribute arrays and maps, message and document JSON) deeper
+            than this are replaced by ``<TOO_DEEP>``, whatever the policy.
+
+    Example:
+        ```python
+        from sightline.redact import Redactor
+
+        r = Redactor()
+        assert r("write to jane.doe@example.com") == "write to <EMAIL>"
+        ```
+    """
+
+    __slots__ = ("_actions", "_memo", "_resource_memo", "max_depth", "policy", "secret")
+
+    def __init__(
+        self,
+        policy: RedactionPolicy = DEFAULT_POLICY,
+        *,
+        secret: bytes | None = None,
+        max_depth: int = 32,
+    ) -> None:
+        self._build(policy, secret if secret is not None else secrets.token_bytes(32), max_depth)
+
+    def _build(self, policy: RedactionPolicy, secret: bytes, max_depth: int) -> None:
+        self.policy = policy
+        self.secret = secret
+        self.max_depth = max_depth
+        self._memo: dict[tuple[str, str], tuple[str | None, dict[str, int]]] = {}
+        self._resource_memo: tuple[dict[str, Any], dict[str, Any], dict[str, int]] | None = None
+        self._actions: dict[str, dict[str, str]] = {
+            f: {t: a for t in REDACT_TYPES if (a := policy.action(t, f)) != "off"} for f in FIELDS
+        }
+
+    def __getstate__(self) -> tuple[RedactionPolicy, bytes, int]:
+        return self.policy, self.secret, self.max_depth
+
+    def __setstate__(self, state: tuple[RedactionPolicy, bytes, int]) -> None:
+        self._build(*state)
+
+    def __call__(self, text: str) -> str:
+        """Redact ``text`` as a prompt; a dropped text becomes ``<REDACTED>``.
+
+        This is the ``redact`` callable ``sightline.init`` takes.
+        """
+        out = self.redact_text(text, "input", {})
+        return "<REDACTED>" if out is None else out
+
+    def tag(self, type_: str, value: str) -> str:
+        """The ``hash`` action's replacement for ``value``: ``<EMAIL:16 hex digits>``."""
+        digest = hmac.new(
+            self.secret, _canonical(type_, value).encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()
+        return f"<{type_.upper()}:{digest[:16]}>"
+
+    def redact_text(self, text: str, field: str, counts: dict[str, int]) -> str | None:
+        """``text`` with the findings of ``field``'s policy replaced; None when dropped.
+
+        Adds one to ``counts[type]`` per value redacted.
+        """
+        actions = self._actions[field]
+        # No PII value is shorter than an email like a@b.io.
+        if not actions or len(text) < 6:
+            return text
+        # Spans of one batch repeat texts (system prompts, tool schemas, resource values): the
+        # outcome of each distinct text is kept for the life of this redactor (one request).
+        memo_key = (field, text)
+        hit = self._memo.get(memo_key)
+        if hit is not None:
+            for t, n in hit[1].items():
+                counts[t] = counts.get(t, 0) + n
+            return hit[0]
+        types = _candidates(text, actions)
+        found = find_pii(text, types=types) if types else []
+        mine: dict[str, int] = {}
+        out = self._replace(text, found, actions, mine) if found else text
+        if len(text) <= _MEMO_MAX_CHARS:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[memo_key] = (out, mine)
+        for t, n in mine.items():
+            counts[t] = counts.get(t, 0) + n
+        return out
+
+    def _replace(
+        self, text: str, found: list[Any], actions: dict[str, str], counts: dict[str, int]
+    ) -> str | None:
+        parts: list[str] = []
+        pos = 0
+        dropped = False
+        for m in found:
+            action = actions[m.type]
+            counts[m.type] = counts.get(m.type, 0) + 1
+            if action == "drop":
+                dropped = True
+                continue
+            parts.append(text[pos : m.start])
+            if action == "hash":
+                parts.append(self.tag(m.type, text[m.start : m.end]))
+            else:
+                parts.append(f"<{m.type.upper()}>")
+            pos = m.end
+        if dropped:
+            return None
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def _walk(self, v: Any, field: str, counts: dict[str, int], depth: int) -> Any:
+        """A JSON-like value with its strings redacted; ``_DROPPED`` if a string is dropped."""
+        if isinstance(v, str):
+            if len(v) < 6:
+                return v
+            out = self.redact_text(v, field, counts)
+            return _DROPPED if out is None else out
+        if isinstance(v, dict | list) and depth >= self.max_depth:
+            counts["_too_deep"] = counts.get("_too_deep", 0) + 1
+            return _TOO_DEEP
+        if isinstance(v, dict):
+            out_d: dict[str, Any] = {}
+            for k, x in v.items():
+                # A message's role and a document's score never hold personal data.
+                if k == "role" and isinstance(x, str):
+                    out_d[k] = x
+                    continue
+                y = self._walk(x, field, counts, depth + 1)
+                out_d[k] = None if y is _DROPPED else y
+            return out_d
+        if isinstance(v, list):
+            return [None if (y := self._walk(x, field, counts, depth + 1)) is _DROPPED else y
+                    for x in v]  # fmt: skip
+        return v
+
+    def _walk_attrs(self, attrs: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, x in attrs.items():
+            y = self._walk(x, "attributes", counts, 1)
+            if y is not _DROPPED:
+                out[k] = y
+        return out
+
+    def redact_record(self, rec: dict[str, Any]) -> dict[str, int]:
+        """Redact a decoded span record in place; return the number of redactions by type.
+
+        ``rec`` is a record as ``sightline.ingest`` builds it (``input``, ``output``,
+        ``input_messages``, ``output_messages``, ``documents``, ``attributes``,
+        ``resource_attributes``, ``status_message``, ``ingest_notes``). The counts are also kept
+        on the span: ``attributes["sightline.redactions"]`` and an ``ingest_notes`` entry
+        ``pii_redacted``. Identity columns (``user_id``, ``session_id``, ``tenant_id``) are left
+        as they are: they are the keys erasure and per-user metrics work by.
+        """
+        counts: dict[str, int] = {}
+        for name, field in (("input", "input"), ("output", "output")):
+            v = rec.get(name)
+            if isinstance(v, str):
+                rec[name] = self.redact_text(v, field, counts)
+        for name, field in (
+            ("input_messages", "messages"),
+            ("output_messages", "messages"),
+            ("documents", "documents"),
+        ):
+            v = rec.get(name)
+            if v:
+                w = self._walk(v, field, counts, 0)
+                rec[name] = None if w is _DROPPED else w
+        v = rec.get("status_message")
+        if isinstance(v, str):
+            rec["status_message"] = self.redact_text(v, "attributes", counts)
+        attrs = rec.get("attributes")
+        if attrs:
+            rec["attributes"] = self._walk_attrs(attrs, counts)
+        resource = rec.get("resource_attributes")
+        if resource:
+            # The spans of one resource share its attributes dict: redact it once per batch.
+            memo = self._resource_memo
+            if memo is None or memo[0] is not resource:
+                rc: dict[str, int] = {}
+                memo = self._resource_memo = (resource, self._walk_attrs(resource, rc), rc)
+            rec["resource_attributes"] = memo[1]
+            for t, n in memo[2].items():
+                counts[t] = counts.get(t, 0) + n
+        too_deep = counts.pop("_too_deep", 0)
+        notes = rec.get("ingest_notes")
+        if too_deep and isinstance(notes, list):
+            notes.append("value_too_deep")
+        if counts:
+            attrs = rec.get("attributes")
+            if not isinstance(attrs, dict):
+                attrs = rec["attributes"] = {}
+            attrs[REDACTIONS_ATTRIBUTE] = dict(counts)
+            if isinstance(notes, list):
+                notes.append("pii_redacted")
+        return counts
+
+
+def redact_record(rec: dict[str, Any], redactor: Redactor | None) -> dict[str, int]:
+    """Redact one decoded span record with ``redactor`` (nothing when it is None).
+
+    The one call the ingest decoder makes for every span, after normalisation.
+    """
+    if redactor is None:
+        return {}
+    return redactor.redact_record(rec)
+
+
+def as_text_redactor(
+    value: str | RedactionPolicy | Redactor | Callable[[str], str],
+) -> Callable[[str], str]:
+    """The SDK's ``redact`` option as a text function: ``"default"``, a policy, or a callable.
+
+    Raises:
+        ValueError: an unknown policy name.
+    """
+    if isinstance(value, str):
+        if value != "default":
+            raise ValueError(f"redact: expected 'default', a RedactionPolicy or a callable, "
+                             f"got {value!r}")  # fmt: skip
+        return Redactor()
+    if isinstance(value, RedactionPolicy):
+        return Redactor(value)
+    return value

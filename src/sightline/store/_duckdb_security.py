@@ -1,0 +1,244 @@
+"""Keys, privacy settings, the audit log, retention purges and erasure (DuckDB SQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import duckdb
+import orjson
+import structlog
+
+from sightline.errors import StoreError
+from sightline.store.base import ApiKey, AuditEntry, Deleted, PrivacySettings
+
+if TYPE_CHECKING:
+    from sightline.store._duckdb import DuckDBStore
+
+__all__ = [
+    "add_audit",
+    "checkpoint",
+    "compact",
+    "erase_user",
+    "get_privacy",
+    "list_api_keys",
+    "list_audit",
+    "purge_before",
+    "revoke_api_key",
+    "set_privacy",
+    "touch_api_keys",
+]
+
+log = structlog.get_logger("sightline.store")
+
+_T = TypeVar("_T")
+_KEY_COLUMNS = "key_hash, prefix, project_id, role, created_at, name, last_used_at, revoked_at"
+
+
+def _ts(dt: datetime) -> datetime:
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None else None
+
+
+def _key(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(
+        row[0], row[1], row[2], row[3], row[4].replace(tzinfo=UTC), row[5], _utc(row[6]),
+        _utc(row[7]),
+    )  # fmt: skip
+
+
+@contextmanager
+def _as_store_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as e:
+        raise StoreError(f"{what} failed: {e}") from e
+
+
+def _admin(store: DuckDBStore, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+    """Run ``work`` in one transaction; retry once when it conflicts with the span writer."""
+    for attempt in (1, 2):
+        with store._admin_lock, store._cursor() as cur:
+            try:
+                cur.execute("BEGIN")
+                out = work(cur)
+                cur.execute("COMMIT")
+                return out
+            except duckdb.TransactionException as e:
+                cur.execute("ROLLBACK")
+                if attempt == 2:
+                    raise StoreError(f"write conflict: {e}") from e
+            except duckdb.Error:
+                cur.execute("ROLLBACK")
+                raise
+    raise AssertionError("unreachable")
+
+
+def list_api_keys(store: DuckDBStore, project_id: str) -> list[ApiKey]:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE project_id = ?"  # noqa: S608
+            " ORDER BY created_at, key_hash",
+            [project_id],
+        ).fetchall()
+    return [_key(r) for r in rows]
+
+
+def revoke_api_key(store: DuckDBStore, project_id: str, key_id: str) -> ApiKey | None:
+    def work(cur: duckdb.DuckDBPyConnection) -> ApiKey | None:
+        rows = cur.execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE project_id = ?"  # noqa: S608
+            " AND starts_with(key_hash, ?) AND revoked_at IS NULL",
+            [project_id, key_id],
+        ).fetchall()
+        if len(rows) != 1:
+            return None
+        cur.execute("UPDATE api_keys SET revoked_at = now() WHERE key_hash = ?", [rows[0][0]])
+        return _key(rows[0])
+
+    # key ids are 16 hex digits: anything else matches nothing (and no prefix search of "")
+    if len(key_id) != 16 or any(c not in "0123456789abcdef" for c in key_id):
+        return None
+    return _admin(store, work)
+
+
+def touch_api_keys(store: DuckDBStore, last_used: dict[str, datetime]) -> None:
+    if not last_used:
+        return
+    rows = [[_ts(t), h] for h, t in last_used.items()]
+    with store._admin_lock, store._cursor() as cur:
+        cur.executemany("UPDATE api_keys SET last_used_at = ? WHERE key_hash = ?", rows)
+
+
+def get_privacy(store: DuckDBStore, project_id: str) -> PrivacySettings | None:
+    with store._cursor() as cur:
+        row = cur.execute(
+            "SELECT project_id, policy, retention_days, updated_at FROM project_privacy"
+            " WHERE project_id = ?",
+            [project_id],
+        ).fetchone()
+    if row is None:
+        return None
+    policy = orjson.loads(row[1]) if row[1] is not None else None
+    return PrivacySettings(row[0], policy, row[2], row[3].replace(tzinfo=UTC))
+
+
+def set_privacy(store: DuckDBStore, settings: PrivacySettings) -> None:
+    policy = orjson.dumps(settings.policy).decode() if settings.policy is not None else None
+    with store._admin_lock, store._cursor() as cur:
+        cur.execute(
+            "INSERT OR REPLACE INTO project_privacy (project_id, policy, retention_days,"
+            " updated_at) VALUES (?, ?, ?, ?)",
+            [settings.project_id, policy, settings.retention_days, _ts(settings.updated_at)],
+        )
+
+
+def add_audit(store: DuckDBStore, e: AuditEntry) -> None:
+    with store._admin_lock, store._cursor() as cur, _as_store_error("audit write"):
+        cur.execute(
+            'INSERT INTO audit_log (project_id, audit_id, "at", actor, action, target, details)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [e.project_id, e.audit_id, _ts(e.at), e.actor, e.action, e.target,
+             orjson.dumps(e.details).decode()],
+        )  # fmt: skip
+
+
+def list_audit(
+    store: DuckDBStore, project_id: str, *, limit: int = 100, before: datetime | None = None
+) -> list[AuditEntry]:
+    # no "before": a time past every entry (TIMESTAMP's range ends in year 294247)
+    until = _ts(before) if before is not None else datetime(9999, 1, 1)
+    with store._cursor() as cur:
+        rows = cur.execute(
+            'SELECT project_id, audit_id, "at", actor, action, target, details FROM audit_log'
+            ' WHERE project_id = ? AND "at" < ? ORDER BY "at" DESC, audit_id DESC LIMIT ?',
+            [project_id, until, limit],
+        ).fetchall()
+    return [
+        AuditEntry(r[0], r[1], r[2].replace(tzinfo=UTC), r[3], r[4], r[5], orjson.loads(r[6]))
+        for r in rows
+    ]
+
+
+def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Deleted:
+    c = _ts(cutoff)
+
+    def work(cur: duckdb.DuckDBPyConnection) -> Deleted:
+        # Scores of the traces that lose spans go with them; so do scores older than the
+        # cutoff whose trace is already gone.
+        scores = cur.execute(
+            "DELETE FROM scores WHERE project_id = ? AND (trace_id IN (SELECT trace_id FROM"
+            " spans WHERE project_id = ? AND start_time < ?) OR created_at < ?)",
+            [project_id, project_id, c, c],
+        ).fetchall()
+        spans = cur.execute(
+            "DELETE FROM spans WHERE project_id = ? AND start_time < ?", [project_id, c]
+        ).fetchall()
+        return Deleted(int(spans[0][0]), int(scores[0][0]))
+
+    return _admin(store, work)
+
+
+def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
+    # A trace is the user's when any of its spans names them: child spans (retrieval, tools)
+    # often carry no user id of their own, and they hold the same prompt.
+    def work(cur: duckdb.DuckDBPyConnection) -> Deleted:
+        scores = cur.execute(
+            "DELETE FROM scores WHERE project_id = ? AND (user_id = ? OR trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
+            [project_id, user_id, project_id, user_id],
+        ).fetchall()
+        spans = cur.execute(
+            "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
+            [project_id, project_id, user_id],
+        ).fetchall()
+        return Deleted(int(spans[0][0]), int(scores[0][0]))
+
+    out = _admin(store, work)
+    checkpoint(store)
+    return out
+
+
+def checkpoint(store: DuckDBStore) -> None:
+    """Rewrite the file so deleted rows leave its blocks (best effort while ingest runs)."""
+    with store._admin_lock, store._cursor() as cur:
+        try:
+            cur.execute("CHECKPOINT")
+        except duckdb.Error as e:
+            log.warning("checkpoint_skipped", error=str(e))
+
+
+def compact(path: Path) -> tuple[int, int]:
+    """Rewrite the database file so deleted rows leave it; return its size before and after.
+
+    DuckDB marks deleted rows and frees blocks but does not overwrite them, so erased values
+    stay readable in the file's bytes until the blocks are reused. Copying the database into a
+    new file and swapping it in removes them. The file must not be open (the server stopped).
+    """
+    before = path.stat().st_size
+    fresh = path.with_name(path.name + ".compact")
+    fresh.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as e:
+        raise StoreError(f"cannot open {path}: {e}") from None
+    try:
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute("ATTACH ? AS _fresh", [str(fresh)])
+        con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')
+        con.execute("DETACH _fresh")
+    except duckdb.Error as e:
+        fresh.unlink(missing_ok=True)
+        raise StoreError(f"compaction failed: {e}") from e
+    finally:
+        con.close()
+    fresh.replace(path)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    return before, path.stat().st_size

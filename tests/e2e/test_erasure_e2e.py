@@ -1,0 +1,57 @@
+"""GDPR erasure end to end: the API forgets a user at once, `sightline compact` removes the
+bytes from the file, and the server starts again on the compacted store."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from _helpers import Server, free_port, start_server
+
+
+def _spans(user: str, text: str, n: int) -> list[dict[str, object]]:
+    return [{"trace_id": secrets.token_hex(16), "span_id": secrets.token_hex(8), "name": "chat",
+             "kind": "llm", "user_id": user, "start_time": 1772452800 + i, "duration_ms": 5,
+             "input": f"{text} {i}"} for i in range(n)]  # fmt: skip
+
+
+def test_erase_then_compact_leaves_no_bytes(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, grpc_port=0)
+    victim = "VICTIMSECRETPHRASE"
+    try:
+        with srv.client() as c:
+            assert c.post("/api/v1/spans", json=_spans("victim", victim, 3)).status_code == 200
+            assert c.post("/api/v1/spans", json=_spans("other", "keep me", 50)).status_code == 200
+            r = c.delete("/api/v1/users/victim/data")
+            assert r.status_code == 200 and r.json()["deleted_spans"] == 3
+            assert c.get("/api/v1/spans", params={"user_id": "victim"}).json()["data"] == []
+            assert c.get("/api/v1/spans", params={"q": victim.lower()}).json()["data"] == []
+            audit = c.get("/api/v1/audit").json()["data"]
+            assert audit[0]["action"] == "user.erase" and "victim" not in str(audit[0])
+    finally:
+        srv.stop()
+    db = srv.data_dir / "sightline.duckdb"
+    out = subprocess.run(
+        [sys.executable, "-m", "sightline", "compact", "--data-dir", str(srv.data_dir)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "compacted" in out.stdout
+    assert victim.encode() not in db.read_bytes()
+    assert b"keep me" in db.read_bytes()
+    again = Server(data_dir=srv.data_dir, port=free_port()).start()
+    try:
+        with again.client() as c:
+            assert len(c.get("/api/v1/spans", params={"limit": 1000}).json()["data"]) == 50
+    finally:
+        again.stop()
+
+
+def test_compact_refuses_a_missing_store(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sightline", "compact", "--data-dir", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0 and "no store" in out.stderr

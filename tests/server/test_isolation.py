@@ -1,0 +1,219 @@
+"""Tenant isolation: with alpha's keys, no route returns or changes beta's data.
+
+Parametrised over every operation of the app's OpenAPI schema: a new route fails this test
+until it gets a case in CASES (what alpha's key tries against beta, and what must hold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from _two_projects import KEYS, TwoProjects, spans_for, two_projects
+from sightline.config import Settings
+from sightline.model import Alert
+from sightline.server import create_app
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
+    hh = next(gen := two_projects(tmp_path_factory.mktemp("iso")))
+    b = hh.projects["beta"]
+    now = hh.clock()
+    hh.store.save_alerts([Alert(project_id="beta", alert_id="alert-beta-1", rule=b.rule,
+                                rule_version=1, rule_type="threshold", severity="P2", group={},
+                                group_key="", status="firing", pending_since=now,
+                                started_at=now, last_evaluated_at=now,
+                                summary=f"{b.marker} alert")], [])  # fmt: skip
+    yield hh
+    next(gen, None)
+
+
+def _secrets_of(h: TwoProjects, name: str) -> list[str]:
+    p = h.projects[name]
+    return [p.marker, p.user_id, p.rule, p.silence_id, *p.trace_ids, *p.span_ids,
+            *p.key_ids.values(), "alert-beta-1" if name == "beta" else "-"]  # fmt: skip
+
+
+def _no_beta(h: TwoProjects, r: object) -> None:
+    """No beta value in the response, but those the request sent itself (echoed in errors)."""
+    text = r.text  # type: ignore[attr-defined]
+    req = r.request  # type: ignore[attr-defined]
+    sent = str(req.url) + req.content.decode()
+    for s in _secrets_of(h, "beta"):
+        if s not in sent:
+            assert s not in text, f"beta's {s!r} leaked: {text[:300]}"
+
+
+def _beta_intact(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    r = h.api("GET", "/api/v1/spans", project="beta")
+    assert len(r.json()["data"]) == 3
+    assert h.api("GET", f"/api/v1/alerts/rules/{b.rule}", project="beta").status_code == 200
+    sil = h.api("GET", "/api/v1/alerts/silences", project="beta").json()["data"]
+    assert any(s["silence_id"] == b.silence_id for s in sil)
+    assert h.api("GET", "/api/v1/keys", project="beta").status_code == 200
+    assert len(h.store.list_scores("beta", b.trace_ids[0])) == 1
+    pr = h.api("GET", "/api/v1/projects/beta/privacy", project="beta").json()
+    assert pr["retention_days"] == 0
+    alert = h.api("GET", "/api/v1/alerts/alert-beta-1", project="beta").json()
+    assert alert["acknowledged_at"] is None if "acknowledged_at" in alert else True
+
+
+def _get(path: str, **params: str) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        b = h.projects["beta"]
+        p = path.format(trace=b.trace_ids[0], rule=b.rule, silence=b.silence_id,
+                        alert="alert-beta-1", key=b.key_ids["read"], user=b.user_id)  # fmt: skip
+        q = {k: v.format(trace=b.trace_ids[0], user=b.user_id, rule=b.rule)
+             for k, v in params.items()}  # fmt: skip
+        r = h.api("GET", p, params=q)
+        assert r.status_code in (200, 404), r.text
+        _no_beta(h, r)
+
+    return case
+
+
+def _change(method: str, path: str, json: object = None) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        b = h.projects["beta"]
+        p = path.format(rule=b.rule, silence=b.silence_id, alert="alert-beta-1",
+                        key=b.key_ids["read"], user=b.user_id)  # fmt: skip
+        r = h.api(method, p, json=json)
+        assert r.status_code < 500, r.text
+        _no_beta(h, r)
+        _beta_intact(h)
+
+    return case
+
+
+def _ingest(h: TwoProjects) -> None:
+    before = h.store.count_spans("beta")
+    spans = spans_for("alpha", 1, user=h.projects["beta"].user_id, marker="iso", start=h.clock())
+    assert h.api("POST", "/api/v1/spans", json=spans).status_code == 200
+    assert h.store.count_spans("beta") == before
+
+
+def _otlp(h: TwoProjects) -> None:
+    before = h.store.count_spans("beta")
+    body = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "ab" * 16,
+                                "spanId": "cd" * 8,
+                                "name": "x",
+                                "startTimeUnixNano": "1772452800000000000",
+                                "endTimeUnixNano": "1772452801000000000",
+                                "attributes": [
+                                    {"key": "sightline.project", "value": {"stringValue": "beta"}}
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    r = h.api("POST", "/v1/traces", json=body)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert h.store.count_spans("beta") == before
+    assert h.store.get_trace("beta", "ab" * 16) == []
+
+
+def _feedback(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    # feedback naming beta's trace lands in alpha (the key's project), never in beta
+    r = h.api("POST", "/api/v1/feedback", json={"trace_id": b.trace_ids[1], "score": -1})
+    assert r.status_code == 201
+    assert h.store.list_scores("beta", b.trace_ids[1]) == []
+    r = h.api("POST", "/api/v1/feedback", json={"span_id": b.span_ids[1], "score": -1})
+    assert r.status_code == 404  # beta's span is unknown to alpha
+
+
+def _metrics_prom(h: TwoProjects) -> None:
+    r = h.api("GET", "/metrics")
+    assert r.status_code == 200
+    assert 'project="beta"' not in r.text
+
+
+def _metric_values(h: TwoProjects) -> None:
+    q = {"name": "requests", "model": "model-beta", "from": "1772400000", "to": "1772460000"}
+    r = h.api("GET", "/api/v1/metrics", params=q)
+    assert r.status_code == 200, r.text
+    assert "model-beta" not in r.text or all(
+        p[1] in (None, 0) for s in r.json()["data"] for p in s["points"])  # fmt: skip
+    _no_beta(h, r)
+
+
+def _audit(h: TwoProjects) -> None:
+    r = h.api("GET", "/api/v1/audit", params={"limit": 1000})
+    assert r.status_code == 200
+    beta_actors = {f"key:{k}" for k in h.projects["beta"].key_ids.values()}
+    for e in r.json()["data"]:
+        assert e["project_id"] == "alpha" and e["actor"] not in beta_actors, e
+
+
+CASES: dict[str, Callable[[TwoProjects], None]] = {
+    "GET /healthz": _get("/healthz"),
+    "GET /readyz": _get("/readyz"),
+    "GET /metrics": _metrics_prom,
+    "POST /v1/traces": _otlp,
+    "POST /api/v1/spans": _ingest,
+    "GET /api/v1/spans": _get("/api/v1/spans", user_id="{user}", trace_id="{trace}"),
+    "GET /api/v1/traces/{trace_id}": _get("/api/v1/traces/{trace}"),
+    "GET /api/v1/metrics": _metric_values,
+    "POST /api/v1/feedback": _feedback,
+    "GET /api/v1/alerts/rules": _get("/api/v1/alerts/rules"),
+    "POST /api/v1/alerts/rules": _change("POST", "/api/v1/alerts/rules",
+        {"name": "rule-beta", "metric": "latency_ms", "threshold": 1, "window": "5m"}),
+    "GET /api/v1/alerts/rules/{name}": _get("/api/v1/alerts/rules/{rule}"),
+    "PUT /api/v1/alerts/rules/{name}": _change("PUT", "/api/v1/alerts/rules/{rule}",
+        {"name": "rule-beta", "metric": "latency_ms", "threshold": 7, "window": "5m"}),
+    "DELETE /api/v1/alerts/rules/{name}": _change("DELETE", "/api/v1/alerts/rules/{rule}"),
+    "GET /api/v1/alerts/rules/{name}/versions": _get("/api/v1/alerts/rules/{rule}/versions"),
+    "GET /api/v1/alerts/slos": _get("/api/v1/alerts/slos"),
+    "GET /api/v1/alerts/channels": _get("/api/v1/alerts/channels"),
+    "GET /api/v1/alerts/deliveries": _get("/api/v1/alerts/deliveries"),
+    "GET /api/v1/alerts/silences": _get("/api/v1/alerts/silences"),
+    "POST /api/v1/alerts/silences": _change("POST", "/api/v1/alerts/silences",
+        {"matchers": {"rule": "rule-beta"}, "duration": "1h"}),
+    "DELETE /api/v1/alerts/silences/{silence_id}": _change("DELETE",
+        "/api/v1/alerts/silences/{silence}"),
+    "GET /api/v1/alerts": _get("/api/v1/alerts", rule="{rule}"),
+    "GET /api/v1/alerts/{alert_id}": _get("/api/v1/alerts/{alert}"),
+    "POST /api/v1/alerts/{alert_id}/ack": _change("POST", "/api/v1/alerts/{alert}/ack", {}),
+    "GET /api/v1/drift": _get("/api/v1/drift"),
+    "GET /api/v1/drift/jobs": _get("/api/v1/drift/jobs"),
+    "POST /api/v1/drift/run": _change("POST", "/api/v1/drift/run", {}),
+    "GET /api/v1/projects/{project_id}/privacy": _get("/api/v1/projects/beta/privacy"),
+    "PUT /api/v1/projects/{project_id}/privacy": _change("PUT", "/api/v1/projects/beta/privacy",
+        {"retention_days": 1}),
+    "DELETE /api/v1/users/{user_id}/data": _change("DELETE", "/api/v1/users/{user}/data"),
+    "GET /api/v1/audit": lambda h: _audit(h),
+    "GET /api/v1/keys": _get("/api/v1/keys"),
+    "POST /api/v1/keys": _change("POST", "/api/v1/keys", {"role": "admin"}),
+    "DELETE /api/v1/keys/{key_id}": _change("DELETE", "/api/v1/keys/{key}"),
+}  # fmt: skip
+
+
+def _operations() -> list[str]:
+    app = create_app(Settings())
+    return [f"{m.upper()} {p}" for p, ops in app.openapi()["paths"].items() for m in ops]
+
+
+@pytest.mark.parametrize("op", _operations())
+def test_alpha_key_cannot_reach_beta(h: TwoProjects, op: str) -> None:
+    case = CASES.get(op)
+    assert case is not None, (
+        f"{op} has no isolation case: add one to CASES in {__file__} saying what alpha's key "
+        "tries against beta's data and what must hold"
+    )
+    case(h)
+    # alpha's own admin key still works and beta's keys still work for beta
+    assert h.api("GET", "/api/v1/spans", project="beta", role="read").status_code == 200
+    assert KEYS["beta"]["admin"] not in h.api("GET", "/api/v1/keys").text
