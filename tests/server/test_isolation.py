@@ -26,14 +26,22 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                                 group_key="", status="firing", pending_since=now,
                                 started_at=now, last_evaluated_at=now,
                                 summary=f"{b.marker} alert")], [])  # fmt: skip
+    r = hh.api("POST", "/api/v1/datasets", project="beta",
+               json={"name": f"{b.marker} set", "filter": {"user_id": b.user_id}})  # fmt: skip
+    assert r.status_code == 201 and r.json()["num_rows"] > 0, r.text  # something to leak
+    _BETA_DATASET.append(r.json()["dataset_id"])
     yield hh
     next(gen, None)
+
+
+_BETA_DATASET: list[str] = []
 
 
 def _secrets_of(h: TwoProjects, name: str) -> list[str]:
     p = h.projects[name]
     return [p.marker, p.user_id, p.rule, p.silence_id, *p.trace_ids, *p.span_ids,
-            *p.key_ids.values(), "alert-beta-1" if name == "beta" else "-"]  # fmt: skip
+            *p.key_ids.values(), "alert-beta-1" if name == "beta" else "-",
+            *(_BETA_DATASET if name == "beta" else [])]  # fmt: skip
 
 
 def _no_beta(h: TwoProjects, r: object) -> None:
@@ -65,7 +73,8 @@ def _get(path: str, **params: str) -> Callable[[TwoProjects], None]:
     def case(h: TwoProjects) -> None:
         b = h.projects["beta"]
         p = path.format(trace=b.trace_ids[0], rule=b.rule, silence=b.silence_id,
-                        alert="alert-beta-1", key=b.key_ids["read"], user=b.user_id)  # fmt: skip
+                        alert="alert-beta-1", key=b.key_ids["read"], user=b.user_id,
+                        dataset=_BETA_DATASET[0])  # fmt: skip
         q = {k: v.format(trace=b.trace_ids[0], user=b.user_id, rule=b.rule)
              for k, v in params.items()}  # fmt: skip
         r = h.api("GET", p, params=q)
@@ -135,6 +144,28 @@ def _feedback(h: TwoProjects) -> None:
     assert r.status_code == 404  # beta's span is unknown to alpha
 
 
+def _human_label(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    # a label naming beta's trace lands in alpha (the key's project); beta's span is unknown
+    r = h.api("POST", "/api/v1/scores", json={"trace_id": b.trace_ids[1], "label": "incorrect"})
+    assert r.status_code == 201, r.text
+    assert h.store.list_scores("beta", b.trace_ids[1]) == []
+    r = h.api("POST", "/api/v1/scores", json={"span_id": b.span_ids[1], "label": "incorrect"})
+    assert r.status_code == 404
+    _beta_intact(h)
+
+
+def _dataset_from_filter(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    r = h.api("POST", "/api/v1/datasets",
+              json={"name": "probe", "filter": {"user_id": b.user_id, "trace_id": b.trace_ids[0]}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert r.json()["num_rows"] == 0
+    rows = h.api("GET", f"/api/v1/datasets/{r.json()['dataset_id']}/rows")
+    assert rows.status_code == 200 and rows.text.strip() == ""
+    _no_beta(h, r)
+
+
 def _metrics_prom(h: TwoProjects) -> None:
     r = h.api("GET", "/metrics")
     assert r.status_code == 200
@@ -198,6 +229,14 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/keys": _get("/api/v1/keys"),
     "POST /api/v1/keys": _change("POST", "/api/v1/keys", {"role": "admin"}),
     "DELETE /api/v1/keys/{key_id}": _change("DELETE", "/api/v1/keys/{key}"),
+    "GET /api/v1/scores": _get("/api/v1/scores", trace_id="{trace}"),
+    "POST /api/v1/scores": _human_label,
+    "GET /api/v1/evaluators": _get("/api/v1/evaluators"),
+    "GET /api/v1/evaluators/agreement": _get("/api/v1/evaluators/agreement"),
+    "POST /api/v1/datasets": _dataset_from_filter,
+    "GET /api/v1/datasets": _get("/api/v1/datasets"),
+    "GET /api/v1/datasets/{dataset_id}": _get("/api/v1/datasets/{dataset}"),
+    "GET /api/v1/datasets/{dataset_id}/rows": _get("/api/v1/datasets/{dataset}/rows"),
 }  # fmt: skip
 
 
