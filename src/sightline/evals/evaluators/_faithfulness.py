@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from sightline.evals.base import EvalCase, EvalResult
+from sightline.evals.evaluators._consistency import (
+    acronyms,
+    clauses,
+    frequencies,
+    negated_stems,
+    negations,
+    siblings,
+    swapped_sibling,
+)
 from sightline.evals.evaluators._text import (
     ANTONYMS,
     content_stems,
     names,
-    negated_stems,
     numbers,
     split_sentences,
     stem,
@@ -106,30 +114,50 @@ class _Support:
 
     sentences: list[str]
     sentence_stems: list[set[str]]
-    sentence_negated: list[set[str]]
+    clause_stems: list[set[str]]
+    clause_negated: list[set[str]]
+    clause_negations: list[int]
+    clause_texts: list[str]
     stems: set[str]
     tokens: set[str]
     values: dict[float, set[str | None]]
+    frequencies: set[tuple[float, str]]
+    siblings: dict[str, set[str]]
 
 
-def _support_of(texts: Sequence[str], splitter: _Splitter) -> _Support:
+def _support_of(contexts: Sequence[str], question: str | None, splitter: _Splitter) -> _Support:
     sentences: list[str] = []
-    for t in texts:
+    for t in contexts:
         sentences.extend(splitter(t))
+    # Siblings come from the documents only: a question's "pay dividends" next to the
+    # document's "distributes dividends" is a paraphrase, not an alternative.
+    num_context_sentences = len(sentences)
+    # Polarity is read from the documents' clauses; the question asks, it does not state.
+    clause_texts = [c for s in sentences for c in clauses(s)]
+    texts = [*contexts, question] if question else list(contexts)
+    if question:
+        sentences.extend(splitter(question))
     stems_each = [content_stems(s) for s in sentences]
     all_text = "\n".join(texts)
     tokens = {w.lower().replace("’", "'").removesuffix("'s") for w in words(all_text)}
-    tokens |= {stem(w) for w in tokens}
+    # "SC-100" and "pay-as-you-go" also name their parts; "United States" also names "US".
+    tokens |= {part for w in tokens if "-" in w for part in w.split("-") if part}
+    tokens |= {stem(w) for w in tokens} | acronyms(all_text)
     values: dict[float, set[str | None]] = {}
     for v, unit in numbers(all_text):
         values.setdefault(round(v, 6), set()).add(unit)
     return _Support(
         sentences,
         stems_each,
-        [negated_stems(s) for s in sentences],
+        [content_stems(c) for c in clause_texts],
+        [negated_stems(c) for c in clause_texts],
+        [negations(c) for c in clause_texts],
+        clause_texts,
         set().union(*stems_each) if stems_each else set(),
         tokens,
         values,
+        frequencies(all_text),
+        siblings(sentences[:num_context_sentences]),
     )
 
 
@@ -241,8 +269,7 @@ class Faithfulness:
             if not case.contexts or not (case.answer or "").strip():
                 prepared.append(None)
                 continue
-            texts = list(case.contexts) + ([case.question] if case.question else [])
-            support = _support_of(texts, self._split)
+            support = _support_of(case.contexts, case.question, self._split)
             claims = [self._check(c, support) for c in self.claims(case.answer or "")]
             prepared.append((claims, support))
         self._resolve_open_claims(prepared)
@@ -268,34 +295,70 @@ class Faithfulness:
         if missing:
             claim.reason = "names not in the context: " + ", ".join(missing)
             return claim
-        claim_negated = negated_stems(text)
-        flipped: dict[str, str] = {}
-        agreed: set[str] = set()
-        for sstems, sneg, sent in zip(
-            support.sentence_stems, support.sentence_negated, support.sentences, strict=True
-        ):
-            shared = stems & sstems
-            # Polarity is only comparable where the claim and a sentence talk about the same
-            # thing: a few shared words, among them the one negated on one side only.
-            if len(shared) < self.min_aligned_words:
-                continue
-            for w in shared:
-                if (w in claim_negated) == (w in sneg):
-                    agreed.add(w)
-                else:
-                    flipped.setdefault(w, sent)
-            for s in stems - sstems:
-                swapped = ANTONYMS.get(s, set()) & (sstems - stems)
-                if swapped:
-                    claim.reason = f'"{s}" where the context says "{sorted(swapped)[0]}"'
-                    return claim
-        # A word negated in one sentence and affirmed in another (refundable within 30 days,
-        # not after) contradicts nothing when the claim agrees with one of them.
-        contradicted = sorted(set(flipped) - agreed)
-        if contradicted:
-            w = contradicted[0]
-            claim.reason = f'negation of "{w}" differs from the context: "{flipped[w]}"'
+        freqs = frequencies(text)
+        if freqs and support.frequencies and not freqs & support.frequencies:
+            claim.reason = "a frequency the context does not state"
+            return claim
+        self._check_alignment(claim, support)
         return claim
+
+    def _check_alignment(self, claim: _Claim, support: _Support) -> None:
+        """Polarity and sibling swaps against the context clauses the claim aligns with.
+
+        Each comma-separated part of the claim is set against the clauses sharing most of its
+        content words, which state the same proposition. It is their contrary when it has an
+        odd number of negations more or fewer and a shared word is negated on one side only,
+        or when an antonym stands for a word of the claim — unless another aligned clause
+        agrees with the claim on that word.
+        """
+        parts = [p for p in claim.text.split(",") if len(content_stems(p)) >= self.min_aligned_words]
+        for part in parts or [claim.text]:
+            reason = self._polarity(content_stems(part), part, support)
+            if reason:
+                claim.reason = reason
+                return
+        stems = claim.stems
+        shared_n = [len(stems & c) for c in support.clause_stems]
+        best_n = max(shared_n, default=0)
+        if best_n < self.min_aligned_words:
+            return
+        swap: tuple[str, str] | None = None
+        for i, n in enumerate(shared_n):
+            if n == best_n:
+                swap = swapped_sibling(stems, support.clause_stems[i], support.siblings)
+                if swap is None:
+                    return
+        if swap is not None:
+            claim.reason = f'"{swap[0]}" where the context says "{swap[1]}"'
+
+    def _polarity(self, stems: set[str], text: str, support: _Support) -> str | None:
+        shared_n = [len(stems & c) for c in support.clause_stems]
+        best_n = max(shared_n, default=0)
+        if best_n < self.min_aligned_words:
+            return None
+        negated = negated_stems(text)
+        num_neg = negations(text)
+        flips: dict[str, int] = {}
+        agreed: set[str] = set()
+        for i, n in enumerate(shared_n):
+            if n < self.min_aligned_words:
+                continue
+            cstems, cneg = support.clause_stems[i], support.clause_negated[i]
+            odd = (num_neg + support.clause_negations[i]) % 2 == 1
+            for w in stems & cstems:
+                if (w in negated) == (w in cneg) or not odd:
+                    agreed.add(w)
+                elif n == best_n:
+                    flips.setdefault(w, i)
+            if n == best_n:
+                for s in stems - cstems:
+                    if ANTONYMS.get(s, set()) & (cstems - stems):
+                        flips.setdefault(s, i)
+        contradicted = sorted(set(flips) - agreed)
+        if not contradicted:
+            return None
+        i = flips[contradicted[0]]
+        return f'polarity differs from the context: "{support.clause_texts[i]}"'
 
     @staticmethod
     def _closest_sentence(stems: set[str], support: _Support) -> int | None:
