@@ -36,37 +36,42 @@ def negations(text: str) -> int:
 
 _SCOPE_END = re.compile(r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when)\b")
 _SCOPE_TOKEN = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-SCOPE_WORDS = 4
+SCOPE_WORDS = 3
 
 
-def negated_stems(text: str) -> set[str]:
-    """Stems in the scope of a negation cue: the next few content words of its clause.
+def negation_scopes(text: str) -> list[set[str]]:
+    """The stems in the scope of each negation cue: the next few content words of its clause.
 
     A wide scope ("cannot be cancelled, changed or refunded" negates all three; "no pass
     includes X" negates pass, include and X) makes "X is not included in any pass" and "no
     pass includes X" agree word by word. Bounds ("no more than") negate nothing.
     """
     text = _BOUND.sub(" ", text)
-    out: set[str] = set()
+    out: list[set[str]] = []
     for m in _NEGATION_CUE.finditer(text):
         end = _SCOPE_END.search(text, m.end())
-        # a list after the cue ("cannot be cancelled, changed or refunded") stays in scope
+        # a short list after the cue ("cannot be cancelled, changed or refunded") stays in scope
         stop = len(text) if end is None else end.start()
         if end is not None and end.group() in (",", "or", "and"):
             nxt = _SCOPE_END.search(text, end.end())
             tail = text[end.end() : nxt.start() if nxt else len(text)]
             if len(_SCOPE_TOKEN.findall(tail)) <= 2:
                 stop = nxt.start() if nxt else len(text)
-        n = 0
+        scope: set[str] = set()
         for t in _SCOPE_TOKEN.finditer(text, m.end(), stop):
             w = t.group()
             if w.lower() in STOPWORDS:
                 continue
-            out.add(stem(w))
-            n += 1
-            if n >= SCOPE_WORDS:
+            scope.add(stem(w))
+            if len(scope) >= SCOPE_WORDS:
                 break
+        out.append(scope)
     return out
+
+
+def negated_stems(text: str) -> set[str]:
+    """Stems in the scope of any negation cue of ``text`` (see :func:`negation_scopes`)."""
+    return set().union(*negation_scopes(text))
 
 
 _CLAUSE_CUT = re.compile(

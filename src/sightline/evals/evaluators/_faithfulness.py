@@ -13,8 +13,7 @@ from sightline.evals.evaluators._consistency import (
     acronyms,
     clauses,
     frequencies,
-    negated_stems,
-    negations,
+    negation_scopes,
     siblings,
     swapped_sibling,
 )
@@ -99,6 +98,9 @@ _CLAUSE = re.compile(
 )
 
 
+_HEDGE = re.compile(r"^(?:it\s+)?depends(?:\s+on\s+[\w\s'-]{1,40})?$", re.IGNORECASE)
+
+
 @dataclasses.dataclass(slots=True)
 class _Claim:
     text: str
@@ -106,6 +108,10 @@ class _Claim:
     coverage: float = 1.0
     reason: str | None = None
     similarity: float | None = None
+    num_novel: int = 0
+    """Content words of the claim found nowhere in the context or the question."""
+    anchored: bool = False
+    """The claim states a number or a name, and the context has it: it is about the context."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -115,8 +121,7 @@ class _Support:
     sentences: list[str]
     sentence_stems: list[set[str]]
     clause_stems: list[set[str]]
-    clause_negated: list[set[str]]
-    clause_negations: list[int]
+    clause_scopes: list[list[set[str]]]
     clause_texts: list[str]
     stems: set[str]
     tokens: set[str]
@@ -150,8 +155,7 @@ def _support_of(contexts: Sequence[str], question: str | None, splitter: _Splitt
         sentences,
         stems_each,
         [content_stems(c) for c in clause_texts],
-        [negated_stems(c) for c in clause_texts],
-        [negations(c) for c in clause_texts],
+        [negation_scopes(c) for c in clause_texts],
         clause_texts,
         set().union(*stems_each) if stems_each else set(),
         tokens,
@@ -213,8 +217,10 @@ class Faithfulness:
         self,
         *,
         embedder: Embedder | None = None,
-        min_support: float = 0.64,
-        coverage_weight: float = 0.5,
+        min_support: float = 0.66,
+        coverage_weight: float = 0.8,
+        anchor_bonus: float = 0.1,
+        novel_penalty: float = 0.06,
         sure_coverage: float = 0.8,
         min_claim_words: int = 2,
         min_aligned_words: int = 3,
@@ -229,6 +235,10 @@ class Faithfulness:
         self.min_support = min_support
         """A claim is supported when similarity + coverage_weight * coverage reaches this."""
         self.coverage_weight = coverage_weight
+        self.anchor_bonus = anchor_bonus
+        """Added to the support of a claim whose numbers or names the context confirms."""
+        self.novel_penalty = novel_penalty
+        """Taken off the support for each content word beyond the first that the context lacks."""
         self.sure_coverage = sure_coverage
         """Share of a claim's content words found in the context that supports it outright."""
         self.min_claim_words = min_claim_words
@@ -255,7 +265,10 @@ class Faithfulness:
         for sentence in self._split(answer):
             for clause in _CLAUSE.split(strip_discourse(sentence)):
                 clause = strip_discourse(clause.strip(" ,.;:")).strip(" ,.;:")
-                # "It depends", "Only Basic does": too little to check on its own.
+                # "It depends", "Only Basic does": too little to check on its own; "it
+                # depends on the fare" announces the claims that follow, it is not one.
+                if _HEDGE.match(clause):
+                    continue
                 if len(content_stems(clause)) >= self.min_claim_words or any(
                     c.isdigit() for c in clause
                 ):
@@ -280,7 +293,9 @@ class Faithfulness:
         stems = content_stems(text)
         claim = _Claim(text, stems)
         claim.coverage = len(stems & support.stems) / len(stems) if stems else 1.0
+        claim.num_novel = len(stems - support.stems)
         for value, unit in numbers(text, spelled=False):
+            claim.anchored = True
             units = support.values.get(round(value, 6))
             if units is None:
                 claim.reason = f"number {_fmt(value)} not in the context"
@@ -295,6 +310,7 @@ class Faithfulness:
         if missing:
             claim.reason = "names not in the context: " + ", ".join(missing)
             return claim
+        claim.anchored = claim.anchored or bool(names(text))
         freqs = frequencies(text)
         if freqs and support.frequencies and not freqs & support.frequencies:
             claim.reason = "a frequency the context does not state"
@@ -336,15 +352,21 @@ class Faithfulness:
         best_n = max(shared_n, default=0)
         if best_n < self.min_aligned_words:
             return None
-        negated = negated_stems(text)
-        num_neg = negations(text)
+        scopes = negation_scopes(text)
+        negated = set().union(*scopes)
         flips: dict[str, int] = {}
         agreed: set[str] = set()
         for i, n in enumerate(shared_n):
             if n < self.min_aligned_words:
                 continue
-            cstems, cneg = support.clause_stems[i], support.clause_negated[i]
-            odd = (num_neg + support.clause_negations[i]) % 2 == 1
+            cstems, cscopes = support.clause_stems[i], support.clause_scopes[i]
+            cneg = set().union(*cscopes)
+            # Only negations about what the other side talks of count: "at no extra cost"
+            # does not answer "Basic does not include roaming".
+            relevant = sum(1 for sc in scopes if sc & cstems) + sum(
+                1 for sc in cscopes if sc & stems
+            )
+            odd = relevant % 2 == 1
             for w in stems & cstems:
                 if (w in negated) == (w in cneg) or not odd:
                     agreed.add(w)
@@ -402,7 +424,12 @@ class Faithfulness:
             sims = vecs[i + 1 : i + 1 + n] @ vecs[i]
             i += 1 + n
             claim.similarity = float(sims.max())
-            support = claim.similarity + self.coverage_weight * claim.coverage
+            support = (
+                claim.similarity
+                + self.coverage_weight * claim.coverage
+                + self.anchor_bonus * claim.anchored
+                - self.novel_penalty * max(0, claim.num_novel - 1)
+            )
             if support < self.min_support:
                 claim.reason = (
                     f"not supported by the context (similarity {claim.similarity:.2f}, "
@@ -449,6 +476,8 @@ class Faithfulness:
                         "reason": c.reason,
                         "coverage": round(c.coverage, 3),
                         "similarity": c.similarity,
+                        "novel_words": c.num_novel,
+                        "anchored": c.anchored,
                     }  # fmt: skip
                     for c in claims
                 ],

@@ -14,7 +14,10 @@ _ABBREV = {
     "vs", "etc", "e.g", "i.e", "approx", "fig", "u.s", "u.k", "dept", "est", "ext", "min",
     "max", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
 }  # fmt: skip
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*•\d])")
+# A sentence may start with a lower-case identifier ("pg_dump writes..."), never with a word.
+_SENT_END = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9]|[a-z]+_[a-z])|\n\s*\n|\n(?=\s*[-*•\d])"
+)
 
 
 def split_sentences(text: str) -> list[str]:
