@@ -29,6 +29,8 @@ _BOUND = re.compile(
     r"not\s+exceed\b|n['’]t\s+(?:be\s+)?(?:more|less|exceed|older|longer|later)\b",
     re.IGNORECASE,
 )
+
+
 def negations(text: str) -> int:
     """How many negation cues ``text`` holds (bounds like "no more than" excluded)."""
     return len(_NEGATION_CUE.findall(_BOUND.sub(" ", text)))

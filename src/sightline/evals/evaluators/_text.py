@@ -6,6 +6,7 @@ retrieved documents of 50 spans/s; these regexes do the same work at well over 1
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -58,6 +59,7 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*")
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match refund/refunds/refunded, not a real stemmer."""
     w = word.lower().replace("’", "'")
