@@ -24,16 +24,26 @@ _NEGATION_CUE = re.compile(
 # "no more than", "not exceed", "no later than", "not below": a bound, not a denial; the
 # same bound is often written without a negation ("up to", "at most", "by").
 _BOUND = re.compile(
-    r"\b(?:no|not)\s+(?:more|less|fewer|later|earlier|longer|older|younger|higher|lower|"
-    r"greater|under|over|below|above|exceed(?:ing)?)\b|\b(?:do|does|must|may|should|will)\s+"
-    r"not\s+exceed\b|n['’]t\s+(?:be\s+)?(?:more|less|exceed|older|longer|later)\b",
+    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+)?(?:more|less|fewer|later|earlier|longer|older|"
+    r"younger|higher|lower|greater|bigger|larger|smaller|heavier|under|over|below|above|"
+    r"exceed(?:ing)?|\w+er\s+than)\b",
     re.IGNORECASE,
 )
 
 
+# "interest-free" is "no interest" ("free of charge" stays: "free" already says it).
+_FREE = re.compile(r"\b([A-Za-z]+)-free\b", re.IGNORECASE)
+
+
+def normalise_negation(text: str) -> str:
+    """``text`` with "X-free" as "no X" and bounds ("no more than") blanked out."""
+    text = _FREE.sub(lambda m: f"no {m.group(1)}", text)
+    return _BOUND.sub(" ", text)
+
+
 def negations(text: str) -> int:
     """How many negation cues ``text`` holds (bounds like "no more than" excluded)."""
-    return len(_NEGATION_CUE.findall(_BOUND.sub(" ", text)))
+    return len(_NEGATION_CUE.findall(normalise_negation(text)))
 
 
 _SCOPE_END = re.compile(r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when)\b")
@@ -48,17 +58,19 @@ def negation_scopes(text: str) -> list[set[str]]:
     includes X" negates pass, include and X) makes "X is not included in any pass" and "no
     pass includes X" agree word by word. Bounds ("no more than") negate nothing.
     """
-    text = _BOUND.sub(" ", text)
+    text = normalise_negation(text)
     out: list[set[str]] = []
     for m in _NEGATION_CUE.finditer(text):
         end = _SCOPE_END.search(text, m.end())
-        # a short list after the cue ("cannot be cancelled, changed or refunded") stays in scope
         stop = len(text) if end is None else end.start()
-        if end is not None and end.group() in (",", "or", "and"):
+        # a list after the cue ("cannot be cancelled, changed or refunded") stays in scope
+        while end is not None and end.group() in (",", "or", "and"):
             nxt = _SCOPE_END.search(text, end.end())
             tail = text[end.end() : nxt.start() if nxt else len(text)]
-            if len(_SCOPE_TOKEN.findall(tail)) <= 2:
-                stop = nxt.start() if nxt else len(text)
+            if len(_SCOPE_TOKEN.findall(tail)) > 2:
+                break
+            stop = nxt.start() if nxt else len(text)
+            end = nxt
         scope: set[str] = set()
         for t in _SCOPE_TOKEN.finditer(text, m.end(), stop):
             w = t.group()
