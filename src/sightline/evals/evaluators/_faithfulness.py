@@ -221,7 +221,7 @@ class Faithfulness:
     """
 
     name = "faithfulness"
-    version = "1"
+    version = "2"
 
     def __init__(
         self,
