@@ -227,7 +227,7 @@ class Faithfulness:
         self,
         *,
         embedder: Embedder | None = None,
-        min_support: float = 0.66,
+        min_support: float = 0.58,
         coverage_weight: float = 0.8,
         anchor_bonus: float = 0.1,
         novel_penalty: float = 0.06,
