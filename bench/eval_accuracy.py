@@ -132,6 +132,8 @@ def main() -> None:
             for batch in batches:
                 t0 = time.perf_counter()
                 s = measure(name, split, batch=batch)
+                if s.n == 0:
+                    continue
                 label = split if batch is None else f"{split}, batch {batch}"
                 took = f"<!-- {time.perf_counter() - t0:.1f}s -->"
                 print(
