@@ -2,8 +2,11 @@
 
 Two workloads, each with a fresh embedder: `cold` gives every span its own documents (no
 embedding cache hits, the worst case), `kb` draws documents from a knowledge base of 200
-(retrieval returns the same documents again and again, as in a RAG application). Prints
-medians over batches.
+(retrieval returns the same documents again and again, as in a RAG application). Each answer
+has claims the lexical checks settle (copied words, a claim sharing no word with the documents)
+and one paraphrase that only the embedding step can judge, so every span sends context
+sentences it has never seen to the model. Prints medians over batches and the texts embedded
+per span.
 
     python bench/faithfulness_throughput.py [--quick]
 """
@@ -34,19 +37,28 @@ def _doc(rng: random.Random, k: int) -> str:
 def _case(rng: random.Random, docs: list[str]) -> EvalCase:
     d = docs[0]
     days = d.split("allows ")[1].split(" ")[0]
+    topic = d.split("the ")[1].split(" ")[0]
     answer = (
         f"The policy allows {days} days. You can request changes from the settings page. "
-        "Large requests are handled within a few business days, and a manager approves them."
+        "Large requests are handled within a few business days, and a manager approves them. "
+        f"Bigger orders take the {topic} people a couple of working days."
     )
     return EvalCase(question="What does the policy allow?", answer=answer, contexts=tuple(docs))
 
 
-def run(num_batches: int, batch_size: int, kb_size: int | None) -> float:
+def run(num_batches: int, batch_size: int, kb_size: int | None) -> tuple[float, float, float]:
+    """Median spans/s over batches, texts embedded per span, and CPU ms per span.
+
+    The CPU time (all threads of this process) is steadier than wall time on a shared
+    machine: other processes slow the wall clock, not the work done.
+    """
     rng = random.Random(7)
-    f = Faithfulness(embedder=Embedder())
+    embedder = Embedder()
+    f = Faithfulness(embedder=embedder)
     kb = [_doc(rng, k) for k in range(kb_size)] if kb_size else []
     counter = iter(range(10**9))
     rates = []
+    cpu0 = time.process_time()
     for _ in range(num_batches):
         cases = []
         for _ in range(batch_size):
@@ -55,7 +67,9 @@ def run(num_batches: int, batch_size: int, kb_size: int | None) -> float:
         t0 = time.perf_counter()
         f.evaluate(cases)
         rates.append(batch_size / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    num_spans = num_batches * batch_size
+    cpu_ms = (time.process_time() - cpu0) * 1000 / num_spans
+    return statistics.median(rates), embedder.num_embedded / num_spans, cpu_ms
 
 
 def main() -> None:
@@ -63,10 +77,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 batches per workload")
     args = ap.parse_args()
     n = 2 if args.quick else 10
-    cold = run(n, 64, None)
-    kb = run(n + 2, 64, 200)
-    print(f"faithfulness_cold_spans_per_s_median={cold:.0f}")
-    print(f"faithfulness_kb200_spans_per_s_median={kb:.0f}")
+    for name, kb_size in (("cold", None), ("kb200", 200)):
+        rate, texts, cpu_ms = run(n if kb_size is None else n + 2, 64, kb_size)
+        print(f"faithfulness_{name}_spans_per_s_median={rate:.0f}")
+        print(f"faithfulness_{name}_texts_embedded_per_span={texts:.2f}")
+        print(f"faithfulness_{name}_cpu_ms_per_span={cpu_ms:.1f}")
 
 
 if __name__ == "__main__":

@@ -157,8 +157,8 @@ def _human_label(h: TwoProjects) -> None:
 
 def _dataset_from_filter(h: TwoProjects) -> None:
     b = h.projects["beta"]
-    r = h.api("POST", "/api/v1/datasets",
-              json={"name": "probe", "filter": {"user_id": b.user_id, "trace_id": b.trace_ids[0]}})  # fmt: skip
+    probe = {"name": "probe", "filter": {"user_id": b.user_id, "trace_id": b.trace_ids[0]}}
+    r = h.api("POST", "/api/v1/datasets", json=probe)
     assert r.status_code == 201, r.text
     assert r.json()["num_rows"] == 0
     rows = h.api("GET", f"/api/v1/datasets/{r.json()['dataset_id']}/rows")

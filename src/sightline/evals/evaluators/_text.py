@@ -6,6 +6,7 @@ retrieved documents of 50 spans/s; these regexes do the same work at well over 1
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -14,7 +15,10 @@ _ABBREV = {
     "vs", "etc", "e.g", "i.e", "approx", "fig", "u.s", "u.k", "dept", "est", "ext", "min",
     "max", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
 }  # fmt: skip
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*•\d])")
+# A sentence may start with a lower-case identifier ("pg_dump writes..."), never with a word.
+_SENT_END = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9]|[a-z]+_[a-z])|\n\s*\n|\n(?=\s*[-*•\d])"
+)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -49,12 +53,14 @@ STOPWORDS = frozenset(
     usually typically generally normally simply just really still even get gets got go goes
     may might must need needs let lets make makes want yes ok okay sure please note however
     although though also well like per via etc one its it's that's there's here's you'll you're
-    you've we're we'll they're i'm i've i'd only does did done
+    you've we're we'll they're i'm i've i'd only does did done non isn't aren't wasn't weren't
+    doesn't didn't hasn't haven't hadn't shouldn't wouldn't couldn't mustn't cannot
     """.split()
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*")
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match refund/refunds/refunded, not a real stemmer."""
     w = word.lower().replace("’", "'")
@@ -63,6 +69,9 @@ def stem(word: str) -> str:
     for suf in ("ations", "ation", "ingly", "ments", "ment", "ings", "ing", "ied", "ies", "able",
                 "ible", "ed", "es", "s", "ly"):  # fmt: skip
         if suf == "s" and w.endswith(("ss", "us", "is")):
+            continue
+        # "rates", "fares", "tires" lose their "s" only; "boxes", "taxes", "pushes" their "es"
+        if suf == "es" and not w.endswith(("sses", "xes", "zes", "ches", "shes")):
             continue
         if w.endswith(suf) and len(w) - len(suf) >= 3:
             w = w[: -len(suf)]
@@ -82,11 +91,20 @@ def words(text: str) -> list[str]:
 
 
 def content_stems(text: str) -> set[str]:
-    """Stems of the words that carry meaning (no stopwords, numbers or units)."""
+    """Stems of the words that carry meaning (no stopwords, numbers or units).
+
+    Hyphenated words count by their parts: "burst-pipe damage" and "time-of-use" share words
+    with "burst pipes" and "time"; the "non" of "non-refundable" is a negation, not a word.
+    """
     return {
-        stem(w)
+        stem(p)
         for w in words(text)
-        if w.lower() not in STOPWORDS and not w[0].isdigit() and w.lower() not in _ALL_UNITS
+        for p in (w.split("-") if "-" in w else (w,))
+        if len(p) > 1
+        and p.lower() not in STOPWORDS
+        and not p[0].isdigit()
+        and p.lower() not in _ALL_UNITS
+        and p.lower() not in _NUM_WORDS
     } - {""}
 
 
