@@ -21,8 +21,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(data_dir: Path, *, workers: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    data_dir: Path, *, workers: int | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    extra_env = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     env.update(
         {
@@ -33,6 +36,7 @@ def start(data_dir: Path, *, workers: int | None = None) -> tuple[subprocess.Pop
     )
     if workers is not None:
         env["SIGHTLINE_INGEST_WORKERS"] = str(workers)
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [
             sys.executable,

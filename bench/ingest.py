@@ -95,10 +95,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workers", type=int, default=None, help="SIGHTLINE_INGEST_WORKERS")
+    ap.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
+    )
     args = ap.parse_args()
     batches, runs = (4, 1) if args.quick else (40, 3)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = _server.start(Path(tmp), workers=args.workers)
+        env = {k: v for k, v in (e.split("=", 1) for e in args.env)}
+        proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
         try:
             run_once(url, 2)  # warm-up: worker processes, price cache
             rates = [run_once(url, batches) for _ in range(runs)]
