@@ -14,14 +14,26 @@ drops what it receives, so no network IO is measured and the export thread's wor
   output captured as JSON).
 
 Prints one line per figure: ``name_median_us=...`` and the ratios to ``bare``.
+
+``--instructions`` counts CPU instructions instead of timing, which does not depend on what
+else the machine runs: each case runs in its own process under ``valgrind --tool=callgrind``
+(all threads, the export thread included) with N calls and with none, and the difference
+divided by N is the case's cost per call. Prints ``name_instructions_per_call=...`` and the
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import glob
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -54,7 +66,15 @@ class DropExporter(SpanExporter):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a short run (tests)")
+    ap.add_argument(
+        "--instructions", action="store_true", help="count instructions under callgrind"
+    )
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # one case, run by --instructions
+    ap.add_argument("--calls", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.instructions:
+        instruction_counts(calls=200 if args.quick else 2000)
+        return
     rounds, calls = (5, 300) if args.quick else (41, 2000)
 
     sightline.init(service_name="bench", span_exporter=DropExporter(), instrument=False)
@@ -126,6 +146,14 @@ def main() -> None:
     for fn in cases.values():  # warm up
         for _ in range(200):
             fn()
+    if args.only:
+        gc.disable()
+        fn = cases[args.only]
+        for _ in range(args.calls):
+            fn()
+        sightline.shutdown()  # flush both export queues: their threads' work is counted
+        bare_provider.shutdown()
+        return
     per_call: dict[str, list[float]] = {k: [] for k in cases}
     gc_was = gc.isenabled()
     for r in range(rounds):
@@ -148,6 +176,48 @@ def main() -> None:
     print(f"sdk_vs_bare_current_ratio={med['sdk'] / med['bare_current']:.2f}")
     print(f"sdk_observe_vs_bare_ratio={med['sdk_observe'] / med['bare']:.2f}")
     print(f"rounds={rounds} calls_per_round={calls}")
+
+
+CASES = ("bare", "bare_current", "sdk", "sdk_observe")
+
+
+def _callgrind_total(case: str, calls: int) -> int:
+    """Instructions of a whole process running ``case`` ``calls`` times (all threads)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={tmp}/cg.out",
+            sys.executable,
+            __file__,
+            "--only",
+            case,
+            "--calls",
+            str(calls),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
+        total = 0
+        for path in glob.glob(f"{tmp}/cg.out*"):
+            with open(path) as f:
+                m = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
+            if m:
+                total += int(m.group(1))
+        return total
+
+
+def instruction_counts(calls: int) -> None:
+    per_call: dict[str, float] = {}
+    for case in CASES:
+        base = _callgrind_total(case, 0)
+        per_call[case] = (_callgrind_total(case, calls) - base) / calls
+        print(f"{case}_instructions_per_call={per_call[case]:.0f}", flush=True)
+    pc = per_call
+    print(f"sdk_vs_bare_instructions_ratio={pc['sdk'] / pc['bare']:.2f}")
+    print(f"sdk_vs_bare_current_instructions_ratio={pc['sdk'] / pc['bare_current']:.2f}")
+    print(f"sdk_observe_vs_bare_instructions_ratio={pc['sdk_observe'] / pc['bare']:.2f}")
+    print(f"calls={calls}")
 
 
 if __name__ == "__main__":
