@@ -29,6 +29,7 @@ from sightline.server.routes import (
     metrics,
     otlp,
     privacy,
+    prompts,
     scores,
     spans,
     traces,
@@ -171,6 +172,7 @@ def create_app(
         evaluators.router,
         datasets.router,
         privacy.router,
+        prompts.router,
         keys_routes.router,
     ):
         app.include_router(r)
