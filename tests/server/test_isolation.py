@@ -217,6 +217,37 @@ def _create_prompt(h: TwoProjects) -> None:
     assert r.json()["template"] == "alpha {{q}}"
 
 
+_WIDE = {"from": "1772000000", "to": "1773000000"}
+
+
+def _compare(h: TwoProjects) -> None:
+    q = {"dimension": "model", "a": "model-beta", "b": "model-alpha", **_WIDE}
+    r = h.api("GET", "/api/v1/compare", params=q)
+    assert r.status_code == 200, r.text
+    assert r.json()["samples"]["a"]["calls"] == 0  # beta's calls are not alpha's group A
+    assert r.json()["samples"]["b"]["calls"] > 0
+    _no_beta(h, r)
+
+
+def _costs(path: str, **params: str) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        r = h.api("GET", path, params={**params, **_WIDE})
+        assert r.status_code == 200, r.text
+        assert "model-beta" not in r.text and "model-alpha" in r.text
+        _no_beta(h, r)
+
+    return case
+
+
+def _prompt_length(h: TwoProjects) -> None:
+    r = h.api("GET", "/api/v1/costs/prompt-length", params={"step": "1h", **_WIDE})
+    assert r.status_code == 200, r.text
+    calls = sum(p["calls"] for s in r.json()["data"] for p in s["points"])
+    alpha_llm = h.api("GET", "/api/v1/spans", params={"kind": "llm", "limit": 1000})
+    assert calls == len(alpha_llm.json()["data"])  # alpha's LLM calls, none of beta's
+    _no_beta(h, r)
+
+
 def _audit(h: TwoProjects) -> None:
     r = h.api("GET", "/api/v1/audit", params={"limit": 1000})
     assert r.status_code == 200
@@ -285,6 +316,10 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "POST /api/v1/prompts/{name}/render": _prompt_case("POST", "/api/v1/prompts/{name}/render",
         {"label": "production", "variables": {"q": "x"}}),
     "POST /api/v1/prompts": _create_prompt,
+    "GET /api/v1/compare": _compare,
+    "GET /api/v1/costs": _costs("/api/v1/costs", by="model"),
+    "GET /api/v1/costs/tasks": _costs("/api/v1/costs/tasks", group_by="model"),
+    "GET /api/v1/costs/prompt-length": _prompt_length,
 }  # fmt: skip
 
 

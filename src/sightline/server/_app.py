@@ -21,6 +21,8 @@ from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
 from sightline.server.routes import (
     alerts,
+    compare,
+    costs,
     datasets,
     drift,
     evaluators,
@@ -167,6 +169,8 @@ def create_app(
         metrics.router,
         feedback.router,
         alerts.router,
+        compare.router,
+        costs.router,
         drift.router,
         scores.router,
         evaluators.router,

@@ -123,7 +123,7 @@ def cost_breakdown(
             " quantile_cont(c, 0.95) FILTER (WHERE k IS NOT NULL),"
             " max(c) FILTER (WHERE k IS NOT NULL),"
             " coalesce(sum(c) FILTER (WHERE k IS NULL), 0),"
-            " coalesce(sum(n) FILTER (WHERE k IS NULL), 0), coalesce(sum(n), 0)",
+            " coalesce(sum(n) FILTER (WHERE k IS NULL), 0), coalesce(sum(n), 0) FROM g",
             params,
         ).fetchall()[0]
     data = [
