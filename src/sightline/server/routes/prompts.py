@@ -243,6 +243,7 @@ async def render_version(
     project_id: str = Depends(project_of),
 ) -> dict[str, Any]:
     """Fill a version's ``{{variables}}``; 400 naming the missing ones."""
+    request.state.audited = True  # a POST that changes nothing: not an admin action to log
     pv = await _resolve(request, project_id, name, body.version, body.label)
     variables = {k: "" if v is None else v for k, v in body.variables.items()}
     try:
