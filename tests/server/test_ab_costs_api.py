@@ -331,6 +331,11 @@ class TestCostBreakdown:
         assert by_v["1"]["cost_per_successful_task"] == pytest.approx(0.009 / 2)
         assert by_v["2"]["cost_per_successful_task"] == pytest.approx(0.012 / 1)
 
+    def test_empty_parameters_mean_the_defaults(self, client: TestClient) -> None:
+        # found by the fuzzer: an empty step was a 500
+        r = client.get("/api/v1/costs/prompt-length", params={"step": "", "from": "", "to": ""})
+        assert r.status_code == 200 and r.json()["step_s"] == 86_400, r.text
+
     def test_prompt_length_trend_per_feature(self, client: TestClient) -> None:
         r = client.get("/api/v1/costs/prompt-length", params={"step": "1d", **RANGE})
         assert r.status_code == 200, r.text

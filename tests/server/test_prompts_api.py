@@ -145,6 +145,21 @@ class TestVersions:
         assert r.status_code == 409, r.text  # a rubric cannot turn into a prompt
 
 
+    def test_concurrent_creates_get_distinct_consecutive_versions(self, client: TestClient) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def create(i: int) -> int:
+            r = client.post("/api/v1/prompts", json={"name": "busy", "template": f"t{i}"})
+            assert r.status_code == 201, r.text
+            return int(r.json()["version"])
+
+        with ThreadPoolExecutor(8) as pool:
+            versions = sorted(pool.map(create, range(16)))
+        assert versions == list(range(1, 17))
+        vs = client.get("/api/v1/prompts/busy/versions").json()["data"]
+        assert sorted(v["template"] for v in vs) == sorted(f"t{i}" for i in range(16))
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("body", "fragment"),
