@@ -144,7 +144,6 @@ class TestVersions:
         r = client.post("/api/v1/prompts", json={"name": "tone-rubric", "template": "x"})
         assert r.status_code == 409, r.text  # a rubric cannot turn into a prompt
 
-
     def test_concurrent_creates_get_distinct_consecutive_versions(self, client: TestClient) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
