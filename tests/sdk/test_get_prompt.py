@@ -115,8 +115,30 @@ def test_unreachable_without_cache_uses_the_fallback_or_raises(
     assert (p.version, p.is_fallback, p.type) == (None, True, "text")
     assert p.render(name="Bo") == "Hi Bo"
     assert p.ref == ("nowhere", "fallback")
+    sightline.clear_prompt_cache()
     with pytest.raises(sightline.PromptUnavailable, match="unreachable"):
         sightline.get_prompt("nowhere", label="production", timeout_s=0.5)
+
+
+def test_a_down_server_is_asked_once_per_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    _point_at(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    calls = []
+    real_fetch = _prompts._fetch
+
+    def counting_fetch(url: str, api_key: str | None, timeout_s: float) -> dict[str, object]:
+        calls.append(url)
+        return real_fetch(url, api_key, timeout_s)
+
+    monkeypatch.setattr(_prompts, "_fetch", counting_fetch)
+    clock = [1e9]
+    monkeypatch.setattr(_prompts, "_now", lambda: clock[0])
+    for _ in range(5):
+        p = sightline.get_prompt("down", fallback="fb {{x}}", cache_ttl_s=30, timeout_s=0.5)
+        assert p.is_fallback and p.template == "fb {{x}}"
+    assert len(calls) == 1  # the failure is remembered for the TTL, not retried per call
+    clock[0] += 31
+    sightline.get_prompt("down", fallback="fb {{x}}", cache_ttl_s=30, timeout_s=0.5)
+    assert len(calls) == 2
 
 
 def test_unknown_prompt_or_bad_key_fall_back_with_the_servers_reason(

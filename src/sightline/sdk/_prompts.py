@@ -92,7 +92,8 @@ def get_prompt(
     Answers come from a process-wide cache for ``cache_ttl_s`` seconds, so a request path may
     call this every time. When the server cannot answer (unreachable, an error, no such
     prompt) the last cached version is returned, else ``fallback`` (a template, version None),
-    both marked ``is_fallback``; only when there is neither does it raise.
+    both marked ``is_fallback`` and kept for ``cache_ttl_s`` before the server is asked again;
+    only when there is neither does it raise.
 
     Raises:
         sightline.PromptUnavailable: the server could not give the prompt and there is no
@@ -143,12 +144,17 @@ def get_prompt(
         if hit is not None:
             logger.warning("sightline prompt %r: %s; using the cached version", name, reason)
             stale = _replace_fallback(hit[1])
-            return stale
-        if fallback is not None:
+        elif fallback is not None:
             logger.warning("sightline prompt %r: %s; using the fallback", name, reason)
-            return Prompt(name=name, version=None, template=fallback,
-                          type=template_type(fallback), is_fallback=True)  # fmt: skip
-        raise PromptUnavailable(f"prompt {name!r}: {reason}") from None
+            stale = Prompt(name=name, version=None, template=fallback,
+                           type=template_type(fallback), is_fallback=True)  # fmt: skip
+        else:
+            raise PromptUnavailable(f"prompt {name!r}: {reason}") from None
+        # Served until the TTL ends like a fresh answer: while the server is down, requests
+        # wait for it once per TTL rather than each for up to timeout_s.
+        with _lock:
+            _cache[key] = (_now(), stale)
+        return stale
     with _lock:
         _cache[key] = (_now(), prompt)
     return prompt
