@@ -173,6 +173,8 @@ class TestBadInput:
             ({"name": "ok", "template": "x", "kind": "dataset"}, "kind"),
             ({"name": "ok", "template": "x", "surprise": 1}, "surprise"),
             ({"name": "resolve", "template": "x"}, "reserved"),
+            ({"name": "ok", "template": "x" * 200_001}, "longer than"),
+            ({"name": "ok", "template": "x", "parameters": {"stop": ["y" * 30_000]}}, "larger"),
         ],
     )
     def test_invalid_versions_get_400(

@@ -28,6 +28,7 @@ router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 _RESERVED_NAMES = frozenset(("resolve",))
 """Path segments of the registry's own routes, not usable as prompt names."""
 _MAX_TEMPLATE_CHARS = 200_000
+_MAX_PARAMETERS_CHARS = 20_000
 
 Key = Annotated[ApiKey, Depends(key_of)]
 """The request's key (its project and id, for the author of a change)."""
@@ -58,6 +59,15 @@ class PromptIn(BaseModel):
         if size > _MAX_TEMPLATE_CHARS:
             raise ValueError(f"template is longer than {_MAX_TEMPLATE_CHARS} characters")
         return t
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        if len(json.dumps(v)) > _MAX_PARAMETERS_CHARS:
+            raise ValueError(f"parameters are larger than {_MAX_PARAMETERS_CHARS} characters")
+        return v
 
     @field_validator("labels")
     @classmethod
