@@ -46,10 +46,15 @@ def test_registry_rubric_versions_grade_and_are_recorded(
         assert good is not None and good.passed and bad is not None and not bad.passed
         assert good.details["rubric"] == "accuracy-rubric"
         assert good.details["rubric_version"] == str(version)
+    # cases are graded concurrently: requests arrive in any order
     sent = [r["messages"][0]["content"] for r in judge.requests]
-    assert sent[0].startswith("Grade the answer.\nQuestion: Where?\nAnswer to grade: In Lyon.")
-    assert "Respond with only a JSON object" in sent[0]  # the answer format is appended
-    assert sent[2].startswith("Grade strictly, using [1] Office: Lyon.\nQ: Where?")
+    assert len(sent) == 4
+    v1 = [t for t in sent if t.startswith("Grade the answer.\nQuestion: Where?\nAnswer to grade:")]
+    assert len(v1) == 2 and any(t.endswith("In Lyon.", 0, t.index("\n\nRespond")) for t in v1)
+    assert all("Respond with only a JSON object" in t for t in sent)  # the format is appended
+    assert (
+        sum(t.startswith("Grade strictly, using [1] Office: Lyon.\nQ: Where?") for t in sent) == 1
+    )
     sightline.clear_prompt_cache()
 
 
