@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sightline.compare import mann_whitney, two_proportions
+from sightline.compare import holm, mann_whitney, two_proportions
 
 
 class TestMannWhitney:
@@ -77,3 +77,14 @@ class TestTwoProportions:
     def test_an_empty_side_is_insufficient(self) -> None:
         r = two_proportions(0, 0, 3, 10)
         assert r["p_value"] is None and r["status"] == "insufficient_data"
+
+
+class TestHolm:
+    def test_hand_worked_adjustment(self) -> None:
+        # sorted: 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, raised to 0.06: the
+        # adjusted values never decrease with the rank); None is not a test and stays None
+        assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+
+    def test_adjusted_values_are_capped_at_one(self) -> None:
+        assert holm([0.5, 0.6]) == [1.0, 1.0]
+        assert holm([]) == [] and holm([None]) == [None]

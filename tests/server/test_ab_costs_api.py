@@ -190,6 +190,17 @@ class TestCompare:
         assert (m["u"], m["method"]) == (5.0, "asymptotic")
         assert m["p_value"] == pytest.approx(math.erfc(1 / math.sqrt(2)))
 
+    def test_holm_adjustment_over_every_tested_metric(self, result: dict[str, Any]) -> None:
+        tested = [m for m in result["metrics"] if m["p_value"] is not None]
+        assert len(tested) == 8  # latency, cost, tokens, errors, score, pass rate, 2x feedback
+        for m in tested:
+            assert m["p_value"] <= m["p_value_holm"] <= 1.0
+        smallest = min(tested, key=lambda m: m["p_value"])
+        assert smallest["p_value_holm"] == pytest.approx(min(1.0, 8 * smallest["p_value"]))
+        # three calls a side: the smallest p (pass rate, 0.083) is not significant, alone or not
+        assert smallest["metric"] == "pass_rate.relevance"
+        assert not any(m["significant"] or m["significant_holm"] for m in result["metrics"])
+
     def test_variants_and_models_compare_the_same_way(self, client: TestClient) -> None:
         r = client.get(
             "/api/v1/compare",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sightline.compare._stats import mann_whitney, two_proportions
+from sightline.compare._stats import holm, mann_whitney, two_proportions
 from sightline.store._analysis_records import GroupSample
 
 __all__ = ["compare_groups"]
@@ -36,8 +36,9 @@ def compare_groups(a: GroupSample, b: GroupSample, *, alpha: float = 0.05) -> li
     """Latency, cost, tokens, errors, every score and feedback of A against B.
 
     Continuous metrics carry medians and ``difference`` = median B − median A; rates carry
-    ``difference`` = rate B − rate A. ``significant`` is ``p_value < alpha``, per metric:
-    there is no correction for comparing many metrics at once (see docs/prompts.md).
+    ``difference`` = rate B − rate A. ``significant`` is ``p_value < alpha`` for that metric
+    alone; ``p_value_holm`` is the Holm–Bonferroni adjustment over every metric tested, and
+    ``significant_holm`` holds it to alpha (see docs/prompts.md).
     """
     out = [
         _continuous("latency_ms", a.latency_ms, b.latency_ms, alpha),
@@ -63,4 +64,7 @@ def compare_groups(a: GroupSample, b: GroupSample, *, alpha: float = 0.05) -> li
             alpha,
         )
     )
+    for m, adjusted in zip(out, holm([m["p_value"] for m in out]), strict=True):
+        m["p_value_holm"] = adjusted
+        m["significant_holm"] = adjusted is not None and adjusted < alpha
     return out

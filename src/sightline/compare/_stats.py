@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXACT_MAX_N", "mann_whitney", "two_proportions"]
+__all__ = ["EXACT_MAX_N", "holm", "mann_whitney", "two_proportions"]
 
 EXACT_MAX_N = 40
 """Up to this many values in total (and no ties), Mann–Whitney p-values are exact."""
@@ -96,3 +96,24 @@ def two_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int) -> d
         z = (pa - pb) / se
         p = math.erfc(abs(z) / math.sqrt(2.0))
     return {**out, "z": z, "p_value": p, "difference": pb - pa, "status": "ok"}
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values (None stays None), for testing many metrics at once.
+
+    With the ``m`` p-values sorted ascending, the ``i``-th (from 1) becomes
+    ``min(1, max over j <= i of (m - j + 1) * p_j)``. Rejecting where the adjusted value is
+    below alpha keeps the chance of any false positive among the ``m`` tests below alpha.
+
+    Example:
+        >>> holm([0.01, 0.04, None, 0.03])
+        [0.03, 0.06, None, 0.06]
+    """
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(order)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = round(running, 15)
+    return out
