@@ -21,11 +21,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from sightline.errors import PromptUnavailable
 from sightline.sdk import (
+    Prompt,
     SightlineSpan,
+    clear_prompt_cache,
     current_span,
     dropped_spans,
     feedback,
+    get_prompt,
     init,
     instrument_anthropic,
     instrument_openai,
@@ -45,11 +49,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "Prompt",
+    "PromptUnavailable",
     "SightlineSpan",
     "__version__",
+    "clear_prompt_cache",
     "current_span",
     "dropped_spans",
     "feedback",
+    "get_prompt",
     "init",
     "instrument_anthropic",
     "instrument_openai",

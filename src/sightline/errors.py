@@ -14,7 +14,8 @@ The tree::
     ├── Forbidden                          the key's role does not allow this (403)
     ├── NotFound                           a resource that does not exist (404)
     ├── Conflict                           a change the resource's state forbids (409)
-    └── NotifyError                        an alert notification could not be sent
+    ├── NotifyError                        an alert notification could not be sent
+    └── PromptUnavailable                  get_prompt had no version, cache nor fallback
 
 Server-side errors carry an HTTP ``status`` so one handler can render them.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "NotifyError",
     "Overloaded",
     "PayloadTooLarge",
+    "PromptUnavailable",
     "SightlineError",
     "StoreError",
     "TooManyRequests",
@@ -135,3 +137,10 @@ class NotifyError(SightlineError):
 
     status = 502
     code = "notify_failed"
+
+
+class PromptUnavailable(SightlineError):
+    """``sightline.get_prompt`` could not fetch the prompt and had no cached copy nor fallback."""
+
+    status = 404
+    code = "prompt_unavailable"

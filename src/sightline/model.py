@@ -22,6 +22,7 @@ __all__ = [
     "AlertStatus",
     "Delivery",
     "DriftResult",
+    "PromptVersion",
     "RuleVersion",
     "Score",
     "ScoreSource",
@@ -313,6 +314,47 @@ class DriftResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
         return _jsonable(self)
+
+
+# -- prompt registry ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PromptVersion:
+    """One version of a registered prompt (or evaluation rubric); versions are never edited."""
+
+    project_id: str
+    name: str
+    version: int
+    """1, 2, 3... per (project, name), assigned by the store."""
+    kind: str = "prompt"
+    """``prompt``, or ``rubric`` for an LLM judge's grading instruction."""
+    type: str = "text"
+    """``text`` (template is a string) or ``chat`` (template is a list of messages)."""
+    template: str | list[dict[str, Any]]
+    """``{{variable}}`` placeholders, in the text or in each message's content."""
+    model: str | None = None
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Model parameters to call with (temperature, max_tokens...)."""
+    labels: list[str] = dataclasses.field(default_factory=list)
+    """The labels pointing at this version when it was read (``production``, ``staging``...)."""
+    author: str | None = None
+    message: str | None = None
+    """What changed, like a commit message."""
+    created_at: datetime
+
+    @property
+    def variables(self) -> list[str]:
+        """The template's variable names."""
+        from sightline.prompts import variables_of
+
+        return variables_of(self.template)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, with the template's variables."""
+        d = _jsonable(self)
+        d["variables"] = self.variables
+        return d
 
 
 def _jsonable(record: Any) -> dict[str, Any]:

@@ -30,11 +30,16 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                json={"name": f"{b.marker} set", "filter": {"user_id": b.user_id}})  # fmt: skip
     assert r.status_code == 201 and r.json()["num_rows"] > 0, r.text  # something to leak
     _BETA_DATASET.append(r.json()["dataset_id"])
+    r = hh.api("POST", "/api/v1/prompts", project="beta",
+               json={"name": BETA_PROMPT, "template": f"{b.marker} {{{{q}}}}",
+                     "labels": ["production"]})  # fmt: skip
+    assert r.status_code == 201, r.text
     yield hh
     next(gen, None)
 
 
 _BETA_DATASET: list[str] = []
+BETA_PROMPT = "beta-support-answer"
 
 
 def _secrets_of(h: TwoProjects, name: str) -> list[str]:
@@ -181,6 +186,68 @@ def _metric_values(h: TwoProjects) -> None:
     _no_beta(h, r)
 
 
+def _beta_prompt_intact(h: TwoProjects) -> None:
+    r = h.api("GET", f"/api/v1/prompts/{BETA_PROMPT}", project="beta",
+              params={"label": "production"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+    assert h.projects["beta"].marker in r.json()["template"]
+    vs = h.api("GET", f"/api/v1/prompts/{BETA_PROMPT}/versions", project="beta").json()["data"]
+    assert len(vs) == 1
+
+
+def _prompt_case(method: str, path: str, json: object = None,
+                 **params: str) -> Callable[[TwoProjects], None]:  # fmt: skip
+    def case(h: TwoProjects) -> None:
+        r = h.api(method, path.format(name=BETA_PROMPT), json=json, params=params)
+        assert r.status_code in (200, 404), r.text
+        _no_beta(h, r)
+        _beta_prompt_intact(h)
+
+    return case
+
+
+def _create_prompt(h: TwoProjects) -> None:
+    # the same name in alpha is alpha's own prompt: version 1, beta's untouched
+    body = {"name": BETA_PROMPT, "template": "alpha {{q}}", "labels": ["production"]}
+    r = h.api("POST", "/api/v1/prompts", json=body)
+    assert r.status_code == 201 and r.json()["version"] == 1, r.text
+    _no_beta(h, r)
+    _beta_prompt_intact(h)
+    r = h.api("GET", "/api/v1/prompts/resolve", params={"name": BETA_PROMPT, "label": "production"})
+    assert r.json()["template"] == "alpha {{q}}"
+
+
+_WIDE = {"from": "1772000000", "to": "1773000000"}
+
+
+def _compare(h: TwoProjects) -> None:
+    q = {"dimension": "model", "a": "model-beta", "b": "model-alpha", **_WIDE}
+    r = h.api("GET", "/api/v1/compare", params=q)
+    assert r.status_code == 200, r.text
+    assert r.json()["samples"]["a"]["calls"] == 0  # beta's calls are not alpha's group A
+    assert r.json()["samples"]["b"]["calls"] > 0
+    _no_beta(h, r)
+
+
+def _costs(path: str, **params: str) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        r = h.api("GET", path, params={**params, **_WIDE})
+        assert r.status_code == 200, r.text
+        assert "model-beta" not in r.text and "model-alpha" in r.text
+        _no_beta(h, r)
+
+    return case
+
+
+def _prompt_length(h: TwoProjects) -> None:
+    r = h.api("GET", "/api/v1/costs/prompt-length", params={"step": "1h", **_WIDE})
+    assert r.status_code == 200, r.text
+    calls = sum(p["calls"] for s in r.json()["data"] for p in s["points"])
+    alpha_llm = h.api("GET", "/api/v1/spans", params={"kind": "llm", "limit": 1000})
+    assert calls == len(alpha_llm.json()["data"])  # alpha's LLM calls, none of beta's
+    _no_beta(h, r)
+
+
 def _audit(h: TwoProjects) -> None:
     r = h.api("GET", "/api/v1/audit", params={"limit": 1000})
     assert r.status_code == 200
@@ -237,6 +304,22 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/datasets": _get("/api/v1/datasets"),
     "GET /api/v1/datasets/{dataset_id}": _get("/api/v1/datasets/{dataset}"),
     "GET /api/v1/datasets/{dataset_id}/rows": _get("/api/v1/datasets/{dataset}/rows"),
+    "GET /api/v1/prompts": _prompt_case("GET", "/api/v1/prompts"),
+    "GET /api/v1/prompts/resolve": _prompt_case("GET", "/api/v1/prompts/resolve",
+        name=BETA_PROMPT, label="production"),
+    "GET /api/v1/prompts/{name}": _prompt_case("GET", "/api/v1/prompts/{name}"),
+    "GET /api/v1/prompts/{name}/versions": _prompt_case("GET", "/api/v1/prompts/{name}/versions"),
+    "PUT /api/v1/prompts/{name}/labels/{label}": _prompt_case("PUT",
+        "/api/v1/prompts/{name}/labels/production", {"version": 1}),
+    "DELETE /api/v1/prompts/{name}/labels/{label}": _prompt_case("DELETE",
+        "/api/v1/prompts/{name}/labels/production"),
+    "POST /api/v1/prompts/{name}/render": _prompt_case("POST", "/api/v1/prompts/{name}/render",
+        {"label": "production", "variables": {"q": "x"}}),
+    "POST /api/v1/prompts": _create_prompt,
+    "GET /api/v1/compare": _compare,
+    "GET /api/v1/costs": _costs("/api/v1/costs", by="model"),
+    "GET /api/v1/costs/tasks": _costs("/api/v1/costs/tasks", group_by="model"),
+    "GET /api/v1/costs/prompt-length": _prompt_length,
 }  # fmt: skip
 
 

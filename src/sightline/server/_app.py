@@ -21,6 +21,8 @@ from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
 from sightline.server.routes import (
     alerts,
+    compare,
+    costs,
     datasets,
     drift,
     evaluators,
@@ -29,6 +31,7 @@ from sightline.server.routes import (
     metrics,
     otlp,
     privacy,
+    prompts,
     scores,
     spans,
     traces,
@@ -166,11 +169,14 @@ def create_app(
         metrics.router,
         feedback.router,
         alerts.router,
+        compare.router,
+        costs.router,
         drift.router,
         scores.router,
         evaluators.router,
         datasets.router,
         privacy.router,
+        prompts.router,
         keys_routes.router,
     ):
         app.include_router(r)

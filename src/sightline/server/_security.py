@@ -49,6 +49,8 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/v1/traces"),
     ("POST", "/api/v1/spans"),
     ("POST", "/api/v1/feedback"),
+    # the SDK's sightline.get_prompt runs in the application, with the application's key
+    ("GET", "/api/v1/prompts/resolve"),
 }
 """(method, path) of the routes that send telemetry: all an ``ingest`` key may call. Routes
 of other stages that take telemetry from applications add themselves here."""

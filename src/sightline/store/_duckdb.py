@@ -22,13 +22,28 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    PromptVersion,
     RuleVersion,
     Score,
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
+from sightline.store import (
+    _duckdb_alerts,
+    _duckdb_costs,
+    _duckdb_prompts,
+    _duckdb_security,
+    _duckdb_windows,
+)
 from sightline.store import _duckdb_evals as _ev
+from sightline.store._analysis_records import (
+    CostQuery,
+    CostRow,
+    GroupSample,
+    LengthSeries,
+    PromptSummary,
+    TaskCost,
+)
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
 from sightline.store._eval_records import (
@@ -530,6 +545,57 @@ class DuckDBStore:
 
     def erase_user(self, project_id: str, user_id: str) -> Deleted:
         return _duckdb_security.erase_user(self, project_id, user_id)
+
+    # -- prompt registry, A/B comparison and costs (SQL in _duckdb_prompts, _duckdb_costs) ------
+
+    def add_prompt_version(
+        self, pv: PromptVersion, *, labels: list[str], updated_by: str | None
+    ) -> PromptVersion:
+        return _duckdb_prompts.add_prompt_version(self, pv, labels=labels, updated_by=updated_by)
+
+    def list_prompts(self, project_id: str, kind: str | None = None) -> list[PromptSummary]:
+        return _duckdb_prompts.list_prompts(self, project_id, kind)
+
+    def list_prompt_versions(self, project_id: str, name: str) -> list[PromptVersion]:
+        return _duckdb_prompts.list_prompt_versions(self, project_id, name)
+
+    def get_prompt_version(
+        self, project_id: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> PromptVersion | None:
+        return _duckdb_prompts.get_prompt_version(
+            self, project_id, name, version=version, label=label
+        )
+
+    def set_prompt_label(
+        self,
+        project_id: str,
+        name: str,
+        label: str,
+        version: int,
+        *,
+        at: datetime,
+        updated_by: str | None,
+    ) -> int | None:
+        return _duckdb_prompts.set_prompt_label(
+            self, project_id, name, label, version, at=at, updated_by=updated_by
+        )
+
+    def delete_prompt_label(self, project_id: str, name: str, label: str) -> int | None:
+        return _duckdb_prompts.delete_prompt_label(self, project_id, name, label)
+
+    def compare_sample(self, query: CostQuery, dimension: str, value: str) -> GroupSample:
+        return _duckdb_costs.compare_sample(self, query, dimension, value)
+
+    def cost_breakdown(
+        self, query: CostQuery, by: str, *, limit: int
+    ) -> tuple[list[CostRow], dict[str, Any]]:
+        return _duckdb_costs.cost_breakdown(self, query, by, limit=limit)
+
+    def task_costs(self, query: CostQuery, group_by: tuple[str, ...]) -> list[TaskCost]:
+        return _duckdb_costs.task_costs(self, query, group_by)
+
+    def prompt_length(self, query: CostQuery, step_s: int) -> list[LengthSeries]:
+        return _duckdb_costs.prompt_length(self, query, step_s)
 
 
 def _row_to_span(row: tuple[Any, ...]) -> Span:

@@ -261,4 +261,34 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE api_keys ADD COLUMN name VARCHAR",
         ],
     ),
+    (
+        10,
+        [
+            # The prompt registry: versions are append-only; labels (production, staging...)
+            # point at one version each and move.
+            """CREATE TABLE prompt_versions (
+            project_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            template VARCHAR NOT NULL,
+            model VARCHAR,
+            parameters VARCHAR NOT NULL,
+            author VARCHAR,
+            message VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, name, version)
+        )""",
+            """CREATE TABLE prompt_labels (
+            project_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            updated_by VARCHAR,
+            PRIMARY KEY (project_id, name, label)
+        )""",
+        ],
+    ),
 ]

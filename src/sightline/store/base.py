@@ -19,6 +19,7 @@ from sightline.model import (
     Silence,
     Span,
 )
+from sightline.store._analysis_records import AnalysisStore
 from sightline.store._eval_records import (
     AgreementPair,
     Dataset,
@@ -409,7 +410,7 @@ class Deleted:
     scores: int = 0
 
 
-class TraceStore(Protocol):
+class TraceStore(AnalysisStore, Protocol):
     """Where spans live. One writer thread calls ``insert_batches``; reads come from any thread."""
 
     def migrate(self) -> int:

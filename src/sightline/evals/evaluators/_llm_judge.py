@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sightline.evals.base import EvalCase, EvalResult
+from sightline.prompts import render, variables_of
 
-__all__ = ["RUBRICS", "LLMJudge", "Rubric"]
+__all__ = ["RUBRICS", "RUBRIC_VARIABLES", "LLMJudge", "Rubric"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -21,13 +22,19 @@ class Rubric:
     name: str
     version: str
     template: str
-    """``str.format`` template: ``{question}``, ``{answer}``, ``{contexts}``, ``{reference}``."""
+    """``str.format`` template: ``{question}``, ``{answer}``, ``{contexts}``, ``{reference}``;
+    or, for a rubric from the prompt registry, the same names as ``{{question}}``..."""
+    registry: bool = False
+    """The template uses the registry's ``{{variable}}`` placeholders."""
 
 
 _OUTPUT = (
     "\n\nRespond with only a JSON object: "
     '{{"score": <integer 1-5>, "explanation": "<one or two sentences>"}}.'
 )
+
+_REGISTRY_OUTPUT = _OUTPUT.replace("{{", "{").replace("}}", "}")
+"""The answer format, appended to registry rubrics (whose text is not ``str.format``-ed)."""
 
 RUBRICS: dict[str, Rubric] = {
     r.name: r
@@ -68,6 +75,9 @@ RUBRICS: dict[str, Rubric] = {
     )
 }
 """Built-in rubrics. ``rubric="custom"`` takes ``template`` instead."""
+
+RUBRIC_VARIABLES = ("question", "answer", "contexts", "reference")
+"""What a rubric template can name."""
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _JSON_OBJ = re.compile(r"\{.*\}", re.DOTALL)
@@ -113,12 +123,22 @@ class LLMJudge:
         json_mode: bool = True,
         price_input_mtok: float | None = None,
         price_output_mtok: float | None = None,
+        rubric_name: str | None = None,
+        rubric_version: str | None = None,
     ) -> None:
         if rubric == "custom":
             if not template:
                 raise ValueError("rubric 'custom' needs a template")
             digest = hashlib.sha256(template.encode()).hexdigest()[:8]
-            self.rubric = Rubric("custom", digest, template)
+            used = variables_of(template)
+            unknown = [v for v in used if v not in RUBRIC_VARIABLES]
+            if unknown:
+                raise ValueError(
+                    f"rubric template names {unknown}; it can use {', '.join(RUBRIC_VARIABLES)}"
+                )
+            self.rubric = Rubric(
+                rubric_name or "custom", rubric_version or digest, template, registry=bool(used)
+            )
         elif rubric in RUBRICS:
             if template:
                 raise ValueError("template is only for rubric 'custom'")
@@ -144,6 +164,31 @@ class LLMJudge:
         self._prices = (price_input_mtok, price_output_mtok)
         self._pricer: Any = None
 
+    @classmethod
+    def from_prompt(cls, prompt: Any, **options: Any) -> LLMJudge:
+        """A judge grading with a rubric from the prompt registry (``kind: rubric``).
+
+        ``prompt`` is what ``sightline.get_prompt`` returns (or a registry ``PromptVersion``):
+        a text template naming ``{{question}}``, ``{{answer}}``, ``{{contexts}}`` and
+        ``{{reference}}``. Its name and version are recorded in every score's details
+        (``rubric``, ``rubric_version``) and in the evaluator's version.
+
+        Example:
+            ```python
+            rubric = sightline.get_prompt("accuracy-rubric", label="production")
+            judge = LLMJudge.from_prompt(rubric, base_url="http://127.0.0.1:11434/v1")
+            ```
+        """
+        if not isinstance(prompt.template, str):
+            raise ValueError("a judge rubric must be a text template, not chat messages")
+        return cls(
+            rubric="custom",
+            template=prompt.template,
+            rubric_name=prompt.name,
+            rubric_version=str(prompt.version),
+            **options,
+        )
+
     def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
         """Grade each case (up to ``concurrency`` requests at a time)."""
         import httpx
@@ -158,12 +203,15 @@ class LLMJudge:
     def prompt(self, case: EvalCase) -> str:
         """The rubric filled in with the case."""
         contexts = "\n\n".join(f"[{i + 1}] {d}" for i, d in enumerate(case.contexts)) or "(none)"
-        return self.rubric.template.format(
-            question=case.question or "(none)",
-            answer=case.answer or "",
-            contexts=contexts,
-            reference=case.reference or "(none)",
-        )
+        values = {
+            "question": case.question or "(none)",
+            "answer": case.answer or "",
+            "contexts": contexts,
+            "reference": case.reference or "(none)",
+        }
+        if self.rubric.registry:
+            return str(render(self.rubric.template + _REGISTRY_OUTPUT, values))
+        return self.rubric.template.format(**values)
 
     def _one(self, client: Any, case: EvalCase) -> EvalResult | None:
         if case.answer is None:
