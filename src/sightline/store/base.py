@@ -766,6 +766,22 @@ SCORE_METRICS: dict[str, MetricDef] = {
             formula=_SHARE_FAILED,
         ),
         _s(
+            "uncertainty",
+            "uncertainty",
+            "avg",
+            "score",
+            "Mean of 1 − confidence (exp of the mean token log-probability): 0 = sure.",
+            formula="avg(1.0 - value)",
+        ),
+        _s(
+            "self_consistency",
+            "self_consistency",
+            "avg",
+            "score",
+            "Agreement of answers sampled for the same prompt (1 = they all agree).",
+            column="value",
+        ),
+        _s(
             "feedback_positive_rate",
             "feedback",
             "rate",

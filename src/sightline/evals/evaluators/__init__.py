@@ -9,7 +9,13 @@ from sightline.evals.evaluators._prompt_injection import PromptInjection
 from sightline.evals.evaluators._reference_similarity import ReferenceSimilarity
 from sightline.evals.evaluators._refusal import Refusal
 from sightline.evals.evaluators._relevance import Relevance
+from sightline.evals.evaluators._self_consistency import (
+    SampleAgreement,
+    SelfConsistency,
+    self_consistency,
+)
 from sightline.evals.evaluators._toxicity import Toxicity
+from sightline.evals.evaluators._uncertainty import Uncertainty
 from sightline.evals.evaluators._user_correction import UserCorrection
 
 __all__ = [
@@ -26,6 +32,10 @@ __all__ = [
     "Refusal",
     "Relevance",
     "Rubric",
+    "SampleAgreement",
+    "SelfConsistency",
     "Toxicity",
+    "Uncertainty",
     "UserCorrection",
+    "self_consistency",
 ]
