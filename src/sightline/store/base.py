@@ -340,6 +340,8 @@ class SpanSample:
     input_tokens: int | None
     output_tokens: int | None
     duration_ms: float
+    descriptors: Mapping[str, Any] | None = None
+    """The ``descriptors`` evaluator's figures for the span, when it scored it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -780,6 +782,30 @@ SCORE_METRICS: dict[str, MetricDef] = {
             "score",
             "Agreement of answers sampled for the same prompt (1 = they all agree).",
             column="value",
+        ),
+        _s(
+            "sentiment",
+            "descriptors",
+            "avg",
+            "score",
+            "Mean VADER compound sentiment of the answers, -1 (negative) to 1 (positive).",
+            formula="avg(2.0 * value - 1.0)",
+        ),
+        _s(
+            "reading_level",
+            "descriptors",
+            "avg",
+            "grade",
+            "Mean Flesch-Kincaid grade of the answers.",
+            formula="avg(TRY_CAST(json_extract(details, '$.reading_level') AS DOUBLE))",
+        ),
+        _s(
+            "json_share",
+            "descriptors",
+            "rate",
+            "ratio",
+            "Share of answers that are a JSON object or array.",
+            formula="avg(CASE WHEN json_extract(details, '$.json') = 'true' THEN 1.0 ELSE 0.0 END)",
         ),
         _s(
             "feedback_positive_rate",

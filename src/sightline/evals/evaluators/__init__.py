@@ -1,6 +1,7 @@
 """The built-in evaluators, one module each; registered under the ``sightline.evaluators`` group."""
 
 from sightline.evals.evaluators._context_relevance import ContextRelevance
+from sightline.evals.evaluators._descriptors import Descriptors
 from sightline.evals.evaluators._faithfulness import Faithfulness, NliScorer, OnnxNli
 from sightline.evals.evaluators._format import Format
 from sightline.evals.evaluators._llm_judge import RUBRICS, LLMJudge, Rubric
@@ -21,6 +22,7 @@ from sightline.evals.evaluators._user_correction import UserCorrection
 __all__ = [
     "RUBRICS",
     "ContextRelevance",
+    "Descriptors",
     "Faithfulness",
     "Format",
     "LLMJudge",
