@@ -22,6 +22,7 @@ __all__ = [
     "AlertStatus",
     "Delivery",
     "DriftResult",
+    "Outcome",
     "RuleVersion",
     "Score",
     "ScoreSource",
@@ -309,6 +310,30 @@ class DriftResult:
     """``ok``, or ``insufficient_data`` when a window had too few samples."""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Examples that explain the score (emerging topics, drifted prompts...)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a trace or a session led to, as the application reports it later.
+
+    ``value`` > 0 is a success (converted, resolved; or an amount), ``value`` <= 0 a recorded
+    failure. At least one of ``trace_id`` and ``session_id`` is set.
+    """
+
+    project_id: str
+    outcome_id: str
+    trace_id: str | None = None
+    session_id: str | None = None
+    name: str
+    """``converted``, ``task_completed``, ``ticket_resolved``... (lowercase)."""
+    value: float = 1.0
+    user_id: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""

@@ -30,6 +30,10 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                json={"name": f"{b.marker} set", "filter": {"user_id": b.user_id}})  # fmt: skip
     assert r.status_code == 201 and r.json()["num_rows"] > 0, r.text  # something to leak
     _BETA_DATASET.append(r.json()["dataset_id"])
+    r = hh.api("POST", "/api/v1/outcomes", project="beta",
+               json={"trace_id": b.trace_ids[0], "name": "converted",
+                     "metadata": {"note": f"{b.marker} outcome"}})  # fmt: skip
+    assert r.status_code == 201, r.text
     yield hh
     next(gen, None)
 
@@ -166,6 +170,16 @@ def _dataset_from_filter(h: TwoProjects) -> None:
     _no_beta(h, r)
 
 
+def _outcome(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    # an outcome naming beta's trace lands in alpha (the key's project), never in beta
+    r = h.api("POST", "/api/v1/outcomes", json={"trace_id": b.trace_ids[1], "name": "converted"})
+    assert r.status_code == 201, r.text
+    assert h.store.list_outcomes("beta", trace_id=b.trace_ids[1]) == []
+    assert len(h.store.list_outcomes("beta")) == 1
+    _no_beta(h, r)
+
+
 def _metrics_prom(h: TwoProjects) -> None:
     r = h.api("GET", "/metrics")
     assert r.status_code == 200
@@ -237,6 +251,12 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/datasets": _get("/api/v1/datasets"),
     "GET /api/v1/datasets/{dataset_id}": _get("/api/v1/datasets/{dataset}"),
     "GET /api/v1/datasets/{dataset_id}/rows": _get("/api/v1/datasets/{dataset}/rows"),
+    "POST /api/v1/outcomes": _outcome,
+    "GET /api/v1/outcomes": _get("/api/v1/outcomes", trace_id="{trace}"),
+    "GET /api/v1/outcomes/metrics": _get("/api/v1/outcomes/metrics", group_by="user_id",
+                                         **{"from": "0"}),
+    "GET /api/v1/outcomes/ab": _get("/api/v1/outcomes/ab", a="{user}", b="x",
+                                    dimension="user_id", **{"from": "0"}),
 }  # fmt: skip
 
 

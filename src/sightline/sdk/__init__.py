@@ -2,6 +2,7 @@
 
 from sightline.sdk._feedback import feedback
 from sightline.sdk._init import dropped_spans, init, shutdown
+from sightline.sdk._outcome import outcome
 from sightline.sdk._providers import (
     instrument_anthropic,
     instrument_openai,
@@ -21,6 +22,7 @@ __all__ = [
     "instrument_openai",
     "instrument_threads",
     "observe",
+    "outcome",
     "shutdown",
     "span",
     "trace",

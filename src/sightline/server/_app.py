@@ -28,6 +28,7 @@ from sightline.server.routes import (
     health,
     metrics,
     otlp,
+    outcomes,
     privacy,
     scores,
     spans,
@@ -172,6 +173,7 @@ def create_app(
         datasets.router,
         privacy.router,
         keys_routes.router,
+        outcomes.router,
     ):
         app.include_router(r)
     return app

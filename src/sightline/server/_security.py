@@ -49,6 +49,7 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/v1/traces"),
     ("POST", "/api/v1/spans"),
     ("POST", "/api/v1/feedback"),
+    ("POST", "/api/v1/outcomes"),
 }
 """(method, path) of the routes that send telemetry: all an ``ingest`` key may call. Routes
 of other stages that take telemetry from applications add themselves here."""

@@ -22,12 +22,13 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    Outcome,
     RuleVersion,
     Score,
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
+from sightline.store import _duckdb_alerts, _duckdb_outcomes, _duckdb_security, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -49,6 +50,8 @@ from sightline.store.base import (
     DriftQuery,
     MetricQuery,
     MetricSeries,
+    OutcomeGroup,
+    OutcomeQuery,
     PrivacySettings,
     Project,
     SampleQuery,
@@ -499,6 +502,27 @@ class DuckDBStore:
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         return _duckdb_alerts.sample_spans(self, query)
+
+    # -- business outcomes (SQL in _duckdb_outcomes) ---------------------------------------------
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        _duckdb_outcomes.add_outcomes(self, outcomes)
+
+    def list_outcomes(
+        self,
+        project_id: str,
+        *,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[Outcome]:
+        return _duckdb_outcomes.list_outcomes(
+            self, project_id, trace_id=trace_id, session_id=session_id, name=name, limit=limit
+        )
+
+    def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
+        return _duckdb_outcomes.query_outcomes(self, query)
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

@@ -14,6 +14,7 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    Outcome,
     RuleVersion,
     Score,
     Silence,
@@ -30,6 +31,8 @@ from sightline.store._eval_records import (
 
 __all__ = [
     "AGGS",
+    "COMPLETION_OUTCOMES",
+    "CONVERSION_OUTCOMES",
     "DIMENSIONS",
     "METRICS",
     "Agg",
@@ -41,6 +44,8 @@ __all__ = [
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
+    "OutcomeGroup",
+    "OutcomeQuery",
     "PrivacySettings",
     "Project",
     "SCORE_METRICS",
@@ -342,6 +347,75 @@ class SpanSample:
     duration_ms: float
     descriptors: Mapping[str, Any] | None = None
     """The ``descriptors`` evaluator's figures for the span, when it scored it."""
+
+
+COMPLETION_OUTCOMES: tuple[str, ...] = ("task_completed", "ticket_resolved")
+"""Outcome names that count as a completed task unless a query names others."""
+CONVERSION_OUTCOMES: tuple[str, ...] = ("converted",)
+"""Outcome names that count as a conversion unless a query names others."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeQuery:
+    """Outcome metrics over the LLM spans of a window (docs/signals.md, business outcomes)."""
+
+    project_id: str
+    start: datetime
+    end: datetime
+    step_s: int | None = None
+    group_by: tuple[str, ...] = ()
+    filters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    completion_names: tuple[str, ...] = COMPLETION_OUTCOMES
+    """Outcomes that count as a completed task."""
+    conversion_names: tuple[str, ...] = CONVERSION_OUTCOMES
+    """Outcomes that count as a conversion."""
+    outcome_names: tuple[str, ...] = ()
+    """Outcomes that ``cost_per_outcome`` divides by; empty: any outcome with value > 0."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeGroup:
+    """The units of work of one group (and time bucket) and what they led to."""
+
+    group: dict[str, Any]
+    t: datetime
+    num_units: int
+    """Sessions, or traces without a session."""
+    num_completed: int
+    num_converted: int
+    num_outcomes: int
+    cost_usd: float
+    """Cost of the group's LLM spans."""
+
+    @property
+    def task_completion_rate(self) -> float | None:
+        """Completed units / units."""
+        return self.num_completed / self.num_units if self.num_units else None
+
+    @property
+    def conversion_rate(self) -> float | None:
+        """Converted units / units."""
+        return self.num_converted / self.num_units if self.num_units else None
+
+    @property
+    def cost_per_outcome(self) -> float | None:
+        """Cost / units with an outcome (None without any)."""
+        return self.cost_usd / self.num_outcomes if self.num_outcomes else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, the three metrics included."""
+        return {
+            "group": self.group,
+            "t": self.t.isoformat(),
+            "num_units": self.num_units,
+            "num_completed": self.num_completed,
+            "num_converted": self.num_converted,
+            "num_outcomes": self.num_outcomes,
+            "cost_usd": self.cost_usd,
+            "task_completion_rate": self.task_completion_rate,
+            "conversion_rate": self.conversion_rate,
+            "cost_per_outcome": self.cost_per_outcome,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -681,6 +755,28 @@ class TraceStore(Protocol):
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         """A uniform random sample of a window's spans (text, tokens, latency)."""
+        ...
+
+    # -- business outcomes ----------------------------------------------------------------------
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Append outcomes."""
+        ...
+
+    def list_outcomes(
+        self,
+        project_id: str,
+        *,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[Outcome]:
+        """A project's outcomes, newest first."""
+        ...
+
+    def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
+        """Units of work, their outcomes and cost, per group (and time bucket)."""
         ...
 
 
