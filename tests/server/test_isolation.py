@@ -252,6 +252,7 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/datasets/{dataset_id}": _get("/api/v1/datasets/{dataset}"),
     "GET /api/v1/datasets/{dataset_id}/rows": _get("/api/v1/datasets/{dataset}/rows"),
     "POST /api/v1/outcomes": _outcome,
+    "GET /api/v1/guardrails": _get("/api/v1/guardrails", **{"from": "0"}),
     "GET /api/v1/outcomes": _get("/api/v1/outcomes", trace_id="{trace}"),
     "GET /api/v1/outcomes/metrics": _get("/api/v1/outcomes/metrics", group_by="user_id",
                                          **{"from": "0"}),

@@ -14,7 +14,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -217,12 +217,27 @@ class SightlineSpan:
         except Exception:
             internal_error("set_llm")
 
-    def set_guardrail(self, *, blocked: bool, reason: str | None = None) -> None:
-        """Record a guardrail decision."""
+    def set_guardrail(
+        self,
+        *,
+        blocked: bool,
+        reason: str | None = None,
+        version: str | None = None,
+        stage: Literal["input", "output"] | None = None,
+    ) -> None:
+        """Record a guardrail decision; the span's name is the guardrail's.
+
+        ``version`` tells versions of a guardrail apart in its effectiveness figures, ``stage``
+        whether it checks the input (injections, jailbreaks) or the output (unsafe content).
+        """
         with handle_internal_errors("set_guardrail"):
             a: dict[str, Any] = {_KIND: "guardrail", "sightline.guardrail.blocked": bool(blocked)}
             if reason:
                 a["sightline.guardrail.reason"] = reason
+            if version:
+                a["sightline.guardrail.version"] = str(version)
+            if stage:
+                a["sightline.guardrail.stage"] = stage
             self.otel.set_attributes(a)
 
 

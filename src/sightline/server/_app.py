@@ -25,6 +25,7 @@ from sightline.server.routes import (
     drift,
     evaluators,
     feedback,
+    guardrails,
     health,
     metrics,
     otlp,
@@ -174,6 +175,7 @@ def create_app(
         privacy.router,
         keys_routes.router,
         outcomes.router,
+        guardrails.router,
     ):
         app.include_router(r)
     return app

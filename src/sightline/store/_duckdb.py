@@ -28,7 +28,13 @@ from sightline.model import (
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_outcomes, _duckdb_security, _duckdb_windows
+from sightline.store import (
+    _duckdb_alerts,
+    _duckdb_guardrails,
+    _duckdb_outcomes,
+    _duckdb_security,
+    _duckdb_windows,
+)
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -48,6 +54,7 @@ from sightline.store.base import (
     AuditEntry,
     Deleted,
     DriftQuery,
+    GuardrailStats,
     MetricQuery,
     MetricSeries,
     OutcomeGroup,
@@ -523,6 +530,11 @@ class DuckDBStore:
 
     def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
         return _duckdb_outcomes.query_outcomes(self, query)
+
+    def guardrail_stats(
+        self, project_id: str, start: datetime, end: datetime
+    ) -> list[GuardrailStats]:
+        return _duckdb_guardrails.guardrail_stats(self, project_id, start, end)
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

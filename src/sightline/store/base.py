@@ -41,6 +41,7 @@ __all__ = [
     "AuditEntry",
     "Deleted",
     "DriftQuery",
+    "GuardrailStats",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
@@ -114,6 +115,43 @@ def _m(
 ) -> MetricDef:
     return MetricDef(name, kind, column, agg, unit, desc, formula)
 
+
+# Guardrail effectiveness (docs/signals.md). Over guardrail spans (the table ``spans``): the
+# check blocked; its stage; the latest human label of the check (on the span or its trace);
+# and whether an evaluator flagged its trace's input (prompt_injection failed) or output
+# (toxicity or pii_leak failed).
+GUARDRAIL_BLOCKED = (
+    "coalesce(TRY_CAST(json_extract_string(spans.attributes,"
+    " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false)"
+)
+GUARDRAIL_STAGE = (
+    "coalesce(json_extract_string(spans.attributes, '$.\"sightline.guardrail.stage\"'), '')"
+)
+GUARDRAIL_HUMAN_LABEL = (
+    "(SELECT arg_max(sc.label, sc.created_at) FROM scores sc WHERE sc.project_id ="
+    " spans.project_id AND sc.trace_id = spans.trace_id AND (sc.span_id = spans.span_id OR"
+    " sc.span_id IS NULL) AND sc.source = 'human' AND sc.label IS NOT NULL)"
+)
+_FLAGGED = (
+    "EXISTS (SELECT 1 FROM scores sc WHERE sc.project_id = spans.project_id AND sc.trace_id ="
+    " spans.trace_id AND sc.source = 'evaluator' AND sc.name IN ({}) AND sc.passed = false)"
+)
+GUARDRAIL_INPUT_FLAGGED = _FLAGGED.format("'prompt_injection'")
+GUARDRAIL_OUTPUT_FLAGGED = _FLAGGED.format("'toxicity', 'pii_leak'")
+GUARDRAIL_LEGITIMATE = ("legitimate", "correct")
+"""Human labels saying blocked content was legitimate: the block was a false positive."""
+GUARDRAIL_BYPASS_INPUT = (
+    f"(NOT {GUARDRAIL_BLOCKED} AND {GUARDRAIL_STAGE} <> 'output' AND {GUARDRAIL_INPUT_FLAGGED})"
+)
+GUARDRAIL_BYPASS_OUTPUT = (
+    f"(NOT {GUARDRAIL_BLOCKED} AND {GUARDRAIL_STAGE} <> 'input' AND"
+    f" ({GUARDRAIL_OUTPUT_FLAGGED} OR {GUARDRAIL_HUMAN_LABEL} = 'harmful'))"
+)
+_FP = (
+    f"avg(CASE WHEN NOT {GUARDRAIL_BLOCKED} THEN NULL"
+    f" WHEN {GUARDRAIL_HUMAN_LABEL} IN ('legitimate', 'correct') THEN 1.0"
+    f" WHEN {GUARDRAIL_HUMAN_LABEL} IS NOT NULL THEN 0.0 END)"
+)
 
 METRICS: dict[str, MetricDef] = {
     m.name: m
@@ -212,6 +250,26 @@ METRICS: dict[str, MetricDef] = {
             "p95",
             "ms",
             "Time spent in guardrail checks.",
+        ),
+        _m(
+            "guardrail_false_positive_rate",
+            "guardrail",
+            None,
+            "rate",
+            "ratio",
+            "Share of human-reviewed blocked checks labelled legitimate (or correct).",
+            _FP,
+        ),
+        _m(
+            "guardrail_bypass_rate",
+            "guardrail",
+            None,
+            "rate",
+            "ratio",
+            "Share of guardrail checks that let through an input flagged as an injection or an"
+            " output flagged unsafe (toxicity, pii_leak, or a human 'harmful' label).",
+            f"avg(CASE WHEN {GUARDRAIL_BYPASS_INPUT} OR {GUARDRAIL_BYPASS_OUTPUT}"
+            " THEN 1.0 ELSE 0.0 END)",
         ),
     )
 }
@@ -416,6 +474,41 @@ class OutcomeGroup:
             "conversion_rate": self.conversion_rate,
             "cost_per_outcome": self.cost_per_outcome,
         }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class GuardrailStats:
+    """How one guardrail (span name) at one version did over a window."""
+
+    name: str
+    version: str | None
+    num_checks: int
+    num_blocked: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    num_reviewed_blocked: int
+    """Blocked checks a person labelled."""
+    num_false_positives: int
+    """Of those, labelled legitimate (or correct)."""
+    num_bypass_inputs: int
+    """Checks that passed an input an evaluator flagged as a prompt injection / jailbreak."""
+    num_bypass_outputs: int
+    """Checks that passed an output flagged unsafe (toxicity, pii_leak, human 'harmful')."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values with the rates."""
+        d = dataclasses.asdict(self)
+        n = self.num_checks
+        bypass = self.num_bypass_inputs + self.num_bypass_outputs
+        d["block_rate"] = self.num_blocked / n if n else None
+        d["false_positive_rate"] = (
+            self.num_false_positives / self.num_reviewed_blocked
+            if self.num_reviewed_blocked
+            else None
+        )
+        d["bypass_attempts"] = bypass
+        d["bypass_rate"] = bypass / n if n else None
+        return d
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -777,6 +870,12 @@ class TraceStore(Protocol):
 
     def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
         """Units of work, their outcomes and cost, per group (and time bucket)."""
+        ...
+
+    def guardrail_stats(
+        self, project_id: str, start: datetime, end: datetime
+    ) -> list[GuardrailStats]:
+        """Effectiveness of each guardrail (name, version) whose checks started in the window."""
         ...
 
 
