@@ -1,6 +1,7 @@
 """The built-in evaluators, one module each; registered under the ``sightline.evaluators`` group."""
 
 from sightline.evals.evaluators._context_relevance import ContextRelevance
+from sightline.evals.evaluators._corpus import Passage, ReferenceCorpus
 from sightline.evals.evaluators._descriptors import Descriptors
 from sightline.evals.evaluators._faithfulness import Faithfulness, NliScorer, OnnxNli
 from sightline.evals.evaluators._format import Format
@@ -28,8 +29,10 @@ __all__ = [
     "LLMJudge",
     "NliScorer",
     "OnnxNli",
+    "Passage",
     "PiiLeak",
     "PromptInjection",
+    "ReferenceCorpus",
     "ReferenceSimilarity",
     "Refusal",
     "Relevance",
