@@ -138,3 +138,20 @@ def test_descriptor_metrics_read_the_stored_descriptors(h: Harness) -> None:
     assert value["reading_level"] is not None
     # (0.85 + 0 - 0.7) / 3 or so: one positive, one neutral JSON, one negative answer
     assert -0.3 < value["sentiment"] < 0.3
+
+
+def test_categorical_test_is_honest_and_sensitive() -> None:
+    from sightline.drift._detectors import categorical_test
+
+    langs, weights = ["en", "fr", "de", "es"], [0.85, 0.07, 0.05, 0.03]
+
+    def run(i: int, shifted: bool = False) -> bool:
+        rng = random.Random(i)
+        b = [[x] for x in rng.choices(langs, weights, k=150)]
+        w = [0.55, 0.35, 0.05, 0.05] if shifted else weights
+        c = [[x] for x in rng.choices(langs, w, k=150)]
+        d = categorical_test(b, c, feature="language", permutations=100, seed=i)
+        return d.fired
+
+    assert sum(run(i) for i in range(100)) <= 5
+    assert run(1000, shifted=True)
