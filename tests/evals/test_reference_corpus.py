@@ -77,4 +77,5 @@ class TestFaithfulnessAgainstTheCorpus:
             contexts=("Order 4471 was placed on Monday.",),
         )
         [r] = ev.evaluate([case])
-        assert r is not None and r.passed is True, r.explanation
+        assert r is not None
+        assert r.passed is True, r.explanation
