@@ -204,3 +204,23 @@ class TestBadInput:
         assert r.status_code == 201
         assert h.api("GET", "/api/v1/outcomes", key=key).status_code == 403
         assert h.api("GET", "/api/v1/outcomes/metrics", key=key).status_code == 403
+
+
+def test_erasing_a_user_erases_their_outcomes(h: Harness) -> None:
+    h.post_spans(
+        [
+            span(T0 - timedelta(minutes=5), user_id="u-1", session_id="s-1", trace_id=_tid(1)),
+            span(T0 - timedelta(minutes=5), user_id="u-2", session_id="s-2", trace_id=_tid(2)),
+        ]
+    )
+    body = [
+        {"session_id": "s-1", "name": "converted"},
+        {"trace_id": _tid(1), "name": "task_completed"},
+        {"session_id": "s-9", "name": "converted", "user_id": "u-1"},
+        {"session_id": "s-2", "name": "converted"},
+    ]
+    assert h.api("POST", "/api/v1/outcomes", json=body).status_code == 201
+    r = h.api("DELETE", "/api/v1/users/u-1/data")
+    assert r.status_code == 200, r.text
+    left = h.store.list_outcomes("alerts")
+    assert [(o.session_id, o.name) for o in left] == [("s-2", "converted")]
