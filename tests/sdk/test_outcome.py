@@ -22,7 +22,8 @@ APP = textwrap.dedent("""
     sightline.shutdown()
     sightline.outcome(session_id="cart-77", name="converted", value=49.5,
                       metadata={"order": "o-1"}, wait=True)
-    sightline.outcome(trace_id, name="task_completed", wait=True)
+    t = sightline.outcome(trace_id, name="task_completed")  # in the background
+    t.join(10)
     # bad input and an unreachable server: logged and dropped, never raised into the app
     sightline.outcome(session_id="cart-77", name="Not A Name!", wait=True)
     sightline.init(endpoint="http://127.0.0.1:9", api_key="x", service_name="shop")

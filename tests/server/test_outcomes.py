@@ -141,7 +141,10 @@ class TestOutcomeMetrics:
         assert len(rows) == 2
 
     def test_listing_outcomes(self, h: Harness) -> None:
+        h.store.add_outcomes([])  # nothing to write
         _seed(h)
+        r = h.api("GET", "/api/v1/outcomes", params={"name": "ticket_resolved"})
+        assert len(r.json()["data"]) == 2
         r = h.api("GET", "/api/v1/outcomes", params={"session_id": "sA1"})
         assert r.status_code == 200
         [o] = r.json()["data"]

@@ -182,6 +182,16 @@ class SightlineSpan:
                 t = _Content.redact(t)
             self.otel.set_attribute("sightline.documents", t)
 
+    def set_samples(self, answers: Sequence[str]) -> None:
+        """Record other answers sampled for the same prompt (the ``self_consistency`` signal)."""
+        with handle_internal_errors("set_samples"):
+            if not _Content.capture:
+                return
+            t = json.dumps([str(a) for a in answers], ensure_ascii=False)
+            if _Content.redact is not None:
+                t = _Content.redact(t)
+            self.otel.set_attribute("sightline.samples", t)
+
     def set_llm(
         self,
         *,
