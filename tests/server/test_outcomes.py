@@ -227,3 +227,31 @@ def test_erasing_a_user_erases_their_outcomes(h: Harness) -> None:
     assert r.status_code == 200, r.text
     left = h.store.list_outcomes("alerts")
     assert [(o.session_id, o.name) for o in left] == [("s-2", "converted")]
+
+
+def test_outcome_metrics_in_the_metrics_api_and_alert_rules(h: Harness) -> None:
+    _seed(h)
+    got = {}
+    for m in ("conversion_rate", "task_completion_rate", "cost_per_outcome"):
+        params = {"name": m, "group_by": "variant", "from": (T0 - timedelta(hours=1)).isoformat(),
+                  "to": T0.isoformat()}  # fmt: skip
+        r = h.api("GET", "/api/v1/metrics", params=params)
+        assert r.status_code == 200, r.text
+        got[m] = {s["group"]["variant"]: s["points"][0]["value"] for s in r.json()["series"]}
+    assert got["conversion_rate"] == {"A": 0.25, "B": 0.5}
+    assert got["task_completion_rate"] == {"A": 0.25, "B": 0.5}
+    assert got["cost_per_outcome"] == pytest.approx({"A": 0.06, "B": 0.05})
+    h.put_rule(
+        {
+            "name": "conversion-low",
+            "metric": "conversion_rate",
+            "op": "<",
+            "threshold": 0.3,
+            "window": "1h",
+            "group_by": ["variant"],
+            "severity": "P2",
+        }  # fmt: skip
+    )
+    h.tick()
+    firing = [a["group"] for a in h.alerts(status="firing") if a["rule"] == "conversion-low"]
+    assert firing == [{"variant": "A"}]

@@ -49,6 +49,7 @@ from sightline.store._eval_records import (
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import (
     DIMENSIONS,
+    OUTCOME_FORMULA,
     AlertQuery,
     ApiKey,
     AuditEntry,
@@ -349,6 +350,8 @@ class DuckDBStore:
         m = query.metric
         if m.score_name is not None:
             return _ev.query_score_metric(self, query)
+        if m.formula == OUTCOME_FORMULA:
+            return _duckdb_outcomes.query_outcome_metric(self, query)
         if m.formula is not None:
             value = m.formula
         elif m.column is not None:

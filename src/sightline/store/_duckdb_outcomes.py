@@ -15,12 +15,18 @@ import orjson
 
 from sightline.errors import ConfigError
 from sightline.model import Outcome
-from sightline.store.base import DIMENSIONS, OutcomeGroup, OutcomeQuery
+from sightline.store.base import (
+    DIMENSIONS,
+    MetricQuery,
+    MetricSeries,
+    OutcomeGroup,
+    OutcomeQuery,
+)
 
 if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
 
-__all__ = ["add_outcomes", "list_outcomes", "query_outcomes"]
+__all__ = ["add_outcomes", "list_outcomes", "query_outcome_metric", "query_outcomes"]
 
 _COLS = "project_id, outcome_id, trace_id, session_id, name, value, user_id, metadata, created_at"
 
@@ -167,3 +173,27 @@ def query_outcomes(store: DuckDBStore, q: OutcomeQuery) -> list[OutcomeGroup]:
             )
         )
     return out
+
+
+def query_outcome_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSeries]:
+    """``task_completion_rate``, ``conversion_rate`` or ``cost_per_outcome`` as a metric."""
+    filters = {k: v for k, v in query.filters.items() if k != "kind"}
+    groups = query_outcomes(
+        store,
+        OutcomeQuery(
+            project_id=query.project_id,
+            start=query.start,
+            end=query.end,
+            step_s=query.step_s,
+            group_by=query.group_by,
+            filters=filters,
+        ),
+    )
+    series: dict[tuple[Any, ...], MetricSeries] = {}
+    for g in groups:
+        key = tuple(g.group.get(d) for d in query.group_by)
+        s = series.get(key)
+        if s is None:
+            s = series[key] = MetricSeries(dict(g.group), [])
+        s.points.append((g.t, getattr(g, query.metric.name)))
+    return list(series.values())

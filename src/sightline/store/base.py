@@ -45,6 +45,7 @@ __all__ = [
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
+    "OUTCOME_METRICS",
     "OutcomeGroup",
     "OutcomeQuery",
     "PrivacySettings",
@@ -1016,3 +1017,43 @@ SCORE_METRICS: dict[str, MetricDef] = {
 """Metrics computed from scores joined to their spans (filters and groups are span fields)."""
 
 METRICS.update(SCORE_METRICS)
+
+OUTCOME_FORMULA = "-- computed from outcomes (store.query_outcomes) --"
+"""The formula marker of the outcome metrics: the store computes them with ``query_outcomes``."""
+
+OUTCOME_METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        _m(
+            "task_completion_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Units of work (sessions, else traces) with a task_completed or ticket_resolved"
+            " outcome / units.",
+            OUTCOME_FORMULA,
+        ),
+        _m(
+            "conversion_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Units of work with a converted outcome / units.",
+            OUTCOME_FORMULA,
+        ),
+        _m(
+            "cost_per_outcome",
+            "llm",
+            None,
+            "avg",
+            "USD",
+            "Cost of the LLM calls / units of work with any outcome (value > 0).",
+            OUTCOME_FORMULA,
+        ),
+    )
+}
+"""Business-outcome metrics (docs/signals.md); ``/api/v1/outcomes/metrics`` has their parts."""
+
+METRICS.update(OUTCOME_METRICS)
