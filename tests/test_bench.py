@@ -62,3 +62,10 @@ def test_redact_benchmark_quick() -> None:
     out = _run("redact.py")
     assert re.search(r"redaction_added_us_per_span=-?[\d.]+", out), out
     assert re.search(r"naive_added_us_per_span=-?[\d.]+", out), out
+
+
+def test_signals_benchmark_quick() -> None:
+    out = _run("signals.py")
+    assert re.search(r"descriptors_texts_per_s_median=\d+", out), out
+    assert re.search(r"self_consistency_sets_per_s_median=\d+", out), out
+    assert re.search(r"outcome_metrics_by_model_7d_median_ms=[\d.]+", out), out

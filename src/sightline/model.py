@@ -23,6 +23,7 @@ __all__ = [
     "Delivery",
     "DriftResult",
     "PromptVersion",
+    "Outcome",
     "RuleVersion",
     "Score",
     "ScoreSource",
@@ -355,6 +356,30 @@ class PromptVersion:
         d = _jsonable(self)
         d["variables"] = self.variables
         return d
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a trace or a session led to, as the application reports it later.
+
+    ``value`` > 0 is a success (converted, resolved; or an amount), ``value`` <= 0 a recorded
+    failure. At least one of ``trace_id`` and ``session_id`` is set.
+    """
+
+    project_id: str
+    outcome_id: str
+    trace_id: str | None = None
+    session_id: str | None = None
+    name: str
+    """``converted``, ``task_completed``, ``ticket_resolved``... (lowercase)."""
+    value: float = 1.0
+    user_id: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
 
 
 def _jsonable(record: Any) -> dict[str, Any]:

@@ -34,6 +34,10 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                json={"name": BETA_PROMPT, "template": f"{b.marker} {{{{q}}}}",
                      "labels": ["production"]})  # fmt: skip
     assert r.status_code == 201, r.text
+    r = hh.api("POST", "/api/v1/outcomes", project="beta",
+               json={"trace_id": b.trace_ids[0], "name": "converted",
+                     "metadata": {"note": f"{b.marker} outcome"}})  # fmt: skip
+    assert r.status_code == 201, r.text
     yield hh
     next(gen, None)
 
@@ -168,6 +172,16 @@ def _dataset_from_filter(h: TwoProjects) -> None:
     assert r.json()["num_rows"] == 0
     rows = h.api("GET", f"/api/v1/datasets/{r.json()['dataset_id']}/rows")
     assert rows.status_code == 200 and rows.text.strip() == ""
+    _no_beta(h, r)
+
+
+def _outcome(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    # an outcome naming beta's trace lands in alpha (the key's project), never in beta
+    r = h.api("POST", "/api/v1/outcomes", json={"trace_id": b.trace_ids[1], "name": "converted"})
+    assert r.status_code == 201, r.text
+    assert h.store.list_outcomes("beta", trace_id=b.trace_ids[1]) == []
+    assert len(h.store.list_outcomes("beta")) == 1
     _no_beta(h, r)
 
 
@@ -320,6 +334,13 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/costs": _costs("/api/v1/costs", by="model"),
     "GET /api/v1/costs/tasks": _costs("/api/v1/costs/tasks", group_by="model"),
     "GET /api/v1/costs/prompt-length": _prompt_length,
+    "POST /api/v1/outcomes": _outcome,
+    "GET /api/v1/guardrails": _get("/api/v1/guardrails", **{"from": "0"}),
+    "GET /api/v1/outcomes": _get("/api/v1/outcomes", trace_id="{trace}"),
+    "GET /api/v1/outcomes/metrics": _get("/api/v1/outcomes/metrics", group_by="user_id",
+                                         **{"from": "0"}),
+    "GET /api/v1/outcomes/ab": _get("/api/v1/outcomes/ab", a="{user}", b="x",
+                                    dimension="user_id", **{"from": "0"}),
 }  # fmt: skip
 
 

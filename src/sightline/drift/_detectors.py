@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 __all__ = [
     "Detection",
+    "categorical_test",
     "emerging_topics",
     "embedding_mmd",
     "js_divergence",
@@ -230,6 +231,76 @@ def token_distribution(
         nb,
         len(current),
         details={"kl_bits": kl, "rising_words": rising, "falling_words": falling},
+    )
+
+
+# -- (6) descriptors: categorical shares (language, refusal, JSON, top terms) ---------------------
+
+
+def categorical_test(
+    baseline: Sequence[Sequence[str]],
+    current: Sequence[Sequence[str]],
+    *,
+    feature: str,
+    smoothing: float = 0.5,
+    min_js: float = 0.02,
+    alpha: float = 0.01,
+    permutations: int = 200,
+    min_samples: int = 30,
+    seed: int = 0,
+) -> Detection:
+    """JS divergence of the category shares of two windows; each sample has ≥ 0 categories.
+
+    A sample's labels (its language; ``["refusal"]`` or ``["answer"]``; its top terms) are
+    counted, smoothed like :func:`token_distribution`, and compared; the permutation test
+    shuffles whole samples between windows. Fires when JS ≥ ``min_js`` and p < ``alpha``.
+    """
+    if len(baseline) < min_samples or len(current) < min_samples:
+        return _insufficient("descriptors", feature, len(baseline), len(current), min_samples)
+    samples = [*baseline, *current]
+    total: Counter[str] = Counter()
+    for labels in samples:
+        total.update(labels)
+    cats = [c for c, _ in total.most_common(500)]
+    index = {c: i for i, c in enumerate(cats)}
+    counts = np.zeros((len(samples), len(cats) + 1), dtype=np.float64)
+    for i, labels in enumerate(samples):
+        for c in labels:
+            counts[i, index.get(c, len(cats))] += 1
+    nb = len(baseline)
+
+    def shares(c: Array) -> Array:
+        out: Array = (c + smoothing) / (c.sum(axis=-1, keepdims=True) + smoothing * c.shape[-1])
+        return out
+
+    pb, pc = shares(counts[:nb].sum(axis=0)), shares(counts[nb:].sum(axis=0))
+    observed = js_divergence(pc, pb)
+    rng = np.random.default_rng(seed)
+    perms = _perms(rng, len(samples), nb, permutations)
+    member = np.zeros((permutations, len(samples)))
+    np.put_along_axis(member, perms[:, :nb], 1.0, axis=1)
+    cbs = member @ counts
+    qb, qc = shares(cbs), shares(counts.sum(axis=0)[None, :] - cbs)
+    m = 0.5 * (qb + qc)
+    null = 0.5 * np.sum(qb * np.log2(qb / m), axis=1) + 0.5 * np.sum(qc * np.log2(qc / m), axis=1)
+    p = _p_value(observed, null)
+    names = [*cats, "<other>"]
+    order = np.argsort(-np.abs(pc - pb))[:8]
+    return Detection(
+        "descriptors",
+        feature,
+        observed,
+        min_js,
+        p,
+        observed >= min_js and p < alpha,
+        nb,
+        len(current),
+        details={
+            "changed": [
+                {"value": names[i], "baseline_share": float(pb[i]), "current_share": float(pc[i])}
+                for i in order
+            ]
+        },
     )
 
 

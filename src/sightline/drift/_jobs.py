@@ -30,7 +30,12 @@ __all__ = ["DETECTORS", "Baseline", "DriftJob", "DriftMonitor", "parse_drift_job
 log = structlog.get_logger("sightline.drift")
 
 DetectorName = Literal[
-    "semantic_same_input", "embedding_mmd", "token_distribution", "psi", "emerging_topics"
+    "semantic_same_input",
+    "embedding_mmd",
+    "token_distribution",
+    "psi",
+    "emerging_topics",
+    "descriptors",
 ]
 DETECTORS: tuple[DetectorName, ...] = (
     "semantic_same_input",
@@ -39,7 +44,8 @@ DETECTORS: tuple[DetectorName, ...] = (
     "psi",
     "emerging_topics",
 )
-"""Detector names, in the order docs/drift.md numbers them (1)–(5)."""
+"""The default detectors, in the order docs/drift.md numbers them (1)–(5). ``descriptors``
+(docs/signals.md) runs where a job names it."""
 
 Embed = Callable[[Sequence[str]], Any]
 

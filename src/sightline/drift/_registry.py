@@ -7,7 +7,7 @@ does no IO (embeddings come through ``Samples.embed``, which the job runner prov
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sightline.drift import _detectors as det
@@ -191,7 +191,89 @@ class _SameInput:
         ]
 
 
+_NUMERIC_DESCRIPTORS = ("sentiment", "reading_level", "num_words")
+_CATEGORICAL_DESCRIPTORS = ("language", "refusal", "json", "top_terms")
+
+
+def _labels(name: str, d: Mapping[str, Any]) -> list[str]:
+    v = d.get(name)
+    if name == "top_terms":
+        return [str(t) for t in v] if isinstance(v, list) else []
+    if isinstance(v, bool):
+        return [name if v else f"not_{name}"]
+    return [str(v)] if v is not None else []
+
+
+class _Descriptors:
+    """(6) Response descriptors (docs/signals.md): PSI of the numeric, JS of the categorical.
+
+    PSI for sentiment, reading level and words; JS for language, refusal, JSON and top terms.
+
+    Descriptors stored by the ``descriptors`` evaluator are used; a sampled span without them
+    is described on the spot.
+    """
+
+    name = "descriptors"
+    needs_embeddings = False
+
+    def detect(self, samples: Samples, settings: TestSettings) -> list[det.Detection]:
+        try:
+            b = [d for s in samples.baseline if (d := _described(s)) is not None]
+            c = [d for s in samples.current if (d := _described(s)) is not None]
+        except ImportError:
+            reason = "descriptors need the ml extra: pip install 'sightline[ml]'"
+            return [
+                det.Detection(
+                    "descriptors",
+                    "-",
+                    None,
+                    None,
+                    None,
+                    False,
+                    len(samples.baseline),
+                    len(samples.current),
+                    "unavailable",
+                    {"reason": reason},
+                )  # fmt: skip
+            ]
+        out = []
+        for f in _NUMERIC_DESCRIPTORS:
+            found = det.psi_test(
+                [float(v) for d in b if isinstance(v := d.get(f), int | float)],
+                [float(v) for d in c if isinstance(v := d.get(f), int | float)],
+                feature=f,
+                alpha=settings.alpha,
+                permutations=settings.permutations,
+                min_samples=settings.min_samples,
+                seed=settings.seed,
+            )
+            out.append(dataclasses.replace(found, detector="descriptors"))
+        for f in _CATEGORICAL_DESCRIPTORS:
+            out.append(
+                det.categorical_test(
+                    [_labels(f, d) for d in b],
+                    [_labels(f, d) for d in c],
+                    feature=f,
+                    alpha=settings.alpha,
+                    permutations=settings.permutations,
+                    min_samples=settings.min_samples,
+                    seed=settings.seed,
+                )
+            )
+        return out
+
+
+def _described(s: SpanSample) -> Mapping[str, Any] | None:
+    if s.descriptors is not None:
+        return s.descriptors
+    if not s.output:
+        return None
+    from sightline.evals._descriptors import describe
+
+    return describe(s.output)
+
+
 BUILTIN_DETECTORS: dict[str, DriftDetector] = {
-    d.name: d for d in (_SameInput(), _Mmd(), _Tokens(), _Psi(), _Topics())
+    d.name: d for d in (_SameInput(), _Mmd(), _Tokens(), _Psi(), _Topics(), _Descriptors())
 }
-"""The built-in detectors by name, numbered (1)–(5) in docs/drift.md."""
+"""The built-in detectors by name, numbered (1)–(5) in docs/drift.md, (6) in docs/signals.md."""

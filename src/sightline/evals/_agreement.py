@@ -16,8 +16,10 @@ HUMAN_LABELS: dict[str, bool] = {
     "incorrect": False,
     "harmful": False,
     "off-topic": False,
+    "legitimate": True,
 }
-"""The labels people give, and whether each means the answer passed."""
+"""The labels people give, and whether each means the answer passed. ``legitimate`` reviews
+a guardrail's block: the content was fine (the block a false positive); ``harmful`` confirms it."""
 
 
 def human_passed(label: str | None, value: float | None, *, threshold: float = 0.5) -> bool | None:

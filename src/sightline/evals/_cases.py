@@ -36,6 +36,10 @@ _METADATA_FIELDS = (
 )
 
 
+_LOGPROBS = "sightline.logprobs."
+"""The SDK's log-probability summary (sightline.sdk._logprobs), per key without the prefix."""
+
+
 def _root(spans: Sequence[Span]) -> Span | None:
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
@@ -87,6 +91,14 @@ def case_from_span(span: Span, trace: Sequence[Span] = ()) -> EvalCase:
     meta: dict[str, Any] = {f: getattr(span, f) for f in _METADATA_FIELDS}
     meta["trace_id"] = span.trace_id
     meta["span_id"] = span.span_id
+    a = span.attributes
+    logprobs = {
+        k[len(_LOGPROBS) :]: v for k, v in a.items() if k.startswith(_LOGPROBS)
+    }  # fmt: skip
+    if logprobs:
+        meta["logprobs"] = logprobs
+    if a.get("sightline.samples") is not None:
+        meta["samples"] = a["sightline.samples"]
     return EvalCase(
         question=_question(span, _root(spans)),
         answer=span.output,

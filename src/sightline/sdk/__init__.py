@@ -2,6 +2,7 @@
 
 from sightline.sdk._feedback import feedback
 from sightline.sdk._init import dropped_spans, init, shutdown
+from sightline.sdk._outcome import outcome
 from sightline.sdk._prompts import Prompt, clear_prompt_cache, get_prompt
 from sightline.sdk._providers import (
     instrument_anthropic,
@@ -25,6 +26,7 @@ __all__ = [
     "instrument_openai",
     "instrument_threads",
     "observe",
+    "outcome",
     "shutdown",
     "span",
     "trace",

@@ -22,6 +22,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from sightline.sdk._errors import internal_error
+from sightline.sdk._logprobs import TokenLogprob, summarise
 from sightline.sdk._tracing import CURRENT_CALL, _Content, _dumps, _text, start_span
 
 __all__ = ["CURRENT_CALL", "LlmCall"]
@@ -51,6 +52,7 @@ class LlmCall:
         "finish_reasons",
         "first_ns",
         "input_tokens",
+        "logprobs",
         "output_tokens",
         "cached_tokens",
         "cache_write_tokens",
@@ -80,6 +82,8 @@ class LlmCall:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.retries = 0
+        self.logprobs: list[TokenLogprob] = []
+        """Token log-probabilities of the first choice, when the provider returned them."""
 
     @classmethod
     def start(
@@ -171,6 +175,8 @@ class LlmCall:
             a["gen_ai.response.finish_reasons"] = tuple(self.finish_reasons)
         if self.retries:
             a["http.request.resend_count"] = self.retries
+        if self.logprobs:
+            a.update(summarise(self.logprobs))
         if _Content.capture and (self.text_parts or self.tool_calls):
             msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.text_parts)}
             if self.tool_calls:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sightline.sdk._llm_call import LlmCall, dumps, message_text, request_params
+from sightline.sdk._logprobs import tokens_of
 from sightline.sdk._tracing import _Content, _text
 from sightline.sdk._wrap import Prepared
 
@@ -105,6 +106,8 @@ class ChatApi:
             fr = _get(choice, "finish_reason")
             if fr:
                 call.finish_reasons.append(str(fr))
+            if _get(choice, "index") in (0, None) and not call.logprobs:
+                call.logprobs.extend(tokens_of(_get(choice, "logprobs")))
             msg = _get(choice, "message")
             if msg is not None and not call.text_parts:
                 content = _get(msg, "content") or _get(msg, "refusal")
@@ -143,6 +146,7 @@ class ChatApi:
                     call.first_token()
                     if _get(choice, "index") in (0, None):
                         call.text_parts.append(content)
+                        call.logprobs.extend(tokens_of(_get(choice, "logprobs")))
                 elif _get(delta, "tool_calls") or _get(delta, "refusal"):
                     call.first_token()
                     _tool_call_delta(call, _get(delta, "tool_calls"))

@@ -14,7 +14,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -182,6 +182,16 @@ class SightlineSpan:
                 t = _Content.redact(t)
             self.otel.set_attribute("sightline.documents", t)
 
+    def set_samples(self, answers: Sequence[str]) -> None:
+        """Record other answers sampled for the same prompt (the ``self_consistency`` signal)."""
+        with handle_internal_errors("set_samples"):
+            if not _Content.capture:
+                return
+            t = json.dumps([str(a) for a in answers], ensure_ascii=False)
+            if _Content.redact is not None:
+                t = _Content.redact(t)
+            self.otel.set_attribute("sightline.samples", t)
+
     def set_llm(
         self,
         *,
@@ -217,12 +227,27 @@ class SightlineSpan:
         except Exception:
             internal_error("set_llm")
 
-    def set_guardrail(self, *, blocked: bool, reason: str | None = None) -> None:
-        """Record a guardrail decision."""
+    def set_guardrail(
+        self,
+        *,
+        blocked: bool,
+        reason: str | None = None,
+        version: str | None = None,
+        stage: Literal["input", "output"] | None = None,
+    ) -> None:
+        """Record a guardrail decision; the span's name is the guardrail's.
+
+        ``version`` tells versions of a guardrail apart in its effectiveness figures, ``stage``
+        whether it checks the input (injections, jailbreaks) or the output (unsafe content).
+        """
         with handle_internal_errors("set_guardrail"):
             a: dict[str, Any] = {_KIND: "guardrail", "sightline.guardrail.blocked": bool(blocked)}
             if reason:
                 a["sightline.guardrail.reason"] = reason
+            if version:
+                a["sightline.guardrail.version"] = str(version)
+            if stage:
+                a["sightline.guardrail.stage"] = stage
             self.otel.set_attributes(a)
 
 

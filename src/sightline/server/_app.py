@@ -27,9 +27,11 @@ from sightline.server.routes import (
     drift,
     evaluators,
     feedback,
+    guardrails,
     health,
     metrics,
     otlp,
+    outcomes,
     privacy,
     prompts,
     scores,
@@ -178,6 +180,8 @@ def create_app(
         privacy.router,
         prompts.router,
         keys_routes.router,
+        outcomes.router,
+        guardrails.router,
     ):
         app.include_router(r)
     return app

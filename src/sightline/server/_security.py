@@ -51,6 +51,7 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/api/v1/feedback"),
     # the SDK's sightline.get_prompt runs in the application, with the application's key
     ("GET", "/api/v1/prompts/resolve"),
+    ("POST", "/api/v1/outcomes"),
 }
 """(method, path) of the routes that send telemetry: all an ``ingest`` key may call. Routes
 of other stages that take telemetry from applications add themselves here."""

@@ -22,6 +22,7 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    Outcome,
     PromptVersion,
     RuleVersion,
     Score,
@@ -31,6 +32,8 @@ from sightline.model import (
 from sightline.store import (
     _duckdb_alerts,
     _duckdb_costs,
+    _duckdb_guardrails,
+    _duckdb_outcomes,
     _duckdb_prompts,
     _duckdb_security,
     _duckdb_windows,
@@ -57,13 +60,17 @@ from sightline.store._eval_records import (
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import (
     DIMENSIONS,
+    OUTCOME_FORMULA,
     AlertQuery,
     ApiKey,
     AuditEntry,
     Deleted,
     DriftQuery,
+    GuardrailStats,
     MetricQuery,
     MetricSeries,
+    OutcomeGroup,
+    OutcomeQuery,
     PrivacySettings,
     Project,
     SampleQuery,
@@ -354,6 +361,8 @@ class DuckDBStore:
         m = query.metric
         if m.score_name is not None:
             return _ev.query_score_metric(self, query)
+        if m.formula == OUTCOME_FORMULA:
+            return _duckdb_outcomes.query_outcome_metric(self, query)
         if m.formula is not None:
             value = m.formula
         elif m.column is not None:
@@ -514,6 +523,32 @@ class DuckDBStore:
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         return _duckdb_alerts.sample_spans(self, query)
+
+    # -- business outcomes (SQL in _duckdb_outcomes) ---------------------------------------------
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        _duckdb_outcomes.add_outcomes(self, outcomes)
+
+    def list_outcomes(
+        self,
+        project_id: str,
+        *,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[Outcome]:
+        return _duckdb_outcomes.list_outcomes(
+            self, project_id, trace_id=trace_id, session_id=session_id, name=name, limit=limit
+        )
+
+    def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
+        return _duckdb_outcomes.query_outcomes(self, query)
+
+    def guardrail_stats(
+        self, project_id: str, start: datetime, end: datetime
+    ) -> list[GuardrailStats]:
+        return _duckdb_guardrails.guardrail_stats(self, project_id, start, end)
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

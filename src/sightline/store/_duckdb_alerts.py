@@ -517,14 +517,38 @@ def sample_spans(store: DuckDBStore, q: SampleQuery) -> list[SpanSample]:
     # Ordering by a seeded hash of the row is a uniform sample without replacement that is
     # the same for the same seed (repeatable results), and DuckDB's top-N reads the text
     # columns only for the rows it keeps.
+    # The sampled spans' stored descriptors (docs/signals.md), the latest of each, joined
+    # after sampling so only the kept rows are looked up.
+    sql = f"""
+        WITH s AS (
+            SELECT project_id, trace_id, span_id, start_time, model, input, output,
+                input_tokens, output_tokens, duration_ms
+            FROM spans WHERE {" AND ".join(where)}
+            ORDER BY hash(span_id, trace_id, ?) LIMIT ?
+        )
+        SELECT s.start_time, s.model, s.input, s.output, s.input_tokens, s.output_tokens,
+            s.duration_ms, d.details
+        FROM s LEFT JOIN (
+            SELECT sc.trace_id, sc.span_id, arg_max(sc.details, sc.created_at) AS details
+            FROM scores sc JOIN s ON sc.project_id = s.project_id
+                AND sc.trace_id = s.trace_id AND sc.span_id = s.span_id
+            WHERE sc.name = 'descriptors' AND sc.source = 'evaluator' AND sc.details IS NOT NULL
+            GROUP BY sc.trace_id, sc.span_id
+        ) d ON d.trace_id = s.trace_id AND d.span_id = s.span_id
+        ORDER BY hash(s.span_id, s.trace_id, ?)
+    """  # noqa: S608
     with store._cursor() as cur:
-        rows = cur.execute(
-            "SELECT start_time, model, input, output, input_tokens, output_tokens, duration_ms"  # noqa: S608
-            f" FROM spans WHERE {' AND '.join(where)}"
-            " ORDER BY hash(span_id, trace_id, ?) LIMIT ?",
-            params,
-        ).fetchall()
+        rows = cur.execute(sql, [*params, q.seed]).fetchall()
     return [
-        SpanSample(r[0].replace(tzinfo=UTC), r[1], r[2], r[3], r[4], r[5], float(r[6]))
+        SpanSample(
+            r[0].replace(tzinfo=UTC),
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            float(r[6]),
+            orjson.loads(r[7]) if r[7] else None,
+        )
         for r in rows
     ]

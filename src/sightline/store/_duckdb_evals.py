@@ -485,7 +485,7 @@ def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSer
     # anchor span, an aggregation over the window's spans that evaluator metrics skip.
     if m.score_source == "user":
         joined = f"""
-            SELECT {cols}, sc.value, sc.label, sc.passed
+            SELECT {cols}, sc.value, sc.label, sc.passed, sc.details
             FROM scores sc
             LEFT JOIN {_ANCHOR} a ON sc.span_id IS NULL AND a.project_id = sc.project_id
                 AND a.trace_id = sc.trace_id
@@ -496,7 +496,7 @@ def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSer
         params = [query.project_id, start, end, *params]
     else:
         joined = f"""
-            SELECT {cols}, sc.value, sc.label, sc.passed
+            SELECT {cols}, sc.value, sc.label, sc.passed, sc.details
             FROM scores sc
             JOIN spans s ON s.project_id = sc.project_id AND s.trace_id = sc.trace_id
                 AND s.span_id = sc.span_id

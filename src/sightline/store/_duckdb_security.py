@@ -177,6 +177,7 @@ def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Delet
             " spans WHERE project_id = ? AND start_time < ?) OR created_at < ?)",
             [project_id, project_id, c, c],
         ).fetchall()
+        cur.execute("DELETE FROM outcomes WHERE project_id = ? AND created_at < ?", [project_id, c])
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND start_time < ?", [project_id, c]
         ).fetchall()
@@ -194,6 +195,13 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
             [project_id, user_id, project_id, user_id],
         ).fetchall()
+        # Outcomes the user's app reported: theirs by user id, trace or session.
+        cur.execute(
+            "DELETE FROM outcomes WHERE project_id = ? AND (user_id = ? OR trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?) OR session_id IN"
+            " (SELECT session_id FROM spans WHERE project_id = ? AND user_id = ?))",
+            [project_id, user_id, project_id, user_id, project_id, user_id],
+        )
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",

@@ -106,6 +106,10 @@ def query_windows(
     requests = METRICS["requests"]
     for i, a in fallback:
         count_of[i] = len(aggs) + len(count_of)
+        count_filters = {k: v for k, v in a.filters.items() if k != "kind"}
+        if a.metric.kind not in (None, "llm"):
+            # a metric of other spans (guardrail checks) counts those spans
+            count_filters["kind"] = a.metric.kind
         batched.append(
             (
                 count_of[i],
@@ -113,7 +117,7 @@ def query_windows(
                     metric=requests,
                     agg="count",
                     window_s=a.window_s,
-                    filters={k: v for k, v in a.filters.items() if k != "kind"},
+                    filters=count_filters,
                     group_by=a.group_by,
                 ),
             )

@@ -291,4 +291,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        11,
+        [
+            # Business outcomes (docs/signals.md): what a trace or a session led to
+            # (converted, ticket_resolved...), recorded by the app after the fact. Metrics
+            # join them to the spans of their trace or session.
+            """CREATE TABLE outcomes (
+            project_id VARCHAR NOT NULL,
+            outcome_id VARCHAR PRIMARY KEY,
+            trace_id VARCHAR,
+            session_id VARCHAR,
+            name VARCHAR NOT NULL,
+            value DOUBLE NOT NULL,
+            user_id VARCHAR,
+            metadata VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+            "CREATE INDEX outcomes_project_name ON outcomes (project_id, name)",
+        ],
+    ),
 ]

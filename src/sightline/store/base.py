@@ -14,6 +14,7 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    Outcome,
     RuleVersion,
     Score,
     Silence,
@@ -31,6 +32,8 @@ from sightline.store._eval_records import (
 
 __all__ = [
     "AGGS",
+    "COMPLETION_OUTCOMES",
+    "CONVERSION_OUTCOMES",
     "DIMENSIONS",
     "METRICS",
     "Agg",
@@ -39,9 +42,13 @@ __all__ = [
     "AuditEntry",
     "Deleted",
     "DriftQuery",
+    "GuardrailStats",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
+    "OUTCOME_METRICS",
+    "OutcomeGroup",
+    "OutcomeQuery",
     "PrivacySettings",
     "Project",
     "SCORE_METRICS",
@@ -110,6 +117,43 @@ def _m(
 ) -> MetricDef:
     return MetricDef(name, kind, column, agg, unit, desc, formula)
 
+
+# Guardrail effectiveness (docs/signals.md). Over guardrail spans (the table ``spans``): the
+# check blocked; its stage; the latest human label of the check (on the span or its trace);
+# and whether an evaluator flagged its trace's input (prompt_injection failed) or output
+# (toxicity or pii_leak failed).
+GUARDRAIL_BLOCKED = (
+    "coalesce(TRY_CAST(json_extract_string(spans.attributes,"
+    " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false)"
+)
+GUARDRAIL_STAGE = (
+    "coalesce(json_extract_string(spans.attributes, '$.\"sightline.guardrail.stage\"'), '')"
+)
+GUARDRAIL_HUMAN_LABEL = (
+    "(SELECT arg_max(sc.label, sc.created_at) FROM scores sc WHERE sc.project_id ="
+    " spans.project_id AND sc.trace_id = spans.trace_id AND (sc.span_id = spans.span_id OR"
+    " sc.span_id IS NULL) AND sc.source = 'human' AND sc.label IS NOT NULL)"
+)
+_FLAGGED = (
+    "EXISTS (SELECT 1 FROM scores sc WHERE sc.project_id = spans.project_id AND sc.trace_id ="
+    " spans.trace_id AND sc.source = 'evaluator' AND sc.name IN ({}) AND sc.passed = false)"
+)
+GUARDRAIL_INPUT_FLAGGED = _FLAGGED.format("'prompt_injection'")
+GUARDRAIL_OUTPUT_FLAGGED = _FLAGGED.format("'toxicity', 'pii_leak'")
+GUARDRAIL_LEGITIMATE = ("legitimate", "correct")
+"""Human labels saying blocked content was legitimate: the block was a false positive."""
+GUARDRAIL_BYPASS_INPUT = (
+    f"(NOT {GUARDRAIL_BLOCKED} AND {GUARDRAIL_STAGE} <> 'output' AND {GUARDRAIL_INPUT_FLAGGED})"
+)
+GUARDRAIL_BYPASS_OUTPUT = (
+    f"(NOT {GUARDRAIL_BLOCKED} AND {GUARDRAIL_STAGE} <> 'input' AND"
+    f" ({GUARDRAIL_OUTPUT_FLAGGED} OR {GUARDRAIL_HUMAN_LABEL} = 'harmful'))"
+)
+_FP = (
+    f"avg(CASE WHEN NOT {GUARDRAIL_BLOCKED} THEN NULL"
+    f" WHEN {GUARDRAIL_HUMAN_LABEL} IN ('legitimate', 'correct') THEN 1.0"
+    f" WHEN {GUARDRAIL_HUMAN_LABEL} IS NOT NULL THEN 0.0 END)"
+)
 
 METRICS: dict[str, MetricDef] = {
     m.name: m
@@ -208,6 +252,26 @@ METRICS: dict[str, MetricDef] = {
             "p95",
             "ms",
             "Time spent in guardrail checks.",
+        ),
+        _m(
+            "guardrail_false_positive_rate",
+            "guardrail",
+            None,
+            "rate",
+            "ratio",
+            "Share of human-reviewed blocked checks labelled legitimate (or correct).",
+            _FP,
+        ),
+        _m(
+            "guardrail_bypass_rate",
+            "guardrail",
+            None,
+            "rate",
+            "ratio",
+            "Share of guardrail checks that let through an input flagged as an injection or an"
+            " output flagged unsafe (toxicity, pii_leak, or a human 'harmful' label).",
+            f"avg(CASE WHEN {GUARDRAIL_BYPASS_INPUT} OR {GUARDRAIL_BYPASS_OUTPUT}"
+            " THEN 1.0 ELSE 0.0 END)",
         ),
     )
 }
@@ -341,6 +405,112 @@ class SpanSample:
     input_tokens: int | None
     output_tokens: int | None
     duration_ms: float
+    descriptors: Mapping[str, Any] | None = None
+    """The ``descriptors`` evaluator's figures for the span, when it scored it."""
+
+
+COMPLETION_OUTCOMES: tuple[str, ...] = ("task_completed", "ticket_resolved")
+"""Outcome names that count as a completed task unless a query names others."""
+CONVERSION_OUTCOMES: tuple[str, ...] = ("converted",)
+"""Outcome names that count as a conversion unless a query names others."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeQuery:
+    """Outcome metrics over the LLM spans of a window (docs/signals.md, business outcomes)."""
+
+    project_id: str
+    start: datetime
+    end: datetime
+    step_s: int | None = None
+    group_by: tuple[str, ...] = ()
+    filters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    completion_names: tuple[str, ...] = COMPLETION_OUTCOMES
+    """Outcomes that count as a completed task."""
+    conversion_names: tuple[str, ...] = CONVERSION_OUTCOMES
+    """Outcomes that count as a conversion."""
+    outcome_names: tuple[str, ...] = ()
+    """Outcomes that ``cost_per_outcome`` divides by; empty: any outcome with value > 0."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeGroup:
+    """The units of work of one group (and time bucket) and what they led to."""
+
+    group: dict[str, Any]
+    t: datetime
+    num_units: int
+    """Sessions, or traces without a session."""
+    num_completed: int
+    num_converted: int
+    num_outcomes: int
+    cost_usd: float
+    """Cost of the group's LLM spans."""
+
+    @property
+    def task_completion_rate(self) -> float | None:
+        """Completed units / units."""
+        return self.num_completed / self.num_units if self.num_units else None
+
+    @property
+    def conversion_rate(self) -> float | None:
+        """Converted units / units."""
+        return self.num_converted / self.num_units if self.num_units else None
+
+    @property
+    def cost_per_outcome(self) -> float | None:
+        """Cost / units with an outcome (None without any)."""
+        return self.cost_usd / self.num_outcomes if self.num_outcomes else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, the three metrics included."""
+        return {
+            "group": self.group,
+            "t": self.t.isoformat(),
+            "num_units": self.num_units,
+            "num_completed": self.num_completed,
+            "num_converted": self.num_converted,
+            "num_outcomes": self.num_outcomes,
+            "cost_usd": self.cost_usd,
+            "task_completion_rate": self.task_completion_rate,
+            "conversion_rate": self.conversion_rate,
+            "cost_per_outcome": self.cost_per_outcome,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class GuardrailStats:
+    """How one guardrail (span name) at one version did over a window."""
+
+    name: str
+    version: str | None
+    num_checks: int
+    num_blocked: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    num_reviewed_blocked: int
+    """Blocked checks a person labelled."""
+    num_false_positives: int
+    """Of those, labelled legitimate (or correct)."""
+    num_bypass_inputs: int
+    """Checks that passed an input an evaluator flagged as a prompt injection / jailbreak."""
+    num_bypass_outputs: int
+    """Checks that passed an output flagged unsafe (toxicity, pii_leak, human 'harmful')."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values with the rates."""
+        d = dataclasses.asdict(self)
+        n = self.num_checks
+        bypass = self.num_bypass_inputs + self.num_bypass_outputs
+        d["block_rate"] = self.num_blocked / n if n else None
+        d["false_positive_rate"] = (
+            self.num_false_positives / self.num_reviewed_blocked
+            if self.num_reviewed_blocked
+            else None
+        )
+        d["bypass_attempts"] = bypass
+        d["bypass_rate"] = bypass / n if n else None
+        return d
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -682,6 +852,34 @@ class TraceStore(AnalysisStore, Protocol):
         """A uniform random sample of a window's spans (text, tokens, latency)."""
         ...
 
+    # -- business outcomes ----------------------------------------------------------------------
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Append outcomes."""
+        ...
+
+    def list_outcomes(
+        self,
+        project_id: str,
+        *,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[Outcome]:
+        """A project's outcomes, newest first."""
+        ...
+
+    def query_outcomes(self, query: OutcomeQuery) -> list[OutcomeGroup]:
+        """Units of work, their outcomes and cost, per group (and time bucket)."""
+        ...
+
+    def guardrail_stats(
+        self, project_id: str, start: datetime, end: datetime
+    ) -> list[GuardrailStats]:
+        """Effectiveness of each guardrail (name, version) whose checks started in the window."""
+        ...
+
 
 def _s(
     name: str,
@@ -767,6 +965,46 @@ SCORE_METRICS: dict[str, MetricDef] = {
             formula=_SHARE_FAILED,
         ),
         _s(
+            "uncertainty",
+            "uncertainty",
+            "avg",
+            "score",
+            "Mean of 1 − confidence (exp of the mean token log-probability): 0 = sure.",
+            formula="avg(1.0 - value)",
+        ),
+        _s(
+            "self_consistency",
+            "self_consistency",
+            "avg",
+            "score",
+            "Agreement of answers sampled for the same prompt (1 = they all agree).",
+            column="value",
+        ),
+        _s(
+            "sentiment",
+            "descriptors",
+            "avg",
+            "score",
+            "Mean VADER compound sentiment of the answers, -1 (negative) to 1 (positive).",
+            formula="avg(2.0 * value - 1.0)",
+        ),
+        _s(
+            "reading_level",
+            "descriptors",
+            "avg",
+            "grade",
+            "Mean Flesch-Kincaid grade of the answers.",
+            formula="avg(TRY_CAST(json_extract(details, '$.reading_level') AS DOUBLE))",
+        ),
+        _s(
+            "json_share",
+            "descriptors",
+            "rate",
+            "ratio",
+            "Share of answers that are a JSON object or array.",
+            formula="avg(CASE WHEN json_extract(details, '$.json') = 'true' THEN 1.0 ELSE 0.0 END)",
+        ),
+        _s(
             "feedback_positive_rate",
             "feedback",
             "rate",
@@ -780,3 +1018,43 @@ SCORE_METRICS: dict[str, MetricDef] = {
 """Metrics computed from scores joined to their spans (filters and groups are span fields)."""
 
 METRICS.update(SCORE_METRICS)
+
+OUTCOME_FORMULA = "-- computed from outcomes (store.query_outcomes) --"
+"""The formula marker of the outcome metrics: the store computes them with ``query_outcomes``."""
+
+OUTCOME_METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        _m(
+            "task_completion_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Units of work (sessions, else traces) with a task_completed or ticket_resolved"
+            " outcome / units.",
+            OUTCOME_FORMULA,
+        ),
+        _m(
+            "conversion_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Units of work with a converted outcome / units.",
+            OUTCOME_FORMULA,
+        ),
+        _m(
+            "cost_per_outcome",
+            "llm",
+            None,
+            "avg",
+            "USD",
+            "Cost of the LLM calls / units of work with any outcome (value > 0).",
+            OUTCOME_FORMULA,
+        ),
+    )
+}
+"""Business-outcome metrics (docs/signals.md); ``/api/v1/outcomes/metrics`` has their parts."""
+
+METRICS.update(OUTCOME_METRICS)

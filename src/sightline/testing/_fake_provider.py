@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import struct
 import threading
@@ -109,6 +110,33 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
+def token_logprob(token: str, index: int) -> float:
+    """The fake's log-probability of a token it chose: deterministic, in [-2.5, 0)."""
+    h = hashlib.blake2b(f"{index}:{token}".encode(), digest_size=4).digest()
+    return -(1 + int.from_bytes(h, "big") % 1000) / 400
+
+
+def _logprobs(tokens: list[str], top_n: int, fixed: float | None, start: int) -> dict[str, Any]:
+    """``choice.logprobs`` as the chat completions API sends it.
+
+    Each chosen token is the first of its ``top_logprobs``; the ``top_n - 1`` alternatives
+    share what is left of the probability mass equally with the tail not listed.
+    """
+    content = []
+    for i, tok in enumerate(tokens):
+        lp = fixed if fixed is not None else token_logprob(tok, start + i)
+        top = [{"token": tok, "logprob": lp, "bytes": list(tok.encode())}] if top_n else []
+        rest = 1.0 - math.exp(lp)
+        for k in range(1, top_n):
+            alt = f"<alt{k}>"
+            alp = math.log(rest / top_n) if rest > 0 else -9999.0
+            top.append({"token": alt, "logprob": alp, "bytes": list(alt.encode())})
+        content.append(
+            {"token": tok, "logprob": lp, "bytes": list(tok.encode()), "top_logprobs": top}
+        )
+    return {"content": content, "refusal": None}
+
+
 def default_reply(body: dict[str, Any]) -> str:
     """The reply when none is configured: names the question, so tests can tell calls apart."""
     question = _last_user_text(body.get("messages", body.get("input")))
@@ -125,7 +153,9 @@ class FakeProvider:
 
     Per-request overrides, as headers (e.g. the clients' ``extra_headers``):
     ``x-fake-ttft-ms``, ``x-fake-token-ms``, ``x-fake-reply``, ``x-fake-status`` (fail with this
-    status) and ``x-fake-abort-after`` (cut the stream after this many tokens).
+    status), ``x-fake-abort-after`` (cut the stream after this many tokens) and
+    ``x-fake-logprob`` (every chosen token's log-probability, when the request asks for
+    ``logprobs``; otherwise each token gets a deterministic one from :func:`token_logprob`).
 
     Example:
         ```python
@@ -412,6 +442,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict[str, Any], headers: dict[str, str]) -> None:
         plan = self.fake._plan(body, headers)
+        top_n = body.get("top_logprobs")
+        top_n = min(max(top_n, 0), 20) if isinstance(top_n, int) else 0
+        fixed = float(headers["x-fake-logprob"]) if "x-fake-logprob" in headers else None
+
+        def lp(tokens: list[str], start: int) -> dict[str, Any] | None:
+            if body.get("logprobs") is not True:
+                return None
+            # the same figures streamed or not: keyed by the token's position in the reply
+            return _logprobs(tokens, top_n, fixed, start)
+
         model = str(body.get("model", "gpt-4o-mini"))
         cid = f"chatcmpl-{hashlib.sha256(plan.text.encode()).hexdigest()[:12]}"
         created = int(time.time())
@@ -435,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": plan.text, "refusal": None},
-                            "logprobs": None,
+                            "logprobs": lp(plan.tokens, 0),
                             "finish_reason": "stop",
                         }
                     ],
@@ -446,7 +486,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        def chunk(
+            delta: dict[str, Any], finish: str | None, logprobs: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
             c: dict[str, Any] = {
                 "id": cid,
                 "object": "chat.completion.chunk",
@@ -454,7 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": model,
                 "system_fingerprint": "fp_fake",
                 "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
                 ],
             }
             if include_usage:
@@ -467,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
         for i, tok in self._tokens(plan):
             if i == 0:
                 self._sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))
-            self._sse(chunk({"content": tok}, None))
+            self._sse(chunk({"content": tok}, None, lp([tok], i)))
         self._sse(chunk({}, "stop"))
         if include_usage:
             last = chunk({}, None)

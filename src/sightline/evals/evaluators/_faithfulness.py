@@ -18,6 +18,7 @@ from sightline.evals.evaluators._consistency import (
     siblings,
     swapped_sibling,
 )
+from sightline.evals.evaluators._corpus import ReferenceCorpus
 from sightline.evals.evaluators._text import (
     ANTONYMS,
     content_stems,
@@ -205,6 +206,12 @@ class Faithfulness:
     score = supported claims / claims; ``passed`` when score >= ``pass_threshold`` (default:
     every claim). Not applicable (``None``) without contexts or without an answer.
 
+    Knowledge-base verification: with ``reference_corpus`` (a folder of ``.txt``/``.md``/``.rst``
+    documents, see :class:`~sightline.evals.evaluators.ReferenceCorpus`) each claim's
+    ``reference_top_k`` closest passages, by the same sentence embeddings, join the span's own
+    context, so answers are checked against the reference even without retrieval. The passages
+    used are in ``details["reference_passages"]``.
+
     Example:
         ```python
         from sightline.evals import EvalCase
@@ -240,8 +247,18 @@ class Faithfulness:
         nli: NliScorer | str | Path | None = None,
         nli_contradiction: float = 0.5,
         nli_entailment: float = 0.5,
+        reference_corpus: str | Path | ReferenceCorpus | None = None,
+        reference_top_k: int = 2,
     ) -> None:
         self._embedder = embedder
+        if reference_top_k < 1:
+            raise ValueError("reference_top_k must be at least 1")
+        self.reference_top_k = reference_top_k
+        self._corpus: ReferenceCorpus | None = (
+            ReferenceCorpus(reference_corpus, embedder=embedder)
+            if isinstance(reference_corpus, str | Path)
+            else reference_corpus
+        )
         self.min_support = min_support
         """A claim is supported when similarity + coverage_weight * coverage reaches this."""
         self.coverage_weight = coverage_weight
@@ -288,15 +305,44 @@ class Faithfulness:
     def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
         """Judge ``cases``; all claims needing embeddings go through one ``embed`` call."""
         prepared: list[tuple[list[_Claim], _Support] | None] = []
-        for case in cases:
-            if not case.contexts or not (case.answer or "").strip():
+        references = self._references(cases)
+        for case, refs in zip(cases, references, strict=True):
+            contexts = (*case.contexts, *(t for t in refs if t not in case.contexts))
+            if not contexts or not (case.answer or "").strip():
                 prepared.append(None)
                 continue
-            support = _support_of(case.contexts, case.question, self._split)
+            support = _support_of(contexts, case.question, self._split)
             claims = [self._check(c, support) for c in self.claims(case.answer or "")]
             prepared.append((claims, support))
         self._resolve_open_claims(prepared)
-        return [None if p is None else self._result(p[0]) for p in prepared]
+        out: list[EvalResult | None] = []
+        for p, refs in zip(prepared, references, strict=True):
+            if p is None:
+                out.append(None)
+                continue
+            r = self._result(p[0])
+            if refs:
+                r = dataclasses.replace(
+                    r, details={**r.details, "reference_passages": list(refs.values())}
+                )
+            out.append(r)
+        return out
+
+    def _references(self, cases: Sequence[EvalCase]) -> list[dict[str, str]]:
+        """Per case, the reference corpus's passages closest to its claims (text -> source)."""
+        if self._corpus is None:
+            return [{} for _ in cases]
+        queries: list[str] = []
+        owner: list[int] = []
+        for i, case in enumerate(cases):
+            for c in self.claims(case.answer or ""):
+                queries.append(c)
+                owner.append(i)
+        refs: list[dict[str, str]] = [{} for _ in cases]
+        for i, hits in zip(owner, self._corpus.search(queries, self.reference_top_k), strict=True):
+            for passage, _ in hits:
+                refs[i].setdefault(passage.text, passage.source)
+        return refs
 
     def _check(self, text: str, support: _Support) -> _Claim:
         """Consistency checks and word coverage; leaves ``reason`` None when still open."""

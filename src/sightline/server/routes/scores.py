@@ -72,7 +72,7 @@ class HumanScoreIn(BaseModel):
         description="What is judged: an evaluator's score name (faithfulness, relevance...) to "
         "validate that evaluator against people, or any name of your own.",
     )
-    label: Literal["correct", "incorrect", "harmful", "off-topic"] | None = None
+    label: Literal["correct", "incorrect", "harmful", "off-topic", "legitimate"] | None = None
     value: float | None = Field(None, ge=0, le=1, description="A rubric score in [0, 1].")
     explanation: str | None = Field(None, max_length=10_000)
     user_id: str | None = Field(None, max_length=256, description="Who labelled.")
@@ -91,11 +91,14 @@ async def post_score(
 ) -> dict[str, Any]:
     """Store a human label as a score with source ``human``.
 
-    ``label`` is one of correct, incorrect, harmful, off-topic; ``value`` a rubric score in
+    ``label`` is one of correct, incorrect, harmful, off-topic, legitimate (a guardrail's
+    block reviewed as wrong); ``value`` a rubric score in
     [0, 1] (passes at 0.5); give one or both. A ``span_id`` must be stored.
     """
     if body.label is None and body.value is None:
-        raise ConfigError("give a label (correct, incorrect, harmful, off-topic) or a value")
+        raise ConfigError(
+            "give a label (correct, incorrect, harmful, off-topic, legitimate) or a value"
+        )
     st = state_of(request)
     trace_id = body.trace_id.lower() if body.trace_id else None
     span_id = body.span_id.lower() if body.span_id else None
