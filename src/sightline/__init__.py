@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from sightline.errors import BudgetExceeded
 from sightline.sdk import (
     SightlineSpan,
     current_span,
@@ -45,6 +46,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "BudgetExceeded",
     "SightlineSpan",
     "__version__",
     "current_span",

@@ -87,6 +87,13 @@ _serve_options = [
         help="YAML file of alert rules, notification channels and drift jobs.",
     ),
     click.option(
+        "--budgets",
+        "budgets_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="YAML file of budgets (see docs/cost.md).",
+    ),
+    click.option(
         "--monitor-interval",
         "monitor_interval_s",
         type=float,

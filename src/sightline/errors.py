@@ -14,7 +14,9 @@ The tree::
     ├── Forbidden                          the key's role does not allow this (403)
     ├── NotFound                           a resource that does not exist (404)
     ├── Conflict                           a change the resource's state forbids (409)
-    └── NotifyError                        an alert notification could not be sent
+    ├── NotifyError                        an alert notification could not be sent
+    └── BudgetExceeded                     a hard budget limit is reached (429); the SDK raises
+                                           it instead of calling the provider
 
 Server-side errors carry an HTTP ``status`` so one handler can render them.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BudgetExceeded",
     "ConfigError",
     "Conflict",
     "Forbidden",
@@ -135,3 +138,23 @@ class NotifyError(SightlineError):
 
     status = 502
     code = "notify_failed"
+
+
+class BudgetExceeded(SightlineError):
+    """A budget with a hard limit is spent: the call was not made.
+
+    Raised by the SDK's instrumented clients before the provider is called (and answered as
+    429 by the gateway). ``budget`` names the budget, ``limit_usd`` and ``spent_usd`` are its
+    figures when the decision was made.
+    """
+
+    status = 429
+    code = "budget_exceeded"
+
+    def __init__(
+        self, message: str, *, budget: str = "", limit_usd: float = 0.0, spent_usd: float = 0.0
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd

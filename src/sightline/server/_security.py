@@ -49,6 +49,8 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/v1/traces"),
     ("POST", "/api/v1/spans"),
     ("POST", "/api/v1/feedback"),
+    # The SDK and the gateway ask before spending, with the app's (ingest) key.
+    ("GET", "/api/v1/budgets/check"),
 }
 """(method, path) of the routes that send telemetry: all an ``ingest`` key may call. Routes
 of other stages that take telemetry from applications add themselves here."""

@@ -27,7 +27,7 @@ from sightline.model import (
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
+from sightline.store import _duckdb_alerts, _duckdb_budgets, _duckdb_security, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -45,6 +45,8 @@ from sightline.store.base import (
     AlertQuery,
     ApiKey,
     AuditEntry,
+    BudgetRow,
+    BudgetSpend,
     Deleted,
     DriftQuery,
     MetricQuery,
@@ -499,6 +501,44 @@ class DuckDBStore:
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         return _duckdb_alerts.sample_spans(self, query)
+
+    # -- budgets (SQL in _duckdb_budgets) ------------------------------------------------------
+
+    def list_budgets(self, project_id: str) -> list[BudgetRow]:
+        return _duckdb_budgets.list_budgets(self, project_id)
+
+    def put_budget(self, row: BudgetRow) -> None:
+        _duckdb_budgets.put_budget(self, row)
+
+    def delete_budget(self, project_id: str, name: str) -> bool:
+        return _duckdb_budgets.delete_budget(self, project_id, name)
+
+    def budget_spend(
+        self,
+        project_id: str,
+        since: datetime,
+        *,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> BudgetSpend:
+        return _duckdb_budgets.budget_spend(self, project_id, since, column, value)
+
+    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        return _duckdb_budgets.budget_spend_by(self, project_id, since, column)
+
+    def mark_budget_alert(
+        self,
+        project_id: str,
+        budget: str,
+        scope_value: str,
+        period_start: datetime,
+        threshold: float,
+        spent_usd: float,
+        at: datetime,
+    ) -> bool:
+        return _duckdb_budgets.mark_budget_alert(
+            self, project_id, budget, scope_value, period_start, threshold, spent_usd, at
+        )
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

@@ -36,6 +36,8 @@ __all__ = [
     "AlertQuery",
     "ApiKey",
     "AuditEntry",
+    "BudgetRow",
+    "BudgetSpend",
     "Deleted",
     "DriftQuery",
     "MetricDef",
@@ -409,6 +411,29 @@ class Deleted:
     scores: int = 0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """A stored budget: its spec (as given, validated by ``sightline.budgets``) and origin."""
+
+    project_id: str
+    name: str
+    spec: dict[str, Any]
+    source: str
+    """``api`` or ``file``."""
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BudgetSpend:
+    """Spend of LLM spans in a period (one scope value)."""
+
+    spent_usd: float = 0.0
+    num_requests: int = 0
+    max_request_usd: float = 0.0
+    """The dearest single request: what the SDK and gateway reserve per call in flight."""
+
+
 class TraceStore(Protocol):
     """Where spans live. One writer thread calls ``insert_batches``; reads come from any thread."""
 
@@ -679,6 +704,46 @@ class TraceStore(Protocol):
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         """A uniform random sample of a window's spans (text, tokens, latency)."""
+        ...
+
+    def list_budgets(self, project_id: str) -> list[BudgetRow]:
+        """Every budget of the project, by name."""
+        ...
+
+    def put_budget(self, row: BudgetRow) -> None:
+        """Create or replace a budget."""
+        ...
+
+    def delete_budget(self, project_id: str, name: str) -> bool:
+        """Delete a budget; False when there was none."""
+        ...
+
+    def budget_spend(
+        self,
+        project_id: str,
+        since: datetime,
+        *,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> BudgetSpend:
+        """Cost of the project's spans since ``since`` (where ``column = value`` if given)."""
+        ...
+
+    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        """Cost since ``since`` per distinct value of ``column`` (NULLs left out)."""
+        ...
+
+    def mark_budget_alert(
+        self,
+        project_id: str,
+        budget: str,
+        scope_value: str,
+        period_start: datetime,
+        threshold: float,
+        spent_usd: float,
+        at: datetime,
+    ) -> bool:
+        """Record that a threshold alerted; False when it already had (so it alerts once)."""
         ...
 
 
