@@ -203,8 +203,8 @@ def test_hard_budget_stops_concurrent_callers_within_one_request(
     counts = _hammer(gw.url, user, threads=8)
     assert counts == {"ok": 10, "budget": 8, "other": 0}
     assert len(fake.requests) - before == 10  # refused calls never reached the provider
-    r = httpx.post(gw.url + "/v1/chat/completions", headers={"x-sightline-user": user},
-                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    r = httpx.post(gw.url + "/v1/chat/completions", headers={"x-sightline-user": user}, json=body)
     assert r.status_code == 429
     assert r.json()["error"] == {"message": r.json()["error"]["message"],
                                  "type": "insufficient_quota", "param": None,
@@ -216,8 +216,9 @@ def test_rate_limit_per_key(fake: FakeProvider, server: Server, tmp_path: Path) 
                                        "--rate-limit", "3/min"]).start(tmp_path)  # fmt: skip
     try:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
-        a = [httpx.post(g.url + "/v1/chat/completions", json=body,
-                        headers={"authorization": "Bearer sk-a"}).status_code for _ in range(4)]  # fmt: skip
+        url = g.url + "/v1/chat/completions"
+        auth = {"authorization": "Bearer sk-a"}
+        a = [httpx.post(url, json=body, headers=auth).status_code for _ in range(4)]
         b = httpx.post(g.url + "/v1/chat/completions", json=body,
                        headers={"authorization": "Bearer sk-b"})  # fmt: skip
         assert a == [200, 200, 200, 429]
