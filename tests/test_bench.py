@@ -62,3 +62,11 @@ def test_redact_benchmark_quick() -> None:
     out = _run("redact.py")
     assert re.search(r"redaction_added_us_per_span=-?[\d.]+", out), out
     assert re.search(r"naive_added_us_per_span=-?[\d.]+", out), out
+
+
+def test_gateway_benchmark_quick() -> None:
+    out = _run("gateway.py")
+    assert re.search(r"nonstream_added_ms=-?[\d.]+", out), out
+    assert re.search(r"stream_first_chunk_added_ms=-?[\d.]+", out), out
+    assert re.search(r"handler_overhead_ms=[\d.]+", out), out
+    assert re.search(r"chunk_forward_ms=[\d.]+", out), out

@@ -147,6 +147,8 @@ class Gateway:
         self.pricer = Pricer()
         self._checks: dict[tuple[str, tuple[str | None, ...]], tuple[float, Any]] = {}
         self._embedder: Any = None
+        self.overhead_ms: deque[float] = deque(maxlen=10_000)
+        """Per non-streaming forwarded call: ms spent in the handler outside the upstream call."""
         self.forward_ms: deque[float] = deque(maxlen=10_000)
         """Per streamed chunk: ms from its arrival from upstream to its hand-off to the client."""
 
@@ -578,10 +580,12 @@ async def chat_completions(request: Request) -> Response:
     fwd = _forward_headers(request)
     url = gw.upstream + "/chat/completions"
     if not stream:
+        up0 = time.perf_counter()
         try:
             r = await gw.client.post(url, content=orjson.dumps(body), headers=fwd)
         except httpx.HTTPError as e:
             return await _upstream_failed(gw, call, held, e)
+        up1 = time.perf_counter()
         data = None
         try:
             data = orjson.loads(r.content)
@@ -596,7 +600,9 @@ async def chat_completions(request: Request) -> Response:
         await _finish(gw, call, held, cost)
         if r.status_code == 200 and keys is not None and isinstance(data, dict):
             await _cache_put(gw, keys, vec, data, cost)
-        return Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        gw.overhead_ms.append((time.perf_counter() - call.t0 - (up1 - up0)) * 1000)
+        return out
     opts = body.get("stream_options")
     if not (isinstance(opts, dict) and opts.get("include_usage")):
         # tokens and cost need the final usage chunk
@@ -704,6 +710,7 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
     s = await gw.backend.stats()
     lookups = s.get("cache_lookups", 0.0)
     fwd = sorted(gw.forward_ms)
+    ovh = sorted(gw.overhead_ms)
     return {
         "requests": int(s.get("requests", 0)),
         "cost_usd": s.get("cost_usd", 0.0),
@@ -718,6 +725,7 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
         "upstream_errors": int(s.get("upstream_errors", 0)),
         "spans_dropped": gw.recorder.num_dropped if gw.recorder else 0,
         "chunk_forward_ms_p50": fwd[len(fwd) // 2] if fwd else None,
+        "handler_overhead_ms_p50": ovh[len(ovh) // 2] if ovh else None,
     }
 
 

@@ -31,6 +31,7 @@ class SpanRecorder:
         self._client = httpx.AsyncClient(timeout=10)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self.num_sent = 0
         self.num_dropped = 0
 
@@ -46,7 +47,7 @@ class SpanRecorder:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
             except TimeoutError:
@@ -76,11 +77,9 @@ class SpanRecorder:
 
     async def stop(self) -> None:
         """Send what is queued, then stop."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task  # a post in flight finishes (cancelling it cuts the request)
         await self.flush()
         await self._client.aclose()
