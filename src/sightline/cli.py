@@ -516,3 +516,53 @@ def gateway(
         except (RedisError, OSError, ValueError) as e:
             raise click.ClickException(f"cannot reach Redis at {redis_url}: {e}") from None
     uvicorn.run(create_gateway_app(opts), host=host, port=port, log_config=None)
+
+
+@main.command()
+@click.argument("trace_id")
+@click.option("--span", "span_id", default=None, help="The LLM span to replay [the trace's first].")
+@click.option("--model", default=None, help="Replay with this model [the recorded one].")
+@click.option("--gateway", "gateway_url", default="http://127.0.0.1:7601", show_default=True)
+@click.option("--server", default="http://127.0.0.1:7600", show_default=True)
+@click.option("--api-key", envvar="SIGHTLINE_API_KEY", required=True, help="Sightline API key.")
+@click.option(
+    "--provider-key",
+    envvar="OPENAI_API_KEY",
+    default="",
+    help="The upstream's key [$OPENAI_API_KEY].",
+)
+@click.option(
+    "--wait-scores", type=click.FloatRange(min=0), default=0.0, help="Seconds to wait for scores."
+)
+def replay(
+    trace_id: str,
+    span_id: str | None,
+    model: str | None,
+    gateway_url: str,
+    server: str,
+    api_key: str,
+    provider_key: str,
+    wait_scores: float,
+) -> None:
+    """Run a recorded LLM call again through the gateway and show both side by side."""
+    import httpx
+
+    from sightline.errors import SightlineError
+    from sightline.gateway import format_side_by_side, replay_span
+
+    try:
+        res = replay_span(
+            server=server,
+            api_key=api_key,
+            gateway=gateway_url,
+            trace_id=trace_id,
+            span_id=span_id,
+            model=model,
+            provider_key=provider_key,
+            wait_scores_s=wait_scores,
+        )
+    except SightlineError as e:
+        raise click.ClickException(str(e)) from None
+    except httpx.HTTPError as e:
+        raise click.ClickException(f"cannot reach the server or the gateway: {e}") from None
+    click.echo(format_side_by_side(res))

@@ -127,6 +127,7 @@ class _Call:
     text: list[str] = field(default_factory=list)
     cache: str = "miss"
     saved_usd: float = 0.0
+    replay_of: str | None = None
     trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
     parent_span_id: str | None = None
 
@@ -301,6 +302,7 @@ class Gateway:
                 "sightline.gateway": True,
                 "sightline.cache": call.cache,
                 "sightline.cache.saved_usd": call.saved_usd,
+                **({"sightline.replay_of": call.replay_of} if call.replay_of else {}),
             },
             **call.tags,
         }
@@ -516,6 +518,7 @@ async def _prologue(
         if version:
             tags["prompt_version"] = version[:50]
     call = _Call(t0, start_epoch, body, tags, sl_key, operation)
+    call.replay_of = request.headers.get("x-sightline-replay-of", "")[:32] or None
     tp = request.headers.get("traceparent", "").split("-")
     if len(tp) == 4 and len(tp[1]) == 32 and len(tp[2]) == 16:
         call.trace_id, call.parent_span_id = tp[1], tp[2]
