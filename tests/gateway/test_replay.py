@@ -66,8 +66,8 @@ def test_replay_with_another_model_side_by_side(
         assert len(spans) == 2 and {s["feature"] for s in spans} == {"refunds"}
         replayed = next(s for s in spans if s["trace_id"] == res.replay.trace_id)
         assert replayed["attributes"]["sightline.replay_of"] == res.original.span_id
-        out = CliRunner().invoke(main, ["replay", trace_id, "--model", "gpt-4o", "--server",
-                                        server.url, "--gateway", g.url, "--api-key", API_KEY])  # fmt: skip
+        where = ["--server", server.url, "--gateway", g.url, "--api-key", API_KEY]
+        out = CliRunner().invoke(main, ["replay", trace_id, "--model", "gpt-4o", *where])
         assert out.exit_code == 0, out.output
         assert "gpt-4o says" in out.output
         bad = CliRunner().invoke(main, ["replay", "0" * 32, "--server", server.url,
