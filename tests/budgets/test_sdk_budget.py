@@ -19,22 +19,29 @@ QUESTION = "hello there"
 
 APP = textwrap.dedent("""
     import json, sys, threading
-    import openai
+    import anthropic, openai
     import sightline
 
     endpoint, key, base_url, user, threads = sys.argv[1:6]
+    provider = sys.argv[6] if len(sys.argv) > 6 else "openai"
     sightline.init(endpoint=endpoint, api_key=key, service_name="budget-app",
                    check_budgets=True, budget_cache_s=5)
-    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+    if provider == "openai":
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        call = lambda: client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}])
+    else:
+        client = anthropic.Anthropic(base_url=base_url, api_key="sk-test", max_retries=0)
+        call = lambda: client.messages.create(
+            model="claude-haiku-4-5", max_tokens=64,
+            messages=[{"role": "user", "content": "hello there"}])
     ok, refused, errors = [], [], []
 
     def worker():
         with sightline.trace("req", user_id=user):
             for _ in range(40):
                 try:
-                    client.chat.completions.create(
-                        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}]
-                    )
+                    call()
                     ok.append(1)
                 except sightline.BudgetExceeded as e:
                     refused.append(e.budget)
@@ -106,3 +113,21 @@ def test_unreachable_server_fails_open() -> None:
         got = _run("http://127.0.0.1:9", API_KEY, fake.openai_base_url, "u", "2")
         assert got == {"ok": 80, "refused": [], "errors": []}
         assert time.monotonic() - t0 < 60
+
+
+def test_anthropic_client_is_stopped_too(server: Server) -> None:
+    cost = Pricer().cost_usd(
+        model="claude-haiku-4-5", provider="anthropic", input_tokens=2, output_tokens=5
+    )
+    assert cost
+    with server.client() as c:
+        r = c.post("/api/v1/budgets", json={"name": "claude-model", "scope": "model",
+                                            "match": "claude-haiku-4-5",
+                                            "limit_usd": 3.5 * cost, "hard": True})  # fmt: skip
+        assert r.status_code == 201, r.text
+    with FakeProvider(reply=REPLY) as fake:
+        got = _run(server.url, API_KEY, fake.base_url, "u-claude", "4", "anthropic")
+        assert got["errors"] == []
+        assert got["ok"] == 4, got
+        assert got["refused"] == ["claude-model"] * 4
+        assert len([r for r in fake.requests if r.path == "/v1/messages"]) == 4
