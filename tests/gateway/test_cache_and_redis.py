@@ -206,3 +206,23 @@ class TestSharedRedis:
         finally:
             g1.stop()
             g2.stop()
+
+
+def test_semantic_cache_is_shared_through_redis(
+    fake: FakeProvider, server: Server, tmp_path: Path, prefix: str
+) -> None:
+    args = ["--server", server.url, "--api-key", API_KEY, "--redis", REDIS_URL,
+            "--redis-prefix", prefix, "--cache", "semantic"]  # fmt: skip
+    g1 = Gateway(fake.openai_base_url, args).start(tmp_path)
+    g2 = Gateway(fake.openai_base_url, args).start(tmp_path)
+    try:
+        assert _ask(g1, "How do I reset my password?").headers["x-sightline-cache"] == "miss"
+        hit = _ask(g2, "How can I reset my password?", stream=True)
+        assert hit.headers["x-sightline-cache"] == "hit-semantic"
+        assert "You asked: How do I reset my password?" in hit.text  # streamed from the cache
+        assert _ask(g2, "How do I delete my account?").headers["x-sightline-cache"] == "miss"
+        s = g1.stats()
+        assert (s["cache_hits_semantic"], s["cache_lookups"]) == (1, 3)
+    finally:
+        g1.stop()
+        g2.stop()
