@@ -516,9 +516,7 @@ def gateway(
         except (RedisError, OSError, ValueError) as e:
             raise click.ClickException(f"cannot reach Redis at {redis_url}: {e}") from None
     # every call is a span already: no access log line per request on the hot path
-    uvicorn.run(
-        create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False
-    )
+    uvicorn.run(create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False)
 
 
 @main.command()

@@ -51,6 +51,7 @@ class _Ledger:
 @dataclass(slots=True)
 class _Snapshot:
     fetched_at: float
+    ttl_s: float
     budgets: list[str] = field(default_factory=list)
     """Ids of the hard budgets that apply to this scope."""
 
@@ -77,6 +78,9 @@ class BudgetGuard:
         self._timeout_s = timeout_s
         self._flush = flush
         self._cond = threading.Condition()
+        # One refresh at a time: two interleaved ones would each subtract the same finished
+        # calls from the ledger (or apply an older answer after a newer one).
+        self._refresh_lock = threading.Lock()
         self._snapshots: dict[tuple[str | None, ...], _Snapshot] = {}
         self._ledgers: dict[str, _Ledger] = {}
         self.num_checks = 0
@@ -99,11 +103,12 @@ class BudgetGuard:
         key = self.scope(model)
         deadline = time.monotonic() + _WAIT_S
         refreshed = False
+        exact = False
         while True:
             with self._cond:
                 snap = self._snapshots.get(key)
                 if snap is not None and (
-                    refreshed or time.monotonic() - snap.fetched_at < self.cache_s
+                    refreshed or time.monotonic() - snap.fetched_at < snap.ttl_s
                 ):
                     verdict, ledger = self._verdict(snap)
                     if verdict == "ok" or time.monotonic() > deadline:
@@ -122,7 +127,8 @@ class BudgetGuard:
                         self._cond.wait(max(0.0, deadline - time.monotonic()))
                         refreshed = False
                         continue
-            self._refresh(key)
+                    exact = True  # the estimate says no: ask with this process's spans sent
+            self._refresh(key, exact=exact)
             refreshed = True
 
     def _verdict(self, snap: _Snapshot) -> tuple[str, _Ledger | None]:
@@ -160,14 +166,25 @@ class BudgetGuard:
                     lg.completed += 1
             self._cond.notify_all()
 
-    def _refresh(self, key: tuple[str | None, ...]) -> None:
+    def _refresh(self, key: tuple[str | None, ...], *, exact: bool) -> None:
+        """Ask the server again; ``exact`` first sends this process's ended spans.
+
+        Without the flush, calls this process finished may not be in the server's figure yet,
+        so they stay counted here too (counted twice at worst, never missed).
+        """
+        with self._refresh_lock:
+            self._refresh_locked(key, exact=exact)
+
+    def _refresh_locked(self, key: tuple[str | None, ...], *, exact: bool) -> None:
         with self._cond:
-            marks = {bid: lg.completed for bid, lg in self._ledgers.items()}
-        if self._flush is not None:
+            marks = {bid: lg.completed for bid, lg in self._ledgers.items()} if exact else {}
+        if exact and self._flush is not None:
             self._flush()
         data = self._fetch(key)
         with self._cond:
-            snap = _Snapshot(time.monotonic())
+            # an unreachable server is asked again after a longer pause, so that a hanging one
+            # costs a call the check's timeout at most every 30 s
+            snap = _Snapshot(time.monotonic(), self.cache_s if data else max(self.cache_s, 30.0))
             for b in data.get("budgets", []) if data else []:
                 if not b.get("hard"):
                     continue
@@ -175,9 +192,9 @@ class BudgetGuard:
                 lg = self._ledgers.get(bid)
                 if lg is None:
                     lg = self._ledgers[bid] = _Ledger(b["name"], float(b["limit_usd"]))
-                    marks[bid] = 0
                 lg.limit_usd = float(b["limit_usd"])
-                lg.spent_usd = float(b["spent_usd"])
+                # spend only grows within a period: a lower figure is an older answer
+                lg.spent_usd = max(lg.spent_usd, float(b["spent_usd"]))
                 lg.max_request_usd = max(lg.max_request_usd, float(b["max_request_usd"]))
                 # calls completed before the flush are in the server's figure now
                 lg.completed = max(0, lg.completed - marks.get(bid, 0))
