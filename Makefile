@@ -32,6 +32,7 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/evals.py
 	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/gateway.py
 
 fuzz: $(STAMP) ## Fuzz the API (schemathesis) and the OTLP normaliser (hypothesis) in full
 	SIGHTLINE_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -p no:xdist -q --timeout=3600 tests/fuzz

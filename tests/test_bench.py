@@ -69,3 +69,11 @@ def test_signals_benchmark_quick() -> None:
     assert re.search(r"descriptors_texts_per_s_median=\d+", out), out
     assert re.search(r"self_consistency_sets_per_s_median=\d+", out), out
     assert re.search(r"outcome_metrics_by_model_7d_median_ms=[\d.]+", out), out
+
+
+def test_gateway_benchmark_quick() -> None:
+    out = _run("gateway.py")
+    assert re.search(r"nonstream_added_ms=-?[\d.]+", out), out
+    assert re.search(r"stream_first_chunk_added_ms=-?[\d.]+", out), out
+    assert re.search(r"handler_overhead_ms=[\d.]+", out), out
+    assert re.search(r"chunk_forward_ms=[\d.]+", out), out

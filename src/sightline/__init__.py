@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from sightline.errors import PromptUnavailable
+from sightline.errors import BudgetExceeded, PromptUnavailable
 from sightline.sdk import (
     Prompt,
     SightlineSpan,
@@ -52,6 +52,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "Prompt",
     "PromptUnavailable",
+    "BudgetExceeded",
     "SightlineSpan",
     "__version__",
     "clear_prompt_cache",

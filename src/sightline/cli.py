@@ -87,6 +87,13 @@ _serve_options = [
         help="YAML file of alert rules, notification channels and drift jobs.",
     ),
     click.option(
+        "--budgets",
+        "budgets_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="YAML file of budgets (see docs/cost.md).",
+    ),
+    click.option(
         "--monitor-interval",
         "monitor_interval_s",
         type=float,
@@ -387,3 +394,176 @@ def compact(data_dir: Path | None) -> None:
             f"{e}\n(is `sightline serve` running on this data dir? stop it first)"
         ) from None
     click.echo(f"compacted {settings.db_path}: {before} -> {after} bytes")
+
+
+def _rate(value: str | None) -> tuple[int, int]:
+    """``60/min`` -> (60, 60); ``10/s`` -> (10, 1); ``1000/h`` -> (1000, 3600)."""
+    if not value:
+        return 0, 60
+    n, _, unit = value.partition("/")
+    windows = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "": 60}
+    try:
+        count = int(n)
+    except ValueError:
+        count = -1
+    if count < 0 or unit not in windows:
+        raise click.BadParameter(
+            f"{value!r}: expected N/s, N/min or N/h", param_hint="--rate-limit"
+        )
+    return count, windows[unit]
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7601, show_default=True)
+@click.option(
+    "--upstream",
+    required=True,
+    help="OpenAI-compatible base URL, with its /v1 (https://api.openai.com/v1).",
+)
+@click.option(
+    "--server",
+    default="http://127.0.0.1:7600",
+    show_default=True,
+    help="Sightline server that receives the spans and answers budget checks; '' for none.",
+)
+@click.option(
+    "--api-key",
+    envvar="SIGHTLINE_API_KEY",
+    default=None,
+    help="Sightline API key for requests without an x-sightline-api-key header.",
+)
+@click.option(
+    "--redis", "redis_url", default=None, help="redis://HOST:PORT/DB shared by instances."
+)
+@click.option(
+    "--redis-prefix", default="sightline:gw:", show_default=True, help="Prefix of the Redis keys."
+)
+@click.option(
+    "--cache",
+    type=click.Choice(["off", "exact", "semantic"]),
+    default="off",
+    show_default=True,
+    help="Answer repeated (exact) or similar (semantic) requests from the cache.",
+)
+@click.option("--cache-ttl", type=click.IntRange(min=1), default=3600, show_default=True)
+@click.option(
+    "--semantic-threshold",
+    type=click.FloatRange(-1, 1),
+    default=0.92,
+    show_default=True,
+    help="Least cosine similarity of two questions for a semantic hit.",
+)
+@click.option("--rate-limit", default=None, help="Requests per caller key: N/s, N/min or N/h.")
+@click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
+def gateway(
+    host: str,
+    port: int,
+    upstream: str,
+    server: str,
+    api_key: str | None,
+    redis_url: str | None,
+    redis_prefix: str,
+    cache: str,
+    cache_ttl: int,
+    semantic_threshold: float,
+    rate_limit: str | None,
+    log_format: str,
+) -> None:
+    """Serve the OpenAI-compatible gateway: spans, budgets, rate limits, cache (docs/gateway.md)."""
+    import uvicorn
+
+    from sightline._logging import configure_logging
+    from sightline.gateway import GatewayOptions, create_gateway_app
+
+    if not upstream.startswith(("http://", "https://")):
+        raise click.BadParameter("expected an http(s) URL", param_hint="--upstream")
+    if cache == "semantic":
+        try:
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--cache semantic needs sightline[ml]") from None
+    count, window = _rate(rate_limit)
+    configure_logging("info", log_format)
+    opts = GatewayOptions(
+        upstream=upstream,
+        server=server or None,
+        api_key=api_key,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        cache=cache,  # type: ignore[arg-type]
+        cache_ttl_s=cache_ttl,
+        semantic_threshold=semantic_threshold,
+        rate_limit=count,
+        rate_window_s=window,
+    )
+    if redis_url:
+        import asyncio
+
+        from redis.exceptions import RedisError
+
+        from sightline.gateway import RedisBackend
+
+        async def ping() -> None:
+            b = RedisBackend(redis_url)
+            try:
+                await b.ping()
+            finally:
+                await b.close()
+
+        try:
+            asyncio.run(ping())
+        except (RedisError, OSError, ValueError) as e:
+            raise click.ClickException(f"cannot reach Redis at {redis_url}: {e}") from None
+    # every call is a span already: no access log line per request on the hot path
+    uvicorn.run(create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False)
+
+
+@main.command()
+@click.argument("trace_id")
+@click.option("--span", "span_id", default=None, help="The LLM span to replay [the trace's first].")
+@click.option("--model", default=None, help="Replay with this model [the recorded one].")
+@click.option("--gateway", "gateway_url", default="http://127.0.0.1:7601", show_default=True)
+@click.option("--server", default="http://127.0.0.1:7600", show_default=True)
+@click.option("--api-key", envvar="SIGHTLINE_API_KEY", required=True, help="Sightline API key.")
+@click.option(
+    "--provider-key",
+    envvar="OPENAI_API_KEY",
+    default="",
+    help="The upstream's key [$OPENAI_API_KEY].",
+)
+@click.option(
+    "--wait-scores", type=click.FloatRange(min=0), default=0.0, help="Seconds to wait for scores."
+)
+def replay(
+    trace_id: str,
+    span_id: str | None,
+    model: str | None,
+    gateway_url: str,
+    server: str,
+    api_key: str,
+    provider_key: str,
+    wait_scores: float,
+) -> None:
+    """Run a recorded LLM call again through the gateway and show both side by side."""
+    import httpx
+
+    from sightline.errors import SightlineError
+    from sightline.gateway import format_side_by_side, replay_span
+
+    try:
+        res = replay_span(
+            server=server,
+            api_key=api_key,
+            gateway=gateway_url,
+            trace_id=trace_id,
+            span_id=span_id,
+            model=model,
+            provider_key=provider_key,
+            wait_scores_s=wait_scores,
+        )
+    except SightlineError as e:
+        raise click.ClickException(str(e)) from None
+    except httpx.HTTPError as e:
+        raise click.ClickException(f"cannot reach the server or the gateway: {e}") from None
+    click.echo(format_side_by_side(res))

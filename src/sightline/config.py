@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     monitor_interval_s: float = Field(
         30.0, ge=0, description="Seconds between monitor ticks (alert evaluation); 0 turns it off."
     )
+    budgets_file: Path | None = Field(
+        None, description="YAML file of budgets (budgets: [{name, scope, limit_usd, ...}])."
+    )
+    budget_interval_s: float = Field(
+        30.0, ge=0, description="Seconds between budget threshold checks; 0 turns them off."
+    )
     default_alert_rules: bool = Field(
         True, description="Load the shipped default rule pack into every project."
     )

@@ -16,6 +16,8 @@ The tree::
     ├── Conflict                           a change the resource's state forbids (409)
     ├── NotifyError                        an alert notification could not be sent
     └── PromptUnavailable                  get_prompt had no version, cache nor fallback
+    └── BudgetExceeded                     a hard budget limit is reached (429); the SDK raises
+                                           it instead of calling the provider
 
 Server-side errors carry an HTTP ``status`` so one handler can render them.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BudgetExceeded",
     "ConfigError",
     "Conflict",
     "Forbidden",
@@ -144,3 +147,23 @@ class PromptUnavailable(SightlineError):
 
     status = 404
     code = "prompt_unavailable"
+
+
+class BudgetExceeded(SightlineError):
+    """A budget with a hard limit is spent: the call was not made.
+
+    Raised by the SDK's instrumented clients before the provider is called (and answered as
+    429 by the gateway). ``budget`` names the budget, ``limit_usd`` and ``spent_usd`` are its
+    figures when the decision was made.
+    """
+
+    status = 429
+    code = "budget_exceeded"
+
+    def __init__(
+        self, message: str, *, budget: str = "", limit_usd: float = 0.0, spent_usd: float = 0.0
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd

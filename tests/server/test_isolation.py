@@ -270,6 +270,34 @@ def _audit(h: TwoProjects) -> None:
         assert e["project_id"] == "alpha" and e["actor"] not in beta_actors, e
 
 
+def _budgets(method: str) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        b = h.projects["beta"]
+        beta_budget = {"name": "budget-beta", "limit_usd": 0.5, "hard": True, "scope": "user",
+                       "match": b.user_id}  # fmt: skip
+        h.api("PUT", "/api/v1/budgets/budget-beta", project="beta", json=beta_budget)
+        if method == "LIST":
+            r = h.api("GET", "/api/v1/budgets")
+        elif method == "CHECK":
+            r = h.api("GET", "/api/v1/budgets/check", params={"user": b.user_id})
+            assert r.json()["project"] == "alpha" and r.json()["budgets"] == [], r.text
+        elif method == "POST":
+            r = h.api("POST", "/api/v1/budgets", json={**beta_budget, "limit_usd": 9})
+        elif method == "PUT":
+            r = h.api("PUT", "/api/v1/budgets/budget-beta", json={**beta_budget, "limit_usd": 9})
+        else:
+            r = h.api(method, "/api/v1/budgets/budget-beta")
+            assert r.status_code == 404 or method == "GET" and r.status_code in (200, 404)
+        assert r.status_code < 500, r.text
+        _no_beta(h, r)
+        got = h.api("GET", "/api/v1/budgets/budget-beta", project="beta").json()
+        assert got["limit_usd"] == 0.5, got
+        if method in ("POST", "PUT"):  # alpha got its own budget; clean it up
+            h.api("DELETE", "/api/v1/budgets/budget-beta")
+
+    return case
+
+
 CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /healthz": _get("/healthz"),
     "GET /readyz": _get("/readyz"),
@@ -341,6 +369,12 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
                                          **{"from": "0"}),
     "GET /api/v1/outcomes/ab": _get("/api/v1/outcomes/ab", a="{user}", b="x",
                                     dimension="user_id", **{"from": "0"}),
+    "GET /api/v1/budgets": _budgets("LIST"),
+    "POST /api/v1/budgets": _budgets("POST"),
+    "GET /api/v1/budgets/check": _budgets("CHECK"),
+    "GET /api/v1/budgets/{name}": _budgets("GET"),
+    "PUT /api/v1/budgets/{name}": _budgets("PUT"),
+    "DELETE /api/v1/budgets/{name}": _budgets("DELETE"),
 }  # fmt: skip
 
 

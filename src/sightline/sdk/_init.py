@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from sightline.redact import RedactionPolicy
-from sightline.sdk._config import SdkOptions, resolve_options
+from sightline.sdk._budget import BudgetGuard, set_guard
+from sightline.sdk._config import SdkOptions, _bool, _env, resolve_options
 from sightline.sdk._errors import handle_internal_errors
 from sightline.sdk._providers import instrument_installed, keep_span
 from sightline.sdk._request_log import RequestLogProcessor
@@ -58,6 +59,8 @@ def init(
     log_requests: bool | None = None,
     propagate_threads: bool = True,
     span_exporter: SpanExporter | None = None,
+    check_budgets: bool | None = None,
+    budget_cache_s: float = 5.0,
 ) -> SdkOptions:
     """Export this process's spans to Sightline over OTLP/HTTP, off the request path.
 
@@ -86,6 +89,11 @@ def init(
         propagate_threads: Carry the trace context into threads and thread pools started inside
             a trace (``threading.Thread``, ``concurrent.futures.ThreadPoolExecutor``).
         span_exporter: Export to this exporter instead of OTLP (tests, benchmarks).
+        check_budgets: Ask the server's ``/api/v1/budgets/check`` before each LLM call and
+            raise :class:`sightline.BudgetExceeded` instead of calling the provider when a hard
+            budget is spent (``SIGHTLINE_CHECK_BUDGETS``; default: on, unless
+            ``span_exporter`` is given). Fail-open: an unreachable server lets calls go ahead.
+        budget_cache_s: How long a budget answer is reused (per user, tenant, feature, model).
 
     Example:
         ```python
@@ -110,6 +118,7 @@ def init(
         instrument=instrument,
         log_requests=log_requests,
     )
+    span_exporter_given = span_exporter is not None
     with _lock:
         _Content.capture = opts.capture_content
         _Content.max_chars = opts.max_content_chars
@@ -162,6 +171,13 @@ def init(
             # Registered after the provider's own handler, so it runs first (atexit is LIFO).
             atexit.register(_at_exit)
             _state.exit_hook = True
+    if check_budgets is None:
+        check_budgets = _bool(_env("SIGHTLINE_CHECK_BUDGETS"), span_exporter_given is False)
+    set_guard(
+        BudgetGuard(opts.endpoint, opts.api_key, cache_s=budget_cache_s, flush=_flush_for_budget)
+        if check_budgets
+        else None
+    )
     if propagate_threads:
         with handle_internal_errors("instrument_threads"):
             instrument_threads()
@@ -208,6 +224,13 @@ def shutdown(timeout_s: float = 5.0) -> None:
     )
     t.start()
     t.join(timeout_s)
+
+
+def _flush_for_budget() -> None:
+    """Before a budget check that must be exact: this process's ended spans reach the server."""
+    provider = _state.provider
+    if provider is not None:
+        provider.force_flush(5000)
 
 
 def _at_exit() -> None:

@@ -21,6 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from sightline.sdk._budget import release as _release
 from sightline.sdk._errors import internal_error
 from sightline.sdk._logprobs import TokenLogprob, summarise
 from sightline.sdk._tracing import CURRENT_CALL, _Content, _dumps, _text, start_span
@@ -48,6 +49,7 @@ class LlmCall:
         "__weakref__",
         "_t0",
         "_token",
+        "budget_ticket",
         "ended",
         "finish_reasons",
         "first_ns",
@@ -84,6 +86,8 @@ class LlmCall:
         self.retries = 0
         self.logprobs: list[TokenLogprob] = []
         """Token log-probabilities of the first choice, when the provider returned them."""
+        self.budget_ticket: tuple[str, ...] | None = None
+        """This call's place in the budget guard's ledgers (sdk/_budget.py)."""
 
     @classmethod
     def start(
@@ -153,6 +157,7 @@ class LlmCall:
             self.span.end()
         except Exception:
             internal_error("llm_end")
+        _release(self.budget_ticket)
 
     def _finish(self, exc: BaseException | None) -> None:
         a: dict[str, Any] = {}
@@ -203,6 +208,7 @@ class LlmCall:
                 self._finish(None)
                 self.span.set_attribute("sightline.stream.abandoned", True)
                 self.span.end()
+                _release(self.budget_ticket)
             except Exception:  # noqa: S110 - nothing may escape a finaliser
                 pass
 

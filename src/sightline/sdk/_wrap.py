@@ -9,11 +9,13 @@ exceptions are re-raised unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sightline.sdk import _budget
 from sightline.sdk._errors import internal_error
 from sightline.sdk._llm_call import CURRENT_CALL, LlmCall
 
@@ -161,9 +163,14 @@ def wrap_sync(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ticket = _budget.admit(kwargs.get("model")) if _budget.guard() else None
         prep = _prepare(api, kwargs)
         if prep is None:
-            return original(self, *args, **kwargs)
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                _budget.release(ticket)
+        prep.call.budget_ticket = ticket
         token = CURRENT_CALL.set(prep.call)
         try:
             try:
@@ -189,9 +196,17 @@ def wrap_async(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ticket = None
+        if _budget.guard():
+            # the check may wait on the network or on calls in flight: not on the event loop
+            ticket = await asyncio.to_thread(_budget.admit, kwargs.get("model"))
         prep = _prepare(api, kwargs)
         if prep is None:
-            return await original(self, *args, **kwargs)
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                _budget.release(ticket)
+        prep.call.budget_ticket = ticket
         token = CURRENT_CALL.set(prep.call)
         try:
             try:

@@ -21,6 +21,7 @@ from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
 from sightline.server.routes import (
     alerts,
+    budgets,
     compare,
     costs,
     datasets,
@@ -64,6 +65,9 @@ def create_app(
     from sightline.server._monitoring import build_monitoring
 
     alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
+    from sightline.budgets import BudgetService, load_budgets_file
+
+    file_budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
     online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
@@ -114,6 +118,14 @@ def create_app(
         if runner is not None:
             register_eval_metrics(prom.global_registry, runner)
         monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)
+        budget_service = BudgetService(
+            st,
+            clock=clock or system_clock,
+            interval_s=settings.budget_interval_s,
+            file_budgets=file_budgets,
+            dispatcher=monitoring.dispatcher,
+            public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+        )
         app.state.sightline = AppState(
             settings,
             st,
@@ -126,8 +138,11 @@ def create_app(
             drift=monitoring.drift,
             evals=runner,
             security=security,
+            budgets=budget_service,
         )
         monitoring.start()
+        if settings.budget_interval_s > 0:
+            budget_service.start()
         security.start()
         if runner is not None:
             runner.start()
@@ -144,6 +159,7 @@ def create_app(
             if runner is not None:
                 runner.stop()
             security.stop()
+            budget_service.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
@@ -173,6 +189,7 @@ def create_app(
         alerts.router,
         compare.router,
         costs.router,
+        budgets.router,
         drift.router,
         scores.router,
         evaluators.router,

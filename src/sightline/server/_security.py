@@ -52,6 +52,8 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     # the SDK's sightline.get_prompt runs in the application, with the application's key
     ("GET", "/api/v1/prompts/resolve"),
     ("POST", "/api/v1/outcomes"),
+    # The SDK and the gateway ask before spending, with the app's (ingest) key.
+    ("GET", "/api/v1/budgets/check"),
 }
 """(method, path) of the routes that send telemetry: all an ``ingest`` key may call. Routes
 of other stages that take telemetry from applications add themselves here."""

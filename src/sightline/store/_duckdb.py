@@ -31,6 +31,7 @@ from sightline.model import (
 )
 from sightline.store import (
     _duckdb_alerts,
+    _duckdb_budgets,
     _duckdb_costs,
     _duckdb_guardrails,
     _duckdb_outcomes,
@@ -64,6 +65,8 @@ from sightline.store.base import (
     AlertQuery,
     ApiKey,
     AuditEntry,
+    BudgetRow,
+    BudgetSpend,
     Deleted,
     DriftQuery,
     GuardrailStats,
@@ -549,6 +552,44 @@ class DuckDBStore:
         self, project_id: str, start: datetime, end: datetime
     ) -> list[GuardrailStats]:
         return _duckdb_guardrails.guardrail_stats(self, project_id, start, end)
+
+    # -- budgets (SQL in _duckdb_budgets) ------------------------------------------------------
+
+    def list_budgets(self, project_id: str) -> list[BudgetRow]:
+        return _duckdb_budgets.list_budgets(self, project_id)
+
+    def put_budget(self, row: BudgetRow) -> None:
+        _duckdb_budgets.put_budget(self, row)
+
+    def delete_budget(self, project_id: str, name: str) -> bool:
+        return _duckdb_budgets.delete_budget(self, project_id, name)
+
+    def budget_spend(
+        self,
+        project_id: str,
+        since: datetime,
+        *,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> BudgetSpend:
+        return _duckdb_budgets.budget_spend(self, project_id, since, column, value)
+
+    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        return _duckdb_budgets.budget_spend_by(self, project_id, since, column)
+
+    def mark_budget_alert(
+        self,
+        project_id: str,
+        budget: str,
+        scope_value: str,
+        period_start: datetime,
+        threshold: float,
+        spent_usd: float,
+        at: datetime,
+    ) -> bool:
+        return _duckdb_budgets.mark_budget_alert(
+            self, project_id, budget, scope_value, period_start, threshold, spent_usd, at
+        )
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

@@ -262,6 +262,34 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        8,
+        [
+            # Budgets: one row per (project, name); the spec is the budget as JSON. ``source``
+            # is "api" or "file" (file budgets are read-only through the API).
+            """CREATE TABLE budgets (
+            project_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            spec VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, name)
+        )""",
+            # Soft thresholds already alerted: one row per budget, scope value, period and
+            # threshold, so each alerts once per period.
+            """CREATE TABLE budget_alerts (
+            project_id VARCHAR NOT NULL,
+            budget VARCHAR NOT NULL,
+            scope_value VARCHAR NOT NULL,
+            period_start TIMESTAMP NOT NULL,
+            threshold DOUBLE NOT NULL,
+            spent_usd DOUBLE NOT NULL,
+            fired_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, budget, scope_value, period_start, threshold)
+        )""",
+        ],
+    ),
+    (
         10,
         [
             # The prompt registry: versions are append-only; labels (production, staging...)

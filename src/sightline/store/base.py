@@ -40,6 +40,8 @@ __all__ = [
     "AlertQuery",
     "ApiKey",
     "AuditEntry",
+    "BudgetRow",
+    "BudgetSpend",
     "Deleted",
     "DriftQuery",
     "GuardrailStats",
@@ -580,6 +582,29 @@ class Deleted:
     scores: int = 0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """A stored budget: its spec (as given, validated by ``sightline.budgets``) and origin."""
+
+    project_id: str
+    name: str
+    spec: dict[str, Any]
+    source: str
+    """``api`` or ``file``."""
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BudgetSpend:
+    """Spend of LLM spans in a period (one scope value)."""
+
+    spent_usd: float = 0.0
+    num_requests: int = 0
+    max_request_usd: float = 0.0
+    """The dearest single request: what the SDK and gateway reserve per call in flight."""
+
+
 class TraceStore(AnalysisStore, Protocol):
     """Where spans live. One writer thread calls ``insert_batches``; reads come from any thread."""
 
@@ -878,6 +903,46 @@ class TraceStore(AnalysisStore, Protocol):
         self, project_id: str, start: datetime, end: datetime
     ) -> list[GuardrailStats]:
         """Effectiveness of each guardrail (name, version) whose checks started in the window."""
+        ...
+
+    def list_budgets(self, project_id: str) -> list[BudgetRow]:
+        """Every budget of the project, by name."""
+        ...
+
+    def put_budget(self, row: BudgetRow) -> None:
+        """Create or replace a budget."""
+        ...
+
+    def delete_budget(self, project_id: str, name: str) -> bool:
+        """Delete a budget; False when there was none."""
+        ...
+
+    def budget_spend(
+        self,
+        project_id: str,
+        since: datetime,
+        *,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> BudgetSpend:
+        """Cost of the project's spans since ``since`` (where ``column = value`` if given)."""
+        ...
+
+    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        """Cost since ``since`` per distinct value of ``column`` (NULLs left out)."""
+        ...
+
+    def mark_budget_alert(
+        self,
+        project_id: str,
+        budget: str,
+        scope_value: str,
+        period_start: datetime,
+        threshold: float,
+        spent_usd: float,
+        at: datetime,
+    ) -> bool:
+        """Record that a threshold alerted; False when it already had (so it alerts once)."""
         ...
 
 

@@ -1,0 +1,797 @@
+"""The OpenAI-compatible gateway: forwarding, spans, budgets, rate limits and the cache.
+
+It forwards to the upstream, records a span per call, enforces budgets and per-key rate limits,
+and answers from an exact or semantic cache.
+
+Hard budgets: before forwarding, the gateway takes a place against every hard budget that
+applies (from ``GET /api/v1/budgets/check``, cached ``budget_cache_s``), atomically in the
+backend (memory or Redis): a call is admitted while ``spent + in_flight * max_request <
+limit``, where ``spent`` is the larger of the server's figure and the gateway's own count (it
+adds each call's cost as the call ends) and ``max_request`` the dearest call seen. Otherwise it
+waits for calls in flight, or answers 429 once ``spent`` reached the limit; so concurrent
+callers, on one instance or many sharing Redis, overspend by at most one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+import orjson
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from sightline.gateway._backend import Backend, open_backend
+from sightline.gateway._record import SpanRecorder
+from sightline.pricing import Pricer
+
+__all__ = ["GatewayOptions", "create_gateway_app"]
+
+log = structlog.get_logger("sightline.gateway")
+
+CacheMode = Literal["off", "exact", "semantic"]
+_TAGS = {
+    "x-sightline-user": "user_id",
+    "x-sightline-session": "session_id",
+    "x-sightline-tenant": "tenant_id",
+    "x-sightline-feature": "feature",
+    "x-sightline-variant": "variant",
+}
+_FORWARD_HEADERS = ("authorization", "openai-organization", "openai-project", "api-key")
+_RESPONSE_HEADERS = ("x-request-id", "retry-after", "retry-after-ms", "openai-processing-ms")
+_NOT_CACHE_PARAMS = frozenset(("stream", "stream_options", "user"))
+_WAIT_S = 30.0  # the longest a call waits for calls in flight against a budget
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """How the gateway runs (``sightline gateway --help`` documents each)."""
+
+    upstream: str
+    """Base URL of the OpenAI-compatible provider, with its ``/v1`` (``https://api.openai.com/v1``)."""
+    server: str | None = "http://127.0.0.1:7600"
+    """The Sightline server that receives the spans and answers budget checks (None: neither)."""
+    api_key: str | None = None
+    """Sightline API key used when a request has no ``x-sightline-api-key`` header."""
+    redis_url: str | None = None
+    redis_prefix: str = "sightline:gw:"
+    """Prefix of every Redis key (separates gateways of different servers on one Redis)."""
+    cache: CacheMode = "off"
+    cache_ttl_s: int = 3600
+    semantic_threshold: float = 0.92
+    rate_limit: int = 0
+    """Requests per ``rate_window_s`` per caller key (0: no limit)."""
+    rate_window_s: int = 60
+    budget_cache_s: float = 2.0
+    timeout_s: float = 600.0
+    max_body_bytes: int = 4 << 20
+
+
+def _error(status: int, message: str, kind: str, code: str, **headers: str) -> JSONResponse:
+    """An OpenAI-style error body."""
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        status_code=status,
+        headers=headers or None,
+    )
+
+
+def _sha(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        if all(isinstance(p, str) for p in parts):
+            return "\n".join(str(p) for p in parts)
+    return None
+
+
+@dataclass
+class _Call:
+    """One request through the gateway: what the span needs."""
+
+    t0: float
+    start_epoch: float
+    body: dict[str, Any]
+    tags: dict[str, str]
+    sl_key: str
+    operation: str = "chat"
+    status: str = "ok"
+    status_message: str | None = None
+    first_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    response_model: str | None = None
+    finish_reason: str | None = None
+    text: list[str] = field(default_factory=list)
+    cache: str = "miss"
+    saved_usd: float = 0.0
+    replay_of: str | None = None
+    trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    parent_span_id: str | None = None
+
+
+class Gateway:
+    """The gateway's parts; one per app."""
+
+    def __init__(self, opts: GatewayOptions) -> None:
+        self.opts = opts
+        self.upstream = opts.upstream.rstrip("/")
+        self.backend: Backend = open_backend(opts.redis_url, prefix=opts.redis_prefix)
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(opts.timeout_s, connect=10),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+        self.server_client = httpx.AsyncClient(timeout=5)
+        self.recorder = SpanRecorder(opts.server) if opts.server else None
+        self.pricer = Pricer()
+        self._checks: dict[tuple[str, tuple[str | None, ...]], tuple[float, Any]] = {}
+        self._embedder: Any = None
+        self.overhead_ms: deque[float] = deque(maxlen=10_000)
+        """Per non-streaming forwarded call: ms spent in the handler outside the upstream call."""
+        self.forward_ms: deque[float] = deque(maxlen=10_000)
+        """Per streamed chunk: ms from its arrival from upstream to its hand-off to the client."""
+
+    # -- budgets -------------------------------------------------------------------------------
+
+    async def check(self, sl_key: str, scope: tuple[str | None, ...]) -> dict[str, Any] | int:
+        """The server's budget check (cached); an int is an HTTP status to refuse with."""
+        ck = (sl_key, scope)
+        hit = self._checks.get(ck)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.opts.budget_cache_s:
+            out: dict[str, Any] | int = hit[1]
+            return out
+        data: dict[str, Any] | int = {"project": "key:" + _sha(sl_key)[:16], "budgets": []}
+        if self.opts.server:
+            params = {
+                k: v
+                for k, v in zip(("user", "tenant", "feature", "model"), scope, strict=True)
+                if v
+            }
+            try:
+                r = await self.server_client.get(
+                    self.opts.server.rstrip("/") + "/api/v1/budgets/check",
+                    params=params,
+                    headers={"authorization": f"Bearer {sl_key}"},
+                )
+                if r.status_code in (401, 403):
+                    data = r.status_code
+                elif r.status_code == 200:
+                    data = r.json()
+                else:
+                    log.warning("gateway_budget_check_failed", status=r.status_code)
+            except (httpx.HTTPError, ValueError) as e:  # fail open
+                log.warning("gateway_budget_check_failed", error=str(e))
+        if len(self._checks) > 50_000:
+            self._checks.clear()
+        self._checks[ck] = (now, data)
+        return data
+
+    async def admit(
+        self, project: str, budgets: list[dict[str, Any]]
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Places taken against the hard budgets, or the budget that refuses the call."""
+        held: list[str] = []
+        for b in budgets:
+            if not b.get("hard"):
+                continue
+            bid = _sha(project, str(b["name"]), str(b.get("scope_value")), str(b["period_start"]))
+            deadline = time.monotonic() + _WAIT_S
+            while True:
+                v = await self.backend.budget_reserve(
+                    bid, float(b["spent_usd"]), float(b["max_request_usd"]), float(b["limit_usd"])
+                )
+                if v == "ok":
+                    held.append(bid)
+                    break
+                if v == "deny":
+                    for h in held:
+                        await self.backend.budget_commit(h, 0.0)
+                    return [], b
+                if time.monotonic() > deadline:
+                    break  # a stuck call in flight (an instance died): go ahead
+                await asyncio.sleep(0.005)
+        return held, None
+
+    # -- cache ---------------------------------------------------------------------------------
+
+    def cache_keys(self, project: str, body: dict[str, Any]) -> tuple[str, str, str] | None:
+        """(exact key, semantic scope, question) of a cacheable request, else None."""
+        if self.opts.cache == "off" or body.get("n", 1) != 1:
+            return None
+        params = {k: v for k, v in body.items() if k not in _NOT_CACHE_PARAMS}
+        exact = _sha(project, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+        msgs = body.get("messages")
+        question = ""
+        scope = ""
+        if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict):
+            last = msgs[-1]
+            q = _text_of(last.get("content"))
+            if q is not None and last.get("role") == "user":
+                question = q
+                rest = {k: v for k, v in params.items() if k != "messages"}
+                rest["_before"] = msgs[:-1]
+                scope = _sha(project, orjson.dumps(rest, option=orjson.OPT_SORT_KEYS))
+        return exact, scope, question
+
+    def _embed(self, text: str) -> bytes:
+        if self._embedder is None:
+            from sightline.evals import default_embedder
+
+            self._embedder = default_embedder()
+        vec: Any = self._embedder.embed([text])[0]
+        return bytes(np.asarray(vec, dtype=np.float32).tobytes())
+
+    async def semantic_lookup(self, scope: str, question: str) -> tuple[str | None, bytes]:
+        """The cache key of the closest cached question at or above the threshold."""
+        vec = await asyncio.to_thread(self._embed, question)
+        entries = await self.backend.semantic_entries(scope)
+        if not entries:
+            return None, vec
+        q = np.frombuffer(vec, dtype=np.float32)
+        m = np.frombuffer(b"".join(v for v, _ in entries), dtype=np.float32).reshape(
+            len(entries), -1
+        )
+        sims = m @ q
+        best = int(np.argmax(sims))
+        if float(sims[best]) >= self.opts.semantic_threshold:
+            return entries[best][1], vec
+        return None, vec
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    def cost(self, call: _Call) -> float:
+        c = self.pricer.cost_usd(
+            model=call.response_model or str(call.body.get("model") or ""),
+            provider="openai",
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cached_input_tokens=call.cached_tokens,
+        )
+        return float(c or 0.0)
+
+    def record(self, call: _Call, cost_usd: float) -> None:
+        end = time.perf_counter()
+        duration_ms = (end - call.t0) * 1000
+        model = str(call.body.get("model") or "")
+        span: dict[str, Any] = {
+            "trace_id": call.trace_id,
+            "span_id": secrets.token_hex(8),
+            "parent_span_id": call.parent_span_id,
+            "kind": "embedding" if call.operation == "embeddings" else "llm",
+            "name": f"{call.operation} {model}",
+            "operation": call.operation,
+            "provider": "openai",
+            "service_name": "sightline-gateway",
+            "request_model": model,
+            "response_model": call.response_model,
+            "model": call.response_model or model,
+            "start_time": call.start_epoch,
+            "duration_ms": duration_ms,
+            "status": call.status,
+            "status_message": call.status_message,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cached_input_tokens": call.cached_tokens,
+            "cost_usd": cost_usd,
+            "finish_reason": call.finish_reason,
+            "is_streaming": bool(call.body.get("stream")),
+            "attributes": {
+                "sightline.gateway": True,
+                "sightline.cache": call.cache,
+                "sightline.cache.saved_usd": call.saved_usd,
+                **({"sightline.replay_of": call.replay_of} if call.replay_of else {}),
+            },
+            **call.tags,
+        }
+        if call.first_s is not None:
+            ttft = (call.first_s - call.t0) * 1000
+            span["ttft_ms"] = ttft
+            if call.output_tokens and call.output_tokens > 1:
+                span["tpot_ms"] = (duration_ms - ttft) / (call.output_tokens - 1)
+        for k in ("temperature", "top_p", "max_tokens", "seed"):
+            v = call.body.get(k)
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                span[k] = v
+        msgs = call.body.get("messages")
+        if isinstance(msgs, list):
+            span["input_messages"] = [m for m in msgs if isinstance(m, dict)]
+        elif call.operation == "embeddings":
+            span["input"] = orjson.dumps(call.body.get("input")).decode()[:10_000]
+        if call.text:
+            span["output"] = "".join(call.text)
+        if self.recorder is not None:
+            self.recorder.add(call.sl_key, {k: v for k, v in span.items() if v is not None})
+
+    async def close(self) -> None:
+        if self.recorder is not None:
+            await self.recorder.stop()
+        await self.client.aclose()
+        await self.server_client.aclose()
+        await self.backend.close()
+
+
+# -- response helpers ------------------------------------------------------------------------
+
+
+def _usage(call: _Call, usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    call.input_tokens = usage.get("prompt_tokens", call.input_tokens)
+    call.output_tokens = usage.get("completion_tokens", call.output_tokens)
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        call.cached_tokens = details["cached_tokens"]
+
+
+def _read_completion(call: _Call, data: Any) -> None:
+    if not isinstance(data, dict):
+        return
+    call.response_model = data.get("model") if isinstance(data.get("model"), str) else None
+    for ch in data.get("choices") or ():
+        if isinstance(ch, dict):
+            msg = ch.get("message") or {}
+            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+                call.text.append(msg["content"])
+            call.finish_reason = ch.get("finish_reason") or call.finish_reason
+    _usage(call, data.get("usage"))
+
+
+def _sse_from_completion(data: dict[str, Any]) -> bytes:
+    """A cached completion as the stream a streaming request expects."""
+    base = {k: data.get(k) for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+    out = []
+    for ch in data.get("choices") or ():
+        msg = ch.get("message") or {}
+        delta = {"role": "assistant", "content": msg.get("content") or ""}
+        out.append({**base, "choices": [{"index": ch.get("index", 0), "delta": delta,
+                                         "finish_reason": None}]})  # fmt: skip
+        out.append({**base, "choices": [{"index": ch.get("index", 0), "delta": {},
+                                         "finish_reason": ch.get("finish_reason")}]})  # fmt: skip
+    if data.get("usage"):
+        out.append({**base, "choices": [], "usage": data["usage"]})
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in out) + b"data: [DONE]\n\n"
+
+
+class _SseParser:
+    """Reads the events of an OpenAI chat stream as its bytes go by."""
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.buf = b""
+        self.chunks: list[dict[str, Any]] = []
+
+    def feed(self, data: bytes, now: float) -> None:
+        self.buf += data
+        while b"\n\n" in self.buf:
+            event, self.buf = self.buf.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    continue
+                try:
+                    c = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(c, dict):
+                    self._chunk(c, now)
+
+    def _chunk(self, c: dict[str, Any], now: float) -> None:
+        call = self.call
+        if isinstance(c.get("model"), str):
+            call.response_model = c["model"]
+        for ch in c.get("choices") or ():
+            if not isinstance(ch, dict):
+                continue
+            delta = ch.get("delta") or {}
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if content:
+                if call.first_s is None:
+                    call.first_s = now
+                call.text.append(str(content))
+            elif isinstance(delta, dict) and delta.get("tool_calls") and call.first_s is None:
+                call.first_s = now
+            if ch.get("finish_reason"):
+                call.finish_reason = ch["finish_reason"]
+        _usage(call, c.get("usage"))
+        self.chunks.append(c)
+
+    def completion(self) -> dict[str, Any]:
+        """The stream as one chat.completion (what the cache keeps)."""
+        first = self.chunks[0] if self.chunks else {}
+        call = self.call
+        usage = None
+        if call.input_tokens is not None:
+            usage = {
+                "prompt_tokens": call.input_tokens,
+                "completion_tokens": call.output_tokens or 0,
+                "total_tokens": call.input_tokens + (call.output_tokens or 0),
+            }
+        return {
+            "id": first.get("id"),
+            "object": "chat.completion",
+            "created": first.get("created"),
+            "model": call.response_model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(call.text)},
+                    "finish_reason": call.finish_reason,
+                }
+            ],
+            "usage": usage,
+        }
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+async def _read_json(request: Request, gw: Gateway) -> dict[str, Any] | JSONResponse:
+    size = 0
+    parts = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > gw.opts.max_body_bytes:
+            return _error(413, "request body too large", "invalid_request_error", "too_large")
+        parts.append(chunk)
+    try:
+        body = orjson.loads(b"".join(parts))
+    except orjson.JSONDecodeError:
+        return _error(400, "the body is not valid JSON", "invalid_request_error", "invalid_json")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object", "invalid_request_error", "invalid")
+    return body
+
+
+def _forward_headers(request: Request) -> dict[str, str]:
+    h = {"content-type": "application/json"}
+    for k in _FORWARD_HEADERS:
+        v = request.headers.get(k)
+        if v is not None:
+            h[k] = v
+    return h
+
+
+def _caller(request: Request) -> str:
+    """Whom the rate limit counts: the caller's provider key (or its Sightline key)."""
+    key = request.headers.get("authorization") or request.headers.get("x-sightline-api-key") or ""
+    return _sha(key)[:32]
+
+
+async def _prologue(
+    request: Request, gw: Gateway, operation: str
+) -> tuple[_Call, list[str], str] | Response:
+    """Parse, authenticate, rate-limit and admit a call: (call, budget places, project)."""
+    t0 = time.perf_counter()
+    start_epoch = time.time()
+    sl_key = request.headers.get("x-sightline-api-key") or gw.opts.api_key
+    if not sl_key:
+        msg = "no Sightline API key: send x-sightline-api-key (or start the gateway with --api-key)"
+        return _error(401, msg, "authentication_error", "missing_sightline_key")
+    body = await _read_json(request, gw)
+    if isinstance(body, Response):
+        return body
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return _error(400, "model: a model name is required", "invalid_request_error", "model")
+    if gw.opts.rate_limit > 0:
+        retry = await gw.backend.rate_hit(_caller(request), gw.opts.rate_limit,
+                                          gw.opts.rate_window_s)  # fmt: skip
+        if retry:
+            await gw.backend.incr({"rate_limited": 1})
+            return _error(429, f"rate limit of {gw.opts.rate_limit} requests per "
+                          f"{gw.opts.rate_window_s}s reached for this key", "rate_limit_exceeded",
+                          "rate_limit_exceeded", **{"retry-after": str(retry)})  # fmt: skip
+    tags = {}
+    for h, f in _TAGS.items():
+        v = request.headers.get(h)
+        if v:
+            tags[f] = v[:200]
+    prompt = request.headers.get("x-sightline-prompt")
+    if prompt:
+        name, _, version = prompt.partition(":")
+        tags["prompt_name"] = name[:200]
+        if version:
+            tags["prompt_version"] = version[:50]
+    call = _Call(t0, start_epoch, body, tags, sl_key, operation)
+    call.replay_of = request.headers.get("x-sightline-replay-of", "")[:32] or None
+    tp = request.headers.get("traceparent", "").split("-")
+    if len(tp) == 4 and len(tp[1]) == 32 and len(tp[2]) == 16:
+        call.trace_id, call.parent_span_id = tp[1], tp[2]
+    scope = (tags.get("user_id"), tags.get("tenant_id"), tags.get("feature"), body["model"])
+    info = await gw.check(sl_key, scope)
+    if isinstance(info, int):
+        return _error(401, "the Sightline API key was refused by the server",
+                      "authentication_error", "invalid_sightline_key")  # fmt: skip
+    held, refused = await gw.admit(str(info.get("project")), info.get("budgets") or [])
+    if refused is not None:
+        await gw.backend.incr({"budget_denied": 1})
+        return _error(429, f"budget {refused['name']!r} is spent: ${refused['spent_usd']:.6f} of "
+                      f"${refused['limit_usd']:g} this {refused['period']}", "insufficient_quota",
+                      "budget_exceeded")  # fmt: skip
+    return call, held, str(info.get("project"))
+
+
+async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float) -> None:
+    for bid in held:
+        await gw.backend.budget_commit(bid, cost_usd)
+    gw.record(call, cost_usd)
+    stats = {"requests": 1.0, "cost_usd": cost_usd}
+    if call.cache != "miss":
+        stats.update({"cache_hits": 1.0, f"cache_hits_{call.cache}": 1.0,
+                      "saved_usd": call.saved_usd})  # fmt: skip
+    await gw.backend.incr(stats)
+
+
+async def chat_completions(request: Request) -> Response:
+    """POST /v1/chat/completions, streaming or not."""
+    gw: Gateway = request.app.state.gateway
+    pro = await _prologue(request, gw, "chat")
+    if isinstance(pro, Response):
+        return pro
+    call, held, project = pro
+    body = call.body
+    stream = bool(body.get("stream"))
+    keys = gw.cache_keys(project, body)
+    vec = b""
+    if keys is not None:
+        await gw.backend.incr({"cache_lookups": 1})
+        cached = await gw.backend.cache_get(keys[0])
+        kind = "exact"
+        if cached is None and gw.opts.cache == "semantic" and keys[2]:
+            skey, vec = await gw.semantic_lookup(keys[1], keys[2])
+            if skey is not None:
+                cached = await gw.backend.cache_get(skey)
+                kind = "semantic"
+        if cached is not None:
+            entry = orjson.loads(cached)
+            data = entry["response"]
+            call.cache = kind
+            call.saved_usd = float(entry.get("cost_usd", 0.0))
+            _read_completion(call, data)
+            call.first_s = time.perf_counter()
+            await _finish(gw, call, held, 0.0)
+            headers = {"x-sightline-cache": f"hit-{kind}", "x-sightline-trace-id": call.trace_id}
+            if stream:
+                return Response(_sse_from_completion(data), media_type="text/event-stream",
+                                headers=headers)  # fmt: skip
+            return Response(orjson.dumps(data), media_type="application/json", headers=headers)
+    fwd = _forward_headers(request)
+    url = gw.upstream + "/chat/completions"
+    if not stream:
+        up0 = time.perf_counter()
+        try:
+            r = await gw.client.post(url, content=orjson.dumps(body), headers=fwd)
+        except httpx.HTTPError as e:
+            return await _upstream_failed(gw, call, held, e)
+        up1 = time.perf_counter()
+        data = None
+        try:
+            data = orjson.loads(r.content)
+        except orjson.JSONDecodeError:
+            pass
+        call.first_s = time.perf_counter()
+        if r.status_code == 200:
+            _read_completion(call, data)
+        else:
+            call.status, call.status_message = "error", f"upstream {r.status_code}"
+        cost = gw.cost(call)
+        await _finish(gw, call, held, cost)
+        if r.status_code == 200 and keys is not None and isinstance(data, dict):
+            await _cache_put(gw, keys, vec, data, cost)
+        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        gw.overhead_ms.append((time.perf_counter() - call.t0 - (up1 - up0)) * 1000)
+        return out
+    opts = body.get("stream_options")
+    if not (isinstance(opts, dict) and opts.get("include_usage")):
+        # tokens and cost need the final usage chunk
+        body = {**body, "stream_options": {**(opts or {}), "include_usage": True}}
+    req = gw.client.build_request("POST", url, content=orjson.dumps(body), headers=fwd)
+    try:
+        r = await gw.client.send(req, stream=True)
+    except httpx.HTTPError as e:
+        return await _upstream_failed(gw, call, held, e)
+    if r.status_code != 200:
+        content = await r.aread()
+        await r.aclose()
+        call.status, call.status_message = "error", f"upstream {r.status_code}"
+        await _finish(gw, call, held, 0.0)
+        return Response(content, status_code=r.status_code, headers=_response_headers(r, call))
+    parser = _SseParser(call)
+
+    async def relay() -> AsyncIterator[bytes]:
+        cost = 0.0
+        try:
+            async for chunk in r.aiter_raw():
+                arrived = time.perf_counter()
+                yield chunk
+                gw.forward_ms.append((time.perf_counter() - arrived) * 1000)
+                parser.feed(chunk, arrived)
+        except httpx.HTTPError as e:
+            call.status, call.status_message = "error", f"upstream stream failed: {e}"
+        finally:
+            await r.aclose()
+            cost = gw.cost(call)
+            await _finish(gw, call, held, cost)
+            if call.status == "ok" and keys is not None and parser.chunks:
+                await _cache_put(gw, keys, vec, parser.completion(), cost)
+
+    return StreamingResponse(relay(), media_type="text/event-stream",
+                             headers=_response_headers(r, call))  # fmt: skip
+
+
+def _response_headers(r: httpx.Response, call: _Call) -> dict[str, str]:
+    h = {k: r.headers[k] for k in _RESPONSE_HEADERS if k in r.headers}
+    h["content-type"] = r.headers.get("content-type", "application/json")
+    h["x-sightline-cache"] = "miss" if call.cache == "miss" else f"hit-{call.cache}"
+    h["x-sightline-trace-id"] = call.trace_id
+    return h
+
+
+async def _cache_put(
+    gw: Gateway, keys: tuple[str, str, str], vec: bytes, data: dict[str, Any], cost: float
+) -> None:
+    entry = orjson.dumps({"response": data, "cost_usd": cost})
+    await gw.backend.cache_put(keys[0], entry, gw.opts.cache_ttl_s)
+    if gw.opts.cache == "semantic" and keys[2]:
+        if not vec:
+            vec = await asyncio.to_thread(gw._embed, keys[2])
+        await gw.backend.semantic_add(keys[1], vec, keys[0], gw.opts.cache_ttl_s)
+
+
+async def _upstream_failed(gw: Gateway, call: _Call, held: list[str], e: Exception) -> Response:
+    call.status, call.status_message = "error", f"upstream unreachable: {type(e).__name__}"
+    await _finish(gw, call, held, 0.0)
+    await gw.backend.incr({"upstream_errors": 1})
+    return _error(502, f"the upstream could not be reached ({type(e).__name__})", "api_error",
+                  "upstream_unreachable")  # fmt: skip
+
+
+async def embeddings(request: Request) -> Response:
+    """POST /v1/embeddings."""
+    gw: Gateway = request.app.state.gateway
+    pro = await _prologue(request, gw, "embeddings")
+    if isinstance(pro, Response):
+        return pro
+    call, held, _ = pro
+    try:
+        r = await gw.client.post(gw.upstream + "/embeddings", content=orjson.dumps(call.body),
+                                 headers=_forward_headers(request))  # fmt: skip
+    except httpx.HTTPError as e:
+        return await _upstream_failed(gw, call, held, e)
+    if r.status_code == 200:
+        try:
+            data = orjson.loads(r.content)
+            call.response_model = data.get("model")
+            _usage(call, data.get("usage"))
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+    else:
+        call.status, call.status_message = "error", f"upstream {r.status_code}"
+    call.output_tokens = None
+    await _finish(gw, call, held, gw.cost(call))
+    return Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+
+
+async def models(request: Request) -> Response:
+    """GET /v1/models: the upstream's list."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        r = await gw.client.get(gw.upstream + "/models", headers=_forward_headers(request))
+    except httpx.HTTPError as e:
+        return _error(502, f"the upstream could not be reached ({type(e).__name__})",
+                      "api_error", "upstream_unreachable")  # fmt: skip
+    return Response(r.content, status_code=r.status_code,
+                    media_type=r.headers.get("content-type", "application/json"))  # fmt: skip
+
+
+async def _stats(gw: Gateway) -> dict[str, Any]:
+    s = await gw.backend.stats()
+    lookups = s.get("cache_lookups", 0.0)
+    fwd = sorted(gw.forward_ms)
+    ovh = sorted(gw.overhead_ms)
+    return {
+        "requests": int(s.get("requests", 0)),
+        "cost_usd": s.get("cost_usd", 0.0),
+        "cache_lookups": int(lookups),
+        "cache_hits": int(s.get("cache_hits", 0)),
+        "cache_hits_exact": int(s.get("cache_hits_exact", 0)),
+        "cache_hits_semantic": int(s.get("cache_hits_semantic", 0)),
+        "cache_hit_rate": s.get("cache_hits", 0.0) / lookups if lookups else 0.0,
+        "saved_usd": s.get("saved_usd", 0.0),
+        "budget_denied": int(s.get("budget_denied", 0)),
+        "rate_limited": int(s.get("rate_limited", 0)),
+        "upstream_errors": int(s.get("upstream_errors", 0)),
+        "spans_dropped": gw.recorder.num_dropped if gw.recorder else 0,
+        "chunk_forward_ms_p50": fwd[len(fwd) // 2] if fwd else None,
+        "handler_overhead_ms_p50": ovh[len(ovh) // 2] if ovh else None,
+    }
+
+
+async def stats(request: Request) -> Response:
+    """GET /gateway/stats: requests, cache hit rate, money saved (shared through Redis)."""
+    return JSONResponse(await _stats(request.app.state.gateway))
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: the same figures for Prometheus."""
+    s = await _stats(request.app.state.gateway)
+    lines = []
+    for name in ("requests", "cache_lookups", "cache_hits", "budget_denied", "rate_limited",
+                 "upstream_errors"):  # fmt: skip
+        lines += [f"# TYPE sightline_gateway_{name}_total counter",
+                  f"sightline_gateway_{name}_total {s[name]}"]  # fmt: skip
+    lines += ["# TYPE sightline_gateway_cost_usd_total counter",
+              f"sightline_gateway_cost_usd_total {s['cost_usd']}",
+              "# TYPE sightline_gateway_cache_saved_usd_total counter",
+              f"sightline_gateway_cache_saved_usd_total {s['saved_usd']}",
+              "# TYPE sightline_gateway_cache_hit_ratio gauge",
+              f"sightline_gateway_cache_hit_ratio {s['cache_hit_rate']}"]  # fmt: skip
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_gateway_app(opts: GatewayOptions) -> Starlette:
+    """The gateway as an ASGI app (``sightline gateway`` serves it with uvicorn).
+
+    Example:
+        ```python
+        from sightline.gateway import GatewayOptions, create_gateway_app
+
+        app = create_gateway_app(GatewayOptions(upstream="https://api.openai.com/v1"))
+        ```
+    """
+    gw = Gateway(opts)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if gw.recorder is not None:
+            gw.recorder.start()
+        log.info("gateway_started", upstream=gw.upstream, redis=bool(opts.redis_url),
+                 cache=opts.cache)  # fmt: skip
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/gateway/stats", stats, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    return app

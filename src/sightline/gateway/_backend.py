@@ -1,0 +1,257 @@
+"""What the gateway instances share: rate-limit windows, budget counters, cache, statistics.
+
+In memory for one instance, in Redis for several.
+
+Both backends make each decision atomically: the memory one because it never awaits inside a
+decision (one event loop), the Redis one with Lua scripts (Redis runs a script alone).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Literal, Protocol
+
+__all__ = ["Backend", "MemoryBackend", "RedisBackend", "Verdict", "open_backend"]
+
+Verdict = Literal["ok", "deny", "wait"]
+_BUDGET_TTL_S = 40 * 86400  # a budget counter outlives its period (a month at most)
+_MAX_SEMANTIC = 500  # entries kept per cache scope (a linear scan of 384-d vectors)
+_MAX_EXACT = 20_000  # entries kept in memory
+
+
+class Backend(Protocol):
+    """Shared state of the gateway instances."""
+
+    async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
+        """Count a request in the key's window: 0 if allowed, else seconds until it resets."""
+        ...
+
+    async def budget_reserve(
+        self, bid: str, server_spent: float, server_max: float, limit: float
+    ) -> Verdict:
+        """Admit one call against a hard budget (see gateway/_app.py for the rule)."""
+        ...
+
+    async def budget_commit(self, bid: str, cost_usd: float) -> None:
+        """An admitted call is over and cost ``cost_usd``."""
+        ...
+
+    async def incr(self, values: dict[str, float]) -> None:
+        """Add to the shared statistics."""
+        ...
+
+    async def stats(self) -> dict[str, float]:
+        """The shared statistics."""
+        ...
+
+    async def cache_get(self, key: str) -> bytes | None:
+        """A cached response, or None (absent or expired)."""
+        ...
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: int) -> None:
+        """Cache a response for ``ttl_s`` seconds."""
+        ...
+
+    async def semantic_entries(self, scope: str) -> list[tuple[bytes, str]]:
+        """(embedding, exact cache key) of a scope's cached questions, newest first."""
+        ...
+
+    async def semantic_add(self, scope: str, vector: bytes, key: str, ttl_s: int) -> None:
+        """Remember a question's embedding and where its answer is cached."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryBackend:
+    """One instance's state, in this process."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._budgets: dict[str, list[float]] = {}  # bid -> [spent, max, inflight]
+        self._stats: dict[str, float] = {}
+        self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._semantic: dict[str, list[tuple[float, bytes, str]]] = {}
+
+    async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
+        now = int(time.time())
+        window = now // window_s
+        w, n = self._windows.get(key, (window, 0))
+        if w != window:
+            w, n = window, 0
+        if n >= limit:
+            return (window + 1) * window_s - now
+        self._windows[key] = (w, n + 1)
+        if len(self._windows) > 100_000:
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+        return 0
+
+    async def budget_reserve(
+        self, bid: str, server_spent: float, server_max: float, limit: float
+    ) -> Verdict:
+        b = self._budgets.setdefault(bid, [0.0, 0.0, 0.0])
+        b[0] = max(b[0], server_spent)
+        b[1] = max(b[1], server_max)
+        spent, mx, inflight = b
+        if spent >= limit:
+            return "deny"
+        if (mx <= 0 and inflight > 0) or spent + inflight * mx >= limit:
+            return "wait"
+        b[2] += 1
+        return "ok"
+
+    async def budget_commit(self, bid: str, cost_usd: float) -> None:
+        b = self._budgets.setdefault(bid, [0.0, 0.0, 1.0])
+        b[0] += cost_usd
+        b[1] = max(b[1], cost_usd)
+        b[2] = max(0.0, b[2] - 1)
+
+    async def incr(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self._stats[k] = self._stats.get(k, 0.0) + v
+
+    async def stats(self) -> dict[str, float]:
+        return dict(self._stats)
+
+    async def cache_get(self, key: str) -> bytes | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            del self._cache[key]
+            return None
+        return hit[1]
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._cache[key] = (time.monotonic() + ttl_s, value)
+        self._cache.move_to_end(key)
+        while len(self._cache) > _MAX_EXACT:
+            self._cache.popitem(last=False)
+
+    async def semantic_entries(self, scope: str) -> list[tuple[bytes, str]]:
+        now = time.monotonic()
+        entries = [e for e in self._semantic.get(scope, []) if e[0] >= now]
+        self._semantic[scope] = entries
+        return [(v, k) for _, v, k in entries]
+
+    async def semantic_add(self, scope: str, vector: bytes, key: str, ttl_s: int) -> None:
+        entries = self._semantic.setdefault(scope, [])
+        entries.insert(0, (time.monotonic() + ttl_s, vector, key))
+        del entries[_MAX_SEMANTIC:]
+
+    async def close(self) -> None:
+        return None
+
+
+_RESERVE = """
+local k = KEYS[1]
+local spent = tonumber(redis.call('HGET', k, 'spent') or '0')
+local sspent = tonumber(ARGV[1])
+if sspent > spent then spent = sspent; redis.call('HSET', k, 'spent', ARGV[1]) end
+local mx = tonumber(redis.call('HGET', k, 'max') or '0')
+local smax = tonumber(ARGV[2])
+if smax > mx then mx = smax; redis.call('HSET', k, 'max', ARGV[2]) end
+local inflight = tonumber(redis.call('HGET', k, 'inflight') or '0')
+redis.call('EXPIRE', k, ARGV[4])
+if spent >= tonumber(ARGV[3]) then return 'deny' end
+if (mx <= 0 and inflight > 0) or (spent + inflight * mx >= tonumber(ARGV[3])) then
+  return 'wait'
+end
+redis.call('HINCRBY', k, 'inflight', 1)
+return 'ok'
+"""
+_COMMIT = """
+local k = KEYS[1]
+redis.call('HINCRBYFLOAT', k, 'spent', ARGV[1])
+local mx = tonumber(redis.call('HGET', k, 'max') or '0')
+if tonumber(ARGV[1]) > mx then redis.call('HSET', k, 'max', ARGV[1]) end
+if redis.call('HINCRBY', k, 'inflight', -1) < 0 then redis.call('HSET', k, 'inflight', 0) end
+redis.call('EXPIRE', k, ARGV[2])
+return 1
+"""
+_RATE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return ttl
+end
+return 0
+"""
+
+
+class RedisBackend:
+    """State shared by every gateway instance pointed at the same Redis database."""
+
+    def __init__(self, url: str, *, prefix: str = "sightline:gw:") -> None:
+        import redis.asyncio as aioredis
+
+        self._r: Any = aioredis.Redis.from_url(url)
+        self._p = prefix
+        self._reserve = self._r.register_script(_RESERVE)
+        self._commit = self._r.register_script(_COMMIT)
+        self._rate = self._r.register_script(_RATE)
+
+    async def ping(self) -> None:
+        """Raise when Redis cannot be reached."""
+        await self._r.ping()
+
+    async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
+        window = int(time.time()) // window_s
+        return int(await self._rate(keys=[f"{self._p}rate:{key}:{window}"], args=[limit, window_s]))
+
+    async def budget_reserve(
+        self, bid: str, server_spent: float, server_max: float, limit: float
+    ) -> Verdict:
+        v = await self._reserve(
+            keys=[f"{self._p}budget:{bid}"],
+            args=[repr(server_spent), repr(server_max), repr(limit), _BUDGET_TTL_S],
+        )
+        s = v.decode() if isinstance(v, bytes) else str(v)
+        return "ok" if s == "ok" else "deny" if s == "deny" else "wait"
+
+    async def budget_commit(self, bid: str, cost_usd: float) -> None:
+        await self._commit(keys=[f"{self._p}budget:{bid}"], args=[repr(cost_usd), _BUDGET_TTL_S])
+
+    async def incr(self, values: dict[str, float]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for k, v in values.items():
+            pipe.hincrbyfloat(f"{self._p}stats", k, v)
+        await pipe.execute()
+
+    async def stats(self) -> dict[str, float]:
+        raw = await self._r.hgetall(f"{self._p}stats")
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    async def cache_get(self, key: str) -> bytes | None:
+        v = await self._r.get(f"{self._p}cache:{key}")
+        return bytes(v) if v is not None else None
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: int) -> None:
+        await self._r.set(f"{self._p}cache:{key}", value, ex=ttl_s)
+
+    async def semantic_entries(self, scope: str) -> list[tuple[bytes, str]]:
+        raw = await self._r.lrange(f"{self._p}sem:{scope}", 0, _MAX_SEMANTIC - 1)
+        return [(bytes(e[64:]), e[:64].decode()) for e in raw]
+
+    async def semantic_add(self, scope: str, vector: bytes, key: str, ttl_s: int) -> None:
+        k = f"{self._p}sem:{scope}"
+        pipe = self._r.pipeline(transaction=True)
+        pipe.lpush(k, key.encode() + vector)  # keys are 64 hex digits
+        pipe.ltrim(k, 0, _MAX_SEMANTIC - 1)
+        pipe.expire(k, ttl_s)
+        await pipe.execute()
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+def open_backend(
+    redis_url: str | None, *, prefix: str = "sightline:gw:"
+) -> MemoryBackend | RedisBackend:
+    """Redis when a URL is given, else this process's memory."""
+    return RedisBackend(redis_url, prefix=prefix) if redis_url else MemoryBackend()

@@ -1,0 +1,140 @@
+"""Budgets, their spend and the thresholds already alerted (DuckDB SQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import orjson
+
+from sightline.store._duckdb_security import _admin, _as_store_error, _ts
+from sightline.store.base import BudgetRow, BudgetSpend
+
+if TYPE_CHECKING:
+    from sightline.store._duckdb import DuckDBStore
+
+__all__ = [
+    "budget_spend",
+    "budget_spend_by",
+    "delete_budget",
+    "list_budgets",
+    "mark_budget_alert",
+    "put_budget",
+]
+
+# The span columns a budget can be scoped by (never interpolated from user input otherwise).
+_COLUMNS = frozenset(("user_id", "tenant_id", "feature", "model"))
+
+
+def _column(column: str) -> str:
+    if column not in _COLUMNS:
+        raise ValueError(f"not a budget scope column: {column!r}")
+    return column
+
+
+def list_budgets(store: DuckDBStore, project_id: str) -> list[BudgetRow]:
+    with _as_store_error("list budgets"), store._cursor() as cur:
+        rows = cur.execute(
+            "SELECT name, spec, source, created_at, updated_at FROM budgets"
+            " WHERE project_id = ? ORDER BY name",
+            [project_id],
+        ).fetchall()
+    return [
+        BudgetRow(
+            project_id,
+            r[0],
+            orjson.loads(r[1]),
+            r[2],
+            r[3].replace(tzinfo=UTC),
+            r[4].replace(tzinfo=UTC),
+        )
+        for r in rows
+    ]
+
+
+def put_budget(store: DuckDBStore, row: BudgetRow) -> None:
+    def work(cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute(
+            "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name)"
+            " DO UPDATE SET spec = excluded.spec, source = excluded.source,"
+            " updated_at = excluded.updated_at",
+            [
+                row.project_id,
+                row.name,
+                orjson.dumps(row.spec).decode(),
+                row.source,
+                _ts(row.created_at),
+                _ts(row.updated_at),
+            ],
+        )
+
+    with _as_store_error("save budget"):
+        _admin(store, work)
+
+
+def delete_budget(store: DuckDBStore, project_id: str, name: str) -> bool:
+    def work(cur: duckdb.DuckDBPyConnection) -> bool:
+        n = cur.execute(
+            "DELETE FROM budgets WHERE project_id = ? AND name = ? RETURNING name",
+            [project_id, name],
+        ).fetchall()
+        return bool(n)
+
+    with _as_store_error("delete budget"):
+        return _admin(store, work)
+
+
+def budget_spend(
+    store: DuckDBStore,
+    project_id: str,
+    since: datetime,
+    column: str | None,
+    value: str | None,
+) -> BudgetSpend:
+    sql = (
+        "SELECT coalesce(sum(cost_usd), 0), count(cost_usd), coalesce(max(cost_usd), 0)"
+        " FROM spans WHERE project_id = ? AND start_time >= ? AND cost_usd IS NOT NULL"
+    )
+    params: list[Any] = [project_id, _ts(since)]
+    if column is not None:
+        sql += f" AND {_column(column)} = ?"
+        params.append(value)
+    with _as_store_error("budget spend"), store._cursor() as cur:
+        r = cur.execute(sql, params).fetchall()[0]
+    return BudgetSpend(float(r[0]), int(r[1]), float(r[2]))
+
+
+def budget_spend_by(
+    store: DuckDBStore, project_id: str, since: datetime, column: str
+) -> dict[str, float]:
+    col = _column(column)
+    sql = (
+        f"SELECT {col}, sum(cost_usd) FROM spans WHERE project_id = ? AND start_time >= ?"  # noqa: S608 - col is from _COLUMNS
+        f" AND cost_usd IS NOT NULL AND {col} IS NOT NULL GROUP BY {col}"
+    )
+    with _as_store_error("budget spend"), store._cursor() as cur:
+        rows = cur.execute(sql, [project_id, _ts(since)]).fetchall()
+    return {str(r[0]): float(r[1]) for r in rows}
+
+
+def mark_budget_alert(
+    store: DuckDBStore,
+    project_id: str,
+    budget: str,
+    scope_value: str,
+    period_start: datetime,
+    threshold: float,
+    spent_usd: float,
+    at: datetime,
+) -> bool:
+    def work(cur: duckdb.DuckDBPyConnection) -> bool:
+        n = cur.execute(
+            "INSERT INTO budget_alerts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            " RETURNING budget",
+            [project_id, budget, scope_value, _ts(period_start), threshold, spent_usd, _ts(at)],
+        ).fetchall()
+        return bool(n)
+
+    with _as_store_error("mark budget alert"):
+        return _admin(store, work)

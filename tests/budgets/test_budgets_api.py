@@ -1,0 +1,190 @@
+"""Budgets over the API: CRUD, bad input, the check, and soft thresholds alerting once each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _alerting import Harness, HttpReceiver, harness, span, wait_for
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    r = HttpReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def h(tmp_path: Path, receiver: HttpReceiver) -> Iterator[Harness]:
+    yaml = f"channels:\n  hook:\n    type: webhook\n    url: {receiver.url}/hook\n"
+    yield from harness(tmp_path, alerts_yaml=yaml)
+
+
+def _spend(h: Harness, cost_usd: float, **kw: Any) -> None:
+    h.post_spans([span(h.clock() - timedelta(seconds=5), cost_usd=cost_usd, **kw)])
+
+
+class TestBudgetCrud:
+    def test_create_read_replace_delete(self, h: Harness) -> None:
+        body = {"name": "monthly", "limit_usd": 10, "hard": True}
+        r = h.api("POST", "/api/v1/budgets", json=body)
+        assert r.status_code == 201, r.text
+        got = r.json()
+        assert got["scope"] == "project"
+        assert got["period"] == "month"
+        assert got["thresholds"] == [0.5, 0.8, 1.0]
+        assert got["status"][0]["spent_usd"] == 0
+        assert h.api("POST", "/api/v1/budgets", json=body).status_code == 409
+        r = h.api("PUT", "/api/v1/budgets/monthly", json={"limit_usd": 20, "period": "day"})
+        assert r.status_code == 200, r.text
+        assert r.json()["limit_usd"] == 20
+        assert [b["name"] for b in h.api("GET", "/api/v1/budgets").json()["data"]] == ["monthly"]
+        assert h.api("DELETE", "/api/v1/budgets/monthly").status_code == 200
+        assert h.api("GET", "/api/v1/budgets/monthly").status_code == 404
+        assert h.api("DELETE", "/api/v1/budgets/monthly").status_code == 404
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"name": "x", "limit_usd": -1},
+            {"name": "x"},
+            {"name": "x", "limit_usd": 1, "scope": "planet"},
+            {"name": "x", "limit_usd": 1, "period": "week"},
+            {"name": "x", "limit_usd": 1, "thresholds": [0]},
+            {"name": "x", "limit_usd": 1, "bogus": True},
+            {"name": "../etc", "limit_usd": 1},
+            [1, 2],
+        ],
+    )
+    def test_bad_budgets_are_400(self, h: Harness, body: Any) -> None:
+        r = h.api("POST", "/api/v1/budgets", json=body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"]
+
+    def test_name_mismatch_is_400(self, h: Harness) -> None:
+        r = h.api("PUT", "/api/v1/budgets/a", json={"name": "b", "limit_usd": 1})
+        assert r.status_code == 400
+
+
+class TestCheck:
+    def test_hard_limit_blocks_once_spent_per_user(self, h: Harness) -> None:
+        h.api(
+            "POST",
+            "/api/v1/budgets",
+            json={
+                "name": "per-user",
+                "scope": "user",
+                "limit_usd": 1.0,
+                "hard": True,
+                "period": "day",
+            },
+        )
+        h.api("POST", "/api/v1/budgets", json={"name": "soft", "limit_usd": 0.1})
+        _spend(h, 0.6, user_id="u1")
+        _spend(h, 0.6, user_id="u2")
+        r = h.api("GET", "/api/v1/budgets/check", params={"user": "u1"}).json()
+        assert r["allowed"] is True
+        assert {b["name"]: b["spent_usd"] for b in r["budgets"]} == {
+            "per-user": pytest.approx(0.6),
+            "soft": pytest.approx(1.2),
+        }
+        _spend(h, 0.4, user_id="u1")
+        r = h.api("GET", "/api/v1/budgets/check", params={"user": "u1"}).json()
+        assert r["allowed"] is False
+        assert r["blocked_by"] == "per-user"
+        # another user is not blocked; a call without a user has no per-user budget
+        assert h.api("GET", "/api/v1/budgets/check", params={"user": "u2"}).json()["allowed"]
+        assert h.api("GET", "/api/v1/budgets/check").json()["allowed"]
+
+    def test_period_rolls_over(self, h: Harness) -> None:
+        h.api(
+            "POST",
+            "/api/v1/budgets",
+            json={"name": "d", "limit_usd": 1.0, "hard": True, "period": "day"},
+        )
+        _spend(h, 2.0)
+        assert not h.api("GET", "/api/v1/budgets/check").json()["allowed"]
+        h.clock.advance(days=1)
+        assert h.api("GET", "/api/v1/budgets/check").json()["allowed"]
+
+    def test_check_is_scoped_to_the_key_project(self, h: Harness) -> None:
+        h.api("POST", "/api/v1/budgets", json={"name": "d", "limit_usd": 1.0, "hard": True})
+        _spend(h, 2.0)
+        r = h.api("GET", "/api/v1/budgets/check", key="sl_wrong_key_0000000000000")
+        assert r.status_code == 401
+
+    def test_too_long_value_is_400(self, h: Harness) -> None:
+        r = h.api("GET", "/api/v1/budgets/check", params={"user": "u" * 500})
+        assert r.status_code == 400
+
+
+class TestSoftThresholds:
+    def test_each_threshold_alerts_once(self, h: Harness, receiver: HttpReceiver) -> None:
+        h.api(
+            "POST", "/api/v1/budgets", json={"name": "team", "limit_usd": 1.0, "notify": ["hook"]}
+        )
+        svc = h.state.budgets
+        _spend(h, 0.3)
+        svc.tick()
+        _spend(h, 0.3)  # 0.6: 50%
+        svc.tick()
+        svc.tick()
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        _spend(h, 0.25)  # 0.85: 80%
+        svc.tick()
+        _spend(h, 0.5)  # 1.35: 100%
+        svc.tick()
+        svc.tick()
+        wait_for(lambda: len(receiver.bodies("/hook")) == 3)
+        h.clock.advance(seconds=1)
+        svc.tick()
+        got = receiver.bodies("/hook")
+        assert [b["labels"]["threshold_pct"] for b in got] == ["50", "80", "100"]
+        assert got[0]["rule"] == "budget:team"
+        assert got[0]["project"] == "alerts"
+        assert svc.num_alerts == 3
+
+    def test_thresholds_alert_again_next_period(self, h: Harness, receiver: HttpReceiver) -> None:
+        h.api(
+            "POST",
+            "/api/v1/budgets",
+            json={
+                "name": "d",
+                "limit_usd": 1.0,
+                "period": "day",
+                "thresholds": [1.0],
+                "notify": ["hook"],
+            },
+        )
+        _spend(h, 1.5)
+        h.state.budgets.tick()
+        h.clock.advance(days=1)
+        _spend(h, 1.5)
+        h.state.budgets.tick()
+        h.state.budgets.tick()
+        wait_for(lambda: len(receiver.bodies("/hook")) == 2)
+
+
+def test_budgets_file_is_read_only(tmp_path: Path) -> None:
+    f = tmp_path / "budgets.yaml"
+    f.write_text("budgets:\n  - name: org\n    limit_usd: 5\n    hard: true\n")
+    for hh in harness(tmp_path, budgets_file=f):
+        got = hh.api("GET", "/api/v1/budgets").json()["data"]
+        assert [(b["name"], b["source"], b["hard"]) for b in got] == [("org", "file", True)]
+        assert hh.api("PUT", "/api/v1/budgets/org", json={"limit_usd": 1}).status_code == 409
+        assert hh.api("DELETE", "/api/v1/budgets/org").status_code == 409
+
+
+def test_bad_budgets_file_fails_start(tmp_path: Path) -> None:
+    from sightline.errors import ConfigError
+
+    f = tmp_path / "budgets.yaml"
+    f.write_text("budgets:\n  - name: org\n")
+    with pytest.raises(ConfigError, match="limit_usd"):
+        for _ in harness(tmp_path, budgets_file=f):
+            pass

@@ -1,0 +1,133 @@
+"""The SDK's budget guard against a real server: hard limits stop the next call, concurrent
+threads never overspend by more than one request, and an unreachable server fails open."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from _helpers import API_KEY, Server
+from sightline.pricing import Pricer
+from sightline.testing import FakeProvider
+
+REPLY = "one two three four five"
+QUESTION = "hello there"
+
+APP = textwrap.dedent("""
+    import json, sys, threading
+    import anthropic, openai
+    import sightline
+
+    endpoint, key, base_url, user, threads = sys.argv[1:6]
+    provider = sys.argv[6] if len(sys.argv) > 6 else "openai"
+    sightline.init(endpoint=endpoint, api_key=key, service_name="budget-app",
+                   check_budgets=True, budget_cache_s=5)
+    if provider == "openai":
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        call = lambda: client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}])
+    else:
+        client = anthropic.Anthropic(base_url=base_url, api_key="sk-test", max_retries=0)
+        call = lambda: client.messages.create(
+            model="claude-haiku-4-5", max_tokens=64,
+            messages=[{"role": "user", "content": "hello there"}])
+    ok, refused, errors = [], [], []
+
+    def worker():
+        with sightline.trace("req", user_id=user):
+            for _ in range(40):
+                try:
+                    call()
+                    ok.append(1)
+                except sightline.BudgetExceeded as e:
+                    refused.append(e.budget)
+                    return
+                except Exception as e:
+                    errors.append(repr(e))
+                    return
+
+    ts = [threading.Thread(target=worker) for _ in range(int(threads))]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    sightline.shutdown()
+    print(json.dumps({"ok": len(ok), "refused": refused, "errors": errors}))
+""")
+
+
+def _run(*args: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", APP, *args], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert out.returncode == 0, out.stderr
+    data: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return data
+
+
+def test_hard_limit_stops_concurrent_threads_within_one_request(server: Server) -> None:
+    cost = Pricer().cost_usd(
+        model="gpt-4o-mini", provider="openai", input_tokens=2, output_tokens=5
+    )
+    assert cost
+    limit = 9.5 * cost  # the 10th call crosses it; an 11th would overspend by more than one
+    with server.client() as c:
+        r = c.post(
+            "/api/v1/budgets",
+            json={
+                "name": "sdk-user",
+                "scope": "user",
+                "match": "u-sdk",
+                "limit_usd": limit,
+                "hard": True,
+            },
+        )
+        assert r.status_code == 201, r.text
+    with FakeProvider(reply=REPLY, ttft_s=0.01) as fake:
+        got = _run(server.url, API_KEY, fake.openai_base_url, "u-sdk", "8")
+        assert got["errors"] == []
+        assert got["ok"] == 10, got
+        assert got["refused"] == ["sdk-user"] * 8
+        n_upstream = len([r for r in fake.requests if r.path == "/v1/chat/completions"])
+        assert n_upstream == 10
+        with server.client() as c:
+            check = c.get("/api/v1/budgets/check", params={"user": "u-sdk"}).json()
+        spent = check["budgets"][0]["spent_usd"]
+        assert limit <= spent <= limit + cost
+        assert check["allowed"] is False
+        # a new process is stopped before its first call
+        again = _run(server.url, API_KEY, fake.openai_base_url, "u-sdk", "1")
+        assert again["ok"] == 0 and again["refused"] == ["sdk-user"]
+        assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == 10
+        # another user is not limited by u-sdk's budget
+        other = _run(server.url, API_KEY, fake.openai_base_url, "u-other", "1")
+        assert other["ok"] == 40
+
+
+def test_unreachable_server_fails_open() -> None:
+    with FakeProvider(reply=REPLY) as fake:
+        t0 = time.monotonic()
+        got = _run("http://127.0.0.1:9", API_KEY, fake.openai_base_url, "u", "2")
+        assert got == {"ok": 80, "refused": [], "errors": []}
+        assert time.monotonic() - t0 < 60
+
+
+def test_anthropic_client_is_stopped_too(server: Server) -> None:
+    cost = Pricer().cost_usd(
+        model="claude-haiku-4-5", provider="anthropic", input_tokens=2, output_tokens=5
+    )
+    assert cost
+    with server.client() as c:
+        r = c.post("/api/v1/budgets", json={"name": "claude-model", "scope": "model",
+                                            "match": "claude-haiku-4-5",
+                                            "limit_usd": 3.5 * cost, "hard": True})  # fmt: skip
+        assert r.status_code == 201, r.text
+    with FakeProvider(reply=REPLY) as fake:
+        got = _run(server.url, API_KEY, fake.base_url, "u-claude", "4", "anthropic")
+        assert got["errors"] == []
+        assert got["ok"] == 4, got
+        assert got["refused"] == ["claude-model"] * 4
+        assert len([r for r in fake.requests if r.path == "/v1/messages"]) == 4
