@@ -13,12 +13,14 @@ from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
+from sightline.server._accounts import Accounts
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
 from sightline.server._prom import Metrics
 from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
+from sightline.server._web import install_web
 from sightline.server.routes import (
     alerts,
     datasets,
@@ -26,8 +28,11 @@ from sightline.server.routes import (
     evaluators,
     feedback,
     health,
+    login,
     metrics,
     otlp,
+    pages,
+    pages_monitor,
     privacy,
     scores,
     spans,
@@ -67,6 +72,16 @@ def create_app(
         version = st.migrate()
         if settings.init_project:
             ensure_project_with_key(st, settings.init_project, settings.init_api_key)
+        accounts = Accounts(st, settings)
+        accounts.bootstrap(settings)
+        app.state.sightline_accounts = accounts
+        if accounts.setup_token is not None:
+            base = settings.public_url or f"http://{settings.host}:{settings.port}"
+            log.warning(
+                "no_dashboard_user",
+                message="open this one-time link to create the first admin",
+                setup_url=f"{base.rstrip('/')}/setup/{accounts.setup_token}",
+            )
         prom = Metrics()
         writer = GroupCommitWriter(
             st,
@@ -157,6 +172,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_web(app)
     app.add_middleware(SecurityMiddleware)
     for r in (
         health.router,
@@ -172,6 +188,9 @@ def create_app(
         datasets.router,
         privacy.router,
         keys_routes.router,
+        login.router,
+        pages.router,
+        pages_monitor.router,
     ):
         app.include_router(r)
     return app

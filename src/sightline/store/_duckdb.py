@@ -27,7 +27,7 @@ from sightline.model import (
     Silence,
     Span,
 )
-from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
+from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_users, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
@@ -40,6 +40,7 @@ from sightline.store._eval_records import (
     SeqSpan,
 )
 from sightline.store._migrations import MIGRATIONS
+from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     DIMENSIONS,
     AlertQuery,
@@ -141,7 +142,7 @@ class DuckDBStore:
                     con.execute("ROLLBACK")
                     raise
                 log.info("migration_applied", version=v)
-                version = v
+                version = max(version, v)
             # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
@@ -211,6 +212,8 @@ class DuckDBStore:
         if query.end is not None:
             where.append("start_time < ?")
             params.append(_ts(query.end))
+        if query.root_only:
+            where.append("parent_span_id IS NULL")
         if query.text:
             where.append("(contains(lower(input), ?) OR contains(lower(output), ?))")
             params += [query.text.lower(), query.text.lower()]
@@ -530,6 +533,41 @@ class DuckDBStore:
 
     def erase_user(self, project_id: str, user_id: str) -> Deleted:
         return _duckdb_security.erase_user(self, project_id, user_id)
+
+    # -- dashboard users (SQL in _duckdb_users) --------------------------------------------------
+
+    def create_user(self, user: User) -> None:
+        _duckdb_users.create_user(self, user)
+
+    def count_users(self) -> int:
+        return _duckdb_users.count_users(self)
+
+    def get_user(self, user_id: str) -> User | None:
+        return _duckdb_users.get_user(self, user_id)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        return _duckdb_users.get_user_by_email(self, email)
+
+    def create_session(self, session: UserSession) -> None:
+        _duckdb_users.create_session(self, session)
+
+    def get_session(self, session_hash: str, now: datetime) -> UserSession | None:
+        return _duckdb_users.get_session(self, session_hash, now)
+
+    def delete_session(self, session_hash: str) -> None:
+        _duckdb_users.delete_session(self, session_hash)
+
+    def add_membership(self, membership: Membership) -> None:
+        _duckdb_users.add_membership(self, membership)
+
+    def remove_membership(self, user_id: str, project_id: str) -> bool:
+        return _duckdb_users.remove_membership(self, user_id, project_id)
+
+    def list_memberships(self, user_id: str) -> list[Membership]:
+        return _duckdb_users.list_memberships(self, user_id)
+
+    def list_members(self, project_id: str) -> list[tuple[User, Membership]]:
+        return _duckdb_users.list_members(self, project_id)
 
 
 def _row_to_span(row: tuple[Any, ...]) -> Span:
