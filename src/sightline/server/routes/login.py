@@ -24,7 +24,9 @@ def _accounts(request: Request) -> Accounts:
     return acc
 
 
-def _login_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+def _login_form(
+    request: Request, *, error: str | None = None, status: int = 200, next: str | None = None
+) -> Response:
     # Before a session exists, CSRF is a double-submit: a random cookie the form echoes.
     token = secrets.token_urlsafe(24)
     resp = render(
@@ -33,7 +35,7 @@ def _login_form(request: Request, *, error: str | None = None, status: int = 200
         status=status,
         error=error,
         csrf=token,
-        next=safe_next(request.query_params.get("next")),
+        next=safe_next(next if next is not None else request.query_params.get("next")),
         setup=_accounts(request).setup_token is not None,
     )
     resp.set_cookie(_LOGIN_CSRF, token, httponly=True, samesite="strict", path="/login",
@@ -65,20 +67,24 @@ async def login(
 ) -> Response:
     cookie = request.cookies.get(_LOGIN_CSRF)
     if not cookie or not csrf or not secrets.compare_digest(cookie, csrf):
-        return _login_form(request, error="The form expired: please try again.", status=403)
+        return _login_form(
+            request, error="The form expired: please try again.", status=403, next=next
+        )
     st = state_of(request)
     addr = request.client.host if request.client else "-"
     try:
         if st.security is not None:
             st.security.limiter.check(addr)
     except TooManyRequests as e:
-        return _login_form(request, error=str(e).capitalize() + ": wait a little.", status=429)
+        return _login_form(
+            request, error=str(e).capitalize() + ": wait a little.", status=429, next=next
+        )
     acc = _accounts(request)
     user = await run_in_threadpool(acc.authenticate, email, password)
     if user is None:
         if st.security is not None:
             st.security.limiter.fail(addr)
-        return _login_form(request, error="Wrong email or password.", status=401)
+        return _login_form(request, error="Wrong email or password.", status=401, next=next)
     token, _ = await run_in_threadpool(acc.login, user)
     resp = RedirectResponse(safe_next(next), status_code=303)
     _set_session(request, resp, token)

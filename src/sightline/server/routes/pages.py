@@ -59,11 +59,16 @@ def metric(
     )
 
 
-def chart_data(series: list[MetricSeries], label_of: str | None = None) -> dict[str, Any]:
-    """UPlot's columnar data: shared x (epoch s) and one y column per series."""
+def chart_data(
+    series: list[MetricSeries], label_of: str | None = None, *, step_s: int | None = None
+) -> dict[str, Any]:
+    """Columnar data for uPlot: shared x (epoch s) and one y column per series.
+
+    ``step_s`` is the bucket width: a click on a point opens the traces of its bucket.
+    """
     xs = sorted({int(t.timestamp()) for s in series for t, _ in s.points})
     index = {x: i for i, x in enumerate(xs)}
-    out: dict[str, Any] = {"x": xs, "series": []}
+    out: dict[str, Any] = {"x": xs, "step": step_s, "series": []}
     for s in series:
         ys: list[float | None] = [None] * len(xs)
         for t, v in s.points:
@@ -105,14 +110,16 @@ def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
     quality = {q: _single(metric(store, page, q)).get("", None) for q in _QUALITY}
     charts = {
         "requests": chart_data(
-            metric(store, page, "requests", step_s=step, group_by=("model",)), "model"
+            metric(store, page, "requests", step_s=step, group_by=("model",)), "model", step_s=step
         ),
         "latency": chart_data(
-            metric(store, page, "latency_ms", "p95", step_s=step, group_by=("model",)), "model"
+            metric(store, page, "latency_ms", "p95", step_s=step, group_by=("model",)),
+            "model",
+            step_s=step,
         ),
-        "errors": chart_data(metric(store, page, "error_rate", step_s=step)),
+        "errors": chart_data(metric(store, page, "error_rate", step_s=step), step_s=step),
         "cost": chart_data(
-            metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model"
+            metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
         ),
     }
     if page.project is None:

@@ -75,7 +75,7 @@ def _quality(st: AppState, page: Page) -> dict[str, Any]:
     )[:15]
     step = step_for(page)
     trends = {
-        name: chart_data(metric(store, page, name, step_s=step))
+        name: chart_data(metric(store, page, name, step_s=step), step_s=step)
         for name in ("relevance", "faithfulness", "hallucination_rate", "toxicity")
         if name in SCORE_METRICS
     }
@@ -291,7 +291,9 @@ def _cost(st: AppState, page: Page) -> dict[str, Any]:
         rows.sort(key=lambda r: -(r["cost"] or 0.0))
         tables.append({"dim": dim, "title": title, "rows": rows[:25]})
     step = step_for(page)
-    chart = chart_data(metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model")
+    chart = chart_data(
+        metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
+    )
     total = next((s.points[0][1] for s in metric(store, page, "cost_usd") if s.points), None)
     return {"tables": tables, "chart": chart, "total": total, "step": step}
 

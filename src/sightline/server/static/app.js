@@ -24,7 +24,7 @@
       fig.appendChild(p);
       return;
     }
-    var step = data.x.length > 1 ? data.x[1] - data.x[0] : 60;
+    var step = data.step || 60;
     var series = [{}];
     var cols = [data.x];
     data.series.forEach(function (s, i) {

@@ -1,0 +1,219 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against `sightline serve`.
+
+Every page is opened with listeners on dialogs, console errors and page errors: hostile text in
+spans (script tags, onerror images, javascript: links) must render as text and run nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, MARKER, Seeded, start_dashboard_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium: `make install` installs it"
+)
+
+PAGES = ("/", "/traces", "/quality", "/alerts", "/drift", "/cost", "/prompts", "/settings")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    s = start_dashboard_server(tmp_path_factory.mktemp("dash"))
+    yield s
+    s.server.stop()
+
+
+class Watch:
+    """What a page did that it must not: dialogs, console errors, uncaught errors."""
+
+    def __init__(self, page: object) -> None:
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)  # type: ignore[attr-defined]
+        page.on("console", self._console)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))  # type: ignore[attr-defined]
+
+    def _dialog(self, d: object) -> None:
+        self.dialogs.append(d.message)  # type: ignore[attr-defined]
+        d.dismiss()  # type: ignore[attr-defined]
+
+    def _console(self, m: object) -> None:
+        if m.type == "error":  # type: ignore[attr-defined]
+            self.errors.append(m.text)  # type: ignore[attr-defined]
+
+    def assert_clean(self, where: str) -> None:
+        assert self.dialogs == [], f"{where}: a dialog opened: {self.dialogs}"
+        assert self.errors == [], f"{where}: console errors: {self.errors}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, seeded: Seeded) -> Iterator[tuple[object, Watch]]:
+    ctx = browser.new_context(base_url=seeded.url)  # type: ignore[attr-defined]
+    pg = ctx.new_page()
+    watch = Watch(pg)
+    pg.goto("/login")
+    pg.fill("input[name=email]", ADMIN_EMAIL)
+    pg.fill("input[name=password]", ADMIN_PASSWORD)
+    pg.click("button[type=submit]")
+    pg.wait_for_url(f"{seeded.url}/")
+    yield pg, watch
+    ctx.close()
+
+
+def test_login_rejects_a_wrong_password_then_logs_in_and_out(
+    browser: object, seeded: Seeded
+) -> None:
+    ctx = browser.new_context(base_url=seeded.url)  # type: ignore[attr-defined]
+    pg = ctx.new_page()
+    watch = Watch(pg)
+    pg.goto("/traces")
+    assert "/login" in pg.url  # no session: sent to the login form, coming back after
+    pg.fill("input[name=email]", ADMIN_EMAIL)
+    pg.fill("input[name=password]", "not the password")
+    pg.click("button[type=submit]")
+    assert "Wrong email or password" in pg.text_content(".error")
+    pg.fill("input[name=email]", ADMIN_EMAIL)
+    pg.fill("input[name=password]", ADMIN_PASSWORD)
+    pg.click("button[type=submit]")
+    pg.wait_for_url("**/traces")
+    cookie = next(c for c in ctx.cookies() if c["name"] == "sl_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    pg.click("form.logout button")
+    pg.wait_for_url("**/login")
+    pg.goto("/")
+    assert "/login" in pg.url
+    # 401 on the wrong password is the only error the console shows
+    assert watch.dialogs == []
+    ctx.close()
+
+
+def test_every_page_opens_and_runs_no_injected_script(
+    page: tuple[object, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    for path in PAGES:
+        resp = pg.goto(path)  # type: ignore[attr-defined]
+        assert resp.status == 200, path
+        assert "script-src 'self'" in resp.headers["content-security-policy"]
+        pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+        assert pg.locator("h1").count() >= 1  # type: ignore[attr-defined]
+        watch.assert_clean(path)
+    # the overview drew its charts with the vendored uPlot
+    pg.goto("/")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#chart-requests .uplot")  # type: ignore[attr-defined]
+    watch.assert_clean("overview charts")
+
+
+def test_hostile_text_renders_as_text_on_every_page_that_shows_it(
+    page: tuple[object, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    for path in ("/traces", f"/traces/{seeded.xss_trace}", "/quality", "/alerts"):
+        pg.goto(path)  # type: ignore[attr-defined]
+        pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+        body = pg.text_content("main")  # type: ignore[attr-defined]
+        assert "<script>alert('xss-script')</script>" in body or "<script>alert('xss-scr" in body, (
+            path
+        )
+        assert pg.locator("main script:not(.chart-data)").count() == 0, path  # type: ignore[attr-defined]
+        assert pg.locator("main img").count() == 0, path  # type: ignore[attr-defined]
+        assert pg.locator("a[href^='javascript:']").count() == 0, path  # type: ignore[attr-defined]
+        watch.assert_clean(path)
+
+
+def test_filter_traces_and_open_a_timeline(page: tuple[object, Watch], seeded: Seeded) -> None:
+    pg, watch = page
+    pg.goto("/traces")  # type: ignore[attr-defined]
+    assert pg.locator("table.traces tbody tr").count() == 7  # type: ignore[attr-defined]
+    pg.fill("input[name=q]", MARKER)  # type: ignore[attr-defined]
+    pg.click("form.filters button[type=submit]")  # type: ignore[attr-defined]
+    pg.wait_for_url(f"**q={MARKER}**")  # type: ignore[attr-defined]
+    rows = pg.locator("table.traces tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() == 1
+    assert MARKER in rows.first.text_content()
+    pg.click("a.trace-link")  # type: ignore[attr-defined]
+    pg.wait_for_url(f"**/traces/{seeded.plain_traces[0]}**")  # type: ignore[attr-defined]
+    timeline = pg.locator("#timeline tbody tr")  # type: ignore[attr-defined]
+    assert timeline.count() == 4
+    names = [timeline.nth(i).locator("td").first.text_content().strip() for i in range(4)]
+    assert names[1:] == ["retrieve", "chat", "safety filter"]
+    ms = [float(timeline.nth(i).locator(".span-ms").text_content()) for i in range(4)]
+    assert ms == [500.0, 80.0, 300.0, 12.0]
+    assert pg.locator("#timeline svg.bar rect").count() == 4  # type: ignore[attr-defined]
+    watch.assert_clean("trace")
+
+
+def test_label_an_item_of_the_annotation_queue(page: tuple[object, Watch], seeded: Seeded) -> None:
+    pg, watch = page
+    pg.goto("/quality")  # type: ignore[attr-defined]
+    row = pg.locator(f"#queue tr[data-span='{seeded.llm_span}']")  # type: ignore[attr-defined]
+    assert row.count() == 1
+    row.locator("button[value=incorrect]").click()
+    pg.wait_for_url("**labelled=**")  # type: ignore[attr-defined]
+    assert "Label saved" in pg.text_content("main")  # type: ignore[attr-defined]
+    assert pg.locator(f"#queue tr[data-span='{seeded.llm_span}']").count() == 0  # type: ignore[attr-defined]
+    with seeded.server.client() as c:
+        got = c.get("/api/v1/scores", params={"span_id": seeded.llm_span, "source": "human"})
+    [score] = got.json()["data"]
+    assert score["label"] == "incorrect" and score["user_id"] == ADMIN_EMAIL
+    watch.assert_clean("quality")
+
+
+def test_acknowledge_a_firing_alert(page: tuple[object, Watch], seeded: Seeded) -> None:
+    pg, watch = page
+    pg.goto("/alerts")  # type: ignore[attr-defined]
+    row = pg.locator("#active tbody tr[data-alert]").first  # type: ignore[attr-defined]
+    alert_id = row.get_attribute("data-alert")
+    row.locator("input[name=comment]").fill("on it <b>now</b>")
+    row.locator("button.ack").click()
+    pg.wait_for_url("**done=acknowledged**")  # type: ignore[attr-defined]
+    assert f"by {ADMIN_EMAIL}" in pg.text_content(f"#active tr[data-alert='{alert_id}']")  # type: ignore[attr-defined]
+    with seeded.server.client() as c:
+        a = c.get(f"/api/v1/alerts/{alert_id}").json()
+    assert a["acknowledged_by"] == ADMIN_EMAIL
+    assert any(e["kind"] == "acknowledged" and e["message"] == "on it <b>now</b>"
+               for e in a["events"])  # fmt: skip
+    watch.assert_clean("alerts")
+
+
+def test_a_chart_point_links_to_its_traces(page: tuple[object, Watch], seeded: Seeded) -> None:
+    pg, watch = page
+    pg.goto("/")  # type: ignore[attr-defined]
+    over = pg.wait_for_selector("#chart-requests .u-over")  # type: ignore[attr-defined]
+    box = over.bounding_box()
+    # the last bucket holds the newest spans: click at the right edge, where its point is
+    pg.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # type: ignore[attr-defined]
+    pg.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # type: ignore[attr-defined]
+    pg.wait_for_url("**/traces?**from=**")  # type: ignore[attr-defined]
+    assert pg.locator("table.traces tbody tr a.trace-link").count() >= 1  # type: ignore[attr-defined]
+    watch.assert_clean("chart link")
+
+
+def test_forms_without_the_csrf_token_are_refused(seeded: Seeded) -> None:
+    from _dashboard import login
+
+    with httpx.Client(base_url=seeded.url, follow_redirects=False) as c:
+        token = login(c)
+        r = c.post("/quality/label", data={"span_id": seeded.llm_span, "label": "harmful"})
+        assert r.status_code == 403
+        r = c.post("/quality/label", data={"span_id": seeded.llm_span, "label": "harmful",
+                                           "csrf": "x" + token[1:]})  # fmt: skip
+        assert r.status_code == 403
+        r = c.post("/logout", data={})
+        assert r.status_code == 403
