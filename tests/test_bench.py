@@ -62,3 +62,10 @@ def test_redact_benchmark_quick() -> None:
     out = _run("redact.py")
     assert re.search(r"redaction_added_us_per_span=-?[\d.]+", out), out
     assert re.search(r"naive_added_us_per_span=-?[\d.]+", out), out
+
+
+def test_pages_benchmark_quick() -> None:
+    out = _run("pages.py")
+    assert re.search(r"range=24h page=/traces median_ms=[\d.]+", out), out
+    assert re.search(r"range=7d page=/ median_ms=[\d.]+", out), out
+    assert re.search(r"pages_worst_median_ms=[\d.]+", out), out

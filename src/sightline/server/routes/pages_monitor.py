@@ -19,7 +19,7 @@ from sightline.server._auth import create_project_with_key, hash_key, new_key
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
 from sightline.server._web import Page, PageError, WebPage, check_csrf, render
-from sightline.server.routes.pages import chart_data, metric, step_for
+from sightline.server.routes.pages import chart_data, metric, step_for, summary
 from sightline.store import AlertQuery, DriftQuery, ScoreQuery, SpanQuery
 from sightline.store.base import SCORE_METRICS, ApiKey
 
@@ -276,25 +276,22 @@ _COST_DIMS = (("model", "Model"), ("user_id", "User"), ("tenant_id", "Tenant"),
 
 def _cost(st: AppState, page: Page) -> dict[str, Any]:
     store = st.store
+    dims = tuple((d,) for d, _ in _COST_DIMS)
+    sums = summary(store, page, (("cost_usd", "sum"), ("requests", "count")), ((), *dims))
     tables = []
     for dim, title in _COST_DIMS:
-        cost = metric(store, page, "cost_usd", group_by=(dim,))
-        reqs = {str(s.group.get(dim)): s.points[0][1] for s in
-                metric(store, page, "requests", group_by=(dim,)) if s.points}  # fmt: skip
         rows = []
-        for s in cost:
-            key = str(s.group.get(dim))
-            v = s.points[0][1] if s.points else None
-            n = reqs.get(key)
-            rows.append({"key": s.group.get(dim), "cost": v, "requests": n,
-                         "per_request": (v / n) if v is not None and n else None})  # fmt: skip
+        for key, v in sums[(dim,)].items():
+            c, n = v.get("cost_usd:sum"), v.get("requests:count")
+            rows.append({"key": key[0], "cost": c, "requests": n,
+                         "per_request": (c / n) if c is not None and n else None})  # fmt: skip
         rows.sort(key=lambda r: -(r["cost"] or 0.0))
         tables.append({"dim": dim, "title": title, "rows": rows[:25]})
+    total = sums[()].get((), {}).get("cost_usd:sum")
     step = step_for(page)
     chart = chart_data(
         metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
     )
-    total = next((s.points[0][1] for s in metric(store, page, "cost_usd") if s.points), None)
     return {"tables": tables, "chart": chart, "total": total, "step": step}
 
 
@@ -318,25 +315,27 @@ def _prompt_registry() -> Any:
 
 def _prompts(st: AppState, page: Page) -> dict[str, Any]:
     store = st.store
-    dims = ("prompt_name", "prompt_version")
+    versions = ("prompt_name", "prompt_version")
     cols = (("requests", "count"), ("latency_ms", "p95"), ("error_rate", "rate"),
-            ("cost_per_request", "avg"), ("relevance", "avg"),
-            ("feedback_positive_rate", "rate"))  # fmt: skip
+            ("cost_per_request", "avg"))  # fmt: skip
+    sums = summary(store, page, cols, (versions, ("variant",)))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for name, agg in cols:
-        for s in metric(store, page, name, agg, group_by=dims):
-            if s.group.get("prompt_name") is None:
-                continue
-            key = (str(s.group["prompt_name"]), str(s.group.get("prompt_version")))
-            rows.setdefault(key, {})[name] = s.points[0][1] if s.points else None
+    for key, v in sums[versions].items():
+        if key[0] is not None:
+            rows[(str(key[0]), str(key[1]))] = {k.split(":")[0]: x for k, x in v.items()}
     variants: dict[str, dict[str, Any]] = {}
-    for name, agg in cols:
-        for s in metric(store, page, name, agg, group_by=("variant",)):
-            if s.group.get("variant") is None:
-                continue
-            variants.setdefault(str(s.group["variant"]), {})[name] = (
-                s.points[0][1] if s.points else None
-            )
+    for key, v in sums[("variant",)].items():
+        if key[0] is not None:
+            variants[str(key[0])] = {k.split(":")[0]: x for k, x in v.items()}
+    # score-derived columns: one query each, over spans that carry a prompt or a variant
+    for name in ("relevance",):
+        for s in metric(store, page, name, group_by=versions):
+            key = (str(s.group.get("prompt_name")), str(s.group.get("prompt_version")))
+            if key in rows:
+                rows[key][name] = s.points[0][1] if s.points else None
+        for s in metric(store, page, name, group_by=("variant",)):
+            if str(s.group.get("variant")) in variants:
+                variants[str(s.group.get("variant"))][name] = s.points[0][1] if s.points else None
     return {"versions": sorted(rows.items()), "variants": sorted(variants.items()),
             "registry": _prompt_registry() is not None}  # fmt: skip
 

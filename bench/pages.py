@@ -1,0 +1,104 @@
+"""Dashboard page latency on a large store: each page's HTML, logged in, over HTTP.
+
+    python bench/pages.py            # 1,000,000 spans (make bench)
+    python bench/pages.py --quick    # 50,000 spans (make test)
+
+The spans are generated inside DuckDB as bench/query.py does (7 days of LLM calls), then a
+real server renders every page over two ranges: the last 24 hours of the data and all 7 days.
+Each page is fetched 5 times; the median wall time of the request is reported (it includes
+the loopback round trip, so it bounds the server-side time from above). Target: < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _server  # noqa: E402
+from query import END, START, fill  # noqa: E402
+from sightline.store import DuckDBStore  # noqa: E402
+
+EMAIL = "bench@example.com"
+PASSWORD = "bench password 123"
+PAGES = ("/", "/traces", "/traces?q=password+12345", "/traces?model=gpt-4o", "/quality",
+         "/alerts", "/drift", "/cost", "/prompts", "/settings")  # fmt: skip
+
+
+def login(c: httpx.Client) -> None:
+    form = c.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf
+    r = c.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+
+
+def timed(c: httpx.Client, path: str, params: dict[str, str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = c.get(path, params=params)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="50,000 spans instead of 1,000,000")
+    args = ap.parse_args()
+    n = 50_000 if args.quick else 1_000_000
+    ranges = {
+        "24h": {"from": str(int(END.timestamp()) - 86400), "to": str(int(END.timestamp()))},
+        "7d": {"from": str(int(START.timestamp())), "to": str(int(END.timestamp()))},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        fill(data, n)
+        # bench/query.py writes upper-case hex ids; ingest stores them lower-case
+        store = DuckDBStore(data / "sightline.duckdb")
+        store._write.execute(
+            "UPDATE spans SET trace_id = lower(trace_id), span_id = lower(span_id)"
+        )
+        store._write.execute("CHECKPOINT")
+        store.close()
+        print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
+        env = {"SIGHTLINE_INIT_ADMIN_EMAIL": EMAIL, "SIGHTLINE_INIT_ADMIN_PASSWORD": PASSWORD,
+               "SIGHTLINE_MONITOR_INTERVAL_S": "0", "SIGHTLINE_DRIFT_INTERVAL_S": "0",
+               "SIGHTLINE_EVAL_ENABLED": "false"}  # fmt: skip
+        proc, url = _server.start(data, workers=0, env=env)
+        results: list[tuple[str, str, float]] = []
+        try:
+            with httpx.Client(base_url=url, timeout=120, follow_redirects=False) as c:
+                login(c)
+                first = c.get("/traces", params=ranges["24h"])
+                tid = re.search(r'href="/traces/([0-9a-f]{32})', first.text)
+                assert tid, first.text[-3000:]
+                assert first.text.count('class="trace-link"') == 50  # paginated: one page
+                assert "older" in first.text
+                for rname, params in ranges.items():
+                    for page in (*PAGES, f"/traces/{tid.group(1)}"):
+                        path, _, q = page.partition("?")
+                        extra = dict(p.split("=", 1) for p in q.split("&")) if q else {}
+                        extra = {k: v.replace("+", " ") for k, v in extra.items()}
+                        ms = timed(c, path, {**params, **extra})
+                        label = page if not page.startswith("/traces/") else "/traces/{id}"
+                        results.append((rname, label, ms))
+        finally:
+            _server.stop(proc)
+    worst = max(ms for _, _, ms in results)
+    for rname, label, ms in results:
+        print(f"spans={n} range={rname} page={label} median_ms={ms:.1f}")
+    print(f"spans={n} pages_worst_median_ms={worst:.1f} (target < 300)")
+
+
+if __name__ == "__main__":
+    main()
