@@ -27,7 +27,7 @@ from query import END, START, fill  # noqa: E402
 from sightline.store import DuckDBStore  # noqa: E402
 
 EMAIL = "bench@example.com"
-PASSWORD = "bench password 123"
+PASSWORD = "bench password 123"  # noqa: S105 - a throwaway server's login
 PAGES = ("/", "/traces", "/traces?q=password+12345", "/traces?model=gpt-4o", "/quality",
          "/alerts", "/drift", "/cost", "/prompts", "/settings")  # fmt: skip
 
