@@ -28,20 +28,29 @@
     var series = [{}];
     var cols = [data.x];
     data.series.forEach(function (s, i) {
-      series.push({ label: s.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false });
+      series.push({
+        label: s.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
+        points: { show: true, size: 5 },
+      });
       cols.push(s.values);
     });
     var link = fig.getAttribute("data-link");
+    var from = Number(document.body.getAttribute("data-from"));
+    var to = Number(document.body.getAttribute("data-to"));
+    var scales = { x: { time: true } };
+    if (from && to && to > from) {
+      scales.x.range = function () { return [from, to]; };
+    }
     var width = Math.max(280, fig.clientWidth - 8);
     var plot = new uPlot({
-      width: width, height: 180, series: series,
+      width: width, height: 180, series: series, scales: scales,
       cursor: { drag: { x: false, y: false } },
       legend: { show: true },
       hooks: link ? { ready: [function (u) {
         u.over.addEventListener("click", function () {
           var idx = u.cursor.idx;
           if (idx == null) { return; }
-          var from = data.x[idx];
+          var bucket = data.x[idx];
           var sIdx = 1;
           var best = Infinity;
           var top = u.cursor.top;
@@ -51,7 +60,7 @@
             var d = Math.abs(u.valToPos(v, "y") - top);
             if (d < best) { best = d; sIdx = k; }
           }
-          window.location.href = bucketLink(link, from, from + step, data.series[sIdx - 1].name);
+          window.location.href = bucketLink(link, bucket, bucket + step, data.series[sIdx - 1].name);
         });
       }] } : {},
     }, cols, fig);
