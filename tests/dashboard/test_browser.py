@@ -124,10 +124,15 @@ def test_hostile_text_renders_as_text_on_every_page_that_shows_it(
     page: tuple[object, Watch], seeded: Seeded
 ) -> None:
     pg, watch = page
-    for path in ("/traces", f"/traces/{seeded.xss_trace}", "/quality", "/alerts"):
+    shows = ("/traces", f"/traces/{seeded.xss_trace}", "/quality", "/alerts", "/cost")
+    for path in (*PAGES, f"/traces/{seeded.xss_trace}"):
         pg.goto(path)  # type: ignore[attr-defined]
         pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
         body = pg.text_content("main")  # type: ignore[attr-defined]
+        if path not in shows:
+            assert pg.locator("main img").count() == 0, path  # type: ignore[attr-defined]
+            watch.assert_clean(path)
+            continue
         assert "<script>alert('xss-script')</script>" in body or "<script>alert('xss-scr" in body, (
             path
         )
@@ -217,3 +222,17 @@ def test_forms_without_the_csrf_token_are_refused(seeded: Seeded) -> None:
         assert r.status_code == 403
         r = c.post("/logout", data={})
         assert r.status_code == 403
+
+
+def test_silence_a_rule(page: tuple[object, Watch], seeded: Seeded) -> None:
+    pg, watch = page
+    pg.goto("/alerts")  # type: ignore[attr-defined]
+    row = pg.locator("#rules tbody tr", has_text=seeded.rule)  # type: ignore[attr-defined]
+    row.locator("select[name=duration]").select_option("4h")
+    row.locator("button", has_text="Silence").click()
+    pg.wait_for_url("**done=silenced**")  # type: ignore[attr-defined]
+    with seeded.server.client() as c:
+        silences = c.get("/api/v1/alerts/silences").json()["data"]
+    assert any(s["matchers"] == {"rule": seeded.rule} and s["active"]
+               and s["created_by"] == ADMIN_EMAIL for s in silences)  # fmt: skip
+    watch.assert_clean("silence")

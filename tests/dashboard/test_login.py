@@ -117,6 +117,10 @@ class TestMemberships:
             assert r.status_code == 303, r.text
             settings = admin.get("/settings", params={"project": "secret-proj"})
             assert "secret-proj" in settings.text
+            # a new, empty project: every page renders (dashes and empty tables)
+            for path in ("/", "/traces", "/quality", "/alerts", "/drift", "/cost", "/prompts"):
+                r = admin.get(path, params={"project": "secret-proj"})
+                assert r.status_code == 200, (path, r.text[-500:])
         with _client(srv) as viewer:
             vtoken = login(viewer, "viewer@example.com", "viewer password 1")
             home = viewer.get("/")
@@ -129,6 +133,27 @@ class TestMemberships:
             r = viewer.post("/settings/projects", data={"csrf": vtoken, "name": "mine"})
             assert r.status_code == 403
             assert "Only the project's admins see its API keys" in viewer.get("/settings").text
+
+    def test_an_admin_creates_a_key_shown_once_and_revokes_it(self, srv: Server) -> None:
+        with _client(srv) as c:
+            token = login(c)
+            r = c.post("/settings/keys?project=test", data={"csrf": token, "role": "read",
+                                                            "name": "<i>grafana</i>"})  # fmt: skip
+            assert r.status_code == 200
+            key = re.search(r'id="new-key">([^<]+)<', r.text).group(1)  # type: ignore[union-attr]
+            assert "&lt;i&gt;grafana&lt;/i&gt;" in r.text and "<i>grafana" not in r.text
+            assert key not in c.get("/settings").text  # shown once
+            api = httpx.get(f"{srv.url}/api/v1/spans", headers={"authorization": f"Bearer {key}"})
+            assert api.status_code == 200
+            key_id = re.findall(r'action="/settings/keys/([0-9a-f]+)/revoke', r.text)
+            from sightline.server._auth import hash_key
+
+            assert hash_key(key)[:16] in key_id
+            r = c.post(f"/settings/keys/{hash_key(key)[:16]}/revoke?project=test",
+                       data={"csrf": token})  # fmt: skip
+            assert r.status_code == 303
+            api = httpx.get(f"{srv.url}/api/v1/spans", headers={"authorization": f"Bearer {key}"})
+            assert api.status_code == 401
 
 
 def test_first_run_without_an_admin_prints_a_one_time_setup_link(tmp_path: Path) -> None:

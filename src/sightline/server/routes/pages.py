@@ -139,8 +139,12 @@ _QUALITY = ("relevance", "faithfulness", "hallucination_rate", "toxicity", "refu
 def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
     step = step_for(page)
     sums = summary(store, page, _OVERVIEW, ((), ("model",)))
-    totals = sums[()].get((), {})
-    by_model = {str(k[0]) if k[0] is not None else "": v for k, v in sums[("model",)].items()}
+    # every key present (None: no data), so an empty project renders dashes
+    blank: dict[str, float | None] = {f"{n}:{a}": None for n, a in _OVERVIEW}
+    totals = {**blank, **sums[()].get((), {})}
+    by_model = {
+        str(k[0]) if k[0] is not None else "": {**blank, **v} for k, v in sums[("model",)].items()
+    }
     quality = {q: _single(metric(store, page, q)).get("", None) for q in _QUALITY}
     charts = {
         "requests": chart_data(

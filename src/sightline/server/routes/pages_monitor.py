@@ -96,7 +96,9 @@ def _quality(st: AppState, page: Page) -> dict[str, Any]:
                      if x.span.span_id == s.span_id), None)  # fmt: skip
         if span is not None:
             seen.add(span.span_id)
-            queue.append({"span": span, "why": f"{s.name} failed ({s.label or s.value})"})
+            # labelled under the evaluator's score name, so the label counts in its agreement
+            queue.append({"span": span, "why": f"{s.name} failed ({s.label or s.value})",
+                          "name": s.name})  # fmt: skip
         if len(queue) >= 10:
             break
     sampled = store.list_spans(
@@ -107,7 +109,7 @@ def _quality(st: AppState, page: Page) -> dict[str, Any]:
             break
         if span.span_id not in labelled and span.span_id not in seen:
             seen.add(span.span_id)
-            queue.append({"span": span, "why": "sampled"})
+            queue.append({"span": span, "why": "sampled", "name": "label"})
     agreement = agreement_by_evaluator(store.list_agreement_pairs(project))
     return {"dists": dists, "worst": worst, "trends": trends, "queue": queue,
             "agreement": agreement, "step": step}  # fmt: skip
