@@ -23,13 +23,25 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _server  # noqa: E402
-from query import END, START, fill  # noqa: E402
+import query  # noqa: E402
+from query import END, START  # noqa: E402
 from sightline.store import DuckDBStore  # noqa: E402
 
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway server's login
 PAGES = ("/", "/traces", "/traces?q=password+12345", "/traces?model=gpt-4o", "/quality",
          "/alerts", "/drift", "/cost", "/prompts", "/settings")  # fmt: skip
+
+
+def fill_lower(data_dir: Path, n: int) -> None:
+    """bench/query.py's spans, with lower-case hex ids as ingest stores them."""
+    store = DuckDBStore(data_dir / "sightline.duckdb")
+    store.migrate()
+    sql = query._FILL.replace("to_hex(i)", "lower(to_hex(i))")
+    start = START.replace(tzinfo=None).isoformat(sep=" ")
+    store._write.execute(sql.format(n=n, step_us=7 * 86400 * 1e6 / n, start=start))
+    store._write.execute("CHECKPOINT")
+    store.close()
 
 
 def login(c: httpx.Client) -> None:
@@ -62,14 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         t0 = time.perf_counter()
-        fill(data, n)
-        # bench/query.py writes upper-case hex ids; ingest stores them lower-case
-        store = DuckDBStore(data / "sightline.duckdb")
-        store._write.execute(
-            "UPDATE spans SET trace_id = lower(trace_id), span_id = lower(span_id)"
-        )
-        store._write.execute("CHECKPOINT")
-        store.close()
+        fill_lower(data, n)
         print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
         env = {"SIGHTLINE_INIT_ADMIN_EMAIL": EMAIL, "SIGHTLINE_INIT_ADMIN_PASSWORD": PASSWORD,
                "SIGHTLINE_MONITOR_INTERVAL_S": "0", "SIGHTLINE_DRIFT_INTERVAL_S": "0",

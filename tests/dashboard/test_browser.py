@@ -113,6 +113,9 @@ def test_every_page_opens_and_runs_no_injected_script(
         assert "script-src 'self'" in resp.headers["content-security-policy"]
         pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
         assert pg.locator("h1").count() >= 1  # type: ignore[attr-defined]
+        # no inline script anywhere: only script files, and JSON data blocks
+        inline = "script:not([src]):not([type='application/json'])"
+        assert pg.locator(inline).count() == 0, path  # type: ignore[attr-defined]
         watch.assert_clean(path)
     # the overview drew its charts with the vendored uPlot
     pg.goto("/")  # type: ignore[attr-defined]
