@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, sync_playwright
 
 from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, MARKER, Seeded, start_dashboard_server
 
@@ -29,23 +30,31 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     s.server.stop()
 
 
+def text(where: Page | Locator, selector: str | None = None) -> str:
+    """The text content of a page's element or of a locator ('' when empty)."""
+    if isinstance(where, Locator):
+        return where.text_content() or ""
+    assert selector is not None
+    return where.text_content(selector) or ""
+
+
 class Watch:
     """What a page did that it must not: dialogs, console errors, uncaught errors."""
 
-    def __init__(self, page: object) -> None:
+    def __init__(self, page: Page) -> None:
         self.dialogs: list[str] = []
         self.errors: list[str] = []
-        page.on("dialog", self._dialog)  # type: ignore[attr-defined]
-        page.on("console", self._console)  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))  # type: ignore[attr-defined]
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
 
-    def _dialog(self, d: object) -> None:
-        self.dialogs.append(d.message)  # type: ignore[attr-defined]
-        d.dismiss()  # type: ignore[attr-defined]
+    def _dialog(self, d: Dialog) -> None:
+        self.dialogs.append(d.message)
+        d.dismiss()
 
-    def _console(self, m: object) -> None:
-        if m.type == "error":  # type: ignore[attr-defined]
-            self.errors.append(m.text)  # type: ignore[attr-defined]
+    def _console(self, m: ConsoleMessage) -> None:
+        if m.type == "error":
+            self.errors.append(m.text)
 
     def assert_clean(self, where: str) -> None:
         assert self.dialogs == [], f"{where}: a dialog opened: {self.dialogs}"
@@ -53,9 +62,7 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         yield b
@@ -63,8 +70,8 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, seeded: Seeded) -> Iterator[tuple[object, Watch]]:
-    ctx = browser.new_context(base_url=seeded.url)  # type: ignore[attr-defined]
+def page(browser: Browser, seeded: Seeded) -> Iterator[tuple[Page, Watch]]:
+    ctx = browser.new_context(base_url=seeded.url)
     pg = ctx.new_page()
     watch = Watch(pg)
     pg.goto("/login")
@@ -77,9 +84,9 @@ def page(browser: object, seeded: Seeded) -> Iterator[tuple[object, Watch]]:
 
 
 def test_login_rejects_a_wrong_password_then_logs_in_and_out(
-    browser: object, seeded: Seeded
+    browser: Browser, seeded: Seeded
 ) -> None:
-    ctx = browser.new_context(base_url=seeded.url)  # type: ignore[attr-defined]
+    ctx = browser.new_context(base_url=seeded.url)
     pg = ctx.new_page()
     watch = Watch(pg)
     pg.goto("/traces")
@@ -87,7 +94,7 @@ def test_login_rejects_a_wrong_password_then_logs_in_and_out(
     pg.fill("input[name=email]", ADMIN_EMAIL)
     pg.fill("input[name=password]", "not the password")
     pg.click("button[type=submit]")
-    assert "Wrong email or password" in pg.text_content(".error")
+    assert "Wrong email or password" in text(pg, ".error")
     pg.fill("input[name=email]", ADMIN_EMAIL)
     pg.fill("input[name=password]", ADMIN_PASSWORD)
     pg.click("button[type=submit]")
@@ -104,78 +111,78 @@ def test_login_rejects_a_wrong_password_then_logs_in_and_out(
 
 
 def test_every_page_opens_and_runs_no_injected_script(
-    page: tuple[object, Watch], seeded: Seeded
+    page: tuple[Page, Watch], seeded: Seeded
 ) -> None:
     pg, watch = page
     for path in PAGES:
-        resp = pg.goto(path)  # type: ignore[attr-defined]
-        assert resp.status == 200, path
+        resp = pg.goto(path)
+        assert resp is not None and resp.status == 200, path
         assert "script-src 'self'" in resp.headers["content-security-policy"]
-        pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
-        assert pg.locator("h1").count() >= 1  # type: ignore[attr-defined]
+        pg.wait_for_load_state("networkidle")
+        assert pg.locator("h1").count() >= 1
         # no inline script anywhere: only script files, and JSON data blocks
         inline = "script:not([src]):not([type='application/json'])"
-        assert pg.locator(inline).count() == 0, path  # type: ignore[attr-defined]
+        assert pg.locator(inline).count() == 0, path
         watch.assert_clean(path)
     # the overview drew its charts with the vendored uPlot
-    pg.goto("/")  # type: ignore[attr-defined]
-    pg.wait_for_selector("#chart-requests .uplot")  # type: ignore[attr-defined]
+    pg.goto("/")
+    pg.wait_for_selector("#chart-requests .uplot")
     watch.assert_clean("overview charts")
 
 
 def test_hostile_text_renders_as_text_on_every_page_that_shows_it(
-    page: tuple[object, Watch], seeded: Seeded
+    page: tuple[Page, Watch], seeded: Seeded
 ) -> None:
     pg, watch = page
     shows = ("/traces", f"/traces/{seeded.xss_trace}", "/quality", "/alerts", "/cost")
     for path in (*PAGES, f"/traces/{seeded.xss_trace}"):
-        pg.goto(path)  # type: ignore[attr-defined]
-        pg.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
-        body = pg.text_content("main")  # type: ignore[attr-defined]
+        pg.goto(path)
+        pg.wait_for_load_state("networkidle")
+        body = text(pg, "main")
         if path not in shows:
-            assert pg.locator("main img").count() == 0, path  # type: ignore[attr-defined]
+            assert pg.locator("main img").count() == 0, path
             watch.assert_clean(path)
             continue
         assert "<script>alert('xss-script')</script>" in body or "<script>alert('xss-scr" in body, (
             path
         )
-        assert pg.locator("main script:not(.chart-data)").count() == 0, path  # type: ignore[attr-defined]
-        assert pg.locator("main img").count() == 0, path  # type: ignore[attr-defined]
-        assert pg.locator("a[href^='javascript:']").count() == 0, path  # type: ignore[attr-defined]
+        assert pg.locator("main script:not(.chart-data)").count() == 0, path
+        assert pg.locator("main img").count() == 0, path
+        assert pg.locator("a[href^='javascript:']").count() == 0, path
         watch.assert_clean(path)
 
 
-def test_filter_traces_and_open_a_timeline(page: tuple[object, Watch], seeded: Seeded) -> None:
+def test_filter_traces_and_open_a_timeline(page: tuple[Page, Watch], seeded: Seeded) -> None:
     pg, watch = page
-    pg.goto("/traces")  # type: ignore[attr-defined]
-    assert pg.locator("table.traces tbody tr").count() == 7  # type: ignore[attr-defined]
-    pg.fill("input[name=q]", MARKER)  # type: ignore[attr-defined]
-    pg.click("form.filters button[type=submit]")  # type: ignore[attr-defined]
-    pg.wait_for_url(f"**q={MARKER}**")  # type: ignore[attr-defined]
-    rows = pg.locator("table.traces tbody tr")  # type: ignore[attr-defined]
+    pg.goto("/traces")
+    assert pg.locator("table.traces tbody tr").count() == 7
+    pg.fill("input[name=q]", MARKER)
+    pg.click("form.filters button[type=submit]")
+    pg.wait_for_url(f"**q={MARKER}**")
+    rows = pg.locator("table.traces tbody tr")
     assert rows.count() == 1
-    assert MARKER in rows.first.text_content()
-    pg.click("a.trace-link")  # type: ignore[attr-defined]
-    pg.wait_for_url(f"**/traces/{seeded.plain_traces[0]}**")  # type: ignore[attr-defined]
-    timeline = pg.locator("#timeline tbody tr")  # type: ignore[attr-defined]
+    assert MARKER in text(rows.first)
+    pg.click("a.trace-link")
+    pg.wait_for_url(f"**/traces/{seeded.plain_traces[0]}**")
+    timeline = pg.locator("#timeline tbody tr")
     assert timeline.count() == 4
-    names = [timeline.nth(i).locator("td").first.text_content().strip() for i in range(4)]
+    names = [text(timeline.nth(i).locator("td").first).strip() for i in range(4)]
     assert names[1:] == ["retrieve", "chat", "safety filter"]
-    ms = [float(timeline.nth(i).locator(".span-ms").text_content()) for i in range(4)]
+    ms = [float(text(timeline.nth(i).locator(".span-ms"))) for i in range(4)]
     assert ms == [500.0, 80.0, 300.0, 12.0]
-    assert pg.locator("#timeline svg.bar rect").count() == 4  # type: ignore[attr-defined]
+    assert pg.locator("#timeline svg.bar rect").count() == 4
     watch.assert_clean("trace")
 
 
-def test_label_an_item_of_the_annotation_queue(page: tuple[object, Watch], seeded: Seeded) -> None:
+def test_label_an_item_of_the_annotation_queue(page: tuple[Page, Watch], seeded: Seeded) -> None:
     pg, watch = page
-    pg.goto("/quality")  # type: ignore[attr-defined]
-    row = pg.locator(f"#queue tr[data-span='{seeded.llm_span}']")  # type: ignore[attr-defined]
+    pg.goto("/quality")
+    row = pg.locator(f"#queue tr[data-span='{seeded.llm_span}']")
     assert row.count() == 1
     row.locator("button[value=incorrect]").click()
-    pg.wait_for_url("**labelled=**")  # type: ignore[attr-defined]
-    assert "Label saved" in pg.text_content("main")  # type: ignore[attr-defined]
-    assert pg.locator(f"#queue tr[data-span='{seeded.llm_span}']").count() == 0  # type: ignore[attr-defined]
+    pg.wait_for_url("**labelled=**")
+    assert "Label saved" in text(pg, "main")
+    assert pg.locator(f"#queue tr[data-span='{seeded.llm_span}']").count() == 0
     with seeded.server.client() as c:
         got = c.get("/api/v1/scores", params={"span_id": seeded.llm_span, "source": "human"})
     [score] = got.json()["data"]
@@ -183,15 +190,15 @@ def test_label_an_item_of_the_annotation_queue(page: tuple[object, Watch], seede
     watch.assert_clean("quality")
 
 
-def test_acknowledge_a_firing_alert(page: tuple[object, Watch], seeded: Seeded) -> None:
+def test_acknowledge_a_firing_alert(page: tuple[Page, Watch], seeded: Seeded) -> None:
     pg, watch = page
-    pg.goto("/alerts")  # type: ignore[attr-defined]
-    row = pg.locator("#active tbody tr[data-alert]").first  # type: ignore[attr-defined]
+    pg.goto("/alerts")
+    row = pg.locator("#active tbody tr[data-alert]").first
     alert_id = row.get_attribute("data-alert")
     row.locator("input[name=comment]").fill("on it <b>now</b>")
     row.locator("button.ack").click()
-    pg.wait_for_url("**done=acknowledged**")  # type: ignore[attr-defined]
-    assert f"by {ADMIN_EMAIL}" in pg.text_content(f"#active tr[data-alert='{alert_id}']")  # type: ignore[attr-defined]
+    pg.wait_for_url("**done=acknowledged**")
+    assert f"by {ADMIN_EMAIL}" in text(pg, f"#active tr[data-alert='{alert_id}']")
     with seeded.server.client() as c:
         a = c.get(f"/api/v1/alerts/{alert_id}").json()
     assert a["acknowledged_by"] == ADMIN_EMAIL
@@ -200,16 +207,18 @@ def test_acknowledge_a_firing_alert(page: tuple[object, Watch], seeded: Seeded) 
     watch.assert_clean("alerts")
 
 
-def test_a_chart_point_links_to_its_traces(page: tuple[object, Watch], seeded: Seeded) -> None:
+def test_a_chart_point_links_to_its_traces(page: tuple[Page, Watch], seeded: Seeded) -> None:
     pg, watch = page
-    pg.goto("/")  # type: ignore[attr-defined]
-    over = pg.wait_for_selector("#chart-requests .u-over")  # type: ignore[attr-defined]
+    pg.goto("/")
+    over = pg.wait_for_selector("#chart-requests .u-over")
+    assert over is not None
     box = over.bounding_box()
+    assert box is not None
     # the last bucket holds the newest spans: click at the right edge, where its point is
-    pg.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # type: ignore[attr-defined]
-    pg.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # type: ignore[attr-defined]
-    pg.wait_for_url("**/traces?**from=**")  # type: ignore[attr-defined]
-    assert pg.locator("table.traces tbody tr a.trace-link").count() >= 1  # type: ignore[attr-defined]
+    pg.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    pg.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    pg.wait_for_url("**/traces?**from=**")
+    assert pg.locator("table.traces tbody tr a.trace-link").count() >= 1
     watch.assert_clean("chart link")
 
 
@@ -227,13 +236,13 @@ def test_forms_without_the_csrf_token_are_refused(seeded: Seeded) -> None:
         assert r.status_code == 403
 
 
-def test_silence_a_rule(page: tuple[object, Watch], seeded: Seeded) -> None:
+def test_silence_a_rule(page: tuple[Page, Watch], seeded: Seeded) -> None:
     pg, watch = page
-    pg.goto("/alerts")  # type: ignore[attr-defined]
-    row = pg.locator("#rules tbody tr", has_text=seeded.rule)  # type: ignore[attr-defined]
+    pg.goto("/alerts")
+    row = pg.locator("#rules tbody tr", has_text=seeded.rule)
     row.locator("select[name=duration]").select_option("4h")
     row.locator("button", has_text="Silence").click()
-    pg.wait_for_url("**done=silenced**")  # type: ignore[attr-defined]
+    pg.wait_for_url("**done=silenced**")
     with seeded.server.client() as c:
         silences = c.get("/api/v1/alerts/silences").json()["data"]
     assert any(s["matchers"] == {"rule": seeded.rule} and s["active"]
