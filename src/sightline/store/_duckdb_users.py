@@ -81,6 +81,8 @@ def get_user_by_email(store: DuckDBStore, email: str) -> User | None:
 
 def create_session(store: DuckDBStore, session: UserSession) -> None:
     with store._admin_lock, store._cursor() as cur:
+        # expired sessions go at the next login: the table never outgrows the live ones
+        cur.execute("DELETE FROM user_sessions WHERE expires_at <= ?", [_ts(session.created_at)])
         cur.execute(
             "INSERT INTO user_sessions VALUES (?, ?, ?, ?, ?)",
             [
