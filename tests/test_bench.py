@@ -68,4 +68,4 @@ def test_pages_benchmark_quick() -> None:
     out = _run("pages.py")
     assert re.search(r"range=24h page=/traces median_ms=[\d.]+", out), out
     assert re.search(r"range=7d page=/ median_ms=[\d.]+", out), out
-    assert re.search(r"pages_worst_median_ms=[\d.]+", out), out
+    assert re.search(r"pages_worst_server_median_ms=[\d.]+", out), out

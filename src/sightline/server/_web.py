@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,6 +151,7 @@ async def page_of(request: Request) -> Page:
 
     Redirects to /login without a session; 404 for a project the user does not belong to.
     """
+    request.state.page_t0 = time.perf_counter()
     st = state_of(request)
     accounts: Accounts = request.app.state.sightline_accounts
     token = request.cookies.get(SESSION_COOKIE)
@@ -201,7 +203,12 @@ def render(
     html = _ENV.get_template(template).render(
         request=request, page=page, nav=NAV, ranges=RANGES, **ctx
     )
-    return HTMLResponse(html, status_code=status, headers=_headers())
+    headers = _headers()
+    t0 = getattr(request.state, "page_t0", None)
+    if t0 is not None:
+        # the page's own time (session, queries, template), for bench/pages.py and dev tools
+        headers["server-timing"] = f"page;dur={(time.perf_counter() - t0) * 1000:.1f}"
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def install_web(app: FastAPI) -> None:
