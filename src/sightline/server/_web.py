@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import ConfigError
 from sightline.server._accounts import Accounts, LoggedIn
 from sightline.server._params import parse_time
-from sightline.server._state import state_of
 
 __all__ = [
     "PAGE_CSP",
@@ -152,7 +151,6 @@ async def page_of(request: Request) -> Page:
     Redirects to /login without a session; 404 for a project the user does not belong to.
     """
     request.state.page_t0 = time.perf_counter()
-    st = state_of(request)
     accounts: Accounts = request.app.state.sightline_accounts
     token = request.cookies.get(SESSION_COOKIE)
     login = await run_in_threadpool(accounts.resolve, token)
@@ -178,7 +176,6 @@ async def page_of(request: Request) -> Page:
         raise PageError(400, str(e)) from None
     if start >= end:
         raise PageError(400, "from must be before to")
-    del st
     return Page(request, accounts, login, project, start, end, rng)
 
 

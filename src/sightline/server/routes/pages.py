@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, cast
 
 from fastapi import APIRouter, Path, Request
@@ -276,8 +275,10 @@ async def trace(
     if data is None:
         # Maybe another of the user's projects holds it: go there (never a foreign project).
         for p in page.login.projects:
+            if p == page.project:
+                continue
             found: list[Span] = await run_in_threadpool(state_of(request).store.get_trace, p, tid)
-            if p != page.project and found:
+            if found:
                 return RedirectResponse(page.url(f"/traces/{tid}", project=p), status_code=303)
         raise PageError(404, "no such trace in this project")
-    return render(request, "trace.html", page=page, t=data, window=timedelta(minutes=5))
+    return render(request, "trace.html", page=page, t=data)
