@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -307,12 +306,15 @@ async def cost(request: Request, page: WebPage) -> Response:
 # -- prompts -------------------------------------------------------------------------------------
 
 
-def _prompt_registry() -> Any:
-    """The prompt registry, when this install has one (a later stage adds it)."""
-    try:
-        return importlib.import_module("sightline.prompts")
-    except ImportError:
+def _registered_prompts(st: AppState, project: str) -> list[dict[str, Any]] | None:
+    """The prompt registry's prompts, or None when this server's store has no registry.
+
+    A later stage adds the registry as ``TraceStore.list_prompts(project_id, kind)``.
+    """
+    list_prompts = getattr(st.store, "list_prompts", None)
+    if list_prompts is None:
         return None
+    return [r.to_dict() for r in list_prompts(project, None)]
 
 
 def _prompts(st: AppState, page: Page) -> dict[str, Any]:
@@ -339,7 +341,7 @@ def _prompts(st: AppState, page: Page) -> dict[str, Any]:
             if str(s.group.get("variant")) in variants:
                 variants[str(s.group.get("variant"))][name] = s.points[0][1] if s.points else None
     return {"versions": sorted(rows.items()), "variants": sorted(variants.items()),
-            "registry": _prompt_registry() is not None}  # fmt: skip
+            "registry": _registered_prompts(st, _project(page))}  # fmt: skip
 
 
 @router.get("/prompts")
