@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 7600
 
-.PHONY: help install demo serve test bench fuzz lint format typecheck clean
+.PHONY: help install demo serve test bench fuzz lint format typecheck clean screenshots
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## Show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install Sightline with everything the tests need
+# The browser tests drive Debian's Chromium (Playwright's own download is out of reach).
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+install: $(STAMP) $(CHROMIUM) ## Create .venv and install Sightline with everything the tests need
 
 demo: $(STAMP) ## Serve on http://127.0.0.1:7600 with a simulated RAG app sending traces
 	$(BIN)/sightline demo --port $(PORT) --data-dir ./sightline-data --log-format console
@@ -24,7 +30,7 @@ demo: $(STAMP) ## Serve on http://127.0.0.1:7600 with a simulated RAG app sendin
 serve: $(STAMP) ## Serve on http://127.0.0.1:7600 (DuckDB store in ./sightline-data)
 	$(BIN)/sightline serve --port $(PORT)
 
-test: $(STAMP) ## Run the whole test suite (benchmarks in their quick form)
+test: $(STAMP) $(CHROMIUM) ## Run the whole test suite (benchmarks in their quick form)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP) ## Run the benchmarks in full and print their medians
@@ -33,6 +39,12 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/evals.py
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/signals.py
+	$(BIN)/python bench/sdk_overhead.py
+
+screenshots: $(STAMP) $(CHROMIUM) ## Save a PNG of every dashboard page, with demo data, in docs/screenshots/
+	$(BIN)/python scripts/screenshots.py docs/screenshots
 
 fuzz: $(STAMP) ## Fuzz the API (schemathesis) and the OTLP normaliser (hypothesis) in full
 	SIGHTLINE_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -p no:xdist -q --timeout=3600 tests/fuzz

@@ -77,3 +77,10 @@ def test_gateway_benchmark_quick() -> None:
     assert re.search(r"stream_first_chunk_added_ms=-?[\d.]+", out), out
     assert re.search(r"handler_overhead_ms=[\d.]+", out), out
     assert re.search(r"chunk_forward_ms=[\d.]+", out), out
+
+
+def test_pages_benchmark_quick() -> None:
+    out = _run("pages.py")
+    assert re.search(r"range=24h page=/traces median_ms=[\d.]+", out), out
+    assert re.search(r"range=7d page=/ median_ms=[\d.]+", out), out
+    assert re.search(r"pages_worst_server_median_ms=[\d.]+", out), out

@@ -127,6 +127,8 @@ def serve(**flags: Any) -> None:
 
 DEMO_PROJECT = "demo"
 DEMO_KEY = "sl_demo_key_do_not_use_in_production"
+DEMO_ADMIN_EMAIL = "admin@demo.local"
+DEMO_ADMIN_PASSWORD = "demo-password-change-me"  # noqa: S105 - printed by the demo, like its key
 
 
 @main.command()
@@ -167,11 +169,18 @@ def demo(rate: float, scenario: str | None, **flags: Any) -> None:
     if flags.get("monitor_interval_s") is None:
         flags["monitor_interval_s"] = 10.0
     settings = _settings(
-        init_project=DEMO_PROJECT, init_api_key=DEMO_KEY, drift_interval_s=60.0, **flags
+        init_project=DEMO_PROJECT,
+        init_api_key=DEMO_KEY,
+        init_admin_email=DEMO_ADMIN_EMAIL,
+        init_admin_password=DEMO_ADMIN_PASSWORD,
+        drift_interval_s=60.0,
+        **flags,
     )
     base = f"http://{settings.host}:{settings.port}"
     click.echo(
         f"Sightline demo on {base}\n"
+        f"  dashboard: {base}/login    email: {DEMO_ADMIN_EMAIL}"
+        f"    password: {DEMO_ADMIN_PASSWORD}\n"
         f"  project: {DEMO_PROJECT}    API key: {DEMO_KEY}\n"
         f"  try:  curl -H 'Authorization: Bearer {DEMO_KEY}' '{base}/api/v1/spans?limit=5'\n"
         f"        curl -H 'Authorization: Bearer {DEMO_KEY}' "

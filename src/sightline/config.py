@@ -168,6 +168,15 @@ class Settings(BaseSettings):
     eval_judge_api_key: SecretStr | None = Field(
         None, description="API key the llm_judge evaluator sends, unless eval_options sets one."
     )
+    init_admin_email: str | None = Field(
+        None, description="First run: create this dashboard admin (with init_admin_password)."
+    )
+    init_admin_password: SecretStr | None = Field(
+        None, description="First run: the password of init_admin_email (12+ characters)."
+    )
+    session_days: float = Field(
+        7.0, gt=0, description="Days a dashboard login lasts before logging in again."
+    )
 
     @field_validator("evaluators", "eval_kinds", mode="before")
     @classmethod

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from _dashboard import login
 from _helpers import free_port
-from sightline.cli import DEMO_KEY
+from sightline.cli import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_KEY
 
 
 def test_demo_serves_its_traffic(tmp_path: Path) -> None:
@@ -67,7 +68,13 @@ def test_demo_serves_its_traffic(tmp_path: Path) -> None:
             roots = [s["name"] for s in httpx.get(url, headers=headers).json()["spans"]]
             time.sleep(0.5)
         assert roots == ["rag-request"]
+        # the printed dashboard login works and shows the demo's traces
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as web:
+            login(web, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD)
+            page = web.get("/traces")
+            assert page.status_code == 200 and "rag-request" in page.text
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert b"API key: " + DEMO_KEY.encode() in err
+    assert f"email: {DEMO_ADMIN_EMAIL}    password: {DEMO_ADMIN_PASSWORD}".encode() in err

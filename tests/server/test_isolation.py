@@ -7,6 +7,7 @@ until it gets a case in CASES (what alpha's key tries against beta, and what mus
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -394,3 +395,124 @@ def test_alpha_key_cannot_reach_beta(h: TwoProjects, op: str) -> None:
     # alpha's own admin key still works and beta's keys still work for beta
     assert h.api("GET", "/api/v1/spans", project="beta", role="read").status_code == 200
     assert KEYS["beta"]["admin"] not in h.api("GET", "/api/v1/keys").text
+
+
+# -- dashboard pages -----------------------------------------------------------------------------
+# A user who belongs to alpha only, logged in through the form: no page shows beta's data, and
+# no form changes it. Pages are not in the OpenAPI schema, so they are listed here.
+
+_RANGE = {"project": "alpha", "from": "1772400000", "to": "1772500000"}
+
+
+def _page_client(h: TwoProjects) -> Any:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    accounts = h.app.state.sightline_accounts
+    store = h.store
+    if store.get_user_by_email("alpha-only@example.com") is None:
+        u = accounts.create_user("alpha-only@example.com", "alpha only password", is_admin=True)
+        accounts.add_member(u.user_id, "alpha", "admin")
+    c = TestClient(h.app, follow_redirects=False)
+    form = c.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    r = c.post("/login", data={"email": "alpha-only@example.com",
+                               "password": "alpha only password", "csrf": token})  # fmt: skip
+    assert r.status_code == 303, r.text
+    c.csrf = re.search(r'name="csrf" value="([^"]+)"',  # type: ignore[attr-defined]
+                       c.get("/settings").text).group(1)  # type: ignore[union-attr]  # fmt: skip
+    return c
+
+
+def _page_get(path: str) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        b = h.projects["beta"]
+        c = _page_client(h)
+        p = path.format(trace=b.trace_ids[0])
+        for params in (_RANGE, {**_RANGE, "project": "beta"}, {**_RANGE, "user_id": b.user_id}):
+            r = c.get(p, params=params)
+            assert r.status_code in (200, 303, 404), (p, params, r.status_code)
+            _no_beta(h, r)
+        assert c.get(p, params={**_RANGE, "project": "beta"}).status_code in (404, 303)
+
+    return case
+
+
+def _page_post(path: str, data: dict[str, str]) -> Callable[[TwoProjects], None]:
+    def case(h: TwoProjects) -> None:
+        b = h.projects["beta"]
+        c = _page_client(h)
+        form = {k: v.format(span=b.span_ids[2], rule=b.rule) for k, v in data.items()}
+        p = path.format(alert="alert-beta-1", key=b.key_ids["read"])
+        for project in ("alpha", "beta"):
+            r = c.post(p, params={"project": project}, data={**form, "csrf": c.csrf})
+            assert r.status_code in (200, 303, 400, 403, 404, 409), (p, project, r.status_code)
+            _no_beta(h, r)
+        _beta_intact(h)
+        assert h.store.list_scores("beta", b.trace_ids[2]) == []
+        members = [u.email for u, _ in h.store.list_members("beta")]
+        assert "alpha-only@example.com" not in members
+
+    return case
+
+
+PAGE_CASES: dict[str, Callable[[TwoProjects], None]] = {
+    "GET /": _page_get("/"),
+    "GET /traces": _page_get("/traces"),
+    "GET /traces/{trace_id}": _page_get("/traces/{trace}"),
+    "GET /quality": _page_get("/quality"),
+    "POST /quality/label": _page_post("/quality/label", {"span_id": "{span}",
+                                                          "label": "harmful"}),
+    "GET /alerts": _page_get("/alerts"),
+    "POST /alerts/{alert_id}/ack": _page_post("/alerts/{alert}/ack", {}),
+    "POST /alerts/silence": _page_post("/alerts/silence", {"rule": "{rule}"}),
+    "GET /drift": _page_get("/drift"),
+    "GET /cost": _page_get("/cost"),
+    "GET /prompts": _page_get("/prompts"),
+    "GET /settings": _page_get("/settings"),
+    "POST /settings/keys": _page_post("/settings/keys", {"role": "admin"}),
+    "POST /settings/keys/{key_id}/revoke": _page_post("/settings/keys/{key}/revoke", {}),
+    "POST /settings/members": _page_post("/settings/members",
+                                         {"email": "alpha-only@example.com", "role": "admin"}),
+}  # fmt: skip
+"""Project-scoped pages. /login, /logout, /setup and /settings/projects are not scoped."""
+_UNSCOPED = {"GET /login", "POST /login", "POST /logout", "GET /setup/{token}",
+             "POST /setup/{token}", "POST /settings/projects"}  # fmt: skip
+
+
+def _pages() -> list[str]:
+    from sightline.server.routes import login, pages, pages_monitor
+
+    return [
+        f"{m} {r.path}"  # type: ignore[attr-defined]
+        for mod in (login, pages, pages_monitor)
+        for r in mod.router.routes
+        for m in sorted(r.methods - {"HEAD"})  # type: ignore[attr-defined]
+    ]
+
+
+@pytest.fixture(scope="module")
+def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
+    """Fresh projects: the API cases above leave beta-like names in alpha (their own data)."""
+    gen = two_projects(tmp_path_factory.mktemp("iso-pages"))
+    hh = next(gen)
+    now = hh.clock()
+    b = hh.projects["beta"]
+    hh.store.save_alerts([Alert(project_id="beta", alert_id="alert-beta-1", rule=b.rule,
+                                rule_version=1, rule_type="threshold", severity="P2", group={},
+                                group_key="", status="firing", pending_since=now,
+                                started_at=now, last_evaluated_at=now,
+                                summary=f"{b.marker} alert")], [])  # fmt: skip
+    yield hh
+    next(gen, None)
+
+
+@pytest.mark.parametrize("op", _pages())
+def test_a_member_of_alpha_cannot_see_beta_in_pages(hp: TwoProjects, op: str) -> None:
+    h = hp
+    if op in _UNSCOPED:
+        return
+    case = PAGE_CASES.get(op)
+    assert case is not None, f"{op} has no page isolation case: add one to PAGE_CASES"
+    case(h)

@@ -13,12 +13,14 @@ from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.pricing import load_overrides
+from sightline.server._accounts import Accounts
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
 from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
 from sightline.server._prom import Metrics
 from sightline.server._security import SecurityMiddleware, build_security
 from sightline.server._state import AppState
+from sightline.server._web import install_web
 from sightline.server.routes import (
     alerts,
     budgets,
@@ -30,9 +32,12 @@ from sightline.server.routes import (
     feedback,
     guardrails,
     health,
+    login,
     metrics,
     otlp,
     outcomes,
+    pages,
+    pages_monitor,
     privacy,
     prompts,
     scores,
@@ -76,6 +81,16 @@ def create_app(
         version = st.migrate()
         if settings.init_project:
             ensure_project_with_key(st, settings.init_project, settings.init_api_key)
+        accounts = Accounts(st, settings)
+        accounts.bootstrap(settings)
+        app.state.sightline_accounts = accounts
+        if accounts.setup_token is not None:
+            base = settings.public_url or f"http://{settings.host}:{settings.port}"
+            log.warning(
+                "no_dashboard_user",
+                message="open this one-time link to create the first admin",
+                setup_url=f"{base.rstrip('/')}/setup/{accounts.setup_token}",
+            )
         prom = Metrics()
         writer = GroupCommitWriter(
             st,
@@ -178,6 +193,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_web(app)
     app.add_middleware(SecurityMiddleware)
     for r in (
         health.router,
@@ -199,6 +215,9 @@ def create_app(
         keys_routes.router,
         outcomes.router,
         guardrails.router,
+        login.router,
+        pages.router,
+        pages_monitor.router,
     ):
         app.include_router(r)
     return app

@@ -9,6 +9,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
 )
+from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     AGGS,
     DIMENSIONS,
@@ -42,6 +43,7 @@ __all__ = [
     "DriftQuery",
     "DuckDBStore",
     "EvalCursor",
+    "Membership",
     "MetricDef",
     "MetricQuery",
     "MetricSeries",
@@ -54,6 +56,8 @@ __all__ = [
     "SpanQuery",
     "SpanSample",
     "TraceStore",
+    "User",
+    "UserSession",
     "WindowAgg",
     "WindowValue",
 ]

@@ -37,6 +37,7 @@ from sightline.store import (
     _duckdb_outcomes,
     _duckdb_prompts,
     _duckdb_security,
+    _duckdb_users,
     _duckdb_windows,
 )
 from sightline.store import _duckdb_evals as _ev
@@ -59,6 +60,7 @@ from sightline.store._eval_records import (
     SeqSpan,
 )
 from sightline.store._migrations import MIGRATIONS
+from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     DIMENSIONS,
     OUTCOME_FORMULA,
@@ -166,7 +168,7 @@ class DuckDBStore:
                     con.execute("ROLLBACK")
                     raise
                 log.info("migration_applied", version=v)
-                version = v
+                version = max(version, v)
             # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
@@ -236,6 +238,8 @@ class DuckDBStore:
         if query.end is not None:
             where.append("start_time < ?")
             params.append(_ts(query.end))
+        if query.root_only:
+            where.append("parent_span_id IS NULL")
         if query.text:
             where.append("(contains(lower(input), ?) OR contains(lower(output), ?))")
             params += [query.text.lower(), query.text.lower()]
@@ -261,9 +265,11 @@ class DuckDBStore:
     def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
         with self._cursor() as cur:
             rows = cur.execute(
-                f"SELECT {_SELECT} FROM spans WHERE project_id = ? AND trace_id = ?"  # noqa: S608
-                " ORDER BY start_time, span_id",
-                [project_id, trace_id],
+                # _key_trace (the key's hashed prefix) narrows a 1M-span scan ~6x before the
+                # string compares (95 -> 15 ms here)
+                f"SELECT {_SELECT} FROM spans WHERE _key_trace = hash(?, ?)"  # noqa: S608
+                " AND project_id = ? AND trace_id = ? ORDER BY start_time, span_id",
+                [project_id, trace_id, project_id, trace_id],
             ).fetchall()
         return [_row_to_span(r) for r in rows]
 
@@ -672,6 +678,41 @@ class DuckDBStore:
 
     def prompt_length(self, query: CostQuery, step_s: int) -> list[LengthSeries]:
         return _duckdb_costs.prompt_length(self, query, step_s)
+
+    # -- dashboard users (SQL in _duckdb_users) --------------------------------------------------
+
+    def create_user(self, user: User) -> None:
+        _duckdb_users.create_user(self, user)
+
+    def count_users(self) -> int:
+        return _duckdb_users.count_users(self)
+
+    def get_user(self, user_id: str) -> User | None:
+        return _duckdb_users.get_user(self, user_id)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        return _duckdb_users.get_user_by_email(self, email)
+
+    def create_session(self, session: UserSession) -> None:
+        _duckdb_users.create_session(self, session)
+
+    def get_session(self, session_hash: str, now: datetime) -> UserSession | None:
+        return _duckdb_users.get_session(self, session_hash, now)
+
+    def delete_session(self, session_hash: str) -> None:
+        _duckdb_users.delete_session(self, session_hash)
+
+    def add_membership(self, membership: Membership) -> None:
+        _duckdb_users.add_membership(self, membership)
+
+    def remove_membership(self, user_id: str, project_id: str) -> bool:
+        return _duckdb_users.remove_membership(self, user_id, project_id)
+
+    def list_memberships(self, user_id: str) -> list[Membership]:
+        return _duckdb_users.list_memberships(self, user_id)
+
+    def list_members(self, project_id: str) -> list[tuple[User, Membership]]:
+        return _duckdb_users.list_members(self, project_id)
 
 
 def _row_to_span(row: tuple[Any, ...]) -> Span:

@@ -236,6 +236,35 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        6,
+        [
+            # Dashboard users: people who log in at /login (API keys stay for programs).
+            # Passwords are argon2id hashes; sessions are stored as SHA-256 of their token.
+            """CREATE TABLE users (
+            user_id VARCHAR PRIMARY KEY,
+            email VARCHAR NOT NULL UNIQUE,
+            password_hash VARCHAR NOT NULL,
+            is_admin BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""",
+            """CREATE TABLE user_sessions (
+            session_hash VARCHAR PRIMARY KEY,
+            user_id VARCHAR NOT NULL,
+            csrf_token VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP NOT NULL
+        )""",
+            # Which projects a user may see: a user sees only the projects they belong to.
+            """CREATE TABLE memberships (
+            user_id VARCHAR NOT NULL,
+            project_id VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_id, project_id)
+        )""",
+        ],
+    ),
+    (
         7,
         [
             # Privacy and security. A project's redaction policy and retention; NULL columns

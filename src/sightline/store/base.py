@@ -29,6 +29,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
 )
+from sightline.store._users import Membership, User, UserSession
 
 __all__ = [
     "AGGS",
@@ -296,6 +297,8 @@ class SpanQuery:
     status: str | None = None
     text: str | None = None
     """Case-insensitive substring of input or output."""
+    root_only: bool = False
+    """Only spans without a parent (one row per trace: the dashboard's trace list)."""
     limit: int = 100
     cursor: str | None = None
 
@@ -943,6 +946,52 @@ class TraceStore(AnalysisStore, Protocol):
         at: datetime,
     ) -> bool:
         """Record that a threshold alerted; False when it already had (so it alerts once)."""
+        ...
+
+    # -- dashboard users ---------------------------------------------------------------------
+
+    def create_user(self, user: User) -> None:
+        """Add a user; ConfigError if the email is taken."""
+        ...
+
+    def count_users(self) -> int:
+        """How many users exist (0: first run, bootstrap an admin)."""
+        ...
+
+    def get_user(self, user_id: str) -> User | None:
+        """A user by id."""
+        ...
+
+    def get_user_by_email(self, email: str) -> User | None:
+        """A user by (lower-case) email."""
+        ...
+
+    def create_session(self, session: UserSession) -> None:
+        """Store a login session."""
+        ...
+
+    def get_session(self, session_hash: str, now: datetime) -> UserSession | None:
+        """The unexpired session with this hash."""
+        ...
+
+    def delete_session(self, session_hash: str) -> None:
+        """End a session (logout)."""
+        ...
+
+    def add_membership(self, membership: Membership) -> None:
+        """Give a user access to a project (or change their role there)."""
+        ...
+
+    def remove_membership(self, user_id: str, project_id: str) -> bool:
+        """Take a user's access to a project away; False if they had none."""
+        ...
+
+    def list_memberships(self, user_id: str) -> list[Membership]:
+        """The projects a user belongs to, by project id."""
+        ...
+
+    def list_members(self, project_id: str) -> list[tuple[User, Membership]]:
+        """A project's users, by email."""
         ...
 
 

@@ -1,0 +1,114 @@
+"""Dashboard page latency on a large store: each page's HTML, logged in, over HTTP.
+
+    python bench/pages.py            # 1,000,000 spans (make bench)
+    python bench/pages.py --quick    # 50,000 spans (make test)
+
+The spans are generated inside DuckDB as bench/query.py does (7 days of LLM calls), then a
+real server renders every page over two ranges: the last 24 hours of the data and all 7 days.
+Each page is fetched 5 times; the median wall time of the request is reported (it includes
+the loopback round trip, so it bounds the server-side time from above). Target: < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _server  # noqa: E402
+import query  # noqa: E402
+from query import END, START  # noqa: E402
+from sightline.store import DuckDBStore  # noqa: E402
+
+EMAIL = "bench@example.com"
+PASSWORD = "bench password 123"  # noqa: S105 - a throwaway server's login
+PAGES = ("/", "/traces", "/traces?q=password+12345", "/traces?model=gpt-4o", "/quality",
+         "/alerts", "/drift", "/cost", "/prompts", "/settings")  # fmt: skip
+
+
+def fill_lower(data_dir: Path, n: int) -> None:
+    """bench/query.py's spans, with lower-case hex ids as ingest stores them."""
+    store = DuckDBStore(data_dir / "sightline.duckdb")
+    store.migrate()
+    sql = query._FILL.replace("to_hex(i)", "lower(to_hex(i))")
+    start = START.replace(tzinfo=None).isoformat(sep=" ")
+    store._write.execute(sql.format(n=n, step_us=7 * 86400 * 1e6 / n, start=start))
+    store._write.execute("CHECKPOINT")
+    store.close()
+
+
+def login(c: httpx.Client) -> None:
+    form = c.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf
+    r = c.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+
+
+def timed(c: httpx.Client, path: str, params: dict[str, str], runs: int = 5) -> tuple[float, float]:
+    """Median wall time of the request, and of the server's own time (Server-Timing)."""
+    times, server = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = c.get(path, params=params)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        m = re.search(r"page;dur=([\d.]+)", r.headers.get("server-timing", ""))
+        assert m, r.headers
+        server.append(float(m.group(1)))
+    return statistics.median(times), statistics.median(server)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="50,000 spans instead of 1,000,000")
+    args = ap.parse_args()
+    n = 50_000 if args.quick else 1_000_000
+    ranges = {
+        "24h": {"from": str(int(END.timestamp()) - 86400), "to": str(int(END.timestamp()))},
+        "7d": {"from": str(int(START.timestamp())), "to": str(int(END.timestamp()))},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        fill_lower(data, n)
+        print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
+        env = {"SIGHTLINE_INIT_ADMIN_EMAIL": EMAIL, "SIGHTLINE_INIT_ADMIN_PASSWORD": PASSWORD,
+               "SIGHTLINE_MONITOR_INTERVAL_S": "0", "SIGHTLINE_DRIFT_INTERVAL_S": "0",
+               "SIGHTLINE_EVAL_ENABLED": "false"}  # fmt: skip
+        proc, url = _server.start(data, workers=0, env=env)
+        results: list[tuple[str, str, float, float]] = []
+        try:
+            with httpx.Client(base_url=url, timeout=120, follow_redirects=False) as c:
+                login(c)
+                first = c.get("/traces", params=ranges["24h"])
+                tid = re.search(r'href="/traces/([0-9a-f]{32})', first.text)
+                assert tid, first.text[-3000:]
+                assert first.text.count('class="trace-link"') == 50  # paginated: one page
+                assert "older" in first.text
+                for rname, params in ranges.items():
+                    for page in (*PAGES, f"/traces/{tid.group(1)}"):
+                        path, _, q = page.partition("?")
+                        extra = dict(p.split("=", 1) for p in q.split("&")) if q else {}
+                        extra = {k: v.replace("+", " ") for k, v in extra.items()}
+                        ms, server_ms = timed(c, path, {**params, **extra})
+                        label = page if not page.startswith("/traces/") else "/traces/{id}"
+                        results.append((rname, label, ms, server_ms))
+        finally:
+            _server.stop(proc)
+    worst = max(server_ms for *_, server_ms in results)
+    for rname, label, ms, server_ms in results:
+        print(f"spans={n} range={rname} page={label} median_ms={ms:.1f}"
+              f" server_median_ms={server_ms:.1f}")  # fmt: skip
+    print(f"spans={n} pages_worst_server_median_ms={worst:.1f} (target < 300)")
+
+
+if __name__ == "__main__":
+    main()

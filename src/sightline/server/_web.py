@@ -1,0 +1,226 @@
+"""What the dashboard pages share: templates, the logged-in user, CSRF, the URL's filters."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from sightline.errors import ConfigError
+from sightline.server._accounts import Accounts, LoggedIn
+from sightline.server._params import parse_time
+
+__all__ = [
+    "PAGE_CSP",
+    "SESSION_COOKIE",
+    "Page",
+    "WebPage",
+    "check_csrf",
+    "install_web",
+    "page_of",
+    "render",
+    "safe_next",
+]
+
+_HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "sl_session"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+"""Pages run only the server's own script files: no inline script, no inline style."""
+
+RANGES: dict[str, int] = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800,
+                          "30d": 2592000}  # fmt: skip
+NAV = (("overview", "/", "Overview"), ("traces", "/traces", "Traces"),
+       ("quality", "/quality", "Quality"), ("alerts", "/alerts", "Alerts"),
+       ("drift", "/drift", "Drift"), ("cost", "/cost", "Cost"),
+       ("prompts", "/prompts", "Prompts"), ("settings", "/settings", "Settings"))  # fmt: skip
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} s" if v >= 10_000 else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+
+
+def _usd(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f}%"
+
+
+def _when(v: datetime | None) -> str:
+    return "–" if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
+    autoescape=True,  # every value is escaped: prompts and responses are attacker-controlled
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(pretty=_pretty, ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when)
+
+
+class LoginRequired(Exception):
+    """Raised by :func:`page_of` when the request has no live session."""
+
+
+class PageError(Exception):
+    """A page-level 4xx, shown as an HTML page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Page:
+    """A dashboard request: who, which project, which time range."""
+
+    request: Request
+    accounts: Accounts
+    login: LoggedIn
+    project: str | None
+    start: datetime
+    end: datetime
+    range: str
+
+    def url(self, path: str, **params: Any) -> str:
+        """``path`` with the current project and time range, and ``params`` (None drops one)."""
+        q: dict[str, Any] = {"project": self.project}
+        if self.range == "custom":
+            q["from"] = self.request.query_params.get("from")
+            q["to"] = self.request.query_params.get("to")
+        else:
+            q["range"] = self.range
+        q.update(params)
+        clean = {k: v for k, v in q.items() if v is not None and v != ""}
+        return f"{path}?{urlencode(clean)}" if clean else path
+
+    def here(self, **params: Any) -> str:
+        """This page's URL with some query parameters changed (filters, cursor)."""
+        q: dict[str, Any] = dict(self.request.query_params)
+        q.update(params)
+        clean = {k: v for k, v in q.items() if v is not None and v != ""}
+        return f"{self.request.url.path}?{urlencode(clean)}"
+
+    @property
+    def csrf(self) -> str:
+        """The session's CSRF token, for every form."""
+        return self.login.session.csrf_token
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go back to after login (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+async def page_of(request: Request) -> Page:
+    """FastAPI dependency of every page: the logged-in user, the project and time range.
+
+    Redirects to /login without a session; 404 for a project the user does not belong to.
+    """
+    request.state.page_t0 = time.perf_counter()
+    accounts: Accounts = request.app.state.sightline_accounts
+    token = request.cookies.get(SESSION_COOKIE)
+    login = await run_in_threadpool(accounts.resolve, token)
+    if login is None:
+        raise LoginRequired
+    q = request.query_params
+    project = q.get("project") or (login.projects[0] if login.projects else None)
+    if project is not None and project not in login.projects:
+        # the same answer as for a project that does not exist: membership is not disclosed
+        raise PageError(404, f"no project {project!r} among yours")
+    rng = q.get("range") or "24h"
+    try:
+        if q.get("from") or q.get("to"):
+            end = parse_time(q.get("to"), "to") or datetime.now(UTC)
+            start = parse_time(q.get("from"), "from") or end - timedelta(hours=24)
+            rng = "custom"
+        else:
+            if rng not in RANGES:
+                raise ConfigError(f"range: expected one of {', '.join(RANGES)}")
+            end = datetime.now(UTC)
+            start = end - timedelta(seconds=RANGES[rng])
+    except ConfigError as e:
+        raise PageError(400, str(e)) from None
+    if start >= end:
+        raise PageError(400, "from must be before to")
+    return Page(request, accounts, login, project, start, end, rng)
+
+
+WebPage = Annotated[Page, Depends(page_of)]
+"""A page route parameter: the logged-in user, project and range (login redirect otherwise)."""
+
+
+def check_csrf(page: Page, token: str | None) -> None:
+    """403 unless a form sent back its session's CSRF token."""
+    if not token or not secrets.compare_digest(token, page.csrf):
+        raise PageError(403, "this form expired or did not come from this site: reload the page")
+
+
+def _headers() -> dict[str, str]:
+    return {"content-security-policy": PAGE_CSP, "cache-control": "no-store"}
+
+
+def render(
+    request: Request, template: str, *, page: Page | None = None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    """Render a template (autoescaped) with the page's CSP."""
+    html = _ENV.get_template(template).render(
+        request=request, page=page, nav=NAV, ranges=RANGES, **ctx
+    )
+    headers = _headers()
+    t0 = getattr(request.state, "page_t0", None)
+    if t0 is not None:
+        # the page's own time (session, queries, template), for bench/pages.py and dev tools
+        headers["server-timing"] = f"page;dur={(time.perf_counter() - t0) * 1000:.1f}"
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def install_web(app: FastAPI) -> None:
+    """Static files and the pages' error handlers."""
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(
+            "/login?" + urlencode({"next": nxt}), status_code=303, headers=_headers()
+        )
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        return render(request, "error.html", status=exc.status, message=str(exc))

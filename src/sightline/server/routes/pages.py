@@ -1,0 +1,284 @@
+"""Dashboard pages: the overview, the trace list and a trace's timeline."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from sightline.errors import ConfigError
+from sightline.model import Span
+from sightline.server._state import state_of
+from sightline.server._web import Page, PageError, WebPage, render
+from sightline.server.routes.traces import build_tree
+from sightline.store.base import (
+    METRICS,
+    Agg,
+    MetricQuery,
+    MetricSeries,
+    SpanQuery,
+    TraceStore,
+    WindowAgg,
+)
+
+router = APIRouter(include_in_schema=False)
+
+_PAGE_SIZE = 50
+_STATUSES = ("ok", "error", "unset")
+
+
+def step_for(page: Page) -> int:
+    """A bucket width giving ~60 points over the page's range."""
+    span_s = (page.end - page.start).total_seconds()
+    for step in (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400):
+        if span_s / step <= 90:
+            return step
+    return 86400
+
+
+def metric(
+    store: TraceStore,
+    page: Page,
+    name: str,
+    agg: str | None = None,
+    *,
+    step_s: int | None = None,
+    group_by: tuple[str, ...] = (),
+    filters: dict[str, str] | None = None,
+) -> list[MetricSeries]:
+    """One metric of the page's project and range (the same call as GET /api/v1/metrics)."""
+    m = METRICS[name]
+    if page.project is None:
+        raise PageError(404, "you belong to no project yet")
+    return store.query_metric(
+        MetricQuery(
+            project_id=page.project,
+            metric=m,
+            agg=cast(Agg, agg or m.default_agg),
+            start=page.start,
+            end=page.end,
+            step_s=step_s,
+            group_by=group_by,
+            filters=filters or {},
+        )  # fmt: skip
+    )
+
+
+def summary(
+    store: TraceStore,
+    page: Page,
+    aggs: tuple[tuple[str, str], ...],
+    group_sets: tuple[tuple[str, ...], ...],
+) -> dict[tuple[str, ...], dict[tuple[Any, ...], dict[str, float | None]]]:
+    """Many aggregates over the page's range in one SQL pass (the monitor's batched windows).
+
+    Keyed by group set, then group values, then ``"metric:agg"``.
+    """
+    if page.project is None:
+        raise PageError(404, "you belong to no project yet")
+    window_s = max(int((page.end - page.start).total_seconds()), 1)
+    asks = [
+        WindowAgg(metric=METRICS[name], agg=agg, window_s=window_s, group_by=g)
+        for g in group_sets
+        for name, agg in aggs
+    ]
+    results = store.query_windows(page.project, page.end, asks)
+    out: dict[tuple[str, ...], dict[tuple[Any, ...], dict[str, float | None]]] = {
+        g: {} for g in group_sets
+    }
+    for a, values in zip(asks, results, strict=True):
+        for v in values:
+            key = tuple(v.group.get(d) for d in a.group_by)
+            out[a.group_by].setdefault(key, {})[f"{a.metric.name}:{a.agg}"] = v.value
+    return out
+
+
+def chart_data(
+    series: list[MetricSeries], label_of: str | None = None, *, step_s: int | None = None
+) -> dict[str, Any]:
+    """Columnar data for uPlot: shared x (epoch s) and one y column per series.
+
+    ``step_s`` is the bucket width: a click on a point opens the traces of its bucket.
+    """
+    xs = sorted({int(t.timestamp()) for s in series for t, _ in s.points})
+    index = {x: i for i, x in enumerate(xs)}
+    out: dict[str, Any] = {"x": xs, "step": step_s, "series": []}
+    for s in series:
+        ys: list[float | None] = [None] * len(xs)
+        for t, v in s.points:
+            ys[index[int(t.timestamp())]] = v
+        name = str(s.group.get(label_of)) if label_of and s.group.get(label_of) else "all"
+        out["series"].append({"name": name, "values": ys})
+    return out
+
+
+def _single(series: list[MetricSeries]) -> dict[str, float | None]:
+    """Group-less values of a step-less metric, keyed by the first group value."""
+    out: dict[str, float | None] = {}
+    for s in series:
+        key = str(next(iter(s.group.values()), "")) if s.group else ""
+        out[key] = s.points[0][1] if s.points else None
+    return out
+
+
+_OVERVIEW = (
+    ("requests", "count"), ("errors", "count"), ("error_rate", "rate"),
+    ("latency_ms", "p50"), ("latency_ms", "p95"), ("latency_ms", "p99"),
+    ("ttft_ms", "p50"), ("ttft_ms", "p95"), ("tpot_ms", "p50"),
+    ("token_weighted_latency_ms", "avg"), ("input_tokens", "sum"), ("output_tokens", "sum"),
+    ("cost_usd", "sum"),
+)  # fmt: skip
+# Score metrics read the (few) scores first. feedback_positive_rate is left out: end-user
+# feedback is per trace, and its join scans the spans (~380 ms over 1M spans here).
+_QUALITY = ("relevance", "faithfulness", "hallucination_rate", "toxicity", "refusal_rate")
+
+
+def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
+    step = step_for(page)
+    sums = summary(store, page, _OVERVIEW, ((), ("model",)))
+    # every key present (None: no data), so an empty project renders dashes
+    blank: dict[str, float | None] = {f"{n}:{a}": None for n, a in _OVERVIEW}
+    totals = {**blank, **sums[()].get((), {})}
+    by_model = {
+        str(k[0]) if k[0] is not None else "": {**blank, **v} for k, v in sums[("model",)].items()
+    }
+    quality = {q: _single(metric(store, page, q)).get("", None) for q in _QUALITY}
+    charts = {
+        "requests": chart_data(
+            metric(store, page, "requests", step_s=step, group_by=("model",)), "model", step_s=step
+        ),
+        "latency": chart_data(
+            metric(store, page, "latency_ms", "p95", step_s=step, group_by=("model",)),
+            "model",
+            step_s=step,
+        ),
+        "errors": chart_data(metric(store, page, "error_rate", step_s=step), step_s=step),
+        "cost": chart_data(
+            metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
+        ),
+    }
+    if page.project is None:
+        raise PageError(404, "you belong to no project yet")
+    firing = monitor.firing(page.project) if monitor is not None else []
+    return {
+        "by_model": sorted(by_model.items(), key=lambda kv: -(kv[1].get("requests:count") or 0)),
+        "totals": totals,
+        "quality": quality,
+        "charts": charts,
+        "step": step,
+        "firing": firing,
+    }
+
+
+@router.get("/")
+async def overview(request: Request, page: WebPage) -> Response:
+    if page.project is None:
+        return render(request, "overview.html", page=page, data=None)
+    st = state_of(request)
+    data = await run_in_threadpool(_overview, st.store, page, st.monitor)
+    return render(request, "overview.html", page=page, data=data)
+
+
+def _trace_query(page: Page) -> SpanQuery:
+    q = page.request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in _STATUSES:
+        raise PageError(400, f"status: expected one of {', '.join(_STATUSES)}")
+    model = q.get("model") or None
+    text = (q.get("q") or "").strip()[:200] or None
+    if page.project is None:
+        raise PageError(404, "you belong to no project yet")
+    return SpanQuery(
+        project_id=page.project,
+        start=page.start,
+        end=page.end,
+        # With a model filter the rows are that model's calls (each links to its trace);
+        # otherwise one row per trace: its root span.
+        kind="llm" if model else (q.get("kind") or None),
+        model=model,
+        user_id=q.get("user_id") or None,
+        session_id=q.get("session_id") or None,
+        status=status,
+        text=text,
+        root_only=model is None and not q.get("kind"),
+        limit=_PAGE_SIZE,
+        cursor=q.get("cursor") or None,
+    )
+
+
+@router.get("/traces")
+async def traces(request: Request, page: WebPage) -> Response:
+    if page.project is None:
+        return render(request, "traces.html", page=page, rows=[], next_cursor=None)
+    query = _trace_query(page)
+    store = state_of(request).store
+    try:
+        result = await run_in_threadpool(store.list_spans, query)
+    except ConfigError as e:
+        raise PageError(400, str(e)) from None
+    return render(request, "traces.html", page=page, rows=result.spans,
+                  next_cursor=result.next_cursor, statuses=_STATUSES)  # fmt: skip
+
+
+def _flatten(tree: dict[str, Any], total_ms: float) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    total = max(total_ms, 0.001)
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        node["depth"] = depth
+        node["bar_x"] = round(node["offset_ms"] / total * 1000, 2)
+        node["bar_w"] = round(max(node["duration_ms"] / total * 1000, 2), 2)
+        rows.append(node)
+        for c in node["children"]:
+            walk(c, depth + 1)
+
+    for root in tree["spans"]:
+        walk(root, 0)
+    return rows
+
+
+def _trace(store: TraceStore, project: str, trace_id: str) -> dict[str, Any] | None:
+    spans: list[Span] = store.get_trace(project, trace_id)
+    if not spans:
+        return None
+    tree = build_tree(spans)
+    scores = store.list_scores(project, trace_id)
+    by_span: dict[str | None, list[Any]] = {}
+    for sc in scores:
+        by_span.setdefault(sc.span_id, []).append(sc)
+    rows = _flatten(tree, tree["duration_ms"])
+    for r in rows:
+        r["score_list"] = by_span.get(r["span_id"], [])
+    return {
+        "tree": tree,
+        "rows": rows,
+        "scores": [s for s in scores if s.source == "evaluator"],
+        "labels": [s for s in scores if s.source == "human"],
+        "feedback": [s for s in scores if s.source == "user"],
+    }
+
+
+@router.get("/traces/{trace_id}")
+async def trace(
+    request: Request,
+    page: WebPage,
+    trace_id: str = Path(max_length=64),
+) -> Response:
+    tid = trace_id.lower()
+    if len(tid) != 32 or any(c not in "0123456789abcdef" for c in tid):
+        raise PageError(404, "no such trace")
+    if page.project is None:
+        raise PageError(404, "no such trace")
+    data = await run_in_threadpool(_trace, state_of(request).store, page.project, tid)
+    if data is None:
+        # Maybe another of the user's projects holds it: go there (never a foreign project).
+        for p in page.login.projects:
+            if p == page.project:
+                continue
+            found: list[Span] = await run_in_threadpool(state_of(request).store.get_trace, p, tid)
+            if found:
+                return RedirectResponse(page.url(f"/traces/{tid}", project=p), status_code=303)
+        raise PageError(404, "no such trace in this project")
+    return render(request, "trace.html", page=page, t=data)

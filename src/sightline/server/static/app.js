@@ -1,0 +1,97 @@
+// Sightline dashboard: charts (uPlot), auto-refresh, self-submitting selects.
+// Loaded as a file: the Content-Security-Policy forbids inline script.
+(function () {
+  "use strict";
+  var PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777"];
+
+  function bucketLink(base, from, to, seriesName) {
+    var u = new URL(base, window.location.href);
+    u.searchParams.delete("range");
+    u.searchParams.set("from", String(from));
+    u.searchParams.set("to", String(to));
+    if (seriesName && seriesName !== "all") { u.searchParams.set("model", seriesName); }
+    return u.pathname + u.search;
+  }
+
+  function drawChart(fig) {
+    var raw = fig.querySelector("script.chart-data");
+    if (!raw || typeof uPlot === "undefined") { return; }
+    var data = JSON.parse(raw.textContent);
+    if (!data.x.length) {
+      var p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = "No data in this range.";
+      fig.appendChild(p);
+      return;
+    }
+    var step = data.step || 60;
+    var series = [{}];
+    var cols = [data.x];
+    data.series.forEach(function (s, i) {
+      series.push({
+        label: s.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
+        points: { show: true, size: 5 },
+      });
+      cols.push(s.values);
+    });
+    var link = fig.getAttribute("data-link");
+    var from = Number(document.body.getAttribute("data-from"));
+    var to = Number(document.body.getAttribute("data-to"));
+    var scales = { x: { time: true } };
+    if (from && to && to > from) {
+      scales.x.range = function () { return [from, to]; };
+    }
+    var width = Math.max(280, fig.clientWidth - 8);
+    var plot = new uPlot({
+      width: width, height: 180, series: series, scales: scales,
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: true },
+      hooks: link ? { ready: [function (u) {
+        u.over.addEventListener("click", function () {
+          var idx = u.cursor.idx;
+          if (idx == null) { return; }
+          var bucket = data.x[idx];
+          var sIdx = 1;
+          var best = Infinity;
+          var top = u.cursor.top;
+          for (var k = 1; k < cols.length; k++) {
+            var v = cols[k][idx];
+            if (v == null) { continue; }
+            var d = Math.abs(u.valToPos(v, "y") - top);
+            if (d < best) { best = d; sIdx = k; }
+          }
+          window.location.href = bucketLink(link, bucket, bucket + step, data.series[sIdx - 1].name);
+        });
+      }] } : {},
+    }, cols, fig);
+    plot.root.classList.add("clickable");
+  }
+
+  function setupRefresh() {
+    var box = document.getElementById("autorefresh");
+    if (!box) { return; }
+    box.checked = window.localStorage.getItem("sl-autorefresh") === "1";
+    var timer = null;
+    function arm() {
+      if (timer) { window.clearTimeout(timer); timer = null; }
+      if (box.checked) { timer = window.setTimeout(function () { window.location.reload(); }, 30000); }
+    }
+    box.addEventListener("change", function () {
+      window.localStorage.setItem("sl-autorefresh", box.checked ? "1" : "0");
+      arm();
+    });
+    arm();
+  }
+
+  function setupAutosubmit() {
+    document.querySelectorAll("select.autosubmit").forEach(function (sel) {
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("figure.chart").forEach(drawChart);
+    setupRefresh();
+    setupAutosubmit();
+  });
+})();

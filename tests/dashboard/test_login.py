@@ -1,0 +1,186 @@
+"""Login, sessions, CSRF, first-run bootstrap and memberships, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
+from _helpers import Server, free_port, start_server
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(
+        tmp_path_factory.mktemp("login"),
+        env={"SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
+             "SIGHTLINE_INIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
+             "SIGHTLINE_AUTH_FAIL_LIMIT": "1000"},
+    )  # fmt: skip
+    yield s
+    s.stop()
+
+
+def _client(srv: Server) -> httpx.Client:
+    return httpx.Client(base_url=srv.url, follow_redirects=False, timeout=30)
+
+
+def _form_csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, html
+    return m.group(1)
+
+
+class TestLogin:
+    def test_pages_redirect_to_login_and_back(self, srv: Server) -> None:
+        with _client(srv) as c:
+            r = c.get("/traces", params={"range": "1h"})
+            assert r.status_code == 303
+            assert r.headers["location"] == "/login?next=%2Ftraces%3Frange%3D1h"
+            form = c.get(r.headers["location"])
+            assert 'name="next" value="/traces?range=1h"' in form.text
+            data = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                    "csrf": _form_csrf(form.text), "next": "/traces?range=1h"}  # fmt: skip
+            r = c.post("/login", data=data)
+            assert r.status_code == 303 and r.headers["location"] == "/traces?range=1h"
+            cookie = r.headers["set-cookie"]
+            assert "sl_session=" in cookie and "HttpOnly" in cookie
+            assert "samesite=lax" in cookie.lower()
+            page = c.get("/traces", params={"range": "1h"})
+            assert page.status_code == 200
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+            assert "unsafe-inline" not in page.headers["content-security-policy"]
+
+    def test_wrong_password_and_unknown_email_get_the_same_answer(self, srv: Server) -> None:
+        with _client(srv) as c:
+            answers = []
+            for email, pw in ((ADMIN_EMAIL, "wrong password!"), ("nobody@example.com", "x" * 12)):
+                form = c.get("/login")
+                r = c.post("/login", data={"email": email, "password": pw,
+                                           "csrf": _form_csrf(form.text)})  # fmt: skip
+                answers.append((r.status_code, "Wrong email or password." in r.text))
+                assert "sl_session" not in r.headers.get("set-cookie", "")
+            assert answers == [(401, True), (401, True)]
+
+    def test_login_without_its_csrf_cookie_is_refused(self, srv: Server) -> None:
+        with _client(srv) as c:
+            r = c.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                       "csrf": "forged"})  # fmt: skip
+            assert r.status_code == 403
+            assert "sl_session" not in r.headers.get("set-cookie", "")
+
+    @pytest.mark.parametrize("nxt", ["//evil.example", "https://evil.example/", "/\\evil", ""])
+    def test_next_never_leaves_the_site(self, srv: Server, nxt: str) -> None:
+        with _client(srv) as c:
+            form = c.get("/login")
+            r = c.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                       "csrf": _form_csrf(form.text), "next": nxt})  # fmt: skip
+            assert r.status_code == 303 and r.headers["location"] == "/"
+
+    def test_logout_ends_the_session(self, srv: Server) -> None:
+        with _client(srv) as c:
+            token = login(c)
+            cookie = c.cookies["sl_session"]
+            assert c.post("/logout", data={"csrf": token}).status_code == 303
+            with _client(srv) as other:
+                other.cookies.set("sl_session", cookie)
+                assert other.get("/").status_code == 303  # the old cookie is dead server-side
+
+    def test_bad_query_values_get_a_4xx_page(self, srv: Server) -> None:
+        with _client(srv) as c:
+            login(c)
+            assert c.get("/", params={"range": "3y"}).status_code == 400
+            assert c.get("/traces", params={"from": "yesterday"}).status_code == 400
+            assert c.get("/traces", params={"cursor": "%%%"}).status_code == 400
+            assert c.get("/traces", params={"status": "<b>"}).status_code == 400
+            assert c.get("/traces/not-a-trace").status_code == 404
+            assert c.get("/traces/" + "ab" * 16).status_code == 404
+            r = c.post("/quality/label", data={"csrf": "x", "span_id": "zz", "label": "nope"})
+            assert r.status_code in (400, 403)
+
+
+class TestMemberships:
+    def test_a_viewer_sees_only_their_projects_and_changes_nothing(self, srv: Server) -> None:
+        with _client(srv) as admin:
+            token = login(admin)
+            r = admin.post("/settings/projects", data={"csrf": token, "name": "secret-proj"})
+            assert r.status_code == 303
+            r = admin.post("/settings/members?project=test",
+                           data={"csrf": token, "email": "viewer@example.com",
+                                 "password": "viewer password 1", "role": "viewer"})  # fmt: skip
+            assert r.status_code == 303, r.text
+            settings = admin.get("/settings", params={"project": "secret-proj"})
+            assert "secret-proj" in settings.text
+            # a new, empty project: every page renders (dashes and empty tables)
+            for path in ("/", "/traces", "/quality", "/alerts", "/drift", "/cost", "/prompts"):
+                r = admin.get(path, params={"project": "secret-proj"})
+                assert r.status_code == 200, (path, r.text[-500:])
+        with _client(srv) as viewer:
+            vtoken = login(viewer, "viewer@example.com", "viewer password 1")
+            home = viewer.get("/")
+            assert home.status_code == 200
+            assert "secret-proj" not in home.text
+            assert viewer.get("/", params={"project": "secret-proj"}).status_code == 404
+            assert viewer.get("/traces", params={"project": "nope"}).status_code == 404
+            r = viewer.post("/settings/keys?project=test", data={"csrf": vtoken, "role": "admin"})
+            assert r.status_code == 403
+            r = viewer.post("/settings/projects", data={"csrf": vtoken, "name": "mine"})
+            assert r.status_code == 403
+            assert "Only the project's admins see its API keys" in viewer.get("/settings").text
+
+    def test_an_admin_creates_a_key_shown_once_and_revokes_it(self, srv: Server) -> None:
+        with _client(srv) as c:
+            token = login(c)
+            r = c.post("/settings/keys?project=test", data={"csrf": token, "role": "read",
+                                                            "name": "<i>grafana</i>"})  # fmt: skip
+            assert r.status_code == 200
+            key = re.search(r'id="new-key">([^<]+)<', r.text).group(1)  # type: ignore[union-attr]
+            assert "&lt;i&gt;grafana&lt;/i&gt;" in r.text and "<i>grafana" not in r.text
+            assert key not in c.get("/settings").text  # shown once
+            api = httpx.get(f"{srv.url}/api/v1/spans", headers={"authorization": f"Bearer {key}"})
+            assert api.status_code == 200
+            key_id = re.findall(r'action="/settings/keys/([0-9a-f]+)/revoke', r.text)
+            from sightline.server._auth import hash_key
+
+            assert hash_key(key)[:16] in key_id
+            r = c.post(f"/settings/keys/{hash_key(key)[:16]}/revoke?project=test",
+                       data={"csrf": token})  # fmt: skip
+            assert r.status_code == 303
+            api = httpx.get(f"{srv.url}/api/v1/spans", headers={"authorization": f"Bearer {key}"})
+            assert api.status_code == 401
+
+
+def test_first_run_without_an_admin_prints_a_one_time_setup_link(tmp_path: Path) -> None:
+    s = Server(data_dir=tmp_path / "data", port=free_port()).start()
+    try:
+        deadline = time.monotonic() + 10
+        url = None
+        while url is None and time.monotonic() < deadline:
+            for line in s.log().splitlines():
+                if "no_dashboard_user" in line:
+                    url = json.loads(line)["setup_url"]
+            time.sleep(0.1)
+        assert url is not None, s.log()
+        path = httpx.URL(url).path
+        with httpx.Client(base_url=s.url, follow_redirects=False) as c:
+            assert c.get(path[:-3] + "abc").status_code == 404
+            form = c.get("/login")
+            assert "one-time setup link" in form.text
+            assert c.get(path).status_code == 200
+            r = c.post(path, data={"email": "first@example.com", "password": "short"})
+            assert r.status_code == 400 and "12 characters" in r.text
+            r = c.post(path, data={"email": "first@example.com", "password": "long enough pw!"})
+            assert r.status_code == 303 and "sl_session" in r.headers["set-cookie"]
+            assert c.get("/settings").status_code == 200
+            # used: the link is dead, for everyone
+            assert c.get(path).status_code == 404
+            r = c.post(path, data={"email": "second@example.com", "password": "long enough pw!"})
+            assert r.status_code == 404
+    finally:
+        s.stop()
