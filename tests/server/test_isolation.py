@@ -14,6 +14,7 @@ from _two_projects import KEYS, TwoProjects, spans_for, two_projects
 from sightline.config import Settings
 from sightline.model import Alert
 from sightline.server import create_app
+from sightline.store.base import LogQuery
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,45 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                json={"name": f"{b.marker} set", "filter": {"user_id": b.user_id}})  # fmt: skip
     assert r.status_code == 201 and r.json()["num_rows"] > 0, r.text  # something to leak
     _BETA_DATASET.append(r.json()["dataset_id"])
+    ns = str(int(now.timestamp() * 1e9))
+    r = hh.api("POST", "/v1/logs", project="beta", json=_logs_body(b.trace_ids[0], b.marker, ns))
+    assert r.status_code == 200, r.text
+    r = hh.api("POST", "/v1/metrics", project="beta", json=_metrics_body(f"{b.marker}_m", ns))
+    assert r.status_code == 200, r.text
     yield hh
     next(gen, None)
 
 
 _BETA_DATASET: list[str] = []
+
+
+def _logs_body(trace_id: str, body: str, ns: str) -> dict[str, object]:
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": ns, "traceId": trace_id, "body": {"stringValue": body}}]}]}]}  # fmt: skip
+
+
+def _metrics_body(name: str, ns: str) -> dict[str, object]:
+    return {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": name, "gauge": {"dataPoints": [{"timeUnixNano": ns, "asDouble": 1}]}},
+    ]}]}]}  # fmt: skip
+
+
+def _otlp_signals(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    ns = str(int(h.clock().timestamp() * 1e9))
+    before = (h.store.list_otel_metrics("beta"), h.store.list_logs(LogQuery(project_id="beta")))
+    assert h.api("POST", "/v1/logs", json=_logs_body(b.trace_ids[0], "x", ns)).status_code == 200
+    assert h.api("POST", "/v1/metrics", json=_metrics_body("probe_m", ns)).status_code == 200
+    after = (h.store.list_otel_metrics("beta"), h.store.list_logs(LogQuery(project_id="beta")))
+    assert after == before
+
+
+def _otel_metric_value(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    r = h.api("GET", "/api/v1/metrics", params={"name": f"otel:{b.marker}_m", "agg": "count"})
+    assert r.status_code == 200, r.text
+    assert all(p["value"] is None for s in r.json()["series"] for p in s["points"])
+    _no_beta(h, r)
 
 
 def _secrets_of(h: TwoProjects, name: str) -> list[str]:
@@ -197,7 +232,11 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "POST /api/v1/spans": _ingest,
     "GET /api/v1/spans": _get("/api/v1/spans", user_id="{user}", trace_id="{trace}"),
     "GET /api/v1/traces/{trace_id}": _get("/api/v1/traces/{trace}"),
-    "GET /api/v1/metrics": _metric_values,
+    "GET /api/v1/metrics": lambda h: (_metric_values(h), _otel_metric_value(h)) and None,
+    "POST /v1/metrics": _otlp_signals,
+    "POST /v1/logs": _otlp_signals,
+    "GET /api/v1/logs": _get("/api/v1/logs", trace_id="{trace}"),
+    "GET /api/v1/otel-metrics": _get("/api/v1/otel-metrics"),
     "POST /api/v1/feedback": _feedback,
     "GET /api/v1/alerts/rules": _get("/api/v1/alerts/rules"),
     "POST /api/v1/alerts/rules": _change("POST", "/api/v1/alerts/rules",

@@ -22,6 +22,8 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    LogRecord,
+    Release,
     RuleVersion,
     Score,
     Silence,
@@ -29,6 +31,7 @@ from sightline.model import (
 )
 from sightline.store import _duckdb_alerts, _duckdb_security, _duckdb_windows
 from sightline.store import _duckdb_evals as _ev
+from sightline.store import _duckdb_otel as _otel
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._duckdb_evals import SCORE_FIELDS, row_to_score
 from sightline.store._eval_records import (
@@ -47,6 +50,7 @@ from sightline.store.base import (
     AuditEntry,
     Deleted,
     DriftQuery,
+    LogQuery,
     MetricQuery,
     MetricSeries,
     PrivacySettings,
@@ -337,6 +341,8 @@ class DuckDBStore:
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
         m = query.metric
+        if m.otel_name is not None:
+            return _otel.query_otel_metric(self, query)
         if m.score_name is not None:
             return _ev.query_score_metric(self, query)
         if m.formula is not None:
@@ -499,6 +505,44 @@ class DuckDBStore:
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         return _duckdb_alerts.sample_spans(self, query)
+
+    # -- OTLP metrics and logs, releases (SQL in _duckdb_otel) ---------------------------------
+
+    def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
+        return _otel.insert_signal_batches(self, signal, batches)
+
+    def list_logs(self, query: LogQuery) -> list[LogRecord]:
+        return _otel.list_logs(self, query)
+
+    def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:
+        return _otel.list_otel_metrics(self, project_id)
+
+    def has_otel_metric(self, project_id: str, name: str) -> bool:
+        return _otel.has_otel_metric(self, project_id, name)
+
+    def add_release(self, release: Release) -> None:
+        _otel.add_release(self, release)
+
+    def list_releases(
+        self,
+        project_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Release]:
+        return _otel.list_releases(self, project_id, start=start, end=end, limit=limit)
+
+    def get_release(self, project_id: str, release_id: str) -> Release | None:
+        return _otel.get_release(self, project_id, release_id)
+
+    def detect_releases(self, project_id: str, now: datetime) -> list[Release]:
+        return _otel.detect_releases(self, project_id, now)
+
+    def compare_values(
+        self, project_id: str, start: datetime, end: datetime, service: str | None
+    ) -> dict[str, list[float]]:
+        return _otel.compare_values(self, project_id, start, end, service)
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

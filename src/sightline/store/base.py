@@ -14,11 +14,14 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    LogRecord,
+    Release,
     RuleVersion,
     Score,
     Silence,
     Span,
 )
+from sightline.serving import SERVING_ALIASES
 from sightline.store._eval_records import (
     AgreementPair,
     Dataset,
@@ -29,6 +32,10 @@ from sightline.store._eval_records import (
 )
 
 __all__ = [
+    "LogQuery",
+    "OTEL_PREFIX",
+    "SERVING_METRIC_DEFS",
+    "otel_metric",
     "AGGS",
     "DIMENSIONS",
     "METRICS",
@@ -96,6 +103,9 @@ class MetricDef:
     """
     score_source: str = "evaluator"
     """Which scores a score-derived metric reads: ``evaluator``, ``human`` or ``user``."""
+    otel_name: str | None = None
+    """For OTLP and scraped metrics: the metric name (or mapped alias) in ``otel_metric_points``;
+    the value then comes from data points, not spans."""
 
 
 def _m(
@@ -110,106 +120,143 @@ def _m(
     return MetricDef(name, kind, column, agg, unit, desc, formula)
 
 
-METRICS: dict[str, MetricDef] = {
-    m.name: m
-    for m in (
-        _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
-        _m(
-            "errors",
-            "llm",
-            None,
-            "count",
-            "1",
-            "LLM calls that ended in error.",
-            "count_if(status = 'error')",
-        ),
-        _m(
-            "error_rate",
-            "llm",
-            None,
-            "rate",
-            "ratio",
-            "Share of LLM calls that ended in error.",
-            "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)",
-        ),
-        _m("latency_ms", "llm", "duration_ms", "p95", "ms", "End-to-end latency of LLM calls."),
-        _m("ttft_ms", "llm", "ttft_ms", "p95", "ms", "Time to first token."),
-        _m("tpot_ms", "llm", "tpot_ms", "p95", "ms", "Time per output token after the first."),
-        _m(
-            "token_weighted_latency_ms",
-            "llm",
-            None,
-            "avg",
-            "ms",
-            "Σ latency·output_tokens / Σ output_tokens: latency as a generated token sees it.",
-            "sum(duration_ms * output_tokens) / nullif(sum(output_tokens), 0)",
-        ),
-        _m(
-            "tokens_per_s",
-            "llm",
-            None,
-            "rate",
-            "1/s",
-            "Output tokens per second of generation.",
-            "sum(output_tokens) / nullif(sum(duration_ms) / 1000.0, 0)",
-        ),
-        _m(
-            "input_tokens",
-            "llm",
-            "input_tokens",
-            "sum",
-            "1",
-            "Input (prompt) tokens, cached included.",
-        ),
-        _m(
-            "output_tokens",
-            "llm",
-            "output_tokens",
-            "sum",
-            "1",
-            "Output tokens, reasoning included.",
-        ),
-        _m("total_tokens", "llm", "total_tokens", "sum", "1", "Input plus output tokens."),
-        _m("cost_usd", "llm", "cost_usd", "sum", "USD", "Cost of LLM calls."),
-        _m(
-            "cost_per_request",
-            "llm",
-            None,
-            "avg",
-            "USD",
-            "Cost divided by LLM calls.",
-            "sum(cost_usd) / nullif(count(*), 0)",
-        ),
-        _m(
-            "cost_per_session",
-            "llm",
-            None,
-            "avg",
-            "USD",
-            "Cost divided by distinct sessions (calls without a session are left out).",
-            "sum(cost_usd) FILTER (WHERE session_id IS NOT NULL)"
-            " / nullif(count(DISTINCT session_id), 0)",
-        ),
-        _m(
-            "guardrail_block_rate",
-            "guardrail",
-            None,
-            "rate",
-            "ratio",
-            "Share of guardrail checks that blocked the output.",
-            "avg(CASE WHEN coalesce(TRY_CAST(json_extract_string(attributes,"
-            " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false) THEN 1.0 ELSE 0.0 END)",
-        ),
-        _m(
-            "guardrail_latency_ms",
-            "guardrail",
-            "duration_ms",
-            "p95",
-            "ms",
-            "Time spent in guardrail checks.",
-        ),
-    )
-}
+OTEL_PREFIX = "otel:"
+"""``otel:<name>`` names any OTLP or scraped metric (its data points) in the API and rules."""
+
+
+class _MetricRegistry(dict[str, MetricDef]):
+    """The named metrics; ``otel:<name>`` resolves to the data points of metric ``<name>``."""
+
+    def __missing__(self, key: str) -> MetricDef:
+        m = otel_metric(key)
+        if m is None:
+            raise KeyError(key)
+        return m
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        return isinstance(key, str) and otel_metric(key) is not None
+
+
+def otel_metric(name: str) -> MetricDef | None:
+    """The definition of ``otel:<name>`` (any OTLP or scraped metric), or None."""
+    if not name.startswith(OTEL_PREFIX) or len(name) > 255 + len(OTEL_PREFIX):
+        return None
+    inner = name[len(OTEL_PREFIX) :]
+    if not inner:
+        return None
+    return MetricDef(name, None, None, "avg", "", f"OTLP/scraped metric {inner}.", otel_name=inner)
+
+
+METRICS: dict[str, MetricDef] = _MetricRegistry(
+    {
+        m.name: m
+        for m in (
+            _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
+            _m(
+                "errors",
+                "llm",
+                None,
+                "count",
+                "1",
+                "LLM calls that ended in error.",
+                "count_if(status = 'error')",
+            ),
+            _m(
+                "error_rate",
+                "llm",
+                None,
+                "rate",
+                "ratio",
+                "Share of LLM calls that ended in error.",
+                "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)",
+            ),
+            _m("latency_ms", "llm", "duration_ms", "p95", "ms", "End-to-end latency of LLM calls."),
+            _m("ttft_ms", "llm", "ttft_ms", "p95", "ms", "Time to first token."),
+            _m("tpot_ms", "llm", "tpot_ms", "p95", "ms", "Time per output token after the first."),
+            _m(
+                "token_weighted_latency_ms",
+                "llm",
+                None,
+                "avg",
+                "ms",
+                "Σ latency·output_tokens / Σ output_tokens: latency as a generated token sees it.",
+                "sum(duration_ms * output_tokens) / nullif(sum(output_tokens), 0)",
+            ),
+            _m(
+                "tokens_per_s",
+                "llm",
+                None,
+                "rate",
+                "1/s",
+                "Output tokens per second of generation.",
+                "sum(output_tokens) / nullif(sum(duration_ms) / 1000.0, 0)",
+            ),
+            _m(
+                "input_tokens",
+                "llm",
+                "input_tokens",
+                "sum",
+                "1",
+                "Input (prompt) tokens, cached included.",
+            ),
+            _m(
+                "output_tokens",
+                "llm",
+                "output_tokens",
+                "sum",
+                "1",
+                "Output tokens, reasoning included.",
+            ),
+            _m("total_tokens", "llm", "total_tokens", "sum", "1", "Input plus output tokens."),
+            _m("cost_usd", "llm", "cost_usd", "sum", "USD", "Cost of LLM calls."),
+            _m(
+                "cost_per_request",
+                "llm",
+                None,
+                "avg",
+                "USD",
+                "Cost divided by LLM calls.",
+                "sum(cost_usd) / nullif(count(*), 0)",
+            ),
+            _m(
+                "cost_per_session",
+                "llm",
+                None,
+                "avg",
+                "USD",
+                "Cost divided by distinct sessions (calls without a session are left out).",
+                "sum(cost_usd) FILTER (WHERE session_id IS NOT NULL)"
+                " / nullif(count(DISTINCT session_id), 0)",
+            ),
+            _m(
+                "guardrail_block_rate",
+                "guardrail",
+                None,
+                "rate",
+                "ratio",
+                "Share of guardrail checks that blocked the output.",
+                "avg(CASE WHEN coalesce(TRY_CAST(json_extract_string(attributes,"
+                " '$.\"sightline.guardrail.blocked\"') AS BOOLEAN), false) THEN 1.0 ELSE 0.0 END)",
+            ),
+            _m(
+                "guardrail_latency_ms",
+                "guardrail",
+                "duration_ms",
+                "p95",
+                "ms",
+                "Time spent in guardrail checks.",
+            ),
+        )
+    }
+)
 """Span-derived metrics. Score-derived ones (relevance, faithfulness...) join the evaluation
 scores and are added by the evaluation stage."""
 
@@ -407,6 +454,22 @@ class Deleted:
 
     spans: int = 0
     scores: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LogQuery:
+    """Filters of ``GET /api/v1/logs``."""
+
+    project_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    service_name: str | None = None
+    event_name: str | None = None
+    min_severity: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    text: str | None = None
+    limit: int = 100
 
 
 class TraceStore(Protocol):
@@ -677,6 +740,51 @@ class TraceStore(Protocol):
         """Drift results matching ``query``, newest first."""
         ...
 
+    def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
+        """Durably write Arrow batches of OTLP ``metrics`` points or ``logs`` records."""
+        ...
+
+    def list_logs(self, query: LogQuery) -> list[LogRecord]:
+        """Log records matching ``query``."""
+        ...
+
+    def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:
+        """Names of the data-point metrics a project has."""
+        ...
+
+    def has_otel_metric(self, project_id: str, name: str) -> bool:
+        """Whether the project has data points named (or aliased) ``name``."""
+        ...
+
+    def add_release(self, release: Release) -> None:
+        """Record a release marker."""
+        ...
+
+    def list_releases(
+        self,
+        project_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Release]:
+        """Release markers, newest first."""
+        ...
+
+    def get_release(self, project_id: str, release_id: str) -> Release | None:
+        """One release marker."""
+        ...
+
+    def detect_releases(self, project_id: str, now: datetime) -> list[Release]:
+        """Record markers for versions first seen in spans; return the new ones."""
+        ...
+
+    def compare_values(
+        self, project_id: str, start: datetime, end: datetime, service: str | None
+    ) -> dict[str, list[float]]:
+        """Per-request latency, cost, error and score values of an interval."""
+        ...
+
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
         """A uniform random sample of a window's spans (text, tokens, latency)."""
         ...
@@ -779,3 +887,19 @@ SCORE_METRICS: dict[str, MetricDef] = {
 """Metrics computed from scores joined to their spans (filters and groups are span fields)."""
 
 METRICS.update(SCORE_METRICS)
+
+SERVING_METRIC_DEFS: dict[str, MetricDef] = {
+    alias: MetricDef(
+        alias,
+        None,
+        None,
+        "avg",
+        unit,
+        f"Serving-engine or GPU metric {alias} (scraped or OTLP; see docs/serving.md).",
+        otel_name=alias,
+    )
+    for alias, unit in SERVING_ALIASES.items()
+}
+"""The shared names of serving-engine and GPU metrics (:mod:`sightline.serving`)."""
+
+METRICS.update(SERVING_METRIC_DEFS)
