@@ -155,7 +155,7 @@ def test_default_pack_and_file_rules_load_into_every_project(hd: Harness) -> Non
     h.tick()
     rules = {r["name"]: r for r in h.api("GET", "/api/v1/alerts/rules").json()["data"]}
     pack = {r.name for r in default_rules()}
-    assert len(pack) == 12
+    assert len(pack) == 15  # 12, and the GPU and capacity rules
     assert set(rules) == pack | {"file-rule"}
     # the file's rule of the same name replaces the default one
     assert rules["latency-p95-high"]["source"] == "file"

@@ -12,6 +12,7 @@ from sightline import __version__
 from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
+from sightline.ingest._scrape import Scraper, parse_scrape_targets
 from sightline.pricing import load_overrides
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
@@ -60,6 +61,9 @@ def create_app(
     from sightline.server._monitoring import build_monitoring
 
     alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
+    scrape_targets = parse_scrape_targets(
+        alerts_file.scrape if alerts_file else None, default_project=settings.init_project
+    )
     online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
@@ -92,6 +96,10 @@ def create_app(
         )
         writer.start()
         ingest.start()
+        scraper = Scraper(scrape_targets, writer) if scrape_targets else None
+        if scraper is not None:
+            scraper.start()
+            log.info("scraping", targets=[t.job for t in scrape_targets])
         grpc_server = None
         if settings.otlp_grpc_port:
             from sightline.server._grpc import start_grpc_server
@@ -143,6 +151,8 @@ def create_app(
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
+            if scraper is not None:
+                scraper.stop()
             ingest.stop()
             writer.stop()
             st.close()
