@@ -36,11 +36,29 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
     assert r.status_code == 200, r.text
     r = hh.api("POST", "/v1/metrics", project="beta", json=_metrics_body(f"{b.marker}_m", ns))
     assert r.status_code == 200, r.text
+    r = hh.api("POST", "/api/v1/releases", project="beta",
+               json={"service": b.marker, "version": "1", "notes": b.marker})  # fmt: skip
+    assert r.status_code == 201, r.text
+    _BETA_RELEASE.append(r.json()["release_id"])
     yield hh
     next(gen, None)
 
 
 _BETA_DATASET: list[str] = []
+_BETA_RELEASE: list[str] = []
+
+
+def _releases(h: TwoProjects) -> None:
+    r = h.api("GET", "/api/v1/releases")
+    assert r.status_code == 200
+    _no_beta(h, r)
+    r = h.api("GET", f"/api/v1/releases/{_BETA_RELEASE[0]}/compare")
+    assert r.status_code == 404
+    _no_beta(h, r)
+    r = h.api("POST", "/api/v1/releases", json={"service": "probe", "version": "2"})
+    assert r.status_code == 201
+    beta = h.api("GET", "/api/v1/releases", project="beta").json()["data"]
+    assert [x["release_id"] for x in beta if x["kind"] == "manual"] == _BETA_RELEASE
 
 
 def _logs_body(trace_id: str, body: str, ns: str) -> dict[str, object]:
@@ -237,6 +255,9 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "POST /v1/logs": _otlp_signals,
     "GET /api/v1/logs": _get("/api/v1/logs", trace_id="{trace}"),
     "GET /api/v1/otel-metrics": _get("/api/v1/otel-metrics"),
+    "GET /api/v1/releases": _releases,
+    "POST /api/v1/releases": _releases,
+    "GET /api/v1/releases/{release_id}/compare": _releases,
     "POST /api/v1/feedback": _feedback,
     "GET /api/v1/alerts/rules": _get("/api/v1/alerts/rules"),
     "POST /api/v1/alerts/rules": _change("POST", "/api/v1/alerts/rules",

@@ -31,6 +31,7 @@ from sightline.server.routes import (
     metrics,
     otlp,
     privacy,
+    releases,
     scores,
     spans,
     traces,
@@ -132,6 +133,14 @@ def create_app(
             security=security,
         )
         monitoring.start()
+        detector = None
+        if settings.monitor_interval_s > 0:
+            from sightline.releases import ReleaseDetector
+
+            detector = ReleaseDetector(
+                st, clock=clock or system_clock, interval_s=settings.monitor_interval_s
+            )
+            detector.start()
         security.start()
         if runner is not None:
             runner.start()
@@ -148,6 +157,8 @@ def create_app(
             if runner is not None:
                 runner.stop()
             security.stop()
+            if detector is not None:
+                detector.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
@@ -183,6 +194,7 @@ def create_app(
         evaluators.router,
         datasets.router,
         privacy.router,
+        releases.router,
         keys_routes.router,
     ):
         app.include_router(r)

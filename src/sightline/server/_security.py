@@ -49,6 +49,7 @@ INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/v1/traces"),
     ("POST", "/v1/metrics"),
     ("POST", "/v1/logs"),
+    ("POST", "/api/v1/releases"),
     ("POST", "/api/v1/spans"),
     ("POST", "/api/v1/feedback"),
 }

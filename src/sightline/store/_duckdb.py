@@ -536,8 +536,10 @@ class DuckDBStore:
     def get_release(self, project_id: str, release_id: str) -> Release | None:
         return _otel.get_release(self, project_id, release_id)
 
-    def detect_releases(self, project_id: str, now: datetime) -> list[Release]:
-        return _otel.detect_releases(self, project_id, now)
+    def detect_releases(
+        self, project_id: str, now: datetime, *, after_seq: int = 0
+    ) -> list[Release]:
+        return _otel.detect_releases(self, project_id, now, after_seq=after_seq)
 
     def compare_values(
         self, project_id: str, start: datetime, end: datetime, service: str | None

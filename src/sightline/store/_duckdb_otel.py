@@ -375,7 +375,9 @@ _AUTO = (
 )
 
 
-def detect_releases(store: DuckDBStore, project_id: str, now: datetime) -> list[Release]:
+def detect_releases(
+    store: DuckDBStore, project_id: str, now: datetime, *, after_seq: int = 0
+) -> list[Release]:
     """Record a marker for each version first seen in spans since the last check.
 
     A version counts as new when no marker of its kind, subject and version exists; the first
@@ -387,12 +389,12 @@ def detect_releases(store: DuckDBStore, project_id: str, now: datetime) -> list[
         for kind, subject, col in _AUTO:
             rows = cur.execute(
                 f"SELECT s.{subject}, s.{col}, min(s.start_time) FROM spans s"  # noqa: S608
-                f" WHERE s.project_id = ? AND s.{col} IS NOT NULL"
+                f" WHERE s.project_id = ? AND s.ingest_seq > ? AND s.{col} IS NOT NULL"
                 " AND NOT EXISTS (SELECT 1 FROM releases r WHERE r.project_id = s.project_id"
                 f" AND r.kind = ? AND r.version = s.{col}"
                 f" AND r.service IS NOT DISTINCT FROM s.{subject})"
                 f" GROUP BY s.{subject}, s.{col}",
-                [project_id, kind],
+                [project_id, after_seq, kind],
             ).fetchall()
             for subj, version, first in rows:
                 rel = Release(

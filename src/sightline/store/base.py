@@ -775,8 +775,10 @@ class TraceStore(Protocol):
         """One release marker."""
         ...
 
-    def detect_releases(self, project_id: str, now: datetime) -> list[Release]:
-        """Record markers for versions first seen in spans; return the new ones."""
+    def detect_releases(
+        self, project_id: str, now: datetime, *, after_seq: int = 0
+    ) -> list[Release]:
+        """Record markers for versions first seen in spans committed after ``after_seq``."""
         ...
 
     def compare_values(

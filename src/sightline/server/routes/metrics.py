@@ -138,6 +138,7 @@ async def get_metric(
     )
     series = await run_in_threadpool(state_of(request).store.query_metric, query)
     return {
+        "releases": await _markers(request, project_id, start, end),
         "name": name,
         "agg": a,
         "unit": m.unit,
@@ -150,6 +151,25 @@ async def get_metric(
             for s in series
         ],
     }
+
+
+async def _markers(
+    request: Request, project_id: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Release markers inside the range, for charts to draw (newest first)."""
+    rows = await run_in_threadpool(
+        lambda: state_of(request).store.list_releases(project_id, start=start, end=end)
+    )
+    return [
+        {
+            "release_id": r.release_id,
+            "at": r.at.isoformat(),
+            "kind": r.kind,
+            "service": r.service,
+            "version": r.version,
+        }  # fmt: skip
+        for r in rows
+    ]
 
 
 def _eval_lag(request: Request) -> dict[str, Any]:
@@ -221,6 +241,7 @@ async def _otel_metric(
     )
     series = await run_in_threadpool(state_of(request).store.query_metric, query)
     return {
+        "releases": await _markers(request, project_id, start, end),
         "name": m.name,
         "agg": a,
         "unit": m.unit,
