@@ -256,6 +256,8 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /api/v1/logs": _get("/api/v1/logs", trace_id="{trace}"),
     "GET /api/v1/otel-metrics": _get("/api/v1/otel-metrics"),
     "GET /api/v1/releases": _releases,
+    "GET /api/v1/digest": _get("/api/v1/digest"),
+    "POST /api/v1/digest/send": _change("POST", "/api/v1/digest/send"),
     "POST /api/v1/releases": _releases,
     "GET /api/v1/releases/{release_id}/compare": _releases,
     "POST /api/v1/feedback": _feedback,

@@ -23,6 +23,7 @@ from sightline.server._state import AppState
 from sightline.server.routes import (
     alerts,
     datasets,
+    digest,
     drift,
     evaluators,
     feedback,
@@ -62,6 +63,10 @@ def create_app(
     from sightline.server._monitoring import build_monitoring
 
     alerts_file = load_alerts_file(settings.alerts_file) if settings.alerts_file else None
+    if alerts_file is not None:  # fail at startup, not in the lifespan, on a bad digest
+        from sightline.alerts._digest import parse_digest
+
+        parse_digest(alerts_file.digest, list(alerts_file.channels))
     scrape_targets = parse_scrape_targets(
         alerts_file.scrape if alerts_file else None, default_project=settings.init_project
     )
@@ -129,6 +134,7 @@ def create_app(
             monitor=monitoring.monitor,
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
+            digest=monitoring.digest,
             evals=runner,
             security=security,
         )
@@ -190,6 +196,7 @@ def create_app(
         feedback.router,
         alerts.router,
         drift.router,
+        digest.router,
         scores.router,
         evaluators.router,
         datasets.router,
