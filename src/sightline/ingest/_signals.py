@@ -511,6 +511,23 @@ def decode_logs(
         redact_attr: Callable[[str], str] | None = redact_cached
     else:
         redact_attr = None
+    attr_cache: dict[tuple[tuple[str, Any], ...], str] = {}
+
+    def attrs_json(d: dict[str, Any]) -> str:
+        # GenAI events repeat the same few attribute sets: redact and dump each set once
+        if not d:
+            return "{}"
+        try:
+            key = tuple(d.items())
+            out = attr_cache.get(key)
+        except TypeError:  # list or map values
+            key, out = None, None
+        if out is None:
+            red = _redact_attrs(d, redact_attr) if redact_attr is not None else d
+            out = dumps_attrs(red)
+            if key is not None and len(attr_cache) < 10_000:
+                attr_cache[key] = out
+        return out
     cols: dict[str, list[Any]] = {f.name: [] for f in LOG_SCHEMA}
     for rl in req.resource_logs:
         res_attrs = _pb_attrs(rl.resource.attributes)
@@ -535,16 +552,15 @@ def decode_logs(
                     tid = None
                 if sid == "0" * 16:
                     sid = None
-                attrs = _pb_attrs(r.attributes)
-                event_name = getattr(r, "event_name", "") or attrs.get("event.name")
+                attrs = _pb_attrs(r.attributes) if r.attributes else {}
+                event_name = r.event_name or attrs.get("event.name")
                 body = _body_text(r)
                 if body is not None:
                     if len(body) > max_text_bytes:
                         body = body[:max_text_bytes]
                     if redact is not None:
                         body = redact(body)
-                if redact_attr is not None:
-                    attrs = _redact_attrs(attrs, redact_attr)
+
                 cols["project_id"].append(project_id)
                 cols["time"].append(t)
                 cols["observed_time"].append(r.observed_time_unix_nano or None)
@@ -552,7 +568,7 @@ def decode_logs(
                 cols["severity_text"].append(r.severity_text or None)
                 cols["body"].append(body)
                 cols["event_name"].append(str(event_name) if event_name else None)
-                cols["attributes"].append(dumps_attrs(attrs))
+                cols["attributes"].append(attrs_json(attrs))
                 cols["resource_attributes"].append(res_json)
                 cols["service_name"].append(service)
                 cols["scope"].append(scope)
