@@ -4,6 +4,7 @@ by a local HTTP server, scraped by a real `sightline serve`."""
 from __future__ import annotations
 
 import re
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -254,3 +255,16 @@ def test_serve_refuses_a_bad_scrape_section(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="url must be an http"):
         start_server(tmp_path, args=["--alerts", str(alerts)])
     time.sleep(0)
+
+
+def test_the_serving_docs_config_is_valid() -> None:
+    from sightline.alerts import parse_alerts_file
+
+    text = (DATA.parent.parent.parent / "docs" / "serving.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    parsed = parse_alerts_file(textwrap.dedent(block.group(1)))
+    targets = parse_scrape_targets(parsed.scrape, default_project="p")
+    assert [t.job for t in targets] == ["vllm", "dcgm"]
+    assert targets[0].capacity_tokens_per_s == 2500 and targets[0].interval == 15
+    assert {r.name for r in parsed.rules} == {"vllm-queue-deep", "kv-cache-nearly-full"}
