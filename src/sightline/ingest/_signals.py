@@ -528,6 +528,7 @@ def decode_logs(
             if key is not None and len(attr_cache) < 10_000:
                 attr_cache[key] = out
         return out
+
     cols: dict[str, list[Any]] = {f.name: [] for f in LOG_SCHEMA}
     for rl in req.resource_logs:
         res_attrs = _pb_attrs(rl.resource.attributes)
