@@ -199,6 +199,24 @@ class TestMetricsHttp:
         assert "invalid_time=1" in ps["errorMessage"] and "missing_value=1" in ps["errorMessage"]
         assert _value(server, name=name, agg="sum") == 7.5
 
+    def test_dcgm_over_otlp_gets_its_shared_name(self, server: Server) -> None:
+        now = time.time_ns()
+        pts = [
+            {"timeUnixNano": str(now), "asDouble": v,
+             "attributes": [{"key": "gpu", "value": {"stringValue": g}}]}
+            for g, v in (("0", 0.5), ("1", 0.7))
+        ]  # fmt: skip
+        with server.client() as c:
+            r = c.post(
+                "/v1/metrics",
+                content=_metrics_json("DCGM_FI_PROF_SM_ACTIVE", pts),
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 200, r.text
+        assert _value(server, name="gpu_sm_active_ratio", agg="avg") == pytest.approx(0.6)
+        got = _metric(server, name="gpu_sm_active_ratio", agg="max", group_by="gpu")["series"]
+        assert {s["group"]["gpu"]: s["points"][0]["value"] for s in got} == {"0": 0.5, "1": 0.7}
+
     def test_protobuf_partial_success_response(self, server: Server) -> None:
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
             ExportMetricsServiceRequest,
