@@ -42,11 +42,14 @@ def test_version_change_marks_a_release_and_the_comparison_finds_the_regression(
         at = shipped - timedelta(hours=2) + timedelta(minutes=i)
         before.append(span(at, latency_ms=rng.gauss(500, 60), error=i % 50 == 0,
                            service_name="support-bot", service_version="1.4",
+                           prompt_name="answer", prompt_version="3",
                            cost_usd=0.002))  # fmt: skip
     for i in range(60):
         at = shipped + timedelta(minutes=i)
         after.append(span(at, latency_ms=rng.gauss(800, 80), error=i % 5 == 0,
                           service_name="support-bot", service_version="1.5",
+                          prompt_name="answer", prompt_version="4",
+                          model="gpt-4o-mini" if i % 2 else "llama-3.1-8b",
                           cost_usd=0.002))  # fmt: skip
     with srv.client() as c:
         assert c.post("/api/v1/spans", json=before).status_code == 200
@@ -88,6 +91,11 @@ def test_version_change_marks_a_release_and_the_comparison_finds_the_regression(
         r = c.get(f"/api/v1/releases/{m['release_id']}/compare", params={"hours": 3})
     assert "latency_ms" in r.json()["regressions"]
     assert sum(1 for r in _releases(srv) if r["version"] == "1.5") == 1
+    # a new prompt version and a new model are marked too, at their first span
+    kinds = {(r["kind"], r["service"], r["version"]): r["at"] for r in _releases(srv)}
+    assert datetime.fromisoformat(kinds[("prompt_version", "answer", "4")]) == shipped
+    assert ("prompt_version", "answer", "3") in kinds
+    assert datetime.fromisoformat(kinds[("model", "openai", "llama-3.1-8b")]) == shipped
     # every time-series answer carries the markers of its range, for charts to draw
     with srv.client() as c:
         since = (now - timedelta(hours=4)).isoformat()
