@@ -217,6 +217,22 @@ class TestMetricsHttp:
         got = _metric(server, name="gpu_sm_active_ratio", agg="max", group_by="gpu")["series"]
         assert {s["group"]["gpu"]: s["points"][0]["value"] for s in got} == {"0": 0.5, "1": 0.7}
 
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"name": "otel:x", "attr": "novalue"},
+            {"name": "otel:x", "agg": "median"},
+            {"name": "otel:x", "group_by": 'a"b'},
+            {"name": "otel:x", "step": "1s", "from": "0"},
+            {"name": "no_such_metric_anywhere"},
+        ],
+    )
+    def test_bad_metric_queries_are_400(self, server: Server, params: dict[str, str]) -> None:
+        with server.client() as c:
+            r = c.get("/api/v1/metrics", params=params)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"]
+
     def test_protobuf_partial_success_response(self, server: Server) -> None:
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
             ExportMetricsServiceRequest,
