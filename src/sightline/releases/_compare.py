@@ -20,6 +20,7 @@ __all__ = ["Comparison", "MetricChange", "compare_windows", "two_proportion_z"]
 
 _LOWER_IS_BETTER = ("latency_ms", "cost_usd", "error_rate")
 _MIN_SAMPLES = 5
+_EXACT_MAX_N = 40
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float] 
     if se == 0:
         return None
     z = (x2 / n2 - x1 / n1) / se
-    return z, float(2 * stats.norm.sf(abs(z)))
+    return z, math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def _direction(metric: str, before: float | None, after: float | None, sig: bool) -> Any:
@@ -104,8 +105,16 @@ def compare_windows(
         b, a = list(before.get(name, ())), list(after.get(name, ()))
         stat = p = None
         if len(b) >= _MIN_SAMPLES and len(a) >= _MIN_SAMPLES and (set(a) | set(b)) != {a[0]}:
-            res = stats.mannwhitneyu(a, b, alternative="two-sided")
+            # as the A/B comparison runs it: exact p-values for small samples without ties,
+            # else the normal approximation with tie and continuity corrections
+            ties = len(set(a) | set(b)) < len(a) + len(b)
+            method = "exact" if not ties and len(a) + len(b) <= _EXACT_MAX_N else "asymptotic"
+            res = stats.mannwhitneyu(
+                a, b, alternative="two-sided", method=method, use_continuity=True
+            )
             stat, p = float(res.statistic), float(res.pvalue)
+            if not math.isfinite(p):
+                stat = p = None
         mb, ma = _mean(b), _mean(a)
         sig = p is not None and p < alpha
         out.append(
