@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from scipy import stats  # type: ignore[import-untyped]
+from scipy import stats
 
 __all__ = ["Comparison", "MetricChange", "compare_windows", "two_proportion_z"]
 
