@@ -2,6 +2,12 @@
 
     python bench/ingest.py            # 2 clients x 40 batches x 512 spans, 3 runs (make bench)
     python bench/ingest.py --quick    # 2 clients x 4 batches, 1 run (make test)
+    python bench/ingest.py --mode metrics   # OTLP metrics: 2,000 data points per request
+    python bench/ingest.py --mode logs      # OTLP logs: 1,000 log records per request
+
+Metrics and logs modes report data points (log records) per second from the first request
+until every request is answered: a request is only answered once its rows are committed, so
+this is the durable rate; the points are then counted back through the API as a check.
 
 Reports spans/s from the first request until every span is returned by the API (the metrics
 API counts them), on a real server. For a baseline measured in the same process, it also
@@ -12,6 +18,7 @@ figure on a noisy machine.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -27,13 +34,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 )
 
 import _server  # noqa: E402
-from _payload import llm_request  # noqa: E402
+from _payload import QUESTIONS, llm_request  # noqa: E402
 
 BATCH = 512
 CLIENTS = 2
 
 
-def _client(url: str, bodies: list[bytes], errors: list[str]) -> None:
+def _client(url: str, bodies: list[bytes], errors: list[str], path: str = "/v1/traces") -> None:
     with httpx.Client(
         base_url=url,
         timeout=120,
@@ -41,7 +48,7 @@ def _client(url: str, bodies: list[bytes], errors: list[str]) -> None:
     ) as c:
         for body in bodies:
             while True:
-                r = c.post("/v1/traces", content=body)
+                r = c.post(path, content=body)
                 if r.status_code == 503:  # back-pressure: retry as OTLP exporters do
                     time.sleep(float(r.headers.get("retry-after", "1")))
                     continue
@@ -83,6 +90,122 @@ def run_once(url: str, batches_per_client: int) -> float:
     return total / elapsed
 
 
+# -- metrics and logs ----------------------------------------------------------------------------
+
+POINTS_PER_REQUEST = 2000
+RECORDS_PER_REQUEST = 1000
+
+
+def metrics_request(seq: int) -> bytes:
+    """A serving-engine-like export: per model and GPU, gauges, counters and histograms.
+
+    2,000 data points: 50 series x (16 gauges + 16 counters + 8 explicit histograms of 12
+    buckets), each with 4 attributes.
+    """
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    now = time.time_ns()
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    kv = rm.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "bench-engine"
+    sm = rm.scope_metrics.add()
+    bounds = [0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    for kind, n in (("gauge", 16), ("sum", 16), ("histogram", 8)):
+        for j in range(n):
+            m = sm.metrics.add()
+            m.name = f"bench_{kind}_{j}"
+            for series in range(50):
+                if kind == "gauge":
+                    p = m.gauge.data_points.add(time_unix_nano=now, as_double=series * 0.5 + j)
+                elif kind == "sum":
+                    m.sum.is_monotonic = True
+                    m.sum.aggregation_temporality = 2
+                    p = m.sum.data_points.add(
+                        time_unix_nano=now, start_time_unix_nano=now - 10**9, as_int=seq + series
+                    )
+                else:
+                    m.histogram.aggregation_temporality = 1
+                    p = m.histogram.data_points.add(
+                        time_unix_nano=now, count=60, sum=12.5, explicit_bounds=bounds,
+                        bucket_counts=[1, 2, 4, 8, 12, 12, 8, 6, 4, 2, 1, 0],
+                    )  # fmt: skip
+                for k, v in (("model_name", f"llama-{series % 5}"), ("gpu", str(series % 8)),
+                             ("instance", f"node-{series // 8}"), ("engine", "vllm")):  # fmt: skip
+                    a = p.attributes.add()
+                    a.key, a.value.string_value = k, v
+    return req.SerializeToString()
+
+
+def logs_request(seq: int) -> bytes:
+    """1,000 log records: GenAI content events and app logs, each linked to a span."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    rng = random.Random(seq)
+    now = time.time_ns()
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    kv = rl.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "bench-app"
+    sl = rl.scope_logs.add()
+    sl.scope.name = "opentelemetry.instrumentation.openai"
+    for i in range(RECORDS_PER_REQUEST):
+        r = sl.log_records.add()
+        r.time_unix_nano = now + i
+        r.severity_number = 9
+        r.severity_text = "INFO"
+        r.trace_id = rng.randbytes(16)
+        r.span_id = rng.randbytes(8)
+        r.event_name = ("gen_ai.user.message", "gen_ai.choice", "")[i % 3]
+        # the span benchmark's questions, one per record, numbered so no two bodies are equal
+        r.body.string_value = f"{rng.choice(QUESTIONS)} (request {seq}-{i})"
+        for k, v in (("gen_ai.system", "openai"), ("gen_ai.request.model", "gpt-4o-mini"),
+                     ("http.route", "/chat"), ("user.tier", "pro")):  # fmt: skip
+            a = r.attributes.add()
+            a.key, a.value.string_value = k, v
+    return req.SerializeToString()
+
+
+def run_signal_once(url: str, mode: str, requests_per_client: int) -> float:
+    make, per, path = (
+        (metrics_request, POINTS_PER_REQUEST, "/v1/metrics")
+        if mode == "metrics"
+        else (logs_request, RECORDS_PER_REQUEST, "/v1/logs")
+    )
+    bodies = [[make(c * 10_000 + i) for i in range(requests_per_client)] for c in range(CLIENTS)]
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_client, args=(url, b, errors), kwargs={"path": path})
+        for b in bodies
+    ]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests: {errors[0]}")
+    return CLIENTS * requests_per_client * per / elapsed
+
+
+def _count_points(url: str) -> int:
+    r = httpx.get(f"{url}/api/v1/otel-metrics", headers={"x-api-key": _server.KEY}, timeout=60)
+    return sum(int(m["num_points"]) for m in r.json()["data"])
+
+
+def _count_logs(url: str) -> int:
+    r = httpx.get(
+        f"{url}/api/v1/logs",
+        params={"limit": 1000, "service_name": "bench-app"},
+        headers={"x-api-key": _server.KEY},
+        timeout=60,
+    )
+    return len(r.json()["data"])
+
+
 def parse_baseline(n: int = 20) -> float:
     bodies = [llm_request(BATCH)[0].SerializeToString() for _ in range(n)]
     t0 = time.perf_counter()
@@ -98,7 +221,11 @@ def main() -> None:
     ap.add_argument(
         "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
     )
+    ap.add_argument("--mode", choices=("spans", "metrics", "logs"), default="spans")
     args = ap.parse_args()
+    if args.mode != "spans":
+        main_signal(args)
+        return
     batches, runs = (4, 1) if args.quick else (40, 3)
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in (e.split("=", 1) for e in args.env)}
@@ -116,6 +243,32 @@ def main() -> None:
         f"{batches} x {BATCH}-span batches each)"
     )
     print(f"baseline_protobuf_parse_spans_per_s={base:.0f} ratio={med / base:.3f}")
+
+
+def main_signal(args: argparse.Namespace) -> None:
+    requests, runs = (3, 1) if args.quick else (30, 3)
+    per = POINTS_PER_REQUEST if args.mode == "metrics" else RECORDS_PER_REQUEST
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in (e.split("=", 1) for e in args.env)}
+        proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
+        try:
+            run_signal_once(url, args.mode, 1)  # warm-up
+            rates = [run_signal_once(url, args.mode, requests) for _ in range(runs)]
+            stored = _count_points(url) if args.mode == "metrics" else _count_logs(url)
+        finally:
+            _server.stop(proc)
+    expected = CLIENTS * per * (1 + requests * runs)
+    if args.mode == "metrics" and stored != expected:
+        raise RuntimeError(f"{stored} data points stored, {expected} sent")
+    if args.mode == "logs" and stored < min(1000, expected):
+        raise RuntimeError(f"only {stored} log records readable")
+    med = statistics.median(rates)
+    unit, target = ("data_points", 50_000) if args.mode == "metrics" else ("log_records", 20_000)
+    print(f"runs={[round(r) for r in rates]}")
+    print(
+        f"ingest_{unit}_per_s_median={med:.0f} (target >= {target}; durable; {CLIENTS} clients,"
+        f" {requests} x {per}-{unit.replace('_', ' ')} requests each)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def _run(script: str) -> str:
+def _run(script: str, *args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(BENCH / script), "--quick"],
+        [sys.executable, str(BENCH / script), "--quick", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -28,6 +28,16 @@ def _run(script: str) -> str:
 def test_ingest_benchmark_quick() -> None:
     out = _run("ingest.py")
     assert re.search(r"ingest_spans_per_s_median=\d+", out), out
+
+
+def test_ingest_metrics_benchmark_quick() -> None:
+    out = _run("ingest.py", "--mode", "metrics")
+    assert re.search(r"ingest_data_points_per_s_median=\d+", out), out
+
+
+def test_ingest_logs_benchmark_quick() -> None:
+    out = _run("ingest.py", "--mode", "logs")
+    assert re.search(r"ingest_log_records_per_s_median=\d+", out), out
 
 
 def test_query_benchmark_quick() -> None:

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "LogRecord",
+    "Release",
     "ALERT_STATUSES",
     "SCORE_SOURCES",
     "SPAN_FIELDS",
@@ -375,6 +377,53 @@ class Outcome:
     value: float = 1.0
     user_id: str | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """One OTLP log record; ``trace_id``/``span_id`` link it to its span when set."""
+
+    project_id: str
+    time: datetime
+    observed_time: datetime | None = None
+    severity_number: int | None = None
+    severity_text: str | None = None
+    body: str | None = None
+    event_name: str | None = None
+    """``gen_ai.user.message``, ``gen_ai.choice``... for GenAI content events."""
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    resource_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    service_name: str | None = None
+    scope: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return _jsonable(self)
+
+
+ReleaseKind = Literal["manual", "service_version", "model", "prompt_version"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """A release marker: posted, or recorded when a new version first appears in spans."""
+
+    project_id: str
+    release_id: str
+    kind: ReleaseKind
+    service: str | None = None
+    """The service (or, for model and prompt markers, the model or prompt name)."""
+    version: str
+    git_sha: str | None = None
+    at: datetime
+    notes: str | None = None
     created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sightline.alerts import parse_alerts_file
+from sightline.alerts._digest import parse_digest
 from sightline.drift import parse_drift_jobs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -24,6 +25,7 @@ def test_yaml_example_parses(block: str, monkeypatch: pytest.MonkeyPatch) -> Non
     parsed = parse_alerts_file(block)
     assert parsed.rules or parsed.channels or parsed.drift
     parse_drift_jobs(parsed.drift)
+    parse_digest(parsed.digest, list(parsed.channels))
 
 
 def test_default_pack_table_matches_the_shipped_pack() -> None:

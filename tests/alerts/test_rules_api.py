@@ -155,7 +155,7 @@ def test_default_pack_and_file_rules_load_into_every_project(hd: Harness) -> Non
     h.tick()
     rules = {r["name"]: r for r in h.api("GET", "/api/v1/alerts/rules").json()["data"]}
     pack = {r.name for r in default_rules()}
-    assert len(pack) == 14
+    assert len(pack) == 17  # 12, the 2 guardrail rules, and the GPU and capacity rules
     assert set(rules) == pack | {"file-rule"}
     # the file's rule of the same name replaces the default one
     assert rules["latency-p95-high"]["source"] == "file"

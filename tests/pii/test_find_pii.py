@@ -71,3 +71,40 @@ def test_person_names_with_spacy() -> None:
     assert person_names_available()
     assert _found("I forwarded it to Priya Raman yesterday.") == [("person", "Priya Raman")]
     assert _found("Hello, how are you?") == []
+
+
+def test_the_key_hint_admits_every_provider_key_format() -> None:
+    """The one-search prefilter of secrets must never hide a key the full patterns find."""
+    import re as _re
+
+    from sightline.pii import _find
+
+    samples = [
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "AKIAABCDEFGHIJKLMNOP",
+        "ghp_" + "a1" * 18,
+        "github_pat_" + "x" * 70,
+        "glpat-" + "a" * 20,
+        "xoxb-1234567890-abc",
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+        "sk_live_" + "a" * 16,
+        "sk-ant-" + "a" * 20,
+        "sk-proj-" + "a" * 20,
+        "AIza" + "a" * 35,
+        "hf_" + "a" * 30,
+        "npm_" + "a" * 36,
+        "SG." + "a" * 16 + "." + "b" * 20,
+        "SK" + "0123456789abcdef" * 2,
+        "eyJhbGciOiJI.eyJzdWIiOiIx.abcdefghij",
+        "postgres://admin:hunter22@db.example.com",
+    ]
+    kinds = set()
+    for s in samples:
+        text = f"please keep {s} safe"
+        full = [(m.start(), m.end(), k) for k, rx in _find._KEYS for m in rx.finditer(text)]
+        assert full, s  # the sample is a real match of some pattern
+        assert _find._KEY_HINT.search(text) is not None, s
+        assert [f for f in _find._secrets(text) if f in full] == full
+        kinds |= {k for _, _, k in full}
+    assert kinds == {k for k, _ in _find._KEYS}
+    assert _re.search(_find._KEY_HINT, "How do I reset my password? (request 3)") is None

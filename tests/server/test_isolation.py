@@ -15,6 +15,7 @@ from _two_projects import KEYS, TwoProjects, spans_for, two_projects
 from sightline.config import Settings
 from sightline.model import Alert
 from sightline.server import create_app
+from sightline.store.base import LogQuery
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +40,64 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                json={"trace_id": b.trace_ids[0], "name": "converted",
                      "metadata": {"note": f"{b.marker} outcome"}})  # fmt: skip
     assert r.status_code == 201, r.text
+    ns = str(int(now.timestamp() * 1e9))
+    r = hh.api("POST", "/v1/logs", project="beta", json=_logs_body(b.trace_ids[0], b.marker, ns))
+    assert r.status_code == 200, r.text
+    r = hh.api("POST", "/v1/metrics", project="beta", json=_metrics_body(f"{b.marker}_m", ns))
+    assert r.status_code == 200, r.text
+    r = hh.api("POST", "/api/v1/releases", project="beta",
+               json={"service": b.marker, "version": "1", "notes": b.marker})  # fmt: skip
+    assert r.status_code == 201, r.text
+    _BETA_RELEASE.append(r.json()["release_id"])
     yield hh
     next(gen, None)
 
 
 _BETA_DATASET: list[str] = []
 BETA_PROMPT = "beta-support-answer"
+_BETA_RELEASE: list[str] = []
+
+
+def _releases(h: TwoProjects) -> None:
+    r = h.api("GET", "/api/v1/releases")
+    assert r.status_code == 200
+    _no_beta(h, r)
+    r = h.api("GET", f"/api/v1/releases/{_BETA_RELEASE[0]}/compare")
+    assert r.status_code == 404
+    _no_beta(h, r)
+    r = h.api("POST", "/api/v1/releases", json={"service": "probe", "version": "2"})
+    assert r.status_code == 201
+    beta = h.api("GET", "/api/v1/releases", project="beta").json()["data"]
+    assert [x["release_id"] for x in beta if x["kind"] == "manual"] == _BETA_RELEASE
+
+
+def _logs_body(trace_id: str, body: str, ns: str) -> dict[str, object]:
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": ns, "traceId": trace_id, "body": {"stringValue": body}}]}]}]}  # fmt: skip
+
+
+def _metrics_body(name: str, ns: str) -> dict[str, object]:
+    return {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": name, "gauge": {"dataPoints": [{"timeUnixNano": ns, "asDouble": 1}]}},
+    ]}]}]}  # fmt: skip
+
+
+def _otlp_signals(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    ns = str(int(h.clock().timestamp() * 1e9))
+    before = (h.store.list_otel_metrics("beta"), h.store.list_logs(LogQuery(project_id="beta")))
+    assert h.api("POST", "/v1/logs", json=_logs_body(b.trace_ids[0], "x", ns)).status_code == 200
+    assert h.api("POST", "/v1/metrics", json=_metrics_body("probe_m", ns)).status_code == 200
+    after = (h.store.list_otel_metrics("beta"), h.store.list_logs(LogQuery(project_id="beta")))
+    assert after == before
+
+
+def _otel_metric_value(h: TwoProjects) -> None:
+    b = h.projects["beta"]
+    r = h.api("GET", "/api/v1/metrics", params={"name": f"otel:{b.marker}_m", "agg": "count"})
+    assert r.status_code == 200, r.text
+    assert all(p["value"] is None for s in r.json()["series"] for p in s["points"])
+    _no_beta(h, r)
 
 
 def _secrets_of(h: TwoProjects, name: str) -> list[str]:
@@ -307,7 +360,16 @@ CASES: dict[str, Callable[[TwoProjects], None]] = {
     "POST /api/v1/spans": _ingest,
     "GET /api/v1/spans": _get("/api/v1/spans", user_id="{user}", trace_id="{trace}"),
     "GET /api/v1/traces/{trace_id}": _get("/api/v1/traces/{trace}"),
-    "GET /api/v1/metrics": _metric_values,
+    "GET /api/v1/metrics": lambda h: (_metric_values(h), _otel_metric_value(h)) and None,
+    "POST /v1/metrics": _otlp_signals,
+    "POST /v1/logs": _otlp_signals,
+    "GET /api/v1/logs": _get("/api/v1/logs", trace_id="{trace}"),
+    "GET /api/v1/otel-metrics": _get("/api/v1/otel-metrics"),
+    "GET /api/v1/releases": _releases,
+    "GET /api/v1/digest": _get("/api/v1/digest"),
+    "POST /api/v1/digest/send": _change("POST", "/api/v1/digest/send"),
+    "POST /api/v1/releases": _releases,
+    "GET /api/v1/releases/{release_id}/compare": _releases,
     "POST /api/v1/feedback": _feedback,
     "GET /api/v1/alerts/rules": _get("/api/v1/alerts/rules"),
     "POST /api/v1/alerts/rules": _change("POST", "/api/v1/alerts/rules",

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from _two_projects import TwoProjects, spans_for, two_projects
 from sightline.server._security import RetentionTask
+from sightline.store.base import LogQuery
 
 
 @pytest.fixture
@@ -148,15 +149,26 @@ class TestPrivacyApi:
             "retention_days"] == 0  # fmt: skip
 
 
+def _log(trace_id: str, body: str, ns: str) -> dict[str, object]:
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": ns, "traceId": trace_id, "body": {"stringValue": body}}]}]}]}  # fmt: skip
+
+
 class TestRetentionAndErasure:
     def test_retention_deletes_old_spans_and_their_scores(self, h: TwoProjects) -> None:
         old = spans_for("alpha", 2, user="old", marker="old", start=h.clock() - timedelta(days=40))
         assert h.api("POST", "/api/v1/spans", json=old).json()["accepted"] == 2
         h.api("POST", "/api/v1/feedback", json={"trace_id": old[0]["trace_id"], "score": -1})
+        for days in (40, 1):
+            ns = str(int((h.clock() - timedelta(days=days)).timestamp() * 1e9))
+            r = h.api("POST", "/v1/logs", json=_log(old[0]["trace_id"], f"log {days}d", ns))
+            assert r.status_code == 200, r.text
         h.api("PUT", "/api/v1/projects/alpha/privacy", json={"retention_days": 30})
         st = h.app.state.sightline
         task = RetentionTask(st.store, st.security.privacy, interval_s=0, clock=h.clock)
         task.run_once()
+        logs = st.store.list_logs(LogQuery(project_id="alpha", trace_id=old[0]["trace_id"]))
+        assert [x.body for x in logs] == ["log 1d"]  # the 40-day-old record aged out
         left = h.api("GET", "/api/v1/spans", params={"limit": 100}).json()["data"]
         assert {s["user_id"] for s in left} == {"user-alpha"} and len(left) == 3
         assert h.api("GET", f"/api/v1/traces/{old[0]['trace_id']}").status_code == 404
@@ -173,8 +185,17 @@ class TestRetentionAndErasure:
         # feedback the user gave on someone else's trace goes too
         h.api("POST", "/api/v1/feedback", json={"trace_id": other[0]["trace_id"], "score": 1,
                                                 "user_id": a.user_id})  # fmt: skip
+        ns = str(int(h.clock().timestamp() * 1e9))
+        for tid in (a.trace_ids[0], other[0]["trace_id"]):
+            r = h.api("POST", "/v1/logs", json=_log(tid, f"prompt of {tid}", ns))
+            assert r.status_code == 200, r.text
         r = h.api("DELETE", f"/api/v1/users/{a.user_id}/data")
         assert r.status_code == 200, r.text
+        store = h.app.state.sightline.store
+        assert store.list_logs(LogQuery(project_id="alpha", trace_id=a.trace_ids[0])) == []
+        assert (
+            len(store.list_logs(LogQuery(project_id="alpha", trace_id=other[0]["trace_id"]))) == 1
+        )
         assert r.json()["deleted_spans"] == 3 and r.json()["deleted_scores"] == 2
         assert a.user_id not in r.text
         st = h.app.state.sightline

@@ -19,11 +19,16 @@ __all__ = ["AlertsFile", "default_rules", "load_alerts_file", "parse_alerts_file
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AlertsFile:
-    """What an alerts file holds: rules, channels and drift jobs (left raw for the drift stage)."""
+    """What an alerts file holds: rules, channels; drift, scrape and digest left raw.
+
+    Drift jobs, scrape targets and the weekly digest are validated by their own stages.
+    """
 
     rules: list[Rule]
     channels: dict[str, Channel]
     drift: list[dict[str, Any]]
+    scrape: list[Any] = dataclasses.field(default_factory=list)
+    digest: dict[str, Any] | None = None
 
 
 def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
@@ -34,7 +39,7 @@ def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
         raise ConfigError(f"{where}: invalid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with rules, channels and drift")
-    unknown = set(data) - {"rules", "channels", "drift"}
+    unknown = set(data) - {"rules", "channels", "drift", "scrape", "digest"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(map(str, unknown)))}")
     raw_rules = data.get("rules") or []
@@ -56,7 +61,13 @@ def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
     drift = data.get("drift") or []
     if not isinstance(drift, list) or not all(isinstance(d, dict) for d in drift):
         raise ConfigError(f"{where}: drift must be a list of jobs")
-    return AlertsFile(rules, channels, drift)
+    scrape = data.get("scrape") or []
+    if not isinstance(scrape, list):
+        raise ConfigError(f"{where}: scrape must be a list of targets")
+    digest = data.get("digest")
+    if digest is not None and not isinstance(digest, dict):
+        raise ConfigError(f"{where}: digest must be a mapping")
+    return AlertsFile(rules, channels, drift, scrape, digest)
 
 
 def load_alerts_file(path: Path) -> AlertsFile:

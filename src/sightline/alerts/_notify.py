@@ -159,7 +159,12 @@ def _title(p: Mapping[str, Any]) -> str:
 
 
 def slack_payload(p: Mapping[str, Any], channel: str | None = None) -> dict[str, Any]:
-    """A Slack incoming-webhook message for an alert payload."""
+    """A Slack incoming-webhook message for an alert payload (or a weekly digest)."""
+    if p.get("kind") == "digest":
+        msg: dict[str, Any] = {"text": f"*{p['title']}*\n```{p['summary']}```"}
+        if channel:
+            msg["channel"] = channel
+        return msg
     emoji = (
         ":white_check_mark:"
         if p["status"] == "resolved"
@@ -208,8 +213,14 @@ def _num(v: Any) -> str:
 
 
 def email_message(p: Mapping[str, Any], ch: EmailChannel) -> EmailMessage:
-    """A plain-text email for an alert payload."""
+    """A plain-text email for an alert payload (or a weekly digest)."""
     msg = EmailMessage()
+    if p.get("kind") == "digest":
+        msg["Subject"] = str(p["title"])[:200]
+        msg["From"] = ch.from_
+        msg["To"] = ", ".join(ch.to)
+        msg.set_content(str(p["summary"]))
+        return msg
     msg["Subject"] = _title(p)[:200]
     msg["From"] = ch.from_
     msg["To"] = ", ".join(ch.to)

@@ -136,24 +136,39 @@ class _Windowed(_Spec):
     @field_validator("group_by")
     @classmethod
     def _group_by(cls, v: list[str]) -> list[str]:
-        from sightline.store.base import DIMENSIONS
-
-        for d in v:
-            if d not in DIMENSIONS:
-                raise ValueError(f"cannot group by {d!r}; use {', '.join(DIMENSIONS)}")
         if len(set(v)) != len(v):
             raise ValueError("group_by repeats a dimension")
+        if any(not d or len(d) > 255 for d in v):
+            raise ValueError("group_by names must be 1 to 255 characters")
         return v
 
-    @field_validator("filter")
-    @classmethod
-    def _filter(cls, v: dict[str, str]) -> dict[str, str]:
-        from sightline.store.base import DIMENSIONS
+    @model_validator(mode="after")
+    def _dimensions(self) -> Any:
+        """Span metrics group and filter by span fields; data-point metrics by attributes."""
+        from sightline.store.base import DIMENSIONS, METRICS
 
-        for d in v:
-            if d != "kind" and d not in DIMENSIONS:
-                raise ValueError(f"cannot filter by {d!r}; use kind, {', '.join(DIMENSIONS)}")
-        return v
+        names = [getattr(self, "metric", None)] + [
+            c.metric for c in getattr(self, "conditions", None) or []
+        ]
+        defs = [METRICS.get(n) for n in names if n]
+        if defs and all(d is not None and d.otel_name is not None for d in defs):
+            if any(not k or len(k) > 255 or '"' in k for k in self.filter):
+                raise ValueError("filter keys must be 1 to 255 characters, without quotes")
+            return self
+        for d in self.group_by:
+            if d not in DIMENSIONS:
+                raise ValueError(f"cannot group by {d!r}; use {', '.join(DIMENSIONS)}")
+        _span_filter(self.filter)
+        return self
+
+
+def _span_filter(v: dict[str, str]) -> dict[str, str]:
+    from sightline.store.base import DIMENSIONS
+
+    for d in v:
+        if d != "kind" and d not in DIMENSIONS:
+            raise ValueError(f"cannot filter by {d!r}; use kind, {', '.join(DIMENSIONS)}")
+    return v
 
 
 def _check_metric(metric: str, agg: str | None) -> None:
@@ -170,7 +185,7 @@ def _check_metric(metric: str, agg: str | None) -> None:
         raise ValueError(f"agg: expected one of {', '.join(AGGS)}")
     if m.formula is not None and agg != m.default_agg:
         raise ValueError(f"metric {metric!r} is a ratio; it takes no agg (or agg={m.default_agg})")
-    if m.formula is None and agg == "rate":
+    if m.formula is None and agg == "rate" and m.otel_name is None:
         raise ValueError(f"agg 'rate' applies to ratio metrics, not {metric!r}")
 
 
@@ -291,7 +306,7 @@ class SloRule(_RuleBase):
     @field_validator("filter")
     @classmethod
     def _filter(cls, v: dict[str, str]) -> dict[str, str]:
-        return _Windowed._filter(v)
+        return _span_filter(v)
 
     @model_validator(mode="after")
     def _sli(self) -> SloRule:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -22,9 +23,11 @@ from sightline.ingest._decode import (
     decode_otlp_json,
     decode_otlp_proto,
 )
+from sightline.ingest._signals import Signal, SignalResult, decode_logs, decode_metrics
 from sightline.ingest._writer import GroupCommitWriter
 from sightline.pricing import PriceOverride, Pricer
 from sightline.redact import Redactor
+from sightline.serving import alias_of
 from sightline.store._arrow import records_to_table
 
 __all__ = ["Format", "IngestResult", "IngestService", "decompress"]
@@ -134,6 +137,49 @@ def _prepare(
     return table, res
 
 
+def _prepare_signal(
+    signal: Signal,
+    fmt: Format,
+    body: bytes,
+    encoding: str | None,
+    project_id: str,
+    max_bytes: int,
+    redactor: Redactor | None = None,
+) -> tuple[pa.Table | None, SignalResult]:
+    """Decompress and decode an OTLP metrics or logs request into its table's rows."""
+    raw = decompress(body, encoding, max_bytes=max_bytes)
+    if fmt not in ("otlp_proto", "otlp_json"):
+        raise UnsupportedMediaType(f"{signal} are accepted as OTLP protobuf or JSON only")
+    limits = _LIMITS
+    # a request may carry ~8 data points or log records per span's worth of bytes
+    max_items = limits.max_spans * 8
+    if signal == "metrics":
+        table, res = decode_metrics(raw, fmt, project_id, max_points=max_items)
+        if table is not None:
+            table = _alias_metrics(table)
+        return table, res
+    red = redactor if redactor is not None else limits.redaction
+    return decode_logs(
+        raw,
+        fmt,
+        project_id,
+        max_records=max_items,
+        max_text_bytes=limits.max_text_bytes,
+        redact=red,
+        now_ns=time.time_ns(),
+    )
+
+
+def _alias_metrics(table: pa.Table) -> pa.Table:
+    """Fill ``alias`` for engine and GPU metrics sent over OTLP (DCGM via a collector...)."""
+    names = table.column("name").to_pylist()
+    aliases = [alias_of(n) for n in names]
+    if not any(aliases):
+        return table
+    i = table.schema.get_field_index("alias")
+    return table.set_column(i, "alias", pa.array(aliases, pa.string()))
+
+
 def _to_table(res: DecodeResult) -> pa.Table | None:
     """The batch as Arrow; a span Arrow cannot hold is rejected alone, not with its batch."""
     try:
@@ -214,6 +260,60 @@ class IngestService:
         if table is not None:
             await asyncio.wrap_future(self._writer.submit(table, table.num_rows))
         return IngestResult(table.num_rows if table is not None else 0, res.rejected, res.repaired)
+
+    async def ingest_signal(
+        self,
+        signal: Signal,
+        fmt: Format,
+        body: bytes,
+        *,
+        encoding: str | None,
+        project_id: str,
+    ) -> IngestResult:
+        """Decode an OTLP metrics or logs body and return once its rows are committed."""
+        loop = asyncio.get_running_loop()
+        args = (
+            signal,
+            fmt,
+            body,
+            encoding,
+            project_id,
+            self.max_body_bytes,
+            self._redactor(project_id),
+        )
+        try:
+            table, res = await loop.run_in_executor(self._pool, _prepare_signal, *args)
+        except BrokenProcessPool:
+            log.error("ingest_pool_broken")
+            self.stop()
+            self.start()
+            raise Overloaded("ingest worker crashed; retry", retry_after_s=1) from None
+        if table is not None:
+            await asyncio.wrap_future(self._writer.submit(table, table.num_rows, signal=signal))
+        return IngestResult(table.num_rows if table is not None else 0, res.rejected)
+
+    def ingest_signal_sync(self, signal: Signal, body: bytes, *, project_id: str) -> IngestResult:
+        """Blocking :meth:`ingest_signal` of a protobuf body, for the gRPC receiver's threads."""
+        fmt: Format = "otlp_proto"
+        args = (
+            signal,
+            fmt,
+            body,
+            None,
+            project_id,
+            self.max_body_bytes,
+            self._redactor(project_id),
+        )
+        if self._pool is not None:
+            try:
+                table, res = self._pool.submit(_prepare_signal, *args).result()
+            except BrokenProcessPool:
+                raise Overloaded("ingest worker crashed; retry", retry_after_s=1) from None
+        else:
+            table, res = _prepare_signal(*args)
+        if table is not None:
+            self._writer.submit(table, table.num_rows, signal=signal).result()
+        return IngestResult(table.num_rows if table is not None else 0, res.rejected)
 
     def ingest_sync(
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str

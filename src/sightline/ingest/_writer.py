@@ -25,6 +25,7 @@ class _Pending:
     batch: Any
     num_spans: int
     future: Future[int]
+    signal: str = "spans"
 
 
 class GroupCommitWriter:
@@ -74,8 +75,13 @@ class GroupCommitWriter:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
-    def submit(self, batch: Any, num_spans: int) -> Future[int]:
-        """Queue a prepared batch; the future resolves to its span count once committed."""
+    def submit(self, batch: Any, num_spans: int, *, signal: str = "spans") -> Future[int]:
+        """Queue a prepared batch; the future resolves to its span count once committed.
+
+        ``signal`` is ``spans``, or ``metrics``/``logs`` for OTLP metric points and log records
+        (Arrow tables of ``otel_metric_points``/``otel_logs`` rows), which share the queue bound
+        and the commit cadence but go to their own tables.
+        """
         fut: Future[int] = Future()
         with self._cond:
             if self._stopping:
@@ -85,7 +91,7 @@ class GroupCommitWriter:
                     f"ingest queue full ({self._queued_spans} spans waiting); retry later",
                     retry_after_s=1,
                 )
-            self._queue.append(_Pending(batch, num_spans, fut))
+            self._queue.append(_Pending(batch, num_spans, fut, signal))
             self._queued_spans += num_spans
             self._cond.notify()
         return fut
@@ -112,7 +118,13 @@ class GroupCommitWriter:
             n = sum(p.num_spans for p in taken)
             t0 = time.perf_counter()
             try:
-                self._store.insert_batches([p.batch for p in taken])
+                spans = [p.batch for p in taken if p.signal == "spans"]
+                if spans:
+                    self._store.insert_batches(spans)
+                for signal in ("metrics", "logs"):
+                    other = [p.batch for p in taken if p.signal == signal]
+                    if other:
+                        self._store.insert_signal_batches(signal, other)
             except StoreError as e:
                 log.error("commit_failed", num_spans=n, error=str(e))
                 for p in taken:
@@ -131,9 +143,9 @@ class GroupCommitWriter:
                     num_requests=len(taken),
                     duration_ms=round((time.perf_counter() - t0) * 1000, 2),
                 )
-                if self._on_commit is not None:
+                if self._on_commit is not None and spans:
                     try:
-                        self._on_commit([p.batch for p in taken])
+                        self._on_commit(spans)
                     except Exception:  # metrics must never fail a commit
                         log.exception("on_commit_failed")
                 for p in taken:

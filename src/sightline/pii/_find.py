@@ -168,10 +168,19 @@ _PLACEHOLDER = re.compile(
 _TOKENISH = re.compile(r"(?<![\w/+=.-])[A-Za-z0-9_+/=-]{24,}(?![\w/+=.-])")
 
 
+_KEY_HINT = re.compile(
+    r"-----BEGIN|AKIA|ASIA|AGPA|AIDA|AROA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|"
+    r"hooks\.slack\.com|[sr]k_(?:live|test)_|sk-|AIza|hf_|npm_|SG\.|SK[0-9a-f]|eyJ|://"
+)
+"""A literal every pattern of ``_KEYS`` needs: one search instead of sixteen on texts with none
+(~50 µs per prompt-sized text on this machine; OTLP log bodies made it the hot spot)."""
+
+
 def _secrets(text: str) -> _Found:
-    for kind, rx in _KEYS:
-        for m in rx.finditer(text):
-            yield m.start(), m.end(), kind
+    if _KEY_HINT.search(text) is not None:
+        for kind, rx in _KEYS:
+            for m in rx.finditer(text):
+                yield m.start(), m.end(), kind
     for m in _ASSIGNED.finditer(text):
         value = m.group(1).rstrip(".")
         if not _PLACEHOLDER.match(value) and not value.isalpha():

@@ -12,6 +12,7 @@ from sightline import __version__
 from sightline._clock import Clock, system_clock
 from sightline.config import Settings
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
+from sightline.ingest._scrape import Scraper, parse_scrape_targets
 from sightline.pricing import load_overrides
 from sightline.server._accounts import Accounts
 from sightline.server._auth import KeyRing, ensure_project_with_key
@@ -27,12 +28,14 @@ from sightline.server.routes import (
     compare,
     costs,
     datasets,
+    digest,
     drift,
     evaluators,
     feedback,
     guardrails,
     health,
     login,
+    logs,
     metrics,
     otlp,
     outcomes,
@@ -40,6 +43,7 @@ from sightline.server.routes import (
     pages_monitor,
     privacy,
     prompts,
+    releases,
     scores,
     spans,
     traces,
@@ -73,6 +77,13 @@ def create_app(
     from sightline.budgets import BudgetService, load_budgets_file
 
     file_budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
+    if alerts_file is not None:  # fail at startup, not in the lifespan, on a bad digest
+        from sightline.alerts._digest import parse_digest
+
+        parse_digest(alerts_file.digest, list(alerts_file.channels))
+    scrape_targets = parse_scrape_targets(
+        alerts_file.scrape if alerts_file else None, default_project=settings.init_project
+    )
     online_evaluators = load_online_evaluators(settings)
 
     @asynccontextmanager
@@ -115,6 +126,10 @@ def create_app(
         )
         writer.start()
         ingest.start()
+        scraper = Scraper(scrape_targets, writer) if scrape_targets else None
+        if scraper is not None:
+            scraper.start()
+            log.info("scraping", targets=[t.job for t in scrape_targets])
         grpc_server = None
         if settings.otlp_grpc_port:
             from sightline.server._grpc import start_grpc_server
@@ -151,6 +166,7 @@ def create_app(
             monitor=monitoring.monitor,
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
+            digest=monitoring.digest,
             evals=runner,
             security=security,
             budgets=budget_service,
@@ -158,6 +174,14 @@ def create_app(
         monitoring.start()
         if settings.budget_interval_s > 0:
             budget_service.start()
+        detector = None
+        if settings.monitor_interval_s > 0:
+            from sightline.releases import ReleaseDetector
+
+            detector = ReleaseDetector(
+                st, clock=clock or system_clock, interval_s=settings.monitor_interval_s
+            )
+            detector.start()
         security.start()
         if runner is not None:
             runner.start()
@@ -175,9 +199,13 @@ def create_app(
                 runner.stop()
             security.stop()
             budget_service.stop()
+            if detector is not None:
+                detector.stop()
             monitoring.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
+            if scraper is not None:
+                scraper.stop()
             ingest.stop()
             writer.stop()
             st.close()
@@ -201,17 +229,20 @@ def create_app(
         spans.router,
         traces.router,
         metrics.router,
+        logs.router,
         feedback.router,
         alerts.router,
         compare.router,
         costs.router,
         budgets.router,
         drift.router,
+        digest.router,
         scores.router,
         evaluators.router,
         datasets.router,
         privacy.router,
         prompts.router,
+        releases.router,
         keys_routes.router,
         outcomes.router,
         guardrails.router,

@@ -1,11 +1,22 @@
-"""OTLP/gRPC trace receiver (TraceService/Export), for exporters that default to gRPC."""
+"""OTLP/gRPC receiver (Trace, Metrics and Logs services), for exporters that default to gRPC."""
 
 from __future__ import annotations
 
 from concurrent import futures
+from typing import Literal
 
 import grpc
 import structlog
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -13,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from sightline.errors import AuthError, IngestError, Overloaded, SightlineError, TooManyRequests
-from sightline.ingest import IngestService
+from sightline.ingest import IngestResult, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
 from sightline.server._security import AuthLimiter
@@ -21,6 +32,95 @@ from sightline.server._security import AuthLimiter
 __all__ = ["start_grpc_server"]
 
 log = structlog.get_logger("sightline.grpc")
+
+
+class _Auth:
+    def __init__(self, keys: KeyRing, limiter: AuthLimiter | None) -> None:
+        self._keys = keys
+        self._limiter = limiter
+
+    def project(self, context: grpc.ServicerContext) -> str:
+        """The project of the call's ingest key; aborts the call otherwise."""
+        md = {k.lower(): v for k, v in context.invocation_metadata()}
+        auth = md.get("authorization")
+        api_key = md.get("x-api-key")
+        key = key_from_headers(
+            auth if isinstance(auth, str) else None,
+            api_key if isinstance(api_key, str) else None,
+        )
+        addr = _peer_address(context.peer())
+        try:
+            if self._limiter is not None:
+                self._limiter.check(addr)
+            found = self._keys.resolve(key)
+        except TooManyRequests as e:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+        except AuthError as e:
+            if self._limiter is not None and key:
+                self._limiter.fail(addr)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        if found.role not in ("ingest", "admin"):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "a read key cannot send telemetry")
+        return found.project_id
+
+
+def _export_signal(
+    ingest: IngestService,
+    metrics: Metrics,
+    auth: _Auth,
+    signal: Literal["metrics", "logs"],
+    request: ExportMetricsServiceRequest | ExportLogsServiceRequest,
+    context: grpc.ServicerContext,
+) -> IngestResult:
+    project_id = auth.project(context)
+    endpoint = f"otlp_grpc_{signal}"
+    try:
+        res = ingest.ingest_signal_sync(signal, request.SerializeToString(), project_id=project_id)
+    except Overloaded as e:
+        metrics.observe_request(project_id, endpoint, e.status)
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+    except IngestError as e:
+        metrics.observe_request(project_id, endpoint, e.status)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+    except SightlineError as e:
+        log.error("grpc_export_failed", signal=signal, error=str(e))
+        context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    metrics.observe_request(project_id, endpoint, 200, 0, res.rejected)
+    return res
+
+
+def _rejections(res: IngestResult, what: str) -> str:
+    return f"rejected {what}: " + ", ".join(f"{k}={v}" for k, v in sorted(res.rejected.items()))
+
+
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, ingest: IngestService, metrics: Metrics, auth: _Auth) -> None:
+        self._args = (ingest, metrics, auth)
+
+    def Export(  # noqa: N802 - the generated servicer's method name
+        self, request: ExportMetricsServiceRequest, context: grpc.ServicerContext
+    ) -> ExportMetricsServiceResponse:
+        res = _export_signal(*self._args, "metrics", request, context)
+        resp = ExportMetricsServiceResponse()
+        if res.num_rejected:
+            resp.partial_success.rejected_data_points = res.num_rejected
+            resp.partial_success.error_message = _rejections(res, "data points")
+        return resp
+
+
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, ingest: IngestService, metrics: Metrics, auth: _Auth) -> None:
+        self._args = (ingest, metrics, auth)
+
+    def Export(  # noqa: N802 - the generated servicer's method name
+        self, request: ExportLogsServiceRequest, context: grpc.ServicerContext
+    ) -> ExportLogsServiceResponse:
+        res = _export_signal(*self._args, "logs", request, context)
+        resp = ExportLogsServiceResponse()
+        if res.num_rejected:
+            resp.partial_success.rejected_log_records = res.num_rejected
+            resp.partial_success.error_message = _rejections(res, "log records")
+        return resp
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -108,6 +208,13 @@ def start_grpc_server(
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         _TraceService(ingest, keys, metrics, limiter), server
+    )
+    auth = _Auth(keys, limiter)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        _MetricsService(ingest, metrics, auth), server
+    )
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        _LogsService(ingest, metrics, auth), server
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from sightline._clock import Clock
 from sightline.alerts import AlertsFile, Dispatcher, Monitor, default_rules
+from sightline.alerts._digest import DigestTask, parse_digest
 from sightline.config import Settings
 from sightline.drift import DriftMonitor, parse_drift_jobs
 from sightline.store.base import TraceStore
@@ -28,10 +29,13 @@ class Monitoring:
     dispatcher: Dispatcher
     drift: DriftMonitor
     settings: Settings
+    digest: DigestTask | None = None
 
     def start(self) -> None:
         """Start what the settings turn on (an interval of 0 leaves a loop to the caller)."""
         self.dispatcher.start()
+        if self.digest is not None and self.settings.monitor_interval_s > 0:
+            self.digest.start()
         if self.settings.monitor_interval_s > 0:
             self.monitor.start()
         if self.settings.drift_interval_s > 0:
@@ -39,6 +43,8 @@ class Monitoring:
 
     def stop(self) -> None:
         """Stop the loops, then the notifiers (pending deliveries resume at the next start)."""
+        if self.digest is not None:
+            self.digest.stop()
         self.drift.stop()
         self.monitor.stop()
         self.dispatcher.stop()
@@ -64,7 +70,20 @@ def build_monitoring(
     )
     jobs = parse_drift_jobs(alerts.drift if alerts else None)
     drift = DriftMonitor(store, jobs, clock=clock, interval_s=settings.drift_interval_s)
-    return Monitoring(monitor, dispatcher, drift, settings)
+    cfg = parse_digest(alerts.digest if alerts else None, list(channels))
+    digest = (
+        DigestTask(
+            store,
+            dispatcher,
+            cfg,
+            clock=clock,
+            # checked at most every minute; a fast monitor (tests) checks as often
+            interval_s=min(60.0, settings.monitor_interval_s or 60.0),
+        )
+        if cfg is not None
+        else None
+    )
+    return Monitoring(monitor, dispatcher, drift, settings, digest)
 
 
 class _AlertCollector(Collector):

@@ -47,6 +47,9 @@ log = structlog.get_logger("sightline.security")
 
 INGEST_ROUTES: set[tuple[str, str]] = {
     ("POST", "/v1/traces"),
+    ("POST", "/v1/metrics"),
+    ("POST", "/v1/logs"),
+    ("POST", "/api/v1/releases"),
     ("POST", "/api/v1/spans"),
     ("POST", "/api/v1/feedback"),
     # the SDK's sightline.get_prompt runs in the application, with the application's key

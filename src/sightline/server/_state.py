@@ -17,6 +17,7 @@ from sightline.store.base import ApiKey, TraceStore
 
 if TYPE_CHECKING:
     from sightline.alerts import Dispatcher, Monitor
+    from sightline.alerts._digest import DigestTask
     from sightline.budgets import BudgetService
     from sightline.drift import DriftMonitor
     from sightline.server._security import Security
@@ -39,6 +40,7 @@ class AppState:
     monitor: Monitor | None = None
     dispatcher: Dispatcher | None = None
     drift: DriftMonitor | None = None
+    digest: DigestTask | None = None
     security: Security | None = None
     budgets: BudgetService | None = None
 

@@ -22,8 +22,10 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    LogRecord,
     Outcome,
     PromptVersion,
+    Release,
     RuleVersion,
     Score,
     Silence,
@@ -41,6 +43,7 @@ from sightline.store import (
     _duckdb_windows,
 )
 from sightline.store import _duckdb_evals as _ev
+from sightline.store import _duckdb_otel as _otel
 from sightline.store._analysis_records import (
     CostQuery,
     CostRow,
@@ -72,6 +75,7 @@ from sightline.store.base import (
     Deleted,
     DriftQuery,
     GuardrailStats,
+    LogQuery,
     MetricQuery,
     MetricSeries,
     OutcomeGroup,
@@ -368,6 +372,8 @@ class DuckDBStore:
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
         m = query.metric
+        if m.otel_name is not None:
+            return _otel.query_otel_metric(self, query)
         if m.score_name is not None:
             return _ev.query_score_metric(self, query)
         if m.formula == OUTCOME_FORMULA:
@@ -596,6 +602,46 @@ class DuckDBStore:
         return _duckdb_budgets.mark_budget_alert(
             self, project_id, budget, scope_value, period_start, threshold, spent_usd, at
         )
+
+    # -- OTLP metrics and logs, releases (SQL in _duckdb_otel) ---------------------------------
+
+    def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
+        return _otel.insert_signal_batches(self, signal, batches)
+
+    def list_logs(self, query: LogQuery) -> list[LogRecord]:
+        return _otel.list_logs(self, query)
+
+    def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:
+        return _otel.list_otel_metrics(self, project_id)
+
+    def has_otel_metric(self, project_id: str, name: str) -> bool:
+        return _otel.has_otel_metric(self, project_id, name)
+
+    def add_release(self, release: Release) -> None:
+        _otel.add_release(self, release)
+
+    def list_releases(
+        self,
+        project_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Release]:
+        return _otel.list_releases(self, project_id, start=start, end=end, limit=limit)
+
+    def get_release(self, project_id: str, release_id: str) -> Release | None:
+        return _otel.get_release(self, project_id, release_id)
+
+    def detect_releases(
+        self, project_id: str, now: datetime, *, after_seq: int = 0
+    ) -> list[Release]:
+        return _otel.detect_releases(self, project_id, now, after_seq=after_seq)
+
+    def compare_values(
+        self, project_id: str, start: datetime, end: datetime, service: str | None
+    ) -> dict[str, list[float]]:
+        return _otel.compare_values(self, project_id, start, end, service)
 
     # -- privacy and security (SQL in _duckdb_security) ----------------------------------------
 

@@ -181,6 +181,11 @@ def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Delet
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND start_time < ?", [project_id, c]
         ).fetchall()
+        # OTLP log records (which may quote prompts) and metric points age out with the spans
+        cur.execute('DELETE FROM otel_logs WHERE project_id = ? AND "time" < ?', [project_id, c])
+        cur.execute(
+            'DELETE FROM otel_metric_points WHERE project_id = ? AND "time" < ?', [project_id, c]
+        )
         return Deleted(int(spans[0][0]), int(scores[0][0]))
 
     return _admin(store, work)
@@ -190,6 +195,12 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
     # A trace is the user's when any of its spans names them: child spans (retrieval, tools)
     # often carry no user id of their own, and they hold the same prompt.
     def work(cur: duckdb.DuckDBPyConnection) -> Deleted:
+        # the user's traces' log records (GenAI content events hold their prompts) go too
+        cur.execute(
+            "DELETE FROM otel_logs WHERE project_id = ? AND trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
+            [project_id, project_id, user_id],
+        )
         scores = cur.execute(
             "DELETE FROM scores WHERE project_id = ? AND (user_id = ? OR trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sightline.errors import ConfigError
+from sightline.store._duckdb_otel import otel_windows
 from sightline.store.base import DIMENSIONS, METRICS, MetricQuery, WindowAgg, WindowValue
 
 if TYPE_CHECKING:
@@ -103,7 +104,12 @@ def query_windows(
     out: list[list[WindowValue]] = [[] for _ in aggs]
     batched: list[tuple[int, WindowAgg]] = []
     fallback: list[tuple[int, WindowAgg]] = []
+    otel: list[tuple[int, WindowAgg]] = []
     for i, a in enumerate(aggs):
+        if a.metric.otel_name is not None:
+            # data-point metrics group and filter by their own attributes, not span fields
+            otel.append((i, a))
+            continue
         _check_dims(a)
         if a.window_s <= 0:
             raise ConfigError("window must be positive")
@@ -147,6 +153,8 @@ def query_windows(
                     out[i] = values
                 else:
                     extra[i] = values
+    for i, a in otel:
+        out[i] = otel_windows(store, project_id, end, a)
     for i, a in fallback:
         counts = {_gkey(v.group): v.num_spans for v in extra.get(count_of[i], [])}
         series = store.query_metric(

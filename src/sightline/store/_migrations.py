@@ -319,6 +319,70 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        9,
+        [
+            # OTLP metrics and scraped Prometheus samples, one row per data point. Histograms
+            # (explicit and exponential, converted exactly to explicit bounds at ingest) keep
+            # their buckets so percentiles can be aggregated across points; ``alias`` is the
+            # shared name a scrape mapping gives an engine's metric (vllm:... -> serving_...).
+            """CREATE TABLE otel_metric_points (
+            project_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            alias VARCHAR,
+            type VARCHAR NOT NULL,
+            unit VARCHAR,
+            temporality VARCHAR,
+            monotonic BOOLEAN,
+            service_name VARCHAR,
+            attributes VARCHAR NOT NULL,
+            resource_attributes VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            "time" TIMESTAMP NOT NULL,
+            start_time TIMESTAMP,
+            value DOUBLE,
+            "count" DOUBLE,
+            "sum" DOUBLE,
+            "min" DOUBLE,
+            "max" DOUBLE,
+            bounds DOUBLE[],
+            bucket_counts DOUBLE[],
+            exp_scale INTEGER
+        )""",
+            # No index: queries filter by name OR alias and a time range, which an ART index
+            # does not serve (zonemaps do), and it cost a quarter of the insert rate here.
+            """CREATE TABLE otel_logs (
+            project_id VARCHAR NOT NULL,
+            "time" TIMESTAMP NOT NULL,
+            observed_time TIMESTAMP,
+            severity_number INTEGER,
+            severity_text VARCHAR,
+            body VARCHAR,
+            event_name VARCHAR,
+            attributes VARCHAR NOT NULL,
+            resource_attributes VARCHAR NOT NULL,
+            service_name VARCHAR,
+            scope VARCHAR,
+            trace_id VARCHAR,
+            span_id VARCHAR
+        )""",
+            "CREATE INDEX otel_logs_trace ON otel_logs (project_id, trace_id)",
+            # Release markers: posted, or recorded the first time a new service.version, model
+            # or prompt version is seen in spans.
+            """CREATE TABLE releases (
+            project_id VARCHAR NOT NULL,
+            release_id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            service VARCHAR,
+            version VARCHAR NOT NULL,
+            git_sha VARCHAR,
+            "at" TIMESTAMP NOT NULL,
+            notes VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+            'CREATE INDEX releases_project_at ON releases (project_id, "at")',
+        ],
+    ),
+    (
         10,
         [
             # The prompt registry: versions are append-only; labels (production, staging...)

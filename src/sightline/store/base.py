@@ -14,12 +14,15 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
+    LogRecord,
     Outcome,
+    Release,
     RuleVersion,
     Score,
     Silence,
     Span,
 )
+from sightline.serving import SERVING_ALIASES
 from sightline.store._analysis_records import AnalysisStore
 from sightline.store._eval_records import (
     AgreementPair,
@@ -32,6 +35,10 @@ from sightline.store._eval_records import (
 from sightline.store._users import Membership, User, UserSession
 
 __all__ = [
+    "LogQuery",
+    "OTEL_PREFIX",
+    "SERVING_METRIC_DEFS",
+    "otel_metric",
     "AGGS",
     "COMPLETION_OUTCOMES",
     "CONVERSION_OUTCOMES",
@@ -107,6 +114,9 @@ class MetricDef:
     """
     score_source: str = "evaluator"
     """Which scores a score-derived metric reads: ``evaluator``, ``human`` or ``user``."""
+    otel_name: str | None = None
+    """For OTLP and scraped metrics: the metric name (or mapped alias) in ``otel_metric_points``;
+    the value then comes from data points, not spans."""
 
 
 def _m(
@@ -158,7 +168,7 @@ _FP = (
     f" WHEN {GUARDRAIL_HUMAN_LABEL} IS NOT NULL THEN 0.0 END)"
 )
 
-METRICS: dict[str, MetricDef] = {
+_NAMED_METRICS: dict[str, MetricDef] = {
     m.name: m
     for m in (
         _m("requests", "llm", None, "count", "1", "LLM calls.", "count(*)"),
@@ -278,6 +288,42 @@ METRICS: dict[str, MetricDef] = {
         ),
     )
 }
+OTEL_PREFIX = "otel:"
+"""``otel:<name>`` names any OTLP or scraped metric (its data points) in the API and rules."""
+
+
+class _MetricRegistry(dict[str, MetricDef]):
+    """The named metrics; ``otel:<name>`` resolves to the data points of metric ``<name>``."""
+
+    def __missing__(self, key: str) -> MetricDef:
+        m = otel_metric(key)
+        if m is None:
+            raise KeyError(key)
+        return m
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        return isinstance(key, str) and otel_metric(key) is not None
+
+
+def otel_metric(name: str) -> MetricDef | None:
+    """The definition of ``otel:<name>`` (any OTLP or scraped metric), or None."""
+    if not name.startswith(OTEL_PREFIX) or len(name) > 255 + len(OTEL_PREFIX):
+        return None
+    inner = name[len(OTEL_PREFIX) :]
+    if not inner:
+        return None
+    return MetricDef(name, None, None, "avg", "", f"OTLP/scraped metric {inner}.", otel_name=inner)
+
+
+METRICS: dict[str, MetricDef] = _MetricRegistry(_NAMED_METRICS)
 """Span-derived metrics. Score-derived ones (relevance, faithfulness...) join the evaluation
 scores and are added by the evaluation stage."""
 
@@ -608,6 +654,22 @@ class BudgetSpend:
     """The dearest single request: what the SDK and gateway reserve per call in flight."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LogQuery:
+    """Filters of ``GET /api/v1/logs``."""
+
+    project_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    service_name: str | None = None
+    event_name: str | None = None
+    min_severity: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    text: str | None = None
+    limit: int = 100
+
+
 class TraceStore(AnalysisStore, Protocol):
     """Where spans live. One writer thread calls ``insert_batches``; reads come from any thread."""
 
@@ -874,6 +936,53 @@ class TraceStore(AnalysisStore, Protocol):
 
     def list_drift_results(self, query: DriftQuery) -> list[DriftResult]:
         """Drift results matching ``query``, newest first."""
+        ...
+
+    def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
+        """Durably write Arrow batches of OTLP ``metrics`` points or ``logs`` records."""
+        ...
+
+    def list_logs(self, query: LogQuery) -> list[LogRecord]:
+        """Log records matching ``query``."""
+        ...
+
+    def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:
+        """Names of the data-point metrics a project has."""
+        ...
+
+    def has_otel_metric(self, project_id: str, name: str) -> bool:
+        """Whether the project has data points named (or aliased) ``name``."""
+        ...
+
+    def add_release(self, release: Release) -> None:
+        """Record a release marker."""
+        ...
+
+    def list_releases(
+        self,
+        project_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Release]:
+        """Release markers, newest first."""
+        ...
+
+    def get_release(self, project_id: str, release_id: str) -> Release | None:
+        """One release marker."""
+        ...
+
+    def detect_releases(
+        self, project_id: str, now: datetime, *, after_seq: int = 0
+    ) -> list[Release]:
+        """Record markers for versions first seen in spans committed after ``after_seq``."""
+        ...
+
+    def compare_values(
+        self, project_id: str, start: datetime, end: datetime, service: str | None
+    ) -> dict[str, list[float]]:
+        """Per-request latency, cost, error and score values of an interval."""
         ...
 
     def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
@@ -1172,3 +1281,18 @@ OUTCOME_METRICS: dict[str, MetricDef] = {
 """Business-outcome metrics (docs/signals.md); ``/api/v1/outcomes/metrics`` has their parts."""
 
 METRICS.update(OUTCOME_METRICS)
+SERVING_METRIC_DEFS: dict[str, MetricDef] = {
+    alias: MetricDef(
+        alias,
+        None,
+        None,
+        "avg",
+        unit,
+        f"Serving-engine or GPU metric {alias} (scraped or OTLP; see docs/serving.md).",
+        otel_name=alias,
+    )
+    for alias, unit in SERVING_ALIASES.items()
+}
+"""The shared names of serving-engine and GPU metrics (:mod:`sightline.serving`)."""
+
+METRICS.update(SERVING_METRIC_DEFS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -11,11 +11,21 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import ConfigError
 from sightline.server._params import parse_step, parse_time
 from sightline.server._state import project_of, state_of
-from sightline.store.base import AGGS, DIMENSIONS, METRICS, Agg, MetricQuery
+from sightline.store.base import (
+    AGGS,
+    DIMENSIONS,
+    METRICS,
+    OTEL_PREFIX,
+    Agg,
+    MetricDef,
+    MetricQuery,
+    otel_metric,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
 _MAX_BUCKETS = 20_000
+_NO_ATTRS: list[str] = []
 # Named in DESIGN but not a windowed aggregate of spans: drift scores are results of drift jobs
 # (GET /api/v1/drift); asked for here, they answer with an explicit 400 saying where to look.
 PENDING_METRICS = ("drift_score",)
@@ -46,11 +56,29 @@ async def get_metric(
     environment: str | None = None,
     service_name: str | None = None,
     status: str | None = None,
+    attr: Annotated[
+        list[str],
+        Query(description="OTLP/scraped metrics only: attribute filter key=value (repeatable)."),
+    ] = _NO_ATTRS,
 ) -> dict[str, Any]:
-    """Metric values as series: one per group, each a list of ``{t, value}`` points."""
+    """Metric values as series: one per group, each a list of ``{t, value}`` points.
+
+    Besides the span-derived metrics, ``name`` may be any OTLP or scraped metric (its name,
+    ``otel:<name>``, or a serving alias such as ``serving_ttft_seconds``): gauges and sums
+    aggregate their values (``sum``/``rate`` of a cumulative counter are its increase and
+    per-second rate), histograms aggregate their buckets (``p50``...``p99`` read from the
+    merged buckets, ``avg`` = Σsum/Σcount); ``group_by`` then names attribute keys.
+    """
     if name in LIVE_METRICS:
         return _eval_lag(request)
     m = METRICS.get(name)
+    store = state_of(request).store
+    if m is None and await run_in_threadpool(store.has_otel_metric, project_id, name):
+        m = otel_metric(OTEL_PREFIX + name)
+    if m is not None and m.otel_name is not None:
+        return await _otel_metric(
+            request, project_id, m, agg, group_by, from_, to, step, service_name, attr
+        )
     if m is None:
         if name in PENDING_METRICS:
             raise ConfigError(
@@ -110,6 +138,7 @@ async def get_metric(
     )
     series = await run_in_threadpool(state_of(request).store.query_metric, query)
     return {
+        "releases": await _markers(request, project_id, start, end),
         "name": name,
         "agg": a,
         "unit": m.unit,
@@ -122,6 +151,25 @@ async def get_metric(
             for s in series
         ],
     }
+
+
+async def _markers(
+    request: Request, project_id: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Release markers inside the range, for charts to draw (newest first)."""
+    rows = await run_in_threadpool(
+        lambda: state_of(request).store.list_releases(project_id, start=start, end=end)
+    )
+    return [
+        {
+            "release_id": r.release_id,
+            "at": r.at.isoformat(),
+            "kind": r.kind,
+            "service": r.service,
+            "version": r.version,
+        }  # fmt: skip
+        for r in rows
+    ]
 
 
 def _eval_lag(request: Request) -> dict[str, Any]:
@@ -138,3 +186,81 @@ def _eval_lag(request: Request) -> dict[str, Any]:
         "group_by": [],
         "series": [{"group": {}, "points": [{"t": now.isoformat(), "value": value}]}],
     }
+
+
+def _window(
+    from_: str | None, to: str | None, step: str | None
+) -> tuple[datetime, datetime, int | None]:
+    end = parse_time(to, "to") or datetime.now(UTC)
+    start = parse_time(from_, "from") or end - timedelta(hours=24)
+    if start >= end:
+        raise ConfigError("from must be before to")
+    step_s = parse_step(step)
+    if step_s is not None and (end - start).total_seconds() / step_s > _MAX_BUCKETS:
+        raise ConfigError(
+            f"too many buckets: choose a step of at least "
+            f"{int((end - start).total_seconds() // _MAX_BUCKETS) + 1}s"
+        )
+    return start, end, step_s
+
+
+async def _otel_metric(
+    request: Request,
+    project_id: str,
+    m: MetricDef,
+    agg: str | None,
+    group_by: str | None,
+    from_: str | None,
+    to: str | None,
+    step: str | None,
+    service_name: str | None,
+    attr: list[str],
+) -> dict[str, Any]:
+    a = agg or m.default_agg
+    if a not in AGGS:
+        raise ConfigError(f"agg: expected one of {', '.join(AGGS)}")
+    start, end, step_s = _window(from_, to, step)
+    groups = tuple(g.strip() for g in group_by.split(",") if g.strip()) if group_by else ()
+    filters: dict[str, str] = {}
+    for f in attr:
+        k, sep, v = f.partition("=")
+        if not sep or not k:
+            raise ConfigError(f"attr: expected key=value, got {f!r}")
+        filters[k] = v
+    if service_name is not None:
+        filters["service_name"] = service_name
+    query = MetricQuery(
+        project_id=project_id,
+        metric=m,
+        agg=cast(Agg, a),
+        start=start,
+        end=end,
+        step_s=step_s,
+        group_by=groups,
+        filters=filters,
+    )
+    series = await run_in_threadpool(state_of(request).store.query_metric, query)
+    return {
+        "releases": await _markers(request, project_id, start, end),
+        "name": m.name,
+        "agg": a,
+        "unit": m.unit,
+        "source": "otel",
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "step_s": step_s,
+        "group_by": list(groups),
+        "series": [
+            {"group": s.group, "points": [{"t": t.isoformat(), "value": v} for t, v in s.points]}
+            for s in series
+        ],
+    }
+
+
+@router.get("/otel-metrics", summary="OTLP and scraped metrics of the project")
+async def list_otel_metrics(
+    request: Request, project_id: str = Depends(project_of)
+) -> dict[str, Any]:
+    """Every metric name with data points: its type, unit, alias, point count and last time."""
+    rows = await run_in_threadpool(state_of(request).store.list_otel_metrics, project_id)
+    return {"data": rows}

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import NotFound
 from sightline.model import Span
 from sightline.server._state import project_of, state_of
+from sightline.store.base import LogQuery
 
 router = APIRouter(prefix="/api/v1", tags=["traces"])
 
@@ -64,9 +65,20 @@ async def get_trace(
     for sc in tree["scores"]:
         if sc["span_id"] is not None:
             by_span.setdefault(sc["span_id"], []).append(sc)
+    logs = await run_in_threadpool(
+        store.list_logs, LogQuery(project_id=project_id, trace_id=trace_id.lower(), limit=1000)
+    )
+    tree["logs"] = [r.to_dict() for r in logs]
+    logs_by_span: dict[str, list[dict[str, Any]]] = {}
+    for rec in tree["logs"]:
+        if rec["span_id"] is not None:
+            logs_by_span.setdefault(rec["span_id"], []).append(rec)
     stack = list(tree["spans"])
     while stack:
         node = stack.pop()
         node["scores"] = by_span.get(node["span_id"], [])
+        # GenAI content events sent as logs (gen_ai.user.message, gen_ai.choice...) and any
+        # other record of the span, in time order
+        node["logs"] = logs_by_span.get(node["span_id"], [])
         stack.extend(node["children"])
     return tree

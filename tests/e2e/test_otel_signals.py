@@ -1,0 +1,368 @@
+"""OTLP metrics and logs: the real OpenTelemetry SDK exporters against `sightline serve`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import (
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+    View,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from _helpers import API_KEY, Server
+
+AUTH = {"authorization": f"Bearer {API_KEY}"}
+
+
+def _meter_provider(server: Server, service: str, views: list[View]) -> MeterProvider:
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{server.url}/v1/metrics", headers=AUTH),
+        export_interval_millis=3_600_000,
+    )
+    return MeterProvider(
+        metric_readers=[reader],
+        resource=Resource.create({"service.name": service}),
+        views=views,
+    )
+
+
+def _metric(server: Server, **params: Any) -> dict[str, Any]:
+    with server.client() as c:
+        r = c.get("/api/v1/metrics", params=params)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _value(server: Server, **params: Any) -> float | None:
+    series = _metric(server, **params)["series"]
+    assert len(series) == 1, series
+    points = series[0]["points"]
+    assert len(points) == 1
+    v = points[0]["value"]
+    return None if v is None else float(v)
+
+
+class TestMetricsExporter:
+    def test_histogram_percentiles_merge_buckets_across_series(self, server: Server) -> None:
+        """Hand-computed: buckets (≤100, ≤200, ≤500, >500), two attribute sets.
+
+        route=a: 50, 110, 120, 130, 300 (min 50, max 300)
+        route=b: 60, 140, 150, 160, 400 (min 60, max 400)
+        Each bucket spreads its values evenly between its bounds; the first starts at the
+        series' min and the last non-empty one ends at its max. Merged CDF: 2 at 100, 8 at 200.
+          p50: rank 5 -> 100 + 100 * (5 - 2) / 6 = 150
+          p90: rank 9; on (200, 300] a adds 1/100 per unit, b 1/200 -> 200 + 1 / 0.015 = 266.67
+          p10: rank 1; cdf(60) = 10/50 = 0.2, then slope 1/50 + 1/40 = 0.045
+               -> 60 + 0.8 / 0.045 = 77.78
+        (Averaging the per-series p90s, 250 and 300, would give 275.)
+        """
+        name = f"latency_{uuid.uuid4().hex[:8]}"
+        mp = _meter_provider(
+            server,
+            "hist-svc",
+            [
+                View(
+                    instrument_name=name,
+                    aggregation=ExplicitBucketHistogramAggregation(boundaries=[100, 200, 500]),
+                )
+            ],
+        )
+        h = mp.get_meter("t").create_histogram(name, unit="ms")
+        for v in (50, 110, 120, 130, 300):
+            h.record(v, {"route": "a"})
+        for v in (60, 140, 150, 160, 400):
+            h.record(v, {"route": "b"})
+        assert mp.force_flush()
+        mp.shutdown()
+        assert _value(server, name=name, agg="p50") == pytest.approx(150)
+        assert _value(server, name=name, agg="p90") == pytest.approx(200 + 1 / 0.015)
+        assert _value(server, name=name, agg="p50", attr="route=a") == pytest.approx(150)
+        assert _value(server, name=name, agg="count") == 10
+        assert _value(server, name=name, agg="avg") == pytest.approx(1620 / 10)
+        by_route = _metric(server, name=name, agg="p90", group_by="route")["series"]
+        got = {s["group"]["route"]: s["points"][0]["value"] for s in by_route}
+        assert got == {"a": pytest.approx(250), "b": pytest.approx(300)}
+        # otel:<name> is the same metric, the form alert rules use
+        assert _value(server, name=f"otel:{name}", agg="p90") == pytest.approx(266.6667, 1e-4)
+
+    def test_exponential_histogram_and_counter_and_gauge(self, server: Server) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        exp_name, ctr_name, gauge_name = f"ttft_{suffix}", f"tokens_{suffix}", f"kv_{suffix}"
+        mp = _meter_provider(
+            server,
+            "exp-svc",
+            [View(instrument_name=exp_name, aggregation=ExponentialBucketHistogramAggregation())],
+        )
+        meter = mp.get_meter("t")
+        h = meter.create_histogram(exp_name, unit="s")
+        for v in range(1, 101):
+            h.record(float(v))
+        c = meter.create_counter(ctr_name)
+        c.add(5, {"model": "llama"})
+        c.add(7, {"model": "llama"})
+        g = meter.create_gauge(gauge_name)
+        g.set(0.25)
+        assert mp.force_flush()
+        mp.shutdown()
+        p50 = _value(server, name=exp_name, agg="p50")
+        assert p50 is not None and abs(p50 - 50) / 50 < 0.05  # within one bucket (scale 20 -> ~1%)
+        assert _value(server, name=exp_name, agg="max") == 100
+        assert _value(server, name=ctr_name, agg="sum") == 12
+        assert _value(server, name=gauge_name) == 0.25
+        with server.client() as cl:
+            names = {m["name"]: m for m in cl.get("/api/v1/otel-metrics").json()["data"]}
+        assert names[exp_name]["type"] == "exponential_histogram"
+        assert names[ctr_name]["type"] == "sum"
+
+    def test_grpc_metrics_exporter(self, server: Server) -> None:
+        name = f"grpc_gauge_{uuid.uuid4().hex[:8]}"
+        reader = PeriodicExportingMetricReader(
+            GrpcMetricExporter(
+                endpoint=f"127.0.0.1:{server.grpc_port}",
+                insecure=True,
+                headers={"authorization": f"Bearer {API_KEY}"},
+            ),
+            export_interval_millis=3_600_000,
+        )
+        mp = MeterProvider(metric_readers=[reader])
+        mp.get_meter("t").create_gauge(name).set(42)
+        assert mp.force_flush()
+        mp.shutdown()
+        assert _value(server, name=name, agg="max") == 42
+
+
+def _metrics_json(name: str, points: list[dict[str, Any]]) -> bytes:
+    return json.dumps(
+        {
+            "resourceMetrics": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]
+                    },
+                    "scopeMetrics": [
+                        {"metrics": [{"name": name, "gauge": {"dataPoints": points}}]}
+                    ],
+                }
+            ]
+        }
+    ).encode()
+
+
+class TestMetricsHttp:
+    def test_json_gzip_and_partial_success(self, server: Server) -> None:
+        name = f"json_gauge_{uuid.uuid4().hex[:8]}"
+        now = time.time_ns()
+        body = _metrics_json(
+            name,
+            [
+                {"timeUnixNano": str(now), "asDouble": 3.5},
+                {"timeUnixNano": str(now), "asInt": "4"},
+                {"timeUnixNano": "0", "asDouble": 1.0},  # no time: rejected
+                {"timeUnixNano": str(now)},  # no value: rejected
+            ],
+        )
+        with server.client() as c:
+            r = c.post(
+                "/v1/metrics",
+                content=gzip.compress(body),
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+            )
+        assert r.status_code == 200, r.text
+        ps = r.json()["partialSuccess"]
+        assert ps["rejectedDataPoints"] == "2"
+        assert "invalid_time=1" in ps["errorMessage"] and "missing_value=1" in ps["errorMessage"]
+        assert _value(server, name=name, agg="sum") == 7.5
+
+    def test_dcgm_over_otlp_gets_its_shared_name(self, server: Server) -> None:
+        now = time.time_ns()
+        pts = [
+            {"timeUnixNano": str(now), "asDouble": v,
+             "attributes": [{"key": "gpu", "value": {"stringValue": g}}]}
+            for g, v in (("0", 0.5), ("1", 0.7))
+        ]  # fmt: skip
+        with server.client() as c:
+            r = c.post(
+                "/v1/metrics",
+                content=_metrics_json("DCGM_FI_PROF_SM_ACTIVE", pts),
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 200, r.text
+        assert _value(server, name="gpu_sm_active_ratio", agg="avg") == pytest.approx(0.6)
+        got = _metric(server, name="gpu_sm_active_ratio", agg="max", group_by="gpu")["series"]
+        assert {s["group"]["gpu"]: s["points"][0]["value"] for s in got} == {"0": 0.5, "1": 0.7}
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"name": "otel:x", "attr": "novalue"},
+            {"name": "otel:x", "agg": "median"},
+            {"name": "otel:x", "group_by": 'a"b'},
+            {"name": "otel:x", "step": "1s", "from": "0"},
+            {"name": "no_such_metric_anywhere"},
+        ],
+    )
+    def test_bad_metric_queries_are_400(self, server: Server, params: dict[str, str]) -> None:
+        with server.client() as c:
+            r = c.get("/api/v1/metrics", params=params)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"]
+
+    def test_protobuf_partial_success_response(self, server: Server) -> None:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+        )
+
+        req = ExportMetricsServiceRequest()
+        m = req.resource_metrics.add().scope_metrics.add().metrics.add()
+        m.name = ""  # nameless: its point is rejected
+        m.gauge.data_points.add(time_unix_nano=time.time_ns(), as_double=1)
+        with server.client() as c:
+            r = c.post(
+                "/v1/metrics",
+                content=req.SerializeToString(),
+                headers={"content-type": "application/x-protobuf"},
+            )
+        assert r.status_code == 200
+        resp = ExportMetricsServiceResponse.FromString(r.content)
+        assert resp.partial_success.rejected_data_points == 1
+
+    @pytest.mark.parametrize(
+        ("path", "headers", "body", "status"),
+        [
+            ("/v1/metrics", {"content-type": "application/x-protobuf"}, b"\xff\xff\xff", 400),
+            ("/v1/metrics", {"content-type": "application/json"}, b"{not json", 400),
+            ("/v1/metrics", {"content-type": "application/json"}, b"[1, 2]", 400),
+            ("/v1/logs", {"content-type": "application/json"}, b'{"resourceLogs": 5}', 400),
+            ("/v1/logs", {"content-type": "text/plain"}, b"hello", 415),
+            (
+                "/v1/logs",
+                {"content-type": "application/json", "content-encoding": "gzip"},
+                b"not gzip",
+                400,
+            ),
+        ],
+    )
+    def test_bad_input_is_a_4xx_with_a_message(
+        self, server: Server, path: str, headers: dict[str, str], body: bytes, status: int
+    ) -> None:
+        with server.client() as c:
+            r = c.post(path, content=body, headers=headers)
+            assert r.status_code == status, r.text
+            assert r.json()["error"]["message"]
+            assert c.get("/readyz").status_code == 200
+
+    def test_keys_and_roles(self, server: Server) -> None:
+        with server.client(key=None) as c:
+            r = c.post("/v1/logs", content=b"{}", headers={"content-type": "application/json"})
+        assert r.status_code == 401
+        with server.client() as c:
+            # the admin key makes an ingest key; it may send metrics and logs, not read them
+            r = c.post("/api/v1/keys", json={"role": "ingest", "name": "otel"})
+            assert r.status_code in (200, 201), r.text
+            key = r.json()["key"]
+        with server.client(key=key) as c:
+            for path in ("/v1/metrics", "/v1/logs"):
+                r = c.post(path, content=b"{}", headers={"content-type": "application/json"})
+                assert r.status_code == 200, (path, r.text)
+            assert c.get("/api/v1/logs").status_code == 403
+
+
+class TestLogsExporter:
+    def test_logs_land_linked_to_their_trace_and_span(self, server: Server) -> None:
+        resource = Resource.create({"service.name": "log-svc"})
+        tp = TracerProvider(resource=resource)
+        tp.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", headers=AUTH))
+        )
+        lp = LoggerProvider(resource=resource)
+        lp.add_log_record_processor(
+            SimpleLogRecordProcessor(
+                OTLPLogExporter(endpoint=f"{server.url}/v1/logs", headers=AUTH)
+            )
+        )
+        logger = lp.get_logger("gen_ai")
+        tracer = tp.get_tracer("t")
+        with tracer.start_as_current_span(
+            "chat llama", attributes={"gen_ai.operation.name": "chat"}
+        ) as span:
+            # GenAI content events, as instrumentations that send them as logs do
+            logger.emit(
+                event_name="gen_ai.user.message",
+                body={"content": "What is the capital of France?"},
+                attributes={"gen_ai.system": "openai"},
+                severity_number=SeverityNumber.INFO,
+            )
+            logger.emit(
+                event_name="gen_ai.choice",
+                body={"index": 0, "message": {"content": "Paris."}},
+                severity_number=SeverityNumber.INFO,
+            )
+            logger.emit(body="slow upstream", severity_number=SeverityNumber.WARN)
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            span_id = format(span.get_span_context().span_id, "016x")
+        tp.shutdown()
+        lp.shutdown()
+        with server.client() as c:
+            r = c.get("/api/v1/logs", params={"trace_id": trace_id})
+            assert r.status_code == 200, r.text
+            recs = r.json()["data"]
+            assert [x["event_name"] for x in recs] == ["gen_ai.user.message", "gen_ai.choice", None]
+            assert all(x["span_id"] == span_id for x in recs)
+            assert json.loads(recs[0]["body"]) == {"content": "What is the capital of France?"}
+            assert recs[2]["body"] == "slow upstream"
+            assert recs[2]["severity_number"] == SeverityNumber.WARN.value
+            assert recs[0]["service_name"] == "log-svc"
+            params = {"trace_id": trace_id, "min_severity": 13}
+            warn = c.get("/api/v1/logs", params=params).json()["data"]
+            assert [x["body"] for x in warn] == ["slow upstream"]
+            tree = c.get(f"/api/v1/traces/{trace_id}").json()
+            assert len(tree["logs"]) == 3
+            (root,) = tree["spans"]
+            assert [x["event_name"] for x in root["logs"]][:2] == [
+                "gen_ai.user.message",
+                "gen_ai.choice",
+            ]
+            assert c.get("/api/v1/logs", params={"trace_id": "zz"}).status_code == 400
+
+    def test_grpc_logs_service(self, server: Server) -> None:
+        body = f"grpc-log-{uuid.uuid4().hex}"
+        req = ExportLogsServiceRequest()
+        rec = req.resource_logs.add().scope_logs.add().log_records.add()
+        rec.time_unix_nano = time.time_ns()
+        rec.body.string_value = body
+        rec.trace_id = bytes(range(16))
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+            stub = logs_service_pb2_grpc.LogsServiceStub(ch)  # type: ignore[no-untyped-call]
+            stub.Export(req, metadata=[("authorization", f"Bearer {API_KEY}")])
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Export(req, metadata=[("authorization", "Bearer nope")])
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with server.client() as c:
+            recs = c.get("/api/v1/logs", params={"q": body}).json()["data"]
+        assert [r["trace_id"] for r in recs] == [bytes(range(16)).hex()]
