@@ -18,6 +18,7 @@ figure on a noisy machine.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -68,13 +69,20 @@ def _count(url: str) -> int:
     return int(series[0]["points"][0]["value"]) if series else 0
 
 
-def run_once(url: str, batches_per_client: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the server process itself, not of its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(url: str, batches_per_client: int, pid: int, cpu: list[float]) -> float:
     bodies = [
         [llm_request(BATCH)[0].SerializeToString() for _ in range(batches_per_client)]
         for _ in range(CLIENTS)
     ]
     total = CLIENTS * batches_per_client * BATCH
     before = _count(url)
+    cpu0 = _cpu_s(pid)
     errors: list[str] = []
     threads = [threading.Thread(target=_client, args=(url, b, errors)) for b in bodies]
     t0 = time.perf_counter()
@@ -85,6 +93,7 @@ def run_once(url: str, batches_per_client: int) -> float:
     while _count(url) < before + total:
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
+    cpu.append((_cpu_s(pid) - cpu0) / total * 1e6)
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests: {errors[0]}")
     return total / elapsed
@@ -231,8 +240,9 @@ def main() -> None:
         env = {k: v for k, v in (e.split("=", 1) for e in args.env)}
         proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
         try:
-            run_once(url, 2)  # warm-up: worker processes, price cache
-            rates = [run_once(url, batches) for _ in range(runs)]
+            cpu: list[float] = []
+            run_once(url, 2, proc.pid, [])  # warm-up: worker processes, price cache
+            rates = [run_once(url, batches, proc.pid, cpu) for _ in range(runs)]
         finally:
             _server.stop(proc)
     med = statistics.median(rates)
@@ -241,6 +251,10 @@ def main() -> None:
     print(
         f"ingest_spans_per_s_median={med:.0f} (target >= 20000; {CLIENTS} clients, "
         f"{batches} x {BATCH}-span batches each)"
+    )
+    # CPU of the server process alone (its GIL): steadier than wall time on a loaded machine
+    print(
+        f"server_cpu_us_per_span_median={statistics.median(cpu):.1f} runs={[round(c) for c in cpu]}"
     )
     print(f"baseline_protobuf_parse_spans_per_s={base:.0f} ratio={med / base:.3f}")
 

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     eval_enabled: bool = Field(
         True, description="Run the online evaluation runner in `sightline serve`."
     )
+    eval_process: bool = Field(
+        True,
+        description="Run the online evaluators in a niced child process (false: in a thread of "
+        "the server, where their Python work competes with ingestion for the GIL).",
+    )
     evaluators: Annotated[list[str] | None, NoDecode] = Field(
         None,
         description="Comma-separated evaluators to run online; default: every registered one "

@@ -3,6 +3,7 @@ within 30 s, and serves the score metrics."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -175,3 +176,21 @@ def test_a_restarted_server_resumes_from_its_cursor(tmp_path: Path) -> None:
             assert len({s["span_id"] for s in after}) == len(after)
     finally:
         srv.stop()
+
+
+def test_evaluators_run_in_a_niced_process_apart_from_the_server(
+    served: tuple[Server, float],
+) -> None:
+    """Their Python work must not take the GIL from ingestion (bench/ingest.py halves without)."""
+    srv, _ = served
+    started = [
+        json.loads(line)
+        for line in srv.log().splitlines()
+        if '"eval_worker_started"' in line and line.startswith("{")
+    ]
+    assert started, srv.log()[-3000:]
+    pid = started[-1]["pid"]
+    assert pid != srv.proc.pid
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    server_stat = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    assert int(stat[16]) > int(server_stat[16])  # nice: lower priority than the server

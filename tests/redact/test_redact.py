@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sightline.pii import person_names_available
 from sightline.redact import (
@@ -211,3 +213,74 @@ class TestCorpus:
         print(f"person_recall={recall:.3f} precision_with_names={precision:.3f}")
         assert recall >= 0.80
         assert precision >= 0.9
+
+
+class TestQuickCheck:
+    """Messages and documents skip the walk when their JSON shows no candidate: never wrongly."""
+
+    def test_corpus_in_messages_and_documents_is_redacted_as_in_text(self) -> None:
+        r = Redactor()
+        for row in _rows():
+            text = row["text"]
+            want: dict[str, int] = {}
+            expected = r.redact_text(text, "messages", want)
+            parts = [{"type": "text", "content": text}]
+            rec = _rec(
+                input_messages=[
+                    {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+                    {"role": "user", "parts": parts, "content": text},
+                ],
+            )
+            got = Redactor().redact_record(rec)
+            assert got == {k: 2 * n for k, n in want.items()}, row
+            if want and expected is not None:
+                assert rec["input_messages"][1]["content"] == expected, row
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "route via fe::abcd:ef today",  # an IPv6 address without a digit
+            "password: hunter-two",  # an assigned secret behind a colon inside the string
+            'token is "abcdefghij"',
+            "apiKey=abcdefghijkl",
+            "\u212aEY=abcdefghijkl",  # KELVIN SIGN lowercases to k
+            "https://user:pass@example.com/x",
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ],
+    )
+    def test_digit_free_findings_are_still_walked(self, text: str) -> None:
+        want: dict[str, int] = {}
+        Redactor().redact_text(text, "messages", want)
+        rec = _rec(output_messages=[{"role": "assistant", "content": text}])
+        assert Redactor().redact_record(rec) == want
+
+    def test_a_clean_value_is_left_as_it_is(self) -> None:
+        msgs = [{"role": "user", "content": 'He said: "fine" \\ and left'}]
+        rec = _rec(input_messages=msgs)
+        assert Redactor().redact_record(rec) == {}
+        assert rec["input_messages"] == [{"role": "user", "content": 'He said: "fine" \\ and left'}]
+
+
+_ALPHABET = 'abcdefABCDEFklmnopstuwyz :"\\=@.-_/1{}[]\u212a\n'
+_json_text = st.text(alphabet=_ALPHABET, max_size=30) | st.sampled_from(
+    ["password", "token", " is ", "key", "::", "fe80::ab:cd", "BEGIN", "sk-", "secret="]
+)
+_json_value = st.recursive(
+    _json_text | st.integers(-5, 5) | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_json_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=st.lists(_json_value, max_size=4))
+@settings(max_examples=400, deadline=None)
+def test_quick_check_never_skips_a_finding(value: list[Any]) -> None:
+    """Whatever the value: the record's redaction equals the full walk's."""
+    walked: dict[str, int] = {}
+    r = Redactor(secret=b"k" * 32)
+    expected = r._walk(value, "messages", walked, 0)
+    rec = _rec(input_messages=value)
+    counts = Redactor(secret=b"k" * 32).redact_record(rec)
+    walked.pop("_too_deep", None)
+    assert counts == walked
+    assert rec["input_messages"] == expected

@@ -27,6 +27,7 @@ from sightline.evals._registry import (
     load_evaluators,
 )
 from sightline.evals._runner import EvalRunner, RunnerOptions, sampled
+from sightline.evals._worker import EvaluatorWorkerError, EvalWorker
 from sightline.evals.base import EvalCase, EvalResult, Evaluator
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "EvalCase",
     "EvalResult",
     "EvalRunner",
+    "EvalWorker",
+    "EvaluatorWorkerError",
     "Embedder",
     "Evaluator",
     "Regression",

@@ -107,8 +107,11 @@ class EvalRunner(DaemonTask):
         *,
         options: RunnerOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(interval_s=(options or RunnerOptions()).interval_s)
+        self._on_stop = on_stop
+        """Called once the loop has ended (stops the evaluator process of the server)."""
         self.store = store
         self.evaluators = list(evaluators)
         self.options = options or RunnerOptions()
@@ -156,6 +159,11 @@ class EvalRunner(DaemonTask):
             except Exception:  # logged; the evaluator's batches record their own failures
                 log.exception("evaluator_warm_up_failed", evaluator=ev.name)
         self._warm = True
+
+    def on_stop(self) -> None:
+        """Release what the runner was given to release (e.g. the evaluator process)."""
+        if self._on_stop is not None:
+            self._on_stop()
 
     def lag_s(self) -> float:
         """Seconds the oldest committed span not yet evaluated has waited; 0 when caught up."""

@@ -1,4 +1,4 @@
-"""Apply a redaction policy to texts and to decoded span records (stdlib and sightline.pii only)."""
+"""Apply a redaction policy to texts and to decoded span records (stdlib, sightline.pii, orjson)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+try:  # a server dependency; the SDK (which redacts texts, not records) runs without it
+    import orjson
+except ImportError:  # pragma: no cover - the server extra is installed wherever records are
+    orjson = None  # type: ignore[assignment]
 from sightline.pii import find_pii
 from sightline.redact._policy import DEFAULT_POLICY, FIELDS, REDACT_TYPES, RedactionPolicy
 
@@ -32,6 +36,21 @@ _DIGIT = re.compile("[0-9]").search
 _NUM = re.compile(r"[0-9](?:[\s().+/-]{0,2}[0-9]){6}").search
 _NINO = re.compile(r"[A-Z][A-Z] ?[0-9][0-9] ?[0-9][0-9]").search
 _KEYWORDS = ("key", "secret", "token", "passw", "pwd")
+# What every secret pattern of sightline.pii needs besides "://", "BEGIN" and an assignment
+# (checked apart): one of the providers' key prefixes, or a 24-character token-like run (the
+# high-entropy rule, Twilio's SK+32 hex). A response id such as "chatcmpl-82283da2c6f7" has
+# neither, so it no longer runs the ~18 secret patterns.
+_SECRET_HINT = re.compile(
+    r"AKIA|ASIA|AGPA|AIDA|AROA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hooks\.slack\.com"
+    r"|[sr]k_(?:live|test)_|sk-|AIza|hf_|npm_|SG\.|eyJ|[A-Za-z0-9_+/=-]{24}"
+).search
+# The same cheap questions asked once of a whole JSON value (messages, documents), serialized
+# by orjson at C speed: if no string inside can be a candidate, the value is not walked.
+_DIGITS_AT_B = b"0123456789@"
+_KEYWORDS_B = tuple(k.encode() for k in _KEYWORDS)
+_IPV6_HINT_B = re.compile(rb":[0-9A-Fa-f]{0,4}:").search
+_KELVIN_B = "\u212a".encode()
+"""The one non-ASCII character whose lower case is an ASCII letter of a keyword (k)."""
 
 
 def _assigns_secret(text: str) -> bool:
@@ -67,7 +86,7 @@ def _candidates(text: str, actions: dict[str, str]) -> list[str]:
             # random keys are 16+ characters with digits (a 20-character one without any
             # digit is a ~3% case the high-entropy rule would not take either)
             ok = (
-                (digit and len(text) >= 16)
+                (digit and len(text) >= 16 and _SECRET_HINT(text) is not None)
                 or "://" in text
                 or "BEGIN" in text
                 or _assigns_secret(text)
@@ -77,6 +96,42 @@ def _candidates(text: str, actions: dict[str, str]) -> list[str]:
         if ok:
             out.append(t)
     return out
+
+
+def _json_clean(v: Any, actions: dict[str, str], max_nodes: int) -> bool:
+    """Whether no string inside the JSON-like ``v`` can yield a finding under ``actions``.
+
+    True only when, for every string in ``v``, the types :func:`_candidates` lets through find
+    nothing, and ``v`` has fewer than ``max_nodes`` arrays and objects (so none is too deep).
+    Asked once of the value serialized by orjson (at C speed), with conditions that hold of
+    the serialized text whenever they hold of one string in it: without a digit, an ``@``,
+    "://" or "BEGIN", the only findings left are an IPv6 address (colons at most 4 hex digits
+    apart: never so in JSON's structure) and an assigned secret (a keyword and an ``=``,
+    `` is `` or a colon inside a string: structural colons follow a quote, quotes inside strings
+    are escaped). A False costs the usual walk; a True is always right.
+    """
+    if "person" in actions or orjson is None:
+        return False
+    try:
+        b = orjson.dumps(v)
+    except (TypeError, orjson.JSONEncodeError):  # huge ints, lone surrogates: walk it
+        return False
+    if b.count(b"[") + b.count(b"{") >= max_nodes:
+        return False
+    if len(b.translate(None, _DIGITS_AT_B)) != len(b):  # 5x faster than a [0-9@] search
+        return False  # email, numbers, IPv4, and the digit-gated secret rule
+    if b"://" in b or b"BEGIN" in b:
+        return False
+    # Colons inside strings, at most: all colons but the keys' (each right after a quote),
+    # plus those after an escaped quote.
+    inner_colons = b.count(b":") - b.count(b'":') + b.count(b'\\":')
+    if inner_colons >= 3 and _IPV6_HINT_B(b) is not None:
+        return False  # a reported IPv6 address has 3+ colons
+    if "secret" in actions and (inner_colons or b"=" in b or b" is " in b):
+        low = b.lower()
+        if any(k in low for k in _KEYWORDS_B) or _KELVIN_B in b:
+            return False
+    return True
 
 
 def _canonical(type_: str, value: str) -> str:
@@ -257,7 +312,7 @@ class Redactor:
             ("documents", "documents"),
         ):
             v = rec.get(name)
-            if v:
+            if v and not _json_clean(v, self._actions[field], self.max_depth - 1):
                 w = self._walk(v, field, counts, 0)
                 rec[name] = None if w is _DROPPED else w
         v = rec.get("status_message")

@@ -14,6 +14,7 @@ from sightline.config import Settings
 from sightline.evals import (
     EvalRunner,
     Evaluator,
+    EvalWorker,
     RunnerOptions,
     default_evaluator_names,
     load_evaluators,
@@ -43,23 +44,35 @@ def load_online_evaluators(settings: Settings) -> list[Evaluator]:
     """
     if not settings.eval_enabled:
         return []
-    opts = evaluator_options(settings)
+    return load_evaluators(_online_names(settings), evaluator_options(settings))
+
+
+def _online_names(settings: Settings) -> list[str]:
     names = settings.evaluators
     if names is None:
-        names = default_evaluator_names(configured=opts)
-    return load_evaluators(names, opts)
+        names = default_evaluator_names(configured=evaluator_options(settings))
+    return list(names)
 
 
 def build_runner(
     settings: Settings, store: TraceStore, evaluators: Sequence[Evaluator]
 ) -> EvalRunner | None:
-    """The online runner over ``evaluators``, or None when there are none."""
+    """The online runner over ``evaluators``, or None when there are none.
+
+    With ``eval_process`` (the default) the evaluators run in a niced child process the runner
+    stops when it stops; ``evaluators`` then only give their names and versions.
+    """
     if not evaluators:
         return None
     log.info("evaluators_loaded", evaluators=[e.name for e in evaluators])
+    worker = None
+    if settings.eval_process:
+        worker = EvalWorker(_online_names(settings), evaluator_options(settings), evaluators)
+        evaluators = worker.evaluators
     return EvalRunner(
         store,
         evaluators,
+        on_stop=worker.stop if worker is not None else None,
         options=RunnerOptions(
             interval_s=settings.eval_interval_s,
             grace_s=settings.eval_grace_s,

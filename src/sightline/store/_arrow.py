@@ -89,11 +89,25 @@ def _dumps(v: Any) -> str | None:
         return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _dumps_shared(values: list[Any]) -> list[str | None]:
+    """``_dumps`` of each value, once per run of the same object (a resource's spans share it)."""
+    out: list[str | None] = []
+    last: Any = None
+    text: str | None = None
+    for v in values:
+        if v is not last or not out:
+            last, text = v, _dumps(v)
+        out.append(text)
+    return out
+
+
 def records_to_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     """Arrow table of decoded span records (JSON fields serialised, times in nanoseconds)."""
     cols: dict[str, list[Any]] = {}
     for name in SPAN_FIELDS:
-        if name in JSON_FIELDS:
+        if name == "resource_attributes":
+            cols[name] = _dumps_shared([r.get(name) for r in records])
+        elif name in JSON_FIELDS:
             cols[name] = [_dumps(r.get(name)) for r in records]
         elif name == "start_time":
             cols[name] = [r["start_ns"] for r in records]

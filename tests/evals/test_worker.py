@@ -1,0 +1,106 @@
+"""The evaluator process: same results as in-process, errors come back, a dead child restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _evalspans import insert, rag_trace
+from sightline.evals import (
+    EvalCase,
+    EvalRunner,
+    EvaluatorWorkerError,
+    EvalWorker,
+    RunnerOptions,
+    load_evaluators,
+)
+from sightline.store import DuckDBStore, ScoreQuery
+
+NAMES = ["format"]
+OPTIONS = {"format": {"regex": r"The API .*"}}
+CASES = [
+    EvalCase(answer="The API allows 600 requests per minute."),
+    EvalCase(answer="Invoices are emailed monthly."),
+]
+
+
+@pytest.fixture
+def worker() -> Iterator[EvalWorker]:
+    w = EvalWorker(NAMES, OPTIONS, load_evaluators(NAMES, OPTIONS))
+    yield w
+    w.stop()
+
+
+def _nice(pid: int) -> int:
+    # field 19 of /proc/PID/stat, counted after the command name in parentheses
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+class TestEvalWorker:
+    def test_stand_ins_carry_name_and_version(self, worker: EvalWorker) -> None:
+        [ev] = worker.evaluators
+        [local] = load_evaluators(NAMES, OPTIONS)
+        assert (ev.name, ev.version) == (local.name, local.version)
+
+    def test_results_equal_in_process_results(self, worker: EvalWorker) -> None:
+        [local] = load_evaluators(NAMES, OPTIONS)
+        remote = worker.evaluators[0].evaluate(CASES)
+        assert remote == local.evaluate(CASES)
+        assert [r.passed for r in remote if r is not None] == [True, False]
+
+    def test_runs_in_a_niced_child_process(self, worker: EvalWorker) -> None:
+        worker.evaluators[0].evaluate(CASES)
+        pid = worker._proc.pid
+        assert pid != os.getpid()
+        assert _nice(pid) >= _nice(os.getpid()) + 1
+
+    def test_an_evaluator_exception_is_raised_in_the_server(self, worker: EvalWorker) -> None:
+        with pytest.raises(TypeError):
+            worker.evaluators[0].evaluate([EvalCase(answer=123)])  # type: ignore[arg-type]
+        assert worker.evaluators[0].evaluate(CASES)[0] is not None  # the child lives on
+
+    def test_a_dead_child_fails_one_call_then_restarts(self, worker: EvalWorker) -> None:
+        worker.evaluators[0].evaluate(CASES)
+        pid = worker._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        with pytest.raises(EvaluatorWorkerError):
+            worker.evaluators[0].evaluate(CASES)
+        assert len(worker.evaluators[0].evaluate(CASES)) == 2
+        assert worker._proc.pid != pid
+
+    def test_stop_ends_the_child(self, worker: EvalWorker) -> None:
+        worker.evaluators[0].evaluate(CASES)
+        proc = worker._proc
+        worker.stop()
+        assert not proc.is_alive()
+
+
+def test_runner_stores_scores_from_the_worker_and_stops_it(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    try:
+        insert(store, rag_trace("proj", "Limits?", ["600 per minute."], "The API allows 600."))
+        worker = EvalWorker(NAMES, OPTIONS, load_evaluators(NAMES, OPTIONS))
+        runner = EvalRunner(
+            store,
+            worker.evaluators,
+            options=RunnerOptions(grace_s=0),
+            on_stop=worker.stop,
+        )
+        runner.step()
+        runner.step()
+        scores = store.query_scores(ScoreQuery(project_id="proj", name="format")).scores
+        assert [s.passed for s in scores] == [True]
+        proc = worker._proc
+        assert proc.is_alive()
+        runner.stop()
+        assert not proc.is_alive()
+    finally:
+        store.close()
