@@ -16,6 +16,7 @@ Evaluators are found through the registry: faithfulness is measured when it is i
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -62,20 +63,28 @@ def build(name: str, emb: Embedder) -> Any:
         return cls()
 
 
-def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> float:
+def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> tuple[float, float]:
+    """Spans/s (wall clock) and CPU ms per span (all threads of this process).
+
+    The CPU time is what the work costs whatever else runs on the machine; on an idle
+    machine with 2 cores the rate is at most ``2000 / cpu_ms`` spans/s.
+    """
     ev = build(name, Embedder(threads=2))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in range(0, len(cases), batch):
         ev.evaluate(cases[b : b + batch])
-    return len(cases) / (time.perf_counter() - t0)
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return len(cases) / took, cpu * 1000 / len(cases)
 
 
-def embedder_texts_per_s(texts: list[str]) -> float:
+def embedder_texts_per_s(texts: list[str]) -> tuple[float, float]:
+    """Texts/s and CPU ms per text of the embedder alone."""
     emb = Embedder(threads=2, cache_size=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in range(0, len(texts), 256):
         emb.embed(texts[b : b + 256])
-    return len(texts) / (time.perf_counter() - t0)
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return len(texts) / took, cpu * 1000 / len(texts)
 
 
 def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
@@ -168,10 +177,15 @@ def main() -> None:
     m = min(n, 1000)  # enough texts for a stable rate
     short = [f"Unique support sentence number {i} about invoices and refunds." for i in range(m)]
     answers = [str(c.answer) for c in cases[:m]]
-    base = statistics.median(embedder_texts_per_s(short) for _ in range(runs))
-    base_ans = statistics.median(embedder_texts_per_s(answers) for _ in range(runs))
-    print(f"baseline embedder_unique_texts_per_s_median={base:.0f}")
-    print(f"baseline embedder_unique_answers_per_s_median={base_ans:.0f}")
+    print(f"load_average_1m={os.getloadavg()[0]:.1f} cpus={os.cpu_count()}")
+    for label, texts in (("texts", short), ("answers", answers)):
+        got = [embedder_texts_per_s(texts) for _ in range(runs)]
+        rate = statistics.median(r for r, _ in got)
+        cpu = statistics.median(c for _, c in got)
+        print(
+            f"baseline embedder_unique_{label}_per_s_median={rate:.0f} "
+            f"cpu_ms_per_text_median={cpu:.2f}"
+        )
     # The demo app's traffic: its answers are retrieved chunks, so they repeat too.
     demo = make_cases(n, unique_answers=False)
     for name in EMBEDDING_EVALUATORS:
@@ -179,10 +193,13 @@ def main() -> None:
             print(f"{name}: not installed, skipped")
             continue
         for label, cs in (("", cases), ("_repeated_answers", demo)):
-            rates = [spans_per_s(name, cs) for _ in range(runs)]
+            got = [spans_per_s(name, cs) for _ in range(runs)]
+            rates = [r for r, _ in got]
+            cpu = statistics.median(c for _, c in got)
             print(
                 f"{name}{label}_spans_per_s_median={statistics.median(rates):.0f} "
-                f"runs={' '.join(f'{r:.0f}' for r in rates)} cases={n} docs_per_case=3"
+                f"runs={' '.join(f'{r:.0f}' for r in rates)} cpu_ms_per_span_median={cpu:.2f} "
+                f"cases={n} docs_per_case=3"
             )
     # The online runner with the default evaluators, store reads and writes included.
     names = [
@@ -194,6 +211,7 @@ def main() -> None:
             f"runner{label}_spans_per_s_median={statistics.median(rates):.0f} "
             f"runs={' '.join(f'{r:.0f}' for r in rates)} evaluators={','.join(names)}"
         )
+    print(f"load_average_1m_at_end={os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,8 @@ def _onnx_path() -> Path:
 class Embedder:
     """L2-normalised 384-d embeddings of texts, batched, with an LRU cache of recent texts.
 
-    Thread-safe: one ONNX session runs one batch at a time (it already uses ``threads`` cores).
+    Thread-safe: one ``embed`` call at a time; inside it up to ``threads`` batches run at once
+    on the one ONNX session, one core each.
     Cosine similarity of two embeddings is their dot product.
     """
 
@@ -45,24 +47,32 @@ class Embedder:
         *,
         model_path: Path | str | None = None,
         threads: int = 2,
-        batch_size: int = 64,
+        batch_size: int = 16,
         cache_size: int = 20_000,
     ) -> None:
         import onnxruntime as ort  # type: ignore[import-untyped]
         import tokenizers
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        # One thread per run, ``threads`` runs at a time on the one session (it is safe to
+        # call from several threads): small BERT matrices split over threads cost ~20% more
+        # CPU in synchronisation than they save. No spin-waiting: on a shared machine a
+        # spinning thread burns a core another process (or our other run) needs.
+        opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(model_path or _onnx_path()), opts, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         tok = tokenizers.Tokenizer.from_file(str(_TOKENIZER))
         tok.enable_truncation(_MAX_TOKENS)
-        tok.enable_padding()
+        tok.no_padding()  # padded per batch below, to the batch's longest text
         self._tokenizer = tok
         self._batch_size = batch_size
+        self._threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -88,24 +98,44 @@ class Embedder:
             if not todo:
                 return out
             uniq = list(todo)
-            # Sorting by length keeps padding small inside each batch.
-            uniq.sort(key=lambda k: len(texts[todo[k][0]]))
-            for b in range(0, len(uniq), self._batch_size):
-                chunk = uniq[b : b + self._batch_size]
-                vecs = self._run([texts[todo[k][0]] for k in chunk])
-                for k, v in zip(chunk, vecs, strict=True):
-                    for i in todo[k]:
-                        out[i] = v
-                    self._cache[k] = v
+            vecs = self._embed_unique([texts[todo[k][0]] for k in uniq])
+            for k, v in zip(uniq, vecs, strict=True):
+                for i in todo[k]:
+                    out[i] = v
+                self._cache[k] = v
             self.num_embedded += len(uniq)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return out
 
-    def _run(self, texts: list[str]) -> Vectors:
+    def _embed_unique(self, texts: list[str]) -> Vectors:
+        """Embeddings of distinct ``texts``, in their order.
+
+        Tokenised once, sorted by token count and cut into batches of similar length, so
+        padding (computed like real tokens) stays near zero; batches are small so their
+        activations stay in the core's cache (measured: 16 texts a batch cost ~30% less CPU
+        per text than 64). With ``threads`` > 1 the batches run concurrently.
+        """
         enc = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))
+        chunks = [order[b : b + self._batch_size] for b in range(0, len(order), self._batch_size)]
+        batches = [[enc[i].ids for i in c] for c in chunks]
+        if self._pool is not None and len(batches) > 1:
+            results = list(self._pool.map(self._run, batches))
+        else:
+            results = [self._run(b) for b in batches]
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for c, vecs in zip(chunks, results, strict=True):
+            out[c] = vecs
+        return out
+
+    def _run(self, batch: list[list[int]]) -> Vectors:
+        width = max(len(ids) for ids in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, t in enumerate(batch):
+            ids[row, : len(t)] = t
+            mask[row, : len(t)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
