@@ -328,3 +328,30 @@ class TestAnthropicHelpers:
         a = _one_llm_span(capture_spans, f"chat {CLAUDE}").attributes or {}
         assert a["gen_ai.usage.output_tokens"] == msg.usage.output_tokens
         assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REFUND_JSON
+
+
+class TestNestedCalls:
+    def test_a_recorded_helper_calling_create_is_one_span(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        """A helper that is instrumented and calls the instrumented ``create`` itself (as
+        openai's own helpers have done in some versions): the outer call is the one recorded."""
+        from openai.types.chat import ChatCompletion
+
+        from sightline.sdk._openai import ChatApi
+        from sightline.sdk._wrap import wrap_sync
+
+        client = _oai(fake)
+
+        class Helpers:
+            def ask(self, **kwargs: Any) -> Any:
+                return client.chat.completions.create(**kwargs)
+
+        Helpers.ask = wrap_sync(Helpers.ask, ChatApi((), (ChatCompletion,), True))  # type: ignore[method-assign]
+        done = Helpers().ask(model="gpt-4o-mini", messages=Q)
+        assert done.choices[0].message.content == REPLY
+        a = _one_llm_span(capture_spans, "chat gpt-4o-mini").attributes or {}
+        assert a["gen_ai.usage.output_tokens"] == 7
+        # and a call after it is recorded again: the guard is per call, not sticky
+        client.chat.completions.create(model="gpt-4o", messages=Q)  # type: ignore[arg-type]
+        assert [s.name for s in _exported(capture_spans)] == ["chat gpt-4o-mini", "chat gpt-4o"]
