@@ -94,3 +94,8 @@ def test_pages_benchmark_quick() -> None:
     assert re.search(r"range=24h page=/traces median_ms=[\d.]+", out), out
     assert re.search(r"range=7d page=/ median_ms=[\d.]+", out), out
     assert re.search(r"pages_worst_server_median_ms=[\d.]+", out), out
+
+
+def test_never_hurt_benchmark_quick() -> None:
+    out = _run("never_hurt.py")
+    assert re.search(r"never_hurt_median_round_ratio=[\d.]+", out), out

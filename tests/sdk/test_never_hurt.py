@@ -19,19 +19,31 @@ import pytest
 
 from _helpers import API_KEY
 
-# 1,000 instrumented calls, each next to an uninstrumented call of the same function (order
-# alternating), so both see the same moment of a noisy machine; the medians of the per-call
-# times are compared. Each call spends ~5 ms in the app's own work (waiting, as on a model;
-# real LLM calls take 100x that). At 1 ms the ratio measures this shared 2-core machine's load
-# rather than the SDK: at load average 10 even the SDK's no-op path (no init) measured +5-10%,
-# the full SDK +14-18%, against 40-50 us of CPU per observed call on a quiet machine
-# (bench/sdk_overhead.py; docs/benchmarks.md).
+# 1,000 instrumented calls against as many uninstrumented calls of the same function, in 40
+# rounds of 25 + 25: within a round the two blocks run back to back (which goes first
+# alternates), so both see the same moment of this shared, noisy 2-core machine. Each round
+# gives one ratio, instrumented block time / uninstrumented block time; their median must be
+# within 10%. A load spike hits a round or two and does not move the median, while an SDK that
+# waits on the collector slows every round and fails (checked by making the export
+# synchronous in a scratch copy: every round then waits on the collector).
+#
+# Each call spends 20 ms in the app's own work (waiting, as on a model; real LLM calls take
+# 5-50x that). The SDK's cost is CPU, and CPU stretches with the machine's load: an
+# instrumented call costs 40-50 us of CPU on a quiet machine (bench/sdk_overhead.py), but
+# ~250 us of thread CPU and 0.6-0.85 ms of wall time at load average 10-12 on these 2 shared
+# cores (measured 2026-11-23: median round ratio 1.12-1.17 with 5 ms of work and 1.06-1.08
+# with 10 ms, every run). At 20 ms the 10% bound holds up to about twice that load; the noise
+# is handled by the rounds.
+ROUNDS, PER_ROUND = 40, 25
+WORK_S = 0.020
 APP = textwrap.dedent("""
-    import json, statistics, sys, time
+    import json, sys, time
     import sightline
 
+    work_s = float(sys.argv[6])
+
     def work(i):
-        time.sleep(0.005)  # the app's own work: waiting on a model, a database...
+        time.sleep(work_s)  # the app's own work: waiting on a model, a database...
         return i
 
     sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="never-hurt")
@@ -45,14 +57,21 @@ APP = textwrap.dedent("""
             finish_reason="stop")
         return work(i)
 
-    # one call of each, alternating, 1,000 times: both see the same moment of the machine
-    bare, inst = [], []
+    rounds, per_round = int(sys.argv[4]), int(sys.argv[5])
     clock = time.perf_counter
-    for i in range(1000):
-        pair = (work, traced) if i % 2 else (traced, work)
-        for fn in pair:
-            t = clock(); fn(i); d = clock() - t
-            (inst if fn is traced else bare).append(d)
+
+    def block(fn, r):
+        t = clock()
+        for i in range(r * per_round, (r + 1) * per_round):
+            fn(i)
+        return clock() - t
+
+    bare, inst = [], []
+    for r in range(rounds):
+        if r % 2:
+            bare.append(block(work, r)); inst.append(block(traced, r))
+        else:
+            inst.append(block(traced, r)); bare.append(block(work, r))
     # a burst far beyond the export queue: dropped and counted, memory bounded
     for i in range(int(sys.argv[3])):
         with sightline.span("burst"):
@@ -119,7 +138,17 @@ def _run(endpoint: str, burst: int = 0) -> tuple[dict[str, object], float, str]:
     """Run the app; returns its figures, the seconds from its last line to its exit, stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     proc = subprocess.run(
-        [sys.executable, "-c", APP, endpoint, API_KEY, str(burst)],
+        [
+            sys.executable,
+            "-c",
+            APP,
+            endpoint,
+            API_KEY,
+            str(burst),
+            str(ROUNDS),
+            str(PER_ROUND),
+            str(WORK_S),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -136,9 +165,10 @@ def _run(endpoint: str, burst: int = 0) -> tuple[dict[str, object], float, str]:
 def _assert_same_time(result: dict[str, object]) -> None:
     bare, inst = result["bare"], result["inst"]
     assert isinstance(bare, list) and isinstance(inst, list)
-    bare_s, inst_s = statistics.median(bare), statistics.median(inst)
-    # 1,000 instrumented calls within 10% of the uninstrumented time
-    assert inst_s <= bare_s * 1.10, (bare, inst)
+    assert len(bare) == len(inst) == ROUNDS  # ROUNDS * PER_ROUND = 1,000 instrumented calls
+    ratios = [i / b for i, b in zip(inst, bare, strict=True)]
+    # the instrumented calls take within 10% of the uninstrumented time
+    assert statistics.median(ratios) <= 1.10, sorted(ratios)
 
 
 def test_hanging_collector_does_not_slow_or_hold_the_app(hanging_collector: str) -> None:

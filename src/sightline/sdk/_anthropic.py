@@ -146,11 +146,19 @@ class MessagesApi:
         return True
 
 
-def instrument() -> list[tuple[Any, str, Any]]:
-    """(class, attribute, api) for each method to wrap."""
+def instrument() -> list[tuple[Any, str, Any, str]]:
+    """(class, attribute, api, kind) for each method to wrap.
+
+    ``messages.stream()`` and ``messages.parse()`` post by themselves (not through
+    ``create``): ``stream()`` returns a manager whose request is recorded when it is entered.
+    """
     import anthropic
     from anthropic.resources.messages import AsyncMessages, Messages
     from anthropic.types import Message
 
     api = MessagesApi((anthropic.Stream, anthropic.AsyncStream), (Message,))
-    return [(Messages, "create", api), (AsyncMessages, "create", api)]
+    targets = []
+    for cls in (Messages, AsyncMessages):
+        targets += [(cls, "create", api, "method"), (cls, "parse", api, "method")]
+        targets.append((cls, "stream", api, "manager"))
+    return targets

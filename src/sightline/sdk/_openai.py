@@ -13,7 +13,7 @@ from sightline.sdk._logprobs import tokens_of
 from sightline.sdk._tracing import _Content, _text
 from sightline.sdk._wrap import Prepared
 
-__all__ = ["ChatApi", "ResponsesApi"]
+__all__ = ["ChatApi", "EmbeddingsApi", "ResponsesApi", "instrument"]
 
 _RAW_HEADER = "x-stainless-raw-response"
 _CHAT_PARAMS = {
@@ -292,23 +292,93 @@ class ResponsesApi:
         return True
 
 
-def instrument(stream_usage: bool) -> list[tuple[Any, str, Any]]:
-    """Patch the client classes; returns (class, attribute, api) for each method to wrap."""
+class EmbeddingsApi:
+    """``embeddings.create``: model, dimensions and input tokens (no content: vectors only)."""
+
+    stream_types: tuple[type, ...] = ()
+
+    def __init__(self, response_types: tuple[type, ...]) -> None:
+        self.response_types = response_types
+
+    def prepare(self, kwargs: dict[str, Any]) -> Prepared | None:
+        model = kwargs.get("model")
+        attrs: dict[str, Any] = {}
+        dims = kwargs.get("dimensions")
+        if isinstance(dims, int) and not isinstance(dims, bool):
+            attrs["gen_ai.embeddings.dimension.count"] = dims
+        fmt = kwargs.get("encoding_format")
+        if isinstance(fmt, str):
+            attrs["gen_ai.request.encoding_formats"] = (fmt,)
+        inp = kwargs.get("input")
+        if isinstance(inp, str):
+            attrs["sightline.embeddings.input_count"] = 1
+        elif isinstance(inp, list | tuple):
+            attrs["sightline.embeddings.input_count"] = len(inp)
+        call = LlmCall.start(
+            provider="openai",
+            model=model if isinstance(model, str) else None,
+            operation="embeddings",
+            attributes=attrs,
+        )
+        return None if call is None else Prepared(call, kwargs, kwargs)
+
+    def response(self, call: LlmCall, result: Any) -> None:
+        call.response_model = _get(result, "model")
+        _usage(call, _get(result, "usage"))
+        data = _get(result, "data") or ()
+        vec = _get(data[0], "embedding") if data else None
+        if isinstance(vec, list):  # the client decodes base64 vectors to lists
+            call.span.set_attribute("gen_ai.embeddings.dimension.count", len(vec))
+
+    def chunk(self, call: LlmCall, item: Any, state: dict[str, Any]) -> bool:
+        return True
+
+
+Target = tuple[Any, str, Any, str]
+"""(class, attribute, api, kind): kind ``method`` or ``manager`` (returns a stream manager)."""
+
+
+def instrument(stream_usage: bool) -> list[Target]:
+    """The client methods to wrap, with what each one's calls look like.
+
+    ``chat.completions.stream()`` and ``responses.stream()`` call ``create`` (recorded once, as
+    a streamed call); ``parse()`` posts by itself, so it is wrapped too (``ParsedChatCompletion``
+    and ``ParsedResponse`` are a ``ChatCompletion`` and a ``Response``). ``beta.chat.completions``
+    is the same class as ``chat.completions``.
+    """
     import openai
     from openai.resources.chat.completions import AsyncCompletions, Completions
     from openai.types.chat import ChatCompletion
 
     streams = (openai.Stream, openai.AsyncStream)
     chat = ChatApi(streams, (ChatCompletion,), stream_usage)
-    targets: list[tuple[Any, str, Any]] = [
-        (Completions, "create", chat),
-        (AsyncCompletions, "create", chat),
+    targets: list[Target] = [
+        (Completions, "create", chat, "method"),
+        (AsyncCompletions, "create", chat, "method"),
+        (Completions, "parse", chat, "method"),
+        (AsyncCompletions, "parse", chat, "method"),
     ]
+    try:
+        from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+        from openai.types import CreateEmbeddingResponse
+
+        embeddings = EmbeddingsApi((CreateEmbeddingResponse,))
+        targets += [
+            (Embeddings, "create", embeddings, "method"),
+            (AsyncEmbeddings, "create", embeddings, "method"),
+        ]
+    except ImportError:  # pragma: no cover - every supported openai has embeddings
+        pass
     try:
         from openai.resources.responses import AsyncResponses, Responses
         from openai.types.responses import Response
     except ImportError:  # an openai older than the responses API
         return targets
     responses = ResponsesApi(streams, (Response,))
-    targets += [(Responses, "create", responses), (AsyncResponses, "create", responses)]
+    targets += [
+        (Responses, "create", responses, "method"),
+        (AsyncResponses, "create", responses, "method"),
+        (Responses, "parse", responses, "method"),
+        (AsyncResponses, "parse", responses, "method"),
+    ]
     return targets

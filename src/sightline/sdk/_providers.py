@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from sightline.sdk._errors import internal_error
 from sightline.sdk._tracing import CURRENT_CALL, DUPLICATE_ATTR, DUPLICATE_SCOPES
-from sightline.sdk._wrap import WRAPPED, wrap_async, wrap_sync
+from sightline.sdk._wrap import WRAPPED, wrap_async, wrap_stream_manager, wrap_sync
 
 __all__ = [
     "instrument_anthropic",
@@ -49,13 +49,16 @@ def keep_span(span: ReadableSpan) -> bool:
     return not (attrs and attrs.get(DUPLICATE_ATTR))
 
 
-def _patch(library: str, targets: list[tuple[Any, str, Any]], base_clients: list[Any]) -> None:
+def _patch(library: str, targets: list[tuple[Any, str, Any, str]], base_clients: list[Any]) -> None:
     done: list[tuple[Any, str, Any]] = []
-    for cls, attr, api in targets:
+    for cls, attr, api, kind in targets:
         original = cls.__dict__.get(attr)
         if original is None or getattr(original, WRAPPED, None) is not None:
             continue
-        wrap = wrap_async if _is_async(cls, original) else wrap_sync
+        if kind == "manager":
+            wrap = wrap_stream_manager
+        else:
+            wrap = wrap_async if _is_async(cls, original) else wrap_sync
         setattr(cls, attr, wrap(original, api))
         done.append((cls, attr, original))
     for base in base_clients:

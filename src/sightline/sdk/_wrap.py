@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ from sightline.sdk import _budget
 from sightline.sdk._errors import internal_error
 from sightline.sdk._llm_call import CURRENT_CALL, LlmCall
 
-__all__ = ["Api", "Prepared", "wrap_async", "wrap_sync"]
+__all__ = ["Api", "Prepared", "wrap_async", "wrap_stream_manager", "wrap_sync"]
 
 WRAPPED = "__sightline_wrapped__"
 
@@ -158,34 +159,77 @@ async def _observe_async(
         call.end()
 
 
+def _call_sync(api: Api, kwargs: dict[str, Any], send: Callable[[dict[str, Any]], Any]) -> Any:
+    """One call through ``send(kwargs)``, recorded unless it runs inside a recorded call."""
+    if CURRENT_CALL.get() is not None:
+        # a client helper calling another instrumented method (``stream()`` calls
+        # ``create()``): the outer call is the one recorded (and admitted by the budget), once
+        return send(kwargs)
+    ticket = _budget.admit(kwargs.get("model")) if _budget.guard() else None
+    prep = _prepare(api, kwargs)
+    if prep is None:
+        try:
+            return send(kwargs)
+        finally:
+            _budget.release(ticket)
+    prep.call.budget_ticket = ticket
+    token = CURRENT_CALL.set(prep.call)
+    try:
+        try:
+            result = send(prep.kwargs)
+        except Exception as e:
+            if not _rejected_injection(prep, e):
+                raise
+            prep.state.clear()
+            result = send(prep.original_kwargs)
+    except BaseException as e:
+        CURRENT_CALL.reset(token)
+        prep.call.end(e)
+        raise
+    CURRENT_CALL.reset(token)
+    return _finish_sync(api, prep, result)
+
+
+async def _call_async(
+    api: Api, kwargs: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[Any]]
+) -> Any:
+    """The async :func:`_call_sync`."""
+    if CURRENT_CALL.get() is not None:
+        return await send(kwargs)
+    ticket = None
+    if _budget.guard():
+        # the check may wait on the network or on calls in flight: not on the event loop
+        ticket = await asyncio.to_thread(_budget.admit, kwargs.get("model"))
+    prep = _prepare(api, kwargs)
+    if prep is None:
+        try:
+            return await send(kwargs)
+        finally:
+            _budget.release(ticket)
+    prep.call.budget_ticket = ticket
+    token = CURRENT_CALL.set(prep.call)
+    try:
+        try:
+            result = await send(prep.kwargs)
+        except Exception as e:
+            if not _rejected_injection(prep, e):
+                raise
+            prep.state.clear()
+            result = await send(prep.original_kwargs)
+    except BaseException as e:
+        CURRENT_CALL.reset(token)
+        prep.call.end(e)
+        raise
+    CURRENT_CALL.reset(token)
+    return await _finish_async(api, prep, result)
+
+
 def wrap_sync(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
     """A replacement for a sync client method that records each call."""
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ticket = _budget.admit(kwargs.get("model")) if _budget.guard() else None
-        prep = _prepare(api, kwargs)
-        if prep is None:
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                _budget.release(ticket)
-        prep.call.budget_ticket = ticket
-        token = CURRENT_CALL.set(prep.call)
-        try:
-            try:
-                result = original(self, *args, **prep.kwargs)
-            except Exception as e:
-                if not _rejected_injection(prep, e):
-                    raise
-                prep.state.clear()
-                result = original(self, *args, **prep.original_kwargs)
-        except BaseException as e:
-            CURRENT_CALL.reset(token)
-            prep.call.end(e)
-            raise
-        CURRENT_CALL.reset(token)
-        return _finish_sync(api, prep, result)
+        return _call_sync(api, kwargs, lambda kw: original(self, *args, **kw))
 
     setattr(wrapper, WRAPPED, original)
     return wrapper
@@ -196,32 +240,53 @@ def wrap_async(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ticket = None
-        if _budget.guard():
-            # the check may wait on the network or on calls in flight: not on the event loop
-            ticket = await asyncio.to_thread(_budget.admit, kwargs.get("model"))
-        prep = _prepare(api, kwargs)
-        if prep is None:
-            try:
-                return await original(self, *args, **kwargs)
-            finally:
-                _budget.release(ticket)
-        prep.call.budget_ticket = ticket
-        token = CURRENT_CALL.set(prep.call)
-        try:
-            try:
-                result = await original(self, *args, **prep.kwargs)
-            except Exception as e:
-                if not _rejected_injection(prep, e):
-                    raise
-                prep.state.clear()
-                result = await original(self, *args, **prep.original_kwargs)
-        except BaseException as e:
-            CURRENT_CALL.reset(token)
-            prep.call.end(e)
-            raise
-        CURRENT_CALL.reset(token)
-        return await _finish_async(api, prep, result)
+        return await _call_async(api, kwargs, lambda kw: original(self, *args, **kw))
 
     setattr(wrapper, WRAPPED, original)
     return wrapper
+
+
+_MANAGER_REQUEST = "__api_request"
+
+
+def wrap_stream_manager(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
+    """A replacement for a helper that returns a stream manager (anthropic ``messages.stream``).
+
+    The helper builds its request without calling an instrumented method; the manager sends it
+    when entered (``with`` / ``async with``). The manager's request is replaced by one recorded
+    like a ``create(stream=True)`` call, so the span starts when the request is sent and ends
+    with the stream. The method itself is sync for both clients (the async manager holds an
+    un-awaited coroutine).
+    """
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        manager = original(self, *args, **kwargs)
+        try:
+            _record_manager(manager, api, {**kwargs, "stream": True})
+        except Exception:
+            internal_error("llm_stream_manager")
+        return manager
+
+    setattr(wrapper, WRAPPED, original)
+    return wrapper
+
+
+def _record_manager(manager: Any, api: Api, kwargs: dict[str, Any]) -> None:
+    names = [n for n in vars(manager) if n.endswith(_MANAGER_REQUEST)]
+    if len(names) != 1:
+        internal_error("llm_stream_manager_shape")
+        return
+    name = names[0]
+    request = getattr(manager, name)
+    if inspect.isawaitable(request):
+        pending = request
+
+        def send_async(_: dict[str, Any]) -> Awaitable[Any]:
+            return pending
+
+        setattr(manager, name, _call_async(api, kwargs, send_async))
+    elif callable(request):
+        send = request
+
+        setattr(manager, name, lambda: _call_sync(api, kwargs, lambda _: send()))
