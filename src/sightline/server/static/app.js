@@ -16,7 +16,7 @@
   // Release markers: a labelled vertical line per release, linking to its before/after page.
   // Built as DOM nodes over the plot (textContent, never HTML: versions are untrusted text).
   function placeMarkers(u, markers, fig) {
-    u.over.querySelectorAll("a.release-marker").forEach(function (n) { n.remove(); });
+    u.over.querySelectorAll(".release-marker, .release-line").forEach(function (n) { n.remove(); });
     markers.forEach(function (m) {
       var left = u.valToPos(m.t, "x");
       if (!isFinite(left) || left < 0 || left > u.over.clientWidth) { return; }
@@ -27,6 +27,11 @@
       a.textContent = m.label;
       a.style.left = left + "px";
       a.addEventListener("click", function (ev) { ev.stopPropagation(); });
+      // the line lets clicks through to the chart; only the label at its top is the link
+      var line = document.createElement("div");
+      line.className = "release-line";
+      line.style.left = left + "px";
+      u.over.appendChild(line);
       u.over.appendChild(a);
     });
     fig.setAttribute("data-markers", String(u.over.querySelectorAll("a.release-marker").length));
