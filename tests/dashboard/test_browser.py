@@ -11,7 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Response,
+    sync_playwright,
+)
 
 from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, MARKER, XSS, Seeded, start_dashboard_server
 
@@ -47,11 +55,15 @@ class Watch:
         page.on("dialog", self._dialog)
         page.on("console", self._console)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on("response", lambda r: r.status == 404 and self.errors.append(f"404 {r.url}"))
+        page.on("response", self._response)
 
     def _dialog(self, d: Dialog) -> None:
         self.dialogs.append(d.message)
         d.dismiss()
+
+    def _response(self, r: Response) -> None:
+        if r.status == 404:
+            self.errors.append(f"404 {r.url}")
 
     def _console(self, m: ConsoleMessage) -> None:
         if m.type == "error":
