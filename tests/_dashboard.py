@@ -31,6 +31,8 @@ class Seeded:
     plain_traces: list[str] = field(default_factory=list)
     llm_span: str = ""
     rule: str = "slow-answers"
+    release_id: str = ""
+    release_label: str = ""
 
     @property
     def url(self) -> str:
@@ -95,6 +97,28 @@ def start_dashboard_server(tmp: Path) -> Seeded:
         r = c.post("/api/v1/feedback", json={"trace_id": seeded.xss_trace, "score": -1,
                                              "comment": XSS})  # fmt: skip
         assert r.status_code == 201, r.text
+        # a release marker 6 h ago (left of the newest points), its version hostile text
+        seeded.release_label = f"api v2 {XSS[:60]}"
+        at = (now - timedelta(hours=6)).isoformat()
+        r = c.post(
+            "/api/v1/releases", json={"service": "api", "version": f"v2 {XSS[:60]}", "time": at}
+        )
+        assert r.status_code == 201, r.text
+        seeded.release_id = r.json()["release_id"]
+        # logs of the hostile trace: one under its LLM span, one of the trace only
+        ns = str(int(now.timestamp() * 1e9))
+        logs = [{"timeUnixNano": ns, "traceId": seeded.xss_trace, "spanId": seeded.llm_span,
+                 "severityText": "WARN", "body": {"stringValue": f"span log {XSS}"}},
+                {"timeUnixNano": ns, "traceId": seeded.xss_trace, "severityText": "INFO",
+                 "body": {"stringValue": "trace-level log"}}]  # fmt: skip
+        r = c.post("/v1/logs", json={"resourceLogs": [{"scopeLogs": [{"logRecords": logs}]}]})
+        assert r.status_code == 200, r.text
+        # budgets: each user's spend against a tiny soft limit (all over), a roomy hard one
+        for b in ({"name": "per-user", "scope": "user", "limit_usd": 0.000001},
+                  {"name": "project-cap", "limit_usd": 1000, "hard": True,
+                   "thresholds": [0.5, 0.9]}):  # fmt: skip
+            r = c.post("/api/v1/budgets", json=b)
+            assert r.status_code == 201, r.text
         rule = {"name": seeded.rule, "metric": "latency_ms", "agg": "max", "threshold": 100,
                 "window": "1h", "severity": "P1", "runbook": "javascript:alert('xss-runbook')",
                 "description": XSS}  # fmt: skip

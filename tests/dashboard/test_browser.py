@@ -11,9 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    Response,
+    sync_playwright,
+)
 
-from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, MARKER, Seeded, start_dashboard_server
+from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, MARKER, XSS, Seeded, start_dashboard_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -47,10 +55,15 @@ class Watch:
         page.on("dialog", self._dialog)
         page.on("console", self._console)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("response", self._response)
 
     def _dialog(self, d: Dialog) -> None:
         self.dialogs.append(d.message)
         d.dismiss()
+
+    def _response(self, r: Response) -> None:
+        if r.status == 404:
+            self.errors.append(f"404 {r.url}")
 
     def _console(self, m: ConsoleMessage) -> None:
         if m.type == "error":
@@ -248,3 +261,87 @@ def test_silence_a_rule(page: tuple[Page, Watch], seeded: Seeded) -> None:
     assert any(s["matchers"] == {"rule": seeded.rule} and s["active"]
                and s["created_by"] == ADMIN_EMAIL for s in silences)  # fmt: skip
     watch.assert_clean("silence")
+
+
+def test_the_cost_page_shows_each_budget_with_its_spend(
+    page: tuple[Page, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    pg.goto("/cost")
+    rows = pg.locator("#budgets tbody tr.budget")
+    per_user = pg.locator("#budgets tr.budget", has_text="per-user")
+    # one row per user who spent this month, each over its tiny soft limit
+    assert per_user.count() == 7
+    assert pg.locator("#budgets tr.budget.level-over", has_text="per-user").count() == 7
+    assert "over, alerts only" in text(per_user.first)
+    assert XSS[:40] in text(pg, "#budgets")  # the hostile user id, as text
+    cap = pg.locator("#budgets tr.budget", has_text="project-cap")
+    assert cap.count() == 1 and "level-ok" in (cap.get_attribute("class") or "")
+    cells = [text(cap.locator("td").nth(i)).strip() for i in range(8)]
+    assert cells[1] == "project" and cells[3] == "$1,000.00"
+    assert cells[5].endswith("%") and "hard" in cells[7] and "refused" not in cells[7]
+    assert cells[6] == "50% · 90%"
+    assert rows.count() == 8
+    assert "none are configured" not in text(pg, "main")
+    assert pg.locator("main img").count() == 0
+    watch.assert_clean("cost budgets")
+
+
+def test_release_markers_are_drawn_and_link_to_the_comparison(
+    page: tuple[Page, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    pg.goto("/")
+    # the posted marker (the first model seen in spans is marked on its own too)
+    marker = pg.wait_for_selector(f"#chart-requests a.release-marker[href*='{seeded.release_id}']")
+    assert marker is not None
+    assert marker.text_content() == seeded.release_label
+    assert f"/releases/{seeded.release_id}" in (marker.get_attribute("href") or "")
+    # every chart with data carries it; none of its text became markup
+    assert pg.locator("a.release-marker").count() >= 3
+    assert pg.locator("main img").count() == 0
+    box = marker.bounding_box()
+    over = pg.locator("#chart-requests .u-over").bounding_box()
+    assert box is not None and over is not None
+    # 6 h before now in a 24 h range: three quarters across the plot
+    assert abs((box["x"] - over["x"]) / over["width"] - 0.75) < 0.03
+    assert seeded.release_label in text(pg, "#releases")
+    marker.click()
+    pg.wait_for_url(f"**/releases/{seeded.release_id}**")
+    assert "v2 <script>" in text(pg, "h1")
+    assert pg.locator("#compare tbody tr").count() >= 1
+    assert pg.locator("main img").count() == 0
+    watch.assert_clean("release markers")
+
+
+def test_the_trace_page_lists_logs_under_their_span(
+    page: tuple[Page, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    pg.goto(f"/traces/{seeded.xss_trace}")
+    under_span = pg.locator(f"#logs tbody.log-group[data-span='{seeded.llm_span}']")
+    assert under_span.count() == 1
+    assert "chat" in text(under_span.locator("tr.log-span"))
+    assert f"span log {XSS}" in text(under_span.locator("tr.log"))
+    assert "WARN" in text(under_span.locator("tr.log"))
+    loose = pg.locator("#logs tbody.log-group[data-span='']")
+    assert "trace-level log" in text(loose) and "Trace (no span)" in text(loose)
+    assert pg.locator("#logs tr.log").count() == 2
+    assert pg.locator("main img").count() == 0
+    pg.goto(f"/traces/{seeded.plain_traces[1]}")
+    assert "No log records for this trace" in text(pg, "main")
+    watch.assert_clean("trace logs")
+
+
+def test_the_quality_page_shows_guardrail_effectiveness(
+    page: tuple[Page, Watch], seeded: Seeded
+) -> None:
+    pg, watch = page
+    pg.goto("/quality")
+    row = pg.locator("#guardrails tbody tr", has_text="safety filter")
+    assert row.count() == 1
+    cells = [text(row.locator("td").nth(i)).strip() for i in range(7)]
+    assert cells[2] == "7"  # one guardrail span per seeded trace
+    assert cells[3].startswith("0.0%")  # none blocked
+    assert cells[4] == "12 ms / 12 ms"
+    watch.assert_clean("guardrails")

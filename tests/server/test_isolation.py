@@ -7,6 +7,7 @@ until it gets a case in CASES (what alpha's key tries against beta, and what mus
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -491,7 +492,7 @@ def _page_get(path: str) -> Callable[[TwoProjects], None]:
     def case(h: TwoProjects) -> None:
         b = h.projects["beta"]
         c = _page_client(h)
-        p = path.format(trace=b.trace_ids[0])
+        p = path.format(trace=b.trace_ids[0], release=_PAGE_BETA_RELEASE[0])
         for params in (_RANGE, {**_RANGE, "project": "beta"}, {**_RANGE, "user_id": b.user_id}):
             r = c.get(p, params=params)
             assert r.status_code in (200, 303, 404), (p, params, r.status_code)
@@ -532,6 +533,7 @@ PAGE_CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /drift": _page_get("/drift"),
     "GET /cost": _page_get("/cost"),
     "GET /prompts": _page_get("/prompts"),
+    "GET /releases/{release_id}": _page_get("/releases/{release}"),
     "GET /settings": _page_get("/settings"),
     "POST /settings/keys": _page_post("/settings/keys", {"role": "admin"}),
     "POST /settings/keys/{key_id}/revoke": _page_post("/settings/keys/{key}/revoke", {}),
@@ -566,8 +568,24 @@ def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
                                 group_key="", status="firing", pending_since=now,
                                 started_at=now, last_evaluated_at=now,
                                 summary=f"{b.marker} alert")], [])  # fmt: skip
+    # beta's release markers, logs and budgets must not reach alpha's charts, traces or costs
+    _PAGE_BETA_RELEASE.clear()
+    r = hh.api("POST", "/api/v1/releases", project="beta",
+               json={"service": b.marker, "version": f"{b.marker}-v1",
+                     "time": (now - timedelta(minutes=5)).isoformat()})  # fmt: skip
+    assert r.status_code == 201, r.text
+    _PAGE_BETA_RELEASE.append(r.json()["release_id"])
+    ns = str(int(now.timestamp() * 1e9))
+    r = hh.api("POST", "/v1/logs", project="beta", json=_logs_body(b.trace_ids[0], b.marker, ns))
+    assert r.status_code == 200, r.text
+    r = hh.api("POST", "/api/v1/budgets", project="beta",
+               json={"name": "beta-budget", "scope": "user", "limit_usd": 1})  # fmt: skip
+    assert r.status_code == 201, r.text
     yield hh
     next(gen, None)
+
+
+_PAGE_BETA_RELEASE: list[str] = []
 
 
 @pytest.mark.parametrize("op", _pages())

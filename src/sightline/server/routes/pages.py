@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from fastapi import APIRouter, Path, Request
@@ -9,13 +10,14 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import ConfigError
-from sightline.model import Span
+from sightline.model import LogRecord, Span
 from sightline.server._state import state_of
 from sightline.server._web import Page, PageError, WebPage, render
 from sightline.server.routes.traces import build_tree
 from sightline.store.base import (
     METRICS,
     Agg,
+    LogQuery,
     MetricQuery,
     MetricSeries,
     SpanQuery,
@@ -114,6 +116,28 @@ def chart_data(
     return out
 
 
+def release_markers(store: TraceStore, page: Page) -> list[dict[str, Any]]:
+    """The release markers of the page's range, as the charts draw them (epoch s, label, link)."""
+    if page.project is None:
+        return []
+    rows = store.list_releases(page.project, start=page.start, end=page.end, limit=50)
+    return [
+        {
+            "t": int(r.at.timestamp()),
+            "label": f"{r.service} {r.version}" if r.service else r.version,
+            "kind": r.kind,
+            "link": page.url(f"/releases/{r.release_id}"),
+        }
+        for r in rows
+    ]
+
+
+def with_markers(charts: Iterable[dict[str, Any]], marks: list[dict[str, Any]]) -> None:
+    """Give every chart the release markers (drawn as labelled vertical lines by app.js)."""
+    for c in charts:
+        c["markers"] = marks
+
+
 def _single(series: list[MetricSeries]) -> dict[str, float | None]:
     """Group-less values of a step-less metric, keyed by the first group value."""
     out: dict[str, float | None] = {}
@@ -159,6 +183,8 @@ def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
             metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
         ),
     }
+    marks = release_markers(store, page)
+    with_markers(charts.values(), marks)
     if page.project is None:
         raise PageError(404, "you belong to no project yet")
     firing = monitor.firing(page.project) if monitor is not None else []
@@ -169,6 +195,7 @@ def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
         "charts": charts,
         "step": step,
         "firing": firing,
+        "releases": marks,
     }
 
 
@@ -249,9 +276,24 @@ def _trace(store: TraceStore, project: str, trace_id: str) -> dict[str, Any] | N
     for sc in scores:
         by_span.setdefault(sc.span_id, []).append(sc)
     rows = _flatten(tree, tree["duration_ms"])
+    logs = store.list_logs(LogQuery(project_id=project, trace_id=trace_id, limit=1000))
+    logs_by_span: dict[str | None, list[LogRecord]] = {}
+    for rec in logs:
+        logs_by_span.setdefault(rec.span_id, []).append(rec)
+    span_ids = set()
+    log_groups: list[dict[str, Any]] = []
     for r in rows:
         r["score_list"] = by_span.get(r["span_id"], [])
+        span_ids.add(r["span_id"])
+        if r["span_id"] in logs_by_span:
+            log_groups.append({"span": r, "logs": logs_by_span[r["span_id"]]})
+    # logs without a span id, or whose span never arrived: the trace's own
+    loose = [rec for rec in logs if rec.span_id not in span_ids]
+    if loose:
+        log_groups.append({"span": None, "logs": loose})
     return {
+        "logs": log_groups,
+        "num_logs": len(logs),
         "tree": tree,
         "rows": rows,
         "scores": [s for s in scores if s.source == "evaluator"],

@@ -6,11 +6,12 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from sightline.alerts import parse_duration
+from sightline.budgets import crossed, parse_budget
 from sightline.errors import SightlineError
 from sightline.evals import HUMAN_LABELS, agreement_by_evaluator, human_passed
 from sightline.model import Score
@@ -18,7 +19,15 @@ from sightline.server._auth import create_project_with_key, hash_key, new_key
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
 from sightline.server._web import Page, PageError, WebPage, check_csrf, render
-from sightline.server.routes.pages import chart_data, metric, step_for, summary
+from sightline.server.routes.pages import (
+    chart_data,
+    metric,
+    release_markers,
+    step_for,
+    summary,
+    with_markers,
+)
+from sightline.server.routes.releases import release_comparison
 from sightline.store import AlertQuery, DriftQuery, ScoreQuery, SpanQuery
 from sightline.store.base import SCORE_METRICS, ApiKey
 
@@ -110,8 +119,10 @@ def _quality(st: AppState, page: Page) -> dict[str, Any]:
             seen.add(span.span_id)
             queue.append({"span": span, "why": "sampled", "name": "label"})
     agreement = agreement_by_evaluator(store.list_agreement_pairs(project))
+    with_markers(trends.values(), release_markers(store, page))
+    guardrails = [g.to_dict() for g in store.guardrail_stats(project, page.start, page.end)]
     return {"dists": dists, "worst": worst, "trends": trends, "queue": queue,
-            "agreement": agreement, "step": step}  # fmt: skip
+            "agreement": agreement, "step": step, "guardrails": guardrails}  # fmt: skip
 
 
 @router.get("/quality")
@@ -293,7 +304,42 @@ def _cost(st: AppState, page: Page) -> dict[str, Any]:
     chart = chart_data(
         metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
     )
-    return {"tables": tables, "chart": chart, "total": total, "step": step}
+    with_markers([chart], release_markers(store, page))
+    return {"tables": tables, "chart": chart, "total": total, "step": step,
+            "budgets": _budgets(st, _project(page))}  # fmt: skip
+
+
+def _budgets(st: AppState, project: str) -> list[dict[str, Any]] | None:
+    """Each budget's spend this period per scope value: limit, spent, % and the level reached.
+
+    ``level``: ``over`` (limit spent; a hard budget refuses calls), ``warn`` (a threshold
+    crossed), ``ok``. None when budgets are not running on this server.
+    """
+    svc = st.budgets
+    if svc is None:
+        return None
+    out: list[dict[str, Any]] = []
+    for row in svc.list_budgets(project):
+        spec = parse_budget(row.spec)
+        statuses = svc.statuses(project, spec)
+        for bs in statuses[:50]:
+            frac = bs.spent_usd / spec.limit_usd
+            hit = crossed(spec, bs.spent_usd)
+            out.append({
+                "name": spec.name, "scope": spec.scope, "scope_value": bs.scope_value,
+                "period": spec.period, "limit": spec.limit_usd, "spent": bs.spent_usd,
+                "fraction": frac, "hard": spec.hard, "thresholds": spec.thresholds,
+                "crossed": max(hit) if hit else None, "source": row.source,
+                "level": "over" if bs.exceeded else ("warn" if hit else "ok"),
+            })  # fmt: skip
+        if not statuses:  # a per-value budget nobody has spent against yet
+            out.append({
+                "name": spec.name, "scope": spec.scope, "scope_value": None,
+                "period": spec.period, "limit": spec.limit_usd, "spent": 0.0, "fraction": 0.0,
+                "hard": spec.hard, "thresholds": spec.thresholds, "crossed": None,
+                "source": row.source, "level": "ok",
+            })  # fmt: skip
+    return out
 
 
 @router.get("/cost")
@@ -301,6 +347,31 @@ async def cost(request: Request, page: WebPage) -> Response:
     _project(page)
     data = await run_in_threadpool(_cost, state_of(request), page)
     return render(request, "cost.html", page=page, data=data)
+
+
+# -- releases ------------------------------------------------------------------------------------
+
+
+@router.get("/releases/{release_id}")
+async def release(
+    request: Request,
+    page: WebPage,
+    release_id: str = Path(max_length=64),
+) -> Response:
+    """A release marker's before/after comparison (the charts' markers link here)."""
+    project = _project(page)
+    rid = release_id.lower()
+    if len(rid) != 32 or any(c not in "0123456789abcdef" for c in rid):
+        raise PageError(404, "no such release")
+    store = state_of(request).store
+    rel = await run_in_threadpool(store.get_release, project, rid)
+    if rel is None:
+        raise PageError(404, "no such release in this project")
+    try:
+        data = await run_in_threadpool(release_comparison, store, project, rel)
+    except SightlineError as e:
+        raise PageError(e.status, str(e)) from None
+    return render(request, "release.html", page=page, data=data)
 
 
 # -- prompts -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sightline.model import Release
 from sightline.releases import compare_windows
 from sightline.server._params import parse_time
 from sightline.server._state import project_of, state_of
+from sightline.store.base import TraceStore
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
 
@@ -90,25 +91,24 @@ async def compare_release(
     rel = await run_in_threadpool(store.get_release, project_id, release_id)
     if rel is None:
         raise NotFound(f"release {release_id} not found")
+    return await run_in_threadpool(release_comparison, store, project_id, rel, hours, alpha)
+
+
+def release_comparison(
+    store: TraceStore, project_id: str, rel: Release, hours: float = 24, alpha: float = 0.05
+) -> dict[str, Any]:
+    """The before/after comparison of ``rel`` (the API's answer; the dashboard renders it)."""
     span = timedelta(hours=hours)
     service = rel.service if rel.kind in ("manual", "service_version") else None
     if rel.at - span < datetime(1971, 1, 1, tzinfo=UTC):
         raise ConfigError("hours reaches before 1971")
-    before = await run_in_threadpool(
-        store.compare_values, project_id, rel.at - span, rel.at, service
-    )
-    after = await run_in_threadpool(
-        store.compare_values, project_id, rel.at, rel.at + span, service
-    )
+    before = store.compare_values(project_id, rel.at - span, rel.at, service)
+    after = store.compare_values(project_id, rel.at, rel.at + span, service)
     if service is not None and not before["error"] and not after["error"]:
         # the service name of a posted marker may not match the spans': compare the project
         service = None
-        before = await run_in_threadpool(
-            store.compare_values, project_id, rel.at - span, rel.at, None
-        )
-        after = await run_in_threadpool(
-            store.compare_values, project_id, rel.at, rel.at + span, None
-        )
+        before = store.compare_values(project_id, rel.at - span, rel.at, None)
+        after = store.compare_values(project_id, rel.at, rel.at + span, None)
     cmp = compare_windows(before, after, alpha=alpha)
     return {
         "release": rel.to_dict(),

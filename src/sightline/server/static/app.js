@@ -13,6 +13,30 @@
     return u.pathname + u.search;
   }
 
+  // Release markers: a labelled vertical line per release, linking to its before/after page.
+  // Built as DOM nodes over the plot (textContent, never HTML: versions are untrusted text).
+  function placeMarkers(u, markers, fig) {
+    u.over.querySelectorAll(".release-marker, .release-line").forEach(function (n) { n.remove(); });
+    markers.forEach(function (m) {
+      var left = u.valToPos(m.t, "x");
+      if (!isFinite(left) || left < 0 || left > u.over.clientWidth) { return; }
+      var a = document.createElement("a");
+      a.className = "release-marker";
+      a.href = m.link;
+      a.title = m.label + " (" + m.kind + "): compare before/after";
+      a.textContent = m.label;
+      a.style.left = left + "px";
+      a.addEventListener("click", function (ev) { ev.stopPropagation(); });
+      // the line lets clicks through to the chart; only the label at its top is the link
+      var line = document.createElement("div");
+      line.className = "release-line";
+      line.style.left = left + "px";
+      u.over.appendChild(line);
+      u.over.appendChild(a);
+    });
+    fig.setAttribute("data-markers", String(u.over.querySelectorAll("a.release-marker").length));
+  }
+
   function drawChart(fig) {
     var raw = fig.querySelector("script.chart-data");
     if (!raw || typeof uPlot === "undefined") { return; }
@@ -42,11 +66,8 @@
       scales.x.range = function () { return [from, to]; };
     }
     var width = Math.max(280, fig.clientWidth - 8);
-    var plot = new uPlot({
-      width: width, height: 180, series: series, scales: scales,
-      cursor: { drag: { x: false, y: false } },
-      legend: { show: true },
-      hooks: link ? { ready: [function (u) {
+    var markers = data.markers || [];
+    var hooks = link ? { ready: [function (u) {
         u.over.addEventListener("click", function () {
           var idx = u.cursor.idx;
           if (idx == null) { return; }
@@ -62,7 +83,15 @@
           }
           window.location.href = bucketLink(link, bucket, bucket + step, data.series[sIdx - 1].name);
         });
-      }] } : {},
+      }] } : {};
+    if (markers.length) {
+      hooks.draw = [function (u) { placeMarkers(u, markers, fig); }];
+    }
+    var plot = new uPlot({
+      width: width, height: 180, series: series, scales: scales,
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: true },
+      hooks: hooks,
     }, cols, fig);
     plot.root.classList.add("clickable");
   }
