@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 import structlog
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -54,6 +55,8 @@ _FORWARD_HEADERS = ("authorization", "openai-organization", "openai-project", "a
 _RESPONSE_HEADERS = ("x-request-id", "retry-after", "retry-after-ms", "openai-processing-ms")
 _NOT_CACHE_PARAMS = frozenset(("stream", "stream_options", "user"))
 _WAIT_S = 30.0  # the longest a call waits for calls in flight against a budget
+MAX_SAMPLES = 10
+"""Most extra samples one request may ask for (``x-sightline-samples``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,8 @@ class _Call:
     attempts: int = 0
     fallback: bool = False
     fallback_reason: str | None = None
+    samples: list[str] | None = None
+    samples_cost: float = 0.0
 
 
 class Gateway:
@@ -351,6 +356,14 @@ class Gateway:
                     if call.fallback_reason
                     else {}
                 ),  # fmt: skip
+                **(
+                    {
+                        "sightline.samples": orjson.dumps(call.samples).decode(),
+                        "sightline.samples.cost_usd": call.samples_cost,
+                    }
+                    if call.samples is not None
+                    else {}
+                ),
             },
             **call.tags,
         }
@@ -585,25 +598,85 @@ async def _prologue(
 
 
 async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float) -> None:
+    spent = cost_usd + call.samples_cost
     for bid in held:
-        await gw.backend.budget_commit(bid, cost_usd)
+        await gw.backend.budget_commit(bid, spent)
     gw.record(call, cost_usd)
-    stats = {"requests": 1.0, "cost_usd": cost_usd}
+    stats = {"requests": 1.0, "cost_usd": spent}
     if call.cache != "miss":
         stats.update({"cache_hits": 1.0, f"cache_hits_{call.cache}": 1.0,
                       "saved_usd": call.saved_usd})  # fmt: skip
     await gw.backend.incr(stats)
 
 
+def _samples_wanted(request: Request) -> int | Response:
+    raw = request.headers.get("x-sightline-samples")
+    if raw is None:
+        return 0
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_SAMPLES:
+        return _error(400, f"x-sightline-samples: expected an integer from 0 to {MAX_SAMPLES}",
+                      "invalid_request_error", "invalid_samples")  # fmt: skip
+    return n
+
+
+async def _sample_and_finish(
+    gw: Gateway, call: _Call, held: list[str], cost: float, fwd: dict[str, str], n: int
+) -> None:
+    """Sample the answered prompt ``n`` more times, then finish the call.
+
+    Runs after the answer went out: asks the upstream that served it, records the other answers
+    on the span (``sightline.samples``, for the ``self_consistency`` evaluator) and counts their
+    cost against budgets.
+    """
+    try:
+        url = (call.upstream or gw.upstream) + "/chat/completions"
+        body = {**call.body, "stream": False}
+        body.pop("stream_options", None)
+        if call.upstream_model:
+            body["model"] = call.upstream_model
+        content = orjson.dumps(body)
+
+        async def one() -> tuple[str | None, float]:
+            try:
+                r = await gw.client.post(url, content=content, headers=fwd)
+                if r.status_code != 200:
+                    return None, 0.0
+                sc = _Call(call.t0, call.start_epoch, body, {}, call.sl_key)
+                _read_completion(sc, orjson.loads(r.content))
+                return "".join(sc.text), gw.cost(sc)
+            except (httpx.HTTPError, orjson.JSONDecodeError) as e:
+                log.warning("gateway_sample_failed", error=str(e))
+                return None, 0.0
+
+        got = await asyncio.gather(*(one() for _ in range(n)))
+        call.samples = [t for t, _ in got if t is not None]
+        call.samples_cost = sum(c for _, c in got)
+        await gw.backend.incr({"samples": float(len(call.samples))})
+    finally:
+        await _finish(gw, call, held, cost)
+
+
 async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions, streaming or not."""
     gw: Gateway = request.app.state.gateway
+    want = _samples_wanted(request)
+    if isinstance(want, Response):
+        return want
     pro = await _prologue(request, gw, "chat")
     if isinstance(pro, Response):
         return pro
     call, held, project = pro
     body = call.body
     stream = bool(body.get("stream"))
+    if want and (stream or body.get("n", 1) != 1):
+        for bid in held:
+            await gw.backend.budget_commit(bid, 0.0)
+        return _error(400, "x-sightline-samples: only for non-streaming requests with n = 1",
+                      "invalid_request_error", "invalid_samples")  # fmt: skip
     keys = gw.cache_keys(project, body)
     vec = b""
     if keys is not None:
@@ -648,10 +721,15 @@ async def chat_completions(request: Request) -> Response:
         else:
             call.status, call.status_message = "error", f"upstream {r.status_code}"
         cost = gw.cost(call)
-        await _finish(gw, call, held, cost)
+        task = None
+        if want and r.status_code == 200:  # sampled off the caller's path, after the answer
+            task = BackgroundTask(_sample_and_finish, gw, call, held, cost, fwd, want)
+        else:
+            await _finish(gw, call, held, cost)
         if r.status_code == 200 and keys is not None and isinstance(data, dict):
             await _cache_put(gw, keys, vec, data, cost)
-        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call),
+                       background=task)  # fmt: skip
         gw.overhead_ms.append((time.perf_counter() - call.t0 - (up1 - up0)) * 1000)
         return out
     sent = await _send(gw, call, "/chat/completions", fwd, stream=True)
@@ -778,6 +856,11 @@ async def _send(
             kind = f"timeout after {up.timeout_s:g}s" if timeout_hit else type(e).__name__
             reasons.append(f"{label}: {kind}")
             continue
+        except BaseException:  # the caller went away: free a half-open probe
+            br.release()
+            if r is not None:
+                await r.aclose()
+            raise
         if _retryable(sent.response.status_code):
             if sent.response.status_code >= 500:
                 br.failure()
@@ -889,6 +972,7 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
         "fallbacks": int(s.get("fallbacks", 0)),
         "retries": int(s.get("retries", 0)),
         "retries_denied": int(s.get("retries_denied", 0)),
+        "samples": int(s.get("samples", 0)),
         "circuits": {url: b.current() for url, b in gw.breakers.items()},
         "spans_dropped": gw.recorder.num_dropped if gw.recorder else 0,
         "chunk_forward_ms_p50": fwd[len(fwd) // 2] if fwd else None,
