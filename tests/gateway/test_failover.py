@@ -299,3 +299,15 @@ class TestBadRoutes:
         up = second.upstreams[0]
         assert (up.url, up.model, up.timeout_s) == ("http://b/v1", "m", 2.0)
         assert cfg.route_for("claude") is None
+
+
+def test_retry_budget_allows_min_plus_ratio_of_calls_over_the_window() -> None:
+    from sightline.gateway._failover import RetryBudget
+
+    b = RetryBudget(ratio=0.5, min_per_window=1, window_s=0.5)
+    for _ in range(10):
+        b.call()
+    assert [b.try_retry() for _ in range(8)] == [True] * 6 + [False] * 2  # 1 + 0.5 × 10
+    time.sleep(0.6)  # the window slid past them
+    b.call()
+    assert [b.try_retry() for _ in range(3)] == [True, True, False]  # 1 + 0.5 × 1

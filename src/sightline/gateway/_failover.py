@@ -180,27 +180,41 @@ class Breaker:
 
 @dataclass
 class RetryBudget:
-    """At most ``ratio`` extra attempts per call, plus ``min_per_window``, over a window."""
+    """At most ``ratio`` extra attempts per call, plus ``min_per_window``, over a window.
+
+    Counts calls and retries in buckets of a tenth of the window (so memory stays bounded):
+    the window slides by that step.
+    """
 
     ratio: float
     min_per_window: int
     window_s: float
-    _calls: deque[float] = field(default_factory=deque)
-    _retries: deque[float] = field(default_factory=deque)
+    _buckets: deque[list[float]] = field(default_factory=deque)
+    """[bucket start, calls, retries], oldest first."""
+    _calls: float = 0.0
+    _retries: float = 0.0
 
-    def _trim(self, now: float) -> None:
-        for q in (self._calls, self._retries):
-            while q and now - q[0] > self.window_s:
-                q.popleft()
+    def _now_bucket(self) -> list[float]:
+        now = time.monotonic()
+        step = self.window_s / 10
+        b = self._buckets
+        while b and now - b[0][0] > self.window_s:
+            _, c, r = b.popleft()
+            self._calls -= c
+            self._retries -= r
+        if not b or now - b[-1][0] >= step:
+            b.append([now, 0.0, 0.0])
+        return b[-1]
 
     def call(self) -> None:
-        self._calls.append(time.monotonic())
+        self._now_bucket()[1] += 1
+        self._calls += 1
 
     def try_retry(self) -> bool:
         """Spend one extra attempt if the budget has room."""
-        now = time.monotonic()
-        self._trim(now)
-        if len(self._retries) >= self.min_per_window + self.ratio * len(self._calls):
+        bucket = self._now_bucket()
+        if self._retries >= self.min_per_window + self.ratio * self._calls:
             return False
-        self._retries.append(now)
+        bucket[2] += 1
+        self._retries += 1
         return True
