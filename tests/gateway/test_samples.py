@@ -98,3 +98,36 @@ def test_bad_sample_requests_are_refused(gw: Gateway, fake: FakeProvider) -> Non
         assert r.status_code == 400, (value, extra)
         assert r.json()["error"]["code"] == "invalid_samples"
     assert len(fake.requests) == before
+
+
+def test_the_server_scores_self_consistency_of_a_sampled_gateway_call(
+    fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """End to end: gateway samples → span attribute → the server's self_consistency evaluator."""
+    from _helpers import free_port, start_server
+
+    tmp = tmp_path_factory.mktemp("gwsamples-eval")
+    env = {"SIGHTLINE_EVAL_ENABLED": "true", "SIGHTLINE_EVALUATORS": "self_consistency",
+           "SIGHTLINE_EVAL_GRACE_S": "0", "SIGHTLINE_EVAL_INTERVAL_S": "0.2",
+           "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    srv = start_server(tmp, grpc_port=free_port(), env=env)
+    g = Gateway(fake.openai_base_url, ["--server", srv.url, "--api-key", API_KEY]).start(tmp)
+    try:
+        scores = {}
+        for model in ("steady", "guessing"):
+            _, _, span = _sampled(g, srv, model)
+            deadline = time.monotonic() + 120
+            with srv.client() as c:
+                while time.monotonic() < deadline:
+                    params = {"span_id": span["span_id"], "name": "self_consistency"}
+                    data = c.get("/api/v1/scores", params=params).json()["data"]
+                    if data:
+                        break
+                    time.sleep(0.3)
+            assert data, srv.log()[-2000:]
+            scores[model] = data[0]
+        assert scores["steady"]["value"] > 0.45 > scores["guessing"]["value"]
+        assert scores["guessing"]["passed"] is False and scores["steady"]["passed"] is True
+    finally:
+        g.stop()
+        srv.stop()
