@@ -248,7 +248,7 @@ class TestRetryBudget:
         assert e.value.status_code == 503
         assert len(_chats(fakes["backup"])) == backup_before + 1
         s = gw_budget.stats()
-        assert s["retries_denied"] == 1 and s["fallbacks"] == 1
+        assert s["retries_denied"] == 1 and s["fallbacks"] == 1 and s["extra_attempts"] == 1
 
 
 class TestBadRoutes:

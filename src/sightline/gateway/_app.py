@@ -816,6 +816,8 @@ async def _send(
             reasons.append("retry budget exhausted")
             await gw.backend.incr({"retries_denied": 1})
             break
+        if call.attempts > 0:
+            await gw.backend.incr({"extra_attempts": 1})
         call.attempts += 1
         call.upstream, call.upstream_model, call.fallback = up.url, up.model, i > 0
         body = call.body if up.model is None else {**call.body, "model": up.model}
@@ -870,10 +872,8 @@ async def _send(
             last = sent
             continue
         br.success()
-        if reasons:
-            call.fallback_reason = "; ".join(reasons)
-            await gw.backend.incr({"fallbacks": 1} if call.fallback else {"retries": 1})
-        elif call.fallback:  # the primary was skipped: its circuit is open
+        call.fallback_reason = "; ".join(reasons) or None
+        if call.fallback:  # after a failure, or its circuit open, the first did not serve
             await gw.backend.incr({"fallbacks": 1})
         return sent
     call.fallback_reason = "; ".join(reasons) or None
@@ -970,7 +970,7 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
         "rate_limited": int(s.get("rate_limited", 0)),
         "upstream_errors": int(s.get("upstream_errors", 0)),
         "fallbacks": int(s.get("fallbacks", 0)),
-        "retries": int(s.get("retries", 0)),
+        "extra_attempts": int(s.get("extra_attempts", 0)),
         "retries_denied": int(s.get("retries_denied", 0)),
         "samples": int(s.get("samples", 0)),
         "circuits": {url: b.current() for url, b in gw.breakers.items()},
@@ -990,7 +990,7 @@ async def metrics(request: Request) -> Response:
     s = await _stats(request.app.state.gateway)
     lines = []
     for name in ("requests", "cache_lookups", "cache_hits", "budget_denied", "rate_limited",
-                 "upstream_errors", "fallbacks", "retries", "retries_denied"):  # fmt: skip
+                 "upstream_errors", "fallbacks", "extra_attempts", "retries_denied"):  # fmt: skip
         lines += [f"# TYPE sightline_gateway_{name}_total counter",
                   f"sightline_gateway_{name}_total {s[name]}"]  # fmt: skip
     lines += ["# TYPE sightline_gateway_cost_usd_total counter",
