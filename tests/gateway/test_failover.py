@@ -34,6 +34,7 @@ def fakes() -> Iterator[dict[str, FakeProvider]]:
         "slow": _fake("answer from slow", ttft_s=3.0),
         "cb": _fake("answer from cb"),
         "budget": _fake("answer from budget"),
+        "cut": _fake("one two three four five six"),
         "backup": _fake(BACKUP),
     }
     yield f
@@ -69,6 +70,10 @@ routes:
   - model: "cb-*"
     upstreams:
       - {{url: "{u["cb"]}", timeout_s: 10}}
+      - {{url: "{u["backup"]}", timeout_s: 10}}
+  - model: "cut-*"
+    upstreams:
+      - {{url: "{u["cut"]}", timeout_s: 10}}
       - {{url: "{u["backup"]}", timeout_s: 10}}
   - model: "solo-*"
     upstreams: ["{u["cb"]}"]
@@ -121,13 +126,14 @@ def _span(server: Server, user: str) -> dict[str, Any]:
 def _ask(gw: Gateway, model: str, **kw: Any) -> tuple[str, str]:
     """(user id, answer) of one chat call through the gateway."""
     user = "u-" + secrets.token_hex(4)
-    chat = _client(gw, user).chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "hi"}], **kw
-    )
-    if kw.get("stream"):
-        text = "".join(c.choices[0].delta.content or "" for c in chat if c.choices)
-    else:
-        text = chat.choices[0].message.content
+    with _client(gw, user) as client:
+        chat = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], **kw
+        )
+        if kw.get("stream"):
+            text = "".join(c.choices[0].delta.content or "" for c in chat if c.choices)
+        else:
+            text = chat.choices[0].message.content
     return user, str(text)
 
 
@@ -197,6 +203,24 @@ class TestFailover:
         s = _span(server, user)
         assert "upstream 500" in s["attributes"]["sightline.gateway.fallback_reason"]
         assert s["output_tokens"] == len(BACKUP.split())
+
+    def test_a_stream_cut_after_its_first_chunk_does_not_fail_over(
+        self, gw: Gateway, fakes: dict[str, FakeProvider], server: Server
+    ) -> None:
+        fakes["cut"].abort_after = 2
+        backup_before = len(_chats(fakes["backup"]))
+        user = "u-" + secrets.token_hex(4)
+        got = []
+        # the gateway ends the relayed stream where the upstream cut it
+        with _client(gw, user) as client:
+            for c in client.chat.completions.create(
+                model="cut-1", messages=[{"role": "user", "content": "hi"}], stream=True
+            ):
+                got.append(c.choices[0].delta.content or "" if c.choices else "")
+        assert "".join(got).split() == ["one", "two"]  # what was sent stays the only answer
+        assert len(_chats(fakes["backup"])) == backup_before
+        s = _span(server, user)
+        assert s["status"] == "error" and s["attributes"]["sightline.gateway.fallback"] is False
 
     def test_the_circuit_opens_half_opens_and_closes(
         self, gw: Gateway, fakes: dict[str, FakeProvider], server: Server

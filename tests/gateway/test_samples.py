@@ -63,9 +63,10 @@ def _sampled(gw: Gateway, server: Server, model: str) -> tuple[str, list[str], d
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-caller", max_retries=0,
                            default_headers={"x-sightline-user": user,
                                             "x-sightline-samples": "3"})  # fmt: skip
-    chat = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "How long do refunds take?"}]
-    )
+    with client:
+        chat = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "How long do refunds take?"}]
+        )
     s = _span(server, user)
     return str(chat.choices[0].message.content), json.loads(s["attributes"]["sightline.samples"]), s
 
