@@ -464,6 +464,13 @@ def _rate(value: str | None) -> tuple[int, int]:
     help="Least cosine similarity of two questions for a semantic hit.",
 )
 @click.option("--rate-limit", default=None, help="Requests per caller key: N/s, N/min or N/h.")
+@click.option(
+    "--routes",
+    "routes_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file of routes: fallback upstreams per model, retry budget, circuit breakers.",
+)
 @click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
 def gateway(
     host: str,
@@ -477,6 +484,7 @@ def gateway(
     cache_ttl: int,
     semantic_threshold: float,
     rate_limit: str | None,
+    routes_path: str | None,
     log_format: str,
 ) -> None:
     """Serve the OpenAI-compatible gateway: spans, budgets, rate limits, cache (docs/gateway.md)."""
@@ -493,6 +501,14 @@ def gateway(
         except ImportError:
             raise click.ClickException("--cache semantic needs sightline[ml]") from None
     count, window = _rate(rate_limit)
+    failover = None
+    if routes_path is not None:
+        from sightline.gateway._failover import load_routes
+
+        try:
+            failover = load_routes(routes_path)
+        except ValueError as e:
+            raise click.BadParameter(f"{routes_path}: {e}", param_hint="--routes") from None
     configure_logging("info", log_format)
     opts = GatewayOptions(
         upstream=upstream,
@@ -505,6 +521,7 @@ def gateway(
         semantic_threshold=semantic_threshold,
         rate_limit=count,
         rate_window_s=window,
+        failover=failover,
     )
     if redis_url:
         import asyncio

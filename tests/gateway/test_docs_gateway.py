@@ -39,3 +39,18 @@ def test_cost_budgets_yaml_example_is_valid(tmp_path: Path) -> None:
         ("per-user-daily", "user", True),
         ("search-feature", "feature", True),
     ]
+
+
+def test_failover_routes_example_is_valid() -> None:
+    import yaml
+
+    from sightline.gateway._failover import parse_routes
+
+    (block,) = [b for b in _blocks("gateway.md", "yaml") if b.startswith("# routes.yaml")]
+    cfg = parse_routes(yaml.safe_load(block))
+    route = cfg.route_for("gpt-4o-mini")
+    assert route is not None and len(route.upstreams) == 3
+    assert route.upstreams[2].model == "llama-3.1-70b" and route.upstreams[0].timeout_s == 20
+    assert (cfg.retry_ratio, cfg.retry_min, cfg.circuit_failures) == (0.2, 3, 5)
+    emb = cfg.route_for("text-embedding-3-small")
+    assert emb is not None and emb.upstreams[1].url == "http://tei.internal:8080/v1"

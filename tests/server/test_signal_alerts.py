@@ -64,3 +64,32 @@ def test_fires_on_confident_unfaithful_answers_only(h: Harness) -> None:
     h.tick(seconds=60)
     firing = [a for a in h.alerts(status="firing") if a["rule"] == RULE["name"]]
     assert len(firing) == 1 and firing[0]["severity"] == "P1"
+
+
+def test_route_on_fallback_fires_when_most_calls_fell_over(h: Harness) -> None:
+    """The "route running on its fallback" example of docs/signals.md, on fallback_rate."""
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "signals.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "fallback_rate" in b]
+    (rule,) = yaml.safe_load(block)["rules"]
+    h.put_rule(rule)
+
+    def calls(n: int, fell_over: int, service: str = "sightline-gateway") -> None:
+        h.post_spans([
+            span(T0 - timedelta(minutes=9) + timedelta(seconds=20 * i), service_name=service,
+                 attributes={"sightline.gateway": True, "sightline.gateway.attempts": 1,
+                             "sightline.gateway.fallback": i < fell_over})
+            for i in range(n)
+        ])  # fmt: skip
+
+    calls(30, fell_over=6)  # 20%: the primary mostly serves
+    calls(30, fell_over=30, service="another-gateway")  # not the filtered service
+    h.tick()
+    assert not [a for a in h.alerts(status="firing") if a["rule"] == "route-on-fallback"]
+    calls(30, fell_over=30)  # now 36 of 60 fell over: 60%
+    h.tick(seconds=60)
+    firing = [a for a in h.alerts(status="firing") if a["rule"] == "route-on-fallback"]
+    assert len(firing) == 1 and firing[0]["severity"] == "P2"

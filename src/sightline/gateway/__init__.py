@@ -2,16 +2,21 @@
 
 from sightline.gateway._app import GatewayOptions, create_gateway_app
 from sightline.gateway._backend import MemoryBackend, RedisBackend, open_backend
+from sightline.gateway._failover import FailoverConfig, Route, Upstream, load_routes
 from sightline.gateway._replay import ReplayResult, Run, format_side_by_side, replay_span
 
 __all__ = [
+    "FailoverConfig",
     "GatewayOptions",
     "MemoryBackend",
     "RedisBackend",
     "ReplayResult",
+    "Route",
     "Run",
+    "Upstream",
     "create_gateway_app",
     "format_side_by_side",
+    "load_routes",
     "open_backend",
     "replay_span",
 ]

@@ -29,11 +29,13 @@ import numpy as np
 import orjson
 import structlog
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sightline.gateway._backend import Backend, open_backend
+from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
 from sightline.pricing import Pricer
 
@@ -53,6 +55,8 @@ _FORWARD_HEADERS = ("authorization", "openai-organization", "openai-project", "a
 _RESPONSE_HEADERS = ("x-request-id", "retry-after", "retry-after-ms", "openai-processing-ms")
 _NOT_CACHE_PARAMS = frozenset(("stream", "stream_options", "user"))
 _WAIT_S = 30.0  # the longest a call waits for calls in flight against a budget
+MAX_SAMPLES = 10
+"""Most extra samples one request may ask for (``x-sightline-samples``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,9 @@ class GatewayOptions:
     budget_cache_s: float = 2.0
     timeout_s: float = 600.0
     max_body_bytes: int = 4 << 20
+    failover: FailoverConfig | None = None
+    """Routes with ordered fallback upstreams, the retry budget and circuit breakers (None: every
+    call goes to ``upstream``, and its circuit, with the default thresholds)."""
 
 
 def _error(status: int, message: str, kind: str, code: str, **headers: str) -> JSONResponse:
@@ -130,6 +137,13 @@ class _Call:
     replay_of: str | None = None
     trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
     parent_span_id: str | None = None
+    upstream: str | None = None
+    upstream_model: str | None = None
+    attempts: int = 0
+    fallback: bool = False
+    fallback_reason: str | None = None
+    samples: list[str] | None = None
+    samples_cost: float = 0.0
 
 
 class Gateway:
@@ -138,6 +152,12 @@ class Gateway:
     def __init__(self, opts: GatewayOptions) -> None:
         self.opts = opts
         self.upstream = opts.upstream.rstrip("/")
+        self.failover = opts.failover or FailoverConfig()
+        self.default_upstream = Upstream(self.upstream, None, opts.timeout_s)
+        self.breakers: dict[str, Breaker] = {}
+        self.retry_budget = RetryBudget(
+            self.failover.retry_ratio, self.failover.retry_min, self.failover.retry_window_s
+        )
         self.backend: Backend = open_backend(opts.redis_url, prefix=opts.redis_prefix)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(opts.timeout_s, connect=10),
@@ -152,6 +172,20 @@ class Gateway:
         """Per non-streaming forwarded call: ms spent in the handler outside the upstream call."""
         self.forward_ms: deque[float] = deque(maxlen=10_000)
         """Per streamed chunk: ms from its arrival from upstream to its hand-off to the client."""
+
+    def breaker(self, url: str) -> Breaker:
+        b = self.breakers.get(url)
+        if b is None:
+            fo = self.failover
+            b = self.breakers[url] = Breaker(fo.circuit_failures, fo.circuit_cooldown_s)
+        return b
+
+    def upstreams_for(self, model: str) -> tuple[tuple[Upstream, ...], bool]:
+        """The upstreams of the model's route, in order, and whether a route matched."""
+        route = self.failover.route_for(model)
+        if route is None:
+            return (self.default_upstream,), False
+        return route.upstreams, True
 
     # -- budgets -------------------------------------------------------------------------------
 
@@ -303,6 +337,33 @@ class Gateway:
                 "sightline.cache": call.cache,
                 "sightline.cache.saved_usd": call.saved_usd,
                 **({"sightline.replay_of": call.replay_of} if call.replay_of else {}),
+                **(
+                    {
+                        "sightline.gateway.upstream": call.upstream,
+                        "sightline.gateway.attempts": call.attempts,
+                        "sightline.gateway.fallback": call.fallback,
+                    }
+                    if call.upstream
+                    else {}
+                ),
+                **(
+                    {"sightline.gateway.upstream_model": call.upstream_model}
+                    if call.upstream_model
+                    else {}
+                ),  # fmt: skip
+                **(
+                    {"sightline.gateway.fallback_reason": call.fallback_reason}
+                    if call.fallback_reason
+                    else {}
+                ),  # fmt: skip
+                **(
+                    {
+                        "sightline.samples": orjson.dumps(call.samples).decode(),
+                        "sightline.samples.cost_usd": call.samples_cost,
+                    }
+                    if call.samples is not None
+                    else {}
+                ),
             },
             **call.tags,
         }
@@ -537,25 +598,85 @@ async def _prologue(
 
 
 async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float) -> None:
+    spent = cost_usd + call.samples_cost
     for bid in held:
-        await gw.backend.budget_commit(bid, cost_usd)
+        await gw.backend.budget_commit(bid, spent)
     gw.record(call, cost_usd)
-    stats = {"requests": 1.0, "cost_usd": cost_usd}
+    stats = {"requests": 1.0, "cost_usd": spent}
     if call.cache != "miss":
         stats.update({"cache_hits": 1.0, f"cache_hits_{call.cache}": 1.0,
                       "saved_usd": call.saved_usd})  # fmt: skip
     await gw.backend.incr(stats)
 
 
+def _samples_wanted(request: Request) -> int | Response:
+    raw = request.headers.get("x-sightline-samples")
+    if raw is None:
+        return 0
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_SAMPLES:
+        return _error(400, f"x-sightline-samples: expected an integer from 0 to {MAX_SAMPLES}",
+                      "invalid_request_error", "invalid_samples")  # fmt: skip
+    return n
+
+
+async def _sample_and_finish(
+    gw: Gateway, call: _Call, held: list[str], cost: float, fwd: dict[str, str], n: int
+) -> None:
+    """Sample the answered prompt ``n`` more times, then finish the call.
+
+    Runs after the answer went out: asks the upstream that served it, records the other answers
+    on the span (``sightline.samples``, for the ``self_consistency`` evaluator) and counts their
+    cost against budgets.
+    """
+    try:
+        url = (call.upstream or gw.upstream) + "/chat/completions"
+        body = {**call.body, "stream": False}
+        body.pop("stream_options", None)
+        if call.upstream_model:
+            body["model"] = call.upstream_model
+        content = orjson.dumps(body)
+
+        async def one() -> tuple[str | None, float]:
+            try:
+                r = await gw.client.post(url, content=content, headers=fwd)
+                if r.status_code != 200:
+                    return None, 0.0
+                sc = _Call(call.t0, call.start_epoch, body, {}, call.sl_key)
+                _read_completion(sc, orjson.loads(r.content))
+                return "".join(sc.text), gw.cost(sc)
+            except (httpx.HTTPError, orjson.JSONDecodeError) as e:
+                log.warning("gateway_sample_failed", error=str(e))
+                return None, 0.0
+
+        got = await asyncio.gather(*(one() for _ in range(n)))
+        call.samples = [t for t, _ in got if t is not None]
+        call.samples_cost = sum(c for _, c in got)
+        await gw.backend.incr({"samples": float(len(call.samples))})
+    finally:
+        await _finish(gw, call, held, cost)
+
+
 async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions, streaming or not."""
     gw: Gateway = request.app.state.gateway
+    want = _samples_wanted(request)
+    if isinstance(want, Response):
+        return want
     pro = await _prologue(request, gw, "chat")
     if isinstance(pro, Response):
         return pro
     call, held, project = pro
     body = call.body
     stream = bool(body.get("stream"))
+    if want and (stream or body.get("n", 1) != 1):
+        for bid in held:
+            await gw.backend.budget_commit(bid, 0.0)
+        return _error(400, "x-sightline-samples: only for non-streaming requests with n = 1",
+                      "invalid_request_error", "invalid_samples")  # fmt: skip
     keys = gw.cache_keys(project, body)
     vec = b""
     if keys is not None:
@@ -581,13 +702,13 @@ async def chat_completions(request: Request) -> Response:
                                 headers=headers)  # fmt: skip
             return Response(orjson.dumps(data), media_type="application/json", headers=headers)
     fwd = _forward_headers(request)
-    url = gw.upstream + "/chat/completions"
     if not stream:
         up0 = time.perf_counter()
-        try:
-            r = await gw.client.post(url, content=orjson.dumps(body), headers=fwd)
-        except httpx.HTTPError as e:
-            return await _upstream_failed(gw, call, held, e)
+        sent = await _send(gw, call, "/chat/completions", fwd, stream=False)
+        if isinstance(sent, Response):
+            await _finish(gw, call, held, 0.0)
+            return sent
+        r = sent.response
         up1 = time.perf_counter()
         data = None
         try:
@@ -600,33 +721,38 @@ async def chat_completions(request: Request) -> Response:
         else:
             call.status, call.status_message = "error", f"upstream {r.status_code}"
         cost = gw.cost(call)
-        await _finish(gw, call, held, cost)
+        task = None
+        if want and r.status_code == 200:  # sampled off the caller's path, after the answer
+            task = BackgroundTask(_sample_and_finish, gw, call, held, cost, fwd, want)
+        else:
+            await _finish(gw, call, held, cost)
         if r.status_code == 200 and keys is not None and isinstance(data, dict):
             await _cache_put(gw, keys, vec, data, cost)
-        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call),
+                       background=task)  # fmt: skip
         gw.overhead_ms.append((time.perf_counter() - call.t0 - (up1 - up0)) * 1000)
         return out
-    opts = body.get("stream_options")
-    if not (isinstance(opts, dict) and opts.get("include_usage")):
-        # tokens and cost need the final usage chunk
-        body = {**body, "stream_options": {**(opts or {}), "include_usage": True}}
-    req = gw.client.build_request("POST", url, content=orjson.dumps(body), headers=fwd)
-    try:
-        r = await gw.client.send(req, stream=True)
-    except httpx.HTTPError as e:
-        return await _upstream_failed(gw, call, held, e)
+    sent = await _send(gw, call, "/chat/completions", fwd, stream=True)
+    if isinstance(sent, Response):
+        await _finish(gw, call, held, 0.0)
+        return sent
+    r = sent.response
     if r.status_code != 200:
-        content = await r.aread()
-        await r.aclose()
         call.status, call.status_message = "error", f"upstream {r.status_code}"
         await _finish(gw, call, held, 0.0)
-        return Response(content, status_code=r.status_code, headers=_response_headers(r, call))
+        return Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
     parser = _SseParser(call)
+    chunks = sent.chunks or _no_chunks()
+    first = sent.first
 
     async def relay() -> AsyncIterator[bytes]:
         cost = 0.0
         try:
-            async for chunk in r.aiter_raw():
+            if first:
+                arrived = sent.first_at
+                yield first
+                parser.feed(first, arrived)
+            async for chunk in chunks:
                 arrived = time.perf_counter()
                 yield chunk
                 gw.forward_ms.append((time.perf_counter() - arrived) * 1000)
@@ -642,6 +768,131 @@ async def chat_completions(request: Request) -> Response:
 
     return StreamingResponse(relay(), media_type="text/event-stream",
                              headers=_response_headers(r, call))  # fmt: skip
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+@dataclass
+class _Sent:
+    """What an upstream answered: the response (read unless streaming) and the first chunk."""
+
+    response: httpx.Response
+    chunks: AsyncIterator[bytes] | None = None
+    first: bytes = b""
+    first_at: float = 0.0
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+async def _send(
+    gw: Gateway, call: _Call, path: str, fwd: dict[str, str], *, stream: bool
+) -> _Sent | Response:
+    """Send the call to its route's upstreams in order, failing over on 5xx, 429 and timeouts.
+
+    Skips upstreams whose circuit is open; an extra attempt needs room in the retry budget. A
+    stream fails over only until its first chunk arrived (nothing was sent to the caller yet).
+    Fills the call's upstream, attempts, fallback and fallback reason. Returns the upstream's
+    answer (its last failure when every attempt failed) or the gateway's own error response.
+    """
+    ups, routed = gw.upstreams_for(str(call.body.get("model")))
+    gw.retry_budget.call()
+    reasons: list[str] = []
+    last: _Sent | None = None
+    timed_out = False
+    for i, up in enumerate(ups):
+        label = up.url + (f" ({up.model})" if up.model else "")
+        # no route: the --upstream alone, passed through as before, without a circuit
+        br = gw.breaker(up.url) if routed else Breaker(1 << 30, 0.0)
+        if not br.allow():
+            reasons.append(f"{label}: circuit open")
+            continue
+        if call.attempts > 0 and not gw.retry_budget.try_retry():
+            br.release()
+            reasons.append("retry budget exhausted")
+            await gw.backend.incr({"retries_denied": 1})
+            break
+        if call.attempts > 0:
+            await gw.backend.incr({"extra_attempts": 1})
+        call.attempts += 1
+        call.upstream, call.upstream_model, call.fallback = up.url, up.model, i > 0
+        body = call.body if up.model is None else {**call.body, "model": up.model}
+        if stream:
+            opts = body.get("stream_options")
+            if not (isinstance(opts, dict) and opts.get("include_usage")):
+                # tokens and cost need the final usage chunk
+                body = {**body, "stream_options": {**(opts or {}), "include_usage": True}}
+        timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
+        r: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(up.timeout_s):
+                if not stream:
+                    r = await gw.client.post(up.url + path, content=orjson.dumps(body),
+                                             headers=fwd, timeout=timeout)  # fmt: skip
+                    sent = _Sent(r)
+                else:
+                    req = gw.client.build_request("POST", up.url + path, content=orjson.dumps(body),
+                                                  headers=fwd, timeout=timeout)  # fmt: skip
+                    r = await gw.client.send(req, stream=True)
+                    if r.status_code != 200:
+                        await r.aread()
+                        await r.aclose()
+                        sent = _Sent(r)
+                    else:
+                        it = r.aiter_raw()
+                        first = b""
+                        async for first in it:
+                            if first:
+                                break
+                        sent = _Sent(r, it, first, time.perf_counter())
+        except (httpx.HTTPError, TimeoutError) as e:
+            if r is not None:
+                await r.aclose()
+            br.failure()
+            timeout_hit = isinstance(e, TimeoutError | httpx.TimeoutException)
+            timed_out = timed_out or timeout_hit
+            kind = f"timeout after {up.timeout_s:g}s" if timeout_hit else type(e).__name__
+            reasons.append(f"{label}: {kind}")
+            continue
+        except BaseException:  # the caller went away: free a half-open probe
+            br.release()
+            if r is not None:
+                await r.aclose()
+            raise
+        if _retryable(sent.response.status_code):
+            if sent.response.status_code >= 500:
+                br.failure()
+            else:
+                br.release()
+            reasons.append(f"{label}: upstream {sent.response.status_code}")
+            last = sent
+            continue
+        br.success()
+        call.fallback_reason = "; ".join(reasons) or None
+        if call.fallback:  # after a failure, or its circuit open, the first did not serve
+            await gw.backend.incr({"fallbacks": 1})
+        return sent
+    call.fallback_reason = "; ".join(reasons) or None
+    if last is not None:
+        return last
+    call.status = "error"
+    if call.attempts == 0:
+        call.status_message = "every upstream's circuit is open"
+        await gw.backend.incr({"upstream_errors": 1})
+        retry = str(max(1, int(gw.failover.circuit_cooldown_s)))
+        return _error(503, f"no upstream available: {call.fallback_reason}", "api_error",
+                      "circuit_open", **{"retry-after": retry})  # fmt: skip
+    call.status_message = f"upstream unreachable: {call.fallback_reason}"
+    await gw.backend.incr({"upstream_errors": 1})
+    if timed_out:
+        return _error(504, f"the upstream timed out ({call.fallback_reason})", "api_error",
+                      "upstream_timeout")  # fmt: skip
+    return _error(502, f"the upstream could not be reached ({call.fallback_reason})", "api_error",
+                  "upstream_unreachable")  # fmt: skip
 
 
 def _response_headers(r: httpx.Response, call: _Call) -> dict[str, str]:
@@ -663,14 +914,6 @@ async def _cache_put(
         await gw.backend.semantic_add(keys[1], vec, keys[0], gw.opts.cache_ttl_s)
 
 
-async def _upstream_failed(gw: Gateway, call: _Call, held: list[str], e: Exception) -> Response:
-    call.status, call.status_message = "error", f"upstream unreachable: {type(e).__name__}"
-    await _finish(gw, call, held, 0.0)
-    await gw.backend.incr({"upstream_errors": 1})
-    return _error(502, f"the upstream could not be reached ({type(e).__name__})", "api_error",
-                  "upstream_unreachable")  # fmt: skip
-
-
 async def embeddings(request: Request) -> Response:
     """POST /v1/embeddings."""
     gw: Gateway = request.app.state.gateway
@@ -678,11 +921,11 @@ async def embeddings(request: Request) -> Response:
     if isinstance(pro, Response):
         return pro
     call, held, _ = pro
-    try:
-        r = await gw.client.post(gw.upstream + "/embeddings", content=orjson.dumps(call.body),
-                                 headers=_forward_headers(request))  # fmt: skip
-    except httpx.HTTPError as e:
-        return await _upstream_failed(gw, call, held, e)
+    sent = await _send(gw, call, "/embeddings", _forward_headers(request), stream=False)
+    if isinstance(sent, Response):
+        await _finish(gw, call, held, 0.0)
+        return sent
+    r = sent.response
     if r.status_code == 200:
         try:
             data = orjson.loads(r.content)
@@ -726,6 +969,11 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
         "budget_denied": int(s.get("budget_denied", 0)),
         "rate_limited": int(s.get("rate_limited", 0)),
         "upstream_errors": int(s.get("upstream_errors", 0)),
+        "fallbacks": int(s.get("fallbacks", 0)),
+        "extra_attempts": int(s.get("extra_attempts", 0)),
+        "retries_denied": int(s.get("retries_denied", 0)),
+        "samples": int(s.get("samples", 0)),
+        "circuits": {url: b.current() for url, b in gw.breakers.items()},
         "spans_dropped": gw.recorder.num_dropped if gw.recorder else 0,
         "chunk_forward_ms_p50": fwd[len(fwd) // 2] if fwd else None,
         "handler_overhead_ms_p50": ovh[len(ovh) // 2] if ovh else None,
@@ -742,7 +990,7 @@ async def metrics(request: Request) -> Response:
     s = await _stats(request.app.state.gateway)
     lines = []
     for name in ("requests", "cache_lookups", "cache_hits", "budget_denied", "rate_limited",
-                 "upstream_errors"):  # fmt: skip
+                 "upstream_errors", "fallbacks", "extra_attempts", "retries_denied"):  # fmt: skip
         lines += [f"# TYPE sightline_gateway_{name}_total counter",
                   f"sightline_gateway_{name}_total {s[name]}"]  # fmt: skip
     lines += ["# TYPE sightline_gateway_cost_usd_total counter",
@@ -750,7 +998,11 @@ async def metrics(request: Request) -> Response:
               "# TYPE sightline_gateway_cache_saved_usd_total counter",
               f"sightline_gateway_cache_saved_usd_total {s['saved_usd']}",
               "# TYPE sightline_gateway_cache_hit_ratio gauge",
-              f"sightline_gateway_cache_hit_ratio {s['cache_hit_rate']}"]  # fmt: skip
+              f"sightline_gateway_cache_hit_ratio {s['cache_hit_rate']}",
+              "# TYPE sightline_gateway_circuit_open gauge"]  # fmt: skip
+    for url, state in s["circuits"].items():
+        v = {"closed": 0, "half_open": 0.5, "open": 1}[state]
+        lines.append(f'sightline_gateway_circuit_open{{upstream="{url}"}} {v}')
     return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 

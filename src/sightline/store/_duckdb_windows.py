@@ -41,6 +41,7 @@ SPAN_METRICS = frozenset(
         "cost_per_session",
         "guardrail_block_rate",
         "guardrail_latency_ms",
+        "fallback_rate",
     }
 )
 """Metrics computed from span columns alone, which the batched passes can compute."""

@@ -249,6 +249,16 @@ _NAMED_METRICS: dict[str, MetricDef] = {
             " / nullif(count(DISTINCT session_id), 0)",
         ),
         _m(
+            "fallback_rate",
+            "llm",
+            None,
+            "rate",
+            "ratio",
+            "Share of gateway calls served by a fallback upstream (not the route's first).",
+            "avg(TRY_CAST(json_extract_string(attributes,"
+            " '$.\"sightline.gateway.fallback\"') AS BOOLEAN)::DOUBLE)",
+        ),
+        _m(
             "guardrail_block_rate",
             "guardrail",
             None,

@@ -183,6 +183,8 @@ class FakeProvider:
         self.reply: Reply = reply if reply is not None else default_reply
         self.ttft_s = ttft_s
         self.token_interval_s = token_interval_s
+        self.abort_after: int | None = None
+        """Cut every stream after this many tokens (``x-fake-abort-after`` per request)."""
         self.requests: list[RecordedRequest] = []
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
@@ -278,7 +280,7 @@ class FakeProvider:
             token_interval_s=float(headers["x-fake-token-ms"]) / 1000
             if "x-fake-token-ms" in headers
             else self.token_interval_s,
-            abort_after_tokens=int(abort) if abort is not None else None,
+            abort_after_tokens=int(abort) if abort is not None else self.abort_after,
         )
         plan.tokens = tokenize(text)
         return plan
