@@ -8,8 +8,10 @@ decision (one event loop), the Redis one with Lua scripts (Redis runs a script a
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Literal, Protocol
 
 __all__ = ["Backend", "MemoryBackend", "RedisBackend", "Verdict", "open_backend"]
@@ -70,23 +72,26 @@ class MemoryBackend:
     """One instance's state, in this process."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
+        self._windows: dict[str, deque[float]] = {}
         self._budgets: dict[str, list[float]] = {}  # bid -> [spent, max, inflight]
         self._stats: dict[str, float] = {}
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._semantic: dict[str, list[tuple[float, bytes, str]]] = {}
 
     async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
-        now = int(time.time())
-        window = now // window_s
-        w, n = self._windows.get(key, (window, 0))
-        if w != window:
-            w, n = window, 0
-        if n >= limit:
-            return (window + 1) * window_s - now
-        self._windows[key] = (w, n + 1)
+        # A sliding log, not fixed windows: a fixed window lets 2 × limit through around its
+        # boundary (the last second of one window and the first of the next).
+        now = time.monotonic()
+        log = self._windows.get(key)
+        if log is None:
+            log = self._windows[key] = deque()
+        while log and log[0] <= now - window_s:
+            log.popleft()
+        if len(log) >= limit:
+            return max(1, math.ceil(log[0] + window_s - now))
+        log.append(now)
         if len(self._windows) > 100_000:
-            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+            self._windows = {k: v for k, v in self._windows.items() if v and v[-1] > now - window_s}
         return 0
 
     async def budget_reserve(
@@ -172,14 +177,22 @@ if redis.call('HINCRBY', k, 'inflight', -1) < 0 then redis.call('HSET', k, 'infl
 redis.call('EXPIRE', k, ARGV[2])
 return 1
 """
+# A sliding log in a sorted set (scores: Redis's own clock, the same for every instance).
 _RATE = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl < 1 then ttl = 1 end
-  return ttl
+local k = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+if redis.call('ZCARD', k) >= limit then
+  local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  local wait = math.ceil(tonumber(oldest[2]) + window - now)
+  if wait < 1 then wait = 1 end
+  return wait
 end
+redis.call('ZADD', k, now, t[1] .. '.' .. t[2] .. ':' .. ARGV[3])
+redis.call('EXPIRE', k, math.ceil(window) + 1)
 return 0
 """
 
@@ -201,8 +214,8 @@ class RedisBackend:
         await self._r.ping()
 
     async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
-        window = int(time.time()) // window_s
-        return int(await self._rate(keys=[f"{self._p}rate:{key}:{window}"], args=[limit, window_s]))
+        member = secrets.token_hex(8)  # two instances may add in the same microsecond
+        return int(await self._rate(keys=[f"{self._p}rate:{key}"], args=[limit, window_s, member]))
 
     async def budget_reserve(
         self, bid: str, server_spent: float, server_max: float, limit: float
