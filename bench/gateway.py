@@ -83,7 +83,12 @@ def main() -> None:
         fake = subprocess.Popen([sys.executable, "-c", FAKE], stdout=subprocess.PIPE, env=env)
         assert fake.stdout is not None
         upstream = fake.stdout.readline().decode().strip()
-        server, server_url = _server.start(Path(tmp) / "data", workers=0)
+        # The server only receives the spans and answers budget checks: its evaluators would
+        # take the CPU the client, gateway and upstream share on this machine (in production
+        # the server runs elsewhere), so they are off here.
+        server, server_url = _server.start(
+            Path(tmp) / "data", workers=0, env={"SIGHTLINE_EVAL_ENABLED": "false"}
+        )
         port = _server.free_port()
         gw = subprocess.Popen(
             [sys.executable, "-m", "sightline", "gateway", "--port", str(port), "--upstream",
