@@ -17,15 +17,21 @@
   // Built as DOM nodes over the plot (textContent, never HTML: versions are untrusted text).
   function placeMarkers(u, markers, fig) {
     u.over.querySelectorAll(".release-marker, .release-line").forEach(function (n) { n.remove(); });
-    markers.forEach(function (m) {
+    // labels closer than a label's width stack downwards instead of overlapping (a deploy often
+    // brings a new service version, model and prompt version in the same minute)
+    var placed = [];
+    markers.slice().sort(function (x, y) { return x.t - y.t; }).forEach(function (m) {
       var left = u.valToPos(m.t, "x");
       if (!isFinite(left) || left < 0 || left > u.over.clientWidth) { return; }
+      var level = placed.filter(function (p) { return left - p < 110; }).length;
+      placed.push(left);
       var a = document.createElement("a");
       a.className = "release-marker";
       a.href = m.link;
       a.title = m.label + " (" + m.kind + "): compare before/after";
       a.textContent = m.label;
       a.style.left = left + "px";
+      a.style.top = (level * 13) + "px";
       a.addEventListener("click", function (ev) { ev.stopPropagation(); });
       // the line lets clicks through to the chart; only the label at its top is the link
       var line = document.createElement("div");
