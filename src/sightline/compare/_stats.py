@@ -98,6 +98,22 @@ def two_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int) -> d
     return {**out, "z": z, "p_value": p, "difference": pb - pa, "status": "ok"}
 
 
+def two_proportion_z(x_a: int, n_a: int, x_b: int, n_b: int) -> tuple[float, float] | None:
+    """``(z, p_value)`` of B's rate against A's (pooled z-test, as ``two_proportions``).
+
+    None when there is no test: an empty side, or no variance (both rates 0 or both 1).
+
+    Example:
+        >>> z, p = two_proportion_z(30, 100, 45, 100)
+        >>> round(z, 4), round(p, 4)
+        (2.1909, 0.0285)
+    """
+    if n_a == 0 or n_b == 0 or x_a + x_b in (0, n_a + n_b):
+        return None
+    r = two_proportions(x_b, n_b, x_a, n_a)
+    return float(r["z"]), float(r["p_value"])
+
+
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm–Bonferroni adjusted p-values (None stays None), for testing many metrics at once.
 

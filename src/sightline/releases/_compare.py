@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from scipy import stats
 
+from sightline.compare import two_proportion_z
+
 __all__ = ["Comparison", "MetricChange", "compare_windows", "two_proportion_z"]
 
 _LOWER_IS_BETTER = ("latency_ms", "cost_usd", "error_rate")
@@ -71,18 +73,6 @@ def _median(v: Sequence[float]) -> float | None:
     s = sorted(v)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
-def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float] | None:
-    """(z, two-sided p) of p2 - p1 with the pooled proportion; None when undefined."""
-    if n1 == 0 or n2 == 0:
-        return None
-    p = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return None
-    z = (x2 / n2 - x1 / n1) / se
-    return z, math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def _direction(metric: str, before: float | None, after: float | None, sig: bool) -> Any:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from sightline.compare import two_proportion_z
 from sightline.errors import ConfigError
 from sightline.model import Outcome
 from sightline.server._params import parse_step, parse_time
@@ -220,18 +221,6 @@ async def outcome_metrics(
     }
 
 
-def two_proportion_test(x_a: int, n_a: int, x_b: int, n_b: int) -> tuple[float, float] | None:
-    """(z, two-sided p) of the pooled two-proportion z-test of B's rate against A's."""
-    if n_a == 0 or n_b == 0:
-        return None
-    pooled = (x_a + x_b) / (n_a + n_b)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    if se == 0:
-        return None
-    z = (x_b / n_b - x_a / n_a) / se
-    return z, math.erfc(abs(z) / math.sqrt(2))
-
-
 @router.get("/outcomes/ab", summary="A/B comparison of outcome metrics")
 async def outcome_ab(
     request: Request,
@@ -286,8 +275,6 @@ async def outcome_ab(
     test = None
     if ga and gb:
         count = "num_completed" if metric == "task_completion_rate" else "num_converted"
-        test = two_proportion_test(
-            getattr(ga, count), ga.num_units, getattr(gb, count), gb.num_units
-        )
+        test = two_proportion_z(getattr(ga, count), ga.num_units, getattr(gb, count), gb.num_units)
     out["z"], out["p_value"] = test if test else (None, None)
     return out
