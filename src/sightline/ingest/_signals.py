@@ -13,7 +13,7 @@ import base64
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -231,8 +231,11 @@ def _fin(v: float) -> float | None:
 # -- metrics ------------------------------------------------------------------------------------
 
 
-def _parse_metrics(raw: bytes, fmt: str) -> ExportMetricsServiceRequest:
-    req = ExportMetricsServiceRequest()
+_Req = TypeVar("_Req", ExportMetricsServiceRequest, ExportLogsServiceRequest)
+
+
+def _parse_otlp(raw: bytes, fmt: str, req: _Req, field: str) -> _Req:
+    """Fill ``req`` from an OTLP protobuf or JSON body (``field``: its top-level list)."""
     if fmt == "otlp_proto":
         try:
             req.ParseFromString(raw)
@@ -241,13 +244,17 @@ def _parse_metrics(raw: bytes, fmt: str) -> ExportMetricsServiceRequest:
         return req
     data = _json_loads(raw)
     if not isinstance(data, dict):
-        raise IngestError("OTLP JSON body must be an object with resourceMetrics")
+        raise IngestError(f"OTLP JSON body must be an object with {field}")
     _ids_to_b64(data)
     try:
         ParseDict(data, req, ignore_unknown_fields=True)
     except (JsonParseError, ValueError, TypeError, AttributeError) as e:
         raise IngestError(f"malformed OTLP JSON: {e}") from None
     return req
+
+
+def _parse_metrics(raw: bytes, fmt: str) -> ExportMetricsServiceRequest:
+    return _parse_otlp(raw, fmt, ExportMetricsServiceRequest(), "resourceMetrics")
 
 
 def _ids_to_b64(v: Any) -> None:
@@ -459,22 +466,7 @@ def _num_points(m: Any, which: str | None) -> int:
 
 
 def _parse_logs(raw: bytes, fmt: str) -> ExportLogsServiceRequest:
-    req = ExportLogsServiceRequest()
-    if fmt == "otlp_proto":
-        try:
-            req.ParseFromString(raw)
-        except DecodeError as e:
-            raise IngestError(f"malformed OTLP protobuf: {e}") from None
-        return req
-    data = _json_loads(raw)
-    if not isinstance(data, dict):
-        raise IngestError("OTLP JSON body must be an object with resourceLogs")
-    _ids_to_b64(data)
-    try:
-        ParseDict(data, req, ignore_unknown_fields=True)
-    except (JsonParseError, ValueError, TypeError, AttributeError) as e:
-        raise IngestError(f"malformed OTLP JSON: {e}") from None
-    return req
+    return _parse_otlp(raw, fmt, ExportLogsServiceRequest(), "resourceLogs")
 
 
 def decode_logs(

@@ -132,34 +132,13 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         limiter: AuthLimiter | None = None,
     ) -> None:
         self._ingest = ingest
-        self._keys = keys
+        self._auth = _Auth(keys, limiter)
         self._metrics = metrics
-        self._limiter = limiter
 
     def Export(  # noqa: N802 - the generated servicer's method name
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
-        md = {k.lower(): v for k, v in context.invocation_metadata()}
-        auth = md.get("authorization")
-        api_key = md.get("x-api-key")
-        key = key_from_headers(
-            auth if isinstance(auth, str) else None,
-            api_key if isinstance(api_key, str) else None,
-        )
-        addr = _peer_address(context.peer())
-        try:
-            if self._limiter is not None:
-                self._limiter.check(addr)
-            found = self._keys.resolve(key)
-        except TooManyRequests as e:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
-        except AuthError as e:
-            if self._limiter is not None and key:
-                self._limiter.fail(addr)
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
-        if found.role not in ("ingest", "admin"):
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "a read key cannot send telemetry")
-        project_id = found.project_id
+        project_id = self._auth.project(context)
         try:
             res = self._ingest.ingest_sync(
                 "otlp_proto", request.SerializeToString(), encoding=None, project_id=project_id
