@@ -65,6 +65,12 @@ _serve_options = [
         help="Directory of the DuckDB store [./sightline-data].",
     ),
     click.option(
+        "--store",
+        default=None,
+        help="Store URL: clickhouse://user:pw@host:8123/db, chdb:///dir, duckdb:///file"
+        " [the DuckDB file in --data-dir].",
+    ),
+    click.option(
         "--otlp-grpc-port", type=int, default=None, help="OTLP/gRPC port, 0 to turn off [4317]."
     ),
     click.option(

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         4317, ge=0, le=65535, description="OTLP/gRPC port; 0 turns the gRPC receiver off."
     )
     data_dir: Path = Field(Path("./sightline-data"), description="Where the DuckDB file lives.")
+    store: str | None = Field(
+        None,
+        description="Store URL: duckdb:///path/file.duckdb, clickhouse://user:pw@host:8123/db"
+        " or chdb:///path (the ClickHouse engine in-process); default the DuckDB file in"
+        " data_dir.",
+    )
     max_body_bytes: int = Field(
         16 << 20, ge=1024, description="Largest request body, after decompression (413 above)."
     )
@@ -221,6 +227,11 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         """The DuckDB file."""
         return self.data_dir / "sightline.duckdb"
+
+    @property
+    def store_url(self) -> str:
+        """Where the store is: ``store`` if set, else the DuckDB file in ``data_dir``."""
+        return self.store or f"duckdb://{self.db_path.resolve()}"
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -49,7 +49,7 @@ from sightline.server.routes import (
     traces,
 )
 from sightline.server.routes import keys as keys_routes
-from sightline.store import DuckDBStore
+from sightline.store import open_store
 from sightline.store.base import TraceStore
 
 __all__ = ["create_app"]
@@ -88,7 +88,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        st = store if store is not None else DuckDBStore(settings.db_path)
+        st = store if store is not None else open_store(settings.store_url)
         version = st.migrate()
         if settings.init_project:
             ensure_project_with_key(st, settings.init_project, settings.init_api_key)

@@ -9,6 +9,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
 )
+from sightline.store._open import open_store
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     AGGS,
@@ -60,4 +61,5 @@ __all__ = [
     "UserSession",
     "WindowAgg",
     "WindowValue",
+    "open_store",
 ]

@@ -134,6 +134,9 @@ class DuckDBStore:
     see every committed transaction.
     """
 
+    shared = False
+    """One process owns a DuckDB file: split roles (``--role``) need a shared store."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":

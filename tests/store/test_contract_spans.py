@@ -1,0 +1,127 @@
+"""Span writes and reads, the same on every backend (see conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sightline.errors import ConfigError
+from sightline.store import open_store
+from sightline.store.base import SpanQuery, TraceStore
+from store._spans import T0, batch, span_record, spans_over, store_url
+
+
+def test_inserted_spans_read_back_field_for_field(any_store: TraceStore) -> None:
+    rec = span_record(
+        user_id="u1",
+        session_id="s1",
+        ttft_ms=120.5,
+        is_streaming=True,
+        documents=[{"id": "d1", "content": "policy", "score": 0.9}],
+        ingest_notes=["truncated input"],
+    )
+    assert any_store.insert_batches([batch(rec)]) == 1
+    [s] = any_store.get_trace("p", rec["trace_id"])
+    assert s.span_id == rec["span_id"]
+    assert s.start_time == T0
+    assert s.end_time == T0 + timedelta(milliseconds=250)
+    assert s.user_id == "u1" and s.session_id == "s1"
+    assert s.ttft_ms == 120.5 and s.is_streaming is True
+    assert s.documents == [{"id": "d1", "content": "policy", "score": 0.9}]
+    assert s.attributes == {"gen_ai.request.model": "gpt-4o"}
+    assert s.resource_attributes == {"service.name": "bot"}
+    assert s.ingest_notes == ["truncated input"]
+    assert s.input_messages is None and s.parent_span_id is None
+
+
+def test_a_resent_batch_adds_nothing(any_store: TraceStore) -> None:
+    b = spans_over(5)
+    any_store.insert_batches([b])
+    any_store.insert_batches([b])
+    any_store.insert_batches([b, b])
+    assert any_store.count_spans("p") == 5
+
+
+def test_a_batch_holding_one_span_twice_stores_it_once(any_store: TraceStore) -> None:
+    rec = span_record()
+    any_store.insert_batches([batch(rec, rec)])
+    assert any_store.count_spans("p") == 1
+
+
+def test_each_commit_has_a_larger_ingest_seq(any_store: TraceStore) -> None:
+    before = any_store.last_ingest_seq()
+    any_store.insert_batches([spans_over(2)])
+    first = any_store.last_ingest_seq()
+    any_store.insert_batches([spans_over(2)])
+    assert before < first < any_store.last_ingest_seq()
+
+
+def test_pages_walk_every_span_once_newest_first(any_store: TraceStore) -> None:
+    any_store.insert_batches([spans_over(25)])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = any_store.list_spans(SpanQuery(project_id="p", limit=10, cursor=cursor))
+        seen += [s.span_id for s in page.spans]
+        starts = [s.start_time for s in page.spans]
+        assert starts == sorted(starts, reverse=True)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen)) == 25
+
+
+def test_filters_time_range_text_and_projects(any_store: TraceStore) -> None:
+    any_store.insert_batches(
+        [
+            spans_over(10),
+            batch(span_record(project_id="other", input="refund please")),
+            batch(span_record(model="claude", user_id="ann", output="The REFUND is done")),
+        ]
+    )
+    assert any_store.count_spans("other") == 1
+    q = SpanQuery(project_id="p", start=T0 + timedelta(minutes=3), end=T0 + timedelta(minutes=6))
+    assert len(any_store.list_spans(q).spans) == 3
+    assert [
+        s.user_id for s in any_store.list_spans(SpanQuery(project_id="p", model="claude")).spans
+    ] == ["ann"]
+    found = any_store.list_spans(SpanQuery(project_id="p", text="refund is")).spans
+    assert [s.model for s in found] == ["claude"]
+
+
+def test_find_span_trace(any_store: TraceStore) -> None:
+    rec = span_record()
+    any_store.insert_batches([batch(rec)])
+    assert any_store.find_span_trace("p", rec["span_id"]) == rec["trace_id"]
+    assert any_store.find_span_trace("p", "0" * 16) is None
+    assert any_store.find_span_trace("other", rec["span_id"]) is None
+
+
+def test_a_bad_cursor_is_a_config_error(any_store: TraceStore) -> None:
+    with pytest.raises(ConfigError):
+        any_store.list_spans(SpanQuery(project_id="p", cursor="not-a-cursor"))
+
+
+def test_spans_survive_a_reopen(backend: str, tmp_path: Path) -> None:
+    url = store_url(backend, tmp_path)
+    st = open_store(url)
+    st.migrate()
+    st.insert_batches([spans_over(3)])
+    seq = st.last_ingest_seq()
+    st.close()
+    st = open_store(url)
+    st.migrate()
+    try:
+        assert st.count_spans("p") == 3
+        if not getattr(st, "shared", False):
+            assert st.last_ingest_seq() == seq
+    finally:
+        st.close()
+
+
+def test_unknown_store_urls_are_config_errors(tmp_path: Path) -> None:
+    for url in ("mysql://x", "chdb://", "clickhouse:///db"):
+        with pytest.raises(ConfigError):
+            open_store(url)
