@@ -1,0 +1,786 @@
+"""The ClickHouse store's control plane: projects, keys, users, privacy, budgets, prompts.
+
+Audit, retention and erasure live here too.
+
+The DuckDB store keeps these in tables with primary keys and updates them in transactions.
+ClickHouse has neither, so here:
+
+- Rows that change are ``ReplacingMergeTree(_version[, _deleted])`` tables read with ``FINAL``:
+  an update inserts the whole row again with a larger ``_version``, a deletion a row with
+  ``_deleted = 1``.
+- What DuckDB refuses with a constraint (a second project of one id, a second user of one
+  email, a prompt version number taken twice) is checked before the insert. Two servers racing
+  on the same key can both pass the check: the later write then wins. That is the documented
+  difference (docs/clickhouse.md).
+- ``touch_api_keys`` writes to its own table (``api_key_usage``) instead of rewriting the key:
+  a read-modify-write of the key racing a revocation could otherwise bring a revoked key back.
+- Retention purges and erasure really delete rows (lightweight ``DELETE`` for purges, an
+  ``ALTER TABLE ... DELETE`` mutation that rewrites the parts for erasure, so the erased values
+  leave the files too).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+
+from sightline.errors import ConfigError, Conflict, NotFound, StoreError
+from sightline.model import PromptVersion
+from sightline.store._analysis_records import PromptSummary
+from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._users import Membership, User, UserSession
+from sightline.store.base import (
+    ApiKey,
+    AuditEntry,
+    BudgetRow,
+    BudgetSpend,
+    Deleted,
+    PrivacySettings,
+    Project,
+)
+
+__all__ = ["ControlMixin"]
+
+_TS = "DateTime64(6, 'UTC')"
+_NTS = "Nullable(DateTime64(6, 'UTC'))"
+_S = "Nullable(String)"
+_KEY_COLUMNS = "key_hash, prefix, project_id, role, created_at, name, revoked_at"
+_USER_COLUMNS = "user_id, email, password_hash, is_admin, created_at"
+_PROMPT_COLS = (
+    "project_id, name, version, kind, type, template, model, parameters, author, message,"
+    " created_at"
+)
+_BUDGET_COLUMNS = frozenset(("user_id", "tenant_id", "feature", "model"))
+"""The span columns a budget can be scoped by (never interpolated from user input otherwise)."""
+_ERASE_SYNC = " SETTINGS mutations_sync = 2"
+"""Wait for an erasure's mutation on every replica before returning."""
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None else None
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ControlMixin(CHBase):
+    """Control-plane records: projects, keys, users, privacy, budgets, prompts."""
+
+    DDL: ClassVar[list[str]] = [
+        f"""CREATE TABLE IF NOT EXISTS projects (
+            id String, created_at {_TS}, _version UInt64
+        ) ENGINE = ReplacingMergeTree(_version) ORDER BY id""",
+        f"""CREATE TABLE IF NOT EXISTS api_keys (
+            key_hash String, prefix String, project_id String, role LowCardinality(String),
+            created_at {_TS}, revoked_at {_NTS}, name {_S}, _version UInt64
+        ) ENGINE = ReplacingMergeTree(_version) ORDER BY key_hash""",
+        # last use of a key, written by the auth middleware's periodic flush; apart from
+        # api_keys so that it never rewrites (and never un-revokes) a key
+        f"""CREATE TABLE IF NOT EXISTS api_key_usage (
+            key_hash String, last_used_at {_TS}
+        ) ENGINE = ReplacingMergeTree(last_used_at) ORDER BY key_hash""",
+        f"""CREATE TABLE IF NOT EXISTS users (
+            user_id String, email String, password_hash String, is_admin Bool,
+            created_at {_TS}, _version UInt64
+        ) ENGINE = ReplacingMergeTree(_version) ORDER BY user_id""",
+        # expired sessions leave by TTL (DuckDB deletes them at the next login); the margin
+        # keeps the rows of a clock that runs behind (tests, a skewed node) readable
+        f"""CREATE TABLE IF NOT EXISTS user_sessions (
+            session_hash String, user_id String, csrf_token String,
+            created_at {_TS}, expires_at {_TS}, _version UInt64, _deleted UInt8
+        ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY session_hash
+        TTL toDateTime(expires_at) + INTERVAL 90 DAY""",
+        f"""CREATE TABLE IF NOT EXISTS memberships (
+            user_id String, project_id String, role LowCardinality(String),
+            created_at {_TS}, _version UInt64, _deleted UInt8
+        ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY (user_id, project_id)""",
+        f"""CREATE TABLE IF NOT EXISTS project_privacy (
+            project_id String, policy {_S}, retention_days Nullable(Int32),
+            updated_at {_TS}, _version UInt64
+        ) ENGINE = ReplacingMergeTree(_version) ORDER BY project_id""",
+        f"""CREATE TABLE IF NOT EXISTS audit_log (
+            project_id {_S}, audit_id String, `at` {_TS}, actor String,
+            action LowCardinality(String), target {_S}, details String
+        ) ENGINE = MergeTree PARTITION BY toYYYYMM(`at`) ORDER BY (project_id, `at`, audit_id)
+        SETTINGS allow_nullable_key = 1""",
+        f"""CREATE TABLE IF NOT EXISTS budgets (
+            project_id String, name String, spec String, source LowCardinality(String),
+            created_at {_TS}, updated_at {_TS}, _version UInt64, _deleted UInt8
+        ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY (project_id, name)""",
+        f"""CREATE TABLE IF NOT EXISTS budget_alerts (
+            project_id String, budget String, scope_value String, period_start {_TS},
+            threshold Float64, spent_usd Float64, fired_at {_TS}
+        ) ENGINE = ReplacingMergeTree(fired_at)
+        ORDER BY (project_id, budget, scope_value, period_start, threshold)""",
+        f"""CREATE TABLE IF NOT EXISTS prompt_versions (
+            project_id String, name String, version Int32, kind LowCardinality(String),
+            type LowCardinality(String), template String, model {_S}, parameters String,
+            author {_S}, message {_S}, created_at {_TS}, _version UInt64
+        ) ENGINE = ReplacingMergeTree(_version) ORDER BY (project_id, name, version)""",
+        f"""CREATE TABLE IF NOT EXISTS prompt_labels (
+            project_id String, name String, label String, version Int32,
+            updated_at {_TS}, updated_by {_S}, _version UInt64, _deleted UInt8
+        ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY (project_id, name, label)""",
+    ]
+
+    # -- projects and keys ---------------------------------------------------------------------
+
+    def create_project(self, project_id: str) -> Project:
+        # check-then-insert: two servers racing on one id both succeed (docs/clickhouse.md)
+        if self.get_project(project_id) is not None:
+            raise ConfigError(f"project {project_id!r} already exists")
+        self._insert_rows(
+            "projects", ["id", "created_at", "_version"], [[project_id, _now(), self._version()]]
+        )
+        p = self.get_project(project_id)
+        if p is None:
+            raise StoreError(f"project {project_id!r} vanished after creation")
+        return p
+
+    def get_project(self, project_id: str) -> Project | None:
+        rows = self._q(
+            "SELECT id, created_at FROM projects FINAL WHERE id = {p:String}", {"p": project_id}
+        )
+        return Project(rows[0][0], _aware(rows[0][1])) if rows else None
+
+    def list_projects(self) -> list[Project]:
+        rows = self._q("SELECT id, created_at FROM projects FINAL ORDER BY id")
+        return [Project(r[0], _aware(r[1])) for r in rows]
+
+    def add_api_key(self, key: ApiKey) -> None:
+        self._insert_rows(
+            "api_keys",
+            ["key_hash", "prefix", "project_id", "role", "created_at", "revoked_at", "name",
+             "_version"],
+            # a new key is live and unused, whatever the record says (as in DuckDB)
+            [[key.key_hash, key.prefix, key.project_id, key.role, ch_ts(key.created_at), None,
+              key.name, self._version()]],
+        )  # fmt: skip
+
+    def _keys(self, where: str, params: dict[str, Any]) -> list[ApiKey]:
+        rows = self._q(
+            f"SELECT {', '.join('k.' + c.strip() for c in _KEY_COLUMNS.split(','))},"  # noqa: S608
+            " u.last_used_at FROM (SELECT * FROM api_keys FINAL WHERE " + where + ") AS k"
+            " LEFT JOIN (SELECT key_hash, max(last_used_at) AS last_used_at FROM api_key_usage"
+            " GROUP BY key_hash) AS u ON u.key_hash = k.key_hash"
+            " ORDER BY k.created_at, k.key_hash"
+            " SETTINGS join_use_nulls = 1",
+            params,
+        )
+        return [
+            ApiKey(r[0], r[1], r[2], r[3], _aware(r[4]), r[5], _utc(r[7]), _utc(r[6])) for r in rows
+        ]
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        rows = self._q(
+            "SELECT key_hash, prefix, project_id, role, created_at FROM api_keys FINAL"
+            " WHERE key_hash = {h:String} AND revoked_at IS NULL",
+            {"h": key_hash},
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ApiKey(r[0], r[1], r[2], r[3], _aware(r[4]))
+
+    def list_api_keys(self, project_id: str) -> list[ApiKey]:
+        return self._keys("project_id = {p:String}", {"p": project_id})
+
+    def revoke_api_key(self, project_id: str, key_id: str) -> ApiKey | None:
+        # key ids are 16 hex digits: anything else matches nothing (and no prefix search of "")
+        if len(key_id) != 16 or any(c not in "0123456789abcdef" for c in key_id):
+            return None
+        live = [
+            k
+            for k in self._keys(
+                "project_id = {p:String} AND startsWith(key_hash, {k:String})",
+                {"p": project_id, "k": key_id},
+            )
+            if k.revoked_at is None
+        ]
+        if len(live) != 1:
+            return None
+        k = live[0]
+        self._insert_rows(
+            "api_keys",
+            ["key_hash", "prefix", "project_id", "role", "created_at", "revoked_at", "name",
+             "_version"],
+            [[k.key_hash, k.prefix, k.project_id, k.role, ch_ts(k.created_at), _now(), k.name,
+              self._version()]],
+        )  # fmt: skip
+        return k
+
+    def touch_api_keys(self, last_used: dict[str, datetime]) -> None:
+        self._insert_rows(
+            "api_key_usage",
+            ["key_hash", "last_used_at"],
+            [[h, ch_ts(t)] for h, t in last_used.items()],
+        )
+
+    # -- dashboard users -----------------------------------------------------------------------
+
+    @staticmethod
+    def _user(r: tuple[Any, ...] | list[Any]) -> User:
+        return User(r[0], r[1], r[2], bool(r[3]), _aware(r[4]))
+
+    def create_user(self, user: User) -> None:
+        # check-then-insert: two servers racing on one email both succeed (docs/clickhouse.md)
+        taken = self._q(
+            "SELECT count() FROM users FINAL WHERE email = {e:String} OR user_id = {u:String}",
+            {"e": user.email, "u": user.user_id},
+        )
+        if taken[0][0]:
+            raise ConfigError(f"a user with email {user.email!r} exists")
+        self._insert_rows(
+            "users",
+            [*(c.strip() for c in _USER_COLUMNS.split(",")), "_version"],
+            [[user.user_id, user.email, user.password_hash, user.is_admin,
+              ch_ts(user.created_at), self._version()]],
+        )  # fmt: skip
+
+    def count_users(self) -> int:
+        return int(self._q("SELECT count() FROM users FINAL")[0][0])
+
+    def get_user(self, user_id: str) -> User | None:
+        rows = self._q(
+            f"SELECT {_USER_COLUMNS} FROM users FINAL WHERE user_id = {{u:String}}",  # noqa: S608
+            {"u": user_id},
+        )
+        return self._user(rows[0]) if rows else None
+
+    def get_user_by_email(self, email: str) -> User | None:
+        rows = self._q(
+            f"SELECT {_USER_COLUMNS} FROM users FINAL WHERE email = {{e:String}}"  # noqa: S608
+            " ORDER BY created_at LIMIT 1",
+            {"e": email.strip().lower()},
+        )
+        return self._user(rows[0]) if rows else None
+
+    def create_session(self, session: UserSession) -> None:
+        self._insert_rows(
+            "user_sessions",
+            ["session_hash", "user_id", "csrf_token", "created_at", "expires_at", "_version",
+             "_deleted"],
+            [[session.session_hash, session.user_id, session.csrf_token,
+              ch_ts(session.created_at), ch_ts(session.expires_at), self._version(), 0]],
+        )  # fmt: skip
+
+    def get_session(self, session_hash: str, now: datetime) -> UserSession | None:
+        rows = self._q(
+            "SELECT session_hash, user_id, csrf_token, created_at, expires_at"
+            " FROM user_sessions FINAL"
+            " WHERE session_hash = {h:String} AND expires_at > {now:DateTime64(6)}",
+            {"h": session_hash, "now": ch_ts(now)},
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return UserSession(r[0], r[1], r[2], _aware(r[3]), _aware(r[4]))
+
+    def delete_session(self, session_hash: str) -> None:
+        # a tombstone: FINAL drops the session; it expires with the session, so the TTL never
+        # removes the tombstone before the row it hides
+        rows = self._q(
+            "SELECT user_id, created_at, expires_at FROM user_sessions FINAL"
+            " WHERE session_hash = {h:String}",
+            {"h": session_hash},
+        )
+        if not rows:
+            return
+        self._insert_rows(
+            "user_sessions",
+            ["session_hash", "user_id", "csrf_token", "created_at", "expires_at", "_version",
+             "_deleted"],
+            [[session_hash, rows[0][0], "", rows[0][1], rows[0][2], self._version(), 1]],
+        )  # fmt: skip
+
+    def add_membership(self, membership: Membership) -> None:
+        m = membership
+        self._insert_rows(
+            "memberships",
+            ["user_id", "project_id", "role", "created_at", "_version", "_deleted"],
+            [[m.user_id, m.project_id, m.role, ch_ts(m.created_at), self._version(), 0]],
+        )
+
+    def remove_membership(self, user_id: str, project_id: str) -> bool:
+        rows = self._q(
+            "SELECT role, created_at FROM memberships FINAL"
+            " WHERE user_id = {u:String} AND project_id = {p:String}",
+            {"u": user_id, "p": project_id},
+        )
+        if not rows:
+            return False
+        self._insert_rows(
+            "memberships",
+            ["user_id", "project_id", "role", "created_at", "_version", "_deleted"],
+            [[user_id, project_id, rows[0][0], rows[0][1], self._version(), 1]],
+        )
+        return True
+
+    def list_memberships(self, user_id: str) -> list[Membership]:
+        rows = self._q(
+            "SELECT user_id, project_id, role, created_at FROM memberships FINAL"
+            " WHERE user_id = {u:String} ORDER BY project_id",
+            {"u": user_id},
+        )
+        return [Membership(r[0], r[1], r[2], _aware(r[3])) for r in rows]
+
+    def list_members(self, project_id: str) -> list[tuple[User, Membership]]:
+        rows = self._q(
+            "SELECT u.user_id, u.email, u.password_hash, u.is_admin, u.created_at,"  # noqa: S608
+            " m.role, m.created_at"
+            " FROM (SELECT user_id, role, created_at FROM memberships FINAL"
+            " WHERE project_id = {p:String}) AS m"
+            f" INNER JOIN (SELECT {_USER_COLUMNS} FROM users FINAL) AS u"
+            " ON u.user_id = m.user_id ORDER BY u.email",
+            {"p": project_id},
+        )
+        return [(self._user(r[:5]), Membership(r[0], project_id, r[5], _aware(r[6]))) for r in rows]
+
+    # -- privacy and audit ---------------------------------------------------------------------
+
+    def get_privacy(self, project_id: str) -> PrivacySettings | None:
+        rows = self._q(
+            "SELECT project_id, policy, retention_days, updated_at FROM project_privacy FINAL"
+            " WHERE project_id = {p:String}",
+            {"p": project_id},
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        policy = orjson.loads(r[1]) if r[1] is not None else None
+        return PrivacySettings(r[0], policy, r[2], _aware(r[3]))
+
+    def set_privacy(self, settings: PrivacySettings) -> None:
+        s = settings
+        policy = orjson.dumps(s.policy).decode() if s.policy is not None else None
+        self._insert_rows(
+            "project_privacy",
+            ["project_id", "policy", "retention_days", "updated_at", "_version"],
+            [[s.project_id, policy, s.retention_days, ch_ts(s.updated_at), self._version()]],
+        )
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        e = entry
+        try:
+            self._insert_rows(
+                "audit_log",
+                ["project_id", "audit_id", "at", "actor", "action", "target", "details"],
+                [[e.project_id, e.audit_id, ch_ts(e.at), e.actor, e.action, e.target,
+                  orjson.dumps(e.details).decode()]],
+            )  # fmt: skip
+        except StoreError as err:
+            raise StoreError(f"audit write failed: {err}") from err
+
+    def list_audit(
+        self, project_id: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[AuditEntry]:
+        where = "project_id = {p:String}"
+        params: dict[str, Any] = {"p": project_id, "limit": max(0, int(limit))}
+        if before is not None:
+            where += " AND `at` < {before:DateTime64(6)}"
+            params["before"] = ch_ts(before)
+        rows = self._q(
+            "SELECT project_id, audit_id, `at`, actor, action, target, details FROM audit_log"  # noqa: S608
+            f" WHERE {where} ORDER BY `at` DESC, audit_id DESC LIMIT {{limit:UInt64}}",
+            params,
+        )
+        return [
+            AuditEntry(r[0], r[1], _aware(r[2]), r[3], r[4], r[5], orjson.loads(r[6])) for r in rows
+        ]
+
+    # -- retention and erasure -----------------------------------------------------------------
+
+    def _tables(self) -> set[str]:
+        """Tables of this database: the data tables of parts not in this build are skipped."""
+        rows = self._q("SELECT name FROM system.tables WHERE database = currentDatabase()")
+        return {str(r[0]) for r in rows}
+
+    def _count(self, table: str, where: str, params: dict[str, Any]) -> int:
+        return int(self._q(f"SELECT count() FROM {table} WHERE {where}", params)[0][0])  # noqa: S608
+
+    def purge_before(self, project_id: str, cutoff: datetime) -> Deleted:
+        """Delete a project's data older than ``cutoff`` (lightweight deletes, no rewrite).
+
+        The order matters without a transaction: the scores of the traces that lose spans are
+        found through the spans, so they go first; a purge cut short is finished by the next.
+        """
+        tables = self._tables()
+        p: dict[str, Any] = {"p": project_id, "c": ch_ts(cutoff)}
+        num_scores = 0
+        if "scores" in tables:
+            # scores of the traces that lose spans, and scores older than the cutoff
+            w = (
+                "project_id = {p:String} AND (created_at < {c:DateTime64(6)} OR trace_id IN"
+                " (SELECT trace_id FROM spans WHERE project_id = {p:String}"
+                " AND start_time < {c:DateTime64(6)}))"
+            )
+            num_scores = self._count("scores", w, p)
+            if num_scores:
+                self._cmd(f"DELETE FROM scores WHERE {w}", p)  # noqa: S608
+        for table, col in (("outcomes", "created_at"), ("otel_logs", "`time`"),
+                           ("otel_metric_points", "`time`")):  # fmt: skip
+            if table in tables:
+                w = f"project_id = {{p:String}} AND {col} < {{c:DateTime64(6)}}"
+                if self._count(table, w, p):
+                    self._cmd(f"DELETE FROM {table} WHERE {w}", p)  # noqa: S608
+        w = "project_id = {p:String} AND start_time < {c:DateTime64(6)}"
+        num_spans = int(
+            self._q(
+                f"SELECT count() FROM (SELECT 1 FROM spans WHERE {w} LIMIT 1 BY trace_id, span_id)",  # noqa: S608
+                p,
+            )[0][0]
+        )
+        if num_spans:
+            self._cmd(f"DELETE FROM spans WHERE {w}", p)  # noqa: S608
+        return Deleted(num_spans, num_scores)
+
+    def erase_user(self, project_id: str, user_id: str) -> Deleted:
+        """Delete a user's traces, their scores and log records, and the user's outcomes.
+
+        A trace is the user's when any of its spans names them (child spans often do not).
+
+        Mutations rewrite the parts that held the rows, so the erased values leave the files
+        (once ClickHouse drops the old parts), unlike lightweight deletes, which only mask them.
+        """
+        tables = self._tables()
+        base: dict[str, Any] = {"p": project_id, "u": user_id}
+        # the ids first: a mutation on spans cannot read spans in its own subquery reliably
+        traces = [
+            str(r[0])
+            for r in self._q(
+                "SELECT DISTINCT trace_id FROM spans WHERE project_id = {p:String}"
+                " AND user_id = {u:String}",
+                base,
+            )
+        ]
+        sessions = [
+            str(r[0])
+            for r in self._q(
+                "SELECT DISTINCT session_id FROM spans WHERE project_id = {p:String}"
+                " AND user_id = {u:String} AND session_id IS NOT NULL",
+                base,
+            )
+        ]
+        p = {**base, "t": traces, "s": sessions}
+
+        def erase(table: str, where: str) -> int:
+            if table not in tables:
+                return 0
+            n = self._count(table, where, p)
+            if n:
+                self._cmd(f"ALTER TABLE {table} DELETE WHERE {where}{_ERASE_SYNC}", p)  # noqa: S608
+            return n
+
+        in_traces = "project_id = {p:String} AND trace_id IN {t:Array(String)}"
+        erase("otel_logs", in_traces)
+        num_scores = erase(
+            "scores",
+            "project_id = {p:String} AND (user_id = {u:String} OR trace_id IN {t:Array(String)})",
+        )
+        erase(
+            "outcomes",
+            "project_id = {p:String} AND (user_id = {u:String} OR trace_id IN {t:Array(String)}"
+            " OR session_id IN {s:Array(String)})",
+        )
+        num_spans = 0
+        if traces:
+            num_spans = int(
+                self._q(
+                    f"SELECT count() FROM (SELECT 1 FROM spans WHERE {in_traces}"  # noqa: S608
+                    " LIMIT 1 BY trace_id, span_id)",
+                    p,
+                )[0][0]
+            )
+            self._cmd(f"ALTER TABLE spans DELETE WHERE {in_traces}{_ERASE_SYNC}", p)  # noqa: S608
+        return Deleted(num_spans, num_scores)
+
+    # -- budgets -------------------------------------------------------------------------------
+
+    def list_budgets(self, project_id: str) -> list[BudgetRow]:
+        rows = self._q(
+            "SELECT name, spec, source, created_at, updated_at FROM budgets FINAL"
+            " WHERE project_id = {p:String} ORDER BY name",
+            {"p": project_id},
+        )
+        return [
+            BudgetRow(project_id, r[0], orjson.loads(r[1]), r[2], _aware(r[3]), _aware(r[4]))
+            for r in rows
+        ]
+
+    def put_budget(self, row: BudgetRow) -> None:
+        # an update keeps the first creation time, as DuckDB's ON CONFLICT DO UPDATE does
+        prev = self._q(
+            "SELECT created_at FROM budgets FINAL WHERE project_id = {p:String}"
+            " AND name = {n:String}",
+            {"p": row.project_id, "n": row.name},
+        )
+        created = prev[0][0] if prev else ch_ts(row.created_at)
+        self._insert_rows(
+            "budgets",
+            ["project_id", "name", "spec", "source", "created_at", "updated_at", "_version",
+             "_deleted"],
+            [[row.project_id, row.name, orjson.dumps(row.spec).decode(), row.source, created,
+              ch_ts(row.updated_at), self._version(), 0]],
+        )  # fmt: skip
+
+    def delete_budget(self, project_id: str, name: str) -> bool:
+        prev = self._q(
+            "SELECT spec, source, created_at, updated_at FROM budgets FINAL"
+            " WHERE project_id = {p:String} AND name = {n:String}",
+            {"p": project_id, "n": name},
+        )
+        if not prev:
+            return False
+        self._insert_rows(
+            "budgets",
+            ["project_id", "name", "spec", "source", "created_at", "updated_at", "_version",
+             "_deleted"],
+            [[project_id, name, *prev[0], self._version(), 1]],
+        )  # fmt: skip
+        return True
+
+    @staticmethod
+    def _budget_column(column: str) -> str:
+        if column not in _BUDGET_COLUMNS:
+            raise ValueError(f"not a budget scope column: {column!r}")
+        return column
+
+    def budget_spend(
+        self,
+        project_id: str,
+        since: datetime,
+        *,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> BudgetSpend:
+        sql = (
+            "SELECT sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"
+            " WHERE project_id = {p:String} AND start_time >= {since:DateTime64(6)}"
+            " AND cost_usd IS NOT NULL"
+        )
+        params: dict[str, Any] = {"p": project_id, "since": ch_ts(since)}
+        if column is not None:
+            sql += f" AND `{self._budget_column(column)}` = {{v:Nullable(String)}}"
+            params["v"] = value
+        r = self._q(sql, params)[0]
+        return BudgetSpend(float(r[0] or 0.0), int(r[1] or 0), float(r[2] or 0.0))
+
+    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        col = self._budget_column(column)
+        rows = self._q(
+            f"SELECT `{col}`, sum(cost_usd) FROM spans WHERE project_id = {{p:String}}"  # noqa: S608 - col is from _BUDGET_COLUMNS
+            f" AND start_time >= {{since:DateTime64(6)}} AND cost_usd IS NOT NULL"
+            f" AND `{col}` IS NOT NULL GROUP BY `{col}`",
+            {"p": project_id, "since": ch_ts(since)},
+        )
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    def mark_budget_alert(
+        self,
+        project_id: str,
+        budget: str,
+        scope_value: str,
+        period_start: datetime,
+        threshold: float,
+        spent_usd: float,
+        at: datetime,
+    ) -> bool:
+        # check-then-insert: two monitors racing can both alert once (docs/clickhouse.md)
+        params = {"p": project_id, "b": budget, "v": scope_value,
+                  "ps": ch_ts(period_start), "th": float(threshold)}  # fmt: skip
+        seen = self._q(
+            "SELECT count() FROM budget_alerts WHERE project_id = {p:String}"
+            " AND budget = {b:String} AND scope_value = {v:String}"
+            " AND period_start = {ps:DateTime64(6)} AND threshold = {th:Float64}",
+            params,
+        )
+        if seen[0][0]:
+            return False
+        self._insert_rows(
+            "budget_alerts",
+            ["project_id", "budget", "scope_value", "period_start", "threshold", "spent_usd",
+             "fired_at"],
+            [[project_id, budget, scope_value, ch_ts(period_start), float(threshold),
+              float(spent_usd), ch_ts(at)]],
+        )  # fmt: skip
+        return True
+
+    # -- the prompt registry -------------------------------------------------------------------
+
+    def _prompt_labels(self, project_id: str, name: str) -> dict[int, list[str]]:
+        rows = self._q(
+            "SELECT version, label FROM prompt_labels FINAL"
+            " WHERE project_id = {p:String} AND name = {n:String} ORDER BY label",
+            {"p": project_id, "n": name},
+        )
+        out: dict[int, list[str]] = {}
+        for v, label in rows:
+            out.setdefault(int(v), []).append(str(label))
+        return out
+
+    @staticmethod
+    def _prompt(r: tuple[Any, ...] | list[Any], labels: list[str]) -> PromptVersion:
+        template = orjson.loads(r[5]) if r[4] == "chat" else r[5]
+        return PromptVersion(
+            project_id=r[0],
+            name=r[1],
+            version=int(r[2]),
+            kind=r[3],
+            type=r[4],
+            template=template,
+            model=r[6],
+            parameters=orjson.loads(r[7]),
+            labels=labels,
+            author=r[8],
+            message=r[9],
+            created_at=_aware(r[10]),
+        )
+
+    def _put_label(
+        self, project_id: str, name: str, label: str, version: int, at: datetime, by: str | None
+    ) -> None:
+        self._insert_rows(
+            "prompt_labels",
+            ["project_id", "name", "label", "version", "updated_at", "updated_by", "_version",
+             "_deleted"],
+            [[project_id, name, label, version, ch_ts(at), by, self._version(), 0]],
+        )  # fmt: skip
+
+    def add_prompt_version(
+        self, pv: PromptVersion, *, labels: list[str], updated_by: str | None
+    ) -> PromptVersion:
+        template = (
+            pv.template if isinstance(pv.template, str) else orjson.dumps(pv.template).decode()
+        )
+        row = self._q(
+            "SELECT max(version), any(kind), count() FROM prompt_versions FINAL"
+            " WHERE project_id = {p:String} AND name = {n:String}",
+            {"p": pv.project_id, "n": pv.name},
+        )[0]
+        if row[2] and row[1] != pv.kind:
+            raise Conflict(f"{pv.name!r} is a {row[1]}; a new version cannot make it a {pv.kind}")
+        # max + 1 without a lock: two servers adding a version of one prompt at once can take
+        # the same number, and the later write replaces the other (docs/clickhouse.md)
+        version = int(row[0] or 0) + 1 if row[2] else 1
+        values = [pv.project_id, pv.name, version, pv.kind, pv.type, template, pv.model,
+                  orjson.dumps(pv.parameters).decode(), pv.author, pv.message,
+                  ch_ts(pv.created_at)]  # fmt: skip
+        self._insert_rows(
+            "prompt_versions",
+            [*(c.strip() for c in _PROMPT_COLS.split(",")), "_version"],
+            [[*values, self._version()]],
+        )
+        for label in labels:
+            self._put_label(pv.project_id, pv.name, label, version, pv.created_at, updated_by)
+        got = self._prompt_labels(pv.project_id, pv.name).get(version, [])
+        return self._prompt(values, got)
+
+    def list_prompts(self, project_id: str, kind: str | None = None) -> list[PromptSummary]:
+        where = "project_id = {p:String}"
+        params: dict[str, Any] = {"p": project_id}
+        if kind is not None:
+            where += " AND kind = {k:String}"
+            params["k"] = kind
+        rows = self._q(
+            "SELECT name, any(kind), max(version), count(), max(created_at)"  # noqa: S608
+            f" FROM prompt_versions FINAL WHERE {where} GROUP BY name ORDER BY name",
+            params,
+        )
+        labels = self._q(
+            "SELECT name, label, version FROM prompt_labels FINAL WHERE project_id = {p:String}"
+            " ORDER BY name, label",
+            {"p": project_id},
+        )
+        by_name: dict[str, dict[str, int]] = {}
+        for name, label, version in labels:
+            by_name.setdefault(name, {})[label] = int(version)
+        return [
+            PromptSummary(
+                name=r[0],
+                kind=r[1],
+                latest_version=int(r[2]),
+                num_versions=int(r[3]),
+                labels=by_name.get(r[0], {}),
+                updated_at=_aware(r[4]),
+            )
+            for r in rows
+        ]
+
+    def list_prompt_versions(self, project_id: str, name: str) -> list[PromptVersion]:
+        rows = self._q(
+            f"SELECT {_PROMPT_COLS} FROM prompt_versions FINAL"  # noqa: S608
+            " WHERE project_id = {p:String} AND name = {n:String} ORDER BY version",
+            {"p": project_id, "n": name},
+        )
+        labels = self._prompt_labels(project_id, name)
+        return [self._prompt(r, labels.get(int(r[2]), [])) for r in rows]
+
+    def _label_version(self, project_id: str, name: str, label: str) -> int | None:
+        rows = self._q(
+            "SELECT version FROM prompt_labels FINAL WHERE project_id = {p:String}"
+            " AND name = {n:String} AND label = {l:String}",
+            {"p": project_id, "n": name, "l": label},
+        )
+        return int(rows[0][0]) if rows else None
+
+    def get_prompt_version(
+        self, project_id: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> PromptVersion | None:
+        if version is None and label is not None and label != "latest":
+            version = self._label_version(project_id, name, label)
+            if version is None:
+                return None
+        params: dict[str, Any] = {"p": project_id, "n": name}
+        if version is None:
+            tail = " ORDER BY version DESC LIMIT 1"
+        else:
+            tail = " AND version = {v:Int64}"
+            params["v"] = int(version)
+        rows = self._q(
+            f"SELECT {_PROMPT_COLS} FROM prompt_versions FINAL"  # noqa: S608
+            " WHERE project_id = {p:String} AND name = {n:String}" + tail,
+            params,
+        )
+        if not rows:
+            return None
+        labels = self._prompt_labels(project_id, name)
+        return self._prompt(rows[0], labels.get(int(rows[0][2]), []))
+
+    def set_prompt_label(
+        self,
+        project_id: str,
+        name: str,
+        label: str,
+        version: int,
+        *,
+        at: datetime,
+        updated_by: str | None,
+    ) -> int | None:
+        exists = self._q(
+            "SELECT count() FROM prompt_versions FINAL WHERE project_id = {p:String}"
+            " AND name = {n:String} AND version = {v:Int64}",
+            {"p": project_id, "n": name, "v": int(version)},
+        )
+        if not exists[0][0]:
+            raise NotFound(f"prompt {name!r} has no version {version}")
+        prev = self._label_version(project_id, name, label)
+        self._put_label(project_id, name, label, version, at, updated_by)
+        return prev
+
+    def delete_prompt_label(self, project_id: str, name: str, label: str) -> int | None:
+        prev = self._label_version(project_id, name, label)
+        if prev is not None:
+            self._insert_rows(
+                "prompt_labels",
+                ["project_id", "name", "label", "version", "updated_at", "updated_by",
+                 "_version", "_deleted"],
+                [[project_id, name, label, prev, _now(), None, self._version(), 1]],
+            )  # fmt: skip
+        return prev
