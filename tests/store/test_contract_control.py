@@ -178,11 +178,8 @@ def _outcome(oid: str, **over: object) -> Outcome:
 
 
 def _has_scores(store: TraceStore) -> bool:
-    try:
-        store.list_scores("p", "0" * 32)
-    except (AttributeError, Exception):  # noqa: BLE001 - a backend without its scores part yet
-        return False
-    return True
+    """False on a backend whose scores part is built on another branch (until it merges)."""
+    return hasattr(store, "add_scores") and hasattr(store, "list_scores")
 
 
 class TestRetentionAndErasure:
