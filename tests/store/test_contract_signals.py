@@ -89,7 +89,7 @@ def _points(project: str = "p") -> pa.Table:
 def _logs(*recs: dict[str, Any]) -> pa.Table:
     cols: dict[str, list[Any]] = {f.name: [] for f in LOG_SCHEMA}
     for r in recs:
-        full = {f.name: None for f in LOG_SCHEMA}
+        full: dict[str, Any] = {f.name: None for f in LOG_SCHEMA}
         full.update(project_id="p", attributes="{}", resource_attributes="{}")
         full.update(r)
         full["time"] = _ns(full["time"])
