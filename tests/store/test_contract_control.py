@@ -217,6 +217,20 @@ class TestRetentionAndErasure:
         assert any_store.erase_user("p", "u1").spans == 0
         assert any_store.erase_user("p", "nobody").spans == 0
 
+    def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
+        """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""
+        if not hasattr(any_store, "_q"):
+            pytest.skip("DuckDB rewrites its file with `sightline compact` (test_duckdb.py)")
+        secret = span_record(user_id="u1", input="my card is 4111 1111 1111 1111")
+        any_store.insert_batches([batch(secret, span_record(user_id="u2"))])
+        any_store.erase_user("p", "u1")
+        raw = any_store._q(
+            "SELECT count() FROM spans WHERE positionUTF8(coalesce(input, ''), '4111') > 0"
+            " SETTINGS apply_deleted_mask = 0"
+        )
+        assert raw == [(0,)]
+        assert any_store.count_spans("p") == 1
+
     def test_erase_and_purge_take_scores_along(self, any_store: TraceStore) -> None:
         if not _has_scores(any_store):
             pytest.skip("this backend's scores part is not in this build")
