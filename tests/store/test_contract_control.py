@@ -220,7 +220,7 @@ class TestRetentionAndErasure:
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""
         if not hasattr(any_store, "_q"):
-            pytest.skip("DuckDB rewrites its file with `sightline compact` (test_duckdb.py)")
+            pytest.skip("DuckDB rewrites its file with `sightline compact` (tests/e2e/test_erasure_e2e.py)")
         secret = span_record(user_id="u1", input="my card is 4111 1111 1111 1111")
         any_store.insert_batches([batch(secret, span_record(user_id="u2"))])
         any_store.erase_user("p", "u1")
