@@ -90,6 +90,22 @@ class TestApiKeys:
         [a] = any_store.list_api_keys("p")
         assert a.revoked_at is not None and a.last_used_at == T0 + timedelta(days=2)
 
+    def test_a_revocation_wins_over_a_node_whose_clock_runs_ahead(
+        self, any_store: TraceStore
+    ) -> None:
+        """ClickHouse: row versions are clock-based; an update still replaces a later one."""
+        if not hasattr(any_store, "_insert_rows"):
+            pytest.skip("DuckDB updates rows in place")
+        ahead = any_store._version() + 3600 * 10**9  # written by a node an hour ahead
+        any_store._insert_rows(
+            "api_keys",
+            ["key_hash", "prefix", "project_id", "role", "created_at", "name", "_version"],
+            [[HASH_A, "sl_aaaa", "p", "ingest", T0.replace(tzinfo=None), None, ahead]],
+        )
+        assert any_store.find_api_key(HASH_A) is not None
+        assert any_store.revoke_api_key("p", HASH_A[:16]) is not None
+        assert any_store.find_api_key(HASH_A) is None
+
 
 class TestUsers:
     def test_users_are_unique_by_email(self, any_store: TraceStore) -> None:
@@ -220,7 +236,9 @@ class TestRetentionAndErasure:
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""
         if not hasattr(any_store, "_q"):
-            pytest.skip("DuckDB rewrites its file with `sightline compact` (tests/e2e/test_erasure_e2e.py)")
+            pytest.skip(
+                "DuckDB rewrites its file with `sightline compact` (tests/e2e/test_erasure_e2e.py)"
+            )
         secret = span_record(user_id="u1", input="my card is 4111 1111 1111 1111")
         any_store.insert_batches([batch(secret, span_record(user_id="u2"))])
         any_store.erase_user("p", "u1")

@@ -54,6 +54,9 @@ _PROMPT_COLS = (
 )
 _BUDGET_COLUMNS = frozenset(("user_id", "tenant_id", "feature", "model"))
 """The span columns a budget can be scoped by (never interpolated from user input otherwise)."""
+_MEMBER = "user_id = {u:String} AND project_id = {p:String}"
+_BUDGET = "project_id = {p:String} AND name = {n:String}"
+_LABEL = "project_id = {p:String} AND name = {n:String} AND label = {l:String}"
 _ERASE_SYNC = " SETTINGS mutations_sync = 2"
 """Wait for an erasure's mutation on every replica before returning."""
 
@@ -129,6 +132,17 @@ class ControlMixin(CHBase):
             updated_at {_TS}, updated_by {_S}, _version UInt64, _deleted UInt8
         ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY (project_id, name, label)""",
     ]
+
+    # -- row versions --------------------------------------------------------------------------
+
+    def _next_version(self, table: str, where: str, params: dict[str, Any]) -> int:
+        """A version above every stored one of the row (a clock running behind still wins).
+
+        A node whose clock lags the one that wrote the row must still replace it: a
+        revocation must never lose to the key it revokes.
+        """
+        rows = self._q(f"SELECT max(_version) FROM {table} WHERE {where}", params)  # noqa: S608
+        return max(self._version(), int(rows[0][0] or 0) + 1)
 
     # -- projects and keys ---------------------------------------------------------------------
 
@@ -212,7 +226,7 @@ class ControlMixin(CHBase):
             ["key_hash", "prefix", "project_id", "role", "created_at", "revoked_at", "name",
              "_version"],
             [[k.key_hash, k.prefix, k.project_id, k.role, ch_ts(k.created_at), _now(), k.name,
-              self._version()]],
+              self._next_version("api_keys", "key_hash = {h:String}", {"h": k.key_hash})]],
         )  # fmt: skip
         return k
 
@@ -297,7 +311,9 @@ class ControlMixin(CHBase):
             "user_sessions",
             ["session_hash", "user_id", "csrf_token", "created_at", "expires_at", "_version",
              "_deleted"],
-            [[session_hash, rows[0][0], "", rows[0][1], rows[0][2], self._version(), 1]],
+            [[session_hash, rows[0][0], "", rows[0][1], rows[0][2],
+              self._next_version("user_sessions", "session_hash = {h:String}",
+                                 {"h": session_hash}), 1]],
         )  # fmt: skip
 
     def add_membership(self, membership: Membership) -> None:
@@ -305,7 +321,16 @@ class ControlMixin(CHBase):
         self._insert_rows(
             "memberships",
             ["user_id", "project_id", "role", "created_at", "_version", "_deleted"],
-            [[m.user_id, m.project_id, m.role, ch_ts(m.created_at), self._version(), 0]],
+            [
+                [
+                    m.user_id,
+                    m.project_id,
+                    m.role,
+                    ch_ts(m.created_at),
+                    self._next_version("memberships", _MEMBER, {"u": m.user_id, "p": m.project_id}),
+                    0,
+                ]
+            ],
         )
 
     def remove_membership(self, user_id: str, project_id: str) -> bool:
@@ -319,7 +344,16 @@ class ControlMixin(CHBase):
         self._insert_rows(
             "memberships",
             ["user_id", "project_id", "role", "created_at", "_version", "_deleted"],
-            [[user_id, project_id, rows[0][0], rows[0][1], self._version(), 1]],
+            [
+                [
+                    user_id,
+                    project_id,
+                    rows[0][0],
+                    rows[0][1],
+                    self._next_version("memberships", _MEMBER, {"u": user_id, "p": project_id}),
+                    1,
+                ]
+            ],
         )
         return True
 
@@ -363,7 +397,17 @@ class ControlMixin(CHBase):
         self._insert_rows(
             "project_privacy",
             ["project_id", "policy", "retention_days", "updated_at", "_version"],
-            [[s.project_id, policy, s.retention_days, ch_ts(s.updated_at), self._version()]],
+            [
+                [
+                    s.project_id,
+                    policy,
+                    s.retention_days,
+                    ch_ts(s.updated_at),
+                    self._next_version(
+                        "project_privacy", "project_id = {p:String}", {"p": s.project_id}
+                    ),
+                ]
+            ],
         )
 
     def add_audit(self, entry: AuditEntry) -> None:
@@ -527,7 +571,8 @@ class ControlMixin(CHBase):
             ["project_id", "name", "spec", "source", "created_at", "updated_at", "_version",
              "_deleted"],
             [[row.project_id, row.name, orjson.dumps(row.spec).decode(), row.source, created,
-              ch_ts(row.updated_at), self._version(), 0]],
+              ch_ts(row.updated_at),
+              self._next_version("budgets", _BUDGET, {"p": row.project_id, "n": row.name}), 0]],
         )  # fmt: skip
 
     def delete_budget(self, project_id: str, name: str) -> bool:
@@ -542,7 +587,8 @@ class ControlMixin(CHBase):
             "budgets",
             ["project_id", "name", "spec", "source", "created_at", "updated_at", "_version",
              "_deleted"],
-            [[project_id, name, *prev[0], self._version(), 1]],
+            [[project_id, name, *prev[0],
+              self._next_version("budgets", _BUDGET, {"p": project_id, "n": name}), 1]],
         )  # fmt: skip
         return True
 
@@ -650,7 +696,9 @@ class ControlMixin(CHBase):
             "prompt_labels",
             ["project_id", "name", "label", "version", "updated_at", "updated_by", "_version",
              "_deleted"],
-            [[project_id, name, label, version, ch_ts(at), by, self._version(), 0]],
+            [[project_id, name, label, version, ch_ts(at), by,
+              self._next_version("prompt_labels", _LABEL, {"p": project_id, "n": name,
+                                                           "l": label}), 0]],
         )  # fmt: skip
 
     def add_prompt_version(
@@ -781,6 +829,8 @@ class ControlMixin(CHBase):
                 "prompt_labels",
                 ["project_id", "name", "label", "version", "updated_at", "updated_by",
                  "_version", "_deleted"],
-                [[project_id, name, label, prev, _now(), None, self._version(), 1]],
+                [[project_id, name, label, prev, _now(), None,
+                  self._next_version("prompt_labels", _LABEL, {"p": project_id, "n": name,
+                                                               "l": label}), 1]],
             )  # fmt: skip
         return prev
