@@ -179,15 +179,17 @@ class ControlMixin(CHBase):
         )  # fmt: skip
 
     def _keys(self, where: str, params: dict[str, Any]) -> list[ApiKey]:
+        """Keys matching ``where`` (on api_keys), oldest first, with their last use."""
+        cols = ", ".join(f"k.{c.strip()}" for c in _KEY_COLUMNS.split(","))
         rows = self._q(
-            f"SELECT {', '.join('k.' + c.strip() for c in _KEY_COLUMNS.split(','))},"  # noqa: S608
-            " u.last_used_at FROM (SELECT * FROM api_keys FINAL WHERE " + where + ") AS k"
+            f"SELECT {cols}, u.last_used_at"  # noqa: S608 - where is a constant of this class
+            f" FROM (SELECT * FROM api_keys FINAL WHERE {where}) AS k"
             " LEFT JOIN (SELECT key_hash, max(last_used_at) AS last_used_at FROM api_key_usage"
             " GROUP BY key_hash) AS u ON u.key_hash = k.key_hash"
-            " ORDER BY k.created_at, k.key_hash"
-            " SETTINGS join_use_nulls = 1",
+            " ORDER BY k.created_at, k.key_hash SETTINGS join_use_nulls = 1",
             params,
         )
+        # columns: key_hash prefix project_id role created_at name revoked_at last_used_at
         return [
             ApiKey(r[0], r[1], r[2], r[3], _aware(r[4]), r[5], _utc(r[7]), _utc(r[6])) for r in rows
         ]
