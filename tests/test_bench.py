@@ -99,3 +99,9 @@ def test_pages_benchmark_quick() -> None:
 def test_never_hurt_benchmark_quick() -> None:
     out = _run("never_hurt.py")
     assert re.search(r"never_hurt_median_round_ratio=[\d.]+", out), out
+
+
+def test_control_benchmark_quick() -> None:
+    out = _run("control.py")
+    for backend in ("duckdb", "clickhouse"):
+        assert re.search(rf"{backend}_get_session_ms_median=[\d.]+", out), out
