@@ -302,6 +302,11 @@ class TestOutcomes:
         got = {g.group["model"]: (g.num_units, g.num_converted, g.num_outcomes, g.cost_usd)
                for g in by_model}  # fmt: skip
         assert got == {"claude": (2, 1, 1, 1.0), "gpt-4o": (2, 0, 0, 1.0)}
+        by_session = any_store.query_outcomes(  # a dimension the query also reads for units
+            OutcomeQuery(project_id="p", start=T0, end=end, group_by=("session_id",))
+        )
+        got = {g.group["session_id"]: (g.num_units, g.num_completed) for g in by_session}
+        assert got == {"s1": (1, 1), "s2": (1, 0), None: (2, 0)}
         hourly = any_store.query_outcomes(
             OutcomeQuery(project_id="p", start=T0, end=end, step_s=3600)
         )
