@@ -90,8 +90,12 @@ def _score_row(s: Score, key: str) -> list[Any]:
 
 
 def _replay_keys(cursor_name: str, before: EvalCursor | None, scores: Sequence[Score]) -> list[str]:
-    """Keys that a replay of the same batch (same cursor before it) gives its scores again."""
-    base = f"{cursor_name}\x00{before.seq if before else -1}\x00{before.pos if before else ''}"
+    """Keys that a replay of the same batch (same cursor before it) gives its scores again.
+
+    No cursor yet reads as ``EvalCursor(0)``, as the runner reads it.
+    """
+    before = before or EvalCursor(0)
+    base = f"{cursor_name}\x00{before.seq}\x00{before.pos}"
     rank: dict[tuple[str, ...], int] = {}
     keys: list[str] = []
     for s in scores:
