@@ -83,6 +83,16 @@ def test_equal_times_order_by_score_id(any_store: TraceStore) -> None:
     assert [x.score_id for x in any_store.list_trace_scores("p", ["t1"])] == ["a", "b", "c"]
 
 
+def test_a_score_id_added_twice(any_store: TraceStore, backend: str) -> None:
+    """DuckDB has no key on scores; ClickHouse keys add_scores' scores by id (docs/clickhouse.md)."""
+    s = score()
+    any_store.add_scores([s])
+    any_store.add_scores([s])
+    want = [s] if backend == "clickhouse" else [s, s]
+    assert any_store.list_scores("p", "t1") == want
+    assert any_store.list_trace_scores("p", ["t1"]) == want
+
+
 def test_eval_cursor_moves_with_the_scores(any_store: TraceStore) -> None:
     assert any_store.get_eval_cursor("main") is None
     s1 = score()
