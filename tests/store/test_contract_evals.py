@@ -84,7 +84,7 @@ def test_equal_times_order_by_score_id(any_store: TraceStore) -> None:
 
 
 def test_a_score_id_added_twice(any_store: TraceStore, backend: str) -> None:
-    """DuckDB has no key on scores; ClickHouse keys add_scores' scores by id (docs/clickhouse.md)."""
+    """DuckDB has no key on scores; ClickHouse keys added scores by id (docs/clickhouse.md)."""
     s = score()
     any_store.add_scores([s])
     any_store.add_scores([s])
