@@ -245,8 +245,8 @@ class EvalsMixin(CHBase):
             params["kinds"] = list(kinds)
         rows = self._q(
             f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY ingest_seq, project_id, trace_id, span_id"
-            " LIMIT 1 BY project_id, trace_id, span_id LIMIT {limit:UInt32}",
+            # no LIMIT BY: it would sort every span after the cursor, not the first `limit`
+            " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT {limit:UInt32}",
             params,
         )
         return [SeqSpan(int(r[0]), row_to_span(r[1:])) for r in rows]
