@@ -52,6 +52,9 @@ _SCORE_SELECT = ", ".join(f"`{c}`" for c in SCORE_FIELDS)
 _SPAN_SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 _DATASET_COLUMNS = "project_id, dataset_id, `name`, `filter`, num_rows, created_at"
 
+_GATHER = {"async_insert": 1, "wait_for_async_insert": 1}
+"""Insert settings for small, frequent inserts (ClickHouse wants few parts per second)."""
+
 CH_AGG_SQL: dict[str, str] = {
     "count": "count({})",
     "sum": "sum({})",
@@ -161,18 +164,31 @@ class EvalsMixin(CHBase):
 
     # -- score writes --------------------------------------------------------------------------
 
-    def _write_scores(self, scores: Sequence[Score], keys: Sequence[str]) -> None:
+    def _write_scores(
+        self, scores: Sequence[Score], keys: Sequence[str], *, gather: bool = False
+    ) -> None:
+        if not scores:
+            return
+        rows = [_score_row(s, k) for s, k in zip(scores, keys, strict=True)]
         try:
-            self._insert_rows(
-                "scores",
-                [*SCORE_FIELDS, "_key"],
-                [_score_row(s, k) for s, k in zip(scores, keys, strict=True)],
-            )
+            if gather:
+                # ClickHouse gathers small inserts from many requests into one part; the call
+                # returns once the part is written (durable and visible)
+                self._run(
+                    "insert",
+                    "scores",
+                    rows,
+                    column_names=[*SCORE_FIELDS, "_key"],
+                    settings=_GATHER,
+                )
+            else:
+                self._insert_rows("scores", [*SCORE_FIELDS, "_key"], rows)
         except StoreError as e:
             raise StoreError(f"score insert failed: {e}") from e
 
     def add_scores(self, scores: Sequence[Score]) -> None:
-        self._write_scores(scores, [s.score_id for s in scores])
+        # one request's feedback or label: a row or a few, from many requests at once
+        self._write_scores(scores, [s.score_id for s in scores], gather=True)
 
     def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
         rows = self._q(
