@@ -523,7 +523,7 @@ def test_score_metrics_bucket_group_filter_and_aggregate(any_store: TraceStore) 
     prod = metric(any_store, _q("faithfulness", filters={"environment": "prod"}, step_s=3600))
     assert _points(prod) == {(): [(T0, 0.2), (hour, 0.5)]}
     # buckets start at the query's start, not at the epoch's hours
-    off = T0 + timedelta(minutes=30)
+    off = T0 + timedelta(minutes=30, microseconds=123_457)
     shifted = metric(any_store, _q("faithfulness", start=off, step_s=3600))
     assert _points(shifted) == {(): [(off, round((0.4 + 1.0 + 0.0) / 3, 9))]}
     two = metric(any_store, _q("faithfulness", group_by=("environment", "model")))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -52,6 +52,7 @@ _SCORE_SELECT = ", ".join(f"`{c}`" for c in SCORE_FIELDS)
 _SPAN_SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 _DATASET_COLUMNS = "project_id, dataset_id, `name`, `filter`, num_rows, created_at"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GATHER = {"async_insert": 1, "wait_for_async_insert": 1}
 """Insert settings for small, frequent inserts (ClickHouse wants few parts per second)."""
 
@@ -489,7 +490,7 @@ class EvalsMixin(CHBase):
             value = CH_AGG_SQL[query.agg].format(f"`{m.column}`")
         else:
             raise ConfigError(f"metric {m.name!r} has neither a column nor a formula")
-        start_us = int(_utc(query.start).timestamp() * 1_000_000)
+        start_us = (_utc(query.start) - _EPOCH) // timedelta(microseconds=1)  # exact, no float
         params: dict[str, Any] = {
             "p": query.project_id,
             "sn": m.score_name,
