@@ -93,6 +93,25 @@ def test_a_score_id_added_twice(any_store: TraceStore, backend: str) -> None:
     assert any_store.list_trace_scores("p", ["t1"]) == want
 
 
+def test_scores_written_without_a_key_keep_their_ids(backend: str, tmp_path: Path) -> None:
+    """A writer that knows only DuckDB's columns (``sightline migrate``) gets ``_key = score_id``:
+    the scores of a trace stay apart."""
+    if backend != "clickhouse":
+        pytest.skip("only ClickHouse has the _key column")
+    from sightline.store._duckdb_evals import SCORE_FIELDS
+
+    st = open_store(store_url(backend, tmp_path))
+    st.migrate()
+    try:
+        a, b = score(score_id="a"), score(score_id="b")
+        rows = [[getattr(s, f) if f != "details" else None for f in SCORE_FIELDS] for s in (a, b)]
+        st._insert_rows("scores", SCORE_FIELDS, rows)  # type: ignore[attr-defined]
+        st._cmd("OPTIMIZE TABLE scores FINAL")  # type: ignore[attr-defined]
+        assert [s.score_id for s in st.list_scores("p", "t1")] == ["a", "b"]
+    finally:
+        st.close()
+
+
 def test_eval_cursor_moves_with_the_scores(any_store: TraceStore) -> None:
     assert any_store.get_eval_cursor("main") is None
     s1 = score()

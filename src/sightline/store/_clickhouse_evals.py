@@ -117,7 +117,8 @@ class EvalsMixin(CHBase):
 
     DDL: ClassVar[list[str]] = [
         # Scores by trace (the trace view and the runner read them so); ``_key`` makes a
-        # replayed or re-sent score replace itself instead of adding a copy.
+        # replayed or re-sent score replace itself instead of adding a copy. A writer that does
+        # not know it (a copy from DuckDB) gets the score id.
         """CREATE TABLE IF NOT EXISTS scores (
             project_id String,
             score_id String,
@@ -134,7 +135,7 @@ class EvalsMixin(CHBase):
             user_id Nullable(String),
             created_at DateTime64(6, 'UTC'),
             details Nullable(String),
-            _key String,
+            _key String DEFAULT score_id,
             INDEX idx_created created_at TYPE minmax GRANULARITY 1
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toYYYYMMDD(created_at)
