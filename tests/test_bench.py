@@ -99,3 +99,9 @@ def test_pages_benchmark_quick() -> None:
 def test_never_hurt_benchmark_quick() -> None:
     out = _run("never_hurt.py")
     assert re.search(r"never_hurt_median_round_ratio=[\d.]+", out), out
+
+
+def test_clickhouse_evals_benchmark_quick() -> None:
+    out = _run("ch_evals.py")
+    rows = re.findall(r"^\| [a-z_].* \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    assert len(rows) == 4, out
