@@ -165,6 +165,24 @@ def test_a_batch_replayed_after_a_crash_before_the_cursor_moved_scores_once(
         st.close()
 
 
+def test_the_cursor_moves_past_a_writer_whose_clock_ran_ahead(backend: str, tmp_path: Path) -> None:
+    if backend != "clickhouse":
+        pytest.skip("only ClickHouse versions the cursor row by a clock")
+    st = open_store(store_url(backend, tmp_path))
+    st.migrate()
+    try:
+        ahead = [["main", 7, "", T0.replace(tzinfo=None), 2**62]]  # another server, far ahead
+        cols = ["name", "seq", "pos", "updated_at", "_version"]
+        st._insert_rows("eval_cursors", cols, ahead)  # type: ignore[attr-defined]
+        assert st.get_eval_cursor("main") == EvalCursor(7)
+        st.append_eval_scores([], cursor_name="main", cursor=EvalCursor(8))
+        assert st.get_eval_cursor("main") == EvalCursor(8)
+        st.append_eval_scores([score()], cursor_name="main", cursor=EvalCursor(9))
+        assert st.get_eval_cursor("main") == EvalCursor(9)
+    finally:
+        st.close()
+
+
 def test_one_batch_may_score_a_span_twice_under_one_name(any_store: TraceStore) -> None:
     """Two later turns of a session can judge the same previous answer in one batch."""
     pair = [score(details={"judged_by": "a"}), score(details={"judged_by": "b"})]

@@ -204,18 +204,25 @@ class EvalsMixin(CHBase):
     # -- the runner's cursors ------------------------------------------------------------------
 
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
+        found = self._eval_cursor_row(name)
+        return found[0] if found else None
+
+    def _eval_cursor_row(self, name: str) -> tuple[EvalCursor, int] | None:
+        """The cursor and its row version."""
         rows = self._q(
-            "SELECT seq, pos FROM eval_cursors FINAL WHERE `name` = {n:String}", {"n": name}
+            "SELECT seq, pos, _version FROM eval_cursors FINAL WHERE `name` = {n:String}",
+            {"n": name},
         )
-        return EvalCursor(int(rows[0][0]), str(rows[0][1])) if rows else None
+        return (EvalCursor(int(rows[0][0]), str(rows[0][1])), int(rows[0][2])) if rows else None
 
     def append_eval_scores(
         self, scores: Sequence[Score], *, cursor_name: str, cursor: EvalCursor
     ) -> None:
         # Scores first, cursor last: a crash in between replays the batch, whose scores get the
         # same keys (derived from the cursor they were read from) and are skipped if stored.
+        found = self._eval_cursor_row(cursor_name)
         if scores:
-            keys = _replay_keys(cursor_name, self.get_eval_cursor(cursor_name), scores)
+            keys = _replay_keys(cursor_name, found[0] if found else None, scores)
             stored = {
                 str(r[0])
                 for r in self._q(
@@ -230,11 +237,14 @@ class EvalsMixin(CHBase):
             }
             new = [(s, k) for s, k in zip(scores, keys, strict=True) if k not in stored]
             self._write_scores([s for s, _ in new], [k for _, k in new])
+        version = max(self._version(), found[1] + 1 if found else 0)
         try:
             self._insert_rows(
                 "eval_cursors",
                 ["name", "seq", "pos", "updated_at", "_version"],
-                [[cursor_name, cursor.seq, cursor.pos, ch_ts(datetime.now(UTC)), self._version()]],
+                # past the stored version even when this server's clock is behind the last
+                # writer's (the runner's work moved to another server)
+                [[cursor_name, cursor.seq, cursor.pos, ch_ts(datetime.now(UTC)), version]],
             )
         except StoreError as e:
             raise StoreError(f"eval cursor update failed: {e}") from e
