@@ -13,7 +13,7 @@
   ``LIMIT 1 BY`` the key, while pages and aggregates may count such a copy until the merge.
 - ``create_dataset`` writes the rows first and the dataset last (the dataset row makes it
   visible); a dataset id already taken is refused by a check before the write, so two servers
-  creating the same id at once can both pass it (the later write replaces the earlier).
+  creating the same id at once can both pass it (the later dataset row wins, the rows mix).
 - Metric formulas are DuckDB SQL in ``base.py``; the two that read ``details`` through DuckDB's
   JSON functions have ClickHouse spellings in :data:`CH_SCORE_FORMULAS`.
 """
@@ -424,7 +424,7 @@ class EvalsMixin(CHBase):
 
     def create_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
         # Check-then-insert: DuckDB refuses a taken id with its primary key; two servers
-        # creating the same id at once can both pass this check (the later write wins).
+        # creating the same id at once can both pass this check (documented difference).
         if self.get_dataset(dataset.project_id, dataset.dataset_id) is not None:
             raise StoreError(
                 f"dataset insert failed: dataset {dataset.dataset_id!r} already exists"
