@@ -105,3 +105,9 @@ def test_control_benchmark_quick() -> None:
     out = _run("control.py")
     for backend in ("duckdb", "clickhouse"):
         assert re.search(rf"{backend}_get_session_ms_median=[\d.]+", out), out
+
+
+def test_clickhouse_evals_benchmark_quick() -> None:
+    out = _run("ch_evals.py")
+    rows = re.findall(r"^\| [a-z_].* \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    assert len(rows) == 4, out

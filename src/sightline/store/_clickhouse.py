@@ -34,6 +34,7 @@ from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_control import ControlMixin
 from sightline.store._clickhouse_signals import SignalsMixin
+from sightline.store._clickhouse_evals import EvalsMixin
 from sightline.store.base import SpanPage, SpanQuery
 
 __all__ = ["ClickHouseStore", "SEQ_SETTLE_US"]
@@ -102,7 +103,7 @@ if tuple(c for c, _ in _SPAN_COLUMNS) != SPAN_FIELDS:  # pragma: no cover - a pr
 _SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 
 
-class ClickHouseStore(ControlMixin, SignalsMixin, CHBase):
+class ClickHouseStore(ControlMixin, SignalsMixin, EvalsMixin, CHBase):
     """TraceStore on ClickHouse (a server, or the engine embedded by chdb)."""
 
     DDL: ClassVar[list[str]] = [
