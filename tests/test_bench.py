@@ -99,3 +99,12 @@ def test_pages_benchmark_quick() -> None:
 def test_never_hurt_benchmark_quick() -> None:
     out = _run("never_hurt.py")
     assert re.search(r"never_hurt_median_round_ratio=[\d.]+", out), out
+
+
+def test_store_compare_benchmark_quick() -> None:
+    out = _run("store_compare.py")
+    for backend in ("duckdb", "clickhouse"):
+        assert re.search(rf"store_compare_{backend}_ingest_spans_per_s=\d+", out), out
+        for read in ("list_spans_first_page", "get_trace", "count_spans"):
+            assert re.search(rf"store_compare_{backend}_{read}_median_ms=[\d.]+", out), out
+    assert re.search(r"store_compare_duckdb_p95_latency_by_model_by_hour_median_ms=[\d.]+", out)

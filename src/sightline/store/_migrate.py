@@ -34,8 +34,12 @@ __all__ = ["TableCopy", "migrate_store", "source_path"]
 
 DEFAULT_CHUNK_ROWS = 50_000
 
-_SKIP_TABLES = frozenset({"spans", "schema_migrations"})
-"""Spans are copied through ``insert_batches``; each store keeps its own migration ledger."""
+_SKIP_TABLES = frozenset({"spans", "schema_migrations", "eval_claims", "leader_leases"})
+"""Spans are copied through ``insert_batches``; each store keeps its own migration ledger;
+claims and leases of running workers and monitors are transient (taken again after the move)."""
+
+_SEQ_TABLES: dict[str, bool] = {"eval_cursors": True, "eval_frontiers": False}
+"""Tables whose ``seq`` column is a position in the commit order (True: with a ``pos``)."""
 
 _NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     # Tables without a primary key in DuckDB whose rows still have an identity.
@@ -144,11 +148,13 @@ def _copy_all(
     src_tables = _source_tables(source)
     dst_tables = _target_tables(target)
     cursors: list[tuple[str, int, str]] = []
-    if "eval_cursors" in src_tables and "eval_cursors" in dst_tables:
-        cursors = [
-            (str(r[0]), int(r[1]), str(r[2]))
-            for r in _duck_rows(source, "SELECT name, seq, pos FROM eval_cursors ORDER BY name")
-        ]
+    for table, with_pos in _SEQ_TABLES.items():
+        if table in src_tables and table in dst_tables:
+            pos = "pos" if with_pos else "''"
+            cursors += [
+                (str(r[0]), int(r[1]), str(r[2]))
+                for r in _duck_rows(source, f"SELECT name, seq, {pos} FROM {table}")  # noqa: S608
+            ]
     results = [_copy_spans(source, target, chunk_rows, cursors, say)]
     for table in sorted((set(src_tables) & set(dst_tables)) - _SKIP_TABLES):
         if table.startswith("_"):
@@ -162,7 +168,7 @@ def _copy_all(
                 dst_tables[table],
                 chunk_rows,
                 say,
-                transform=_cursor_translator(source, target) if table == "eval_cursors" else None,
+                transform=_cursor_translator(source, target) if table in _SEQ_TABLES else None,
             )
         )
     return results
@@ -238,7 +244,7 @@ def _crosses(cut_after: Sequence[int], before: int, after: int) -> bool:
 
 
 def _cursor_translator(source: Any, target: _Target) -> Callable[[pa.Table], pa.Table]:
-    """Rewrite ``eval_cursors`` rows from the source's commit numbers to the target's."""
+    """Cursor rows' ``seq`` (and ``pos``) moved to the target commit holding the same spans."""
 
     def target_seq(project_id: str, trace_id: str, span_id: str) -> int | None:
         rows = target._q(
@@ -250,9 +256,9 @@ def _cursor_translator(source: Any, target: _Target) -> Callable[[pa.Table], pa.
 
     def translate(table: pa.Table) -> pa.Table:
         seqs: list[int] = []
-        for seq, pos in zip(
-            table.column("seq").to_pylist(), table.column("pos").to_pylist(), strict=True
-        ):
+        seq_col = table.column("seq").to_pylist()
+        pos_col = table.column("pos").to_pylist() if "pos" in table.column_names else None
+        for seq, pos in zip(seq_col, pos_col or [""] * len(seq_col), strict=True):
             key: tuple[str, str, str] | None = None
             if pos:
                 pid, tid, sid = ([*str(pos).split("/"), "", "", ""])[:3]  # as the runner reads it
