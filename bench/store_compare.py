@@ -8,7 +8,8 @@ The same synthetic LLM spans (7 days, 5 models, 4 spans a trace) go into each st
 ingest figure includes each backend's duplicate check. Then the same reads run on each: the
 first page of spans, a filtered page, a trace, the span count, and p95 latency by model by hour
 over the 7 days when the store has ``query_metric`` (skipped otherwise). Each read runs
-``--runs`` times; the median is reported.
+``--runs`` times; the median is reported. Last, the spans' size on disk per span (DuckDB: the
+file; ClickHouse: the active parts of ``spans``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def median_ms(fn: Callable[[int], object], runs: int) -> float:
 def bench_store(url: str, batches: list[pa.Table], runs: int) -> dict[str, float | None]:
     n = sum(b.num_rows for b in batches)
     st = open_store(url)
+    res: dict[str, float | None] = {}
     try:
         st.migrate()
         t = time.perf_counter()
@@ -111,7 +113,7 @@ def bench_store(url: str, batches: list[pa.Table], runs: int) -> dict[str, float
         ingest_s = time.perf_counter() - t
         assert st.count_spans(PROJECT) == n, "spans missing after ingest"
         num_traces = (n + 3) // 4
-        res: dict[str, float | None] = {"ingest_spans_per_s": n / ingest_s}
+        res["ingest_spans_per_s"] = n / ingest_s
         res["list_spans_first_page_ms"] = median_ms(
             lambda _r: st.list_spans(SpanQuery(project_id=PROJECT, limit=100)), runs
         )
@@ -136,9 +138,17 @@ def bench_store(url: str, batches: list[pa.Table], runs: int) -> dict[str, float
             res["p95_latency_by_model_by_hour_ms"] = median_ms(lambda _r: st.query_metric(q), runs)
         else:
             res["p95_latency_by_model_by_hour_ms"] = None
-        return res
+        if hasattr(st, "_q"):  # ClickHouse: the compressed size of the spans' active parts
+            rows = st._q(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE active"
+                " AND database = currentDatabase() AND table = 'spans'"
+            )
+            res["disk_bytes_per_span"] = int(rows[0][0]) / n
     finally:
         st.close()
+    if "disk_bytes_per_span" not in res:  # DuckDB: the file, checkpointed on close
+        res["disk_bytes_per_span"] = Path(url.removeprefix("duckdb://")).stat().st_size / n
+    return res
 
 
 def main() -> None:
@@ -168,7 +178,7 @@ def main() -> None:
         for key, v in res.items():
             if v is None:
                 print(f"store_compare_{backend}_{key.removesuffix('_ms')}_median_ms=skipped")
-            elif key.endswith("_per_s"):
+            elif key.endswith(("_per_s", "_per_span")):
                 print(f"store_compare_{backend}_{key}={v:.0f}")
             else:
                 print(f"store_compare_{backend}_{key.removesuffix('_ms')}_median_ms={v:.2f}")
