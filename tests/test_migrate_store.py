@@ -39,6 +39,15 @@ _TARGET_TABLES = [
         name String, seq Int64, pos String, updated_at DateTime64(6, 'UTC'),
         _version UInt64
     ) ENGINE = ReplacingMergeTree(_version) ORDER BY name""",
+    # no key in DuckDB: a row is all its columns; severity_text not Nullable here on purpose
+    """CREATE TABLE IF NOT EXISTS otel_logs (
+        project_id String, `time` DateTime64(6, 'UTC'),
+        observed_time Nullable(DateTime64(6, 'UTC')), severity_number Nullable(Int32),
+        severity_text String, body Nullable(String), event_name Nullable(String),
+        attributes String, resource_attributes String,
+        service_name LowCardinality(Nullable(String)), scope Nullable(String),
+        trace_id Nullable(String), span_id Nullable(String)
+    ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(`time`) ORDER BY (project_id, `time`)""",
     """CREATE TABLE IF NOT EXISTS projects (
         id String, created_at DateTime64(6, 'UTC'), _version UInt64
     ) ENGINE = ReplacingMergeTree(_version) ORDER BY id""",
@@ -114,6 +123,18 @@ def _make_source(path: Path, *, commits: int, per_commit: int) -> None:
         st.append_eval_scores(
             scores[25:], cursor_name="runner-b", cursor=EvalCursor(3, "/".join(mid))
         )
+        # 6,000 log records, NULLs in half of a column, and ten rows present twice
+        st._con.execute(
+            "INSERT INTO otel_logs (project_id, time, severity_number, severity_text, body,"
+            " attributes, resource_attributes, service_name, trace_id)"
+            " SELECT 'p', TIMESTAMP '2026-11-01 12:00:00' + to_milliseconds(i * 250), i % 24,"
+            " CASE WHEN i % 2 = 0 THEN 'INFO' END, 'log ' || i, '{}', '{}', 'bot',"
+            " CASE WHEN i % 3 = 0 THEN lpad(to_hex(i), 32, '0') END FROM range(6000) t(i)"
+        )
+        st._con.execute(
+            "INSERT INTO otel_logs SELECT * FROM otel_logs"
+            " WHERE time < TIMESTAMP '2026-11-01 12:00:02.5'"
+        )
     finally:
         st.close()
 
@@ -163,15 +184,17 @@ class TestMigrate:
         assert summary["scores"] == (50, 50)
         assert summary["eval_cursors"] == (2, 2)
         assert summary["projects"] == (2, 2)
+        assert summary["otel_logs"] == (6010, 6010)
         assert "spans: 1200/1200 read, 1200 added" in first.stdout
 
-        again = _migrate_cli(src, url, "--chunk-rows", "250")
+        again = _migrate_cli(src, url)  # chunks of 10,000: looked up 5,000 rows at a time
         assert again.returncode == 0, again.stdout + again.stderr
         assert {t: a for t, (_, a) in _summary(again.stdout).items()} == {
             "spans": 0,
             "scores": 0,
             "eval_cursors": 0,
             "projects": 0,
+            "otel_logs": 0,
         }
 
         duck = DuckDBStore(src)
@@ -214,6 +237,12 @@ class TestMigrate:
             )
             assert got == want
             assert sorted(r[0] for r in ch._q("SELECT id FROM projects")) == ["p", "q"]
+            log_cols = "time, severity_number, coalesce(severity_text, ''), body, trace_id"
+            want_logs = duck._con.execute(f"SELECT {log_cols} FROM otel_logs").fetchall()  # noqa: S608
+            got_logs = ch._q(f"SELECT {log_cols} FROM otel_logs")  # noqa: S608
+            assert sorted((t.replace(tzinfo=None), *rest) for t, *rest in got_logs) == sorted(
+                want_logs
+            )
             # each cursor names, in the target's commits, exactly the spans it named before
             for name in ("runner", "runner-b"):
                 s_seq, s_pos = duck._con.execute(

@@ -427,7 +427,7 @@ def compact(data_dir: Path | None) -> None:
 @click.option(
     "--chunk-rows",
     type=click.IntRange(min=1),
-    default=50_000,
+    default=10_000,
     show_default=True,
     help="Rows read and inserted at a time.",
 )

@@ -32,7 +32,10 @@ from sightline.store._arrow import SPAN_SCHEMA
 
 __all__ = ["TableCopy", "migrate_store", "source_path"]
 
-DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_CHUNK_ROWS = 10_000
+"""Rows per read and insert. The span insert's duplicate check sends the chunk's ids as query
+parameters, which a ClickHouse server takes in the URL (``http_max_uri_size``, 1 MiB): 10,000
+spans' ids are ~0.6 MB."""
 
 _SKIP_TABLES = frozenset({"spans", "schema_migrations", "eval_claims", "leader_leases"})
 """Spans are copied through ``insert_batches``; each store keeps its own migration ledger;
@@ -47,8 +50,10 @@ _NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "alert_events": ("project_id", "event_id"),
     "dataset_rows": ("project_id", "dataset_id", "row_num"),
 }
-_MAX_IN_VALUES = 20_000
-"""Prefilter the target's keys with ``IN`` over at most this many distinct values a column."""
+_CHECK_ROWS = 5_000
+"""Rows whose keys one query looks up in the target."""
+_MAX_IN_BYTES = 256_000
+"""A key column prefilters the lookup with ``IN`` when its distinct values fit in this."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -300,22 +305,50 @@ def _copy_table(
     result = TableCopy(table)
     say(f"{table}: {total} rows to copy")
     select = ", ".join(f'"{c}"' for c in cols)
-    sql = f'SELECT {select} FROM "{table}" ORDER BY rowid'  # noqa: S608 - names from the catalog
+    # In key order, so that the copies of a row (a table without a key can hold identical
+    # rows) are read together: each chunk then adds as many copies as the target lacks.
+    order = ", ".join(f'"{c}"' for c in key)
+    sql = f'SELECT {select} FROM "{table}" ORDER BY {order}'  # noqa: S608 - catalog names
+
+    def copy(chunk: pa.Table) -> None:
+        result.source_rows += chunk.num_rows
+        fresh = _new_rows(target, table, chunk, key, dst_cols)
+        if fresh.num_rows:
+            try:
+                target._insert_arrow(table, fresh)
+            except StoreError as e:
+                raise StoreError(f"copying {table} failed: {e}") from None
+        result.added += fresh.num_rows
+        say(f"{table}: {result.source_rows}/{total} read, {result.added} added")
+
+    carry: pa.Table | None = None
     with source._cursor() as cur:
         for batch in cur.sql(sql).to_arrow_reader(chunk_rows):
             chunk = pa.Table.from_batches([batch])
             if transform is not None:
                 chunk = transform(chunk)
-            result.source_rows += chunk.num_rows
-            fresh = _new_rows(target, table, chunk, key, dst_cols)
-            if fresh.num_rows:
-                try:
-                    target._insert_arrow(table, fresh)
-                except StoreError as e:
-                    raise StoreError(f"copying {table} failed: {e}") from None
-            result.added += fresh.num_rows
-            say(f"{table}: {result.source_rows}/{total} read, {result.added} added")
+            if carry is not None:
+                chunk = pa.concat_tables([carry, chunk.cast(carry.schema)])
+            cut = _run_start(_keys(chunk, key, dst_cols), chunk.num_rows)
+            carry = chunk.slice(cut)  # the last key's rows may go on in the next batch
+            if cut:
+                copy(chunk.slice(0, cut))
+    if carry is not None and carry.num_rows:
+        copy(carry)
     return result
+
+
+def _keys(chunk: pa.Table, key: list[str], types: dict[str, str]) -> list[tuple[Any, ...]]:
+    columns = [chunk.column(c).to_pylist() for c in key]
+    return [_norm_row(r, key, types) for r in zip(*columns, strict=True)]
+
+
+def _run_start(keys: Sequence[tuple[Any, ...]], end: int) -> int:
+    """The first index of the run of equal keys that ends at ``end - 1``."""
+    i = end - 1
+    while i > 0 and keys[i - 1] == keys[end - 1]:
+        i -= 1
+    return max(i, 0)
 
 
 def _key_columns(source: Any, table: str, cols: list[str]) -> list[str]:
@@ -340,9 +373,38 @@ def _key_columns(source: Any, table: str, cols: list[str]) -> list[str]:
 def _new_rows(
     target: _Target, table: str, chunk: pa.Table, key: list[str], dst_cols: dict[str, str]
 ) -> pa.Table:
-    """The rows of ``chunk`` whose key the target does not hold yet (as many times)."""
-    if chunk.num_rows == 0:
-        return chunk
+    """The rows of ``chunk`` whose key the target does not hold yet (as many times).
+
+    ``chunk`` is in key order; it is looked up ``_CHECK_ROWS`` rows at a time, never splitting
+    the copies of one key.
+    """
+    keys = _keys(chunk, key, dst_cols)
+    parts: list[pa.Table] = []
+    start = 0
+    while start < chunk.num_rows:
+        end = min(start + _CHECK_ROWS, chunk.num_rows)
+        if end < chunk.num_rows and keys[end - 1] == keys[end]:  # a run crosses the cut
+            run = _run_start(keys, end)
+            if run > start:
+                end = run  # stop before it
+            else:  # one key's copies fill the slice: take them all
+                while end < chunk.num_rows and keys[end] == keys[start]:
+                    end += 1
+        parts.append(
+            _absent(target, table, chunk.slice(start, end - start), keys[start:end], key, dst_cols)
+        )
+        start = end
+    return pa.concat_tables(parts) if parts else chunk
+
+
+def _absent(
+    target: _Target,
+    table: str,
+    chunk: pa.Table,
+    keys: list[tuple[Any, ...]],
+    key: list[str],
+    dst_cols: dict[str, str],
+) -> pa.Table:
     where: list[str] = []
     params: dict[str, Any] = {}
     for i, col in enumerate(key):
@@ -352,7 +414,7 @@ def _new_rows(
             continue
         if base == "String":
             distinct = pc.unique(values).to_pylist()
-            if len(distinct) <= _MAX_IN_VALUES:
+            if sum(len(v) for v in distinct) <= _MAX_IN_BYTES:
                 where.append(f"`{col}` IN {{k{i}:Array(String)}}")
                 params[f"k{i}"] = distinct
         elif base.startswith("DateTime64"):
@@ -367,9 +429,7 @@ def _new_rows(
     if not have:
         return chunk
     keep: list[bool] = []
-    rows = zip(*(chunk.column(c).to_pylist() for c in key), strict=True)
-    for r in rows:
-        k = _norm_row(r, key, dst_cols)
+    for k in keys:
         if have[k] > 0:
             have[k] -= 1
             keep.append(False)
