@@ -439,8 +439,9 @@ def migrate(source: str, target: str, chunk_rows: int) -> None:
     command again, and a second run adds nothing. The source is not changed (beyond
     bringing its schema up to date).
 
-    Example: sightline migrate --from duckdb:///srv/sightline-data/sightline.duckdb
-    --to clickhouse://default:pw@ch1:8123/sightline
+    Example (docs/deploy.md):
+
+        sightline migrate --from /srv/data/sightline.duckdb --to chdb:///srv/ch
     """
     import time
 
