@@ -123,6 +123,9 @@ def _make_source(path: Path, *, commits: int, per_commit: int) -> None:
         st.append_eval_scores(
             scores[25:], cursor_name="runner-b", cursor=EvalCursor(3, "/".join(mid))
         )
+        # a cursor whose span is gone (erased since): resumes at the start of commit 3
+        gone = EvalCursor(3, f"p/{'0' * 32}/{'0' * 16}")
+        st.append_eval_scores([], cursor_name="runner-gone", cursor=gone)
         # 6,000 log records, NULLs in half of a column, and ten rows present twice
         st._con.execute(
             "INSERT INTO otel_logs (project_id, time, severity_number, severity_text, body,"
@@ -182,7 +185,7 @@ class TestMigrate:
         summary = _summary(first.stdout)
         assert summary["spans"] == (1200, 1200)
         assert summary["scores"] == (50, 50)
-        assert summary["eval_cursors"] == (2, 2)
+        assert summary["eval_cursors"] == (3, 3)
         assert summary["projects"] == (2, 2)
         assert summary["otel_logs"] == (6010, 6010)
         assert "spans: 1200/1200 read, 1200 added" in first.stdout
@@ -251,13 +254,16 @@ class TestMigrate:
                 want_logs
             )
             # each cursor names, in the target's commits, exactly the spans it named before
-            for name in ("runner", "runner-b"):
+            # (the one whose span is gone: the spans of the commits before its commit)
+            for name in ("runner", "runner-b", "runner-gone"):
                 s_seq, s_pos = duck._con.execute(
                     "SELECT seq, pos FROM eval_cursors WHERE name = ?", [name]
                 ).fetchall()[0]
                 [(t_seq, t_pos)] = ch._q(
                     "SELECT seq, pos FROM eval_cursors WHERE name = {n:String}", {"n": name}
                 )
+                if name == "runner-gone":
+                    s_seq, s_pos = s_seq - 1, ""
                 assert t_pos == s_pos
                 before_src = _read_before(duck, s_seq, s_pos)
                 before_dst = {
@@ -343,6 +349,31 @@ def _is_before(seq: int, key: tuple[str, ...], c_seq: int, c_pos: str) -> bool:
     if c_pos:
         return (seq, *key) <= (c_seq, *c_pos.split("/"))
     return seq <= c_seq
+
+
+class TestChunks:
+    def test_chunks_keep_order_stay_small_and_never_straddle_a_cut(self, tmp_path: Path) -> None:
+        from sightline.store._migrate import _chunks
+
+        src = tmp_path / "sightline.duckdb"
+        _make_source(src, commits=5, per_commit=300)
+        st = DuckDBStore(src)
+        try:
+            sql = (
+                "SELECT span_id, ingest_seq FROM spans"
+                " ORDER BY ingest_seq, project_id, trace_id, span_id"
+            )
+            want = st._con.execute(sql).fetchall()
+            chunks = list(_chunks(st, sql, 250, [1, 3]))  # cuts after commit 1, after commit 3
+        finally:
+            st.close()
+        assert all(0 < c.num_rows <= 250 for c in chunks)
+        got = [r for c in chunks for r in zip(*c.to_pydict().values(), strict=True)]
+        assert got == want
+        for c in chunks:
+            seqs = set(c.column("ingest_seq").to_pylist())
+            assert not (min(seqs) <= 1 < max(seqs)) and not (min(seqs) <= 3 < max(seqs))
+        assert [c.num_rows for c in chunks] == [250, 50, 250, 250, 100, 250, 250, 100]
 
 
 class TestMigrateRefuses:

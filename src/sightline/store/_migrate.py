@@ -212,34 +212,38 @@ def _chunks(source: Any, sql: str, chunk_rows: int, cut_after: Sequence[int]) ->
     """The query's rows in tables of at most ``chunk_rows``, never spanning a cut."""
     pending: list[pa.Table] = []
     pending_rows = 0
+
+    def add(piece: pa.Table) -> Iterator[pa.Table]:
+        nonlocal pending, pending_rows
+        while piece.num_rows:
+            take = min(chunk_rows - pending_rows, piece.num_rows)
+            pending.append(piece.slice(0, take))
+            pending_rows += take
+            piece = piece.slice(take)
+            if pending_rows >= chunk_rows:
+                yield from flush()
+
+    def flush() -> Iterator[pa.Table]:
+        nonlocal pending, pending_rows
+        if pending_rows:
+            yield pa.concat_tables(pending)
+        pending, pending_rows = [], 0
+
     prev_seq: int | None = None
     with source._cursor() as cur:
-        reader = cur.sql(sql).to_arrow_reader(chunk_rows)
-        for batch in reader:
+        for batch in cur.sql(sql).to_arrow_reader(chunk_rows):
             table = pa.Table.from_batches([batch])
             seqs = table.column("ingest_seq").to_pylist()
             start = 0
             for i, seq in enumerate(seqs):
                 before = prev_seq if i == 0 else seqs[i - 1]
                 if before is not None and before != seq and _crosses(cut_after, before, seq):
-                    if i > start:
-                        pending.append(table.slice(start, i - start))
-                        pending_rows += i - start
-                    if pending_rows:
-                        yield pa.concat_tables(pending)
-                    pending, pending_rows, start = [], 0, i
+                    yield from add(table.slice(start, i - start))
+                    yield from flush()
+                    start = i
             prev_seq = seqs[-1] if seqs else prev_seq
-            rest = table.slice(start)
-            while rest.num_rows:
-                take = min(chunk_rows - pending_rows, rest.num_rows)
-                pending.append(rest.slice(0, take))
-                pending_rows += take
-                rest = rest.slice(take)
-                if pending_rows >= chunk_rows:
-                    yield pa.concat_tables(pending)
-                    pending, pending_rows = [], 0
-    if pending_rows:
-        yield pa.concat_tables(pending)
+            yield from add(table.slice(start))
+    yield from flush()
 
 
 def _crosses(cut_after: Sequence[int], before: int, after: int) -> bool:
@@ -258,28 +262,41 @@ def _cursor_translator(source: Any, target: _Target) -> Callable[[pa.Table], pa.
         )
         return int(rows[0][0]) if rows and rows[0][0] else None
 
+    def last_at_or_before(seq: int) -> int:
+        """The target commit of the source's last span at or before commit ``seq`` (0: none)."""
+        rows = _duck_rows(
+            source,
+            "SELECT project_id, trace_id, span_id FROM spans WHERE ingest_seq <= ?"
+            " ORDER BY ingest_seq DESC, project_id DESC, trace_id DESC, span_id DESC LIMIT 1",
+            [seq],
+        )
+        mapped = target_seq(str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+        return mapped or 0
+
     def translate(table: pa.Table) -> pa.Table:
         seqs: list[int] = []
+        poss: list[str] = []
         seq_col = table.column("seq").to_pylist()
         pos_col = table.column("pos").to_pylist() if "pos" in table.column_names else None
         for seq, pos in zip(seq_col, pos_col or [""] * len(seq_col), strict=True):
-            key: tuple[str, str, str] | None = None
             if pos:
                 pid, tid, sid = ([*str(pos).split("/"), "", "", ""])[:3]  # as the runner reads it
-                key = (pid, tid, sid)
-            else:  # the last span of the last commit at or before seq
-                rows = _duck_rows(
-                    source,
-                    "SELECT project_id, trace_id, span_id FROM spans WHERE ingest_seq <= ?"
-                    " ORDER BY ingest_seq DESC, project_id DESC, trace_id DESC, span_id DESC"
-                    " LIMIT 1",
-                    [seq],
-                )
-                key = (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
-            mapped = target_seq(*key) if key else None
-            seqs.append(mapped if mapped is not None else 0)
+                mapped = target_seq(pid, tid, sid)
+                if mapped is not None:
+                    seqs.append(mapped)
+                    poss.append(str(pos))
+                    continue
+                # the span is gone (retention, erasure): resume at the start of its commit,
+                # scoring a part of it again rather than skipping any of it
+                seq = seq - 1
+            seqs.append(last_at_or_before(seq))
+            poss.append("")
         i = table.schema.get_field_index("seq")
-        return table.set_column(i, "seq", pa.array(seqs, table.schema.field("seq").type))
+        table = table.set_column(i, "seq", pa.array(seqs, table.schema.field("seq").type))
+        if pos_col is not None:
+            i = table.schema.get_field_index("pos")
+            table = table.set_column(i, "pos", pa.array(poss, table.schema.field("pos").type))
+        return table
 
     return translate
 
