@@ -111,3 +111,12 @@ def test_clickhouse_evals_benchmark_quick() -> None:
     out = _run("ch_evals.py")
     rows = re.findall(r"^\| [a-z_].* \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
     assert len(rows) == 4, out
+
+
+def test_store_compare_benchmark_quick() -> None:
+    out = _run("store_compare.py")
+    for backend in ("duckdb", "clickhouse"):
+        assert re.search(rf"store_compare_{backend}_ingest_spans_per_s=\d+", out), out
+        for read in ("list_spans_first_page", "get_trace", "count_spans"):
+            assert re.search(rf"store_compare_{backend}_{read}_median_ms=[\d.]+", out), out
+    assert re.search(r"store_compare_duckdb_p95_latency_by_model_by_hour_median_ms=[\d.]+", out)

@@ -411,6 +411,63 @@ def compact(data_dir: Path | None) -> None:
     click.echo(f"compacted {settings.db_path}: {before} -> {after} bytes")
 
 
+@main.command()
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    help="The DuckDB store to copy: duckdb:///path/sightline.duckdb (or the file's path).",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="The ClickHouse store to fill: clickhouse://user:pw@host:8123/db or chdb:///dir.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Rows read and inserted at a time.",
+)
+def migrate(source: str, target: str, chunk_rows: int) -> None:
+    """Copy an embedded DuckDB store into ClickHouse (with the server stopped).
+
+    Spans keep their ingest order; every other table both stores have is copied too. A row
+    already in the target is skipped, so an interrupted run is resumed by running the same
+    command again, and a second run adds nothing. The source is not changed (beyond
+    bringing its schema up to date).
+
+    Example (docs/deploy.md):
+
+        sightline migrate --from /srv/data/sightline.duckdb --to chdb:///srv/ch
+    """
+    import time
+
+    from sightline.errors import SightlineError
+    from sightline.store._migrate import migrate_store
+
+    started = time.monotonic()
+    try:
+        results = migrate_store(
+            source, target, chunk_rows=chunk_rows, progress=lambda m: click.echo(m)
+        )
+    except SightlineError as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "interrupted: run the same command again to resume (rows already copied are skipped)"
+        ) from None
+    click.echo(f"done in {time.monotonic() - started:.1f}s")
+    width = max(len(r.table) for r in results)
+    click.echo(f"{'table':<{width}}  {'source':>10}  {'added':>10}  {'already there':>13}")
+    for r in results:
+        click.echo(
+            f"{r.table:<{width}}  {r.source_rows:>10}  {r.added:>10}  {r.already_present:>13}"
+        )
+
+
 def _rate(value: str | None) -> tuple[int, int]:
     """``60/min`` -> (60, 60); ``10/s`` -> (10, 1); ``1000/h`` -> (1000, 3600)."""
     if not value:
