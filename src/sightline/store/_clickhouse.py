@@ -230,11 +230,26 @@ class ClickHouseStore(ControlMixin, SignalsMixin, EvalsMixin, CHBase):
         return SpanPage(spans, cursor)
 
     def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
+        # Two steps: the trace's hours from the narrow key columns, then the whole rows within
+        # those hours (a prefix of the sorting key). Filtering all 49 columns by trace_id alone
+        # reads every granule the bloom filter keeps: 2x slower here at 200k spans.
+        hours = [
+            r[0]
+            for r in self._q(
+                "SELECT DISTINCT toStartOfHour(start_time) FROM spans"
+                " WHERE project_id = {p:String} AND trace_id = {t:String}",
+                {"p": project_id, "t": trace_id},
+            )
+        ]
+        if not hours:
+            return []
         rows = self._q(
             f"SELECT {_SELECT} FROM spans"  # noqa: S608
-            " WHERE project_id = {p:String} AND trace_id = {t:String}"
+            " WHERE project_id = {p:String}"
+            " AND toStartOfHour(start_time) IN {h:Array(DateTime('UTC'))}"
+            " AND trace_id = {t:String}"
             " ORDER BY start_time, span_id LIMIT 1 BY span_id",
-            {"p": project_id, "t": trace_id},
+            {"p": project_id, "t": trace_id, "h": hours},
         )
         return [row_to_span(r) for r in rows]
 

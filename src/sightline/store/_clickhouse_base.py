@@ -93,9 +93,9 @@ class CHBase:
                 boot = clickhouse_connect.get_client(**args, database="default")
                 boot.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
                 boot.close()
-            self._client = clickhouse_connect.get_client(
-                **args, database=self.database, autogenerate_session_id=False
-            )
+            # one session would serialise a server's concurrent queries ("session is locked")
+            extra = {} if embedded else {"autogenerate_session_id": False}
+            self._client = clickhouse_connect.get_client(**args, database=self.database, **extra)
         except Exception as e:  # clickhouse-connect and chdb raise their own error types
             raise StoreError(f"cannot open ClickHouse store at {url}: {e}") from None
         # chdb runs one query at a time per process; the HTTP client is thread-safe without it
