@@ -33,8 +33,8 @@ from sightline.model import SPAN_FIELDS, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_control import ControlMixin
-from sightline.store._clickhouse_signals import SignalsMixin
 from sightline.store._clickhouse_evals import EvalsMixin
+from sightline.store._clickhouse_signals import SignalsMixin
 from sightline.store.base import SpanPage, SpanQuery
 
 __all__ = ["ClickHouseStore", "SEQ_SETTLE_US"]
