@@ -94,7 +94,7 @@ class CHBase:
                 boot.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
                 boot.close()
             # one session would serialise a server's concurrent queries ("session is locked")
-            extra = {} if embedded else {"autogenerate_session_id": False}
+            extra: dict[str, Any] = {} if embedded else {"autogenerate_session_id": False}
             self._client = clickhouse_connect.get_client(**args, database=self.database, **extra)
         except Exception as e:  # clickhouse-connect and chdb raise their own error types
             raise StoreError(f"cannot open ClickHouse store at {url}: {e}") from None
