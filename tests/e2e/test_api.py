@@ -41,9 +41,14 @@ def _span(i: int, **kw: Any) -> dict[str, Any]:
     return base
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("api"))
+@pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
+def api(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    # The whole API suite on both stores: ClickHouse on the engine chdb embeds in the server.
+    tmp = tmp_path_factory.mktemp("api")
+    args = ["--store", f"chdb://{tmp / 'ch'}"] if request.param == "clickhouse" else []
+    srv = start_server(tmp, args=args)
     spans = [_span(i) for i in range(20)]
     tree = [  # one RAG trace: root -> retrieval, llm -> (tool)
         {
