@@ -7,7 +7,7 @@ import pytest
 
 from _helpers import GatedStore
 from _payload import llm_request
-from sightline.errors import Overloaded, StoreError
+from sightline.errors import Overloaded, StoreUnavailable
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare
 
@@ -58,10 +58,13 @@ def test_store_failure_fails_the_requests_not_the_writer(store: GatedStore) -> N
     w.start()
     store.fail = True
     store.gate.set()
-    with pytest.raises(StoreError, match="disk full"):
+    with pytest.raises(StoreUnavailable, match="retry later") as e:
         w.submit(_batch(3), 3).result(10)
+    assert e.value.status == 503 and e.value.retry_after_s >= 1
+    assert not w.healthy and "disk full" in (w.last_error or "")  # details stay server-side
     store.fail = False
     assert w.submit(_batch(3), 3).result(10) == 3
+    assert w.healthy
     w.stop()
     assert w.queued_spans == 0
 
