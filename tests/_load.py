@@ -34,7 +34,9 @@ def make_batches(num: int, spans_per_batch: int, *, seed: int = 0) -> list[Batch
     for _ in range(num):
         req, _ids = llm_request(spans_per_batch, rng=rng)
         spans = req.resource_spans[0].scope_spans[0].spans
-        out.append(Batch(req.SerializeToString(), [(s.trace_id.hex(), s.span_id.hex()) for s in spans]))
+        out.append(
+            Batch(req.SerializeToString(), [(s.trace_id.hex(), s.span_id.hex()) for s in spans])
+        )
     return out
 
 
