@@ -99,3 +99,11 @@ def test_pages_benchmark_quick() -> None:
 def test_never_hurt_benchmark_quick() -> None:
     out = _run("never_hurt.py")
     assert re.search(r"never_hurt_median_round_ratio=[\d.]+", out), out
+
+
+def test_soak_benchmark_quick() -> None:
+    out = _run("soak.py")
+    assert re.search(r"soak_errors=\d+", out), out
+    assert re.search(r"soak_spans_per_s=\d+", out), out
+    assert re.search(r"soak_lag_ms_p50=\d+ p95=\d+ max=\d+", out), out
+    assert re.search(r"soak_rss_mib start=\d+ 10%=\d+ 50%=\d+ end=\d+", out), out
