@@ -188,9 +188,10 @@ class GroupCommitWriter:
         self.num_failed_commits += 1
         self.last_error = error
         # The details (paths, engine messages) stay in the log; clients learn to retry.
-        err = StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
         for p in taken:
-            p.future.set_exception(err)
+            p.future.set_exception(
+                StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
+            )
 
     def _recovered(self) -> None:
         if self.last_error is not None:
