@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -172,3 +173,37 @@ class TestStoreOutage:
             assert_exactly_once(stored_keys(srv), senders.acked, [])
         finally:
             srv.stop()
+
+
+def test_documented_client_rides_out_an_outage(tmp_path: Path) -> None:
+    """The client of docs/reliability.md keeps its batch through a store outage."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    ns: dict[str, object] = {}
+    exec(compile(code, "docs/reliability.md", "exec"), ns)  # noqa: S102 - our own docs
+    send = ns["send"]
+    fault = tmp_path / "store-fault"
+    fault.touch()
+    srv = Server(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        env={"SIGHTLINE_TEST_STORE_FAULT_FILE": str(fault)},
+    ).start()
+    try:
+        batch = make_batches(1, 20, seed=6)[0]
+        done = threading.Event()
+
+        def run() -> None:
+            with srv.client() as c:
+                send(c, batch.body)  # type: ignore[operator]
+            done.set()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        assert not done.wait(3)  # refused with 503 and retried while the store fails
+        fault.unlink()
+        t.join(30)
+        assert done.is_set()
+        assert_exactly_once(stored_keys(srv), [batch], [])
+    finally:
+        srv.stop()
