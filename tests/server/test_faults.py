@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import httpx
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from _helpers import Server, free_port
+from _helpers import API_KEY, Server, free_port
 from _load import Senders, assert_exactly_once, make_batches, stored_keys
+from _payload import llm_request
 
 
 def _wait_for(cond: object, timeout_s: float, what: str) -> None:
@@ -205,5 +208,35 @@ def test_documented_client_rides_out_an_outage(tmp_path: Path) -> None:
         t.join(30)
         assert done.is_set()
         assert_exactly_once(stored_keys(srv), [batch], [])
+    finally:
+        srv.stop()
+
+
+def test_grpc_export_is_unavailable_during_an_outage_then_ok(tmp_path: Path) -> None:
+    """OTLP/gRPC exporters retry UNAVAILABLE: that is what a failing store answers there."""
+    fault = tmp_path / "store-fault"
+    srv = Server(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        grpc_port=free_port(),
+        env={"SIGHTLINE_TEST_STORE_FAULT_FILE": str(fault)},
+    ).start()
+    try:
+        req, _ids = llm_request(5)
+        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
+            stub = trace_service_pb2_grpc.TraceServiceStub(ch)  # type: ignore[no-untyped-call]
+
+            def export() -> grpc.StatusCode:
+                try:
+                    stub.Export(req, metadata=[("authorization", f"Bearer {API_KEY}")], timeout=30)
+                except grpc.RpcError as e:
+                    return e.code()  # type: ignore[no-any-return]
+                return grpc.StatusCode.OK
+
+            fault.touch()
+            assert export() == grpc.StatusCode.UNAVAILABLE
+            fault.unlink()
+            assert export() == grpc.StatusCode.OK
+        assert len(stored_keys(srv)) == 5
     finally:
         srv.stop()
