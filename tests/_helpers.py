@@ -134,3 +134,8 @@ class GatedStore(DuckDBStore):
         if self.fail:
             raise StoreError("disk full")
         return super().insert_batches(batches)
+
+    def check_writable(self) -> None:
+        if self.fail:
+            raise StoreError("disk full")
+        super().check_writable()

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +30,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("srv"), grpc_port=free_port())
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount small tmpfs file systems (``tmpfs("6m")``) to fill a disk for real; root only.
+
+    Skips when the test is not root or cannot mount; grow one with
+    ``mount -o remount,size=... PATH``. Unmounted at the end of the test.
+    """
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs root and mount(8) for a small tmpfs")
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir()
+        r = subprocess.run(  # noqa: S603 - fixed argv
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)  # noqa: S603, S607

@@ -120,3 +120,11 @@ def test_store_compare_benchmark_quick() -> None:
         for read in ("list_spans_first_page", "get_trace", "count_spans"):
             assert re.search(rf"store_compare_{backend}_{read}_median_ms=[\d.]+", out), out
     assert re.search(r"store_compare_duckdb_p95_latency_by_model_by_hour_median_ms=[\d.]+", out)
+
+
+def test_soak_benchmark_quick() -> None:
+    out = _run("soak.py")
+    assert re.search(r"soak_errors=\d+", out), out
+    assert re.search(r"soak_spans_per_s=\d+", out), out
+    assert re.search(r"soak_lag_ms_p50=\d+ p95=\d+ max=\d+", out), out
+    assert re.search(r"soak_rss_mib start=\d+ 10%=\d+ 50%=\d+ end=\d+", out), out

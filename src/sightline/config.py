@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Spans waiting for commit before ingest answers 503."
     )
     max_batch_spans: int = Field(50_000, ge=1, description="Most spans one commit takes.")
+    test_store_fault_file: Path | None = Field(
+        None,
+        description="Test only: while this file exists, every commit fails as if the disk were"
+        " full (ingest answers 503). Off by default; for fault tests.",
+    )
     ingest_workers: int = Field(
         default_factory=_default_workers,
         ge=0,

@@ -9,6 +9,7 @@ The tree::
     │   └── UnsupportedMediaType           content type we do not read (415)
     ├── StoreError                         the trace store failed
     │   └── Overloaded                     the writer queue is full; retry later (503)
+    │       └── StoreUnavailable           the store cannot write now (disk full...); retry (503)
     ├── AuthError                          missing or unknown API key (401)
     │   └── TooManyRequests                too many failed authentications (429)
     ├── Forbidden                          the key's role does not allow this (403)
@@ -38,6 +39,7 @@ __all__ = [
     "PromptUnavailable",
     "SightlineError",
     "StoreError",
+    "StoreUnavailable",
     "TooManyRequests",
     "UnsupportedMediaType",
 ]
@@ -94,6 +96,16 @@ class Overloaded(StoreError):
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StoreUnavailable(Overloaded):
+    """The store failed to commit (disk full, read-only, gone): nothing of the request was kept.
+
+    Like :class:`Overloaded` it is answered 503 with ``Retry-After``; the writer keeps probing
+    the store and ingestion resumes by itself once a write succeeds again.
+    """
+
+    code = "store_unavailable"
 
 
 class AuthError(SightlineError):

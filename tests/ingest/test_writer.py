@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -7,9 +10,10 @@ import pytest
 
 from _helpers import GatedStore
 from _payload import llm_request
-from sightline.errors import Overloaded, StoreError
+from sightline.errors import Overloaded, StoreUnavailable
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare
+from sightline.store import DuckDBStore
 
 
 def _batch(n: int) -> pa.Table:
@@ -58,10 +62,13 @@ def test_store_failure_fails_the_requests_not_the_writer(store: GatedStore) -> N
     w.start()
     store.fail = True
     store.gate.set()
-    with pytest.raises(StoreError, match="disk full"):
+    with pytest.raises(StoreUnavailable, match="retry later") as e:
         w.submit(_batch(3), 3).result(10)
+    assert e.value.status == 503 and e.value.retry_after_s >= 1
+    assert not w.healthy and "disk full" in (w.last_error or "")  # details stay server-side
     store.fail = False
     assert w.submit(_batch(3), 3).result(10) == 3
+    assert w.healthy
     w.stop()
     assert w.queued_spans == 0
 
@@ -87,3 +94,54 @@ def test_a_span_arrow_cannot_hold_is_rejected_alone() -> None:
     table = _to_table(res)
     assert table is not None and table.num_rows == 2
     assert res.rejected == {"unstorable_span": 1}
+
+
+def test_writer_probes_and_recovers_with_no_traffic(store: GatedStore) -> None:
+    w = GroupCommitWriter(store, probe_interval_s=0.1)
+    w.start()
+    store.fail = True
+    store.gate.set()
+    with pytest.raises(StoreUnavailable):
+        w.submit(_batch(3), 3).result(10)
+    time.sleep(0.3)
+    assert not w.healthy  # the probe fails while the store does
+    store.fail = False
+    deadline = time.monotonic() + 5
+    while not w.healthy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.healthy  # no request was needed
+    w.stop()
+
+
+def test_duckdb_invalidated_by_a_full_disk_is_reopened_and_keeps_commits(
+    tmpfs: Callable[[str], Path],
+) -> None:
+    """A checkpoint on a full disk invalidates DuckDB's database; the writer reopens it."""
+    mnt = tmpfs("8m")
+    store = DuckDBStore(mnt / "db.duckdb")
+    store.migrate()
+    # Checkpoint early: the checkpoint, not the log, is what meets the full disk.
+    store._write.execute("SET checkpoint_threshold = '256KB'")
+    w = GroupCommitWriter(store, probe_interval_s=0.1)
+    w.start()
+    committed = 0
+    error = None
+    for _ in range(500):
+        try:
+            committed += w.submit(_batch(200), 200).result(30)
+        except StoreUnavailable:
+            error = w.last_error
+            break
+    assert error is not None and "No space left on device" in error
+    assert "checkpoint" in error  # the fatal kind, that invalidates the database
+    assert committed > 0
+    subprocess.run(["mount", "-o", "remount,size=256m", str(mnt)], check=True)  # noqa: S603, S607
+    deadline = time.monotonic() + 10
+    while not w.healthy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.healthy, w.last_error
+    committed += w.submit(_batch(200), 200).result(30)
+    w.stop()
+    with store._cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM spans").fetchall()[0][0] == committed
+    store.close()

@@ -8,11 +8,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from sightline.errors import Overloaded, StoreError
+from sightline.errors import Overloaded, StoreError, StoreUnavailable
 from sightline.store.base import TraceStore
 
 __all__ = ["GroupCommitWriter"]
@@ -36,6 +37,12 @@ class GroupCommitWriter:
     batches accumulate and the next transaction takes them all, up to ``max_batch_spans``: under
     load, commits grow instead of queueing up. The queue is bounded in spans; past the bound
     ``submit`` raises :class:`Overloaded` so clients retry later instead of memory growing.
+
+    A failed commit fails its requests with :class:`StoreUnavailable` (503, retry later; none
+    of them was acknowledged) and marks the writer unhealthy. Later commits keep trying; while
+    the queue is idle the writer probes the store every ``probe_interval_s`` with
+    ``check_writable``, so ``healthy`` (and ``/readyz``) turn back by themselves when the store
+    returns, without a restart.
     """
 
     def __init__(
@@ -45,6 +52,8 @@ class GroupCommitWriter:
         max_queue_spans: int = 200_000,
         max_batch_spans: int = 50_000,
         on_commit: Callable[[list[Any]], None] | None = None,
+        probe_interval_s: float = 1.0,
+        fault_file: Path | None = None,
     ) -> None:
         self._store = store
         self._max_queue = max_queue_spans
@@ -55,8 +64,19 @@ class GroupCommitWriter:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="sightline-writer", daemon=True)
+        self._probe_interval_s = probe_interval_s
+        self._fault_file = fault_file
+        """Test only (``SIGHTLINE_TEST_STORE_FAULT_FILE``): while it exists, commits fail."""
         self.num_commits = 0
         self.num_spans_committed = 0
+        self.num_failed_commits = 0
+        self.last_error: str | None = None
+        """Why the last commit or probe failed, while the writer is unhealthy."""
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed commit until a commit or a probe succeeds again."""
+        return self.last_error is None
 
     @property
     def queued_spans(self) -> int:
@@ -101,7 +121,11 @@ class GroupCommitWriter:
             while not self._queue:
                 if self._stopping:
                     return None
-                self._cond.wait()
+                if self.healthy:
+                    self._cond.wait()
+                    continue
+                if not self._cond.wait(self._probe_interval_s) and not self._queue:
+                    return []  # idle while unhealthy: probe the store
             taken = [self._queue.popleft()]
             n = taken[0].num_spans
             while self._queue and n + self._queue[0].num_spans <= self._max_batch:
@@ -115,9 +139,13 @@ class GroupCommitWriter:
             taken = self._take()
             if taken is None:
                 return
+            if not taken:
+                self._probe()
+                continue
             n = sum(p.num_spans for p in taken)
             t0 = time.perf_counter()
             try:
+                self._check_fault()
                 spans = [p.batch for p in taken if p.signal == "spans"]
                 if spans:
                     self._store.insert_batches(spans)
@@ -127,14 +155,12 @@ class GroupCommitWriter:
                         self._store.insert_signal_batches(signal, other)
             except StoreError as e:
                 log.error("commit_failed", num_spans=n, error=str(e))
-                for p in taken:
-                    p.future.set_exception(e)
+                self._fail(taken, str(e))
             except Exception as e:  # a daemon loop must survive anything; logged and failed
                 log.exception("commit_crashed", num_spans=n)
-                err = StoreError(f"commit failed: {type(e).__name__}")
-                for p in taken:
-                    p.future.set_exception(err)
+                self._fail(taken, f"commit failed: {type(e).__name__}")
             else:
+                self._recovered()
                 self.num_commits += 1
                 self.num_spans_committed += n
                 log.debug(
@@ -153,3 +179,33 @@ class GroupCommitWriter:
             finally:
                 with self._cond:
                     self._queued_spans -= n
+
+    def _check_fault(self) -> None:
+        if self._fault_file is not None and self._fault_file.exists():
+            raise StoreError("injected store fault (test only)")
+
+    def _fail(self, taken: list[_Pending], error: str) -> None:
+        self.num_failed_commits += 1
+        self.last_error = error
+        # The details (paths, engine messages) stay in the log; clients learn to retry.
+        for p in taken:
+            p.future.set_exception(
+                StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
+            )
+
+    def _recovered(self) -> None:
+        if self.last_error is not None:
+            log.warning("store_recovered", after_error=self.last_error)
+            self.last_error = None
+
+    def _probe(self) -> None:
+        try:
+            self._check_fault()
+            self._store.check_writable()
+        except StoreError as e:
+            self.last_error = str(e)
+        except Exception as e:  # a daemon loop must survive anything; logged
+            log.exception("store_probe_crashed")
+            self.last_error = f"probe failed: {type(e).__name__}"
+        else:
+            self._recovered()

@@ -108,6 +108,7 @@ def create_app(
             max_queue_spans=settings.max_queue_spans,
             max_batch_spans=settings.max_batch_spans,
             on_commit=prom.observe_commit,
+            fault_file=settings.test_store_fault_file,
         )
         keys = KeyRing(st)
         security = build_security(settings, st, keys, clock or system_clock)

@@ -148,6 +148,9 @@ class DuckDBStore:
         self._write = self._con.cursor()
         self._admin_lock = threading.Lock()
         self._closed = False
+        self._invalid = False
+        """A fatal error (e.g. a checkpoint on a full disk) invalidated the database instance:
+        DuckDB refuses every statement until it is reopened, which the next write does."""
         self._ingest_seq = 0
         """The last commit's sequence number (``spans.ingest_seq``); the writer owns it."""
 
@@ -189,6 +192,50 @@ class DuckDBStore:
         except duckdb.Error as e:
             raise StoreError(f"store unreachable: {e}") from None
 
+    def check_writable(self) -> None:
+        self._reopen_if_invalid()
+        con = self._write
+        try:
+            con.execute("BEGIN")
+            con.execute("INSERT OR REPLACE INTO store_probe VALUES (1, now())")
+            con.execute("COMMIT")
+        except duckdb.Error as e:
+            self._rollback_after(e)
+            raise StoreError(f"store not writable: {e}") from e
+
+    def _rollback_after(self, e: duckdb.Error) -> None:
+        """Roll the writer's transaction back after ``e``; remember a fatal error."""
+        if isinstance(e, duckdb.FatalException):
+            self._invalid = True
+            return
+        try:
+            self._write.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+
+    def _reopen_if_invalid(self) -> None:
+        """Reopen the database after a fatal error (the writer thread only).
+
+        Reopening replays the write-ahead log, so every committed transaction is kept; readers
+        get errors while it happens and the new connection afterwards.
+        """
+        if not self._invalid or self._closed:
+            return
+        for c in (self._write, self._con):
+            try:
+                c.close()
+            except duckdb.Error:
+                pass
+        try:
+            self._con = duckdb.connect(self.path)
+            self._write = self._con.cursor()
+            rows = self._write.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
+        except duckdb.Error as e:
+            raise StoreError(f"cannot reopen DuckDB store: {e}") from None
+        self._ingest_seq = int(rows[0][0])
+        self._invalid = False
+        log.warning("store_reopened", path=self.path)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -210,6 +257,7 @@ class DuckDBStore:
 
     def insert_batches(self, batches: Sequence[pa.Table]) -> int:
         table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+        self._reopen_if_invalid()
         con = self._write
         con.register("_incoming", table)
         seq = self._ingest_seq + 1
@@ -220,13 +268,13 @@ class DuckDBStore:
             con.execute("COMMIT")
             self._ingest_seq = seq
         except duckdb.Error as e:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
+            self._rollback_after(e)
             raise StoreError(f"span insert failed: {e}") from e
         finally:
-            con.unregister("_incoming")
+            try:
+                con.unregister("_incoming")
+            except duckdb.Error:  # an invalidated database refuses this too
+                pass
         return int(table.num_rows)
 
     # -- span reads ----------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
     if table_name is None:
         raise StoreError(f"unknown signal {signal!r}")
     table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+    store._reopen_if_invalid()
     con = store._write
     con.register("_incoming_signal", table)
     cols = ", ".join(f'"{c}"' for c in table.column_names)
@@ -74,13 +75,13 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
         )
         con.execute("COMMIT")
     except duckdb.Error as e:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
+        store._rollback_after(e)
         raise StoreError(f"{signal} insert failed: {e}") from e
     finally:
-        con.unregister("_incoming_signal")
+        try:
+            con.unregister("_incoming_signal")
+        except duckdb.Error:  # an invalidated database refuses this too
+            pass
     return int(table.num_rows)
 
 

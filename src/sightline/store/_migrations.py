@@ -432,4 +432,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX outcomes_project_name ON outcomes (project_id, name)",
         ],
     ),
+    (
+        12,
+        [
+            # One row the ingest writer rewrites to learn whether the store can write again
+            # after a failed commit (disk full, read-only): see TraceStore.check_writable.
+            """CREATE TABLE store_probe (
+            id INTEGER PRIMARY KEY,
+            probed_at TIMESTAMP NOT NULL
+        )""",
+        ],
+    ),
 ]

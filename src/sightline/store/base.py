@@ -691,6 +691,14 @@ class TraceStore(AnalysisStore, Protocol):
         """Raise StoreError when the store cannot answer a query."""
         ...
 
+    def check_writable(self) -> None:
+        """Raise StoreError unless a small write commits now (the writer's outage probe).
+
+        A backend that must reconnect after a fatal error (DuckDB invalidates its database
+        when a checkpoint hits a full disk) does so here.
+        """
+        ...
+
     def close(self) -> None:
         """Flush and release the store."""
         ...

@@ -19,13 +19,21 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the store answers")
+@router.get("/readyz", summary="Readiness: the store answers and accepts writes")
 async def readyz(request: Request) -> JSONResponse:
-    """200 when the store answers a query, 503 otherwise."""
+    """200 when the store answers a query and the last commit (or probe) succeeded, else 503."""
+    st = state_of(request)
     try:
-        state_of(request).store.ping()
+        st.store.ping()
     except StoreError as e:
         return JSONResponse({"status": "unavailable", "error": str(e)}, status_code=503)
+    if not st.writer.healthy:
+        # The writer probes the store every second while idle, so this turns back by itself.
+        return JSONResponse(
+            {"status": "unavailable", "error": "the store is not accepting writes"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
     return JSONResponse({"status": "ok"})
 
 

@@ -1,0 +1,270 @@
+"""Soak: OTLP/HTTP protobuf at a steady rate into a real server on the DuckDB store.
+
+    python bench/soak.py                    # 5,000 spans/s for 600 s (make bench)
+    python bench/soak.py --duration 120     # the 2-minute form in docs/benchmarks.md
+    python bench/soak.py --quick            # 1,000 spans/s for 12 s (make test)
+
+Clients send pre-encoded ExportTraceServiceRequests of ``--batch`` LLM spans (~20 GenAI
+attributes each) on a fixed schedule (open loop: a slow answer does not lower the offered rate
+until every client is busy). Each request gets fresh trace and span ids, patched into a
+pre-serialised template at known byte offsets, so the client costs a copy per request and the
+server stores every span (no idempotent no-ops).
+
+Reports:
+- errors: answers other than 200 and transport errors (none is expected);
+- the achieved rate: acknowledged spans / seconds from the first send to the last answer;
+- ingestion lag: for one request in ``--sample-every`` seconds, the time from its send until
+  its first span is returned by ``GET /api/v1/spans?trace_id=...`` (p50, p95, max);
+- server RSS (the server process, and with its decode/evaluation children) before the load,
+  at 10 %, 50 % and 100 % of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _server  # noqa: E402 - bench helpers by path
+from _payload import llm_request  # noqa: E402
+
+MIB = 2**20
+
+
+class Templates:
+    """Serialised requests whose trace and span ids are rewritten for every send."""
+
+    def __init__(self, num: int, spans: int) -> None:
+        rng = random.Random(0)
+        self.bodies: list[bytes] = []
+        self.offsets: list[list[tuple[int, int]]] = []  # (trace id offset, span id offset)
+        for _ in range(num):
+            req, _ids = llm_request(spans, rng=rng)
+            body = req.SerializeToString()
+            offs = []
+            for s in req.resource_spans[0].scope_spans[0].spans:
+                # ids are random bytes: each occurs once in the body (checked)
+                t, sid = body.index(s.trace_id), body.index(s.span_id)
+                assert body.count(s.trace_id) == 1 and body.count(s.span_id) == 1
+                offs.append((t, sid))
+            self.bodies.append(body)
+            self.offsets.append(offs)
+
+    def fresh(self, i: int) -> tuple[bytes, str]:
+        """Template ``i`` with new ids; returns the body and its first span's trace id."""
+        k = i % len(self.bodies)
+        body = bytearray(self.bodies[k])
+        offs = self.offsets[k]
+        ids = os.urandom(24 * len(offs))
+        for j, (t, s) in enumerate(offs):
+            body[t : t + 16] = ids[24 * j : 24 * j + 16]
+            body[s : s + 8] = ids[24 * j + 16 : 24 * j + 24]
+        return bytes(body), ids[:16].hex()
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """RSS of ``pid``, and of ``pid`` with all its descendants (Linux /proc)."""
+
+    def one(p: int) -> int:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = 0, [pid]
+    while todo:  # decode workers hang under a forkserver, itself a child of the server
+        p = todo.pop()
+        tree += one(p)
+        todo += children.get(p, [])
+    return one(pid), tree
+
+
+def warm_up(url: str, tpl: Templates) -> None:
+    """A few requests first: decode workers and caches start before the clock does."""
+    headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {_server.KEY}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
+        for i in range(4):
+            r = c.post("/v1/traces", content=tpl.fresh(-1 - i)[0])
+            r.raise_for_status()
+
+
+def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[str, object]:
+    interval_s = args.batch * args.clients / args.rate  # per client
+    statuses: Counter[str] = Counter()
+    acked = [0]
+    lock = threading.Lock()
+    samples: queue.Queue[tuple[float, str] | None] = queue.Queue()
+    lags_ms: list[float] = []
+    ack_ms: list[float] = []
+    t_start = time.monotonic()
+    t_end = t_start + args.duration
+    last_answer = [t_start]
+    next_sample = [t_start]
+    counter = [0]
+
+    def client(n: int) -> None:
+        headers = {
+            "content-type": "application/x-protobuf",
+            "authorization": f"Bearer {_server.KEY}",
+        }
+        due = t_start + interval_s * n / args.clients  # spread the clients over one interval
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+            while True:
+                now = time.monotonic()
+                if due >= t_end or now >= t_end:  # behind schedule: the run still ends on time
+                    return
+                if due > now:
+                    time.sleep(due - now)
+                due += interval_s
+                with lock:
+                    counter[0] += 1
+                    i = counter[0]
+                body, trace_id = tpl.fresh(i)
+                sent = time.monotonic()
+                try:
+                    r = c.post("/v1/traces", content=body)
+                    status = str(r.status_code)
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                answered = time.monotonic()
+                with lock:
+                    statuses[status] += 1
+                    last_answer[0] = max(last_answer[0], answered)
+                    if status == "200":
+                        acked[0] += args.batch
+                        ack_ms.append((answered - sent) * 1000)
+                        if sent >= next_sample[0]:
+                            next_sample[0] = sent + args.sample_every
+                            samples.put((sent, trace_id))
+
+    def sampler() -> None:
+        with httpx.Client(
+            base_url=url, headers={"authorization": f"Bearer {_server.KEY}"}, timeout=60
+        ) as c:
+            while (item := samples.get()) is not None:
+                sent, trace_id = item
+                while True:
+                    r = c.get("/api/v1/spans", params={"trace_id": trace_id, "limit": 1})
+                    if r.status_code == 200 and r.json()["data"]:
+                        lags_ms.append((time.monotonic() - sent) * 1000)
+                        break
+                    time.sleep(0.005)
+
+    rss: dict[str, tuple[int, int]] = {"start": rss_bytes(pid)}
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    sampling = threading.Thread(target=sampler)
+    sampling.start()
+    for t in threads:
+        t.start()
+    for mark, frac in (("10%", 0.1), ("50%", 0.5), ("end", 1.0)):
+        time.sleep(max(0.0, t_start + args.duration * frac - time.monotonic()))
+        rss[mark] = rss_bytes(pid)
+        if mark != "end":
+            print(f"  t={time.monotonic() - t_start:.0f}s acked={acked[0]}", flush=True)
+    for t in threads:
+        t.join()
+    samples.put(None)
+    sampling.join()
+    elapsed = last_answer[0] - t_start
+    lags = sorted(lags_ms)
+    acks = sorted(ack_ms)
+
+    def pct(xs: list[float], q: float) -> float:
+        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+    return {
+        "statuses": dict(statuses),
+        "errors": sum(n for s, n in statuses.items() if s != "200"),
+        "acked": acked[0],
+        "rate": acked[0] / elapsed,
+        "elapsed": elapsed,
+        "lag": (
+            statistics.median(lags) if lags else float("nan"),
+            pct(lags, 0.95),
+            max(lags, default=float("nan")),
+        ),
+        "num_lag_samples": len(lags),
+        "ack": (
+            statistics.median(acks) if acks else float("nan"),
+            pct(acks, 0.95),
+            pct(acks, 0.99),
+        ),
+        "rss": rss,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1,000 spans/s for 12 s (make test)")
+    ap.add_argument("--rate", type=float, default=5000.0, help="target spans/s [5000]")
+    ap.add_argument("--duration", type=float, default=600.0, help="seconds of load [600]")
+    ap.add_argument(
+        "--batch", type=int, default=512, help="spans per request [512, the OTel SDK's batch]"
+    )
+    ap.add_argument("--clients", type=int, default=16, help="concurrent clients [16]")
+    ap.add_argument("--sample-every", type=float, default=2.0, help="lag sample period, s [2]")
+    ap.add_argument("--workers", type=int, default=None, help="SIGHTLINE_INGEST_WORKERS")
+    ap.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
+    )
+    args = ap.parse_args()
+    if args.quick:
+        args.rate, args.duration, args.sample_every = 1000.0, 12.0, 1.0
+    tpl = Templates(8, args.batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(e.split("=", 1) for e in args.env)
+        proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
+        try:
+            warm_up(url, tpl)
+            res = run(url, proc.pid, args, tpl)
+        finally:
+            _server.stop(proc)
+    rss = res["rss"]
+    assert isinstance(rss, dict)
+    lag, ack = res["lag"], res["ack"]
+    assert isinstance(lag, tuple) and isinstance(ack, tuple)
+    print(
+        f"soak: target {args.rate:.0f} spans/s for {args.duration:.0f} s, {args.clients} clients,"
+        f" {args.batch}-span batches"
+    )
+    print(f"soak_errors={res['errors']} statuses={res['statuses']}")
+    print(
+        f"soak_spans_per_s={res['rate']:.0f} acked_spans={res['acked']} over {res['elapsed']:.1f} s"
+    )
+    print(
+        f"soak_lag_ms_p50={lag[0]:.0f} p95={lag[1]:.0f} max={lag[2]:.0f}"
+        f" (samples={res['num_lag_samples']})"
+    )
+    print(f"soak_ack_ms_p50={ack[0]:.0f} p95={ack[1]:.0f} p99={ack[2]:.0f}")
+    print(
+        "soak_rss_mib "
+        + " ".join(f"{k}={v[0] / MIB:.0f}" for k, v in rss.items())
+        + " | with children "
+        + " ".join(f"{k}={v[1] / MIB:.0f}" for k, v in rss.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
