@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sightline.errors import ConfigError
+from sightline.errors import ConfigError, StoreError
 from sightline.store import open_store
 from sightline.store.base import SpanQuery, TraceStore
 from store._spans import T0, batch, span_record, spans_over, store_url
@@ -125,3 +125,11 @@ def test_unknown_store_urls_are_config_errors(tmp_path: Path) -> None:
     for url in ("mysql://x", "chdb://", "clickhouse:///db"):
         with pytest.raises(ConfigError):
             open_store(url)
+
+
+def test_a_healthy_store_is_writable_and_closed_one_is_not(any_store: TraceStore) -> None:
+    any_store.check_writable()
+    any_store.check_writable()
+    any_store.close()
+    with pytest.raises(StoreError):
+        any_store.check_writable()

@@ -118,6 +118,10 @@ class ClickHouseStore(ControlMixin, SignalsMixin, EvalsMixin, CHBase):
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toYYYYMMDD(start_time)
         ORDER BY (project_id, toStartOfHour(start_time), trace_id, span_id)""",
+        # the ingest writer's test write while the store is failing (one row, replaced)
+        """CREATE TABLE IF NOT EXISTS store_probe (
+            id Int32, at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree ORDER BY id""",
     ]
     SCHEMA_VERSION: ClassVar[int] = 1
 
@@ -139,6 +143,14 @@ class ClickHouseStore(ControlMixin, SignalsMixin, EvalsMixin, CHBase):
             log.info("migration_applied", version=self.SCHEMA_VERSION, backend="clickhouse")
         self._ingest_seq = int(self._q("SELECT max(ingest_seq) FROM spans")[0][0] or 0)
         return self.SCHEMA_VERSION
+
+    def check_writable(self) -> None:
+        try:
+            self._insert_rows(
+                "store_probe", ["id", "at"], [[1, datetime.now(UTC).replace(tzinfo=None)]]
+            )
+        except StoreError as e:
+            raise StoreError(f"store not writable: {e}") from e
 
     # -- writes --------------------------------------------------------------------------------
 
