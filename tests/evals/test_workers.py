@@ -211,3 +211,52 @@ def test_appending_the_same_online_scores_again_adds_nothing(tmp_path: Path) -> 
     assert store.append_scores_once(again) == 0
     assert len(_scores(store)) == 1
     store.close()
+
+
+def test_thumbs_down_pass_runs_on_one_worker_at_a_time(
+    tmp_path: Path, coord: tuple[MakeCoordinator, str, str]
+) -> None:
+    """A thumbs-down after sampling skipped a span gets it scored once, not once per worker."""
+    from datetime import UTC, datetime
+
+    make, _, _ = coord
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    recs = rag_trace(P, "q?", ["d"], "a")
+    insert(store, recs)
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+    workers = [
+        EvalRunner(
+            store,
+            [Counting("c", seen, lock)],
+            coordinator=make(store),
+            owner=f"w{i}",
+            options=RunnerOptions(grace_s=0.0, sample_rate=0.0, lease_s=30),
+        )
+        for i in range(3)
+    ]
+    for w in workers:
+        while w.step():
+            pass
+    assert _scores(store) == []  # sampled out
+    store.add_scores(
+        [
+            Score(
+                project_id=P,
+                score_id="fb1",
+                trace_id=recs[0]["trace_id"],
+                name="feedback",
+                value=-1.0,
+                source="user",
+                created_at=datetime.now(UTC),
+            )
+        ]
+    )
+    for _ in range(2):
+        for w in workers:
+            w.step()
+    got = [s for s in _scores(store) if s.source == "evaluator"]
+    assert [(s.name, s.span_id) for s in got] == [("c", recs[2]["span_id"])]
+    assert seen == Counter({f"c:{recs[2]['trace_id']}:{recs[2]['span_id']}": 1})
+    store.close()

@@ -278,3 +278,29 @@ def test_eval_workers_on_one_node_score_each_span_once(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert '"server_stopped"' in srv.log()  # the workers and their processes stopped cleanly
+
+
+def test_an_unreachable_redis_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sightline",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--redis-url",
+            f"redis://127.0.0.1:{port}/0",
+            "--port",
+            str(free_port()),
+            "--otlp-grpc-port",
+            "0",
+        ],  # fmt: skip
+        env=_env(SIGHTLINE_EVAL_ENABLED="false", SIGHTLINE_INGEST_WORKERS="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert "cannot reach Redis" in r.stderr and "Traceback" not in r.stderr

@@ -285,8 +285,10 @@ class EvalRunner(DaemonTask):
         """
         lease_s = self.options.lease_s
         cursor = _cursor(claim.lo)
-        held: Claim | None = claim
         while True:
+            if self.stopping:
+                coord.renew(claim, lease_s=0)  # hand the rest over at once
+                return
             rows = self.store.list_spans_after(
                 cursor, upto_seq=claim.hi, kinds=self.options.kinds, limit=self.options.batch_size
             )
@@ -299,8 +301,7 @@ class EvalRunner(DaemonTask):
                 except _Stopping:
                     coord.renew(claim, lease_s=0)  # hand the range over at once
                     return
-                held = coord.renew(claim, lease_s=lease_s)
-                if held is None:
+                if coord.renew(claim, lease_s=lease_s) is None:
                     log.warning("eval_claim_lost", lo=claim.lo, hi=claim.hi)
                     return  # taken over (this worker stalled): the new holder scores it
                 self.store.append_scores_once(scores)
