@@ -88,6 +88,7 @@ class TestClaims:
         t = b.take_over("s", owner="b", lease_s=30)
         assert t is not None and (t.lo, t.hi, t.owner, t.attempts) == (0, 4, "b", 2)
         assert t.token != c.token
+        assert t.claimed_at == c.claimed_at > 0  # the first claim's time stays
         assert a.renew(c, lease_s=30) is None
         assert not a.complete(c)
         assert b.take_over("s", owner="c", lease_s=30) is None

@@ -42,6 +42,9 @@ class Claim:
     """Unix seconds (the backend's clock) when the lease runs out."""
     attempts: int = 1
     """1 for a fresh claim; each take-over adds one."""
+    claimed_at: float = 0.0
+    """Unix seconds (the backend's clock) of the first claim: no score of the range is older
+    (bounds the duplicate check of ``append_scores_once``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

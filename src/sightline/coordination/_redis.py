@@ -3,7 +3,7 @@
 Keys, under ``prefix`` (default ``sightline:coord:``):
 
 - ``claims:{name}:frontier``: the last commit handed out for evaluator set ``name``;
-- ``claims:{name}:open``: a hash ``lo -> "hi|owner|token|expires_ms|attempts"``;
+- ``claims:{name}:open``: a hash ``lo -> "hi|owner|token|expires_ms|attempts|claimed_ms"``;
 - ``leader:{name}``: the leader's id, set with ``SET NX PX`` and renewed by a compare-and-renew
   script, so it vanishes by itself when its holder stops renewing.
 
@@ -13,6 +13,7 @@ clock (``TIME``), so the workers' clocks need not agree.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sightline.coordination._base import Claim, ClaimsState
@@ -27,8 +28,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 _PARSE = """
 local function parse(v)
-  local hi, owner, token, exp, att = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
-  return hi, owner, token, tonumber(exp), tonumber(att)
+  local hi, owner, token, exp, att, at = string.match(
+    v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  return hi, owner, token, tonumber(exp), tonumber(att), at
 end
 """
 
@@ -42,8 +44,8 @@ if f ~= ARGV[1] then return false end
 redis.call('SET', KEYS[1], ARGV[2])
 local exp = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4] .. '|'
-  .. string.format('%d', exp) .. '|1')
-return string.format('%d', exp)
+  .. string.format('%d', exp) .. '|1|' .. string.format('%d', now))
+return {string.format('%d', exp), string.format('%d', now)}
 """
 )
 
@@ -56,19 +58,19 @@ local all = redis.call('HGETALL', KEYS[1])
 local best = nil
 local best_lo = nil
 for i = 1, #all, 2 do
-  local hi, owner, token, exp, att = parse(all[i + 1])
+  local hi, owner, token, exp, att, at = parse(all[i + 1])
   local lo = tonumber(all[i])
   if exp <= now and (best_lo == nil or lo < best_lo) then
     best_lo = lo
-    best = {all[i], hi, att}
+    best = {all[i], hi, att, at}
   end
 end
 if best == nil then return false end
 local exp = now + tonumber(ARGV[3])
 local att = best[3] + 1
 redis.call('HSET', KEYS[1], best[1], best[2] .. '|' .. ARGV[1] .. '|' .. ARGV[2] .. '|'
-  .. string.format('%d', exp) .. '|' .. string.format('%d', att))
-return {best[1], best[2], string.format('%d', exp), string.format('%d', att)}
+  .. string.format('%d', exp) .. '|' .. string.format('%d', att) .. '|' .. best[4])
+return {best[1], best[2], string.format('%d', exp), string.format('%d', att), best[4]}
 """
 )
 
@@ -79,11 +81,11 @@ _RENEW = (
     + """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return false end
-local hi, owner, token, exp, att = parse(v)
+local hi, owner, token, exp, att, at = parse(v)
 if token ~= ARGV[2] then return false end
 local new = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], hi .. '|' .. owner .. '|' .. token .. '|'
-  .. string.format('%d', new) .. '|' .. string.format('%d', att))
+  .. string.format('%d', new) .. '|' .. string.format('%d', att) .. '|' .. at)
 return string.format('%d', new)
 """
 )
@@ -165,9 +167,18 @@ class RedisCoordinator:
         f = self._r.get(fk)
         claims = []
         for lo, v in self._r.hgetall(ok).items():
-            hi, owner, token, exp, att = _s(v).split("|")
+            hi, owner, token, exp, att, at = _s(v).split("|")
             claims.append(
-                Claim(name, int(_s(lo)), int(hi), owner, token, int(exp) / 1000, int(att))
+                Claim(
+                    name,
+                    int(_s(lo)),
+                    int(hi),
+                    owner,
+                    token,
+                    int(exp) / 1000,
+                    int(att),
+                    int(at) / 1000,
+                )
             )
         claims.sort(key=lambda c: c.lo)
         return ClaimsState(int(_s(f)) if f is not None else None, tuple(claims))
@@ -181,12 +192,13 @@ class RedisCoordinator:
         if hi <= lo:
             return None
         token = secrets.token_hex(8)
-        exp = self._claim(
+        out = self._claim(
             keys=self._keys(name), args=[lo, hi, owner, token, _ms(lease_s), start_seq]
         )
-        if exp is None:
+        if out is None:
             return None
-        return Claim(name, lo, hi, owner, token, int(_s(exp)) / 1000)
+        exp, at = (int(_s(x)) for x in out)
+        return Claim(name, lo, hi, owner, token, exp / 1000, 1, at / 1000)
 
     def take_over(self, name: str, *, owner: str, lease_s: float) -> Claim | None:
         """See :class:`Coordinator`."""
@@ -196,8 +208,8 @@ class RedisCoordinator:
         out = self._take_over(keys=self._keys(name)[1:], args=[owner, token, _ms(lease_s)])
         if out is None:
             return None
-        lo, hi, exp, att = (_s(x) for x in out)
-        return Claim(name, int(lo), int(hi), owner, token, int(exp) / 1000, int(att))
+        lo, hi, exp, att, at = (int(_s(x)) for x in out)
+        return Claim(name, lo, hi, owner, token, exp / 1000, att, at / 1000)
 
     def renew(self, claim: Claim, *, lease_s: float) -> Claim | None:
         """See :class:`Coordinator`."""
@@ -206,15 +218,7 @@ class RedisCoordinator:
         )
         if exp is None:
             return None
-        return Claim(
-            claim.name,
-            claim.lo,
-            claim.hi,
-            claim.owner,
-            claim.token,
-            int(_s(exp)) / 1000,
-            claim.attempts,
-        )
+        return dataclasses.replace(claim, expires_at=int(_s(exp)) / 1000)
 
     def complete(self, claim: Claim) -> bool:
         """See :class:`Coordinator`."""

@@ -352,8 +352,8 @@ class DuckDBStore:
     shared = False
     """One process only: DuckDB allows one writer process (split roles need a shared store)."""
 
-    def append_scores_once(self, scores: Sequence[Score]) -> int:
-        return _co.append_scores_once(self, scores)
+    def append_scores_once(self, scores: Sequence[Score], *, since: datetime | None = None) -> int:
+        return _co.append_scores_once(self, scores, since=since)
 
     def claims_state(self, name: str) -> ClaimsState:
         return _co.claims_state(self, name)

@@ -7,9 +7,11 @@ processes on several machines coordinate through Redis instead.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
@@ -23,11 +25,13 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-_CLAIM_COLS = "name, lo, hi, owner, token, expires_at, attempts"
+_CLAIM_COLS = "name, lo, hi, owner, token, expires_at, attempts, claimed_at"
 
 
 def _claim(r: Sequence[Any]) -> Claim:
-    return Claim(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), float(r[5]), int(r[6]))
+    return Claim(
+        str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), float(r[5]), int(r[6]), float(r[7])
+    )
 
 
 def _tx(store: DuckDBStore, fn: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
@@ -70,10 +74,11 @@ def claim_range(
             cur.execute("UPDATE eval_frontiers SET seq = ? WHERE name = ?", [hi, name])
         else:
             cur.execute("INSERT INTO eval_frontiers (name, seq) VALUES (?, ?)", [name, hi])
-        c = Claim(name, lo, hi, owner, secrets.token_hex(8), time.time() + lease_s)
+        now = time.time()
+        c = Claim(name, lo, hi, owner, secrets.token_hex(8), now + lease_s, 1, now)
         cur.execute(
-            f"INSERT INTO eval_claims ({_CLAIM_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-            [c.name, c.lo, c.hi, c.owner, c.token, c.expires_at, c.attempts],
+            f"INSERT INTO eval_claims ({_CLAIM_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            [c.name, c.lo, c.hi, c.owner, c.token, c.expires_at, c.attempts, c.claimed_at],
         )
         return c
 
@@ -92,7 +97,14 @@ def take_over_claim(store: DuckDBStore, name: str, *, owner: str, lease_s: float
             return None
         old = _claim(rows[0])
         c = Claim(
-            name, old.lo, old.hi, owner, secrets.token_hex(8), now + lease_s, old.attempts + 1
+            name,
+            old.lo,
+            old.hi,
+            owner,
+            secrets.token_hex(8),
+            now + lease_s,
+            old.attempts + 1,
+            old.claimed_at,
         )
         cur.execute(
             "UPDATE eval_claims SET owner = ?, token = ?, expires_at = ?, attempts = ?"
@@ -114,9 +126,7 @@ def renew_claim(store: DuckDBStore, claim: Claim, *, lease_s: float) -> Claim | 
         ).fetchall()
         if not rows:
             return None
-        return Claim(
-            claim.name, claim.lo, claim.hi, claim.owner, claim.token, expires, claim.attempts
-        )
+        return dataclasses.replace(claim, expires_at=expires)
 
     return _tx(store, fn)
 
@@ -165,8 +175,14 @@ def release_leader(store: DuckDBStore, name: str, *, owner: str) -> None:
     _tx(store, fn)
 
 
-def append_scores_once(store: DuckDBStore, scores: Sequence[Score]) -> int:
-    """Insert the scores whose ``score_id`` is not stored yet; return how many were new."""
+def append_scores_once(
+    store: DuckDBStore, scores: Sequence[Score], *, since: datetime | None = None
+) -> int:
+    """Insert the scores whose ``score_id`` is not stored yet; return how many were new.
+
+    ``since`` bounds the check to scores created from then on: DuckDB then reads only the
+    recent row groups of ``scores`` (zone maps on ``created_at``), not the whole table.
+    """
     from sightline.store._duckdb_evals import _scores_table
 
     if not scores:
@@ -176,9 +192,11 @@ def append_scores_once(store: DuckDBStore, scores: Sequence[Score]) -> int:
         cur.register("_scores_once", _scores_table(unique))
         try:
             cur.execute("BEGIN")
+            bound = since.astimezone(UTC).replace(tzinfo=None) if since else datetime(1970, 1, 1)
             rows = cur.execute(
                 "SELECT i.score_id FROM _scores_once i WHERE NOT EXISTS"
-                " (SELECT 1 FROM scores s WHERE s.score_id = i.score_id)"
+                " (SELECT 1 FROM scores s WHERE s.score_id = i.score_id AND s.created_at >= ?)",
+                [bound],
             ).fetchall()
             new = {str(r[0]) for r in rows}
             if new:

@@ -450,6 +450,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             token VARCHAR NOT NULL,
             expires_at DOUBLE NOT NULL,
             attempts INTEGER NOT NULL,
+            claimed_at DOUBLE NOT NULL,
             PRIMARY KEY (name, lo)
         )""",
             """CREATE TABLE leader_leases (

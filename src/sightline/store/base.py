@@ -792,11 +792,12 @@ class TraceStore(AnalysisStore, Protocol):
         """True when several processes may use this store at once (split ``--role`` servers)."""
         ...
 
-    def append_scores_once(self, scores: Sequence[Score]) -> int:
+    def append_scores_once(self, scores: Sequence[Score], *, since: datetime | None = None) -> int:
         """Append the scores whose ``score_id`` is not stored yet; return how many were new.
 
         Online scores have deterministic ids (evaluator + span), so a range evaluated again
-        after a worker died adds nothing twice.
+        after a worker died adds nothing twice. ``since``: no stored duplicate can be older
+        (the range's first claim), so the check may read only newer scores.
         """
         ...
 
