@@ -30,7 +30,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 class RoleServer:
-    def __init__(self, tmp: Path, role: str) -> None:
+    def __init__(self, tmp: Path, role: str, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{role}.log"
@@ -44,6 +44,7 @@ class RoleServer:
             SIGHTLINE_INIT_API_KEY=API_KEY,
             SIGHTLINE_EVAL_ENABLED="false",
         )
+        env.update(extra_env)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, str(HERE / "_role_server.py")],
@@ -304,3 +305,61 @@ def test_an_unreachable_redis_is_a_clear_error_at_start(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "cannot reach Redis" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("coordinator", ["store", "redis"])
+def test_a_worker_role_process_scores_what_is_stored(tmp_path: Path, coordinator: str) -> None:
+    """`--role worker` (two workers) scores the spans an ingest node stored, each once."""
+    import secrets
+
+    import duckdb
+    import redis
+
+    from _evalspans import insert, rag_trace
+    from sightline.store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "worker" / "sightline.duckdb")
+    store.migrate()
+    for i in range(6):  # six commits of four traces, as an ingest node would have written
+        insert(store, [x for j in range(4) for x in rag_trace(PROJECT, "q?", ["d"], f"a{i}{j}")])
+    store.close()
+    prefix = f"sightline:test:{secrets.token_hex(6)}:"
+    extra = {"SIGHTLINE_REDIS_URL": "redis://127.0.0.1:6379/0", "SIGHTLINE_REDIS_PREFIX": prefix}
+    srv = RoleServer(
+        tmp_path,
+        "worker",
+        SIGHTLINE_EVAL_ENABLED="true",
+        SIGHTLINE_EVALUATORS="pii_leak",
+        SIGHTLINE_EVAL_WORKERS="2",
+        SIGHTLINE_EVAL_BATCH_SIZE="3",
+        SIGHTLINE_EVAL_GRACE_S="0.2",
+        SIGHTLINE_EVAL_INTERVAL_S="0.2",
+        **(extra if coordinator == "redis" else {}),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        with srv.client() as c:
+            while time.monotonic() < deadline:
+                m = c.get("/metrics").text
+                line = next(x for x in m.splitlines() if x.startswith("sightline_eval_spans_total"))
+                if float(line.split()[-1]) >= 24:
+                    break
+                time.sleep(0.5)
+            time.sleep(1.0)
+    finally:
+        srv.stop()
+        if coordinator == "redis":
+            r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+            keys = list(r.scan_iter(f"{prefix}*"))
+            frontier = r.get(f"{prefix}claims:online:frontier")
+            if keys:
+                r.delete(*keys)
+            r.close()
+            assert frontier == b"6"  # the claims went through Redis
+    con = duckdb.connect(str(tmp_path / "worker" / "sightline.duckdb"), read_only=True)
+    rows = con.execute("SELECT span_id, count(*) FROM scores GROUP BY span_id").fetchall()
+    llm = con.execute("SELECT count(*) FROM spans WHERE kind = 'llm'").fetchall()[0][0]
+    store_frontier = con.execute("SELECT seq FROM eval_frontiers").fetchall()
+    con.close()
+    assert store_frontier == ([(6,)] if coordinator == "store" else [])
+    assert len(rows) == llm == 24 and {n for _, n in rows} == {1}
