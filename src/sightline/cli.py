@@ -107,6 +107,23 @@ _serve_options = [
         help="Seconds between alert evaluations; 0 turns the monitor off [30].",
     ),
     click.option(
+        "--role",
+        type=click.Choice(["all", "ingest", "api", "worker", "monitor"]),
+        default=None,
+        help="What this process runs; split roles need a shared store (docs/scale-out.md) [all].",
+    ),
+    click.option(
+        "--eval-workers",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Evaluation workers in this process, each its own evaluator process [1].",
+    ),
+    click.option(
+        "--redis-url",
+        default=None,
+        help="redis://HOST:PORT/DB coordinating workers and the monitor across processes.",
+    ),
+    click.option(
         "--log-format",
         type=click.Choice(["json", "console"]),
         default=None,

@@ -184,6 +184,39 @@ class Settings(BaseSettings):
     eval_judge_api_key: SecretStr | None = Field(
         None, description="API key the llm_judge evaluator sends, unless eval_options sets one."
     )
+    role: str = Field(
+        "all",
+        pattern="^(all|ingest|api|worker|monitor)$",
+        description="What this process runs: all, or one of ingest, api, worker, monitor over "
+        "a shared store (docs/scale-out.md).",
+    )
+    eval_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Evaluation workers in this process, each with its own evaluator process; "
+        "more than one share the work through claims (docs/scale-out.md).",
+    )
+    eval_lease_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="Seconds an evaluation worker's claim lasts without renewal; a dead "
+        "worker's range is taken over after this.",
+    )
+    leader_lease_s: float = Field(
+        15.0,
+        gt=0.0,
+        description="Seconds the monitor's leader lease lasts without renewal; another monitor "
+        "takes over after this.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis://HOST:PORT/DB that coordinates evaluation workers and elects the "
+        "monitor across processes; default: the store.",
+    )
+    redis_prefix: str = Field(
+        "sightline:coord:", description="Prefix of the coordination keys in Redis."
+    )
     init_admin_email: str | None = Field(
         None, description="First run: create this dashboard admin (with init_admin_password)."
     )

@@ -134,9 +134,8 @@ class Monitor(DaemonTask):
         self._managed.update({r.name: (r, "file") for r in file_rules})
         self._lock = threading.RLock()
         self._active: dict[str, dict[tuple[str, str], Alert]] = {}
-        for a in store.list_active_alerts():
-            self._active.setdefault(a.project_id, {})[(a.rule, a.group_key)] = a
         self._synced: set[str] = set()
+        self._load_active()
         self._parsed: dict[tuple[str, str, int], Rule | ConfigError] = {}
         self._status: dict[str, dict[str, tuple[str, datetime | None, str | None]]] = {}
         self._slos: dict[str, dict[str, SloStatus]] = {}
@@ -148,6 +147,23 @@ class Monitor(DaemonTask):
 
     def run_once(self) -> None:
         self.tick()
+
+    def _load_active(self) -> None:
+        active: dict[str, dict[tuple[str, str], Alert]] = {}
+        for a in self._store.list_active_alerts():
+            active.setdefault(a.project_id, {})[(a.rule, a.group_key)] = a
+        with self._lock:
+            self._active = active
+
+    def start(self) -> None:
+        """Start ticking from the alerts the store holds now.
+
+        A standby monitor (docs/scale-out.md) is built long before it is elected; the leader it
+        replaces has fired and resolved alerts since, which it must not notify again.
+        """
+        if self._thread is None:
+            self._load_active()
+        super().start()
 
     def tick(self) -> None:
         """Evaluate every project's rules once, at the clock's current time."""
@@ -636,6 +652,13 @@ class Monitor(DaemonTask):
 
     def firing(self, project_id: str) -> list[Alert]:
         """The project's firing alerts."""
+        if self._thread is None and self.interval_s > 0:
+            # not ticking in this process (an api node; a standby monitor): the store knows
+            return [
+                a
+                for a in self._store.list_active_alerts()
+                if a.project_id == project_id and a.status == "firing"
+            ]
         with self._lock:
             return [a for a in self._active.get(project_id, {}).values() if a.status == "firing"]
 

@@ -32,17 +32,20 @@ from sightline.evals.base import EvalCase, EvalResult, Evaluator
 from sightline.model import Score, Span
 
 if TYPE_CHECKING:
+    from sightline.coordination import Claim, Coordinator
+
     # Types only: importing the store package loads DuckDB (seconds), which evaluators and
     # `sightline eval run` do not need. The runner receives its store from the server.
     from sightline.store._eval_records import EvalCursor, SeqSpan
     from sightline.store.base import TraceStore
 
-__all__ = ["EvalRunner", "RunnerOptions", "sampled"]
+__all__ = ["EvalRunner", "RunnerOptions", "sampled", "score_id"]
 
 log = structlog.get_logger("sightline.evals")
 
 _FEEDBACK_CURSOR_SUFFIX = ".feedback"
 _TRACE_WINDOW = timedelta(hours=1)
+_CLOCK_MARGIN = timedelta(minutes=10)
 _SESSION_WINDOW = timedelta(days=1)
 """How far back the previous turn of a session is looked for."""
 
@@ -64,7 +67,11 @@ class RunnerOptions:
     sample_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per-evaluator sample rates."""
     cursor_name: str = "online"
-    """The durable cursor's name in the store."""
+    """The durable cursor's name in the store (with a coordinator: the evaluator set's name,
+    shared by every worker that runs the same evaluators)."""
+    lease_s: float = 30.0
+    """With a coordinator: how long a claim stays a worker's without a renewal (renewed before
+    and after each batch, so a batch must take less)."""
 
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
@@ -108,8 +115,14 @@ class EvalRunner(DaemonTask):
         options: RunnerOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_stop: Callable[[], None] | None = None,
+        coordinator: Coordinator | None = None,
+        owner: str | None = None,
     ) -> None:
         super().__init__(interval_s=(options or RunnerOptions()).interval_s)
+        self.coordinator = coordinator
+        """Claims ranges of commits from it (several workers), instead of moving the cursor."""
+        self.owner = owner or f"evaluator:{secrets.token_hex(4)}"
+        """This worker's name in claims."""
         self._on_stop = on_stop
         """Called once the loop has ended (stops the evaluator process of the server)."""
         self.store = store
@@ -175,8 +188,8 @@ class EvalRunner(DaemonTask):
 
     # -- one pass ------------------------------------------------------------------------------
 
-    def step(self) -> bool:
-        """Evaluate one batch of eligible spans; True if a full batch was read (more may wait)."""
+    def _eligible(self) -> tuple[float, int]:
+        """(now, the last commit old enough to evaluate)."""
         now = self._clock()
         last = self.store.last_ingest_seq()
         with self._lock:
@@ -186,6 +199,16 @@ class EvalRunner(DaemonTask):
         for seq, t in self._seen:
             if now - t >= self.options.grace_s:
                 eligible = seq
+        return now, eligible
+
+    def step(self) -> bool:
+        """Evaluate one batch of eligible spans; True if a full batch was read (more may wait).
+
+        With a coordinator, one claimed range instead (True: more may wait).
+        """
+        if self.coordinator is not None:
+            return self._step_claimed(self.coordinator)
+        now, eligible = self._eligible()
         cursor = self.store.get_eval_cursor(self.options.cursor_name) or _cursor(0)
         self._set_consumed(cursor)
         if eligible <= cursor.seq and not cursor.pos:
@@ -216,6 +239,97 @@ class EvalRunner(DaemonTask):
         if not full:
             self._feedback_pass(new)
         return full
+
+    # -- several workers: claimed ranges ------------------------------------------------------
+
+    def _start_seq(self) -> int:
+        """Where the first claim starts: after what the single-worker cursor already scored."""
+        c = self.store.get_eval_cursor(self.options.cursor_name)
+        if c is None:
+            return 0
+        return c.seq - 1 if c.pos else c.seq
+
+    def _step_claimed(self, coord: Coordinator) -> bool:
+        name, lease_s = self.options.cursor_name, self.options.lease_s
+        _, eligible = self._eligible()
+        claim = coord.take_over(name, owner=self.owner, lease_s=lease_s)
+        if claim is not None:
+            log.warning("eval_claim_taken_over", lo=claim.lo, hi=claim.hi, attempts=claim.attempts)
+        else:
+            state = coord.claims_state(name)
+            start = self._start_seq() if state.frontier is None else state.frontier
+            self._set_consumed(_cursor(state.done_upto(start)))
+            if eligible <= start:
+                self._claimed_feedback_pass(coord, state.done_upto(start))
+                return False
+            # the range: whole commits holding about one batch of spans of the evaluated kinds
+            rows = self.store.list_spans_after(
+                _cursor(start),
+                upto_seq=eligible,
+                kinds=self.options.kinds,
+                limit=self.options.batch_size,
+            )
+            hi = rows[-1].ingest_seq if len(rows) >= self.options.batch_size else eligible
+            claim = coord.claim_range(
+                name, lo=start, hi=hi, owner=self.owner, lease_s=lease_s, start_seq=start
+            )
+            if claim is None:
+                return True  # another worker moved the frontier first: look again
+        self._run_claim(coord, claim)
+        return True
+
+    def _run_claim(self, coord: Coordinator, claim: Claim) -> None:
+        """Score the spans of ``claim``'s commits batch by batch, then complete it.
+
+        Scores have deterministic ids and are appended once (``append_scores_once``), so a
+        range taken over after its worker died mid-way gets each score exactly once. The
+        lease is renewed before each write (a worker whose range was taken over while it
+        stalled writes nothing), and before a batch when a third of it has gone.
+        """
+        lease_s = self.options.lease_s
+        cursor = _cursor(claim.lo)
+        renewed = time.monotonic()
+        while True:
+            if self.stopping:
+                coord.renew(claim, lease_s=0)  # hand the rest over at once
+                return
+            rows = self.store.list_spans_after(
+                cursor, upto_seq=claim.hi, kinds=self.options.kinds, limit=self.options.batch_size
+            )
+            if rows:
+                # before a batch: only once a third of the lease has gone (a renewal is a
+                # transaction: ~15 ms on DuckDB)
+                if time.monotonic() - renewed > lease_s / 3:
+                    if coord.renew(claim, lease_s=lease_s) is None:
+                        log.warning("eval_claim_lost", lo=claim.lo, hi=claim.hi)
+                        return
+                    renewed = time.monotonic()
+                try:
+                    scores = self._evaluate_rows(rows)
+                except _Stopping:
+                    coord.renew(claim, lease_s=0)  # hand the range over at once
+                    return
+                if coord.renew(claim, lease_s=lease_s) is None:
+                    log.warning("eval_claim_lost", lo=claim.lo, hi=claim.hi)
+                    return  # taken over (this worker stalled): the new holder scores it
+                renewed = time.monotonic()
+                # an earlier holder's scores of this range are newer than its first claim (a
+                # margin for the clocks of Redis and of this worker)
+                since = datetime.fromtimestamp(claim.claimed_at, UTC) - _CLOCK_MARGIN
+                self.store.append_scores_once(scores, since=since)
+                self.num_spans += len(rows)
+            if len(rows) < self.options.batch_size:
+                break
+            s = rows[-1].span
+            cursor = _cursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
+        if coord.complete(claim):
+            log.debug("eval_claim_done", lo=claim.lo, hi=claim.hi)
+
+    def _claimed_feedback_pass(self, coord: Coordinator, done: int) -> None:
+        """The thumbs-down pass, by one worker at a time (a leader lease per evaluator set)."""
+        lease = self.options.cursor_name + _FEEDBACK_CURSOR_SUFFIX
+        if coord.acquire_leader(lease, owner=self.owner, lease_s=self.options.lease_s):
+            self._feedback_pass(_cursor(done))
 
     def _set_consumed(self, cursor: EvalCursor) -> None:
         done = cursor.seq if not cursor.pos else cursor.seq - 1
@@ -356,8 +470,9 @@ class EvalRunner(DaemonTask):
                     version,
                     now,
                     EvalResult(score=None, label="failed", explanation=err),
+                    case_id=c.case_id,
                 )
-                for a in anchors
+                for a, c in zip(anchors, cases, strict=True)
             ]
         out = []
         for a, c, r in zip(anchors, cases, results, strict=True):
@@ -366,7 +481,7 @@ class EvalRunner(DaemonTask):
             details = dict(r.details) if r.details else {}
             if c.case_id and a.span_id not in c.case_id:
                 details["judged_by"] = c.case_id  # a later turn judged this span's answer
-            out.append(_score(a, ev.name, version, now, r, details or None))
+            out.append(_score(a, ev.name, version, now, r, details or None, case_id=c.case_id))
         self.num_scores[ev.name] = self.num_scores.get(ev.name, 0) + len(out)
         return out
 
@@ -443,6 +558,17 @@ def _thumbs_down(scores: Sequence[Score]) -> set[str]:
     }
 
 
+def score_id(evaluator: str, span: Span, case_id: str | None = None) -> str:
+    """The id of ``evaluator``'s online score of ``span``: the same every time it is evaluated.
+
+    ``case_id`` names the case that judged it when that is not the span's own (a later turn of
+    the session judging this answer). Deterministic ids make a range scored again after its
+    worker died add nothing twice (``append_scores_once``).
+    """
+    key = f"{evaluator}\x00{span.project_id}/{span.trace_id}/{span.span_id}\x00{case_id or ''}"
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
 def _score(
     span: Span,
     name: str,
@@ -450,11 +576,13 @@ def _score(
     now: datetime,
     r: EvalResult,
     details: dict[str, Any] | None = None,
+    *,
+    case_id: str | None = None,
 ) -> Score:
     value = None if r.score is None else float(min(max(r.score, 0.0), 1.0))
     return Score(
         project_id=span.project_id,
-        score_id=secrets.token_hex(8),
+        score_id=score_id(name, span, case_id),
         trace_id=span.trace_id,
         span_id=span.span_id,
         name=name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
@@ -11,15 +12,19 @@ from fastapi import FastAPI
 from sightline import __version__
 from sightline._clock import Clock, system_clock
 from sightline.config import Settings
+from sightline.coordination import Coordinator, RedisCoordinator, StoreCoordinator, new_owner_id
+from sightline.errors import ConfigError
 from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.ingest._scrape import Scraper, parse_scrape_targets
 from sightline.pricing import load_overrides
 from sightline.server._accounts import Accounts
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._errors import install_error_handlers
-from sightline.server._evals import build_runner, load_online_evaluators, register_eval_metrics
+from sightline.server._evals import build_runners, load_online_evaluators, register_eval_metrics
+from sightline.server._monitoring import Monitoring
 from sightline.server._prom import Metrics
-from sightline.server._security import SecurityMiddleware, build_security
+from sightline.server._roles import RoleMiddleware, check_role_store
+from sightline.server._security import Security, SecurityMiddleware, build_security
 from sightline.server._state import AppState
 from sightline.server._web import install_web
 from sightline.server.routes import (
@@ -49,8 +54,12 @@ from sightline.server.routes import (
     traces,
 )
 from sightline.server.routes import keys as keys_routes
-from sightline.store import open_store
+from sightline.store._open import check_store_url, open_store, store_coordinates, store_is_shared
 from sightline.store.base import TraceStore
+
+if TYPE_CHECKING:
+    from sightline.budgets import BudgetService
+    from sightline.releases import ReleaseDetector
 
 __all__ = ["create_app"]
 
@@ -85,6 +94,23 @@ def create_app(
         alerts_file.scrape if alerts_file else None, default_project=settings.init_project
     )
     online_evaluators = load_online_evaluators(settings)
+    if store is not None:
+        shared = bool(getattr(store, "shared", False))
+    else:
+        check_store_url(settings.store_url)
+        shared = store_is_shared(settings.store_url)
+    check_role_store(settings.role, shared=shared)
+    if (
+        store is None
+        and not store_coordinates(settings.store_url)
+        and not settings.redis_url
+        and (settings.role != "all" or settings.eval_workers > 1)
+    ):
+        raise ConfigError(
+            "several evaluation workers or split roles over ClickHouse coordinate through Redis:"
+            " set --redis-url (ClickHouse has no compare-and-set for claims and leases)"
+        )
+    coordinator = _redis_coordinator(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,14 +151,18 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             redaction=security.privacy.redactor_for,
         )
-        writer.start()
-        ingest.start()
+        role = settings.role
+        if role in ("all", "ingest"):
+            writer.start()
+            ingest.start()
         scraper = Scraper(scrape_targets, writer) if scrape_targets else None
-        if scraper is not None:
+        if scraper is not None and role in ("all", "ingest"):
             scraper.start()
             log.info("scraping", targets=[t.job for t in scrape_targets])
+        else:
+            scraper = None
         grpc_server = None
-        if settings.otlp_grpc_port:
+        if settings.otlp_grpc_port and role in ("all", "ingest"):
             from sightline.server._grpc import start_grpc_server
 
             grpc_server, grpc_port = start_grpc_server(
@@ -145,9 +175,14 @@ def create_app(
                 limiter=security.limiter,
             )
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
-        runner = build_runner(settings, st, online_evaluators)
-        if runner is not None:
-            register_eval_metrics(prom.global_registry, runner)
+        coord = coordinator if coordinator is not None else _store_coordinator(settings, st)
+        runners = (
+            build_runners(settings, st, online_evaluators, coord)
+            if role in ("all", "worker")
+            else []
+        )
+        if runners:
+            register_eval_metrics(prom.global_registry, runners)
         monitoring = build_monitoring(settings, st, clock or system_clock, alerts_file)
         budget_service = BudgetService(
             st,
@@ -168,13 +203,11 @@ def create_app(
             dispatcher=monitoring.dispatcher,
             drift=monitoring.drift,
             digest=monitoring.digest,
-            evals=runner,
+            evals=runners[0] if runners else None,
+            eval_runners=runners,
             security=security,
             budgets=budget_service,
         )
-        monitoring.start()
-        if settings.budget_interval_s > 0:
-            budget_service.start()
         detector = None
         if settings.monitor_interval_s > 0:
             from sightline.releases import ReleaseDetector
@@ -182,33 +215,56 @@ def create_app(
             detector = ReleaseDetector(
                 st, clock=clock or system_clock, interval_s=settings.monitor_interval_s
             )
-            detector.start()
-        security.start()
-        if runner is not None:
-            runner.start()
+        group = _MonitorGroup(monitoring, budget_service, detector, security, settings)
+        leadership = None
+        if role == "monitor" or (role == "all" and coordinator is not None):
+            from sightline.coordination import Leadership
+
+            # one active monitor among the processes sharing the coordinator
+            leadership = Leadership(
+                coord or StoreCoordinator(st),
+                "monitor",
+                owner=new_owner_id("monitor"),
+                lease_s=settings.leader_lease_s,
+                on_elected=group.start,
+                on_deposed=group.stop,
+            )
+            app.state.sightline.leadership = leadership
+            leadership.start()
+        elif role == "all":
+            group.start()
+        if role in ("all", "ingest", "api"):
+            security.key_touch.start()
+        for r in runners:
+            r.start()
         log.info(
             "server_started",
             version=__version__,
             schema_version=version,
             data_dir=str(settings.data_dir),
-            ingest_workers=settings.ingest_workers,
+            role=role,
+            ingest_workers=settings.ingest_workers if role in ("all", "ingest") else 0,
+            eval_workers=len(runners),
         )
         try:
             yield
         finally:
-            if runner is not None:
-                runner.stop()
-            security.stop()
-            budget_service.stop()
-            if detector is not None:
-                detector.stop()
-            monitoring.stop()
+            for r in runners:
+                r.stop()
+            security.key_touch.stop()
+            if leadership is not None:
+                leadership.stop()
+            else:
+                group.stop()
             if grpc_server is not None:
                 grpc_server.stop(grace=5).wait()
             if scraper is not None:
                 scraper.stop()
-            ingest.stop()
-            writer.stop()
+            if role in ("all", "ingest"):
+                ingest.stop()
+                writer.stop()
+            if coordinator is not None:
+                coordinator.close()
             st.close()
             log.info("server_stopped")
 
@@ -224,6 +280,8 @@ def create_app(
     install_error_handlers(app)
     install_web(app)
     app.add_middleware(SecurityMiddleware)
+    if settings.role != "all":
+        app.add_middleware(RoleMiddleware, role=settings.role)
     for r in (
         health.router,
         otlp.router,
@@ -253,3 +311,53 @@ def create_app(
     ):
         app.include_router(r)
     return app
+
+
+def _redis_coordinator(settings: Settings) -> Coordinator | None:
+    """The Redis coordinator of ``--redis-url`` (checked reachable now), or None."""
+    if not settings.redis_url:
+        return None
+    c = RedisCoordinator(settings.redis_url, prefix=settings.redis_prefix)
+    c.ping()
+    return c
+
+
+def _store_coordinator(settings: Settings, store: TraceStore) -> Coordinator | None:
+    """Claims in the store for several workers (or a split role); None: the single cursor."""
+    if settings.eval_workers > 1 or settings.role != "all":
+        return StoreCoordinator(store)
+    return None
+
+
+class _MonitorGroup:
+    """What one active monitor runs: alert, drift and budget loops, notifiers, retention."""
+
+    def __init__(
+        self,
+        monitoring: Monitoring,
+        budgets: BudgetService,
+        detector: ReleaseDetector | None,
+        security: Security,
+        settings: Settings,
+    ) -> None:
+        self.monitoring = monitoring
+        self.budgets = budgets
+        self.detector = detector
+        self.security = security
+        self.settings = settings
+
+    def start(self) -> None:
+        self.monitoring.start()
+        if self.settings.budget_interval_s > 0:
+            self.budgets.start()
+        if self.detector is not None:
+            self.detector.start()
+        if self.security.retention.interval_s > 0:
+            self.security.retention.start()
+
+    def stop(self) -> None:
+        self.security.retention.stop()
+        self.budgets.stop()
+        if self.detector is not None:
+            self.detector.stop()
+        self.monitoring.stop()

@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sightline.config import Settings
+from sightline.coordination import Coordinator, new_owner_id
 from sightline.evals import (
     EvalRunner,
     Evaluator,
@@ -21,7 +22,7 @@ from sightline.evals import (
 )
 from sightline.store.base import TraceStore
 
-__all__ = ["build_runner", "load_online_evaluators", "register_eval_metrics"]
+__all__ = ["build_runner", "build_runners", "load_online_evaluators", "register_eval_metrics"]
 
 log = structlog.get_logger("sightline.server")
 
@@ -55,16 +56,21 @@ def _online_names(settings: Settings) -> list[str]:
 
 
 def build_runner(
-    settings: Settings, store: TraceStore, evaluators: Sequence[Evaluator]
+    settings: Settings,
+    store: TraceStore,
+    evaluators: Sequence[Evaluator],
+    *,
+    coordinator: Coordinator | None = None,
+    owner: str | None = None,
 ) -> EvalRunner | None:
     """The online runner over ``evaluators``, or None when there are none.
 
     With ``eval_process`` (the default) the evaluators run in a niced child process the runner
-    stops when it stops; ``evaluators`` then only give their names and versions.
+    stops when it stops; ``evaluators`` then only give their names and versions. With a
+    ``coordinator`` the runner claims ranges of commits, so several share the work.
     """
     if not evaluators:
         return None
-    log.info("evaluators_loaded", evaluators=[e.name for e in evaluators])
     worker = None
     if settings.eval_process:
         worker = EvalWorker(_online_names(settings), evaluator_options(settings), evaluators)
@@ -73,6 +79,8 @@ def build_runner(
         store,
         evaluators,
         on_stop=worker.stop if worker is not None else None,
+        coordinator=coordinator,
+        owner=owner,
         options=RunnerOptions(
             interval_s=settings.eval_interval_s,
             grace_s=settings.eval_grace_s,
@@ -80,23 +88,57 @@ def build_runner(
             kinds=tuple(settings.eval_kinds),
             sample_rate=settings.eval_sample_rate,
             sample_rates=dict(settings.eval_sample_rates),
+            lease_s=settings.eval_lease_s,
         ),
     )
 
 
+def build_runners(
+    settings: Settings,
+    store: TraceStore,
+    evaluators: Sequence[Evaluator],
+    coordinator: Coordinator | None,
+) -> list[EvalRunner]:
+    """``settings.eval_workers`` runners (none when evaluation is off).
+
+    One runner without a coordinator moves the store's cursor with its scores (one process,
+    the default); with a coordinator every runner claims ranges (docs/scale-out.md).
+    """
+    if not evaluators:
+        return []
+    log.info(
+        "evaluators_loaded",
+        evaluators=[e.name for e in evaluators],
+        workers=settings.eval_workers,
+        claims=coordinator is not None,
+    )
+    out = []
+    for i in range(settings.eval_workers):
+        r = build_runner(
+            settings,
+            store,
+            evaluators,
+            coordinator=coordinator,
+            owner=new_owner_id(f"evaluator{i}"),
+        )
+        if r is not None:
+            out.append(r)
+    return out
+
+
 class _EvalCollector(Collector):
-    def __init__(self, runner: EvalRunner) -> None:
-        self.runner = runner
+    def __init__(self, runners: Sequence[EvalRunner]) -> None:
+        self.runners = list(runners)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        r = self.runner
+        rs = self.runners
         yield GaugeMetricFamily(
             "sightline_eval_lag_seconds",
             "Seconds the oldest committed span not yet evaluated has waited (0 when caught up).",
-            value=r.lag_s(),
+            value=max(r.lag_s() for r in rs),
         )
         spans = CounterMetricFamily("sightline_eval_spans", "Spans evaluated online.")
-        spans.add_metric([], r.num_spans)
+        spans.add_metric([], sum(r.num_spans for r in rs))
         yield spans
         scores = CounterMetricFamily(
             "sightline_eval_scores", "Scores appended online.", labels=["evaluator"]
@@ -106,13 +148,17 @@ class _EvalCollector(Collector):
             "Cases whose evaluator raised (stored as failed scores).",
             labels=["evaluator"],
         )
-        for ev in r.evaluators:
-            scores.add_metric([ev.name], r.num_scores.get(ev.name, 0))
-            failed.add_metric([ev.name], r.num_failed.get(ev.name, 0))
+        for ev in rs[0].evaluators:
+            scores.add_metric([ev.name], sum(r.num_scores.get(ev.name, 0) for r in rs))
+            failed.add_metric([ev.name], sum(r.num_failed.get(ev.name, 0) for r in rs))
         yield scores
         yield failed
 
 
-def register_eval_metrics(registry: CollectorRegistry, runner: EvalRunner) -> None:
-    """Expose the runner's lag and counts on /metrics."""
-    registry.register(_EvalCollector(runner))
+def register_eval_metrics(
+    registry: CollectorRegistry, runner: EvalRunner | Sequence[EvalRunner]
+) -> None:
+    """Expose the runners' lag (the largest) and counts (summed) on /metrics."""
+    runners = [runner] if isinstance(runner, EvalRunner) else list(runner)
+    if runners:
+        registry.register(_EvalCollector(runners))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from sightline.alerts import Dispatcher, Monitor
     from sightline.alerts._digest import DigestTask
     from sightline.budgets import BudgetService
+    from sightline.coordination import Leadership
     from sightline.drift import DriftMonitor
     from sightline.server._security import Security
 
@@ -36,7 +38,11 @@ class AppState:
     keys: KeyRing
     metrics: Metrics
     evals: EvalRunner | None = None
-    """The online evaluation runner (None when evaluation is off)."""
+    """The (first) online evaluation runner (None when evaluation is off or not this role's)."""
+    eval_runners: list[EvalRunner] = dataclasses.field(default_factory=list)
+    """Every evaluation worker of this process (``eval_workers``)."""
+    leadership: Leadership | None = None
+    """The monitor's leader lease, when monitors are elected (role monitor, or Redis)."""
     monitor: Monitor | None = None
     dispatcher: Dispatcher | None = None
     drift: DriftMonitor | None = None

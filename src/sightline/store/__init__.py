@@ -9,7 +9,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
 )
-from sightline.store._open import open_store
+from sightline.store._open import open_store, store_coordinates, store_is_shared
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     AGGS,
@@ -62,4 +62,6 @@ __all__ = [
     "WindowAgg",
     "WindowValue",
     "open_store",
+    "store_coordinates",
+    "store_is_shared",
 ]

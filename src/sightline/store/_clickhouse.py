@@ -33,6 +33,7 @@ from sightline.model import SPAN_FIELDS, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_control import ControlMixin
+from sightline.store._clickhouse_coord import CoordMixin
 from sightline.store._clickhouse_evals import EvalsMixin
 from sightline.store._clickhouse_signals import SignalsMixin
 from sightline.store.base import SpanPage, SpanQuery
@@ -103,7 +104,7 @@ if tuple(c for c, _ in _SPAN_COLUMNS) != SPAN_FIELDS:  # pragma: no cover - a pr
 _SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 
 
-class ClickHouseStore(ControlMixin, SignalsMixin, EvalsMixin, CHBase):
+class ClickHouseStore(ControlMixin, SignalsMixin, CoordMixin, EvalsMixin, CHBase):
     """TraceStore on ClickHouse (a server, or the engine embedded by chdb)."""
 
     DDL: ClassVar[list[str]] = [

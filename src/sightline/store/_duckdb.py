@@ -15,6 +15,7 @@ import orjson
 import pyarrow as pa
 import structlog
 
+from sightline.coordination._base import Claim, ClaimsState
 from sightline.errors import ConfigError, StoreError
 from sightline.model import (
     SPAN_FIELDS,
@@ -42,6 +43,7 @@ from sightline.store import (
     _duckdb_users,
     _duckdb_windows,
 )
+from sightline.store import _duckdb_coord as _co
 from sightline.store import _duckdb_evals as _ev
 from sightline.store import _duckdb_otel as _otel
 from sightline.store._analysis_records import (
@@ -395,6 +397,39 @@ class DuckDBStore:
 
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         return _ev.query_scores(self, query)
+
+    # -- scale-out coordination ------------------------------------------------------------------
+
+    shared = False
+    """One process only: DuckDB allows one writer process (split roles need a shared store)."""
+
+    def append_scores_once(self, scores: Sequence[Score], *, since: datetime | None = None) -> int:
+        return _co.append_scores_once(self, scores, since=since)
+
+    def claims_state(self, name: str) -> ClaimsState:
+        return _co.claims_state(self, name)
+
+    def claim_range(
+        self, name: str, *, lo: int, hi: int, owner: str, lease_s: float, start_seq: int = 0
+    ) -> Claim | None:
+        return _co.claim_range(
+            self, name, lo=lo, hi=hi, owner=owner, lease_s=lease_s, start_seq=start_seq
+        )
+
+    def take_over_claim(self, name: str, *, owner: str, lease_s: float) -> Claim | None:
+        return _co.take_over_claim(self, name, owner=owner, lease_s=lease_s)
+
+    def renew_claim(self, claim: Claim, *, lease_s: float) -> Claim | None:
+        return _co.renew_claim(self, claim, lease_s=lease_s)
+
+    def complete_claim(self, claim: Claim) -> bool:
+        return _co.complete_claim(self, claim)
+
+    def acquire_leader(self, name: str, *, owner: str, lease_s: float) -> bool:
+        return _co.acquire_leader(self, name, owner=owner, lease_s=lease_s)
+
+    def release_leader(self, name: str, *, owner: str) -> None:
+        _co.release_leader(self, name, owner=owner)
 
     def list_trace_scores(self, project_id: str, trace_ids: Sequence[str]) -> list[Score]:
         return _ev.list_trace_scores(self, project_id, trace_ids)

@@ -443,4 +443,32 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        13,
+        [
+            # Scale-out coordination (docs/scale-out.md): evaluation workers claim ranges of
+            # commits (ingest_seq) with leases, so N workers never score a span twice and a dead
+            # worker's range is taken over; leader leases keep one active monitor.
+            """CREATE TABLE eval_frontiers (
+            name VARCHAR PRIMARY KEY,
+            seq BIGINT NOT NULL
+        )""",
+            """CREATE TABLE eval_claims (
+            name VARCHAR NOT NULL,
+            lo BIGINT NOT NULL,
+            hi BIGINT NOT NULL,
+            owner VARCHAR NOT NULL,
+            token VARCHAR NOT NULL,
+            expires_at DOUBLE NOT NULL,
+            attempts INTEGER NOT NULL,
+            claimed_at DOUBLE NOT NULL,
+            PRIMARY KEY (name, lo)
+        )""",
+            """CREATE TABLE leader_leases (
+            name VARCHAR PRIMARY KEY,
+            owner VARCHAR NOT NULL,
+            expires_at DOUBLE NOT NULL
+        )""",
+        ],
+    ),
 ]

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import pyarrow as pa
 
+from sightline.coordination._base import Claim, ClaimsState
 from sightline.model import (
     Alert,
     AlertEvent,
@@ -789,6 +790,53 @@ class TraceStore(AnalysisStore, Protocol):
 
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         """Scores matching ``query``, newest first."""
+        ...
+
+    # -- scale-out coordination (docs/scale-out.md); a backend without compare-and-set (e.g.
+    # ClickHouse) leaves these to Redis and raises StoreError --------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """True when several processes may use this store at once (split ``--role`` servers)."""
+        ...
+
+    def append_scores_once(self, scores: Sequence[Score], *, since: datetime | None = None) -> int:
+        """Append the scores whose ``score_id`` is not stored yet; return how many were new.
+
+        Online scores have deterministic ids (evaluator + span), so a range evaluated again
+        after a worker died adds nothing twice. ``since``: no stored duplicate can be older
+        (the range's first claim), so the check may read only newer scores.
+        """
+        ...
+
+    def claims_state(self, name: str) -> ClaimsState:
+        """The frontier and open claims of evaluator set ``name`` (see Coordinator)."""
+        ...
+
+    def claim_range(
+        self, name: str, *, lo: int, hi: int, owner: str, lease_s: float, start_seq: int = 0
+    ) -> Claim | None:
+        """Claim commits ``(lo, hi]`` if the frontier is still ``lo``, in one transaction."""
+        ...
+
+    def take_over_claim(self, name: str, *, owner: str, lease_s: float) -> Claim | None:
+        """Take the oldest claim of ``name`` whose lease has run out."""
+        ...
+
+    def renew_claim(self, claim: Claim, *, lease_s: float) -> Claim | None:
+        """Extend a claim's lease if its token is still current (0 releases it)."""
+        ...
+
+    def complete_claim(self, claim: Claim) -> bool:
+        """Delete a claim if its token is still current."""
+        ...
+
+    def acquire_leader(self, name: str, *, owner: str, lease_s: float) -> bool:
+        """Take or renew leader lease ``name``; True if ``owner`` holds it now."""
+        ...
+
+    def release_leader(self, name: str, *, owner: str) -> None:
+        """Expire leader lease ``name`` now if ``owner`` holds it."""
         ...
 
     def list_trace_scores(self, project_id: str, trace_ids: Sequence[str]) -> list[Score]:

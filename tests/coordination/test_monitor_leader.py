@@ -1,0 +1,150 @@
+"""Two monitors over one store, elected through either coordinator backend: only the leader
+ticks and notifies; when it dies (stops renewing, no release) the other takes over after the
+lease, and no alert is notified twice."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from _alerting import HttpReceiver, wait_for
+from _coord import BACKENDS, MakeCoordinator, coordinators
+from _evalspans import _T0, insert, span
+from sightline._clock import system_clock
+from sightline.alerts import load_alerts_file
+from sightline.config import Settings
+from sightline.coordination import Leadership
+from sightline.server._auth import ensure_project_with_key
+from sightline.server._monitoring import Monitoring, build_monitoring
+from sightline.store import DuckDBStore
+
+P = "p"
+LEASE_S = 1.0
+
+
+@dataclass
+class Node:
+    """One monitor process's parts: its loops and its leader lease."""
+
+    monitoring: Monitoring
+    leadership: Leadership
+
+    def die(self) -> None:
+        """As SIGKILL would: renewals and loops stop; the lease is not released."""
+        self.leadership._stop.set()
+        assert self.leadership._thread is not None
+        self.leadership._thread.join()
+        self.monitoring.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def make(request: pytest.FixtureRequest) -> Iterator[MakeCoordinator]:
+    for m, _ in coordinators(request.param):
+        yield m
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    r = HttpReceiver().start()
+    yield r
+    r.stop()
+
+
+def _errors(store: DuckDBStore, model: str, n: int = 10) -> None:
+    now_ms = (time.time_ns() - _T0) / 1e6
+    insert(
+        store,
+        [
+            span(
+                P,
+                secrets.token_hex(16),
+                kind="llm",
+                name="chat",
+                start_ms=now_ms - 2000 - i,
+                status="error",
+                model=model,
+            )  # fmt: skip
+            for i in range(n)
+        ],
+    )
+
+
+def test_one_monitor_notifies_and_another_takes_over_when_it_dies(
+    tmp_path: Path, make: MakeCoordinator, receiver: HttpReceiver
+) -> None:
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(
+        f"""
+channels:
+  hook: {{type: webhook, url: "{receiver.url}/hook", backoff_s: 0.05}}
+rules:
+  - name: errors
+    metric: error_rate
+    op: ">"
+    threshold: 0.5
+    window: 1m
+    min_requests: 5
+    severity: P1
+    group_by: [model]
+    notify: [hook]
+"""
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        monitor_interval_s=0.2,
+        drift_interval_s=0,
+        default_alert_rules=False,
+        notify_allow_private=True,
+        alerts_file=alerts,
+    )
+    store = DuckDBStore(settings.db_path)
+    store.migrate()
+    ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
+    file = load_alerts_file(alerts)
+    nodes: list[Node] = []
+    for name in ("a", "b"):
+        mon = build_monitoring(settings, store, system_clock, file)
+        lead = Leadership(
+            make(store),
+            "monitor",
+            owner=name,
+            lease_s=LEASE_S,
+            on_elected=mon.start,
+            on_deposed=mon.stop,
+        )
+        nodes.append(Node(mon, lead))
+    try:
+        for n in nodes:
+            n.leadership.start()
+        wait_for(lambda: any(n.leadership.is_leader for n in nodes))
+        [leader] = [n for n in nodes if n.leadership.is_leader]
+        [other] = [n for n in nodes if n is not leader]
+        _errors(store, "m1")
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        time.sleep(LEASE_S * 1.5)  # several renewals and ticks: the other stays idle
+        assert other.leadership.num_elected == 0 and other.monitoring.monitor.num_ticks == 0
+        assert leader.leadership.num_elected == 1
+
+        leader.die()
+        died = time.monotonic()
+        _errors(store, "m2")
+        wait_for(lambda: other.leadership.is_leader, timeout_s=10)
+        assert time.monotonic() - died >= LEASE_S * 0.5  # it waited for the lease to run out
+        wait_for(lambda: len(receiver.bodies("/hook")) >= 2)
+        time.sleep(1.0)  # the new leader ticks on: m1 is still firing, and not sent again
+        assert other.monitoring.monitor.num_ticks > 2
+        bodies = receiver.bodies("/hook")
+        assert sorted((b["status"], b["group"]["model"]) for b in bodies) == [
+            ("firing", "m1"),
+            ("firing", "m2"),
+        ]
+    finally:
+        for n in nodes:
+            n.leadership.stop()
+            n.monitoring.stop()
+        store.close()
