@@ -192,13 +192,10 @@ class TestMigrate:
 
         again = _migrate_cli(src, url)  # chunks of 10,000: looked up 5,000 rows at a time
         assert again.returncode == 0, again.stdout + again.stderr
-        assert {t: a for t, (_, a) in _summary(again.stdout).items()} == {
-            "spans": 0,
-            "scores": 0,
-            "eval_cursors": 0,
-            "projects": 0,
-            "otel_logs": 0,
-        }
+        added_again = {t: a for t, (_, a) in _summary(again.stdout).items()}
+        # every table both stores have is looked at again, and none gets a row
+        assert {"spans", "scores", "eval_cursors", "projects", "otel_logs"} <= set(added_again)
+        assert set(added_again.values()) == {0}, added_again
 
         duck = DuckDBStore(src)
         ch = ClickHouseStore(url)
