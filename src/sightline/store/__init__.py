@@ -12,6 +12,7 @@ from sightline.store._eval_records import (
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     AGGS,
+    APPROX_SAMPLE,
     DIMENSIONS,
     METRICS,
     SCORE_METRICS,
@@ -33,6 +34,7 @@ from sightline.store.base import (
 
 __all__ = [
     "AGGS",
+    "APPROX_SAMPLE",
     "DIMENSIONS",
     "METRICS",
     "SCORE_METRICS",
