@@ -5,6 +5,10 @@ per-query overhead fifty times over; rules that share a span kind, filters and w
 instead answered by one ``SELECT`` computing every aggregate they need, with ``GROUPING SETS``
 for their different ``group_by``. Metrics this module does not know how to compute from spans
 (the evaluation stage's score-derived ones) are answered by ``query_metric``, one query each.
+
+Dashboard pages ask the same way, with ``approx`` quantiles: those are left out of the pass and
+read by one more query per group set over a hashed sample of each large group
+(:func:`_sampled_quantiles`).
 """
 
 from __future__ import annotations
