@@ -286,25 +286,30 @@ def _run_pass(
         for s in sets
     }
     base = 1 + len(dims)
+    set_of = {m: s for s, m in mask_of.items()}
+    at_of = {s: [1 + dims.index(d) for d in s] for s in sets}
     by_set: dict[tuple[str, ...], list[tuple[tuple[Any, ...], tuple[Any, ...]]]] = {}
     for r in rows:
-        for s in sets:
-            if int(r[0]) == mask_of[s] and int(r[base]) > 0:  # not the empty grand total
-                key = tuple(r[1 + dims.index(d)] for d in s)
-                by_set.setdefault(s, []).append((key, r))
+        if r[base]:  # not the empty grand total of a window without spans
+            s = set_of[int(r[0])]
+            by_set.setdefault(s, []).append((tuple(r[j] for j in at_of[s]), r))
     sampled = _sampled_quantiles(cur, where, params, items, by_set, base)
     out: dict[int, list[WindowValue]] = {}
     for i, a in items:
         q = _quantile_of(a)
+        col, at = 0, None
+        if q is not None and not a.approx:
+            col, at = base + 1 + exprs[q_expr[q[0]]], quantiles[q[0]].index(q[1])
+        elif q is None:
+            col = base + 1 + exprs[_expr(a)]
         values = []
         for key, r in by_set.get(a.group_by, []):
             if q is not None and a.approx:
                 got = sampled.get((a.group_by, q[0], key), {}).get(q[1])
-            elif q is not None:
-                v = r[base + 1 + exprs[q_expr[q[0]]]]
-                got = None if v is None else v[quantiles[q[0]].index(q[1])]
+            elif at is not None:
+                got = None if r[col] is None else r[col][at]
             else:
-                got = r[base + 1 + exprs[_expr(a)]]
+                got = r[col]
             group = dict(zip(a.group_by, key, strict=True))
             values.append(WindowValue(group, None if got is None else float(got), int(r[base])))
         out[i] = values
