@@ -286,14 +286,12 @@ def _run_pass(
         for s in sets
     }
     base = 1 + len(dims)
+    by_set: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     set_of = {m: s for s, m in mask_of.items()}
-    at_of = {s: [1 + dims.index(d) for d in s] for s in sets}
-    by_set: dict[tuple[str, ...], list[tuple[tuple[Any, ...], tuple[Any, ...]]]] = {}
     for r in rows:
         if r[base]:  # not the empty grand total of a window without spans
-            s = set_of[int(r[0])]
-            by_set.setdefault(s, []).append((tuple(r[j] for j in at_of[s]), r))
-    sampled = _sampled_quantiles(cur, where, params, items, by_set, base)
+            by_set.setdefault(set_of[int(r[0])], []).append(r)
+    sampled = _sampled_quantiles(cur, where, params, items, by_set, dims)
     out: dict[int, list[WindowValue]] = {}
     for i, a in items:
         q = _quantile_of(a)
@@ -302,15 +300,17 @@ def _run_pass(
             col, at = base + 1 + exprs[q_expr[q[0]]], quantiles[q[0]].index(q[1])
         elif q is None:
             col = base + 1 + exprs[_expr(a)]
+        cols = [(d, 1 + dims.index(d)) for d in a.group_by]
         values = []
-        for key, r in by_set.get(a.group_by, []):
+        for r in by_set.get(a.group_by, []):
+            group = {d: r[j] for d, j in cols}
             if q is not None and a.approx:
-                got = sampled.get((a.group_by, q[0], key), {}).get(q[1])
+                key = (a.group_by, q[0], tuple(group.values()))
+                got = sampled.get(key, {}).get(q[1])
             elif at is not None:
                 got = None if r[col] is None else r[col][at]
             else:
                 got = r[col]
-            group = dict(zip(a.group_by, key, strict=True))
             values.append(WindowValue(group, None if got is None else float(got), int(r[base])))
         out[i] = values
     return out
@@ -321,8 +321,8 @@ def _sampled_quantiles(
     where: list[str],
     params: list[Any],
     items: list[tuple[int, WindowAgg]],
-    by_set: dict[tuple[str, ...], list[tuple[tuple[Any, ...], tuple[Any, ...]]]],
-    base: int,
+    by_set: dict[tuple[str, ...], list[tuple[Any, ...]]],
+    dims: list[str],
 ) -> dict[tuple[tuple[str, ...], str, tuple[Any, ...]], dict[float, Any]]:
     """The ``approx`` quantiles: one query per group set, over a sample of its large groups.
 
@@ -341,7 +341,10 @@ def _sampled_quantiles(
                 qs.append(q[1])
     out: dict[tuple[tuple[str, ...], str, tuple[Any, ...]], dict[float, Any]] = {}
     for group_by, columns in wanted.items():
-        groups = [(key, int(r[base])) for key, r in by_set.get(group_by, [])]
+        at = [1 + dims.index(d) for d in group_by]
+        groups = [
+            (tuple(r[j] for j in at), int(r[1 + len(dims)])) for r in by_set.get(group_by, [])
+        ]
         if not groups:
             continue
         flt = _sample_filter(group_by, groups)
