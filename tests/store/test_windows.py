@@ -144,12 +144,13 @@ _APPROX = [
     ("latency_ms", "p50", ("model",)),
     ("ttft_ms", "p95", ("model",)),
     ("ttft_ms", "p90", ()),
+    ("latency_ms", "p95", ("prompt_name",)),  # one group, whose value is NULL
 ]
 
 
 def _rank(store: DuckDBStore, column: str, group: dict[str, str], value: float) -> float:
     """Share of the window's LLM calls of ``group`` whose ``column`` is at most ``value``."""
-    where = "".join(f' AND "{k}" = ?' for k in group)
+    where = "".join(f' AND "{k}" IS NOT DISTINCT FROM ?' for k in group)
     with store._cursor() as cur:
         row = cur.execute(
             f'SELECT avg(CASE WHEN "{column}" <= ? THEN 1.0 ELSE 0.0 END) FROM spans'  # noqa: S608
@@ -199,7 +200,7 @@ class TestApproxQuantiles:
                 assert col is not None
                 rank = _rank(trending, col, dict(k), v.value)
                 assert abs(rank - q) <= 0.02, (m, a, k, rank, v.value, w.value)
-        assert checked_sampled >= 10  # the totals and the five large models, sampled
+        assert checked_sampled >= 11  # the totals, the five large models, the NULL prompt
         for want, got in zip(exact[len(_APPROX) :], approx[len(_APPROX) :], strict=True):
             assert sorted((str(v.group), v.value, v.num_spans) for v in got) == sorted(
                 (str(v.group), pytest.approx(v.value), v.num_spans) for v in want
@@ -208,7 +209,8 @@ class TestApproxQuantiles:
     def test_the_same_sample_every_time(self, trending: DuckDBStore) -> None:
         first = trending.query_windows("bench", END, self.asks(approx=True))
         again = trending.query_windows("bench", END, self.asks(approx=True))
-        for a, b in zip(first, again, strict=True):
+        # the quantiles, exactly (a float sum may differ in its last bit with the thread order)
+        for a, b in zip(first[: len(_APPROX)], again[: len(_APPROX)], strict=True):
             assert sorted((str(v.group), v.value) for v in a) == sorted(
                 (str(v.group), v.value) for v in b
             )
