@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _evalspans import insert, span
 from _payload import llm_request
 from sightline.ingest._service import _prepare
-from sightline.store import DuckDBStore
+from sightline.store import DuckDBStore, SpanQuery
 
 
 def _batch(n: int):  # type: ignore[no-untyped-def]
@@ -43,3 +45,38 @@ class TestIngestSeq:
             rows = cur.execute("SELECT ingest_seq, count(*) FROM spans GROUP BY 1").fetchall()
         store.close()
         assert rows == [(1, 5)]
+
+
+class TestTextSearch:
+    """list_spans(text=...): a case-insensitive substring of the input or the output."""
+
+    TEXTS = (
+        ("Reset my PASSWORD please", "ok"),
+        ("école du soir", "Straße"),
+        ("50% off", "a_b"),
+        ("5000 off", "axb"),
+        ("back\\slash", ""),
+    )
+
+    def search(self, store: DuckDBStore, text: str) -> list[str]:
+        now = datetime.now(UTC)
+        page = store.list_spans(
+            SpanQuery(project_id="p", start=now - timedelta(days=1),
+                      end=now + timedelta(days=1), text=text, limit=10)
+        )  # fmt: skip
+        return sorted(s.input or "" for s in page.spans)
+
+    def test_case_unicode_and_like_wildcards_taken_literally(self, tmp_path: Path) -> None:
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        insert(store, [span("p", f"{i + 1:032x}", kind="llm", name="chat", input=i_, output=o)
+                       for i, (i_, o) in enumerate(self.TEXTS)])  # fmt: skip
+        assert self.search(store, "password") == ["Reset my PASSWORD please"]
+        assert self.search(store, "ÉCOLE") == ["école du soir"]
+        assert self.search(store, "STRASSE") == []  # folding is per character, not ß -> ss
+        assert self.search(store, "straße") == ["école du soir"]
+        assert self.search(store, "0% off") == ["50% off"]  # % is a character, not a wildcard
+        assert self.search(store, "a_b") == ["50% off"]  # _ too
+        assert self.search(store, "k\\s") == ["back\\slash"]
+        assert self.search(store, "nothing like it") == []
+        store.close()

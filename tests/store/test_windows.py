@@ -10,7 +10,7 @@ import pytest
 
 from query import END, fill
 from sightline.errors import ConfigError
-from sightline.store import METRICS, DuckDBStore, MetricQuery, WindowAgg
+from sightline.store import APPROX_SAMPLE, METRICS, DuckDBStore, MetricQuery, WindowAgg
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,104 @@ def test_an_empty_window_has_no_groups_and_bad_dimensions_are_refused(
         store.query_windows(
             "bench", END, [WindowAgg(metric=lat, agg="p95", window_s=60, filters={"x": "1"})]
         )
+
+
+@pytest.fixture(scope="module")
+def trending(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    """120,000 calls over 7 days whose latency grows with time, and a model of 300 calls.
+
+    Groups of ~24,000 calls are sampled by ``approx``; a sample that favoured the first
+    spans written (as DuckDB's reservoir_quantile does) would miss the late, slow ones.
+    """
+    d = tmp_path_factory.mktemp("trending")
+    fill(d, 120_000)
+    s = DuckDBStore(d / "sightline.duckdb")
+    s.migrate()
+    with s._cursor() as cur:
+        cur.execute(
+            "UPDATE spans SET duration_ms = 100 + 5000 * (epoch(start_time) - epoch(TIMESTAMP"
+            " '2026-01-01')) / (7 * 86400) + (CAST(_key_span AS DOUBLE) % 997),"
+            " ttft_ms = 10 + (CAST(_key_span AS DOUBLE) % 991) * epoch(start_time) / 1e9"
+        )
+        cur.execute("UPDATE spans SET model = 'tiny' WHERE CAST(_key_span AS UBIGINT) % 400 = 7")
+    yield s
+    s.close()
+
+
+_APPROX = [
+    ("latency_ms", "p50", ()),
+    ("latency_ms", "p95", ()),
+    ("latency_ms", "p99", ("model",)),
+    ("latency_ms", "p50", ("model",)),
+    ("ttft_ms", "p95", ("model",)),
+    ("ttft_ms", "p90", ()),
+    ("latency_ms", "p95", ("prompt_name",)),  # one group, whose value is NULL
+]
+
+
+def _rank(store: DuckDBStore, column: str, group: dict[str, str], value: float) -> float:
+    """Share of the window's LLM calls of ``group`` whose ``column`` is at most ``value``."""
+    where = "".join(f' AND "{k}" IS NOT DISTINCT FROM ?' for k in group)
+    with store._cursor() as cur:
+        row = cur.execute(
+            f'SELECT avg(CASE WHEN "{column}" <= ? THEN 1.0 ELSE 0.0 END) FROM spans'  # noqa: S608
+            f" WHERE project_id = 'bench' AND kind = 'llm'{where}",
+            [value, *group.values()],
+        ).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+class TestApproxQuantiles:
+    """``approx`` quantiles read a hashed uniform sample of each large group."""
+
+    WINDOW_S = 8 * 86400
+
+    def asks(self, *, approx: bool) -> list[WindowAgg]:
+        return [
+            WindowAgg(metric=METRICS[m], agg=a, window_s=self.WINDOW_S, group_by=g, approx=approx)
+            for m, a, g in _APPROX
+        ] + [
+            # the rest of the pass is exact either way
+            WindowAgg(metric=METRICS["requests"], agg="count", window_s=self.WINDOW_S,
+                      group_by=("model",), approx=approx),
+            WindowAgg(metric=METRICS["cost_usd"], agg="sum", window_s=self.WINDOW_S,
+                      approx=approx),
+        ]  # fmt: skip
+
+    def test_within_two_percent_in_rank_and_exact_for_small_groups(
+        self, trending: DuckDBStore
+    ) -> None:
+        exact = trending.query_windows("bench", END, self.asks(approx=False))
+        approx = trending.query_windows("bench", END, self.asks(approx=True))
+        checked_sampled = 0
+        for (m, a, _), want, got in zip(_APPROX, exact, approx, strict=False):
+            want_by = {tuple(sorted(v.group.items())): v for v in want}
+            got_by = {tuple(sorted(v.group.items())): v for v in got}
+            assert got_by.keys() == want_by.keys()
+            for k, w in want_by.items():
+                v = got_by[k]
+                assert v.num_spans == w.num_spans and v.value is not None and w.value is not None
+                if w.num_spans <= APPROX_SAMPLE:  # every span read: the exact value
+                    assert v.value == pytest.approx(w.value), (m, a, k)
+                    continue
+                checked_sampled += 1
+                q = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}[a]
+                col = METRICS[m].column
+                assert col is not None
+                rank = _rank(trending, col, dict(k), v.value)
+                assert abs(rank - q) <= 0.02, (m, a, k, rank, v.value, w.value)
+        assert checked_sampled >= 11  # the totals, the five large models, the NULL prompt
+        for want, got in zip(exact[len(_APPROX) :], approx[len(_APPROX) :], strict=True):
+            assert sorted((str(v.group), v.value, v.num_spans) for v in got) == sorted(
+                (str(v.group), pytest.approx(v.value), v.num_spans) for v in want
+            )
+
+    def test_the_same_sample_every_time(self, trending: DuckDBStore) -> None:
+        first = trending.query_windows("bench", END, self.asks(approx=True))
+        again = trending.query_windows("bench", END, self.asks(approx=True))
+        # the quantiles, exactly (a float sum may differ in its last bit with the thread order)
+        for a, b in zip(first[: len(_APPROX)], again[: len(_APPROX)], strict=True):
+            assert sorted((str(v.group), v.value) for v in a) == sorted(
+                (str(v.group), v.value) for v in b
+            )

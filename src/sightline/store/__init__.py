@@ -13,6 +13,7 @@ from sightline.store._open import open_store, store_coordinates, store_is_shared
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     AGGS,
+    APPROX_SAMPLE,
     DIMENSIONS,
     METRICS,
     SCORE_METRICS,
@@ -34,6 +35,7 @@ from sightline.store.base import (
 
 __all__ = [
     "AGGS",
+    "APPROX_SAMPLE",
     "DIMENSIONS",
     "METRICS",
     "SCORE_METRICS",

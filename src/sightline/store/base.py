@@ -41,6 +41,7 @@ __all__ = [
     "SERVING_METRIC_DEFS",
     "otel_metric",
     "AGGS",
+    "APPROX_SAMPLE",
     "COMPLETION_OUTCOMES",
     "CONVERSION_OUTCOMES",
     "DIMENSIONS",
@@ -74,6 +75,10 @@ __all__ = [
 
 Agg = Literal["count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99", "rate"]
 AGGS: tuple[str, ...] = get_args(Agg)
+APPROX_SAMPLE = 16384
+"""Spans per group that an ``approx`` quantile reads: a uniform sample (by a hash of the span
+id, so the same spans every time). Its rank error's standard deviation is sqrt(q(1-q)/16384):
+0.39% at p50, 0.17% at p95, 0.08% at p99."""
 
 DIMENSIONS: tuple[str, ...] = (
     "model",
@@ -404,6 +409,11 @@ class WindowAgg:
     filters: Mapping[str, str] = dataclasses.field(default_factory=dict)
     group_by: tuple[str, ...] = ()
     above: float | None = None
+    approx: bool = False
+    """Quantiles (p50…p99) of a sample of about ``APPROX_SAMPLE`` spans of each group larger
+    than that, instead of every span: exact for smaller groups, otherwise within about ±1% in
+    rank (a p95 lands between the exact p94 and p96) at a fraction of the CPU. For dashboard
+    pages; alert rules, SLOs and the API keep exact quantiles."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -718,6 +728,14 @@ class TraceStore(AnalysisStore, Protocol):
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:
         """Evaluate one metric."""
+        ...
+
+    def query_metrics(self, queries: Sequence[MetricQuery]) -> list[list[MetricSeries]]:
+        """Evaluate many metrics, one list of series per query, as ``query_metric`` would.
+
+        Span metrics sharing a project, range, step, span kind and filters are computed in one
+        SQL pass (a dashboard page's charts), whatever their aggregate and group_by.
+        """
         ...
 
     def add_scores(self, scores: Sequence[Score]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, cast
 
 from fastapi import APIRouter, Path, Request
@@ -40,6 +41,31 @@ def step_for(page: Page) -> int:
     return 86400
 
 
+def metric_query(
+    page: Page,
+    name: str,
+    agg: str | None = None,
+    *,
+    step_s: int | None = None,
+    group_by: tuple[str, ...] = (),
+    filters: dict[str, str] | None = None,
+) -> MetricQuery:
+    """One metric of the page's project and range (the same query as GET /api/v1/metrics)."""
+    m = METRICS[name]
+    if page.project is None:
+        raise PageError(404, "you belong to no project yet")
+    return MetricQuery(
+        project_id=page.project,
+        metric=m,
+        agg=cast(Agg, agg or m.default_agg),
+        start=page.start,
+        end=page.end,
+        step_s=step_s,
+        group_by=group_by,
+        filters=filters or {},
+    )
+
+
 def metric(
     store: TraceStore,
     page: Page,
@@ -50,22 +76,9 @@ def metric(
     group_by: tuple[str, ...] = (),
     filters: dict[str, str] | None = None,
 ) -> list[MetricSeries]:
-    """One metric of the page's project and range (the same call as GET /api/v1/metrics)."""
-    m = METRICS[name]
-    if page.project is None:
-        raise PageError(404, "you belong to no project yet")
-    return store.query_metric(
-        MetricQuery(
-            project_id=page.project,
-            metric=m,
-            agg=cast(Agg, agg or m.default_agg),
-            start=page.start,
-            end=page.end,
-            step_s=step_s,
-            group_by=group_by,
-            filters=filters or {},
-        )  # fmt: skip
-    )
+    """One metric of the page's project and range, as :func:`metric_query` asks it."""
+    q = metric_query(page, name, agg, step_s=step_s, group_by=group_by, filters=filters)
+    return store.query_metric(q)
 
 
 def summary(
@@ -82,7 +95,7 @@ def summary(
         raise PageError(404, "you belong to no project yet")
     window_s = max(int((page.end - page.start).total_seconds()), 1)
     asks = [
-        WindowAgg(metric=METRICS[name], agg=agg, window_s=window_s, group_by=g)
+        WindowAgg(metric=METRICS[name], agg=agg, window_s=window_s, group_by=g, approx=True)
         for g in group_sets
         for name, agg in aggs
     ]
@@ -147,6 +160,24 @@ def _single(series: list[MetricSeries]) -> dict[str, float | None]:
     return out
 
 
+def _rate(num: list[MetricSeries], den: list[MetricSeries]) -> list[MetricSeries]:
+    """One series of Σnum / Σden per bucket, summed over the groups.
+
+    The error rate of all models from each model's errors and requests: exactly error_rate
+    without group_by, without a second pass over the spans.
+    """
+    tops: dict[datetime, float] = {}
+    bottoms: dict[datetime, float] = {}
+    for series, acc in ((num, tops), (den, bottoms)):
+        for s in series:
+            for t, v in s.points:
+                acc[t] = acc.get(t, 0.0) + (v or 0.0)
+    points: list[tuple[datetime, float | None]] = [
+        (t, tops.get(t, 0.0) / n if n else None) for t, n in sorted(bottoms.items())
+    ]
+    return [MetricSeries({}, points)] if points else []
+
+
 _OVERVIEW = (
     ("requests", "count"), ("errors", "count"), ("error_rate", "rate"),
     ("latency_ms", "p50"), ("latency_ms", "p95"), ("latency_ms", "p99"),
@@ -168,20 +199,22 @@ def _overview(store: TraceStore, page: Page, monitor: Any) -> dict[str, Any]:
     by_model = {
         str(k[0]) if k[0] is not None else "": {**blank, **v} for k, v in sums[("model",)].items()
     }
-    quality = {q: _single(metric(store, page, q)).get("", None) for q in _QUALITY}
+    by = ("model",)
+    asks = {
+        # the charts are one SQL pass by model; each score metric is one query
+        "requests": metric_query(page, "requests", step_s=step, group_by=by),
+        "errors": metric_query(page, "errors", step_s=step, group_by=by),
+        "latency": metric_query(page, "latency_ms", "p95", step_s=step, group_by=by),
+        "cost": metric_query(page, "cost_usd", step_s=step, group_by=by),
+        **{q: metric_query(page, q) for q in _QUALITY},
+    }
+    got = dict(zip(asks, store.query_metrics(list(asks.values())), strict=True))
+    quality = {q: _single(got[q]).get("", None) for q in _QUALITY}
     charts = {
-        "requests": chart_data(
-            metric(store, page, "requests", step_s=step, group_by=("model",)), "model", step_s=step
-        ),
-        "latency": chart_data(
-            metric(store, page, "latency_ms", "p95", step_s=step, group_by=("model",)),
-            "model",
-            step_s=step,
-        ),
-        "errors": chart_data(metric(store, page, "error_rate", step_s=step), step_s=step),
-        "cost": chart_data(
-            metric(store, page, "cost_usd", step_s=step, group_by=("model",)), "model", step_s=step
-        ),
+        "requests": chart_data(got["requests"], "model", step_s=step),
+        "latency": chart_data(got["latency"], "model", step_s=step),
+        "errors": chart_data(_rate(got["errors"], got["requests"]), step_s=step),
+        "cost": chart_data(got["cost"], "model", step_s=step),
     }
     marks = release_markers(store, page)
     with_markers(charts.values(), marks)
