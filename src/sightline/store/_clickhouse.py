@@ -32,6 +32,7 @@ from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
 from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_monitor import MonitorMixin
 from sightline.store.base import SpanPage, SpanQuery
 
 __all__ = ["ClickHouseStore", "SEQ_SETTLE_US"]
@@ -100,7 +101,7 @@ if tuple(c for c, _ in _SPAN_COLUMNS) != SPAN_FIELDS:  # pragma: no cover - a pr
 _SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 
 
-class ClickHouseStore(CHBase):
+class ClickHouseStore(MonitorMixin, CHBase):
     """TraceStore on ClickHouse (a server, or the engine embedded by chdb)."""
 
     DDL: ClassVar[list[str]] = [
