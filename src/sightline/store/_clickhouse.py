@@ -31,6 +31,7 @@ import structlog
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
+from sightline.store._clickhouse_analysis import AnalysisMixin
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_monitor import MonitorMixin
 from sightline.store.base import SpanPage, SpanQuery
@@ -101,7 +102,7 @@ if tuple(c for c, _ in _SPAN_COLUMNS) != SPAN_FIELDS:  # pragma: no cover - a pr
 _SELECT = ", ".join(f"`{c}`" for c in SPAN_FIELDS)
 
 
-class ClickHouseStore(MonitorMixin, CHBase):
+class ClickHouseStore(MonitorMixin, AnalysisMixin, CHBase):
     """TraceStore on ClickHouse (a server, or the engine embedded by chdb)."""
 
     DDL: ClassVar[list[str]] = [

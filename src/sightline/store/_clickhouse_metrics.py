@@ -71,14 +71,21 @@ GUARDRAIL_COLUMNS = {
 """Expressions over :func:`guardrail_source`'s rows (base.py's GUARDRAIL_* fragments)."""
 
 
-def guardrail_source(where: str) -> str:
+def guardrail_source(where: str, *, with_scores: bool = True) -> str:
     """A FROM item: the spans matching ``where`` with what the scores say about each check.
 
     ``where`` may use the ``{project_id:String}`` parameter, which the score lookups use too.
     Human labels are the latest on the span or on its trace (a trace-level label); flags are
     failed evaluator scores on the trace (prompt_injection: the input; toxicity, pii_leak:
-    the output). The query must run with ``join_use_nulls = 1``.
+    the output). The query must run with ``join_use_nulls = 1``. Without ``with_scores`` (a
+    store without the evaluation part, which owns ``scores``) no check has a label or flag.
     """
+    checks = f"SELECT *, {_BLOCKED} AS _blocked, {_STAGE} AS _stage, {_VERSION} AS _version"
+    if not with_scores:
+        return (
+            f"({checks}, CAST(NULL AS Nullable(String)) AS _human, false AS _in_flagged,"
+            f" false AS _out_flagged FROM spans WHERE {where})"
+        )
     scores = (
         "FROM scores WHERE project_id = {project_id:String}"  # noqa: S608 - fixed fragments
         f" AND trace_id IN (SELECT trace_id FROM spans WHERE {where})"
@@ -87,10 +94,7 @@ def guardrail_source(where: str) -> str:
         SELECT g.*, multiIf(hs.t IS NULL, ht.l, ht.t IS NULL, hs.l, hs.t >= ht.t, hs.l, ht.l)
                 AS _human,
             coalesce(fl.fin, 0) = 1 AS _in_flagged, coalesce(fl.fout, 0) = 1 AS _out_flagged
-        FROM (
-            SELECT *, {_BLOCKED} AS _blocked, {_STAGE} AS _stage, {_VERSION} AS _version
-            FROM spans WHERE {where}
-        ) g
+        FROM ({checks} FROM spans WHERE {where}) g
         LEFT JOIN (
             SELECT trace_id, span_id, argMax(label, created_at) AS l, max(created_at) AS t
             {scores} AND source = 'human' AND label IS NOT NULL AND span_id IS NOT NULL

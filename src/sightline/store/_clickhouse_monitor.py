@@ -10,8 +10,6 @@ What differs here, and why:
 - A rule's next version is read then written (no unique key): two servers adding a version of
   the same rule at the same moment can both write version N. One monitor runs at a time (the
   leader lease) and API edits of one rule are rare, so this is the documented difference.
-- ``sample_spans`` orders by ``cityHash64`` of the ids and the seed: the same seed gives the same
-  sample on the same backend, but not the sample DuckDB's ``hash`` gives.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from typing import Any, ClassVar
 import orjson
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import Alert, AlertEvent, Delivery, DriftResult, RuleVersion, Silence
+from sightline.model import Alert, AlertEvent, Delivery, RuleVersion, Silence
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_metrics import (
     CH_AGG,
@@ -39,11 +37,8 @@ from sightline.store.base import (
     METRICS,
     OUTCOME_FORMULA,
     AlertQuery,
-    DriftQuery,
     MetricQuery,
     MetricSeries,
-    SampleQuery,
-    SpanSample,
     WindowAgg,
     WindowValue,
 )
@@ -154,29 +149,6 @@ _DELIVERY_COLUMNS = [
 ]
 _DELIVERY_FIELDS = tuple(c for c, _ in _DELIVERY_COLUMNS)
 
-_DRIFT_COLUMNS = [
-    ("project_id", "String"),
-    ("result_id", "String"),
-    ("job", "String"),
-    ("detector", "LowCardinality(String)"),
-    ("feature", "String"),
-    ("created_at", _DT),
-    ("baseline_start", _NDT),
-    ("baseline_end", _NDT),
-    ("current_start", _DT),
-    ("current_end", _DT),
-    ("num_baseline", "Int32"),
-    ("num_current", "Int32"),
-    ("score", _NF),
-    ("threshold", _NF),
-    ("p_value", _NF),
-    ("fired", "Bool"),
-    ("status", "LowCardinality(String)"),
-    ("details", "String"),
-]
-_DRIFT_FIELDS = tuple(c for c, _ in _DRIFT_COLUMNS)
-_DRIFT_TIMES = ("created_at", "baseline_start", "baseline_end", "current_start", "current_end")
-
 _VERSION_COL = [("_version", "UInt64")]
 
 
@@ -185,7 +157,7 @@ def _cols(fields: Sequence[str], prefix: str = "") -> str:
 
 
 class MonitorMixin(CHBase):
-    """query_metric, query_windows, alert rules, alerts, silences, deliveries and drift."""
+    """query_metric, query_windows, alert rules, alerts, silences and deliveries."""
 
     DDL: ClassVar[list[str]] = [
         # Rules are versioned and append-only; a rule is the highest version of its name.
@@ -212,12 +184,6 @@ class MonitorMixin(CHBase):
             "alert_deliveries",
             _DELIVERY_COLUMNS + _VERSION_COL,
             "ReplacingMergeTree(_version) ORDER BY (project_id, delivery_id)",
-        ),
-        _table(
-            "drift_results",
-            _DRIFT_COLUMNS,
-            "MergeTree PARTITION BY toYYYYMM(created_at)"
-            " ORDER BY (project_id, created_at, result_id)",
         ),
     ]
 
@@ -281,7 +247,11 @@ class MonitorMixin(CHBase):
         else:
             bucket = "0"
         w = " AND ".join(where)
-        source = guardrail_source(w) if guardrail else f"spans WHERE {w}"
+        source = (
+            guardrail_source(w, with_scores=hasattr(self, "add_scores"))
+            if guardrail
+            else f"spans WHERE {w}"
+        )
         select = ", ".join([f"{bucket} AS _t", *groups, f"{value} AS _v"])
         sql = (
             f"SELECT {select} FROM {source}"  # noqa: S608 - names are checked dimensions
@@ -695,122 +665,6 @@ class MonitorMixin(CHBase):
             d["updated_at"] = d["updated_at"].replace(tzinfo=UTC)
             out.append(Delivery(**d))
         return out
-
-    # -- drift -----------------------------------------------------------------------------------
-
-    def add_drift_results(self, results: Sequence[DriftResult]) -> None:
-        rows = []
-        for res in results:
-            row: list[Any] = []
-            for f in _DRIFT_FIELDS:
-                v = getattr(res, f)
-                if f in _DRIFT_TIMES:
-                    v = ch_ts(v)
-                elif f == "details":
-                    v = _json(v)
-                row.append(v)
-            rows.append(row)
-        self._insert_rows("drift_results", _DRIFT_FIELDS, rows)
-
-    def list_drift_results(self, query: DriftQuery) -> list[DriftResult]:
-        q = query
-        where = ["project_id = {p:String}"]
-        params: dict[str, Any] = {"p": q.project_id, "limit": q.limit}
-        if q.job is not None:
-            where.append("job = {job:String}")
-            params["job"] = q.job
-        if q.detector is not None:
-            where.append("detector = {detector:String}")
-            params["detector"] = q.detector
-        if q.fired is not None:
-            where.append("fired = {fired:Bool}")
-            params["fired"] = q.fired
-        if q.start is not None:
-            where.append("created_at >= {start:DateTime64(6)}")
-            params["start"] = ch_ts(q.start)
-        rows = self._q(
-            f"SELECT {_cols(_DRIFT_FIELDS)} FROM drift_results"  # noqa: S608
-            f" WHERE {' AND '.join(where)}"
-            " ORDER BY created_at DESC, result_id LIMIT {limit:UInt32}",
-            params,
-        )
-        out = []
-        for r in rows:
-            d = dict(zip(_DRIFT_FIELDS, r, strict=True))
-            for f in _DRIFT_TIMES:
-                d[f] = _aware(d[f])
-            d["details"] = orjson.loads(d["details"])
-            d["fired"] = bool(d["fired"])
-            out.append(DriftResult(**d))
-        return out
-
-    def sample_spans(self, query: SampleQuery) -> list[SpanSample]:
-        q = query
-        where = [
-            "project_id = {p:String}",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
-        ]
-        params: dict[str, Any] = {
-            "p": q.project_id,
-            "start": ch_ts(q.start),
-            "end": ch_ts(q.end),
-            "seed": q.seed,
-            "limit": q.limit,
-        }
-        if q.kind is not None:
-            where.append("kind = {kind:String}")
-            params["kind"] = q.kind
-        for j, (d, v) in enumerate(q.filters.items()):
-            if d not in DIMENSIONS:
-                raise ConfigError(f"cannot filter by {d!r}")
-            where.append(f"`{d}` = {{f{j}:String}}")
-            params[f"f{j}"] = v
-        # A seeded hash of the ids orders a uniform sample without replacement, the same for
-        # the same seed; the sampled spans' latest descriptors are joined after sampling.
-        sampled = f"""
-            SELECT trace_id, span_id, start_time, model, input, output, input_tokens,
-                output_tokens, duration_ms, cityHash64(span_id, trace_id, {{seed:Int64}}) AS _h
-            FROM spans WHERE {" AND ".join(where)}
-            ORDER BY _h LIMIT {{limit:UInt32}}
-        """  # noqa: S608 - names are checked dimensions, values are parameters
-        if not hasattr(self, "add_scores"):
-            # a store built without the evaluation part has no scores table (no descriptors)
-            rows = self._q(
-                f"SELECT start_time, model, input, output, input_tokens,"  # noqa: S608
-                f" output_tokens, duration_ms, NULL FROM ({sampled}) ORDER BY _h",
-                params,
-            )
-        else:
-            rows = self._q(self._SAMPLE_SQL.format(sampled=sampled), params)
-        return [
-            SpanSample(
-                r[0].replace(tzinfo=UTC),
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                float(r[6]),
-                orjson.loads(r[7]) if r[7] else None,
-            )
-            for r in rows
-        ]
-
-    _SAMPLE_SQL = """
-        WITH s AS ({sampled})
-        SELECT s.start_time, s.model, s.input, s.output, s.input_tokens, s.output_tokens,
-            s.duration_ms, d.details
-        FROM s LEFT JOIN (
-            SELECT trace_id, span_id, argMax(details, created_at) AS details
-            FROM scores
-            WHERE project_id = {{p:String}} AND name = 'descriptors' AND source = 'evaluator'
-                AND details IS NOT NULL AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM s)
-            GROUP BY trace_id, span_id
-        ) d ON d.trace_id = s.trace_id AND d.span_id = s.span_id
-        ORDER BY s._h
-        SETTINGS join_use_nulls = 1
-    """
 
 
 # -- helpers -------------------------------------------------------------------------------------
