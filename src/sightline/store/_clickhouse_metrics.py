@@ -3,7 +3,8 @@
 ``base.py`` defines each metric's formula in DuckDB SQL (``json_extract_string``, ``TRY_CAST``,
 ``FILTER``, correlated subqueries). ClickHouse gets its own expression for each, looked up by
 the DuckDB formula (so a renamed copy of a metric definition still resolves); the contract
-tests compute every named metric on both backends from the same spans and compare.
+tests compute every named metric on both backends from the same spans and compare. (Score
+metrics are the evaluation part's: ``_query_score_metric``.)
 
 Guardrail effectiveness needs scores joined to the guardrail checks. ClickHouse does not run
 the correlated subqueries DuckDB's formulas use inside aggregates, so those metrics read
@@ -18,7 +19,7 @@ import math
 from typing import Any
 
 from sightline.errors import ConfigError
-from sightline.store.base import METRICS, SCORE_METRICS, MetricDef
+from sightline.store.base import METRICS, MetricDef
 
 __all__ = [
     "CH_AGG",
@@ -149,26 +150,11 @@ _BY_NAME: dict[str, CHFormula] = {
     "guardrail_bypass_rate": CHFormula(
         f"avg(if({_G['bypass_in']} OR {_G['bypass_out']}, 1.0, 0.0))", guardrail=True
     ),
-    # Score-derived metrics: over the joined score's value, label, passed and details.
-    "hallucination_rate": CHFormula("avg(if(label = 'hallucination', 1.0, 0.0))"),
-    "toxicity": CHFormula("avg(1.0 - value)"),
-    "refusal_rate": CHFormula("avg(if(label IN ('refusal', 'over_refusal'), 1.0, 0.0))"),
-    "format_compliance": CHFormula("avg(multiIf(passed, 1.0, NOT passed, 0.0, NULL))"),
-    "injection_rate": CHFormula("avg(multiIf(NOT passed, 1.0, passed, 0.0, NULL))"),
-    "pii_rate": CHFormula("avg(multiIf(NOT passed, 1.0, passed, 0.0, NULL))"),
-    "uncertainty": CHFormula("avg(1.0 - value)"),
-    "sentiment": CHFormula("avg(2.0 * value - 1.0)"),
-    "reading_level": CHFormula("avg(JSONExtract(details, 'reading_level', 'Nullable(Float64)'))"),
-    "json_share": CHFormula(
-        "avg(if(JSONType(details, 'json') = 'Bool' AND JSONExtractBool(details, 'json'), 1.0, 0.0))"
-    ),
-    "feedback_positive_rate": CHFormula("avg(if(value > 0, 1.0, 0.0))"),
 }
 
-_ALL: dict[str, MetricDef] = {**dict(METRICS.items()), **SCORE_METRICS}
 _BY_FORMULA: dict[str, CHFormula] = {
     m.formula: _BY_NAME[name]
-    for name, m in _ALL.items()
+    for name, m in METRICS.items()
     if m.formula is not None and name in _BY_NAME
 }
 
