@@ -650,3 +650,45 @@ def test_alert_state_survives_a_reopen(backend: str, tmp_path: Path) -> None:
         assert len(st.list_alert_events("p", "a1")) == 1
     finally:
         st.close()
+
+
+def test_a_node_with_a_slow_clock_still_replaces_alert_state(
+    backend: str, any_store: TraceStore
+) -> None:
+    """Saves from a node whose clock runs an hour ahead are replaced by a later save here."""
+    if backend == "duckdb":
+        pytest.skip("DuckDB replaces rows in place (no row versions)")
+    import time
+
+    st: Any = any_store
+    st._version = lambda: time.time_ns() + 3600 * 10**9  # the other node, an hour ahead
+    silence = Silence(
+        project_id="p",
+        silence_id="s1",
+        matchers={"rule": "slow"},
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=1),
+        created_at=T0,
+    )
+    delivery = Delivery(
+        project_id="p",
+        delivery_id="d1",
+        alert_id="a1",
+        channel="hook",
+        event="firing",
+        status="pending",
+        created_at=T0,
+        updated_at=T0,
+    )
+    st.save_alerts([_alert("a1", status="firing")], [])
+    st.save_silence(silence)
+    st.save_delivery(delivery)
+    del st._version  # this node's own clock again
+    st.save_alerts([_alert("a1", status="resolved")], [])
+    st.save_silence(dataclasses.replace(silence, comment="ended early"))
+    st.save_delivery(dataclasses.replace(delivery, status="delivered"))
+    alert = st.get_alert("p", "a1")
+    assert alert is not None and alert.status == "resolved"
+    assert st.list_active_alerts() == []
+    assert [s.comment for s in st.list_silences("p")] == ["ended early"]
+    assert [d.status for d in st.list_deliveries("p")] == ["delivered"]

@@ -4,7 +4,9 @@ The DuckDB store (``_duckdb.py``, ``_duckdb_windows.py``, ``_duckdb_alerts.py``)
 What differs here, and why:
 
 - Rows that change (alerts, silences, deliveries) are ``ReplacingMergeTree`` rows with a
-  ``_version``, read with ``FINAL``: a save appends the new state and the latest one wins.
+  ``_version``, read with ``FINAL``: a save appends the new state and the latest one wins. The
+  version is the clock, or above the row's stored version when that is larger (a node whose
+  clock runs behind still replaces what another node saved).
 - ``save_alerts`` writes the alerts, then their events: ClickHouse has no transactions, so a
   crash between the two leaves the alerts' new state without those events.
 - A rule's next version is read then written (no unique key): two servers adding a version of
@@ -499,10 +501,23 @@ class MonitorMixin(CHBase):
 
     # -- alerts ----------------------------------------------------------------------------------
 
+    def _version_above(self, table: str, id_col: str, ids: Sequence[str]) -> int:
+        """A row version above every stored version of these rows (and the clock).
+
+        A monitor taking over from one whose clock ran ahead must still replace its alerts.
+        """
+        if not ids:
+            return self._version()
+        rows = self._q(
+            f"SELECT max(_version) FROM {table} WHERE `{id_col}` IN {{ids:Array(String)}}",  # noqa: S608
+            {"ids": sorted(set(ids))},
+        )
+        return max(self._version(), int(rows[0][0] or 0) + 1)
+
     def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
         if not alerts and not events:
             return
-        v = self._version()
+        v = self._version_above("alerts", "alert_id", [a.alert_id for a in alerts])
         try:
             # the alerts' new state first: events of a state that was not saved would lie
             self._insert_rows(
@@ -594,7 +609,7 @@ class MonitorMixin(CHBase):
                     s.created_by,
                     s.comment,
                     ch_ts(s.created_at),
-                    self._version(),
+                    self._version_above("alert_silences", "silence_id", [s.silence_id]),
                 ]
             ],
         )
@@ -632,7 +647,7 @@ class MonitorMixin(CHBase):
                     _json(d.payload),
                     ch_ts(d.created_at),
                     ch_ts(d.updated_at),
-                    self._version(),
+                    self._version_above("alert_deliveries", "delivery_id", [d.delivery_id]),
                 ]
             ],
         )
