@@ -44,6 +44,13 @@ def test_a_resent_batch_adds_nothing(any_store: TraceStore) -> None:
     assert any_store.count_spans("p") == 5
 
 
+def test_a_resent_batch_over_many_hours_and_days_adds_nothing(any_store: TraceStore) -> None:
+    b = spans_over(30, step=timedelta(hours=5, minutes=7))
+    any_store.insert_batches([b])
+    any_store.insert_batches([spans_over(3), b])
+    assert any_store.count_spans("p") == 33
+
+
 def test_a_batch_holding_one_span_twice_stores_it_once(any_store: TraceStore) -> None:
     rec = span_record()
     any_store.insert_batches([batch(rec, rec)])

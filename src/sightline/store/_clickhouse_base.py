@@ -73,7 +73,7 @@ class CHBase:
     """
 
     DDL: ClassVar[list[str]] = []
-    shared: bool
+    shared: bool = False
     """True for a ClickHouse server (several Sightline processes may use it), False for chdb."""
 
     def __init__(self, url: str) -> None:
