@@ -36,7 +36,7 @@ def open_store(url: str) -> TraceStore:
             raise ConfigError(
                 f"the ClickHouse store needs sightline[clickhouse] installed ({e})"
             ) from None
-        return ClickHouseStore(url)  # type: ignore[return-value]
+        return ClickHouseStore(url)
     raise ConfigError(
         f"unknown store URL {url!r}: use duckdb:///file, clickhouse://host:8123/db or chdb:///dir"
     )
