@@ -64,6 +64,10 @@ class Server:
             }
         )
         env.update(self.env)
+        args = list(self.args)
+        if os.environ.get("SIGHTLINE_TEST_STORE") == "clickhouse" and "--store" not in args:
+            # the same suite on the ClickHouse store (make test-clickhouse)
+            args += ["--store", f"chdb://{self.data_dir / 'ch'}"]
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
@@ -78,7 +82,7 @@ class Server:
                     str(self.data_dir),
                     "--otlp-grpc-port",
                     str(self.grpc_port),
-                    *self.args,
+                    *args,
                 ],
                 env=env,
                 stdout=log,
