@@ -183,7 +183,9 @@ class ClickHouseStore(
         # A re-sent span has its first copy's start time, so only the batch's hours (a prefix
         # of the sorting key) are looked at: the check stays as cheap at 10M spans as at 10k.
         hours = pc.unique(
-            pc.floor_temporal(table.column("start_time").cast(pa.timestamp("us")), unit="hour")
+            pc.floor_temporal(
+                table.column("start_time").cast(pa.timestamp("us"), safe=False), unit="hour"
+            )
         ).to_pylist()
         stored = {
             (r[0], r[1], r[2])
