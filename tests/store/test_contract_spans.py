@@ -140,3 +140,15 @@ def test_a_healthy_store_is_writable_and_closed_one_is_not(any_store: TraceStore
     any_store.close()
     with pytest.raises(StoreError):
         any_store.check_writable()
+
+
+def test_nanosecond_start_times_are_stored_to_the_microsecond(any_store: TraceStore) -> None:
+    rec = span_record()
+    rec["start_ns"] += 789  # OTLP times are nanoseconds; the stores keep microseconds
+    rec["end_ns"] += 789
+    any_store.insert_batches([batch(rec)])
+    any_store.insert_batches([batch(rec)])
+    [s] = any_store.get_trace("p", rec["trace_id"])
+    # DuckDB rounds to the nearest microsecond, ClickHouse truncates
+    assert abs(s.start_time - T0) <= timedelta(microseconds=1)
+    assert any_store.count_spans("p") == 1
