@@ -395,9 +395,10 @@ def test_split_roles_are_refused_on_clickhouse_embedded_in_the_process(tmp_path:
 
 def test_split_roles_over_a_clickhouse_server_need_redis(tmp_path: Path) -> None:
     # refused at start, before the (here unreachable) server is contacted
-    r = _serve(tmp_path, "--role", "worker", "--store", "clickhouse://127.0.0.1:9/sightline")
-    assert r.returncode != 0 and "set --redis-url" in r.stderr
-    assert "Traceback" not in r.stderr
+    for role in ("worker", "monitor"):
+        r = _serve(tmp_path, "--role", role, "--store", "clickhouse://127.0.0.1:9/sightline")
+        assert r.returncode != 0 and "set --redis-url" in r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_an_unknown_store_url_is_a_clear_error(tmp_path: Path) -> None:

@@ -104,11 +104,12 @@ def create_app(
         store is None
         and not store_coordinates(settings.store_url)
         and not settings.redis_url
-        and (settings.role != "all" or settings.eval_workers > 1)
+        and (settings.role in ("worker", "monitor") or settings.eval_workers > 1)
     ):
         raise ConfigError(
-            "several evaluation workers or split roles over ClickHouse coordinate through Redis:"
-            " set --redis-url (ClickHouse has no compare-and-set for claims and leases)"
+            f"--role {settings.role} with --eval-workers {settings.eval_workers} over ClickHouse"
+            " coordinates through Redis: set --redis-url (ClickHouse has no compare-and-set for"
+            " evaluation claims and leader leases)"
         )
     coordinator = _redis_coordinator(settings)
 
