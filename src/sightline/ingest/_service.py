@@ -27,7 +27,6 @@ from sightline.ingest._signals import Signal, SignalResult, decode_logs, decode_
 from sightline.ingest._writer import GroupCommitWriter
 from sightline.pricing import PriceOverride, Pricer
 from sightline.redact import Redactor
-from sightline.serving import alias_of
 from sightline.store._arrow import records_to_table
 
 __all__ = ["Format", "IngestResult", "IngestService", "decompress"]
@@ -154,10 +153,7 @@ def _prepare_signal(
     # a request may carry ~8 data points or log records per span's worth of bytes
     max_items = limits.max_spans * 8
     if signal == "metrics":
-        table, res = decode_metrics(raw, fmt, project_id, max_points=max_items)
-        if table is not None:
-            table = _alias_metrics(table)
-        return table, res
+        return decode_metrics(raw, fmt, project_id, max_points=max_items)
     red = redactor if redactor is not None else limits.redaction
     return decode_logs(
         raw,
@@ -168,16 +164,6 @@ def _prepare_signal(
         redact=red,
         now_ns=time.time_ns(),
     )
-
-
-def _alias_metrics(table: pa.Table) -> pa.Table:
-    """Fill ``alias`` for engine and GPU metrics sent over OTLP (DCGM via a collector...)."""
-    names = table.column("name").to_pylist()
-    aliases = [alias_of(n) for n in names]
-    if not any(aliases):
-        return table
-    i = table.schema.get_field_index("alias")
-    return table.set_column(i, "alias", pa.array(aliases, pa.string()))
 
 
 def _to_table(res: DecodeResult) -> pa.Table | None:
