@@ -511,32 +511,46 @@ def _histogram_points(
     cache: dict[tuple[bytes, ...], int | None],
     attrs_code: Callable[[tuple[bytes, ...]], int | None],
 ) -> int:
+    """Explicit-bucket histogram points, appended straight to the columns."""
+    c = cols.lists
+    c_attrs = cols.dicts["attributes"].codes
+    c_time, c_start, c_value, c_count = c["time"], c["start_time"], c["value"], c["count"]
+    c_sum, c_min, c_max, c_scale = c["sum"], c["min"], c["max"], c["exp_scale"]
+    c_bounds, c_counts = c["bounds"], c["bucket_counts"]
+    # the points of a histogram share its bounds: check each distinct list once, store it once
+    checked: dict[tuple[float, ...], list[float]] = {}
     n = 0
     for hp in data:
-        if not _ok_ns(hp.time_unix_nano):
+        t = hp.time_unix_nano
+        if not 0 < t < _MAX_NS:
             res.reject("invalid_time")
             continue
-        bounds = list(hp.explicit_bounds)
+        raw_bounds = tuple(hp.explicit_bounds)
+        bounds = checked.get(raw_bounds)
+        if bounds is None:
+            if any(b2 <= b1 for b1, b2 in zip(raw_bounds, raw_bounds[1:], strict=False)):
+                res.reject("invalid_histogram_buckets")
+                continue
+            bounds = list(raw_bounds)
+            if len(checked) < 100:
+                checked[raw_bounds] = bounds
         counts = list(map(float, hp.bucket_counts))
         if counts and len(counts) != len(bounds) + 1:
             res.reject("invalid_histogram_buckets")
             continue
-        if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
-            res.reject("invalid_histogram_buckets")
-            continue
         key = tuple(hp.attributes)
         code = cache.get(key, _MISSING)
-        _point(
-            cols,
-            attrs_code(key) if code is _MISSING else code,
-            hp,
-            count=float(hp.count),
-            sum=hp.sum if hp.HasField("sum") else None,
-            min=hp.min if hp.HasField("min") else None,
-            max=hp.max if hp.HasField("max") else None,
-            bounds=bounds if counts else None,
-            bucket_counts=counts or None,
-        )
+        c_attrs.append(attrs_code(key) if code is _MISSING else code)
+        c_time.append(t)
+        c_start.append(hp.start_time_unix_nano or None)
+        c_value.append(None)
+        c_count.append(float(hp.count))
+        c_sum.append(hp.sum if hp.HasField("sum") else None)
+        c_min.append(hp.min if hp.HasField("min") else None)
+        c_max.append(hp.max if hp.HasField("max") else None)
+        c_bounds.append(bounds if counts else None)
+        c_counts.append(counts or None)
+        c_scale.append(None)
         n += 1
     return n
 
