@@ -14,7 +14,14 @@ import pyarrow as pa
 from sightline.errors import ConfigError, StoreError
 from sightline.model import LogRecord, Release
 from sightline.store._histogram import Point, aggregate, increases
-from sightline.store.base import LogQuery, MetricQuery, MetricSeries, WindowAgg, WindowValue
+from sightline.store.base import (
+    BATCH_KEY,
+    LogQuery,
+    MetricQuery,
+    MetricSeries,
+    WindowAgg,
+    WindowValue,
+)
 
 if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
@@ -59,19 +66,56 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 
 def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.Table]) -> int:
-    """Append metric points or log records in one transaction (the writer thread only)."""
+    """Append metric points or log records in one transaction (the writer thread only).
+
+    Batches keyed by :data:`~sightline.store.base.BATCH_KEY` are written once: the keys go into
+    ``signal_batches`` in the same transaction as the rows, and a batch whose key is there
+    already (or earlier in this group) is skipped. Returns the rows written.
+    """
     table_name = _TABLES.get(signal)
     if table_name is None:
         raise StoreError(f"unknown signal {signal!r}")
-    table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+    keys: dict[str, tuple[str | None, int]] = {}
+    keyed: list[tuple[str | None, pa.Table]] = []
+    for b in batches:
+        key = (b.schema.metadata or {}).get(BATCH_KEY)
+        k = key.decode() if key is not None else None
+        if k is not None:
+            if k in keys:
+                continue  # the same request twice in one group: a retry queued behind it
+            keys[k] = (b.column("project_id")[0].as_py() if b.num_rows else None, b.num_rows)
+        keyed.append((k, b.replace_schema_metadata(None) if k is not None else b))
     con = store._write
-    con.register("_incoming_signal", table)
-    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    registered = False
     try:
         con.execute("BEGIN")
-        con.execute(
-            f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _incoming_signal"  # noqa: S608
-        )
+        if keys:
+            seen = {
+                r[0]
+                for r in con.execute(
+                    "SELECT batch_key FROM signal_batches WHERE batch_key IN"  # noqa: S608
+                    f" ({', '.join('?' * len(keys))})",
+                    list(keys),
+                ).fetchall()
+            }
+            keyed = [(k, b) for k, b in keyed if k is None or k not in seen]
+            new = [k for k in keys if k not in seen]
+            if new:
+                now = datetime.now(UTC).replace(tzinfo=None)
+                con.executemany(
+                    "INSERT INTO signal_batches VALUES (?, ?, ?, ?, ?)",
+                    [[k, keys[k][0], signal, keys[k][1], now] for k in new],
+                )
+        tables = [b for _, b in keyed]
+        n = int(sum(t.num_rows for t in tables))
+        if n:
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            con.register("_incoming_signal", table)
+            registered = True
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            con.execute(
+                f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _incoming_signal"  # noqa: S608
+            )
         con.execute("COMMIT")
     except duckdb.Error as e:
         try:
@@ -80,8 +124,9 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
             pass
         raise StoreError(f"{signal} insert failed: {e}") from e
     finally:
-        con.unregister("_incoming_signal")
-    return int(table.num_rows)
+        if registered:
+            con.unregister("_incoming_signal")
+    return n
 
 
 # -- logs ---------------------------------------------------------------------------------------

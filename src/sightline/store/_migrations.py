@@ -432,4 +432,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX outcomes_project_name ON outcomes (project_id, name)",
         ],
     ),
+    (
+        12,
+        [
+            # OTLP metric and log requests already stored, by a hash of their content: an
+            # exporter's retry of a request that was committed but not acknowledged (a timeout,
+            # a dropped connection) is acknowledged again without storing its rows twice.
+            # One key per request, not per row: the rows carry no ids, and a per-row unique
+            # index would cost the insert rate what it costs spans (docs/benchmarks.md).
+            """CREATE TABLE signal_batches (
+            batch_key VARCHAR PRIMARY KEY,
+            project_id VARCHAR NOT NULL,
+            signal VARCHAR NOT NULL,
+            num_rows BIGINT NOT NULL,
+            received_at TIMESTAMP NOT NULL
+        )""",
+        ],
+    ),
 ]
