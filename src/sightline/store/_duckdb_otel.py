@@ -90,22 +90,21 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
     try:
         con.execute("BEGIN")
         if keys:
-            seen = {
+            # one statement: the keys not stored yet are inserted and returned
+            now = datetime.now(UTC).replace(tzinfo=None)
+            params: list[Any] = []
+            for k, (pid, n) in keys.items():
+                params += [k, pid, signal, n, now]
+            fresh = {
                 r[0]
                 for r in con.execute(
-                    "SELECT batch_key FROM signal_batches WHERE batch_key IN"  # noqa: S608
-                    f" ({', '.join('?' * len(keys))})",
-                    list(keys),
+                    "INSERT INTO signal_batches VALUES "  # noqa: S608
+                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(keys))
+                    + " ON CONFLICT DO NOTHING RETURNING batch_key",
+                    params,
                 ).fetchall()
             }
-            keyed = [(k, b) for k, b in keyed if k is None or k not in seen]
-            new = [k for k in keys if k not in seen]
-            if new:
-                now = datetime.now(UTC).replace(tzinfo=None)
-                con.executemany(
-                    "INSERT INTO signal_batches VALUES (?, ?, ?, ?, ?)",
-                    [[k, keys[k][0], signal, keys[k][1], now] for k in new],
-                )
+            keyed = [(k, b) for k, b in keyed if k is None or k in fresh]
         tables = [b for _, b in keyed]
         n = int(sum(t.num_rows for t in tables))
         if n:
