@@ -75,3 +75,16 @@ class TestSignalBatches:
         assert store.insert_signal_batches("metrics", [table]) == 1
         assert _count(store, "otel_metric_points") == 2003
         store.close()
+
+    def test_a_batch_resent_after_a_restart_is_written_once(self, tmp_path: Path) -> None:
+        path = tmp_path / "db.duckdb"
+        store = DuckDBStore(path)
+        store.migrate()
+        logs = _table("logs", logs_request(7))
+        assert store.insert_signal_batches("logs", [logs]) == 1000
+        store.close()
+        store = DuckDBStore(path)
+        store.migrate()
+        assert store.insert_signal_batches("logs", [logs]) == 0
+        assert _count(store, "otel_logs") == 1000
+        store.close()

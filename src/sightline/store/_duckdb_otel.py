@@ -65,48 +65,64 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None else None
 
 
+_KEEP_KEYS = timedelta(days=1)
+"""How long a request's key is remembered: exporters resend within minutes."""
+_PRUNE_AT = 100_000
+"""Keys in memory past which those older than :data:`_KEEP_KEYS` are dropped."""
+
+
+def _signal_keys(store: DuckDBStore, now: datetime) -> dict[str, datetime]:
+    keys = store._signal_keys
+    if keys is None:
+        with store._cursor() as cur:
+            rows = cur.execute(
+                "SELECT batch_key, max(received_at) FROM signal_batches WHERE received_at >= ?"
+                " GROUP BY batch_key",
+                [now - _KEEP_KEYS],
+            ).fetchall()
+        keys = store._signal_keys = {r[0]: r[1] for r in rows}
+    return keys
+
+
 def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.Table]) -> int:
     """Append metric points or log records in one transaction (the writer thread only).
 
-    Batches keyed by :data:`~sightline.store.base.BATCH_KEY` are written once: the keys go into
-    ``signal_batches`` in the same transaction as the rows, and a batch whose key is there
-    already (or earlier in this group) is skipped. Returns the rows written.
+    Batches keyed by :data:`~sightline.store.base.BATCH_KEY` are written once: a batch whose key
+    was stored in the last day (or comes earlier in this group) is skipped. The keys go into
+    ``signal_batches`` in the same transaction as the rows, and are checked in memory (the
+    writer is the only one to add them). Returns the rows written.
     """
     table_name = _TABLES.get(signal)
     if table_name is None:
         raise StoreError(f"unknown signal {signal!r}")
-    keys: dict[str, tuple[str | None, int]] = {}
-    keyed: list[tuple[str | None, pa.Table]] = []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    stored = _signal_keys(store, now)
+    new: dict[str, tuple[str | None, int]] = {}
+    tables: list[pa.Table] = []
     for b in batches:
         key = (b.schema.metadata or {}).get(BATCH_KEY)
-        k = key.decode() if key is not None else None
-        if k is not None:
-            if k in keys:
-                continue  # the same request twice in one group: a retry queued behind it
-            keys[k] = (b.column("project_id")[0].as_py() if b.num_rows else None, b.num_rows)
-        keyed.append((k, b.replace_schema_metadata(None) if k is not None else b))
+        if key is None:
+            tables.append(b)
+            continue
+        k = key.decode()
+        if k in stored or k in new:
+            continue  # a resent request: already stored, or earlier in this group
+        new[k] = (b.column("project_id")[0].as_py() if b.num_rows else None, b.num_rows)
+        tables.append(b.replace_schema_metadata(None))
+    n = int(sum(t.num_rows for t in tables))
     con = store._write
     registered = False
     try:
         con.execute("BEGIN")
-        if keys:
-            # one statement: the keys not stored yet are inserted and returned
-            now = datetime.now(UTC).replace(tzinfo=None)
+        if new:
             params: list[Any] = []
-            for k, (pid, n) in keys.items():
-                params += [k, pid, signal, n, now]
-            fresh = {
-                r[0]
-                for r in con.execute(
-                    "INSERT INTO signal_batches VALUES "  # noqa: S608
-                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(keys))
-                    + " ON CONFLICT DO NOTHING RETURNING batch_key",
-                    params,
-                ).fetchall()
-            }
-            keyed = [(k, b) for k, b in keyed if k is None or k in fresh]
-        tables = [b for _, b in keyed]
-        n = int(sum(t.num_rows for t in tables))
+            for k, (pid, rows) in new.items():
+                params += [k, pid, signal, rows, now]
+            con.execute(
+                "INSERT INTO signal_batches VALUES "  # noqa: S608
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(new)),
+                params,
+            )
         if n:
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             con.register("_incoming_signal", table)
@@ -115,6 +131,8 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
             con.execute(
                 f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _incoming_signal"  # noqa: S608
             )
+        if len(stored) + len(new) > _PRUNE_AT:
+            con.execute("DELETE FROM signal_batches WHERE received_at < ?", [now - _KEEP_KEYS])
         con.execute("COMMIT")
     except duckdb.Error as e:
         try:
@@ -125,6 +143,12 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
     finally:
         if registered:
             con.unregister("_incoming_signal")
+    for k in new:
+        stored[k] = now
+    if len(stored) > _PRUNE_AT:
+        cutoff = now - _KEEP_KEYS
+        for k in [k for k, t in stored.items() if t < cutoff]:
+            del stored[k]
     return n
 
 
