@@ -48,9 +48,12 @@ class TestSignalBatches:
         assert _count(store, "otel_logs") == 1000
         with store._cursor() as cur:
             rows = cur.execute(
-                "SELECT project_id, signal, num_rows FROM signal_batches ORDER BY signal, num_rows"
+                "SELECT 'metrics', count(DISTINCT batch_key), count(batch_key)"
+                " FROM otel_metric_points UNION ALL"
+                " SELECT 'logs', count(DISTINCT batch_key), count(batch_key) FROM otel_logs"
+                " ORDER BY 1"
             ).fetchall()
-        assert rows == [("p", "logs", 1000), ("p", "metrics", 2000), ("p", "metrics", 2000)]
+        assert rows == [("logs", 1, 1000), ("metrics", 2, 4000)]
         store.close()
 
     def test_unkeyed_batches_are_always_written(self, tmp_path: Path) -> None:

@@ -148,8 +148,8 @@ class DuckDBStore:
         self._ingest_seq = 0
         """The last commit's sequence number (``spans.ingest_seq``); the writer owns it."""
         self._signal_keys: dict[str, datetime] | None = None
-        """Keys of the metrics and logs requests stored in the last day (``signal_batches``),
-        loaded on the first signal insert; the writer owns it."""
+        """Keys of the metrics and logs requests stored in the last day (their rows'
+        ``batch_key``), loaded on the first signal insert; the writer owns it."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 

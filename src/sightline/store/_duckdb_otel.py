@@ -74,13 +74,17 @@ _PRUNE_AT = 100_000
 def _signal_keys(store: DuckDBStore, now: datetime) -> dict[str, datetime]:
     keys = store._signal_keys
     if keys is None:
+        # the keys of the last day's rows (by their own time: a resent request's rows have
+        # the times they had when first sent)
         with store._cursor() as cur:
             rows = cur.execute(
-                "SELECT batch_key, max(received_at) FROM signal_batches WHERE received_at >= ?"
-                " GROUP BY batch_key",
-                [now - _KEEP_KEYS],
+                "SELECT DISTINCT batch_key FROM otel_metric_points"
+                ' WHERE batch_key IS NOT NULL AND "time" >= ?'
+                " UNION SELECT DISTINCT batch_key FROM otel_logs"
+                ' WHERE batch_key IS NOT NULL AND "time" >= ?',
+                [now - _KEEP_KEYS, now - _KEEP_KEYS],
             ).fetchall()
-        keys = store._signal_keys = {r[0]: r[1] for r in rows}
+        keys = store._signal_keys = {r[0]: now for r in rows}
     return keys
 
 
@@ -88,51 +92,42 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
     """Append metric points or log records in one transaction (the writer thread only).
 
     Batches keyed by :data:`~sightline.store.base.BATCH_KEY` are written once: a batch whose key
-    was stored in the last day (or comes earlier in this group) is skipped. The keys go into
-    ``signal_batches`` in the same transaction as the rows, and are checked in memory (the
-    writer is the only one to add them). Returns the rows written.
+    was stored in the last day (or comes earlier in this group) is skipped. The key is stored
+    in the rows' ``batch_key`` column, so it is durable with them, and checked in memory (the
+    writer is the only one to add rows). Returns the rows written.
     """
     table_name = _TABLES.get(signal)
     if table_name is None:
         raise StoreError(f"unknown signal {signal!r}")
     now = datetime.now(UTC).replace(tzinfo=None)
     stored = _signal_keys(store, now)
-    new: dict[str, tuple[str | None, int]] = {}
+    new: list[str] = []
     tables: list[pa.Table] = []
     for b in batches:
         key = (b.schema.metadata or {}).get(BATCH_KEY)
-        if key is None:
-            tables.append(b)
-            continue
-        k = key.decode()
-        if k in stored or k in new:
-            continue  # a resent request: already stored, or earlier in this group
-        new[k] = (b.column("project_id")[0].as_py() if b.num_rows else None, b.num_rows)
-        tables.append(b.replace_schema_metadata(None))
+        k = key.decode() if key is not None else None
+        if k is not None:
+            if k in stored or k in new:
+                continue  # a resent request: already stored, or earlier in this group
+            new.append(k)
+        n_rows = b.num_rows
+        col = pa.DictionaryArray.from_arrays(
+            pa.repeat(pa.scalar(0 if k is not None else None, pa.int32()), n_rows),
+            pa.array([k or ""], pa.string()),
+        )
+        tables.append(b.replace_schema_metadata(None).append_column("batch_key", col))
     n = int(sum(t.num_rows for t in tables))
+    if not n:
+        return 0
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     con = store._write
-    registered = False
+    con.register("_incoming_signal", table)
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
     try:
         con.execute("BEGIN")
-        if new:
-            params: list[Any] = []
-            for k, (pid, rows) in new.items():
-                params += [k, pid, signal, rows, now]
-            con.execute(
-                "INSERT INTO signal_batches VALUES "  # noqa: S608
-                + ", ".join(["(?, ?, ?, ?, ?)"] * len(new)),
-                params,
-            )
-        if n:
-            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            con.register("_incoming_signal", table)
-            registered = True
-            cols = ", ".join(f'"{c}"' for c in table.column_names)
-            con.execute(
-                f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _incoming_signal"  # noqa: S608
-            )
-        if len(stored) + len(new) > _PRUNE_AT:
-            con.execute("DELETE FROM signal_batches WHERE received_at < ?", [now - _KEEP_KEYS])
+        con.execute(
+            f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _incoming_signal"  # noqa: S608
+        )
         con.execute("COMMIT")
     except duckdb.Error as e:
         try:
@@ -141,8 +136,7 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
             pass
         raise StoreError(f"{signal} insert failed: {e}") from e
     finally:
-        if registered:
-            con.unregister("_incoming_signal")
+        con.unregister("_incoming_signal")
     for k in new:
         stored[k] = now
     if len(stored) > _PRUNE_AT:

@@ -435,20 +435,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (
         12,
         [
-            # OTLP metric and log requests already stored, by a hash of their content: an
-            # exporter's retry of a request that was committed but not acknowledged (a timeout,
-            # a dropped connection) is acknowledged again without storing its rows twice.
-            # One key per request, not per row: the rows carry no ids, and a per-row unique
-            # index would cost the insert rate what it costs spans. No index either: the
-            # writer checks the keys of the last day in memory (an ART index here added 5-10
-            # ms to each commit; docs/benchmarks.md).
-            """CREATE TABLE signal_batches (
-            batch_key VARCHAR NOT NULL,
-            project_id VARCHAR NOT NULL,
-            signal VARCHAR NOT NULL,
-            num_rows BIGINT NOT NULL,
-            received_at TIMESTAMP NOT NULL
-        )""",
+            # The key of the OTLP request a metric point or log record came from (a hash of
+            # its content): an exporter's retry of a request that was committed but not
+            # acknowledged (a timeout, a dropped connection) is acknowledged again without
+            # storing its rows twice. A column of the rows, written in the same INSERT (one
+            # value per request, which compresses to nothing), not a table of keys: a second
+            # table cost each commit 5-10 ms with a primary key, 0-4 ms without
+            # (docs/benchmarks.md). The writer checks the recent keys in memory.
+            "ALTER TABLE otel_metric_points ADD COLUMN batch_key VARCHAR",
+            "ALTER TABLE otel_logs ADD COLUMN batch_key VARCHAR",
         ],
     ),
 ]
