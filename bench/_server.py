@@ -70,3 +70,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants still alive."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def wait_idle(pid: int, *, max_cores: float = 0.1, timeout_s: float = 120.0) -> float:
+    """Wait until the server's process tree uses under ``max_cores`` over one second.
+
+    At start the server's niced evaluator process loads its models (seconds of CPU on both
+    cores); a throughput run that starts meanwhile measures that load, not the steady state.
+    Returns the seconds waited.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        c0 = tree_cpu_s(pid)
+        time.sleep(1.0)
+        if tree_cpu_s(pid) - c0 < max_cores:
+            break
+    return time.monotonic() - t0

@@ -366,3 +366,98 @@ class TestLogsExporter:
         with server.client() as c:
             recs = c.get("/api/v1/logs", params={"q": body}).json()["data"]
         assert [r["trace_id"] for r in recs] == [bytes(range(16)).hex()]
+
+
+def _num_points(server: Server, name: str) -> int:
+    with server.client() as c:
+        data = c.get("/api/v1/otel-metrics").json()["data"]
+    return sum(int(m["num_points"]) for m in data if m["name"] == name)
+
+
+def _logs_json(body: str, attrs: dict[str, str]) -> bytes:
+    record = {
+        "timeUnixNano": str(time.time_ns()),
+        "body": {"stringValue": body},
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+    }
+    return json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
+
+
+class TestResentBatches:
+    """An exporter resends a request whose answer it lost: it is stored once."""
+
+    def test_a_resent_metrics_request_is_stored_once(self, server: Server) -> None:
+        name = f"resent_gauge_{uuid.uuid4().hex[:8]}"
+        now = time.time_ns()
+        body = _metrics_json(name, [{"timeUnixNano": str(now), "asDouble": 2.0}] * 3)
+        with server.client() as c:
+            for content, headers in (
+                (body, {"content-type": "application/json"}),
+                (body, {"content-type": "application/json"}),
+                # the same request gzip-compressed: its content is what identifies it
+                (
+                    gzip.compress(body),
+                    {"content-type": "application/json", "content-encoding": "gzip"},
+                ),
+            ):
+                r = c.post("/v1/metrics", content=content, headers=headers)
+                assert r.status_code == 200, r.text
+                assert "partialSuccess" not in r.json() or not r.json()["partialSuccess"]
+        assert _num_points(server, name) == 3
+        assert _value(server, name=name, agg="sum") == 6.0
+        # a request that differs (one more point) is a new one
+        other = _metrics_json(name, [{"timeUnixNano": str(now), "asDouble": 2.0}] * 4)
+        with server.client() as c:
+            r = c.post("/v1/metrics", content=other, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert _num_points(server, name) == 7
+
+    def test_a_resent_logs_request_is_stored_once(self, server: Server) -> None:
+        marker = f"resent-{uuid.uuid4().hex}"
+        body = _logs_json(f"job {marker} done", {"job": marker})
+        with server.client() as c:
+            for _ in range(3):
+                r = c.post("/v1/logs", content=body, headers={"content-type": "application/json"})
+                assert r.status_code == 200, r.text
+            recs = c.get("/api/v1/logs", params={"q": marker}).json()["data"]
+        assert len(recs) == 1
+
+
+class TestLogRedaction:
+    def test_log_bodies_and_string_attributes_are_redacted_by_default(self, server: Server) -> None:
+        marker = uuid.uuid4().hex
+        body = _logs_json(
+            f"{marker} reset for jane.doe@example.com",
+            {"user.email": "bob@example.org", "gen_ai.system": "openai"},
+        )
+        with server.client() as c:
+            r = c.post("/v1/logs", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200, r.text
+            (rec,) = c.get("/api/v1/logs", params={"q": marker}).json()["data"]
+        assert rec["body"] == f"{marker} reset for <EMAIL>"
+        assert rec["attributes"] == {"gen_ai.system": "openai", "user.email": "<EMAIL>"}
+
+
+class TestMalformedAttributes:
+    def test_a_malformed_attribute_inside_a_point_is_a_400(self, server: Server) -> None:
+        from sightline.ingest._otlp_lite import LiteLogsData, LiteMetricsData
+
+        m = LiteMetricsData()
+        metric = m.resource_metrics.add().scope_metrics.add().metrics.add()
+        metric.name = "malformed_attrs"
+        p = metric.gauge.data_points.add(time_unix_nano=time.time_ns(), as_double=1.0)
+        p.attributes.append(b"\x0a\xff\xff\xff")  # a key whose length runs past the pair
+        logs = LiteLogsData()
+        rec = logs.resource_logs.add().scope_logs.add().log_records.add()
+        rec.time_unix_nano = time.time_ns()
+        rec.attributes.append(b"\x0a\x02\xff\xfe")  # a key that is not UTF-8
+        with server.client() as c:
+            for path, msg in (("/v1/metrics", m), ("/v1/logs", logs)):
+                r = c.post(
+                    path,
+                    content=msg.SerializeToString(),
+                    headers={"content-type": "application/x-protobuf"},
+                )
+                assert r.status_code == 400, r.text
+                assert "malformed OTLP protobuf" in r.json()["error"]["message"]
+            assert _num_points(server, "malformed_attrs") == 0

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sightline.pii import PII_TYPES, find_pii, iban_valid, luhn_valid, person_names_available
+from sightline.pii import PII_TYPES, _find, find_pii, iban_valid, luhn_valid, person_names_available
 
 
 def _found(text: str, **kw: object) -> list[tuple[str, str]]:
@@ -108,3 +110,35 @@ def test_the_key_hint_admits_every_provider_key_format() -> None:
         kinds |= {k for _, _, k in full}
     assert kinds == {k for k, _ in _find._KEYS}
     assert _re.search(_find._KEY_HINT, "How do I reset my password? (request 3)") is None
+
+
+class TestDigitGates:
+    """The digit counts checked before the card, SSN, NINO and phone patterns never skip one."""
+
+    @pytest.mark.parametrize(
+        ("text", "type_"),
+        [
+            ("card 4222222222222 ok", "credit_card"),  # 13 digits
+            ("ssn 078-05-1120", "national_id"),  # 9
+            ("ssn 219099999", "national_id"),
+            ("NINO AB 12 34 56 C", "national_id"),  # 6
+            ("call +1 212 5550", "phone"),  # 8
+        ],
+    )
+    def test_findings_at_the_fewest_digits_are_kept(self, text: str, type_: str) -> None:
+        assert [m.type for m in find_pii(text)] == [type_]
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet="0123456789 -+().ABCDssn", max_size=40))
+    def test_a_gated_pattern_matches_only_texts_past_its_gate(self, text: str) -> None:
+        for rx, fewest in (
+            (_find._CARD, 13),
+            (_find._SSN, 9),
+            (_find._SSN_BARE, 9),
+            (_find._NINO, 6),
+        ):
+            if rx.search(text):
+                assert not _find._fewer_digits(text, fewest), (rx.pattern, text)
+        for m in _find._PHONE.finditer(text):
+            if sum(c.isdigit() for c in m.group()) >= 8:  # what _phones keeps
+                assert not _find._fewer_digits(text, 8), text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
 import time
 import zlib
@@ -27,8 +28,8 @@ from sightline.ingest._signals import Signal, SignalResult, decode_logs, decode_
 from sightline.ingest._writer import GroupCommitWriter
 from sightline.pricing import PriceOverride, Pricer
 from sightline.redact import Redactor
-from sightline.serving import alias_of
 from sightline.store._arrow import records_to_table
+from sightline.store.base import BATCH_KEY
 
 __all__ = ["Format", "IngestResult", "IngestService", "decompress"]
 
@@ -146,7 +147,12 @@ def _prepare_signal(
     max_bytes: int,
     redactor: Redactor | None = None,
 ) -> tuple[pa.Table | None, SignalResult]:
-    """Decompress and decode an OTLP metrics or logs request into its table's rows."""
+    """Decompress and decode an OTLP metrics or logs request into its table's rows.
+
+    The table carries a key of the request (:data:`~sightline.store.base.BATCH_KEY`, a hash of
+    the project, signal, format and decompressed body), so that an exporter's retry of a
+    request already committed is acknowledged without being stored twice.
+    """
     raw = decompress(body, encoding, max_bytes=max_bytes)
     if fmt not in ("otlp_proto", "otlp_json"):
         raise UnsupportedMediaType(f"{signal} are accepted as OTLP protobuf or JSON only")
@@ -155,29 +161,29 @@ def _prepare_signal(
     max_items = limits.max_spans * 8
     if signal == "metrics":
         table, res = decode_metrics(raw, fmt, project_id, max_points=max_items)
-        if table is not None:
-            table = _alias_metrics(table)
-        return table, res
-    red = redactor if redactor is not None else limits.redaction
-    return decode_logs(
-        raw,
-        fmt,
-        project_id,
-        max_records=max_items,
-        max_text_bytes=limits.max_text_bytes,
-        redact=red,
-        now_ns=time.time_ns(),
-    )
+    else:
+        red = redactor if redactor is not None else limits.redaction
+        table, res = decode_logs(
+            raw,
+            fmt,
+            project_id,
+            max_records=max_items,
+            max_text_bytes=limits.max_text_bytes,
+            redact=red,
+            now_ns=time.time_ns(),
+        )
+    if table is not None:
+        table = table.replace_schema_metadata({BATCH_KEY: _batch_key(signal, fmt, project_id, raw)})
+    return table, res
 
 
-def _alias_metrics(table: pa.Table) -> pa.Table:
-    """Fill ``alias`` for engine and GPU metrics sent over OTLP (DCGM via a collector...)."""
-    names = table.column("name").to_pylist()
-    aliases = [alias_of(n) for n in names]
-    if not any(aliases):
-        return table
-    i = table.schema.get_field_index("alias")
-    return table.set_column(i, "alias", pa.array(aliases, pa.string()))
+def _batch_key(signal: str, fmt: str, project_id: str, raw: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in (signal.encode(), fmt.encode(), project_id.encode()):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    h.update(raw)
+    return h.hexdigest().encode()
 
 
 def _to_table(res: DecodeResult) -> pa.Table | None:

@@ -156,6 +156,9 @@ class DuckDBStore:
         DuckDB refuses every statement until it is reopened, which the next write does."""
         self._ingest_seq = 0
         """The last commit's sequence number (``spans.ingest_seq``); the writer owns it."""
+        self._signal_keys: dict[str, datetime] | None = None
+        """Keys of the metrics and logs requests stored in the last day (their rows'
+        ``batch_key``), loaded on the first signal insert; the writer owns it."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 

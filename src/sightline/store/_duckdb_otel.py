@@ -14,7 +14,14 @@ import pyarrow as pa
 from sightline.errors import ConfigError, StoreError
 from sightline.model import LogRecord, Release
 from sightline.store._histogram import Point, aggregate, increases
-from sightline.store.base import LogQuery, MetricQuery, MetricSeries, WindowAgg, WindowValue
+from sightline.store.base import (
+    BATCH_KEY,
+    LogQuery,
+    MetricQuery,
+    MetricSeries,
+    WindowAgg,
+    WindowValue,
+)
 
 if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
@@ -58,13 +65,62 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None else None
 
 
+_KEEP_KEYS = timedelta(days=1)
+"""How long a request's key is remembered: exporters resend within minutes."""
+_PRUNE_AT = 100_000
+"""Keys in memory past which those older than :data:`_KEEP_KEYS` are dropped."""
+
+
+def _signal_keys(store: DuckDBStore, now: datetime) -> dict[str, datetime]:
+    keys = store._signal_keys
+    if keys is None:
+        # the keys of the last day's rows (by their own time: a resent request's rows have
+        # the times they had when first sent)
+        with store._cursor() as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT batch_key FROM otel_metric_points"
+                ' WHERE batch_key IS NOT NULL AND "time" >= ?'
+                " UNION SELECT DISTINCT batch_key FROM otel_logs"
+                ' WHERE batch_key IS NOT NULL AND "time" >= ?',
+                [now - _KEEP_KEYS, now - _KEEP_KEYS],
+            ).fetchall()
+        keys = store._signal_keys = {r[0]: now for r in rows}
+    return keys
+
+
 def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.Table]) -> int:
-    """Append metric points or log records in one transaction (the writer thread only)."""
+    """Append metric points or log records in one transaction (the writer thread only).
+
+    Batches keyed by :data:`~sightline.store.base.BATCH_KEY` are written once: a batch whose key
+    was stored in the last day (or comes earlier in this group) is skipped. The key is stored
+    in the rows' ``batch_key`` column, so it is durable with them, and checked in memory (the
+    writer is the only one to add rows). Returns the rows written.
+    """
     table_name = _TABLES.get(signal)
     if table_name is None:
         raise StoreError(f"unknown signal {signal!r}")
-    table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
     store._reopen_if_invalid()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    stored = _signal_keys(store, now)
+    new: list[str] = []
+    tables: list[pa.Table] = []
+    for b in batches:
+        key = (b.schema.metadata or {}).get(BATCH_KEY)
+        k = key.decode() if key is not None else None
+        if k is not None:
+            if k in stored or k in new:
+                continue  # a resent request: already stored, or earlier in this group
+            new.append(k)
+        n_rows = b.num_rows
+        col = pa.DictionaryArray.from_arrays(
+            pa.repeat(pa.scalar(0 if k is not None else None, pa.int32()), n_rows),
+            pa.array([k or ""], pa.string()),
+        )
+        tables.append(b.replace_schema_metadata(None).append_column("batch_key", col))
+    n = int(sum(t.num_rows for t in tables))
+    if not n:
+        return 0
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     con = store._write
     con.register("_incoming_signal", table)
     cols = ", ".join(f'"{c}"' for c in table.column_names)
@@ -82,7 +138,13 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
             con.unregister("_incoming_signal")
         except duckdb.Error:  # an invalidated database refuses this too
             pass
-    return int(table.num_rows)
+    for k in new:
+        stored[k] = now
+    if len(stored) > _PRUNE_AT:
+        cutoff = now - _KEEP_KEYS
+        for k in [k for k, t in stored.items() if t < cutoff]:
+            del stored[k]
+    return n
 
 
 # -- logs ---------------------------------------------------------------------------------------

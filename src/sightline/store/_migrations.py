@@ -471,4 +471,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    (
+        14,
+        [
+            # The key of the OTLP request a metric point or log record came from (a hash of
+            # its content): an exporter's retry of a request that was committed but not
+            # acknowledged (a timeout, a dropped connection) is acknowledged again without
+            # storing its rows twice. A column of the rows, written in the same INSERT (one
+            # value per request, which compresses to nothing), not a table of keys: a second
+            # table cost each commit 5-10 ms with a primary key, 0-4 ms without
+            # (docs/benchmarks.md). The writer checks the recent keys in memory.
+            "ALTER TABLE otel_metric_points ADD COLUMN batch_key VARCHAR",
+            "ALTER TABLE otel_logs ADD COLUMN batch_key VARCHAR",
+        ],
+    ),
 ]

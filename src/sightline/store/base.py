@@ -36,6 +36,7 @@ from sightline.store._eval_records import (
 from sightline.store._users import Membership, User, UserSession
 
 __all__ = [
+    "BATCH_KEY",
     "LogQuery",
     "OTEL_PREFIX",
     "SERVING_METRIC_DEFS",
@@ -306,6 +307,11 @@ _NAMED_METRICS: dict[str, MetricDef] = {
 }
 OTEL_PREFIX = "otel:"
 """``otel:<name>`` names any OTLP or scraped metric (its data points) in the API and rules."""
+
+BATCH_KEY = b"sightline.batch_key"
+"""Arrow schema metadata of a metrics or logs batch: a key of the request it came from (a
+hash of its content). :meth:`TraceStore.insert_signal_batches` stores a keyed batch once: a
+batch whose key is already stored is acknowledged without being written again."""
 
 
 class _MetricRegistry(dict[str, MetricDef]):
@@ -1023,7 +1029,11 @@ class TraceStore(AnalysisStore, Protocol):
         ...
 
     def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
-        """Durably write Arrow batches of OTLP ``metrics`` points or ``logs`` records."""
+        """Durably write Arrow batches of OTLP ``metrics`` points or ``logs`` records.
+
+        A batch carrying a :data:`BATCH_KEY` already stored (a retried request) is skipped;
+        returns the rows written.
+        """
         ...
 
     def list_logs(self, query: LogQuery) -> list[LogRecord]:
