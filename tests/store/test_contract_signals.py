@@ -336,3 +336,23 @@ class TestOutcomes:
         q = MetricQuery(project_id="p", metric=m, agg=m.default_agg, start=T0, end=end)
         [s] = _metric(any_store, q)
         assert s.points[0][1] == pytest.approx(2.0 / 3)
+
+
+def test_a_resent_request_of_logs_or_metrics_is_stored_once(any_store: TraceStore) -> None:
+    from ingest import logs_request, metrics_request
+    from sightline.ingest._service import _prepare_signal
+
+    def table(signal: str, body: bytes) -> pa.Table:
+        t, _ = _prepare_signal(signal, "otlp_proto", body, None, "p", 1 << 26)
+        assert t is not None
+        return t
+
+    l1, l2 = table("logs", logs_request(1)), table("logs", logs_request(2))
+    assert any_store.insert_signal_batches("logs", [l1, l1]) == l1.num_rows
+    assert any_store.insert_signal_batches("logs", [l1]) == 0
+    assert any_store.insert_signal_batches("logs", [l2, l1]) == l2.num_rows
+    m1 = table("metrics", metrics_request(1))
+    assert any_store.insert_signal_batches("metrics", [m1]) == m1.num_rows
+    assert any_store.insert_signal_batches("metrics", [m1]) == 0
+    unkeyed = m1.replace_schema_metadata(None)  # scraped batches carry no key: always written
+    assert any_store.insert_signal_batches("metrics", [unkeyed]) == m1.num_rows

@@ -24,6 +24,7 @@ from sightline.model import LogRecord, Outcome
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._histogram import Point, aggregate, increases
 from sightline.store.base import (
+    BATCH_KEY,
     DIMENSIONS,
     LogQuery,
     MetricQuery,
@@ -88,7 +89,9 @@ class SignalsMixin(CHBase):
             resource_attributes String, source LowCardinality(String), `time` {_TS},
             start_time {_NTS}, value {_F}, `count` {_F}, `sum` {_F}, `min` {_F}, `max` {_F},
             bounds Array(Float64), bucket_counts Array(Float64), exp_scale Nullable(Int32),
+            batch_key {_S},
             INDEX idx_name name TYPE bloom_filter GRANULARITY 1,
+            INDEX idx_batch batch_key TYPE bloom_filter GRANULARITY 4,
             INDEX idx_alias alias TYPE bloom_filter GRANULARITY 1
         ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(`time`)
         ORDER BY (project_id, `time`)""",
@@ -96,8 +99,9 @@ class SignalsMixin(CHBase):
             project_id String, `time` {_TS}, observed_time {_NTS},
             severity_number Nullable(Int32), severity_text {_LC}, body {_S}, event_name {_LC},
             attributes String, resource_attributes String, service_name {_LC}, scope {_S},
-            trace_id {_S}, span_id {_S},
-            INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 4
+            trace_id {_S}, span_id {_S}, batch_key {_S},
+            INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 4,
+            INDEX idx_batch batch_key TYPE bloom_filter GRANULARITY 4
         ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(`time`)
         ORDER BY (project_id, `time`)""",
         f"""CREATE TABLE IF NOT EXISTS outcomes (
@@ -117,7 +121,31 @@ class SignalsMixin(CHBase):
         table_name = _TABLES.get(signal)
         if table_name is None:
             raise StoreError(f"unknown signal {signal!r}")
-        table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+        # A batch carrying the key of its OTLP request (BATCH_KEY) is skipped when a row of
+        # that key is stored: an exporter's retry of a committed request adds nothing.
+        keyed = [(b, _batch_key(b)) for b in batches]
+        wanted = sorted({k for _, k in keyed if k is not None})
+        stored: set[str] = set()
+        if wanted:
+            stored = {
+                str(r[0])
+                for r in self._q(
+                    f"SELECT DISTINCT batch_key FROM {table_name}"  # noqa: S608
+                    " WHERE batch_key IN {k:Array(String)}",
+                    {"k": wanted},
+                )
+            }
+        tables: list[pa.Table] = []
+        for b, k in keyed:
+            if k is not None:
+                if k in stored:
+                    continue
+                stored.add(k)
+            col = pa.array([k] * b.num_rows, pa.string())
+            tables.append(b.replace_schema_metadata(None).append_column("batch_key", col))
+        if not tables:
+            return 0
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         if table.num_rows == 0:
             return 0
         if signal == "metrics":
@@ -484,3 +512,8 @@ class SignalsMixin(CHBase):
                 s = series[key] = MetricSeries(dict(g.group), [])
             s.points.append((g.t, getattr(g, query.metric.name)))
         return list(series.values())
+
+
+def _batch_key(b: pa.Table) -> str | None:
+    key = (b.schema.metadata or {}).get(BATCH_KEY)
+    return key.decode() if key is not None else None
