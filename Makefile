@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 7600
 
-.PHONY: help install demo serve test bench fuzz lint format typecheck clean screenshots
+.PHONY: help install demo serve test test-clickhouse bench fuzz lint format typecheck clean screenshots
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -32,6 +32,13 @@ serve: $(STAMP) ## Serve on http://127.0.0.1:7600 (DuckDB store in ./sightline-d
 
 test: $(STAMP) $(CHROMIUM) ## Run the whole test suite (benchmarks in their quick form)
 	$(BIN)/python -m pytest -n 2 -q
+
+# The server-level suites again, every test server on the ClickHouse store (chdb in-process);
+# `make test` runs the store suite and the REST API suite on both stores already.
+CH_SUITES := tests/e2e tests/server tests/alerts tests/budgets tests/prompts tests/releases \
+	tests/dashboard tests/evals tests/gateway tests/drift
+test-clickhouse: $(STAMP) $(CHROMIUM) ## Run the server-level suites with the ClickHouse store
+	SIGHTLINE_TEST_STORE=clickhouse $(BIN)/python -m pytest -n 2 -q $(CH_SUITES)
 
 bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/ingest.py

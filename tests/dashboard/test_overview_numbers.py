@@ -8,7 +8,10 @@ fill), so a quantile within 2% in rank is within 60 ms of the exact value.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -27,6 +30,12 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("overview") / "data"
     data.mkdir()
     fill_lower(data, 60_000)  # project "bench": 12,000 calls per model, 60,000 in all
+    if os.environ.get("SIGHTLINE_TEST_STORE") == "clickhouse":  # make test-clickhouse
+        subprocess.run(
+            [sys.executable, "-m", "sightline", "migrate",
+             "--from", f"duckdb://{data / 'sightline.duckdb'}", "--to", f"chdb://{data / 'ch'}"],
+            check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
     s = Server(data_dir=data, port=free_port(),
                env={"SIGHTLINE_INIT_PROJECT": "bench",
                     "SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
