@@ -148,6 +148,11 @@ class SignalsMixin(CHBase):
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         if table.num_rows == 0:
             return 0
+        # Ingest builds repeated strings as dictionary columns, one dictionary per request;
+        # Arrow IPC (the insert's format) allows one per column, so they go over decoded.
+        for i, field in enumerate(table.schema):
+            if pa.types.is_dictionary(field.type):
+                table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
         if signal == "metrics":
             for col in ("bounds", "bucket_counts"):
                 i = table.schema.get_field_index(col)
