@@ -31,36 +31,25 @@ from sightline.store._analysis_records import (
     LengthSeries,
     TaskCost,
 )
+from sightline.store._clickhouse_base import CH_DT as _DT
+from sightline.store._clickhouse_base import CH_NDT as _NDT
+from sightline.store._clickhouse_base import CH_NF as _NF
+from sightline.store._clickhouse_base import CH_NSTR as _NSTR
 from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import ch_aware as _aware
+from sightline.store._clickhouse_base import ch_json as _json
+from sightline.store._clickhouse_base import ch_us as _us
 from sightline.store._clickhouse_metrics import GUARDRAIL_COLUMNS, ch_float, guardrail_source
 from sightline.store.base import DIMENSIONS, DriftQuery, GuardrailStats, SampleQuery, SpanSample
 
 __all__ = ["AnalysisMixin"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DT = "DateTime64(6, 'UTC')"
-_NDT = "Nullable(DateTime64(6, 'UTC'))"
-_NSTR = "Nullable(String)"
-_NF = "Nullable(Float64)"
 _PRICED_KINDS = ("llm", "embedding", "rerank")
 """Span kinds that cost money: the calls a cost breakdown reads."""
 _MAX_SAMPLES = 200_000
 """Calls read per side of an A/B comparison (the most recent ones)."""
 _TASK_DIMS = ("feature", "model", "user_id", "tenant_id", "prompt_name", "prompt_version",
               "variant", "environment", "service_name")  # fmt: skip
-
-
-def _us(dt: datetime) -> int:
-    aware = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(microseconds=1)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None else None
-
-
-def _json(v: Any) -> str:
-    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _table(name: str, columns: Sequence[tuple[str, str]], engine: str) -> str:

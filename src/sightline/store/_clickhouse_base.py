@@ -13,17 +13,51 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+import orjson
 import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError
 
-__all__ = ["CHBase", "ch_ts", "parse_clickhouse_url"]
+__all__ = [
+    "CH_DT",
+    "CH_NDT",
+    "CH_NF",
+    "CH_NSTR",
+    "CHBase",
+    "ch_aware",
+    "ch_json",
+    "ch_ts",
+    "ch_us",
+    "parse_clickhouse_url",
+]
 
 _DEFAULT_DB = "sightline"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# column types the store's parts share
+CH_DT = "DateTime64(6, 'UTC')"
+CH_NDT = "Nullable(DateTime64(6, 'UTC'))"
+CH_NSTR = "Nullable(String)"
+CH_NF = "Nullable(Float64)"
+
+
+def ch_us(dt: datetime) -> int:
+    """Microseconds since the epoch (exact, no float rounding); naive means UTC."""
+    aware = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def ch_aware(dt: datetime | None) -> datetime | None:
+    """A naive-UTC datetime read back from ClickHouse, made aware."""
+    return dt.replace(tzinfo=UTC) if dt is not None else None
+
+
+def ch_json(v: Any) -> str:
+    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def ch_ts(dt: datetime | None) -> datetime | None:

@@ -29,7 +29,11 @@ import orjson
 from sightline.errors import ConfigError, Conflict, NotFound, StoreError
 from sightline.model import PromptVersion
 from sightline.store._analysis_records import PromptSummary
+from sightline.store._clickhouse_base import CH_DT as _TS
+from sightline.store._clickhouse_base import CH_NDT as _NTS
+from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import ch_aware as _utc
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     ApiKey,
@@ -43,9 +47,6 @@ from sightline.store.base import (
 
 __all__ = ["ControlMixin"]
 
-_TS = "DateTime64(6, 'UTC')"
-_NTS = "Nullable(DateTime64(6, 'UTC'))"
-_S = "Nullable(String)"
 _KEY_COLUMNS = "key_hash, prefix, project_id, role, created_at, name, revoked_at"
 _USER_COLUMNS = "user_id, email, password_hash, is_admin, created_at"
 _PROMPT_COLS = (
@@ -59,10 +60,6 @@ _BUDGET = "project_id = {p:String} AND name = {n:String}"
 _LABEL = "project_id = {p:String} AND name = {n:String} AND label = {l:String}"
 _ERASE_SYNC = " SETTINGS mutations_sync = 2"
 """Wait for an erasure's mutation on every replica before returning."""
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None else None
 
 
 def _aware(dt: datetime) -> datetime:

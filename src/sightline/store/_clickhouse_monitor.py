@@ -25,7 +25,14 @@ import orjson
 
 from sightline.errors import ConfigError, StoreError
 from sightline.model import Alert, AlertEvent, Delivery, RuleVersion, Silence
+from sightline.store._clickhouse_base import CH_DT as _DT
+from sightline.store._clickhouse_base import CH_NDT as _NDT
+from sightline.store._clickhouse_base import CH_NF as _NF
+from sightline.store._clickhouse_base import CH_NSTR as _NSTR
 from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import ch_aware as _aware
+from sightline.store._clickhouse_base import ch_json as _json
+from sightline.store._clickhouse_base import ch_us as _us
 from sightline.store._clickhouse_metrics import (
     CH_AGG,
     ch_float,
@@ -46,26 +53,6 @@ from sightline.store.base import (
 )
 
 __all__ = ["MonitorMixin"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DT = "DateTime64(6, 'UTC')"
-_NDT = "Nullable(DateTime64(6, 'UTC'))"
-_NSTR = "Nullable(String)"
-_NF = "Nullable(Float64)"
-
-
-def _us(dt: datetime) -> int:
-    """Microseconds since the epoch (exact, no float rounding)."""
-    aware = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(microseconds=1)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None else None
-
-
-def _json(v: Any) -> str:
-    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _table(name: str, columns: Sequence[tuple[str, str]], engine: str) -> str:

@@ -21,7 +21,12 @@ import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError
 from sightline.model import LogRecord, Outcome
+from sightline.store._clickhouse_base import CH_DT as _TS
+from sightline.store._clickhouse_base import CH_NDT as _NTS
+from sightline.store._clickhouse_base import CH_NF as _F
+from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import ch_aware as _utc
 from sightline.store._histogram import Point, aggregate, increases
 from sightline.store.base import (
     BATCH_KEY,
@@ -37,11 +42,7 @@ from sightline.store.base import (
 
 __all__ = ["SignalsMixin"]
 
-_TS = "DateTime64(6, 'UTC')"
-_NTS = "Nullable(DateTime64(6, 'UTC'))"
-_S = "Nullable(String)"
 _LC = "LowCardinality(Nullable(String))"
-_F = "Nullable(Float64)"
 _TABLES = {"metrics": "otel_metric_points", "logs": "otel_logs"}
 _LOG_COLS = (
     "project_id, `time`, observed_time, severity_number, severity_text, body, event_name,"
@@ -52,10 +53,6 @@ _OUTCOME_COLS = (
 )
 _MAX_POINTS = 1_000_000
 """Most data points one metric query reads (a bound on memory, not a sampling)."""
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None else None
 
 
 def _attr_key(k: str) -> str:
