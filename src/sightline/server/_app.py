@@ -46,6 +46,7 @@ from sightline.server.routes import (
     outcomes,
     pages,
     pages_monitor,
+    pages_prompts,
     privacy,
     prompts,
     releases,
@@ -309,6 +310,7 @@ def create_app(
         login.router,
         pages.router,
         pages_monitor.router,
+        pages_prompts.router,
     ):
         app.include_router(r)
     return app

@@ -406,7 +406,8 @@ def _prompts(st: AppState, page: Page) -> dict[str, Any]:
             if str(s.group.get("variant")) in variants:
                 variants[str(s.group.get("variant"))][name] = s.points[0][1] if s.points else None
     return {"versions": sorted(rows.items()), "variants": sorted(variants.items()),
-            "registry": _registered_prompts(st, _project(page))}  # fmt: skip
+            "registry": _registered_prompts(st, _project(page)),
+            "editor": _is_project_admin(st, page)}  # fmt: skip
 
 
 @router.get("/prompts")
