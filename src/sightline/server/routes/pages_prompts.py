@@ -235,9 +235,7 @@ async def edit_prompt(request: Request, page: WebPage, name: str = _NAME) -> Res
     st = state_of(request)
     project = await run_in_threadpool(_require_editor, st, page)
     base = _version_number(request.query_params.get("from"), "from")
-    pv = await run_in_threadpool(
-        lambda: st.store.get_prompt_version(project, name, version=base)
-    )
+    pv = await run_in_threadpool(lambda: st.store.get_prompt_version(project, name, version=base))
     if pv is None:
         raise PageError(404, f"prompt {name!r} has no version {base}" if base else
                         f"no prompt {name!r} in this project")  # fmt: skip
