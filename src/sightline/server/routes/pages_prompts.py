@@ -186,6 +186,8 @@ async def create_version(
     check_csrf(page, csrf)
     st = state_of(request)
     project = await run_in_threadpool(_require_editor, st, page)
+    # browsers send a textarea's line breaks as CRLF: the template keeps the \n typed
+    template = template.replace("\r\n", "\n")
     draft = Draft(name=name.strip(), kind=kind, format=format, template=template, model=model,
                   parameters=parameters, labels=labels, message=message,
                   existing=existing == "1",
@@ -231,10 +233,10 @@ async def create_version(
 
 @router.get("/prompts/{name}/edit")
 async def edit_prompt(request: Request, page: WebPage, name: str = _NAME) -> Response:
-    """The form for the next version, prefilled with the latest (or ``?from=N``)."""
+    """The form for the next version, prefilled with the latest (or ``?base=N``)."""
     st = state_of(request)
     project = await run_in_threadpool(_require_editor, st, page)
-    base = _version_number(request.query_params.get("from"), "from")
+    base = _version_number(request.query_params.get("base"), "base")
     pv = await run_in_threadpool(lambda: st.store.get_prompt_version(project, name, version=base))
     if pv is None:
         raise PageError(404, f"prompt {name!r} has no version {base}" if base else
