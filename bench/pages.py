@@ -32,7 +32,11 @@ from sightline.store import DuckDBStore  # noqa: E402
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway server's login
 PAGES = ("/", "/traces", "/traces?q=password+12345", "/traces?model=gpt-4o", "/quality",
-         "/alerts", "/drift", "/cost", "/prompts", "/settings")  # fmt: skip
+         "/alerts", "/drift", "/cost", "/prompts", "/settings",
+         "/prompts/bench-prompt", "/prompts/bench-prompt?a=1&b=30",
+         "/prompts/bench-prompt/edit")  # fmt: skip
+PROMPT_VERSIONS = 30
+"""Versions of the registry prompt the Prompts pages show (each a ~3 KB template)."""
 
 
 def fill_lower(data_dir: Path, n: int) -> None:
@@ -52,6 +56,22 @@ def login(c: httpx.Client) -> None:
     assert csrf
     r = c.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf": csrf.group(1)})
     assert r.status_code == 303, r.text
+
+
+def register_prompt(c: httpx.Client) -> None:
+    """A prompt of PROMPT_VERSIONS versions, written through the dashboard's form."""
+    page = c.get("/prompts/_new")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf, page.text[-2000:]
+    for v in range(1, PROMPT_VERSIONS + 1):
+        rule = "Rule {i}: answer about {{{{product}}}} in at most {n} words."
+        lines = [rule.format(i=i, n=v + i) for i in range(60)]
+        r = c.post("/prompts/_new", data={
+            "csrf": csrf.group(1), "name": "bench-prompt", "template": "\n".join(lines),
+            "model": "gpt-4o-mini", "parameters": f'{{"temperature": {v / 100}}}',
+            "labels": "production" if v == PROMPT_VERSIONS else "", "message": f"version {v}",
+        })  # fmt: skip
+        assert r.status_code == 303, r.text[-2000:]
 
 
 def timed(
@@ -95,6 +115,7 @@ def main() -> None:
         try:
             with httpx.Client(base_url=url, timeout=120, follow_redirects=False) as c:
                 login(c)
+                register_prompt(c)
                 first = c.get("/traces", params=ranges["24h"])
                 tid = re.search(r'href="/traces/([0-9a-f]{32})', first.text)
                 assert tid, first.text[-3000:]
