@@ -520,6 +520,22 @@ def _page_post(path: str, data: dict[str, str]) -> Callable[[TwoProjects], None]
     return case
 
 
+def _beta_prompt_intact(h: TwoProjects) -> None:
+    got = h.api("GET", f"/api/v1/prompts/{BETA_PROMPT}/versions", project="beta").json()["data"]
+    assert [(v["version"], v["labels"]) for v in got] == [(1, ["production"])]
+
+
+def _prompt_page_post(path: str, data: dict[str, str]) -> Callable[[TwoProjects], None]:
+    """A registry form aimed at beta's prompt: beta's versions and labels stay as they were."""
+    post = _page_post(path, data)
+
+    def case(h: TwoProjects) -> None:
+        post(h)
+        _beta_prompt_intact(h)
+
+    return case
+
+
 PAGE_CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /": _page_get("/"),
     "GET /traces": _page_get("/traces"),
@@ -533,6 +549,16 @@ PAGE_CASES: dict[str, Callable[[TwoProjects], None]] = {
     "GET /drift": _page_get("/drift"),
     "GET /cost": _page_get("/cost"),
     "GET /prompts": _page_get("/prompts"),
+    "GET /prompts/_new": _page_get("/prompts/_new"),
+    "POST /prompts/_new": _prompt_page_post("/prompts/_new", {
+        "name": BETA_PROMPT, "template": "alpha's own {{q}}", "existing": "1",
+        "labels": "production"}),
+    "GET /prompts/{name}": _page_get(f"/prompts/{BETA_PROMPT}"),
+    "GET /prompts/{name}/edit": _page_get(f"/prompts/{BETA_PROMPT}/edit"),
+    "POST /prompts/{name}/labels": _prompt_page_post(f"/prompts/{BETA_PROMPT}/labels",
+                                                     {"label": "production", "version": "1"}),
+    "POST /prompts/{name}/labels/{label}/delete": _prompt_page_post(
+        f"/prompts/{BETA_PROMPT}/labels/production/delete", {}),
     "GET /releases/{release_id}": _page_get("/releases/{release}"),
     "GET /settings": _page_get("/settings"),
     "POST /settings/keys": _page_post("/settings/keys", {"role": "admin"}),
@@ -546,11 +572,11 @@ _UNSCOPED = {"GET /login", "POST /login", "POST /logout", "GET /setup/{token}",
 
 
 def _pages() -> list[str]:
-    from sightline.server.routes import login, pages, pages_monitor
+    from sightline.server.routes import login, pages, pages_monitor, pages_prompts
 
     return [
         f"{m} {r.path}"  # type: ignore[attr-defined]
-        for mod in (login, pages, pages_monitor)
+        for mod in (login, pages, pages_monitor, pages_prompts)
         for r in mod.router.routes
         for m in sorted(r.methods - {"HEAD"})  # type: ignore[attr-defined]
     ]
@@ -580,6 +606,11 @@ def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoProjects]:
     assert r.status_code == 200, r.text
     r = hh.api("POST", "/api/v1/budgets", project="beta",
                json={"name": "beta-budget", "scope": "user", "limit_usd": 1})  # fmt: skip
+    assert r.status_code == 201, r.text
+    # beta's registry: the Prompts pages and their forms must neither show nor change it
+    r = hh.api("POST", "/api/v1/prompts", project="beta",
+               json={"name": BETA_PROMPT, "template": f"{b.marker} {{{{q}}}}",
+                     "labels": ["production"], "message": f"{b.marker} msg"})  # fmt: skip
     assert r.status_code == 201, r.text
     yield hh
     next(gen, None)
