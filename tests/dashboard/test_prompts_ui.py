@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import sightline
-from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
+from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, XSS, login
 from _helpers import API_KEY, PROJECT, Server, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -146,6 +146,18 @@ def test_browser_creates_versions_promotes_to_production_and_the_sdk_follows(
             removed = pg.locator("#diff .d-del").all_text_contents()
             assert "+Cite docs." in added
             assert '-parameters: {"temperature": 0.2}' in removed
+
+            # hostile text in a template, a message and a model renders as text, runs nothing
+            with srv.client() as api:
+                for v in (1, 2):
+                    r = api.post("/api/v1/prompts", json={
+                        "name": "hostile", "template": f"{XSS} v{v}", "model": XSS[:150],
+                        "message": XSS, "labels": ["production"] if v == 1 else []})  # fmt: skip
+                    assert r.status_code == 201, r.text
+            pg.goto(f"/prompts/hostile?project={PROJECT}&a=1&b=2")
+            assert f"{XSS} v2" in (pg.text_content("#template") or "")
+            assert f"+{XSS} v2" in pg.locator("#diff .d-add").all_text_contents()
+            assert pg.locator("#template script, #diff script, #versions img").count() == 0
             ctx.close()
         finally:
             browser.close()
