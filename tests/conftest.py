@@ -28,15 +28,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ClickHouseHTTP (the real engine, chdb, behind a ClickHouse HTTP front) instead of chdb "
         "in-process",
     )
+    parser.addoption(
+        "--clickhouse-tz",
+        default=None,
+        help="the time zone of the --clickhouse-http server (a real server often runs in local "
+        "time), e.g. America/New_York",
+    )
 
 
 @pytest.fixture(scope="session")
-def clickhouse_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHTTP]:
+def clickhouse_http(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ClickHouseHTTP]:
     """One ClickHouse HTTP endpoint (its own process) for the session (per xdist worker)."""
     from sightline.testing import ClickHouseHTTP
 
     tmp = tmp_path_factory.mktemp("clickhouse-http")
-    with ClickHouseHTTP(tmp / "data", log_path=tmp / "harness.log") as ch:
+    tz = request.config.getoption("--clickhouse-tz")
+    with ClickHouseHTTP(tmp / "data", log_path=tmp / "harness.log", timezone=tz) as ch:
         yield ch
 
 

@@ -130,7 +130,10 @@ def _events(srv: Server, event: str) -> list[dict[str, object]]:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[ClickHouseHTTP]:
-    with ClickHouseHTTP(tmp_path / "ch", log_path=tmp_path / "ch.log") as ch:
+    # a server in local time (west of UTC), as many are: time parameters must still be UTC
+    with ClickHouseHTTP(
+        tmp_path / "ch", log_path=tmp_path / "ch.log", timezone="America/New_York"
+    ) as ch:
         yield ch
 
 

@@ -139,6 +139,10 @@ def _decompress(data: bytes, encoding: str) -> bytes:
     raise _CHError.of(36, "BAD_ARGUMENTS", f"Unknown Content-Encoding {encoding!r}")
 
 
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _compress(data: bytes, accept: str) -> tuple[bytes, str | None]:
     for enc in (e.strip().lower() for e in accept.split(",")):
         if enc == "lz4":
@@ -163,12 +167,18 @@ def _compress(data: bytes, accept: str) -> tuple[bytes, str | None]:
 class _Engine:
     """One chdb session, its queries serialised by a lock."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timezone: str | None = None) -> None:
         import chdb.session
 
         self.session = chdb.session.Session(path)  # type: ignore[no-untyped-call]
         self.lock = threading.Lock()
         self.version = self._raw("SELECT version()", "TabSeparated").decode().strip()
+        # the server's own settings, which a request's settings override for that request only
+        self._base: dict[str, str] = {}
+        if timezone:
+            self._base["session_timezone"] = timezone
+            self._raw(f"SET session_timezone = '{_quote(timezone)}'", "TabSeparated")
+        self.timezone = self._raw("SELECT timezone()", "TabSeparated").decode().strip()
         self._settings: dict[str, str] = {}
         self._database = "default"
         self.queries = 0
@@ -187,14 +197,15 @@ class _Engine:
             self._raw(f"USE `{database.replace('`', '')}`", "TabSeparated")
             self._database = database
         for name in [n for n in self._settings if n not in settings]:
-            self._raw(f"SET {name} = DEFAULT", "TabSeparated")
+            base = self._base.get(name)
+            value = f"'{_quote(base)}'" if base is not None else "DEFAULT"
+            self._raw(f"SET {name} = {value}", "TabSeparated")
             del self._settings[name]
         for name, value in settings.items():
             if self._settings.get(name) != value:
                 if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                     raise _CHError.of(115, "UNKNOWN_SETTING", f"Unknown setting {name!r}")
-                quoted = value.replace("\\", "\\\\").replace("'", "\\'")
-                self._raw(f"SET {name} = '{quoted}'", "TabSeparated")
+                self._raw(f"SET {name} = '{_quote(value)}'", "TabSeparated")
                 self._settings[name] = value
 
     def run(
@@ -273,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "Content-Type": "text/plain; charset=UTF-8",
                 "X-ClickHouse-Exception-Code": str(code),
                 "X-ClickHouse-Query-Id": query_id,
-                "X-ClickHouse-Timezone": "UTC",
+                "X-ClickHouse-Timezone": self.engine.timezone,
             },
         )
 
@@ -413,7 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             else "text/plain; charset=UTF-8",
             "X-ClickHouse-Format": fmt,
             "X-ClickHouse-Query-Id": query_id,
-            "X-ClickHouse-Timezone": "UTC",
+            "X-ClickHouse-Timezone": self.engine.timezone,
             "X-ClickHouse-Server-Display-Name": "sightline-test-harness",
             "X-ClickHouse-Summary": json.dumps(summary),
         }
@@ -422,9 +433,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body, headers)
 
 
-def serve(path: str, host: str, port: int, password: str | None) -> None:
+def serve(
+    path: str, host: str, port: int, password: str | None, timezone: str | None = None
+) -> None:
     """Serve until killed (or until the parent process goes away); prints ``PORT <n>`` first."""
-    engine = _Engine(path)
+    engine = _Engine(path, timezone)
     tmpdir = tempfile.mkdtemp(prefix="chhttp-")
     handler = type(
         "Handler", (_Handler,), {"engine": engine, "password": password, "tmpdir": tmpdir}
@@ -450,7 +463,9 @@ class ClickHouseHTTP:
     """A ClickHouse HTTP endpoint on a free loopback port, in its own process (see module doc).
 
     The engine keeps its data under ``path``; ``password`` (if given) is required of every
-    client. ``store_url(db)`` is the ``--store`` URL of a database on it.
+    client; ``timezone`` is the server's time zone (``timezone()``, and how DateTime values
+    without one are read), the machine's unless given: servers often run in local time.
+    ``store_url(db)`` is the ``--store`` URL of a database on it.
     """
 
     def __init__(
@@ -461,8 +476,10 @@ class ClickHouseHTTP:
         port: int = 0,
         password: str | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        timezone: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.timezone = timezone
         self.host = host
         self.port = port
         self.password = password
@@ -486,6 +503,8 @@ class ClickHouseHTTP:
         argv += ["--host", self.host, "--port", str(self.port)]
         if self.password is not None:
             argv += ["--password", self.password]
+        if self.timezone:
+            argv += ["--timezone", self.timezone]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._proc = subprocess.Popen(  # noqa: S603 - our own module
@@ -538,8 +557,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8123)
     p.add_argument("--password", default=None)
+    p.add_argument(
+        "--timezone", default=None, help="the server's time zone (default: the machine's)"
+    )
     a = p.parse_args(argv)
-    serve(a.path, a.host, a.port, a.password)
+    serve(a.path, a.host, a.port, a.password, a.timezone)
 
 
 if __name__ == "__main__":
