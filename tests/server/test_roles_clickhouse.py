@@ -137,6 +137,7 @@ def harness(tmp_path: Path) -> Iterator[ClickHouseHTTP]:
         yield ch
 
 
+@pytest.mark.timeout(900)  # ~1.5 CPU-minutes: seven servers start; minutes on a busy machine
 def test_seven_role_processes_over_one_clickhouse_and_redis(
     tmp_path: Path, harness: ClickHouseHTTP
 ) -> None:

@@ -274,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, message: str, query_id: str) -> None:
         text = message.strip()
+        print(f"error {code} query_id={query_id}: {text[:500]}", file=sys.stderr, flush=True)
         if not text.startswith("Code:"):
             text = f"Code: {code}. DB::Exception: {text}"
         body = f"{text} (version {self.engine.version})\n".encode()
@@ -373,7 +374,10 @@ class _Handler(BaseHTTPRequestHandler):
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or "default"
         m = _INSERT_RE.match(full)
         data = full[m.end() :] if m else b""
-        if m and data:
+        if m and not data:  # nothing to insert (the engine would wait for input)
+            self._ok(b"", "TabSeparated", query_id, time.monotonic_ns())
+            return
+        if m:
             target, fmt = m.group(1).decode(), m.group(2).decode()
             fd, path = tempfile.mkstemp(dir=self.tmpdir, suffix=f".{fmt.lower()}")
             try:
