@@ -5,15 +5,48 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from _helpers import Server, free_port, start_server
 
+if TYPE_CHECKING:
+    from sightline.testing import ClickHouseHTTP
+
 # Nothing may fetch model weights or data at run time: any attempt through the Hugging Face hub
 # fails instead of downloading.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clickhouse-http",
+        action="store_true",
+        help="run the store suite's ClickHouse tests over HTTP, on sightline.testing."
+        "ClickHouseHTTP (the real engine, chdb, behind a ClickHouse HTTP front) instead of chdb "
+        "in-process",
+    )
+    parser.addoption(
+        "--clickhouse-tz",
+        default=None,
+        help="the time zone of the --clickhouse-http server (a real server often runs in local "
+        "time), e.g. America/New_York",
+    )
+
+
+@pytest.fixture(scope="session")
+def clickhouse_http(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ClickHouseHTTP]:
+    """One ClickHouse HTTP endpoint (its own process) for the session (per xdist worker)."""
+    from sightline.testing import ClickHouseHTTP
+
+    tmp = tmp_path_factory.mktemp("clickhouse-http")
+    tz = request.config.getoption("--clickhouse-tz")
+    with ClickHouseHTTP(tmp / "data", log_path=tmp / "harness.log", timezone=tz) as ch:
+        yield ch
 
 
 @pytest.fixture(autouse=True)

@@ -41,13 +41,17 @@ def _span(i: int, **kw: Any) -> dict[str, Any]:
     return base
 
 
-@pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
+@pytest.fixture(scope="module", params=["duckdb", "clickhouse", "clickhouse-http"])
 def api(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Server]:
-    # The whole API suite on both stores: ClickHouse on the engine chdb embeds in the server.
+    # The whole API suite on both stores: ClickHouse on the engine chdb embeds in the server,
+    # and the server path (clickhouse://, the HTTP client) on the ClickHouseHTTP harness.
     tmp = tmp_path_factory.mktemp("api")
     args = ["--store", f"chdb://{tmp / 'ch'}"] if request.param == "clickhouse" else []
+    if request.param == "clickhouse-http":
+        ch = request.getfixturevalue("clickhouse_http")
+        args = ["--store", ch.store_url(f"api_{os.urandom(4).hex()}")]
     srv = start_server(tmp, args=args)
     spans = [_span(i) for i in range(20)]
     tree = [  # one RAG trace: root -> retrieval, llm -> (tool)

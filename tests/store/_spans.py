@@ -57,10 +57,15 @@ def spans_over(n: int, *, step: timedelta = timedelta(minutes=1), **over: Any) -
     return batch(*(span_record(start=T0 + i * step, **over) for i in range(n)))
 
 
+# Read once at import: the suite's autouse fixture removes SIGHTLINE_* from the environment
+# before each test. ``--clickhouse-http`` (tests/conftest.py) sets it to a harness instead.
+CLICKHOUSE_SERVER: list[str] = [os.environ.get("SIGHTLINE_CLICKHOUSE_URL", "")]
+
+
 def store_url(backend: str, tmp_path: Path) -> str:
     if backend == "duckdb":
         return f"duckdb://{tmp_path / 'db.duckdb'}"
-    server = os.environ.get("SIGHTLINE_CLICKHOUSE_URL")
+    server = CLICKHOUSE_SERVER[0]
     if server:
         # one database per test on a shared server
         return f"{server.rstrip('/')}/t_{uuid.uuid4().hex[:12]}"

@@ -1,5 +1,6 @@
 """The store suite runs on every backend: DuckDB, and ClickHouse on the engine chdb embeds
-(or on a server when SIGHTLINE_CLICKHOUSE_URL is set, e.g. clickhouse://default:@127.0.0.1:8123)."""
+(or on a server when SIGHTLINE_CLICKHOUSE_URL is set, e.g. clickhouse://default:@127.0.0.1:8123,
+or over HTTP on the test harness with ``--clickhouse-http``: each test its own database)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ import pytest
 
 from sightline.store import open_store
 from sightline.store.base import TraceStore
-from store._spans import BACKENDS, store_url
+from store._spans import BACKENDS, CLICKHOUSE_SERVER, store_url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clickhouse_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not request.config.getoption("--clickhouse-http"):
+        yield
+        return
+    ch = request.getfixturevalue("clickhouse_http")
+    before = CLICKHOUSE_SERVER[0]
+    CLICKHOUSE_SERVER[0] = f"clickhouse://default:@{ch.host}:{ch.port}"
+    yield
+    CLICKHOUSE_SERVER[0] = before
 
 
 @pytest.fixture(params=BACKENDS)

@@ -226,10 +226,10 @@ class ClickHouseStore(
                 where.append(f"`{col}` = {{{col}:String}}")
                 params[col] = v
         if query.start is not None:
-            where.append("start_time >= {start:DateTime64(6)}")
+            where.append("start_time >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(query.start)
         if query.end is not None:
-            where.append("start_time < {end:DateTime64(6)}")
+            where.append("start_time < {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(query.end)
         if query.root_only:
             where.append("parent_span_id IS NULL")
@@ -243,7 +243,7 @@ class ClickHouseStore(
             ts, tid, sid = decode_cursor(query.cursor)
             where.append(
                 "(start_time, trace_id, span_id)"
-                " < ({c_ts:DateTime64(6)}, {c_tid:String}, {c_sid:String})"
+                " < ({c_ts:DateTime64(6, 'UTC')}, {c_tid:String}, {c_sid:String})"
             )
             params.update(c_ts=ts, c_tid=tid, c_sid=sid)
         params["limit"] = query.limit + 1

@@ -153,7 +153,7 @@ class AnalysisMixin(CHBase):
             where.append("fired = {fired:Bool}")
             params["fired"] = q.fired
         if q.start is not None:
-            where.append("created_at >= {start:DateTime64(6)}")
+            where.append("created_at >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(q.start)
         rows = self._q(
             f"SELECT {_cols(_DRIFT_FIELDS)} FROM drift_results"  # noqa: S608
@@ -175,8 +175,8 @@ class AnalysisMixin(CHBase):
         q = query
         where = [
             "project_id = {p:String}",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         params: dict[str, Any] = {
             "p": q.project_id,
@@ -255,10 +255,10 @@ class AnalysisMixin(CHBase):
         where = ["project_id = {p:String}"]
         params: dict[str, Any] = {"p": project_id, "limit": limit}
         if start is not None:
-            where.append("`at` >= {start:DateTime64(6)}")
+            where.append("`at` >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(start)
         if end is not None:
-            where.append("`at` < {end:DateTime64(6)}")
+            where.append("`at` < {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(end)
         rows = self._q(
             f"SELECT {_cols(_RELEASE_FIELDS)} FROM releases WHERE {' AND '.join(where)}"  # noqa: S608
@@ -313,8 +313,8 @@ class AnalysisMixin(CHBase):
         where = [
             "project_id = {p:String}",
             "kind = 'llm'",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         params: dict[str, Any] = {"p": project_id, "start": ch_ts(start), "end": ch_ts(end)}
         if service is not None:
@@ -530,7 +530,8 @@ class AnalysisMixin(CHBase):
     ) -> list[GuardrailStats]:
         where = (
             "project_id = {project_id:String} AND kind = 'guardrail'"
-            " AND start_time >= {start:DateTime64(6)} AND start_time < {end:DateTime64(6)}"
+            " AND start_time >= {start:DateTime64(6, 'UTC')}"
+            " AND start_time < {end:DateTime64(6, 'UTC')}"
         )
         g = GUARDRAIL_COLUMNS
         sql = f"""
@@ -564,8 +565,8 @@ class AnalysisMixin(CHBase):
 def _cost_where(q: CostQuery, kinds: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     where = [
         "project_id = {project_id:String}",
-        "start_time >= {start:DateTime64(6)}",
-        "start_time < {end:DateTime64(6)}",
+        "start_time >= {start:DateTime64(6, 'UTC')}",
+        "start_time < {end:DateTime64(6, 'UTC')}",
     ]
     params: dict[str, Any] = {
         "project_id": q.project_id,

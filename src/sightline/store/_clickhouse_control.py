@@ -288,7 +288,7 @@ class ControlMixin(CHBase):
         rows = self._q(
             "SELECT session_hash, user_id, csrf_token, created_at, expires_at"
             " FROM user_sessions FINAL"
-            " WHERE session_hash = {h:String} AND expires_at > {now:DateTime64(6)}",
+            " WHERE session_hash = {h:String} AND expires_at > {now:DateTime64(6, 'UTC')}",
             {"h": session_hash, "now": ch_ts(now)},
         )
         if not rows:
@@ -427,7 +427,7 @@ class ControlMixin(CHBase):
         where = "project_id = {p:String}"
         params: dict[str, Any] = {"p": project_id, "limit": max(0, int(limit))}
         if before is not None:
-            where += " AND `at` < {before:DateTime64(6)}"
+            where += " AND `at` < {before:DateTime64(6, 'UTC')}"
             params["before"] = ch_ts(before)
         rows = self._q(
             "SELECT project_id, audit_id, `at`, actor, action, target, details FROM audit_log"  # noqa: S608
@@ -460,9 +460,9 @@ class ControlMixin(CHBase):
         if "scores" in tables:
             # scores of the traces that lose spans, and scores older than the cutoff
             w = (
-                "project_id = {p:String} AND (created_at < {c:DateTime64(6)} OR trace_id IN"
+                "project_id = {p:String} AND (created_at < {c:DateTime64(6, 'UTC')} OR trace_id IN"
                 " (SELECT trace_id FROM spans WHERE project_id = {p:String}"
-                " AND start_time < {c:DateTime64(6)}))"
+                " AND start_time < {c:DateTime64(6, 'UTC')}))"
             )
             num_scores = self._count("scores", w, p)
             if num_scores:
@@ -470,10 +470,10 @@ class ControlMixin(CHBase):
         for table, col in (("outcomes", "created_at"), ("otel_logs", "`time`"),
                            ("otel_metric_points", "`time`")):  # fmt: skip
             if table in tables:
-                w = f"project_id = {{p:String}} AND {col} < {{c:DateTime64(6)}}"
+                w = f"project_id = {{p:String}} AND {col} < {{c:DateTime64(6, 'UTC')}}"
                 if self._count(table, w, p):
                     self._cmd(f"DELETE FROM {table} WHERE {w}", p)  # noqa: S608
-        w = "project_id = {p:String} AND start_time < {c:DateTime64(6)}"
+        w = "project_id = {p:String} AND start_time < {c:DateTime64(6, 'UTC')}"
         num_spans = int(
             self._q(
                 f"SELECT count() FROM (SELECT 1 FROM spans WHERE {w} LIMIT 1 BY trace_id, span_id)",  # noqa: S608
@@ -607,7 +607,7 @@ class ControlMixin(CHBase):
     ) -> BudgetSpend:
         sql = (
             "SELECT sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"
-            " WHERE project_id = {p:String} AND start_time >= {since:DateTime64(6)}"
+            " WHERE project_id = {p:String} AND start_time >= {since:DateTime64(6, 'UTC')}"
             " AND cost_usd IS NOT NULL"
         )
         params: dict[str, Any] = {"p": project_id, "since": ch_ts(since)}
@@ -621,7 +621,7 @@ class ControlMixin(CHBase):
         col = self._budget_column(column)
         rows = self._q(
             f"SELECT `{col}`, sum(cost_usd) FROM spans WHERE project_id = {{p:String}}"  # noqa: S608 - col is from _BUDGET_COLUMNS
-            f" AND start_time >= {{since:DateTime64(6)}} AND cost_usd IS NOT NULL"
+            f" AND start_time >= {{since:DateTime64(6, 'UTC')}} AND cost_usd IS NOT NULL"
             f" AND `{col}` IS NOT NULL GROUP BY `{col}`",
             {"p": project_id, "since": ch_ts(since)},
         )
@@ -643,7 +643,7 @@ class ControlMixin(CHBase):
         seen = self._q(
             "SELECT count() FROM budget_alerts WHERE project_id = {p:String}"
             " AND budget = {b:String} AND scope_value = {v:String}"
-            " AND period_start = {ps:DateTime64(6)} AND threshold = {th:Float64}",
+            " AND period_start = {ps:DateTime64(6, 'UTC')} AND threshold = {th:Float64}",
             params,
         )
         if seen[0][0]:

@@ -39,7 +39,7 @@ class CoordMixin(EvalsMixin):
             "s": sorted({s.score_id for s in scores}),
         }
         if since is not None:
-            where += " AND created_at >= {since:DateTime64(6)}"
+            where += " AND created_at >= {since:DateTime64(6, 'UTC')}"
             params["since"] = ch_ts(since)
         stored = {r[0] for r in self._q(f"SELECT score_id FROM scores WHERE {where}", params)}  # noqa: S608
         new: list[Score] = []

@@ -295,10 +295,10 @@ class EvalsMixin(CHBase):
         where = ["project_id = {p:String}", "trace_id IN {t:Array(String)}"]
         params: dict[str, Any] = {"p": project_id, "t": list(trace_ids)}
         if start is not None:
-            where.append("start_time >= {start:DateTime64(6)}")
+            where.append("start_time >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(start)
         if end is not None:
-            where.append("start_time <= {end:DateTime64(6)}")
+            where.append("start_time <= {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(end)
         rows = self._q(
             f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
@@ -326,7 +326,8 @@ class EvalsMixin(CHBase):
         rows = self._q(
             f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = {{p:String}}"  # noqa: S608
             " AND session_id IN {s:Array(String)} AND has({k:Array(String)}, kind)"
-            " AND start_time >= {start:DateTime64(6)} AND start_time <= {end:DateTime64(6)}"
+            " AND start_time >= {start:DateTime64(6, 'UTC')}"
+            " AND start_time <= {end:DateTime64(6, 'UTC')}"
             " ORDER BY start_time, span_id LIMIT 1 BY trace_id, span_id",
             {
                 "p": project_id,
@@ -349,14 +350,14 @@ class EvalsMixin(CHBase):
                 where.append(f"`{col}` = {{{col}:String}}")
                 params[col] = v
         if query.start is not None:
-            where.append("created_at >= {start:DateTime64(6)}")
+            where.append("created_at >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(query.start)
         if query.end is not None:
-            where.append("created_at < {end:DateTime64(6)}")
+            where.append("created_at < {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(query.end)
         if query.cursor:
             ts, sid = _decode_cursor(query.cursor)
-            where.append("(created_at, score_id) < ({c_ts:DateTime64(6)}, {c_sid:String})")
+            where.append("(created_at, score_id) < ({c_ts:DateTime64(6, 'UTC')}, {c_sid:String})")
             params.update(c_ts=ts, c_sid=sid)
         params["limit"] = query.limit + 1
         rows = self._q(
@@ -386,7 +387,7 @@ class EvalsMixin(CHBase):
     ) -> list[Score]:
         rows = self._q(
             f"SELECT {_SCORE_SELECT} FROM scores"  # noqa: S608
-            " WHERE created_at > {after:DateTime64(6)} AND source = {src:String}"
+            " WHERE created_at > {after:DateTime64(6, 'UTC')} AND source = {src:String}"
             " AND `name` = {n:String} ORDER BY created_at, score_id LIMIT {limit:UInt32}",
             {"after": ch_ts(after), "src": source, "n": name, "limit": limit},
         )
@@ -512,8 +513,8 @@ class EvalsMixin(CHBase):
         }
         span_where = [
             "project_id = {p:String}",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         for i, (dim, v) in enumerate(query.filters.items()):
             if dim != "kind" and dim not in DIMENSIONS:
@@ -535,8 +536,9 @@ class EvalsMixin(CHBase):
             # span, else its root (as in _duckdb_evals._ANCHOR).
             anchor = (
                 "SELECT trace_id, argMax(span_id, tuple(if(kind = 'llm', 1, 0), end_time)) AS _a"
-                " FROM spans WHERE project_id = {p:String} AND start_time >= {start:DateTime64(6)}"
-                " AND start_time < {end:DateTime64(6)} GROUP BY trace_id"
+                " FROM spans WHERE project_id = {p:String}"
+                " AND start_time >= {start:DateTime64(6, 'UTC')}"
+                " AND start_time < {end:DateTime64(6, 'UTC')} GROUP BY trace_id"
             )
             scored = (
                 "SELECT sc0.trace_id AS trace_id, coalesce(sc0.span_id, a._a) AS _sid,"  # noqa: S608

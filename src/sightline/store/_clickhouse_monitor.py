@@ -209,8 +209,8 @@ class MonitorMixin(CHBase):
         }
         where = [
             "project_id = {project_id:String}",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         kind = query.filters.get("kind", m.kind)
         if kind is not None:
@@ -383,8 +383,8 @@ class MonitorMixin(CHBase):
         }
         where = [
             "project_id = {project_id:String}",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         if kind is not None:
             where.append("kind = {kind:String}")
@@ -534,13 +534,13 @@ class MonitorMixin(CHBase):
             where.append("severity = {severity:String}")
             params["severity"] = q.severity
         if q.start is not None:
-            where.append("pending_since >= {start:DateTime64(6)}")
+            where.append("pending_since >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(q.start)
         if q.end is not None:
-            where.append("pending_since < {end:DateTime64(6)}")
+            where.append("pending_since < {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(q.end)
         if q.before is not None:
-            where.append("(pending_since, alert_id) < ({b_t:DateTime64(6)}, {b_id:String})")
+            where.append("(pending_since, alert_id) < ({b_t:DateTime64(6, 'UTC')}, {b_id:String})")
             params["b_t"] = ch_ts(q.before[0])
             params["b_id"] = q.before[1]
         rows = self._q(

@@ -177,10 +177,10 @@ class SignalsMixin(CHBase):
             where.append("severity_number >= {sev:Int64}")
             params["sev"] = int(query.min_severity)
         if query.start is not None:
-            where.append("`time` >= {start:DateTime64(6)}")
+            where.append("`time` >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(query.start)
         if query.end is not None:
-            where.append("`time` < {end:DateTime64(6)}")
+            where.append("`time` < {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(query.end)
         if query.text:
             where.append("positionCaseInsensitiveUTF8(coalesce(body, ''), {text:String}) > 0")
@@ -255,8 +255,8 @@ class SignalsMixin(CHBase):
         where = [
             "project_id = {p:String}",
             "(name = {n:String} OR alias = {n:String})",
-            "`time` >= {start:DateTime64(6)}",
-            "`time` < {end:DateTime64(6)}",
+            "`time` >= {start:DateTime64(6, 'UTC')}",
+            "`time` < {end:DateTime64(6, 'UTC')}",
         ]
         params: dict[str, Any] = {
             "p": project_id,
@@ -415,8 +415,8 @@ class SignalsMixin(CHBase):
         where = [
             "project_id = {p:String}",
             "kind = 'llm'",
-            "start_time >= {start:DateTime64(6)}",
-            "start_time < {end:DateTime64(6)}",
+            "start_time >= {start:DateTime64(6, 'UTC')}",
+            "start_time < {end:DateTime64(6, 'UTC')}",
         ]
         params: dict[str, Any] = {
             "p": q.project_id,
@@ -432,13 +432,13 @@ class SignalsMixin(CHBase):
         if q.step_s:
             params["step_us"] = int(q.step_s) * 1_000_000
             bucket = (
-                "fromUnixTimestamp64Micro(toUnixTimestamp64Micro({start:DateTime64(6)})"
+                "fromUnixTimestamp64Micro(toUnixTimestamp64Micro({start:DateTime64(6, 'UTC')})"
                 " + intDiv(toUnixTimestamp64Micro(min(start_time))"
-                " - toUnixTimestamp64Micro({start:DateTime64(6)}), {step_us:Int64})"
+                " - toUnixTimestamp64Micro({start:DateTime64(6, 'UTC')}), {step_us:Int64})"
                 " * {step_us:Int64}, 'UTC')"
             )
         else:
-            bucket = "{start:DateTime64(6)}"
+            bucket = "{start:DateTime64(6, 'UTC')}"
         dim_cols = "".join(f"{d}, " for d in dims)
         group_dims = ", ".join(dims)
         outcome_filter = "has({named:Array(String)}, name)" if q.outcome_names else "1"
