@@ -124,6 +124,16 @@ _AGG_SQL = {
 }
 
 
+def _memory_hint(e: duckdb.Error) -> str:
+    """What to do when DuckDB ran out of its memory limit (the index outgrew it)."""
+    if isinstance(e, duckdb.OutOfMemoryException) or "failed to allocate" in str(e):
+        return (
+            " (DuckDB reached its memory limit: raise SIGHTLINE_DUCKDB_MEMORY_LIMIT,"
+            " ~50 MiB per million stored spans plus its cache, or keep fewer spans)"
+        )
+    return ""
+
+
 def _ts(dt: datetime) -> datetime:
     """Naive UTC, as the TIMESTAMP columns hold."""
     return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
@@ -140,14 +150,25 @@ class DuckDBStore:
     shared = False
     """One process owns a DuckDB file: split roles (``--role``) need a shared store."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.path = str(path)
+        self._config: dict[str, str | int] = {}
+        """DuckDB settings of the database instance, given at every (re)open."""
+        if memory_limit is not None:
+            # Bounds DuckDB's buffer cache, indexes and query memory; its own default is 80 %
+            # of RAM, so a long-running server's cache otherwise grows with its file.
+            self._config["memory_limit"] = memory_limit
+        if threads is not None:
+            self._config["threads"] = threads
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(self.path)
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
+        self._con = self._connect()
         self._write = self._con.cursor()
         self._admin_lock = threading.Lock()
         self._closed = False
@@ -159,6 +180,12 @@ class DuckDBStore:
         self._signal_keys: dict[str, datetime] | None = None
         """Keys of the metrics and logs requests stored in the last day (their rows'
         ``batch_key``), loaded on the first signal insert; the writer owns it."""
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(self.path, config=dict(self._config))
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -233,7 +260,7 @@ class DuckDBStore:
             except duckdb.Error:
                 pass
         try:
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config=dict(self._config))
             self._write = self._con.cursor()
             rows = self._write.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
         except duckdb.Error as e:
@@ -275,7 +302,7 @@ class DuckDBStore:
             self._ingest_seq = seq
         except duckdb.Error as e:
             self._rollback_after(e)
-            raise StoreError(f"span insert failed: {e}") from e
+            raise StoreError(f"span insert failed: {e}{_memory_hint(e)}") from e
         finally:
             try:
                 con.unregister("_incoming")
