@@ -119,3 +119,32 @@ def test_limits_duckdb_takes(value: str, expected: str) -> None:
 def test_limits_refused(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         check_memory_limit(value)
+
+
+def test_a_store_whose_index_nears_the_limit_says_so_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from sightline.store import _duckdb
+    from store._spans import spans_over
+
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path, memory_limit="64MiB")
+    store.migrate()
+    store.insert_batches([spans_over(1000)])
+    store.close()
+    store = DuckDBStore(path, memory_limit="64MiB")
+    with capture_logs() as logs:
+        store.migrate()  # 1,000 spans x 50 bytes: far below the limit
+    assert not [e for e in logs if e["event"] == "duckdb_memory_limit_low"]
+    store.close()
+    # as if each span's index took 40 KiB: 1,000 spans take 39 MiB of the 64
+    monkeypatch.setattr(_duckdb, "_INDEX_BYTES_PER_SPAN", 40 * 1024)
+    store = DuckDBStore(path, memory_limit="64MiB")
+    with capture_logs() as logs:
+        store.migrate()
+    store.close()
+    (warn,) = [e for e in logs if e["event"] == "duckdb_memory_limit_low"]
+    assert warn["spans"] == 1000 and warn["memory_limit_mib"] == 64
+    assert "SIGHTLINE_DUCKDB_MEMORY_LIMIT" in warn["hint"]

@@ -124,6 +124,20 @@ _AGG_SQL = {
 }
 
 
+_INDEX_BYTES_PER_SPAN = 50
+"""DuckDB memory of the spans' primary-key index per stored span (measured: 47 MiB at 1M)."""
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _parse_size(text: str) -> float | None:
+    """Bytes of a size as DuckDB prints it (``953.6 MiB``); None if it is not one."""
+    num, _, unit = text.partition(" ")
+    try:
+        return float(num) * _SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        return None
+
+
 def _memory_hint(e: duckdb.Error) -> str:
     """What to do when DuckDB ran out of its memory limit (the index outgrew it)."""
     if isinstance(e, duckdb.OutOfMemoryException) or "failed to allocate" in str(e):
@@ -216,7 +230,30 @@ class DuckDBStore:
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
             self._ingest_seq = int(rows[0][0])
+            self._check_memory_limit()
             return version
+
+    def _check_memory_limit(self) -> None:
+        """Warn when the spans' primary-key index nears DuckDB's memory limit.
+
+        DuckDB keeps that index in its memory: past the limit, commits fail ("failed to
+        allocate") and ingest answers 503 until the limit is raised or spans expire.
+        """
+        con = self._write
+        spans = int(con.execute("SELECT count(*) FROM spans").fetchall()[0][0])
+        limit = _parse_size(
+            str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        )
+        index = spans * _INDEX_BYTES_PER_SPAN
+        if limit is not None and index > limit / 2:
+            log.warning(
+                "duckdb_memory_limit_low",
+                spans=spans,
+                index_mib=round(index / 2**20),
+                memory_limit_mib=round(limit / 2**20),
+                hint="raise SIGHTLINE_DUCKDB_MEMORY_LIMIT (~50 MiB per million spans stored,"
+                " plus its cache) or keep fewer spans (retention_days)",
+            )
 
     def ping(self) -> None:
         try:
