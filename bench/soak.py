@@ -328,6 +328,7 @@ def main() -> None:
         + " ".join(f"{tree[m] / MIB:.0f}" for m in rss)
         + "  (start, then every 10 % of the run)"
     )
+
     def growth(xs: dict[str, int]) -> float:
         late = statistics.median(xs[m] for m in LATE_MARKS)
         return late / statistics.median(xs[m] for m in MID_MARKS) - 1
