@@ -96,6 +96,9 @@ def timed(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="50,000 spans instead of 1,000,000")
+    ap.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
+    )
     args = ap.parse_args()
     n = 50_000 if args.quick else 1_000_000
     ranges = {
@@ -110,6 +113,7 @@ def main() -> None:
         env = {"SIGHTLINE_INIT_ADMIN_EMAIL": EMAIL, "SIGHTLINE_INIT_ADMIN_PASSWORD": PASSWORD,
                "SIGHTLINE_MONITOR_INTERVAL_S": "0", "SIGHTLINE_DRIFT_INTERVAL_S": "0",
                "SIGHTLINE_EVAL_ENABLED": "false"}  # fmt: skip
+        env.update(e.split("=", 1) for e in args.env)
         proc, url = _server.start(data, workers=0, env=env)
         results: list[tuple[str, str, float, float, float]] = []
         try:

@@ -77,6 +77,9 @@ def timed(client: httpx.Client, path: str, params: dict[str, object], runs: int 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="50,000 spans instead of 1,000,000")
+    ap.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
+    )
     args = ap.parse_args()
     n = 50_000 if args.quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +87,8 @@ def main() -> None:
         t0 = time.perf_counter()
         fill(data, n)
         print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
-        proc, url = _server.start(data, workers=0)
+        env = dict(e.split("=", 1) for e in args.env)
+        proc, url = _server.start(data, workers=0, env=env)
         try:
             with httpx.Client(base_url=url, headers={"x-api-key": _server.KEY}, timeout=60) as c:
                 metric = {

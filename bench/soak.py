@@ -15,8 +15,12 @@ Reports:
 - the achieved rate: acknowledged spans / seconds from the first send to the last answer;
 - ingestion lag: for one request in ``--sample-every`` seconds, the time from its send until
   its first span is returned by ``GET /api/v1/spans?trace_id=...`` (p50, p95, max);
-- server RSS (the server process, and with its decode/evaluation children) before the load,
-  at 10 %, 50 % and 100 % of the run.
+- server RSS (the server process, and with its decode/evaluation children; then each kind of
+  child alone) before the load, at 10 %, 50 % and 100 % of the run, the series every 10 %, and
+  a verdict: ``soak_rss_flat=yes`` when the median RSS of the 80/90/100 % samples is within
+  10 % above the median of the 40/50/60 % ones, for the server and for the whole tree. The
+  server's DuckDB memory limit (``SIGHTLINE_DUCKDB_MEMORY_LIMIT``, default 1GB; set another
+  with ``--env``) is what bounds it.
 """
 
 from __future__ import annotations
@@ -74,18 +78,30 @@ class Templates:
         return bytes(body), ids[:16].hex()
 
 
-def rss_bytes(pid: int) -> tuple[int, int]:
-    """RSS of ``pid``, and of ``pid`` with all its descendants (Linux /proc)."""
+def _proc_rss(p: int) -> int:
+    try:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
-    def one(p: int) -> int:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
+
+def _proc_nice(p: int) -> int:
+    try:
+        return int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    except (OSError, IndexError, ValueError):
         return 0
 
+
+def rss_by_process(pid: int) -> dict[str, tuple[int, int]]:
+    """RSS bytes and process count of ``pid``'s tree, by role (Linux /proc).
+
+    Roles: ``server`` (``pid``), ``evaluator`` (the niced evaluation process), ``decode``
+    (ingest decode workers), ``other`` (the forkserver and the resource tracker, which start
+    the others).
+    """
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -93,12 +109,37 @@ def rss_bytes(pid: int) -> tuple[int, int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(stat.parent.name))
-    tree, todo = 0, [pid]
-    while todo:  # decode workers hang under a forkserver, itself a child of the server
-        p = todo.pop()
-        tree += one(p)
-        todo += children.get(p, [])
-    return one(pid), tree
+    out = {"server": (_proc_rss(pid), 1)}
+    base_nice = _proc_nice(pid)
+    todo = [(c, 1) for c in children.get(pid, [])]
+    while todo:  # workers hang under a forkserver, itself a child of the server
+        p, depth = todo.pop()
+        kids = children.get(p, [])
+        if depth == 1:  # the forkserver and the resource tracker
+            role = "other"
+        elif _proc_nice(p) > base_nice:  # the evaluator process nices itself
+            role = "evaluator"
+        else:
+            role = "decode"
+        size, n = out.get(role, (0, 0))
+        out[role] = (size + _proc_rss(p), n + 1)
+        todo += [(c, depth + 1) for c in kids]
+    return out
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """RSS of ``pid``, and of ``pid`` with all its descendants."""
+    by = rss_by_process(pid)
+    return by["server"][0], sum(v[0] for v in by.values())
+
+
+FLAT_GROWTH = 0.10
+"""The flat rule: the median RSS of the last three samples (80, 90, 100 % of the run) within
+10 % above the median of the mid-run ones (40, 50, 60 %), for the server and the whole tree.
+Medians of three, because one sample can land on a checkpoint (DuckDB's rows appended since
+the last one: +100-150 MiB for a moment)."""
+MID_MARKS = ("40%", "50%", "60%")
+LATE_MARKS = ("80%", "90%", "end")
 
 
 def warm_up(url: str, tpl: Templates) -> None:
@@ -172,17 +213,23 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
                         break
                     time.sleep(0.005)
 
-    rss: dict[str, tuple[int, int]] = {"start": rss_bytes(pid)}
+    rss: dict[str, dict[str, tuple[int, int]]] = {"start": rss_by_process(pid)}
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     sampling = threading.Thread(target=sampler)
     sampling.start()
     for t in threads:
         t.start()
-    for mark, frac in (("10%", 0.1), ("50%", 0.5), ("end", 1.0)):
-        time.sleep(max(0.0, t_start + args.duration * frac - time.monotonic()))
-        rss[mark] = rss_bytes(pid)
+    for k in range(1, 11):
+        mark = "end" if k == 10 else f"{10 * k}%"
+        time.sleep(max(0.0, t_start + args.duration * k / 10 - time.monotonic()))
+        rss[mark] = rss_by_process(pid)
         if mark != "end":
-            print(f"  t={time.monotonic() - t_start:.0f}s acked={acked[0]}", flush=True)
+            mib = sum(v[0] for v in rss[mark].values()) / MIB
+            print(
+                f"  t={time.monotonic() - t_start:.0f}s acked={acked[0]}"
+                f" server_rss={rss[mark]['server'][0] / MIB:.0f} MiB tree_rss={mib:.0f} MiB",
+                flush=True,
+            )
     for t in threads:
         t.join()
     samples.put(None)
@@ -258,11 +305,42 @@ def main() -> None:
         f" (samples={res['num_lag_samples']})"
     )
     print(f"soak_ack_ms_p50={ack[0]:.0f} p95={ack[1]:.0f} p99={ack[2]:.0f}")
+    marks = ("start", "10%", "50%", "end")
+    server = {m: rss[m]["server"][0] for m in rss}
+    tree = {m: sum(v[0] for v in rss[m].values()) for m in rss}
     print(
         "soak_rss_mib "
-        + " ".join(f"{k}={v[0] / MIB:.0f}" for k, v in rss.items())
+        + " ".join(f"{m}={server[m] / MIB:.0f}" for m in marks)
         + " | with children "
-        + " ".join(f"{k}={v[1] / MIB:.0f}" for k, v in rss.items())
+        + " ".join(f"{m}={tree[m] / MIB:.0f}" for m in marks)
+    )
+    roles = sorted({r for by in rss.values() for r in by if r != "server"})
+    for role in roles:
+        n = max(rss[m].get(role, (0, 0))[1] for m in rss)
+        print(
+            f"soak_rss_mib_{role} processes={n} "
+            + " ".join(f"{m}={rss[m].get(role, (0, 0))[0] / MIB:.0f}" for m in marks)
+        )
+    print(
+        "soak_rss_series_mib server "
+        + " ".join(f"{server[m] / MIB:.0f}" for m in rss)
+        + " | tree "
+        + " ".join(f"{tree[m] / MIB:.0f}" for m in rss)
+        + "  (start, then every 10 % of the run)"
+    )
+
+    def growth(xs: dict[str, int]) -> float:
+        late = statistics.median(xs[m] for m in LATE_MARKS)
+        return late / statistics.median(xs[m] for m in MID_MARKS) - 1
+
+    grow_server, grow_tree = growth(server), growth(tree)
+    flat = grow_server < FLAT_GROWTH and grow_tree < FLAT_GROWTH
+    print(
+        f"soak_rss_flat={'yes' if flat else 'no'}"
+        f" (rule: median of the 80/90/100 % samples within {FLAT_GROWTH:.0%} above the median"
+        f" of the 40/50/60 % ones; server {grow_server:+.1%},"
+        f" with children {grow_tree:+.1%}; a run too short to fill DuckDB's memory limit can"
+        " read flat while its cache still grows)"
     )
 
 

@@ -71,6 +71,11 @@ _serve_options = [
         " [the DuckDB file in --data-dir].",
     ),
     click.option(
+        "--duckdb-memory-limit",
+        default=None,
+        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [1GB].",
+    ),
+    click.option(
         "--otlp-grpc-port", type=int, default=None, help="OTLP/gRPC port, 0 to turn off [4317]."
     ),
     click.option(
@@ -248,7 +253,11 @@ def projects_create(name: str, data_dir: Path | None) -> None:
 
     settings = _settings(data_dir=data_dir)
     try:
-        store = DuckDBStore(settings.db_path)
+        store = DuckDBStore(
+            settings.db_path,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+        )
     except SightlineError as e:
         raise click.ClickException(
             f"{e}\n(is `sightline serve` running on this data dir? stop it first)"

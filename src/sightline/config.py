@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "expand_env"]
+__all__ = ["Settings", "check_memory_limit", "expand_env"]
 
 
 def _default_workers() -> int:
@@ -41,6 +41,18 @@ class Settings(BaseSettings):
         description="Store URL: duckdb:///path/file.duckdb, clickhouse://user:pw@host:8123/db"
         " or chdb:///path (the ClickHouse engine in-process); default the DuckDB file in"
         " data_dir.",
+    )
+    duckdb_memory_limit: str = Field(
+        "1GB",
+        description="DuckDB's memory limit (its buffer cache, indexes, query memory): a size"
+        " such as 512MB, 1GB, 2GiB, or a share of RAM such as 25%. DuckDB's own default is 80%"
+        " of RAM. The store's primary-key index must fit: ~50 MiB per million spans stored.",
+    )
+    duckdb_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="DuckDB's worker threads; default one per core.",
     )
     max_body_bytes: int = Field(
         16 << 20, ge=1024, description="Largest request body, after decompression (413 above)."
@@ -227,6 +239,11 @@ class Settings(BaseSettings):
         7.0, gt=0, description="Days a dashboard login lasts before logging in again."
     )
 
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: str) -> str:
+        return check_memory_limit(v)
+
     @field_validator("evaluators", "eval_kinds", mode="before")
     @classmethod
     def _split_list(cls, v: Any) -> Any:
@@ -270,6 +287,44 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """Where the store is: ``store`` if set, else the DuckDB file in ``data_dir``."""
         return self.store or f"duckdb://{self.db_path.resolve()}"
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)\s*", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+MIN_DUCKDB_MEMORY = 64 * 2**20
+"""Below this the store cannot hold its migrations' indexes and a batch in flight."""
+
+
+def check_memory_limit(value: str) -> str:
+    """``value`` as DuckDB's ``memory_limit`` takes it (``1GB``, ``512MiB``, ``25%``).
+
+    Raises:
+        ValueError: not a size or a percentage, or below 64 MiB, or a share outside (0, 100].
+    """
+    m = _SIZE.fullmatch(value)
+    if m is None:
+        raise ValueError(
+            f"{value!r} is not a size: use a number and a unit (KB, MB, GB, TB, KiB, MiB, GiB,"
+            " TiB) such as 1GB, or a share of RAM such as 25%"
+        )
+    num, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "%":
+        if not 0 < num <= 100:
+            raise ValueError(f"{value!r}: a share of RAM must be in (0, 100]%")
+        return f"{m.group(1)}%"
+    if num * _UNITS[unit] < MIN_DUCKDB_MEMORY:
+        raise ValueError(f"{value!r} is below the 64MiB the DuckDB store needs")
+    return f"{m.group(1)}{m.group(2)}"
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

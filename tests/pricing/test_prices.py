@@ -176,3 +176,21 @@ class TestUnknownAndOverrides:
         f = tmp_path / "p.json"
         f.write_text('{"models": [{"match": "m", "input_mtok": 1, "output_mtok": 2}]}')
         assert load_overrides(f) == [PriceOverride(match="m", input_mtok=1, output_mtok=2)]
+
+
+def test_the_rates_cache_stays_bounded_under_made_up_model_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sightline.pricing import _prices
+
+    monkeypatch.setattr(_prices, "_MAX_CACHED", 50)
+    p = Pricer()
+    known = p.cost_usd(model="gpt-4o", provider="openai", input_tokens=1000, output_tokens=100)
+    for i in range(120):  # a client sending a new model name on every span
+        assert (
+            p.cost_usd(model=f"made-up-{i}", provider=None, input_tokens=1, output_tokens=1) is None
+        )
+    assert len(p._cache) <= 50
+    # the cache starting over changes no price
+    again = p.cost_usd(model="gpt-4o", provider="openai", input_tokens=1000, output_tokens=100)
+    assert again == known and known is not None

@@ -120,6 +120,10 @@ def _rate(value: Any) -> _Rate | None:
     return _Rate(float(value.base), tuple((t.start, float(t.price)) for t in value.tiers))
 
 
+_MAX_CACHED = 10_000
+"""(provider, model) pairs whose rates are kept; past it the cache starts over."""
+
+
 class Pricer:
     """Prices LLM spans. Thread-safe; resolves each (provider, model) once.
 
@@ -156,6 +160,8 @@ class Pricer:
         if rates is _MISSING:
             rates = self._resolve(model, provider)
             with self._lock:
+                if len(self._cache) >= _MAX_CACHED:  # model names come from clients
+                    self._cache.clear()
                 self._cache[key] = rates
         if rates is None or isinstance(rates, _Missing):
             return None

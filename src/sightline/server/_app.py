@@ -116,7 +116,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        st = store if store is not None else open_store(settings.store_url)
+        st = (
+            store
+            if store is not None
+            else open_store(
+                settings.store_url,
+                duckdb_memory_limit=settings.duckdb_memory_limit,
+                duckdb_threads=settings.duckdb_threads,
+            )
+        )
         version = st.migrate()
         if settings.init_project:
             ensure_project_with_key(st, settings.init_project, settings.init_api_key)

@@ -25,6 +25,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 _TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+MAX_MODELS = 1000
+"""Models with their own series per project; spans of further models count under
+:data:`OTHER_MODEL` (the model name comes from clients: memory and scrapes stay bounded)."""
+OTHER_MODEL = "_other"
 
 
 @dataclass
@@ -201,7 +205,11 @@ class Metrics:
                 with coll.lock:
                     s = coll.models.get(model)
                     if s is None:
-                        s = coll.models[model] = _ModelSeries()
+                        if len(coll.models) >= MAX_MODELS:
+                            model = OTHER_MODEL
+                            s = coll.models.get(model)
+                        if s is None:
+                            s = coll.models[model] = _ModelSeries()
                     status = c["status"][i]
                     s.requests[status] = s.requests.get(status, 0) + 1
                     s.latency.observe(c["duration_ms"][i] / 1000)

@@ -124,6 +124,30 @@ _AGG_SQL = {
 }
 
 
+_INDEX_BYTES_PER_SPAN = 50
+"""DuckDB memory of the spans' primary-key index per stored span (measured: 47 MiB at 1M)."""
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _parse_size(text: str) -> float | None:
+    """Bytes of a size as DuckDB prints it (``953.6 MiB``); None if it is not one."""
+    num, _, unit = text.partition(" ")
+    try:
+        return float(num) * _SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        return None
+
+
+def _memory_hint(e: duckdb.Error) -> str:
+    """What to do when DuckDB ran out of its memory limit (the index outgrew it)."""
+    if isinstance(e, duckdb.OutOfMemoryException) or "failed to allocate" in str(e):
+        return (
+            " (DuckDB reached its memory limit: raise SIGHTLINE_DUCKDB_MEMORY_LIMIT,"
+            " ~50 MiB per million stored spans plus its cache, or keep fewer spans)"
+        )
+    return ""
+
+
 def _ts(dt: datetime) -> datetime:
     """Naive UTC, as the TIMESTAMP columns hold."""
     return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
@@ -140,14 +164,25 @@ class DuckDBStore:
     shared = False
     """One process owns a DuckDB file: split roles (``--role``) need a shared store."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.path = str(path)
+        self._config: dict[str, str | int] = {}
+        """DuckDB settings of the database instance, given at every (re)open."""
+        if memory_limit is not None:
+            # Bounds DuckDB's buffer cache, indexes and query memory; its own default is 80 %
+            # of RAM, so a long-running server's cache otherwise grows with its file.
+            self._config["memory_limit"] = memory_limit
+        if threads is not None:
+            self._config["threads"] = threads
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(self.path)
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
+        self._con = self._connect()
         self._write = self._con.cursor()
         self._admin_lock = threading.Lock()
         self._closed = False
@@ -159,6 +194,12 @@ class DuckDBStore:
         self._signal_keys: dict[str, datetime] | None = None
         """Keys of the metrics and logs requests stored in the last day (their rows'
         ``batch_key``), loaded on the first signal insert; the writer owns it."""
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(self.path, config=dict(self._config))
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -189,7 +230,30 @@ class DuckDBStore:
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
             self._ingest_seq = int(rows[0][0])
+            self._check_memory_limit()
             return version
+
+    def _check_memory_limit(self) -> None:
+        """Warn when the spans' primary-key index nears DuckDB's memory limit.
+
+        DuckDB keeps that index in its memory: past the limit, commits fail ("failed to
+        allocate") and ingest answers 503 until the limit is raised or spans expire.
+        """
+        con = self._write
+        spans = int(con.execute("SELECT count(*) FROM spans").fetchall()[0][0])
+        limit = _parse_size(
+            str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        )
+        index = spans * _INDEX_BYTES_PER_SPAN
+        if limit is not None and index > limit / 2:
+            log.warning(
+                "duckdb_memory_limit_low",
+                spans=spans,
+                index_mib=round(index / 2**20),
+                memory_limit_mib=round(limit / 2**20),
+                hint="raise SIGHTLINE_DUCKDB_MEMORY_LIMIT (~50 MiB per million spans stored,"
+                " plus its cache) or keep fewer spans (retention_days)",
+            )
 
     def ping(self) -> None:
         try:
@@ -233,7 +297,7 @@ class DuckDBStore:
             except duckdb.Error:
                 pass
         try:
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config=dict(self._config))
             self._write = self._con.cursor()
             rows = self._write.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
         except duckdb.Error as e:
@@ -275,7 +339,7 @@ class DuckDBStore:
             self._ingest_seq = seq
         except duckdb.Error as e:
             self._rollback_after(e)
-            raise StoreError(f"span insert failed: {e}") from e
+            raise StoreError(f"span insert failed: {e}{_memory_hint(e)}") from e
         finally:
             try:
                 con.unregister("_incoming")

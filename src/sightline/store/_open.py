@@ -11,10 +11,13 @@ from sightline.store.base import TraceStore
 __all__ = ["check_store_url", "open_store", "store_coordinates", "store_is_shared"]
 
 
-def open_store(url: str) -> TraceStore:
+def open_store(
+    url: str, *, duckdb_memory_limit: str | None = None, duckdb_threads: int | None = None
+) -> TraceStore:
     """The store a URL names.
 
-    ``duckdb:///abs/path.duckdb`` (or a plain file path) is the embedded DuckDB store;
+    ``duckdb:///abs/path.duckdb`` (or a plain file path) is the embedded DuckDB store, opened
+    with ``duckdb_memory_limit`` and ``duckdb_threads`` when given (DuckDB's defaults else);
     ``clickhouse://user:password@host:8123/database`` (``clickhouses://`` over TLS) a
     ClickHouse server; ``chdb:///abs/dir`` the ClickHouse engine embedded in this process.
     """
@@ -28,7 +31,7 @@ def open_store(url: str) -> TraceStore:
             path = unquote(parts.netloc + parts.path) if parts.netloc else unquote(parts.path)
         if not path:
             raise ConfigError(f"duckdb store URL needs a file: {url!r}")
-        return DuckDBStore(Path(path))
+        return DuckDBStore(Path(path), memory_limit=duckdb_memory_limit, threads=duckdb_threads)
     if scheme in ("clickhouse", "clickhouses", "chdb"):
         try:
             from sightline.store._clickhouse import ClickHouseStore
