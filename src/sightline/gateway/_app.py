@@ -37,6 +37,7 @@ from starlette.routing import Route
 from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
+from sightline.gateway._upstream import FastClient, UpstreamResponse, proxy_configured
 from sightline.pricing import Pricer
 
 __all__ = ["GatewayOptions", "create_gateway_app"]
@@ -163,6 +164,8 @@ class Gateway:
             timeout=httpx.Timeout(opts.timeout_s, connect=10),
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
+        self.fast = None if proxy_configured() else FastClient()
+        """The client of the forwarded calls (``httpx``, ``client``, when a proxy is configured)."""
         self.server_client = httpx.AsyncClient(timeout=5)
         self.recorder = SpanRecorder(opts.server) if opts.server else None
         self.pricer = Pricer()
@@ -390,6 +393,8 @@ class Gateway:
         if self.recorder is not None:
             await self.recorder.stop()
         await self.client.aclose()
+        if self.fast is not None:
+            await self.fast.aclose()
         await self.server_client.aclose()
         await self.backend.close()
 
@@ -779,7 +784,7 @@ async def _no_chunks() -> AsyncIterator[bytes]:
 class _Sent:
     """What an upstream answered: the response (read unless streaming) and the first chunk."""
 
-    response: httpx.Response
+    response: httpx.Response | UpstreamResponse
     chunks: AsyncIterator[bytes] | None = None
     first: bytes = b""
     first_at: float = 0.0
@@ -826,18 +831,25 @@ async def _send(
             if not (isinstance(opts, dict) and opts.get("include_usage")):
                 # tokens and cost need the final usage chunk
                 body = {**body, "stream_options": {**(opts or {}), "include_usage": True}}
-        timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
-        r: httpx.Response | None = None
+        r: httpx.Response | UpstreamResponse | None = None
         try:
             async with asyncio.timeout(up.timeout_s):
-                if not stream:
+                if gw.fast is not None:
+                    r = await gw.fast.post(up.url + path, orjson.dumps(body), fwd,
+                                           timeout_s=up.timeout_s, stream=stream,
+                                           connect_s=min(10.0, up.timeout_s))  # fmt: skip
+                elif not stream:
+                    timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
                     r = await gw.client.post(up.url + path, content=orjson.dumps(body),
                                              headers=fwd, timeout=timeout)  # fmt: skip
-                    sent = _Sent(r)
                 else:
+                    timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
                     req = gw.client.build_request("POST", up.url + path, content=orjson.dumps(body),
                                                   headers=fwd, timeout=timeout)  # fmt: skip
                     r = await gw.client.send(req, stream=True)
+                if not stream:
+                    sent = _Sent(r)
+                else:
                     if r.status_code != 200:
                         await r.aread()
                         await r.aclose()
@@ -895,7 +907,7 @@ async def _send(
                   "upstream_unreachable")  # fmt: skip
 
 
-def _response_headers(r: httpx.Response, call: _Call) -> dict[str, str]:
+def _response_headers(r: httpx.Response | UpstreamResponse, call: _Call) -> dict[str, str]:
     h = {k: r.headers[k] for k in _RESPONSE_HEADERS if k in r.headers}
     h["content-type"] = r.headers.get("content-type", "application/json")
     h["x-sightline-cache"] = "miss" if call.cache == "miss" else f"hit-{call.cache}"
