@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import numpy as np
@@ -40,7 +40,7 @@ from sightline.gateway._record import SpanRecorder
 from sightline.gateway._upstream import FastClient, UpstreamResponse, proxy_configured
 from sightline.pricing import Pricer
 
-__all__ = ["GatewayOptions", "create_gateway_app"]
+__all__ = ["GatewayOptions", "ServerLink", "create_gateway_app"]
 
 log = structlog.get_logger("sightline.gateway")
 
@@ -147,10 +147,26 @@ class _Call:
     samples_cost: float = 0.0
 
 
+class ServerLink(Protocol):
+    """The Sightline server in the same process (the gateway mounted under ``/gateway``).
+
+    Replaces the HTTP calls of a standalone gateway: the budget check and the span batches.
+    """
+
+    async def budget_check(self, sl_key: str, params: dict[str, str]) -> dict[str, Any] | int:
+        """What ``GET /api/v1/budgets/check`` answers, or its error status (401, 403)."""
+        ...
+
+    async def send_spans(self, sl_key: str, spans: list[dict[str, Any]]) -> bool:
+        """Store spans as ``POST /api/v1/spans`` does; False when they were refused."""
+        ...
+
+
 class Gateway:
     """The gateway's parts; one per app."""
 
-    def __init__(self, opts: GatewayOptions) -> None:
+    def __init__(self, opts: GatewayOptions, link: ServerLink | None = None) -> None:
+        self.link = link
         self.opts = opts
         self.upstream = opts.upstream.rstrip("/")
         self.failover = opts.failover or FailoverConfig()
@@ -167,7 +183,11 @@ class Gateway:
         self.fast = None if proxy_configured() else FastClient()
         """The client of the forwarded calls (``httpx``, ``client``, when a proxy is configured)."""
         self.server_client = httpx.AsyncClient(timeout=5)
-        self.recorder = SpanRecorder(opts.server) if opts.server else None
+        self.recorder: SpanRecorder | None = None
+        if link is not None:
+            self.recorder = SpanRecorder(sender=link.send_spans)
+        elif opts.server:
+            self.recorder = SpanRecorder(opts.server)
         self.pricer = Pricer()
         self._checks: dict[tuple[str, tuple[str | None, ...]], tuple[float, Any]] = {}
         self._embedder: Any = None
@@ -201,12 +221,12 @@ class Gateway:
             out: dict[str, Any] | int = hit[1]
             return out
         data: dict[str, Any] | int = {"project": "key:" + _sha(sl_key)[:16], "budgets": []}
-        if self.opts.server:
-            params = {
-                k: v
-                for k, v in zip(("user", "tenant", "feature", "model"), scope, strict=True)
-                if v
-            }
+        params = {
+            k: v for k, v in zip(("user", "tenant", "feature", "model"), scope, strict=True) if v
+        }
+        if self.link is not None:
+            data = await self.link.budget_check(sl_key, params)
+        elif self.opts.server:
             try:
                 r = await self.server_client.get(
                     self.opts.server.rstrip("/") + "/api/v1/budgets/check",
@@ -388,6 +408,13 @@ class Gateway:
             span["output"] = "".join(call.text)
         if self.recorder is not None:
             self.recorder.add(call.sl_key, {k: v for k, v in span.items() if v is not None})
+
+    def start(self) -> None:
+        """Start sending spans (on the running loop)."""
+        if self.recorder is not None:
+            self.recorder.start()
+        log.info("gateway_started", upstream=self.upstream, redis=bool(self.opts.redis_url),
+                 cache=self.opts.cache, mounted=self.link is not None)  # fmt: skip
 
     async def close(self) -> None:
         if self.recorder is not None:
@@ -1023,8 +1050,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_gateway_app(opts: GatewayOptions) -> Starlette:
+def create_gateway_app(opts: GatewayOptions, *, link: ServerLink | None = None) -> Starlette:
     """The gateway as an ASGI app (``sightline gateway`` serves it with uvicorn).
+
+    With ``link`` it talks to the server in its own process (budget checks, spans) instead of
+    ``opts.server``; the server mounts it then, and runs ``app.state.gateway.start()`` and
+    ``close()`` in its own lifespan (a mounted app's lifespan does not run).
 
     Example:
         ```python
@@ -1033,14 +1064,11 @@ def create_gateway_app(opts: GatewayOptions) -> Starlette:
         app = create_gateway_app(GatewayOptions(upstream="https://api.openai.com/v1"))
         ```
     """
-    gw = Gateway(opts)
+    gw = Gateway(opts, link)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if gw.recorder is not None:
-            gw.recorder.start()
-        log.info("gateway_started", upstream=gw.upstream, redis=bool(opts.redis_url),
-                 cache=opts.cache)  # fmt: skip
+        gw.start()
         try:
             yield
         finally:
@@ -1052,6 +1080,7 @@ def create_gateway_app(opts: GatewayOptions) -> Starlette:
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/gateway/stats", stats, methods=["GET"]),
+            Route("/stats", stats, methods=["GET"]),  # mounted: /gateway/stats
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
