@@ -129,6 +129,12 @@ _serve_options = [
         help="redis://HOST:PORT/DB coordinating workers and the monitor across processes.",
     ),
     click.option(
+        "--gateway-upstream",
+        default=None,
+        help="Mount the OpenAI-compatible gateway at /gateway, forwarding to this base URL"
+        " (docs/gateway.md).",
+    ),
+    click.option(
         "--log-format",
         type=click.Choice(["json", "console"]),
         default=None,

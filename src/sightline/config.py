@@ -229,6 +229,11 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         "sightline:coord:", description="Prefix of the coordination keys in Redis."
     )
+    gateway_upstream: str | None = Field(
+        None,
+        description="Mount the OpenAI-compatible gateway at /gateway, forwarding to this base"
+        " URL (with its /v1, e.g. https://api.openai.com/v1); none: not mounted.",
+    )
     init_admin_email: str | None = Field(
         None, description="First run: create this dashboard admin (with init_admin_password)."
     )
@@ -243,6 +248,15 @@ class Settings(BaseSettings):
     @classmethod
     def _memory_limit(cls, v: str) -> str:
         return check_memory_limit(v)
+
+    @field_validator("gateway_upstream")
+    @classmethod
+    def _gateway_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("gateway_upstream: expected an http(s) URL")
+        return v
 
     @field_validator("evaluators", "eval_kinds", mode="before")
     @classmethod

@@ -29,6 +29,20 @@ def test_gateway_runnable_example(tmp_path: Path) -> None:
     ]
 
 
+def test_mounted_gateway_runnable_example(tmp_path: Path) -> None:
+    code = _blocks("gateway.md", "python")[2]
+    assert "--gateway-upstream" in code
+    code = code.replace("7600", str(free_port())).replace("/tmp/sl-gw-docs", str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=180)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "Refunds take 30 days.",
+        "Refunds take 30 days.",
+        "2 sightline-gateway",
+    ]
+
+
 def test_cost_budgets_yaml_example_is_valid(tmp_path: Path) -> None:
     (yaml,) = [b for b in _blocks("cost.md", "yaml") if b.startswith("budgets:")]
     f = tmp_path / "budgets.yaml"

@@ -1,6 +1,6 @@
 """The OpenAI-compatible gateway: spans, budgets, rate limits and a cache in front of a provider."""
 
-from sightline.gateway._app import GatewayOptions, create_gateway_app
+from sightline.gateway._app import GatewayOptions, ServerLink, create_gateway_app
 from sightline.gateway._backend import MemoryBackend, RedisBackend, open_backend
 from sightline.gateway._failover import FailoverConfig, Route, Upstream, load_routes
 from sightline.gateway._replay import ReplayResult, Run, format_side_by_side, replay_span
@@ -13,6 +13,7 @@ __all__ = [
     "ReplayResult",
     "Route",
     "Run",
+    "ServerLink",
     "Upstream",
     "create_gateway_app",
     "format_side_by_side",

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import numpy as np
@@ -37,9 +37,10 @@ from starlette.routing import Route
 from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
+from sightline.gateway._upstream import FastClient, UpstreamResponse, proxy_configured
 from sightline.pricing import Pricer
 
-__all__ = ["GatewayOptions", "create_gateway_app"]
+__all__ = ["GatewayOptions", "ServerLink", "create_gateway_app"]
 
 log = structlog.get_logger("sightline.gateway")
 
@@ -146,10 +147,26 @@ class _Call:
     samples_cost: float = 0.0
 
 
+class ServerLink(Protocol):
+    """The Sightline server in the same process (the gateway mounted under ``/gateway``).
+
+    Replaces the HTTP calls of a standalone gateway: the budget check and the span batches.
+    """
+
+    async def budget_check(self, sl_key: str, params: dict[str, str]) -> dict[str, Any] | int:
+        """What ``GET /api/v1/budgets/check`` answers, or its error status (401, 403)."""
+        ...
+
+    async def send_spans(self, sl_key: str, spans: list[dict[str, Any]]) -> bool:
+        """Store spans as ``POST /api/v1/spans`` does; False when they were refused."""
+        ...
+
+
 class Gateway:
     """The gateway's parts; one per app."""
 
-    def __init__(self, opts: GatewayOptions) -> None:
+    def __init__(self, opts: GatewayOptions, link: ServerLink | None = None) -> None:
+        self.link = link
         self.opts = opts
         self.upstream = opts.upstream.rstrip("/")
         self.failover = opts.failover or FailoverConfig()
@@ -163,8 +180,14 @@ class Gateway:
             timeout=httpx.Timeout(opts.timeout_s, connect=10),
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
+        self.fast = None if proxy_configured() else FastClient()
+        """The client of the forwarded calls (``httpx``, ``client``, when a proxy is configured)."""
         self.server_client = httpx.AsyncClient(timeout=5)
-        self.recorder = SpanRecorder(opts.server) if opts.server else None
+        self.recorder: SpanRecorder | None = None
+        if link is not None:
+            self.recorder = SpanRecorder(sender=link.send_spans)
+        elif opts.server:
+            self.recorder = SpanRecorder(opts.server)
         self.pricer = Pricer()
         self._checks: dict[tuple[str, tuple[str | None, ...]], tuple[float, Any]] = {}
         self._embedder: Any = None
@@ -198,12 +221,12 @@ class Gateway:
             out: dict[str, Any] | int = hit[1]
             return out
         data: dict[str, Any] | int = {"project": "key:" + _sha(sl_key)[:16], "budgets": []}
-        if self.opts.server:
-            params = {
-                k: v
-                for k, v in zip(("user", "tenant", "feature", "model"), scope, strict=True)
-                if v
-            }
+        params = {
+            k: v for k, v in zip(("user", "tenant", "feature", "model"), scope, strict=True) if v
+        }
+        if self.link is not None:
+            data = await self.link.budget_check(sl_key, params)
+        elif self.opts.server:
             try:
                 r = await self.server_client.get(
                     self.opts.server.rstrip("/") + "/api/v1/budgets/check",
@@ -386,10 +409,19 @@ class Gateway:
         if self.recorder is not None:
             self.recorder.add(call.sl_key, {k: v for k, v in span.items() if v is not None})
 
+    def start(self) -> None:
+        """Start sending spans (on the running loop)."""
+        if self.recorder is not None:
+            self.recorder.start()
+        log.info("gateway_started", upstream=self.upstream, redis=bool(self.opts.redis_url),
+                 cache=self.opts.cache, mounted=self.link is not None)  # fmt: skip
+
     async def close(self) -> None:
         if self.recorder is not None:
             await self.recorder.stop()
         await self.client.aclose()
+        if self.fast is not None:
+            await self.fast.aclose()
         await self.server_client.aclose()
         await self.backend.close()
 
@@ -779,7 +811,7 @@ async def _no_chunks() -> AsyncIterator[bytes]:
 class _Sent:
     """What an upstream answered: the response (read unless streaming) and the first chunk."""
 
-    response: httpx.Response
+    response: httpx.Response | UpstreamResponse
     chunks: AsyncIterator[bytes] | None = None
     first: bytes = b""
     first_at: float = 0.0
@@ -826,18 +858,25 @@ async def _send(
             if not (isinstance(opts, dict) and opts.get("include_usage")):
                 # tokens and cost need the final usage chunk
                 body = {**body, "stream_options": {**(opts or {}), "include_usage": True}}
-        timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
-        r: httpx.Response | None = None
+        r: httpx.Response | UpstreamResponse | None = None
         try:
             async with asyncio.timeout(up.timeout_s):
-                if not stream:
+                if gw.fast is not None:
+                    r = await gw.fast.post(up.url + path, orjson.dumps(body), fwd,
+                                           timeout_s=up.timeout_s, stream=stream,
+                                           connect_s=min(10.0, up.timeout_s))  # fmt: skip
+                elif not stream:
+                    timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
                     r = await gw.client.post(up.url + path, content=orjson.dumps(body),
                                              headers=fwd, timeout=timeout)  # fmt: skip
-                    sent = _Sent(r)
                 else:
+                    timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
                     req = gw.client.build_request("POST", up.url + path, content=orjson.dumps(body),
                                                   headers=fwd, timeout=timeout)  # fmt: skip
                     r = await gw.client.send(req, stream=True)
+                if not stream:
+                    sent = _Sent(r)
+                else:
                     if r.status_code != 200:
                         await r.aread()
                         await r.aclose()
@@ -895,7 +934,7 @@ async def _send(
                   "upstream_unreachable")  # fmt: skip
 
 
-def _response_headers(r: httpx.Response, call: _Call) -> dict[str, str]:
+def _response_headers(r: httpx.Response | UpstreamResponse, call: _Call) -> dict[str, str]:
     h = {k: r.headers[k] for k in _RESPONSE_HEADERS if k in r.headers}
     h["content-type"] = r.headers.get("content-type", "application/json")
     h["x-sightline-cache"] = "miss" if call.cache == "miss" else f"hit-{call.cache}"
@@ -1011,8 +1050,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_gateway_app(opts: GatewayOptions) -> Starlette:
+def create_gateway_app(opts: GatewayOptions, *, link: ServerLink | None = None) -> Starlette:
     """The gateway as an ASGI app (``sightline gateway`` serves it with uvicorn).
+
+    With ``link`` it talks to the server in its own process (budget checks, spans) instead of
+    ``opts.server``; the server mounts it then, and runs ``app.state.gateway.start()`` and
+    ``close()`` in its own lifespan (a mounted app's lifespan does not run).
 
     Example:
         ```python
@@ -1021,14 +1064,11 @@ def create_gateway_app(opts: GatewayOptions) -> Starlette:
         app = create_gateway_app(GatewayOptions(upstream="https://api.openai.com/v1"))
         ```
     """
-    gw = Gateway(opts)
+    gw = Gateway(opts, link)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if gw.recorder is not None:
-            gw.recorder.start()
-        log.info("gateway_started", upstream=gw.upstream, redis=bool(opts.redis_url),
-                 cache=opts.cache)  # fmt: skip
+        gw.start()
         try:
             yield
         finally:
@@ -1040,6 +1080,7 @@ def create_gateway_app(opts: GatewayOptions) -> Starlette:
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/gateway/stats", stats, methods=["GET"]),
+            Route("/stats", stats, methods=["GET"]),  # mounted: /gateway/stats
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

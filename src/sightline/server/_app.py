@@ -247,6 +247,8 @@ def create_app(
             security.key_touch.start()
         for r in runners:
             r.start()
+        if gateway is not None:
+            gateway.start()
         log.info(
             "server_started",
             version=__version__,
@@ -259,6 +261,8 @@ def create_app(
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.close()  # its last spans go in before ingest stops
             for r in runners:
                 r.stop()
             security.key_touch.stop()
@@ -321,6 +325,11 @@ def create_app(
         pages_prompts.router,
     ):
         app.include_router(r)
+    gateway = None
+    if settings.gateway_upstream:
+        from sightline.server._gateway import mount_gateway
+
+        gateway = mount_gateway(app, settings)
     return app
 
 

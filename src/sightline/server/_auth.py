@@ -126,6 +126,14 @@ class KeyRing:
         self._used[h] = datetime.now(UTC)
         return found
 
+    def cached(self, key: str) -> ApiKey | None:
+        """The key's record when it is cached (no store query), else None: then :meth:`resolve`."""
+        h = hash_key(key)
+        found = self._known.get(h)
+        if found is not None:
+            self._used[h] = datetime.now(UTC)
+        return found
+
     def project_for(self, key: str | None) -> str:
         """The project of ``key``; AuthError when missing or unknown."""
         return self.resolve(key).project_id

@@ -59,8 +59,14 @@ async def check_budgets(
 
     ``allowed`` is false when a budget with a hard limit is spent; ``blocked_by`` names it.
     """
-    svc = _service(request)
     values = {"user": user, "tenant": tenant, "feature": feature, "model": model}
+    return await check_answer(_service(request), project_id, values)
+
+
+async def check_answer(
+    svc: BudgetService, project_id: str, values: dict[str, str | None]
+) -> dict[str, Any]:
+    """The answer of the check (also what the gateway mounted in the server gets)."""
     statuses = await run_in_threadpool(svc.check, project_id, values)
     blocked = [s for s in statuses if s.spec.hard and s.exceeded]
     return {

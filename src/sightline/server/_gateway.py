@@ -1,0 +1,172 @@
+"""The gateway mounted under ``/gateway`` of the server (``--gateway-upstream``).
+
+The same app as ``sightline gateway``, but its budget checks and spans go straight to this
+server's budget service and ingest path (no HTTP hop to itself), and every route but
+``/gateway/healthz`` needs a Sightline key in ``x-sightline-api-key``: ``Authorization`` is the
+caller's provider key, forwarded upstream as by the standalone gateway. The key is checked like
+any API key of the server (401 unknown or revoked, the failed-authentication limit per address,
+429); the calls (spans, budget checks) need an ``ingest`` or ``admin`` key (403 for ``read``),
+reading ``/gateway/stats`` and ``/gateway/metrics`` any key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sightline.errors import AuthError, SightlineError, TooManyRequests
+from sightline.store.base import ApiKey
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from sightline.config import Settings
+    from sightline.server._state import AppState
+
+__all__ = ["KEY_HEADER", "mount_gateway"]
+
+log = structlog.get_logger("sightline.server")
+
+KEY_HEADER = "x-sightline-api-key"
+_CALLS = frozenset(("/v1/chat/completions", "/v1/embeddings", "/v1/models"))
+_OPEN = frozenset(("/healthz",))
+
+
+def _error(status: int, message: str, kind: str, code: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        status_code=status,
+        headers=headers or None,
+    )
+
+
+async def _resolve(st: AppState, key: str) -> ApiKey:
+    found = st.keys.cached(key)
+    if found is None:
+        found = await run_in_threadpool(st.keys.resolve, key)
+    return found
+
+
+class _Link:
+    """The server in this process, as the gateway sees it (``sightline.gateway.ServerLink``)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def _state(self) -> AppState:
+        st: AppState = self._app.state.sightline
+        return st
+
+    async def budget_check(self, sl_key: str, params: dict[str, str]) -> dict[str, Any] | int:
+        from sightline.server.routes.budgets import check_answer
+
+        st = self._state()
+        try:
+            found = await _resolve(st, sl_key)
+        except AuthError:
+            return 401
+        if found.role not in ("ingest", "admin"):
+            return 403
+        if st.budgets is None:
+            return {"project": found.project_id, "allowed": True, "blocked_by": None,
+                    "budgets": []}  # fmt: skip
+        values: dict[str, str | None] = {k: params.get(k) for k in ("user", "tenant", "feature",
+                                                                     "model")}  # fmt: skip
+        return await check_answer(st.budgets, found.project_id, values)
+
+    async def send_spans(self, sl_key: str, spans: list[dict[str, Any]]) -> bool:
+        st = self._state()
+        try:
+            found = await _resolve(st, sl_key)
+        except AuthError:
+            log.warning("gateway_spans_refused", reason="key revoked")
+            return False
+        try:
+            res = await st.ingest.ingest(
+                "native", orjson.dumps(spans), encoding=None, project_id=found.project_id
+            )
+        except SightlineError as e:
+            st.metrics.observe_request(found.project_id, "native", e.status)
+            log.warning("gateway_spans_refused", error=str(e))
+            return False
+        st.metrics.observe_request(
+            found.project_id, "native", 200, res.accepted, res.rejected, res.repaired
+        )
+        return True
+
+
+class _Guard:
+    """The server's key check in front of the mounted gateway."""
+
+    def __init__(self, app: ASGIApp, server: FastAPI) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"][len(scope.get("root_path", "")) :]
+        if path not in _OPEN:
+            refused = await self._refuse(scope, path)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, path: str) -> JSONResponse | None:
+        st: AppState = self.server.state.sightline
+        key = None
+        for k, v in scope["headers"]:
+            if k == KEY_HEADER.encode():
+                key = v.decode("latin-1").strip()
+                break
+        if not key:
+            return _error(401, f"no Sightline API key: send it in {KEY_HEADER} (Authorization "
+                          "carries the provider's key)", "authentication_error",
+                          "missing_sightline_key")  # fmt: skip
+        client = scope.get("client")
+        addr = client[0] if client else "-"
+        sec = st.security
+        try:
+            if sec is not None:
+                sec.limiter.check(addr)
+            try:
+                found = await _resolve(st, key)
+            except AuthError:
+                if sec is not None:
+                    sec.limiter.fail(addr)
+                raise
+        except TooManyRequests as e:
+            return _error(429, str(e), "rate_limit_exceeded", "too_many_failed_authentications",
+                          **{"retry-after": str(e.retry_after_s)})  # fmt: skip
+        except AuthError as e:
+            return _error(401, f"the Sightline API key was refused: {e}",
+                          "authentication_error", "invalid_sightline_key")  # fmt: skip
+        if path in _CALLS and found.role not in ("ingest", "admin"):
+            return _error(403, f"this API key's role is {found.role!r}: the gateway records "
+                          "spans, which needs an ingest or admin key", "permission_error",
+                          "forbidden")  # fmt: skip
+        return None
+
+
+def mount_gateway(app: FastAPI, settings: Settings) -> Any:
+    """Mount the gateway at ``/gateway`` of ``app``; its ``Gateway`` (to start and close)."""
+    from starlette.routing import Mount
+
+    from sightline.gateway import GatewayOptions, create_gateway_app
+
+    upstream = settings.gateway_upstream
+    if not upstream:
+        raise ValueError("no gateway upstream")
+    gw_app = create_gateway_app(
+        GatewayOptions(upstream=upstream, server=None, api_key=None), link=_Link(app)
+    )
+    # first, so no route of the server (the dashboard's pages) shadows it
+    app.router.routes.insert(0, Mount("/gateway", app=_Guard(gw_app, app)))
+    return gw_app.state.gateway
