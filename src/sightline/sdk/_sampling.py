@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence, Sized
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     Decision,
@@ -115,13 +116,19 @@ class ErrorKeepingProcessor(SpanProcessor):
         self.dropped = 0
         self._reported = False
         self._filter: Callable[[ReadableSpan], bool] | None = None
+        # BatchSpanProcessor.on_start does nothing: not called for every span
+        self._inner_on_start = type(inner).on_start not in (
+            BatchSpanProcessor.on_start,
+            SpanProcessor.on_start,
+        )
 
     def set_filter(self, keep: Callable[[ReadableSpan], bool] | None) -> None:
         """Export only the spans ``keep`` accepts (set by the provider instrumentation)."""
         self._filter = keep
 
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
-        self._inner.on_start(span, parent_context)
+        if self._inner_on_start:
+            self._inner.on_start(span, parent_context)
 
     def _forward(self, span: ReadableSpan) -> None:
         f = self._filter

@@ -27,6 +27,7 @@ from sightline.sdk._errors import handle_internal_errors, internal_error
 __all__ = [
     "SightlineSpan",
     "TraceAttributesProcessor",
+    "add_trace_attributes",
     "current_span",
     "observe",
     "span",
@@ -64,10 +65,36 @@ class _Content:
 
 # One encoder for the process: json.dumps with options builds a new encoder on every call.
 _ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False).encode
+_JOIN = "".join
+
+
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder ``JSONEncoder.encode`` builds on every call, built once (None if absent).
+
+    Same options, so the same text; without the circular-reference markers (a dict shared by
+    every call and thread would not be safe), a cycle ends in ``RecursionError`` instead of
+    ``ValueError``, and either gives the value's ``repr``.
+    """
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        enc = c_make_encoder(None, repr, encode_basestring, None, ": ", ", ", False, False, True)
+        if _JOIN(enc([{"a": 1.5, "b": [None, True]}, "é"], 0)) != _ENCODE(
+            [{"a": 1.5, "b": [None, True]}, "é"]
+        ):
+            return None
+        return cast(Callable[[Any, int], Any], enc)
+    except Exception:  # another interpreter or version: JSONEncoder.encode, as before
+        return None
+
+
+_C_ENCODE = _c_encoder()
 
 
 def _dumps(value: Any) -> str:
     try:
+        if _C_ENCODE is not None:
+            return _JOIN(_C_ENCODE(value, 0))
         return _ENCODE(value)
     except (TypeError, ValueError, RecursionError):
         return repr(value)
@@ -91,6 +118,65 @@ _USAGE_KEYS = (
     ("cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens"),
     ("reasoning_tokens", "gen_ai.usage.reasoning.output_tokens"),
 )
+_USAGE_ATTRS = dict(_USAGE_KEYS)
+_SCALAR = (str, bool, int, float)
+
+
+def _usage_attributes(a: dict[str, Any], usage: Mapping[str, int]) -> None:
+    # One pass over what was given rather than a lookup per known key.
+    for key, v in usage.items():
+        attr = _USAGE_ATTRS.get(key)
+        if attr is None or v is None:
+            continue
+        if attr in a:  # both spellings of one count: the later in _USAGE_KEYS wins, as always
+            for key2, attr2 in _USAGE_KEYS:
+                v2 = usage.get(key2)
+                if v2 is not None:
+                    a[attr2] = int(v2)
+            return
+        a[attr] = int(v)
+
+
+def _llm_attributes(
+    model: str | None,
+    provider: str | None,
+    input_messages: Sequence[Mapping[str, Any]] | None,
+    output: str | None,
+    usage: Mapping[str, int] | None,
+    finish_reason: str | None,
+    ttft_ms: float | None,
+    params: Mapping[str, Any] | None,
+    kind: bool,
+) -> dict[str, Any]:
+    a: dict[str, Any] = (
+        {_KIND: "llm", "gen_ai.operation.name": "chat"}
+        if kind
+        else {"gen_ai.operation.name": "chat"}
+    )
+    if model:
+        a["gen_ai.request.model"] = model
+    if provider:
+        a["gen_ai.provider.name"] = provider
+    if _Content.capture:
+        if input_messages is not None:
+            t = _text(input_messages if isinstance(input_messages, list) else list(input_messages))
+            if t is not None:
+                a["gen_ai.input.messages"] = t
+        if output is not None:
+            t = _text(output)
+            if t is not None:
+                a["sightline.output"] = t
+    if usage:
+        _usage_attributes(a, usage)
+    if finish_reason:
+        a["gen_ai.response.finish_reasons"] = (finish_reason,)
+    if ttft_ms is not None:
+        a["sightline.ttft_ms"] = float(ttft_ms)
+    if params:
+        for k, v in params.items():
+            if isinstance(v, _SCALAR):
+                a[f"gen_ai.request.{k}"] = v
+    return a
 
 
 def llm_attributes(
@@ -106,45 +192,22 @@ def llm_attributes(
     kind: bool = True,
 ) -> dict[str, Any]:
     """The OpenTelemetry GenAI attributes of one LLM call (see ``SightlineSpan.set_llm``)."""
-    a: dict[str, Any] = {_KIND: "llm", "gen_ai.operation.name": "chat"} if kind else {}
-    if not kind:
-        a["gen_ai.operation.name"] = "chat"
-    if model:
-        a["gen_ai.request.model"] = model
-    if provider:
-        a["gen_ai.provider.name"] = provider
-    if input_messages is not None and _Content.capture:
-        t = _text(input_messages if isinstance(input_messages, list) else list(input_messages))
-        if t is not None:
-            a["gen_ai.input.messages"] = t
-    if output is not None and _Content.capture:
-        t = _text(output)
-        if t is not None:
-            a["sightline.output"] = t
-    if usage:
-        for key, attr in _USAGE_KEYS:
-            v = usage.get(key)
-            if v is not None:
-                a[attr] = int(v)
-    if finish_reason:
-        a["gen_ai.response.finish_reasons"] = (finish_reason,)
-    if ttft_ms is not None:
-        a["sightline.ttft_ms"] = float(ttft_ms)
-    if params:
-        for k, v in params.items():
-            if isinstance(v, str | bool | int | float):
-                a[f"gen_ai.request.{k}"] = v
-    return a
+    return _llm_attributes(
+        model, provider, input_messages, output, usage, finish_reason, ttft_ms, params, kind
+    )
 
 
 class SightlineSpan:
     """A span of one stage, with helpers for what Sightline reads. Never raises."""
 
-    __slots__ = ("_kind", "otel")
+    __slots__ = ("_kind", "_kind_pending", "otel")
 
     def __init__(self, otel_span: otel_trace.Span, kind: str | None = None) -> None:
         self.otel = otel_span
         self._kind = kind  # the kind the span started with, to not set it twice
+        # True while the kind is still to be written (``span()`` writes it with the first
+        # attributes set through these helpers, or at the end): see _SpanScope.
+        self._kind_pending = False
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (dropped if OpenTelemetry cannot hold the value)."""
@@ -212,18 +275,19 @@ class SightlineSpan:
         """
         try:
             self.otel.set_attributes(
-                llm_attributes(
-                    model=model,
-                    provider=provider,
-                    input_messages=input_messages,
-                    output=output,
-                    usage=usage,
-                    finish_reason=finish_reason,
-                    ttft_ms=ttft_ms,
-                    params=params,
-                    kind=self._kind != "llm",
+                _llm_attributes(
+                    model,
+                    provider,
+                    input_messages,
+                    output,
+                    usage,
+                    finish_reason,
+                    ttft_ms,
+                    params,
+                    self._kind_pending or self._kind != "llm",
                 )
             )
+            self._kind_pending = False  # the kind is "llm" now, whatever the span started as
         except Exception:
             internal_error("set_llm")
 
@@ -249,6 +313,7 @@ class SightlineSpan:
             if stage:
                 a["sightline.guardrail.stage"] = stage
             self.otel.set_attributes(a)
+            self._kind_pending = False
 
 
 _NOOP = SightlineSpan(otel_trace.INVALID_SPAN)
@@ -269,24 +334,29 @@ class TraceAttributesProcessor(SpanProcessor):
     """
 
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
-        if CURRENT_CALL.get() is not None:
-            try:
-                scope = span.instrumentation_scope
-                if scope is not None and scope.name.startswith(DUPLICATE_SCOPES):
-                    span.set_attribute(DUPLICATE_ATTR, True)
-            except Exception:
-                internal_error("duplicate_marker")
-        attrs = _TRACE_ATTRS.get()
-        if attrs:
-            try:
-                scope = span.instrumentation_scope
-                if scope is None or scope.name != TRACER_NAME:
-                    span.set_attributes(attrs)
-            except Exception:
-                internal_error("trace_attributes")
+        add_trace_attributes(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         pass
+
+
+def add_trace_attributes(span: SdkSpan) -> None:
+    """``TraceAttributesProcessor.on_start`` (also done by the SDK's exporting processor)."""
+    if CURRENT_CALL.get() is not None:
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name.startswith(DUPLICATE_SCOPES):
+                span.set_attribute(DUPLICATE_ATTR, True)
+        except Exception:
+            internal_error("duplicate_marker")
+    attrs = _TRACE_ATTRS.get()
+    if attrs:
+        try:
+            scope = span.instrumentation_scope
+            if scope is None or scope.name != TRACER_NAME:
+                span.set_attributes(attrs)
+        except Exception:
+            internal_error("trace_attributes")
 
 
 # One tracer for the process: get_tracer costs ~40 µs a call. Taken before init() it is
@@ -336,25 +406,49 @@ def end_span(otel_span: otel_trace.Span, token: object, exc: BaseException | Non
         internal_error("span_end")
 
 
-class _SpanScope:
-    """The context manager ``span()`` returns (a class: cheaper than @contextmanager)."""
+class _SpanScope(SightlineSpan):
+    """What ``span()`` returns: the context manager and, once entered, the span itself.
 
-    __slots__ = ("_attributes", "_kind", "_name", "_started")
+    One object rather than a context manager and a span (measured by bench/sdk_overhead.py).
+    When the span starts without other attributes (no ``trace()`` around it, none given), its
+    kind is not passed at start but written with the first attributes the helpers set
+    (``set_llm``...) or at the end: OpenTelemetry validates each batch of attributes as a whole,
+    and a batch of one at start costs about as much as the ten of ``set_llm``. The exported
+    span has the same attributes; only processors' ``on_start`` and samplers no longer see the
+    kind of such a span.
+    """
+
+    __slots__ = ("_attributes", "_name", "_token")
 
     def __init__(self, name: str, kind: str, attributes: Mapping[str, Any] | None) -> None:
-        self._name = name
+        self.otel = otel_trace.INVALID_SPAN
         self._kind = kind
+        self._kind_pending = False
+        self._name = name
         self._attributes = attributes
-        self._started: tuple[otel_trace.Span, object] | None = None
+        self._token: object | None = None
 
     def __enter__(self) -> SightlineSpan:
-        attrs: dict[str, Any] = {_KIND: self._kind}
-        if self._attributes:
-            attrs.update(self._attributes)
-        self._started = start_span(self._name, attrs)
-        if self._started is None:  # instrumentation failed: run the user's code without a span
+        try:
+            trace_attrs = _TRACE_ATTRS.get()
+            given = self._attributes
+            if trace_attrs or given:
+                attrs: dict[str, Any] = {_KIND: self._kind}
+                if given:
+                    attrs.update(given)
+                if trace_attrs:
+                    attrs.update(trace_attrs)
+                otel_span = _TRACER.start_span(self._name, attributes=attrs)
+                self._kind_pending = False
+            else:
+                otel_span = _TRACER.start_span(self._name)
+                self._kind_pending = True
+            self._token = otel_context.attach(otel_trace.set_span_in_context(otel_span))
+        except Exception:  # instrumentation failed: run the user's code without a span
+            internal_error("span_start")
             return _NOOP
-        return SightlineSpan(self._started[0], self._kind)
+        self.otel = otel_span
+        return self
 
     def __exit__(
         self,
@@ -362,9 +456,21 @@ class _SpanScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._started is not None:
-            end_span(self._started[0], self._started[1], exc)
-            self._started = None
+        token = self._token
+        if token is None:
+            return
+        self._token = None
+        otel_span = self.otel
+        if self._kind_pending:
+            self._kind_pending = False
+            try:
+                attrs = getattr(otel_span, "attributes", None)
+                # unless set by hand meanwhile (a kind given at start was overridden too)
+                if attrs is None or _KIND not in attrs:
+                    otel_span.set_attribute(_KIND, self._kind)
+            except Exception:
+                internal_error("span_kind")
+        end_span(otel_span, token, exc)
 
 
 def span(
