@@ -47,3 +47,21 @@ class TestEmbedder:
     def test_long_texts_are_truncated_not_rejected(self, embedder: Embedder) -> None:
         v = embedder.embed(["word " * 5000])
         assert v.shape == (1, DIM)
+
+    def test_a_128_token_cap_changes_nothing_under_it(self) -> None:
+        texts = [
+            "How do I reset my password?",
+            "Annual plans can be refunded in full within 30 days of purchase.",
+            "Invoices are under Billing > Invoices. " * 8,  # ~90 word pieces
+        ]
+        full = Embedder(threads=1, cache_size=0).embed(texts)
+        capped = Embedder(threads=1, cache_size=0, max_tokens=128).embed(texts)
+        assert np.allclose(full, capped, atol=1e-5)
+        long = ["Invoices are under Billing > Invoices. " * 40]  # ~400 word pieces
+        a = Embedder(threads=1, cache_size=0).embed(long)[0]
+        b = Embedder(threads=1, cache_size=0, max_tokens=128).embed(long)[0]
+        assert not np.allclose(a, b, atol=1e-5)  # the cap cuts what is past it
+
+    def test_max_tokens_out_of_range_is_rejected(self) -> None:
+        with pytest.raises(ValueError, match="max_tokens"):
+            Embedder(max_tokens=1000)
