@@ -104,3 +104,29 @@ def test_runner_stores_scores_from_the_worker_and_stops_it(tmp_path: Path) -> No
         assert not proc.is_alive()
     finally:
         store.close()
+
+
+def test_child_exits_quietly_when_the_server_is_gone() -> None:
+    """A child whose server died while it judged a batch exits 0, with no traceback.
+
+    Seen in the scale-out test: a worker node was stopped while its evaluator was answering, and
+    the child printed two BrokenPipeError tracebacks into the node's log.
+    """
+    import subprocess
+    import sys
+
+    script = (
+        "from multiprocessing import Pipe\n"
+        "from sightline.evals._worker import _child_main\n"
+        "server, child = Pipe()\n"
+        "server.send((99, []))  # no evaluator 99: the child answers with an error\n"
+        "server.close()  # ...to a server that is gone\n"
+        "_child_main(child, ['format'], {'format': {'regex': 'x'}})\n"
+        "print('exited')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "exited"

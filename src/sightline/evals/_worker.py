@@ -60,10 +60,15 @@ def _child_main(conn: Connection, names: list[str], options: dict[str, dict[str,
         except Exception as e:  # sent back: the runner records the batch as failed
             out = ("error", e)
         try:
-            conn.send(out)
-        except Exception:  # the exception (or a result) does not pickle: say so instead
-            kind, value = out
-            conn.send(("error", EvaluatorWorkerError(f"{type(value).__name__}: {value}")))
+            try:
+                conn.send(out)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
+            except Exception:  # the exception (or a result) does not pickle: say so instead
+                kind, value = out
+                conn.send(("error", EvaluatorWorkerError(f"{type(value).__name__}: {value}")))
+        except (BrokenPipeError, ConnectionResetError):  # the server is gone: nobody to answer
+            return
 
 
 class _RemoteEvaluator:
