@@ -1,21 +1,23 @@
 """Calibrate the relevance evaluator: fit P(relevant | cosine) on the tuning part of a labelled set.
 
-    python bench/calibrate_relevance.py [tests/evals/data/relevance.jsonl]
+    python bench/calibrate_relevance.py [--model all-MiniLM-L6-v2] [tests/evals/data/relevance.jsonl]
 
 Rows whose position is 2 mod 3 are held out of the fit; the script prints the logistic
-(Platt) parameters to put in ``_relevance.py`` and the balanced accuracy, precision and recall
-at the default threshold (score >= 0.7) on the tuning and held-out parts.
+(Platt) parameters to put in ``_relevance.py`` (``_PLATT``, per embedding model: by default the
+one ``relevance`` uses) and the balanced accuracy, precision and recall at the default
+threshold (score >= 0.7) on the tuning and held-out parts.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from sightline.evals import default_embedder
+from sightline.evals import MODELS, default_embedder
+from sightline.evals.evaluators import Relevance
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "evals" / "data" / "relevance.jsonl"
 
@@ -51,9 +53,13 @@ def report(name: str, pred: np.ndarray, y: np.ndarray) -> None:
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    emb = default_embedder()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("path", nargs="?", type=Path, default=DATA)
+    ap.add_argument("--model", choices=MODELS, default=Relevance.default_model)
+    args = ap.parse_args()
+    rows = [json.loads(line) for line in args.path.read_text().splitlines() if line.strip()]
+    emb = default_embedder(args.model)
+    print(f"model={args.model}")
     q = emb.embed([r["question"] for r in rows])
     a = emb.embed([r["answer"] for r in rows])
     cos = np.sum(q * a, axis=1)

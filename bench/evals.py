@@ -9,7 +9,9 @@ same chunks come back again and again), and an answer that is unique per span (t
 the ``_repeated_answers`` figures use the demo app's answers, retrieved chunks that repeat.
 Each run uses a fresh embedder (cold cache) and evaluates in batches of 256, as the online
 runner does. The baselines, measured in the same process, are the embedder alone on unique
-texts: short sentences, and the cases' answers.
+texts: short sentences, and the cases' answers, for each embedding model. Each evaluator runs
+on the model it uses by default (``relevance``: paraphrase-MiniLM-L3-v2, the others
+all-MiniLM-L6-v2); ``relevance_l6`` is ``relevance`` with ``model="all-MiniLM-L6-v2"``.
 Evaluators are found through the registry: faithfulness is measured when it is installed.
 """
 
@@ -25,6 +27,8 @@ from typing import Any
 from sightline._logging import configure_logging
 from sightline.demo._app import QUESTIONS, SupportBot
 from sightline.evals import (
+    MODEL_L6,
+    MODELS,
     Embedder,
     EvalCase,
     available_evaluators,
@@ -55,21 +59,27 @@ def make_cases(n: int, seed: int = 1, *, unique_answers: bool = True) -> list[Ev
     return cases
 
 
-def build(name: str, emb: Embedder) -> Any:
+def build(name: str, embs: dict[str, Embedder], model: str | None = None) -> Any:
+    """The evaluator ``name`` on a fresh embedder of its model (shared through ``embs``)."""
     cls = evaluator_class(name)
+    model = model or getattr(cls, "default_model", MODEL_L6)
+    if model not in embs:
+        embs[model] = Embedder(model=model, threads=2)
     try:
-        return cls(embedder=emb)
+        return cls(embedder=embs[model])
     except TypeError:
         return cls()
 
 
-def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> tuple[float, float]:
+def spans_per_s(
+    name: str, cases: list[EvalCase], batch: int = 256, model: str | None = None
+) -> tuple[float, float]:
     """Spans/s (wall clock) and CPU ms per span (all threads of this process).
 
     The CPU time is what the work costs whatever else runs on the machine; on an idle
     machine with 2 cores the rate is at most ``2000 / cpu_ms`` spans/s.
     """
-    ev = build(name, Embedder(threads=2))
+    ev = build(name, {}, model)
     t0, c0 = time.perf_counter(), time.process_time()
     for b in range(0, len(cases), batch):
         ev.evaluate(cases[b : b + batch])
@@ -77,9 +87,9 @@ def spans_per_s(name: str, cases: list[EvalCase], batch: int = 256) -> tuple[flo
     return len(cases) / took, cpu * 1000 / len(cases)
 
 
-def embedder_texts_per_s(texts: list[str]) -> tuple[float, float]:
+def embedder_texts_per_s(texts: list[str], model: str = MODEL_L6) -> tuple[float, float]:
     """Texts/s and CPU ms per text of the embedder alone."""
-    emb = Embedder(threads=2, cache_size=0)
+    emb = Embedder(model=model, threads=2, cache_size=0)
     t0, c0 = time.perf_counter(), time.process_time()
     for b in range(0, len(texts), 256):
         emb.embed(texts[b : b + 256])
@@ -153,9 +163,9 @@ def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
         store.migrate()
         for b in range(0, len(recs), 3000):
             store.insert_batches([records_to_table(recs[b : b + 3000])])
-        emb = Embedder(threads=2)
+        embs: dict[str, Embedder] = {}
         runner = EvalRunner(
-            store, [build(n, emb) for n in names], options=RunnerOptions(grace_s=0.0)
+            store, [build(n, embs) for n in names], options=RunnerOptions(grace_s=0.0)
         )
         t0 = time.perf_counter()
         while runner.step():
@@ -178,28 +188,33 @@ def main() -> None:
     short = [f"Unique support sentence number {i} about invoices and refunds." for i in range(m)]
     answers = [str(c.answer) for c in cases[:m]]
     print(f"load_average_1m={os.getloadavg()[0]:.1f} cpus={os.cpu_count()}")
-    for label, texts in (("texts", short), ("answers", answers)):
-        got = [embedder_texts_per_s(texts) for _ in range(runs)]
-        rate = statistics.median(r for r, _ in got)
-        cpu = statistics.median(c for _, c in got)
-        print(
-            f"baseline embedder_unique_{label}_per_s_median={rate:.0f} "
-            f"cpu_ms_per_text_median={cpu:.2f}"
-        )
+    for model in MODELS:
+        for label, texts in (("texts", short), ("answers", answers)):
+            got = [embedder_texts_per_s(texts, model) for _ in range(runs)]
+            rate = statistics.median(r for r, _ in got)
+            cpu = statistics.median(c for _, c in got)
+            print(
+                f"baseline embedder_unique_{label}_per_s_median={rate:.0f} "
+                f"cpu_ms_per_text_median={cpu:.2f} model={model}"
+            )
     # The demo app's traffic: its answers are retrieved chunks, so they repeat too.
     demo = make_cases(n, unique_answers=False)
-    for name in EMBEDDING_EVALUATORS:
+    # relevance_l6: relevance on the L6 model (its option), the figure before the L3 default.
+    variants = [(x, x, None) for x in EMBEDDING_EVALUATORS]
+    variants.insert(1, ("relevance_l6", "relevance", MODEL_L6))
+    for shown, name, model in variants:
         if name not in available_evaluators():
             print(f"{name}: not installed, skipped")
             continue
+        used = model or getattr(evaluator_class(name), "default_model", MODEL_L6)
         for label, cs in (("", cases), ("_repeated_answers", demo)):
-            got = [spans_per_s(name, cs) for _ in range(runs)]
+            got = [spans_per_s(name, cs, model=model) for _ in range(runs)]
             rates = [r for r, _ in got]
             cpu = statistics.median(c for _, c in got)
             print(
-                f"{name}{label}_spans_per_s_median={statistics.median(rates):.0f} "
+                f"{shown}{label}_spans_per_s_median={statistics.median(rates):.0f} "
                 f"runs={' '.join(f'{r:.0f}' for r in rates)} cpu_ms_per_span_median={cpu:.2f} "
-                f"cases={n} docs_per_case=3"
+                f"cases={n} docs_per_case=3 model={used}"
             )
     # The online runner with the default evaluators, store reads and writes included.
     names = [

@@ -8,7 +8,7 @@ from sightline.evals._agreement import (
     human_passed,
 )
 from sightline.evals._cases import case_from_span, cases_from_trace
-from sightline.evals._embed import DIM, Embedder, default_embedder
+from sightline.evals._embed import DIM, MODEL_L3, MODEL_L6, MODELS, Embedder, default_embedder
 from sightline.evals._offline import (
     Regression,
     Summary,
@@ -33,6 +33,9 @@ from sightline.evals.base import EvalCase, EvalResult, Evaluator
 __all__ = [
     "DIM",
     "HUMAN_LABELS",
+    "MODELS",
+    "MODEL_L3",
+    "MODEL_L6",
     "Agreement",
     "EvalCase",
     "EvalResult",

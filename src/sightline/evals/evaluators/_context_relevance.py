@@ -81,7 +81,7 @@ class ContextRelevance:
         vecs = self.embedder.embed(texts)
         for i, start, n in spans:
             sims = vecs[start + 1 : start + 1 + n] @ vecs[start]
-            probs = [calibrated_relevance(float(s)) for s in np.asarray(sims)]
+            probs = [calibrated_relevance(float(s), self.embedder.model) for s in np.asarray(sims)]
             rel = [p >= self.doc_threshold for p in probs]
             score = context_precision(rel)
             passed = score >= self.threshold
