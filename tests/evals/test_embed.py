@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from sightline.evals import DIM, Embedder
+from sightline.evals import DIM, MODEL_L3, MODELS, Embedder
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +70,58 @@ class TestEmbedder:
     def test_max_tokens_out_of_range_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="max_tokens"):
             Embedder(max_tokens=1000)
+
+
+class TestModels:
+    def test_l3_model_loads_offline_and_gives_unit_vectors(self) -> None:
+        """The relevance model comes from an installed package: no hub, no network."""
+        code = (
+            "import json, numpy as np\n"
+            "from sightline.evals import Embedder\n"
+            "e = Embedder(model='paraphrase-MiniLM-L3-v2', threads=1)\n"
+            "v = e.embed(['How do I reset my password?',"
+            " 'I forgot my password, how can I change it?',"
+            " 'The refund period for annual plans is 30 days.', ''])\n"
+            "print(json.dumps({'shape': list(v.shape), 'dtype': str(v.dtype),"
+            " 'norms': np.linalg.norm(v, axis=1).tolist(),"
+            " 'para': float(v[0] @ v[1]), 'other': float(v[0] @ v[2])}))\n"
+        )
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            # Any attempt at the network would fail fast through this dead proxy.
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["shape"] == [4, DIM] and got["dtype"] == "float32"
+        assert np.allclose(got["norms"], 1.0, atol=1e-4)
+        assert got["para"] > 0.6 > 0.3 > got["other"]
+
+    def test_l3_uses_the_same_vocabulary_and_128_pieces(self) -> None:
+        e = Embedder(model=MODEL_L3, threads=1, cache_size=0)
+        assert e.model == MODEL_L3
+        # The ONNX embedding matrix has the tokenizer's 30,522 rows: every id is in range,
+        # so a text of rare word pieces embeds without a Gather error.
+        assert e._tokenizer.get_vocab_size() == 30522
+        long = ["Invoices are under Billing > Invoices. " * 40]  # ~400 word pieces
+        a = e.embed(long)
+        b = Embedder(model=MODEL_L3, threads=1, cache_size=0, max_tokens=128).embed(long)
+        assert np.array_equal(a, b)  # trained on 128 word pieces: cut there by default
+        assert e.embed(["zzyzx qwertyuiop ñandú 漢字 🙂"]).shape == (1, DIM)
+
+    def test_models_differ_but_agree_on_what_is_similar(self) -> None:
+        texts = ["How do I reset my password?", "I forgot my password, how can I change it?"]
+        vecs = {m: Embedder(model=m, threads=1).embed(texts) for m in MODELS}
+        l6, l3 = vecs["all-MiniLM-L6-v2"], vecs[MODEL_L3]
+        assert not np.allclose(l6, l3, atol=1e-2)  # really another model
+        assert float(l3[0] @ l3[1]) > 0.6 and float(l6[0] @ l6[1]) > 0.6
+
+    def test_unknown_model_is_rejected(self) -> None:
+        with pytest.raises(ValueError, match="unknown embedding model 'bert-large'"):
+            Embedder(model="bert-large")

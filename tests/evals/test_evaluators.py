@@ -10,6 +10,8 @@ import pytest
 
 from sightline.errors import ConfigError
 from sightline.evals import (
+    MODEL_L3,
+    MODEL_L6,
     Embedder,
     EvalCase,
     Evaluator,
@@ -68,6 +70,8 @@ class TestRegistry:
             load_evaluator("relevance", threshold=3)
         with pytest.raises(ConfigError, match="invalid options"):
             load_evaluator("relevance", no_such_option=1)
+        with pytest.raises(ConfigError, match="invalid options"):
+            load_evaluator("relevance", model="bert-large")
 
 
 class TestRelevance:
@@ -93,17 +97,34 @@ class TestRelevance:
         assert skipped is None
 
     def test_calibration_holds_on_the_held_out_third(self, embedder: Embedder) -> None:
-        """The shipped Platt parameters were fitted on rows 0, 1 mod 3 only."""
-        rows = [json.loads(x) for x in (DATA / "relevance.jsonl").read_text().splitlines()]
-        held = [r for i, r in enumerate(rows) if i % 3 == 2]
-        res = Relevance(embedder=embedder).evaluate(
-            [EvalCase(question=r["question"], answer=r["answer"]) for r in held]
-        )
-        y = np.array([r["relevant"] for r in held])
-        pred = np.array([bool(x and x.passed) for x in res])
-        tpr = (pred & y).sum() / y.sum()
-        tnr = (~pred & ~y).sum() / (~y).sum()
-        assert (tpr + tnr) / 2 >= 0.85
+        """The shipped Platt parameters were fitted on rows 0, 1 mod 3 only (L6 model)."""
+        assert held_out_balanced_accuracy(Relevance(embedder=embedder)) >= 0.85
+
+    def test_default_l3_model_holds_on_the_held_out_third(self) -> None:
+        """The default model (paraphrase-MiniLM-L3-v2), calibrated on rows 0, 1 mod 3 only."""
+        rel = Relevance()
+        assert rel.model == MODEL_L3
+        assert held_out_balanced_accuracy(rel) >= 0.85
+        assert rel.embedder.model == MODEL_L3
+
+    def test_model_option_and_given_embedder_agree(self, embedder: Embedder) -> None:
+        assert Relevance(model=MODEL_L6).model == MODEL_L6
+        assert Relevance(embedder=embedder).model == MODEL_L6  # the embedder decides
+        with pytest.raises(ValueError, match="runs all-MiniLM-L6-v2"):
+            Relevance(embedder=embedder, model=MODEL_L3)
+        with pytest.raises(ValueError, match="model must be one of"):
+            Relevance(model="bert-large")
+
+
+def held_out_balanced_accuracy(rel: Relevance) -> float:
+    rows = [json.loads(x) for x in (DATA / "relevance.jsonl").read_text().splitlines()]
+    held = [r for i, r in enumerate(rows) if i % 3 == 2]
+    res = rel.evaluate([EvalCase(question=r["question"], answer=r["answer"]) for r in held])
+    y = np.array([r["relevant"] for r in held])
+    pred = np.array([bool(x and x.passed) for x in res])
+    tpr = (pred & y).sum() / y.sum()
+    tnr = (~pred & ~y).sum() / (~y).sum()
+    return float((tpr + tnr) / 2)
 
 
 class TestContextRelevance:
