@@ -97,9 +97,9 @@ def embedder_texts_per_s(texts: list[str], model: str = MODEL_L6) -> tuple[float
     return len(texts) / took, cpu * 1000 / len(texts)
 
 
-def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
+def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> tuple[float, float]:
     """The online runner end to end on a DuckDB store: read, build cases from traces, evaluate
-    with ``names``, append scores and the cursor."""
+    with ``names``, append scores and the cursor. Spans/s and CPU ms per span."""
     import secrets
     import tempfile
     from datetime import UTC, datetime
@@ -167,12 +167,12 @@ def runner_spans_per_s(cases: list[EvalCase], names: list[str]) -> float:
         runner = EvalRunner(
             store, [build(n, embs) for n in names], options=RunnerOptions(grace_s=0.0)
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         while runner.step():
             pass
-        took = time.perf_counter() - t0
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
         store.close()
-    return runner.num_spans / took
+    return runner.num_spans / took, cpu * 1000 / max(runner.num_spans, 1)
 
 
 def main() -> None:
@@ -221,10 +221,13 @@ def main() -> None:
         x for x in default_evaluator_names() if x in EMBEDDING_EVALUATORS + ("user_correction",)
     ]
     for label, cs in (("", cases), ("_repeated_answers", demo)):
-        rates = [runner_spans_per_s(cs, names) for _ in range(runs)]
+        got = [runner_spans_per_s(cs, names) for _ in range(runs)]
+        rates = [r for r, _ in got]
+        cpu = statistics.median(c for _, c in got)
         print(
             f"runner{label}_spans_per_s_median={statistics.median(rates):.0f} "
-            f"runs={' '.join(f'{r:.0f}' for r in rates)} evaluators={','.join(names)}"
+            f"runs={' '.join(f'{r:.0f}' for r in rates)} cpu_ms_per_span_median={cpu:.2f} "
+            f"evaluators={','.join(names)}"
         )
     print(f"load_average_1m_at_end={os.getloadavg()[0]:.1f}")
 
