@@ -130,7 +130,7 @@ class TestRunner:
         ]
         assert all(s.source == "evaluator" and s.span_id for s in got)
         assert {(s.evaluator, s.evaluator_version) for s in got} == {
-            ("relevance", "1"),
+            ("relevance", "2"),  # 2: paraphrase-MiniLM-L3-v2
             ("context_relevance", "1"),
         }
         assert r.lag_s() == 0.0

@@ -77,7 +77,7 @@ class TestScores:
         by_span = {s["span_id"]: s for s in data}
         assert by_span[_llm(t["good"])["span_id"]]["label"] == "relevant"
         assert by_span[_llm(t["bad"])["span_id"]]["label"] == "irrelevant"
-        assert all(s["source"] == "evaluator" and s["evaluator_version"] == "1" for s in data)
+        assert all(s["source"] == "evaluator" and s["evaluator_version"] == "2" for s in data)
         r = client.get("/api/v1/metrics", params={"name": "relevance", "group_by": "model"})
         rel = {x["group"]["model"]: x["points"][0]["value"] for x in r.json()["series"]}
         assert rel["gpt-4o"] >= 0.7 > rel["gpt-4o-mini"]
