@@ -1,6 +1,6 @@
 """Calibrate the relevance evaluator: fit P(relevant | cosine) on the tuning part of a labelled set.
 
-    python bench/calibrate_relevance.py [--model all-MiniLM-L6-v2] [tests/evals/data/relevance.jsonl]
+    python bench/calibrate_relevance.py [--model all-MiniLM-L6-v2] [path/to/relevance.jsonl]
 
 Rows whose position is 2 mod 3 are held out of the fit; the script prints the logistic
 (Platt) parameters to put in ``_relevance.py`` (``_PLATT``, per embedding model: by default the
