@@ -79,6 +79,18 @@ def negation_scopes(text: str) -> list[set[str]]:
             scope.add(stem(w))
             if len(scope) >= SCOPE_WORDS:
                 break
+        if not scope:
+            # A negative predicate ends its clause ("graduates of English-taught degrees are
+            # exempt", "pets are prohibited"): it denies its subject, the words before it.
+            begin = 0
+            for e in _SCOPE_END.finditer(text, 0, m.start()):
+                begin = e.end()
+            for w in reversed(_SCOPE_TOKEN.findall(text, begin, m.start())):
+                if w.lower() in STOPWORDS:
+                    continue
+                scope.add(stem(w))
+                if len(scope) >= SCOPE_WORDS:
+                    break
         out.append(scope)
     return out
 
