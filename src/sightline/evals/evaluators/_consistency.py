@@ -195,6 +195,9 @@ def siblings(texts: Iterable[str]) -> dict[str, set[str]]:
                 continue
             if a in _GENERIC or b in _GENERIC:
                 continue
+            # "not include" next to "Plus includes": a negation is not an alternative term.
+            if _NEGATION_CUE.fullmatch(a) or _NEGATION_CUE.fullmatch(b):
+                continue
             sa, sb = stem(a), stem(b)
             if sa != sb:
                 before.setdefault(sb, set()).add(sa)  # X head

@@ -398,6 +398,19 @@ class Faithfulness:
             if reason:
                 claim.reason = reason
                 return
+        # What the claim says of a named thing must agree with the clauses that name it, even
+        # when other clauses share more of its words: "Both Plus and Basic include roaming"
+        # aligns best with the clause about Plus, yet "Basic does not include roaming".
+        for part in parts or [claim.text]:
+            norm = content_stems(normalise_negation(part))
+            for name in sorted(names(part)):
+                key = stem(name)
+                naming = {i for i, c in enumerate(support.clause_stems) if key in c}
+                if naming and len(naming) < len(support.clause_stems):
+                    reason = self._polarity(norm, part, support, naming)
+                    if reason:
+                        claim.reason = reason
+                        return
         stems = claim.stems
         shared_n = [len(stems & c) for c in support.clause_stems]
         best_n = max(shared_n, default=0)
@@ -413,12 +426,16 @@ class Faithfulness:
         if swap is not None:
             claim.reason = f'"{swap[0]}" where the context says "{swap[1]}"'
 
-    def _polarity(self, stems: set[str], text: str, support: _Support) -> str | None:
+    def _polarity(
+        self, stems: set[str], text: str, support: _Support, only: set[int] | None = None
+    ) -> str | None:
         # A clause about a sibling of the claim's subject ("Annual plans..." for "Monthly
         # plans...") is aligned one word less well than its shared words say.
         shared_n = [
             len(stems & c) - (swapped_sibling(stems, c, support.siblings) is not None)
-            for c in support.clause_stems
+            if only is None or i in only
+            else 0
+            for i, c in enumerate(support.clause_stems)
         ]
         best_n = max(shared_n, default=0)
         if best_n < self.min_aligned_words:
