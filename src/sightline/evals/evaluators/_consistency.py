@@ -21,10 +21,11 @@ _NEGATION_CUE = re.compile(
     r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b",
     re.IGNORECASE,
 )
-# "no more than", "not exceed", "no later than", "not below": a bound, not a denial; the
-# same bound is often written without a negation ("up to", "at most", "by").
+# "no more than", "not exceed", "no later than", "not below", "no component below 6.0": a
+# bound, not a denial; the same bound is often written without a negation ("up to", "at
+# most", "by", "minimum 6.0 in each component").
 _BOUND = re.compile(
-    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+)?(?:more|less|fewer|later|earlier|longer|older|"
+    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+|[a-z]+\s+(?=(?:under|over|below|above)\s+\d))?(?:more|less|fewer|later|earlier|longer|older|"
     r"younger|higher|lower|greater|bigger|larger|smaller|heavier|under|over|below|above|"
     r"exceed(?:ing)?|\w+er\s+than)\b",
     re.IGNORECASE,
@@ -46,7 +47,12 @@ def negations(text: str) -> int:
     return len(_NEGATION_CUE.findall(normalise_negation(text)))
 
 
-_SCOPE_END = re.compile(r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when)\b")
+# A negation stops at its clause's end, and where a new predicate starts: "whose language is
+# not English must provide an IELTS score" does not deny the IELTS score.
+_SCOPE_END = re.compile(
+    r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when|unless|must|can|could|"
+    r"will|would|shall|should|may|might)\b"
+)
 _SCOPE_TOKEN = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 SCOPE_WORDS = 3
 
