@@ -13,12 +13,14 @@ from collections.abc import Iterable
 
 from sightline.evals.evaluators._text import STOPWORDS, content_stems, stem
 
-# Cues that flip the truth of what follows. "unless" is "if not"; "no one", "nobody" and
+# Cues that flip the truth of what follows. "unless" is "if not", "only if" is "not unless"; "no one", "nobody" and
 # "non-" negate too, "no-shows" does not. Lexical negatives (exempt, abolished...) flip as well:
 # "graduates are exempt" says what "unless you graduated" says.
 _NEGATION_CUE = re.compile(
     r"\b(?:not|no(?!-\w)|never|none|nothing|nobody|neither|nor|cannot|without|unless|unable|"
-    r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b",
+    r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b"
+    # "covered only if you bought it" is "not covered unless you bought it"
+    r"|\bonly(?:\s+[a-z]+){0,2}?\s+(?:if|when)\b",
     re.IGNORECASE,
 )
 # "no more than", "not exceed", "no later than", "not below", "no component below 6.0": a
@@ -98,6 +100,14 @@ def negation_scopes(text: str) -> list[set[str]]:
                 if len(scope) >= SCOPE_WORDS:
                     break
         out.append(scope)
+        if m.group().lower().startswith("only"):
+            # "only if" negates twice: the condition, and the predicate it guards ("only
+            # covered if" = "not covered unless").
+            guarded = [w for w in _SCOPE_TOKEN.findall(m.group())[1:-1]]
+            if not guarded:
+                begin = max((e.end() for e in _SCOPE_END.finditer(text, 0, m.start())), default=0)
+                guarded = _SCOPE_TOKEN.findall(text, begin, m.start())[-SCOPE_WORDS:]
+            out.append({stem(w) for w in guarded if w.lower() not in STOPWORDS})
     return out
 
 

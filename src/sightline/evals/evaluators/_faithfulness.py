@@ -451,8 +451,12 @@ class Faithfulness:
             cneg = set().union(*cscopes)
             # Only negations about what the other side talks of count: "at no extra cost"
             # does not answer "Basic does not include roaming".
-            relevant = sum(1 for sc in scopes if sc & cstems) + sum(
-                1 for sc in cscopes if sc & stems
+            # An antonym is a negation of its own ("covered" / "excluded"): a scope holding
+            # the antonym of a word of the other side bears on it too.
+            cwide = cstems | {a for w in cstems for a in ANTONYMS.get(w, ())}
+            wide = stems | {a for w in stems for a in ANTONYMS.get(w, ())}
+            relevant = sum(1 for sc in scopes if sc & cwide) + sum(
+                1 for sc in cscopes if sc & wide
             )
             odd = relevant % 2 == 1
             flipped = flips.setdefault(i, set()) if n == best_n else set()
@@ -461,7 +465,9 @@ class Faithfulness:
                     agreed.add(w)
                 else:
                     flipped.add(w)
-            if n == best_n:
+            # An antonym is a negation too: with an odd number of negations on the shared
+            # words besides ("excluded unless bought" / "covered only if bought") it agrees.
+            if n == best_n and not odd:
                 flipped.update(
                     w for w in stems - cstems if ANTONYMS.get(w, set()) & (cstems - stems)
                 )
