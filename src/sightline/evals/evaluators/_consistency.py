@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from sightline.evals.evaluators._text import STOPWORDS, content_stems, stem
 
-# Cues that flip the truth of what follows. "unless" is "if not", "only if" is "not unless"; "no one", "nobody" and
-# "non-" negate too, "no-shows" does not. Lexical negatives (exempt, abolished...) flip as well:
-# "graduates are exempt" says what "unless you graduated" says.
+# Cues that flip the truth of what follows. "unless" is "if not", "only if" is "not unless";
+# "no one", "nobody" and "non-" negate too, "no-shows" does not. Lexical negatives (exempt,
+# abolished...) flip as well: "graduates are exempt" says what "unless you graduated" says.
 _NEGATION_CUE = re.compile(
     r"\b(?:not|no(?!-\w)|never|none|nothing|nobody|neither|nor|cannot|without|unless|unable|"
     r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b"
@@ -27,7 +27,8 @@ _NEGATION_CUE = re.compile(
 # bound, not a denial; the same bound is often written without a negation ("up to", "at
 # most", "by", "minimum 6.0 in each component").
 _BOUND = re.compile(
-    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+|[a-z]+\s+(?=(?:under|over|below|above)\s+\d))?(?:more|less|fewer|later|earlier|longer|older|"
+    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+|[a-z]+\s+(?=(?:under|over|below|above)\s+\d))?"
+    r"(?:more|less|fewer|later|earlier|longer|older|"
     r"younger|higher|lower|greater|bigger|larger|smaller|heavier|under|over|below|above|"
     r"exceed(?:ing)?|\w+er\s+than)\b",
     re.IGNORECASE,

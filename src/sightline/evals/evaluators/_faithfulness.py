@@ -231,7 +231,7 @@ class Faithfulness:
     """
 
     name = "faithfulness"
-    version = "2"
+    version = "3"
 
     def __init__(
         self,
@@ -363,6 +363,28 @@ class Faithfulness:
                     "/".join(sorted(u for u in units if u))
                 )
                 return claim
+        # A number the context states only about something else, where what the claim talks
+        # about has another value of that unit: "5 cm of water a week" where the 5 cm is a
+        # layer of mulch and the water 2.5 cm.
+        for value, unit in numbers(text, spelled=False):
+            if unit is None or len(stems) < 3:
+                break
+            related = [k for k, st in enumerate(support.sentence_stems) if len(stems & st) >= 2]
+            if any(round(value, 6) in support.sentence_values[k] for k in related):
+                continue
+            others = {
+                round(v, 6)
+                for k in related
+                for v, u in numbers(support.sentences[k], spelled=False)
+                if u == unit
+            } - claim.values
+            if others:
+                claim.reason = (
+                    f"{_fmt(value)} {unit} where the context has "
+                    + "/".join(_fmt(v) for v in sorted(others))
+                    + f" {unit}"
+                )
+                return claim
         # The numbers are content too, and by now every one of them is in the context:
         # "About 6-8 weeks, or 2-3 weeks for $60 extra" is mostly confirmed.
         num_content = len(stems) + len(claim.values)
@@ -455,9 +477,7 @@ class Faithfulness:
             # the antonym of a word of the other side bears on it too.
             cwide = cstems | {a for w in cstems for a in ANTONYMS.get(w, ())}
             wide = stems | {a for w in stems for a in ANTONYMS.get(w, ())}
-            relevant = sum(1 for sc in scopes if sc & cwide) + sum(
-                1 for sc in cscopes if sc & wide
-            )
+            relevant = sum(1 for sc in scopes if sc & cwide) + sum(1 for sc in cscopes if sc & wide)
             odd = relevant % 2 == 1
             flipped = flips.setdefault(i, set()) if n == best_n else set()
             for w in stems & cstems:
