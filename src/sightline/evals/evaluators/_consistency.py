@@ -88,6 +88,15 @@ def negation_scopes(text: str) -> list[set[str]]:
             scope.add(stem(w))
             if len(scope) >= SCOPE_WORDS:
                 break
+        if end is not None and end.group().lower() in ("if", "when") and scope:
+            # A denial under a condition is about the condition too: "you don't need a test
+            # if your degree was taught in English" is what "graduates of English-taught
+            # degrees are exempt" says.
+            nxt = _SCOPE_END.search(text, end.end())
+            cond = _SCOPE_TOKEN.findall(text, end.end(), nxt.start() if nxt else len(text))
+            scope |= {
+                stem(w) for w in [w for w in cond if w.lower() not in STOPWORDS][:SCOPE_WORDS]
+            }
         if not scope:
             # A negative predicate ends its clause ("graduates of English-taught degrees are
             # exempt", "pets are prohibited"): it denies its subject, the words before it.

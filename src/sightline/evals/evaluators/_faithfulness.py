@@ -103,6 +103,9 @@ _CLAUSE = re.compile(
 )
 
 
+_CONDITION = re.compile(
+    r"\s*(?:if|unless|as long as|provided(?: that)?|so long as|in case)\b", re.IGNORECASE
+)
 _HEDGE = re.compile(r"^(?:it\s+)?depends(?:\s+on\s+[\w\s'-]{1,40})?$", re.IGNORECASE)
 
 
@@ -412,9 +415,14 @@ class Faithfulness:
         or when an antonym stands for a word of the claim — unless another aligned clause
         agrees with the claim on that word.
         """
+        # A bare condition ("As long as you clear the balance") states nothing to contradict.
         parts = [
-            p for p in claim.text.split(",") if len(content_stems(p)) >= self.min_aligned_words
+            p
+            for p in claim.text.split(",")
+            if len(content_stems(p)) >= self.min_aligned_words and not _CONDITION.match(p)
         ]
+        if not parts and _CONDITION.match(claim.text):
+            return
         for part in parts or [claim.text]:
             reason = self._polarity(content_stems(normalise_negation(part)), part, support)
             if reason:
