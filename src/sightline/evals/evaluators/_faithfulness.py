@@ -119,6 +119,8 @@ class _Claim:
     values: set[float] = dataclasses.field(default_factory=set)
     num_novel: int = 0
     """Content words of the claim found nowhere in the context or the question."""
+    local_coverage: float = 1.0
+    """Share of the claim's content found in the context sentences it is embedded against."""
     anchored: bool = False
     """The claim states a number or a name, and the context has it: it is about the context."""
 
@@ -240,7 +242,7 @@ class Faithfulness:
         self,
         *,
         embedder: Embedder | None = None,
-        min_support: float = 0.58,
+        min_support: float = 0.62,
         coverage_weight: float = 0.8,
         anchor_bonus: float = 0.1,
         novel_penalty: float = 0.06,
@@ -545,8 +547,14 @@ class Faithfulness:
                 # Not one content word in common with any sentence: nothing to paraphrase.
                 c.reason = "not supported by the context (none of its words are there)"
                 continue
+            # Support is judged against these sentences: the claim's words they hold, not
+            # words scattered over every document ("the deposit earned interest" borrows
+            # "deposit" from one sentence and "interest" from another).
+            near = set().union(*(sup.sentence_stems[k] for k in candidates))
+            content = len(c.stems) + len(c.values)
+            c.local_coverage = (len(c.stems & near) + len(c.values)) / content if content else 1.0
             texts.append(c.text)
-            texts.extend(candidates)
+            texts.extend(sup.sentences[k] for k in candidates)
             todo.append((c, len(candidates)))
         if not todo:
             return
@@ -558,17 +566,17 @@ class Faithfulness:
             claim.similarity = float(sims.max())
             support = (
                 claim.similarity
-                + self.coverage_weight * claim.coverage
+                + self.coverage_weight * claim.local_coverage
                 + self.anchor_bonus * claim.anchored
                 - self.novel_penalty * max(0, claim.num_novel - 1)
             )
             if support < self.min_support:
                 claim.reason = (
                     f"not supported by the context (similarity {claim.similarity:.2f}, "
-                    f"{claim.coverage:.0%} of its words)"
+                    f"{claim.local_coverage:.0%} of its words in those sentences)"
                 )
 
-    def _candidates(self, claim: _Claim, support: _Support) -> list[str]:
+    def _candidates(self, claim: _Claim, support: _Support) -> list[int]:
         """The context sentences sharing most words with the claim (at least one).
 
         Embedding only these, not every sentence of every document, keeps unseen
@@ -581,7 +589,7 @@ class Faithfulness:
             for s, v in zip(support.sentence_stems, support.sentence_values, strict=True)
         ]
         order = sorted((k for k, n in enumerate(overlap) if n > 0), key=lambda k: -overlap[k])
-        return [support.sentences[k] for k in order[: self.max_candidates]]
+        return order[: self.max_candidates]
 
     def _result(self, claims: list[_Claim]) -> EvalResult:
         if not claims:
@@ -609,6 +617,7 @@ class Faithfulness:
                         "reason": c.reason,
                         "coverage": round(c.coverage, 3),
                         "similarity": c.similarity,
+                        "local_coverage": round(c.local_coverage, 3),
                         "novel_words": c.num_novel,
                         "anchored": c.anchored,
                     }  # fmt: skip
