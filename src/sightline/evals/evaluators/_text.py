@@ -275,6 +275,7 @@ _NOT_NAMES = frozenset(
     sun am pm utc gmt usd eur gbp km kg mg gb mb tb kwh psi kpa au cm mm ml pdf id url faq
     only every each both either all just even some many most any not yes no both its their
     our your my his her after before about around roughly approximately up over under
+    unless until although though whether whereas unlike despite except besides between among
     """.split()
 )
 _NAME_TOKEN = re.compile(r"\b[A-Z][a-zA-Z'’&-]*[a-zA-Z]|\b[A-Z]{2,}\b")
