@@ -13,18 +13,22 @@ from collections.abc import Iterable
 
 from sightline.evals.evaluators._text import STOPWORDS, content_stems, stem
 
-# Cues that flip the truth of what follows. "unless" is "if not"; "no one", "nobody" and
-# "non-" negate too, "no-shows" does not. Lexical negatives (exempt, abolished...) flip as well:
-# "graduates are exempt" says what "unless you graduated" says.
+# Cues that flip the truth of what follows. "unless" is "if not", "only if" is "not unless";
+# "no one", "nobody" and "non-" negate too, "no-shows" does not. Lexical negatives (exempt,
+# abolished...) flip as well: "graduates are exempt" says what "unless you graduated" says.
 _NEGATION_CUE = re.compile(
     r"\b(?:not|no(?!-\w)|never|none|nothing|nobody|neither|nor|cannot|without|unless|unable|"
-    r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b",
+    r"exempt|abolished|waived|prohibited|forbidden|non-?)\b|n['’]t\b"
+    # "covered only if you bought it" is "not covered unless you bought it"
+    r"|\bonly(?:\s+[a-z]+){0,2}?\s+(?:if|when)\b",
     re.IGNORECASE,
 )
-# "no more than", "not exceed", "no later than", "not below": a bound, not a denial; the
-# same bound is often written without a negation ("up to", "at most", "by").
+# "no more than", "not exceed", "no later than", "not below", "no component below 6.0": a
+# bound, not a denial; the same bound is often written without a negation ("up to", "at
+# most", "by", "minimum 6.0 in each component").
 _BOUND = re.compile(
-    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+)?(?:more|less|fewer|later|earlier|longer|older|"
+    r"(?:\b(?:no|not)|n['’]t)\s+(?:be\s+|[a-z]+\s+(?=(?:under|over|below|above)\s+\d))?"
+    r"(?:more|less|fewer|later|earlier|longer|older|"
     r"younger|higher|lower|greater|bigger|larger|smaller|heavier|under|over|below|above|"
     r"exceed(?:ing)?|\w+er\s+than)\b",
     re.IGNORECASE,
@@ -46,7 +50,12 @@ def negations(text: str) -> int:
     return len(_NEGATION_CUE.findall(normalise_negation(text)))
 
 
-_SCOPE_END = re.compile(r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when)\b")
+# A negation stops at its clause's end, and where a new predicate starts: "whose language is
+# not English must provide an IELTS score" does not deny the IELTS score.
+_SCOPE_END = re.compile(
+    r"[,;:.!?()]|\b(?:but|and|or|while|whereas|so|because|if|when|unless|must|can|could|"
+    r"will|would|shall|should|may|might)\b"
+)
 _SCOPE_TOKEN = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 SCOPE_WORDS = 3
 
@@ -79,7 +88,36 @@ def negation_scopes(text: str) -> list[set[str]]:
             scope.add(stem(w))
             if len(scope) >= SCOPE_WORDS:
                 break
+        if end is not None and end.group().lower() in ("if", "when") and scope:
+            # A denial under a condition is about the condition too: "you don't need a test
+            # if your degree was taught in English" is what "graduates of English-taught
+            # degrees are exempt" says.
+            nxt = _SCOPE_END.search(text, end.end())
+            cond = _SCOPE_TOKEN.findall(text, end.end(), nxt.start() if nxt else len(text))
+            scope |= {
+                stem(w) for w in [w for w in cond if w.lower() not in STOPWORDS][:SCOPE_WORDS]
+            }
+        if not scope:
+            # A negative predicate ends its clause ("graduates of English-taught degrees are
+            # exempt", "pets are prohibited"): it denies its subject, the words before it.
+            begin = 0
+            for e in _SCOPE_END.finditer(text, 0, m.start()):
+                begin = e.end()
+            for w in reversed(_SCOPE_TOKEN.findall(text, begin, m.start())):
+                if w.lower() in STOPWORDS:
+                    continue
+                scope.add(stem(w))
+                if len(scope) >= SCOPE_WORDS:
+                    break
         out.append(scope)
+        if m.group().lower().startswith("only"):
+            # "only if" negates twice: the condition, and the predicate it guards ("only
+            # covered if" = "not covered unless").
+            guarded = [w for w in _SCOPE_TOKEN.findall(m.group())[1:-1]]
+            if not guarded:
+                begin = max((e.end() for e in _SCOPE_END.finditer(text, 0, m.start())), default=0)
+                guarded = _SCOPE_TOKEN.findall(text, begin, m.start())[-SCOPE_WORDS:]
+            out.append({stem(w) for w in guarded if w.lower() not in STOPWORDS})
     return out
 
 
@@ -182,6 +220,9 @@ def siblings(texts: Iterable[str]) -> dict[str, set[str]]:
             if a in STOPWORDS or b in STOPWORDS or len(a) < 3 or len(b) < 3:
                 continue
             if a in _GENERIC or b in _GENERIC:
+                continue
+            # "not include" next to "Plus includes": a negation is not an alternative term.
+            if _NEGATION_CUE.fullmatch(a) or _NEGATION_CUE.fullmatch(b):
                 continue
             sa, sb = stem(a), stem(b)
             if sa != sb:

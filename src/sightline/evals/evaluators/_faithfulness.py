@@ -97,9 +97,15 @@ _CLAUSE = re.compile(
     r";\s+|:\s+(?=[A-Za-z])|,\s+(?=(?:and|but|while|whereas|although|though|which|so|yet)\s)"
     r"|\s+(?=(?:and|but)\s+(?:it|they|there|you|this|that|he|she|we|the|a|an|after|also|"
     r"each|every|all)\b)"
+    # "... and may charge a fee": a second predicate (a verb phrase led by a modal) is a claim.
+    r"|\s+(?=(?:and|but)\s+(?:also\s+)?(?:may|might|can|cannot|can't|must|will|won't|should|"
+    r"shall|could|would|need|needs)\s)"
 )
 
 
+_CONDITION = re.compile(
+    r"\s*(?:if|unless|as long as|provided(?: that)?|so long as|in case)\b", re.IGNORECASE
+)
 _HEDGE = re.compile(r"^(?:it\s+)?depends(?:\s+on\s+[\w\s'-]{1,40})?$", re.IGNORECASE)
 
 
@@ -113,6 +119,8 @@ class _Claim:
     values: set[float] = dataclasses.field(default_factory=set)
     num_novel: int = 0
     """Content words of the claim found nowhere in the context or the question."""
+    local_coverage: float = 1.0
+    """Share of the claim's content found in the context sentences it is embedded against."""
     anchored: bool = False
     """The claim states a number or a name, and the context has it: it is about the context."""
 
@@ -228,13 +236,13 @@ class Faithfulness:
     """
 
     name = "faithfulness"
-    version = "2"
+    version = "3"
 
     def __init__(
         self,
         *,
         embedder: Embedder | None = None,
-        min_support: float = 0.58,
+        min_support: float = 0.62,
         coverage_weight: float = 0.8,
         anchor_bonus: float = 0.1,
         novel_penalty: float = 0.06,
@@ -360,6 +368,28 @@ class Faithfulness:
                     "/".join(sorted(u for u in units if u))
                 )
                 return claim
+        # A number the context states only about something else, where what the claim talks
+        # about has another value of that unit: "5 cm of water a week" where the 5 cm is a
+        # layer of mulch and the water 2.5 cm.
+        for value, unit in numbers(text, spelled=False):
+            if unit is None or len(stems) < 3:
+                break
+            related = [k for k, st in enumerate(support.sentence_stems) if len(stems & st) >= 2]
+            if any(round(value, 6) in support.sentence_values[k] for k in related):
+                continue
+            others = {
+                round(v, 6)
+                for k in related
+                for v, u in numbers(support.sentences[k], spelled=False)
+                if u == unit
+            } - claim.values
+            if others:
+                claim.reason = (
+                    f"{_fmt(value)} {unit} where the context has "
+                    + "/".join(_fmt(v) for v in sorted(others))
+                    + f" {unit}"
+                )
+                return claim
         # The numbers are content too, and by now every one of them is in the context:
         # "About 6-8 weeks, or 2-3 weeks for $60 extra" is mostly confirmed.
         num_content = len(stems) + len(claim.values)
@@ -387,14 +417,32 @@ class Faithfulness:
         or when an antonym stands for a word of the claim — unless another aligned clause
         agrees with the claim on that word.
         """
+        # A bare condition ("As long as you clear the balance") states nothing to contradict.
         parts = [
-            p for p in claim.text.split(",") if len(content_stems(p)) >= self.min_aligned_words
+            p
+            for p in claim.text.split(",")
+            if len(content_stems(p)) >= self.min_aligned_words and not _CONDITION.match(p)
         ]
+        if not parts and _CONDITION.match(claim.text):
+            return
         for part in parts or [claim.text]:
             reason = self._polarity(content_stems(normalise_negation(part)), part, support)
             if reason:
                 claim.reason = reason
                 return
+        # What the claim says of a named thing must agree with the clauses that name it, even
+        # when other clauses share more of its words: "Both Plus and Basic include roaming"
+        # aligns best with the clause about Plus, yet "Basic does not include roaming".
+        for part in parts or [claim.text]:
+            norm = content_stems(normalise_negation(part))
+            for name in sorted(names(part)):
+                key = stem(name)
+                naming = {i for i, c in enumerate(support.clause_stems) if key in c}
+                if naming and len(naming) < len(support.clause_stems):
+                    reason = self._polarity(norm, part, support, naming)
+                    if reason:
+                        claim.reason = reason
+                        return
         stems = claim.stems
         shared_n = [len(stems & c) for c in support.clause_stems]
         best_n = max(shared_n, default=0)
@@ -410,12 +458,16 @@ class Faithfulness:
         if swap is not None:
             claim.reason = f'"{swap[0]}" where the context says "{swap[1]}"'
 
-    def _polarity(self, stems: set[str], text: str, support: _Support) -> str | None:
+    def _polarity(
+        self, stems: set[str], text: str, support: _Support, only: set[int] | None = None
+    ) -> str | None:
         # A clause about a sibling of the claim's subject ("Annual plans..." for "Monthly
         # plans...") is aligned one word less well than its shared words say.
         shared_n = [
             len(stems & c) - (swapped_sibling(stems, c, support.siblings) is not None)
-            for c in support.clause_stems
+            if only is None or i in only
+            else 0
+            for i, c in enumerate(support.clause_stems)
         ]
         best_n = max(shared_n, default=0)
         if best_n < self.min_aligned_words:
@@ -431,9 +483,11 @@ class Faithfulness:
             cneg = set().union(*cscopes)
             # Only negations about what the other side talks of count: "at no extra cost"
             # does not answer "Basic does not include roaming".
-            relevant = sum(1 for sc in scopes if sc & cstems) + sum(
-                1 for sc in cscopes if sc & stems
-            )
+            # An antonym is a negation of its own ("covered" / "excluded"): a scope holding
+            # the antonym of a word of the other side bears on it too.
+            cwide = cstems | {a for w in cstems for a in ANTONYMS.get(w, ())}
+            wide = stems | {a for w in stems for a in ANTONYMS.get(w, ())}
+            relevant = sum(1 for sc in scopes if sc & cwide) + sum(1 for sc in cscopes if sc & wide)
             odd = relevant % 2 == 1
             flipped = flips.setdefault(i, set()) if n == best_n else set()
             for w in stems & cstems:
@@ -441,7 +495,9 @@ class Faithfulness:
                     agreed.add(w)
                 else:
                     flipped.add(w)
-            if n == best_n:
+            # An antonym is a negation too: with an odd number of negations on the shared
+            # words besides ("excluded unless bought" / "covered only if bought") it agrees.
+            if n == best_n and not odd:
                 flipped.update(
                     w for w in stems - cstems if ANTONYMS.get(w, set()) & (cstems - stems)
                 )
@@ -491,8 +547,14 @@ class Faithfulness:
                 # Not one content word in common with any sentence: nothing to paraphrase.
                 c.reason = "not supported by the context (none of its words are there)"
                 continue
+            # Support is judged against these sentences: the claim's words they hold, not
+            # words scattered over every document ("the deposit earned interest" borrows
+            # "deposit" from one sentence and "interest" from another).
+            near = set().union(*(sup.sentence_stems[k] for k in candidates))
+            content = len(c.stems) + len(c.values)
+            c.local_coverage = (len(c.stems & near) + len(c.values)) / content if content else 1.0
             texts.append(c.text)
-            texts.extend(candidates)
+            texts.extend(sup.sentences[k] for k in candidates)
             todo.append((c, len(candidates)))
         if not todo:
             return
@@ -504,17 +566,17 @@ class Faithfulness:
             claim.similarity = float(sims.max())
             support = (
                 claim.similarity
-                + self.coverage_weight * claim.coverage
+                + self.coverage_weight * claim.local_coverage
                 + self.anchor_bonus * claim.anchored
                 - self.novel_penalty * max(0, claim.num_novel - 1)
             )
             if support < self.min_support:
                 claim.reason = (
                     f"not supported by the context (similarity {claim.similarity:.2f}, "
-                    f"{claim.coverage:.0%} of its words)"
+                    f"{claim.local_coverage:.0%} of its words in those sentences)"
                 )
 
-    def _candidates(self, claim: _Claim, support: _Support) -> list[str]:
+    def _candidates(self, claim: _Claim, support: _Support) -> list[int]:
         """The context sentences sharing most words with the claim (at least one).
 
         Embedding only these, not every sentence of every document, keeps unseen
@@ -527,7 +589,7 @@ class Faithfulness:
             for s, v in zip(support.sentence_stems, support.sentence_values, strict=True)
         ]
         order = sorted((k for k, n in enumerate(overlap) if n > 0), key=lambda k: -overlap[k])
-        return [support.sentences[k] for k in order[: self.max_candidates]]
+        return order[: self.max_candidates]
 
     def _result(self, claims: list[_Claim]) -> EvalResult:
         if not claims:
@@ -555,6 +617,7 @@ class Faithfulness:
                         "reason": c.reason,
                         "coverage": round(c.coverage, 3),
                         "similarity": c.similarity,
+                        "local_coverage": round(c.local_coverage, 3),
                         "novel_words": c.num_novel,
                         "anchored": c.anchored,
                     }  # fmt: skip

@@ -130,7 +130,9 @@ class SelfConsistency:
     """
 
     name = "self_consistency"
-    version = "1"
+    # 2: shared helpers changed ("-tion" nouns stem with their verb; negation scopes stop at
+    # modals and "unless", "only if" negates twice), so contradiction checks can differ.
+    version = "2"
     requires_options = False
 
     def __init__(

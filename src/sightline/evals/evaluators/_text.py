@@ -60,12 +60,20 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*")
 
 
+_TION = re.compile(r"(?<=[cpe])tions?$")
+
+
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match refund/refunds/refunded, not a real stemmer."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
+    # "interaction"/"interacts", "protection"/"protected", "exemption"/"exempt",
+    # "completion"/"complete": the noun and the verb share a stem.
+    m = _TION.search(w)
+    if m is not None and m.start() >= 4:
+        return w[: m.start() + 1]
     for suf in ("ations", "ation", "ingly", "ments", "ment", "ings", "ing", "ied", "ies", "able",
                 "ible", "ed", "es", "s", "ly"):  # fmt: skip
         if suf == "s" and w.endswith(("ss", "us", "is")):
@@ -267,6 +275,7 @@ _NOT_NAMES = frozenset(
     sun am pm utc gmt usd eur gbp km kg mg gb mb tb kwh psi kpa au cm mm ml pdf id url faq
     only every each both either all just even some many most any not yes no both its their
     our your my his her after before about around roughly approximately up over under
+    unless until although though whether whereas unlike despite except besides between among
     """.split()
 )
 _NAME_TOKEN = re.compile(r"\b[A-Z][a-zA-Z'’&-]*[a-zA-Z]|\b[A-Z]{2,}\b")
