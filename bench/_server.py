@@ -22,8 +22,13 @@ def free_port() -> int:
 
 
 def start(
-    data_dir: Path, *, workers: int | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    *,
+    workers: int | None = None,
+    env: dict[str, str] | None = None,
+    named_threads: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``sightline serve``; ``named_threads``: through ``_threadnames.py`` (see there)."""
     port = free_port()
     extra_env = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
@@ -40,8 +45,11 @@ def start(
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "sightline",
+            *(
+                [str(Path(__file__).with_name("_threadnames.py"))]
+                if named_threads
+                else ["-m", "sightline"]
+            ),
             "serve",
             "--port",
             str(port),

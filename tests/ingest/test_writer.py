@@ -145,3 +145,31 @@ def test_duckdb_invalidated_by_a_full_disk_is_reopened_and_keeps_commits(
     with store._cursor() as cur:
         assert cur.execute("SELECT count(*) FROM spans").fetchall()[0][0] == committed
     store.close()
+
+
+def test_linger_takes_an_announced_batch_into_the_same_commit(store: GatedStore) -> None:
+    store.gate.set()
+    w = GroupCommitWriter(store, linger_s=5.0)
+    w.start()
+    w.expect()  # a second request is still being decoded
+    first = w.submit(_batch(5), 5)
+    time.sleep(0.2)
+    assert not first.done()  # not acknowledged before its commit, which waits for the other
+    second = w.submit(_batch(7), 7, expected=True)
+    assert first.result(10) == 5 and second.result(10) == 7
+    w.stop()
+    assert w.num_commits == 1 and w.num_lingers == 1
+    assert store.count_spans("p") == 12
+
+
+def test_linger_ends_when_the_announced_batch_will_not_come(store: GatedStore) -> None:
+    store.gate.set()
+    w = GroupCommitWriter(store, linger_s=30.0)
+    w.start()
+    w.expect()
+    first = w.submit(_batch(5), 5)
+    t0 = time.monotonic()
+    w.unexpect()  # its decode failed or it held no spans
+    assert first.result(10) == 5
+    assert time.monotonic() - t0 < 10
+    w.stop()

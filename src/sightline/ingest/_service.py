@@ -256,15 +256,22 @@ class IngestService:
         """Decode ``body`` and return once its spans are committed."""
         loop = asyncio.get_running_loop()
         args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
+        self._writer.expect()  # a commit starting meanwhile may wait for this batch
         try:
             table, res = await loop.run_in_executor(self._pool, _prepare, *args)
         except BrokenProcessPool:
+            self._writer.unexpect()
             log.error("ingest_pool_broken")
             self.stop()
             self.start()
             raise Overloaded("ingest worker crashed; retry", retry_after_s=1) from None
-        if table is not None:
-            await asyncio.wrap_future(self._writer.submit(table, table.num_rows))
+        except BaseException:
+            self._writer.unexpect()
+            raise
+        if table is None:
+            self._writer.unexpect()
+        else:
+            await asyncio.wrap_future(self._writer.submit(table, table.num_rows, expected=True))
         return IngestResult(table.num_rows if table is not None else 0, res.rejected, res.repaired)
 
     async def ingest_signal(
@@ -287,15 +294,23 @@ class IngestService:
             self.max_body_bytes,
             self._redactor(project_id),
         )
+        self._writer.expect()
         try:
             table, res = await loop.run_in_executor(self._pool, _prepare_signal, *args)
         except BrokenProcessPool:
+            self._writer.unexpect()
             log.error("ingest_pool_broken")
             self.stop()
             self.start()
             raise Overloaded("ingest worker crashed; retry", retry_after_s=1) from None
-        if table is not None:
-            await asyncio.wrap_future(self._writer.submit(table, table.num_rows, signal=signal))
+        except BaseException:
+            self._writer.unexpect()
+            raise
+        if table is None:
+            self._writer.unexpect()
+        else:
+            fut = self._writer.submit(table, table.num_rows, signal=signal, expected=True)
+            await asyncio.wrap_future(fut)
         return IngestResult(table.num_rows if table is not None else 0, res.rejected)
 
     def ingest_signal_sync(self, signal: Signal, body: bytes, *, project_id: str) -> IngestResult:

@@ -43,6 +43,13 @@ class GroupCommitWriter:
     the queue is idle the writer probes the store every ``probe_interval_s`` with
     ``check_writable``, so ``healthy`` (and ``/readyz``) turn back by themselves when the store
     returns, without a restart.
+
+    Most of a DuckDB insert's CPU is a fixed cost per statement (~8 ms, whatever the rows), so
+    a commit of two requests' batches costs much less than two commits. Requests announce
+    themselves while they are still decoding (:meth:`expect`); when a commit would start
+    while announced batches are on their way, the writer waits for them up to ``linger_s``
+    (each request is still acknowledged only after the commit holding it). ``linger_s = 0``
+    commits at once, as before.
     """
 
     def __init__(
@@ -54,6 +61,7 @@ class GroupCommitWriter:
         on_commit: Callable[[list[Any]], None] | None = None,
         probe_interval_s: float = 1.0,
         fault_file: Path | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self._store = store
         self._max_queue = max_queue_spans
@@ -61,6 +69,9 @@ class GroupCommitWriter:
         self._on_commit = on_commit
         self._queue: deque[_Pending] = deque()
         self._queued_spans = 0
+        self._expected = 0
+        """Batches announced with :meth:`expect` and not yet submitted (nor given up)."""
+        self._linger_s = linger_s
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="sightline-writer", daemon=True)
@@ -68,6 +79,8 @@ class GroupCommitWriter:
         self._fault_file = fault_file
         """Test only (``SIGHTLINE_TEST_STORE_FAULT_FILE``): while it exists, commits fail."""
         self.num_commits = 0
+        self.num_lingers = 0
+        """Commits that waited for announced batches."""
         self.num_spans_committed = 0
         self.num_failed_commits = 0
         self.last_error: str | None = None
@@ -95,7 +108,26 @@ class GroupCommitWriter:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
-    def submit(self, batch: Any, num_spans: int, *, signal: str = "spans") -> Future[int]:
+    def expect(self) -> None:
+        """Announce a batch being prepared: a commit may wait ``linger_s`` for it.
+
+        Each call must be followed by exactly one ``submit(..., expected=True)`` or
+        :meth:`unexpect` (the batch turned out empty, or its preparation failed).
+        """
+        if self._linger_s > 0:
+            with self._cond:
+                self._expected += 1
+
+    def unexpect(self) -> None:
+        """The announced batch will not come."""
+        if self._linger_s > 0:
+            with self._cond:
+                self._expected -= 1
+                self._cond.notify()
+
+    def submit(
+        self, batch: Any, num_spans: int, *, signal: str = "spans", expected: bool = False
+    ) -> Future[int]:
         """Queue a prepared batch; the future resolves to its span count once committed.
 
         ``signal`` is ``spans``, or ``metrics``/``logs`` for OTLP metric points and log records
@@ -104,6 +136,8 @@ class GroupCommitWriter:
         """
         fut: Future[int] = Future()
         with self._cond:
+            if expected and self._linger_s > 0:
+                self._expected -= 1  # arrived (or refused below): no longer worth waiting for
             if self._stopping:
                 raise Overloaded("server is shutting down", retry_after_s=5)
             if self._queued_spans and self._queued_spans + num_spans > self._max_queue:
@@ -126,6 +160,8 @@ class GroupCommitWriter:
                     continue
                 if not self._cond.wait(self._probe_interval_s) and not self._queue:
                     return []  # idle while unhealthy: probe the store
+            if self._expected > 0 and not self._stopping:
+                self._linger()
             taken = [self._queue.popleft()]
             n = taken[0].num_spans
             while self._queue and n + self._queue[0].num_spans <= self._max_batch:
@@ -133,6 +169,16 @@ class GroupCommitWriter:
                 n += p.num_spans
                 taken.append(p)
             return taken
+
+    def _linger(self) -> None:
+        """Wait (holding the condition) up to ``linger_s`` for the announced batches."""
+        self.num_lingers += 1
+        deadline = time.monotonic() + self._linger_s
+        while self._expected > 0 and not self._stopping and self._queued_spans < self._max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _run(self) -> None:
         while True:

@@ -145,6 +145,7 @@ def create_app(
             max_batch_spans=settings.max_batch_spans,
             on_commit=prom.observe_commit,
             fault_file=settings.test_store_fault_file,
+            linger_s=settings.commit_linger_ms / 1000,
         )
         keys = KeyRing(st)
         security = build_security(settings, st, keys, clock or system_clock)
