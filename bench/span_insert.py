@@ -47,7 +47,6 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _payload import llm_request  # noqa: E402
-
 from sightline.ingest._decode import Limits, decode_otlp_message  # noqa: E402
 from sightline.model import SPAN_FIELDS  # noqa: E402
 from sightline.store._arrow import records_to_table  # noqa: E402
@@ -76,7 +75,7 @@ LEFT = (
     " ON s._key_trace = b.kt AND s._key_span = b.ks WHERE s._key_span IS NULL"
 )
 PROBE = (
-    "SELECT s._key_trace, s._key_span FROM spans s"
+    "SELECT s._key_trace, s._key_span FROM spans s"  # noqa: S608
     f" JOIN (SELECT {KEYS.replace(', CAST', ' AS kt, CAST')} AS ks FROM _incoming) b"
     " ON s._key_trace = b.kt AND s._key_span = b.ks WHERE {range} true"
 )
