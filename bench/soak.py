@@ -112,6 +112,13 @@ def _proc_rss(p: int) -> int:
     return 0
 
 
+def _proc_cpu_s(p: int) -> float:
+    """CPU seconds (user + system) of process ``p`` alone, not its children."""
+    with open(f"/proc/{p}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_nice(p: int) -> int:
     try:
         return int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[16])
@@ -238,6 +245,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
                     time.sleep(0.005)
 
     rss: dict[str, dict[str, tuple[int, int]]] = {"start": rss_by_process(pid)}
+    cpu0 = _proc_cpu_s(pid)
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     sampling = threading.Thread(target=sampler)
     sampling.start()
@@ -259,6 +267,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
     samples.put(None)
     sampling.join()
     elapsed = last_answer[0] - t_start
+    cpu_s = _proc_cpu_s(pid) - cpu0
     lags = sorted(lags_ms)
     acks = sorted(ack_ms)
 
@@ -270,6 +279,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
         "errors": sum(n for s, n in statuses.items() if s != "200"),
         "acked": acked[0],
         "rate": acked[0] / elapsed,
+        "cpu_us_per_span": cpu_s * 1e6 / max(acked[0], 1),
         "elapsed": elapsed,
         "lag": (
             statistics.median(lags) if lags else float("nan"),
@@ -330,6 +340,7 @@ def main() -> None:
     print(
         f"soak_spans_per_s={res['rate']:.0f} acked_spans={res['acked']} over {res['elapsed']:.1f} s"
     )
+    print(f"soak_server_cpu_us_per_span={res['cpu_us_per_span']:.1f} (the server process alone)")
     print(
         f"soak_lag_ms_p50={lag[0]:.0f} p95={lag[1]:.0f} max={lag[2]:.0f}"
         f" (samples={res['num_lag_samples']})"
