@@ -139,6 +139,20 @@ class TestSpansWithoutKey:
         finally:
             store.close()
 
+    def test_a_batch_repeating_spans_keeps_the_first_row_of_each(self, tmp_path: Path) -> None:
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        try:
+            a, b, c = (span_record(input=f"first {n}") for n in "abc")
+            again = {**a, "input": "second a"}
+            store.insert_batches([batch(a, b, again, c, {**b, "input": "second b"}, a)])
+            with store._cursor() as cur:
+                rows = cur.execute("SELECT span_id, input FROM spans ORDER BY input").fetchall()
+            assert rows == [(a["span_id"], "first a"), (b["span_id"], "first b"),
+                            (c["span_id"], "first c")]  # fmt: skip
+        finally:
+            store.close()
+
     def test_a_resent_batch_with_far_apart_start_times_adds_only_its_new_spans(
         self, tmp_path: Path
     ) -> None:

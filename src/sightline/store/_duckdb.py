@@ -157,8 +157,9 @@ def _first_of_each_span(table: pa.Table) -> pa.Table:
     uniq = pc.unique(ids)
     if len(uniq) == table.num_rows:
         return table
-    first = pc.index_in(uniq, value_set=ids)  # the first row of each
-    return table.take(pc.sort_indices(first))
+    # the row of each id's first occurrence, in table order (unique keeps the order they
+    # first occur in)
+    return table.take(pc.index_in(uniq, value_set=ids))
 
 
 def _start_filter(table: pa.Table) -> str:
