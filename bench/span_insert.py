@@ -187,6 +187,36 @@ def rss_mib() -> float:
     return 0.0
 
 
+def migration(size: int) -> None:
+    """Time migration 15 (the spans table rebuilt without its key) on a store of ``size``."""
+    from sightline.store import _duckdb
+    from sightline.store._migrations import MIGRATIONS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "old.db")
+        _duckdb.MIGRATIONS = [m for m in MIGRATIONS if m[0] < 15]  # type: ignore[misc]
+        store = DuckDBStore(path)
+        store.migrate()
+        store.close()
+        _duckdb.MIGRATIONS = MIGRATIONS  # type: ignore[misc]
+        con = duckdb.connect(str(path))
+        fill(con, template(512), 0, size)
+        con.close()
+        before = path.stat().st_size
+        store = DuckDBStore(path, memory_limit="1GB")
+        w0, c0 = time.monotonic(), time.process_time()
+        store.migrate()
+        wall, cpu = time.monotonic() - w0, time.process_time() - c0
+        with store._cursor() as cur:
+            n = cur.execute("SELECT count(*) FROM spans").fetchall()[0][0]
+            cur.execute("CHECKPOINT")
+        store.close()
+        print(
+            f"span_insert migration15 spans={n} wall_s={wall:.1f} cpu_s={cpu:.1f}"
+            f" file_mib_before={before / 2**20:.0f} after={path.stat().st_size / 2**20:.0f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="0 and 20k spans, 3 x 5 inserts")
@@ -194,8 +224,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--inserts", type=int, default=15, help="inserts per variant per round")
     ap.add_argument("--all", action="store_true", help="also the LEFT JOIN and probe forms")
+    ap.add_argument(
+        "--migration", type=int, metavar="SPANS", help="only time migration 15 on SPANS spans"
+    )
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.migration:
+        migration(args.migration)
+        return
     sizes = [0, 20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     rounds, per = (3, 5) if args.quick else (args.rounds, args.inserts)
     tpl = template(512)
