@@ -8,7 +8,8 @@ Clients send pre-encoded ExportTraceServiceRequests of ``--batch`` LLM spans (~2
 attributes each) on a fixed schedule (open loop: a slow answer does not lower the offered rate
 until every client is busy). Each request gets fresh trace and span ids, patched into a
 pre-serialised template at known byte offsets, so the client costs a copy per request and the
-server stores every span (no idempotent no-ops).
+server stores every span (no idempotent no-ops); start and end times move with the clock (a span
+starts ~5 s before it is sent) unless ``--fixed-times``.
 
 Reports:
 - errors: answers other than 200 and transport errors (none is expected);
@@ -30,6 +31,7 @@ import os
 import queue
 import random
 import statistics
+import struct
 import sys
 import tempfile
 import threading
@@ -50,24 +52,42 @@ MIB = 2**20
 class Templates:
     """Serialised requests whose trace and span ids are rewritten for every send."""
 
-    def __init__(self, num: int, spans: int) -> None:
+    def __init__(self, num: int, spans: int, *, fixed_times: bool = False) -> None:
         rng = random.Random(0)
+        self.fixed_times = fixed_times
+        self.base_ns = time.time_ns()
         self.bodies: list[bytes] = []
         self.offsets: list[list[tuple[int, int]]] = []  # (trace id offset, span id offset)
+        self.times: list[list[tuple[int, int]]] = []  # (offset, time ns): starts and ends
         for _ in range(num):
             req, _ids = llm_request(spans, rng=rng)
+            spans_ = req.resource_spans[0].scope_spans[0].spans
+            for j, s in enumerate(spans_):  # distinct times, so that each is found once
+                s.start_time_unix_nano = self.base_ns - 5 * 10**9 + j * 997 + rng.randrange(997)
+                s.end_time_unix_nano = s.start_time_unix_nano + rng.randrange(3 * 10**8, 4 * 10**9)
             body = req.SerializeToString()
-            offs = []
-            for s in req.resource_spans[0].scope_spans[0].spans:
+            offs, times = [], []
+            for s in spans_:
                 # ids are random bytes: each occurs once in the body (checked)
                 t, sid = body.index(s.trace_id), body.index(s.span_id)
                 assert body.count(s.trace_id) == 1 and body.count(s.span_id) == 1
                 offs.append((t, sid))
+                # the start and end times: fixed64 fields, field number + 8 bytes (checked)
+                for ns in (s.start_time_unix_nano, s.end_time_unix_nano):
+                    raw = struct.pack("<Q", ns)
+                    assert body.count(raw) == 1
+                    times.append((body.index(raw), ns))
             self.bodies.append(body)
             self.offsets.append(offs)
+            self.times.append(times)
 
     def fresh(self, i: int) -> tuple[bytes, str]:
-        """Template ``i`` with new ids; returns the body and its first span's trace id."""
+        """Template ``i`` with new ids (and times moved to now); its first span's trace id.
+
+        Start and end times move with the clock, as an exporter's spans do (a span is sent
+        seconds after it ends), unless ``--fixed-times``: every send then has the template's
+        times from the start of the run.
+        """
         k = i % len(self.bodies)
         body = bytearray(self.bodies[k])
         offs = self.offsets[k]
@@ -75,6 +95,10 @@ class Templates:
         for j, (t, s) in enumerate(offs):
             body[t : t + 16] = ids[24 * j : 24 * j + 16]
             body[s : s + 8] = ids[24 * j + 16 : 24 * j + 24]
+        if not self.fixed_times:
+            shift = time.time_ns() - self.base_ns
+            for off, ns in self.times[k]:
+                body[off : off + 8] = struct.pack("<Q", ns + shift)
         return bytes(body), ids[:16].hex()
 
 
@@ -86,6 +110,13 @@ def _proc_rss(p: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _proc_cpu_s(p: int) -> float:
+    """CPU seconds (user + system) of process ``p`` alone, not its children."""
+    with open(f"/proc/{p}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_nice(p: int) -> int:
@@ -214,6 +245,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
                     time.sleep(0.005)
 
     rss: dict[str, dict[str, tuple[int, int]]] = {"start": rss_by_process(pid)}
+    cpu0 = _proc_cpu_s(pid)
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     sampling = threading.Thread(target=sampler)
     sampling.start()
@@ -235,6 +267,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
     samples.put(None)
     sampling.join()
     elapsed = last_answer[0] - t_start
+    cpu_s = _proc_cpu_s(pid) - cpu0
     lags = sorted(lags_ms)
     acks = sorted(ack_ms)
 
@@ -246,6 +279,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
         "errors": sum(n for s, n in statuses.items() if s != "200"),
         "acked": acked[0],
         "rate": acked[0] / elapsed,
+        "cpu_us_per_span": cpu_s * 1e6 / max(acked[0], 1),
         "elapsed": elapsed,
         "lag": (
             statistics.median(lags) if lags else float("nan"),
@@ -270,6 +304,12 @@ def main() -> None:
     ap.add_argument(
         "--batch", type=int, default=512, help="spans per request [512, the OTel SDK's batch]"
     )
+    ap.add_argument(
+        "--fixed-times",
+        action="store_true",
+        help="send every span with the template's start time from the start of the run"
+        " (the behaviour before the dedupe branch) instead of moving it with the clock",
+    )
     ap.add_argument("--clients", type=int, default=16, help="concurrent clients [16]")
     ap.add_argument("--sample-every", type=float, default=2.0, help="lag sample period, s [2]")
     ap.add_argument("--workers", type=int, default=None, help="SIGHTLINE_INGEST_WORKERS")
@@ -279,7 +319,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.rate, args.duration, args.sample_every = 1000.0, 12.0, 1.0
-    tpl = Templates(8, args.batch)
+    tpl = Templates(8, args.batch, fixed_times=args.fixed_times)
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(e.split("=", 1) for e in args.env)
         proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
@@ -300,6 +340,7 @@ def main() -> None:
     print(
         f"soak_spans_per_s={res['rate']:.0f} acked_spans={res['acked']} over {res['elapsed']:.1f} s"
     )
+    print(f"soak_server_cpu_us_per_span={res['cpu_us_per_span']:.1f} (the server process alone)")
     print(
         f"soak_lag_ms_p50={lag[0]:.0f} p95={lag[1]:.0f} max={lag[2]:.0f}"
         f" (samples={res['num_lag_samples']})"

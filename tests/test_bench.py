@@ -128,3 +128,10 @@ def test_soak_benchmark_quick() -> None:
     assert re.search(r"soak_spans_per_s=\d+", out), out
     assert re.search(r"soak_lag_ms_p50=\d+ p95=\d+ max=\d+", out), out
     assert re.search(r"soak_rss_mib start=\d+ 10%=\d+ 50%=\d+ end=\d+", out), out
+
+
+def test_span_insert_benchmark_quick() -> None:
+    out = _run("span_insert.py")
+    for variant in ("pk", "nokey", "anti", "anti_spread", "anti_full"):
+        assert re.search(rf"size=20000 variant={variant} cpu_ms_median=[\d.]+", out), out
+    assert re.search(r"size=20000 store=pk duckdb_mib=[\d.]+ art_index_mib=[\d.]+", out), out

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         "1GB",
         description="DuckDB's memory limit (its buffer cache, indexes, query memory): a size"
         " such as 512MB, 1GB, 2GiB, or a share of RAM such as 25%. DuckDB's own default is 80%"
-        " of RAM. The store's primary-key index must fit: ~50 MiB per million spans stored.",
+        " of RAM.",
     )
     duckdb_threads: int | None = Field(
         None,

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from _evalspans import insert, span
 from _payload import llm_request
 from sightline.ingest._service import _prepare
-from sightline.store import DuckDBStore, SpanQuery
+from sightline.store import DuckDBStore, SpanQuery, _duckdb
+from sightline.store._migrations import MIGRATIONS
+from store._spans import T0, batch, span_record, spans_over
 
 
 def _batch(n: int):  # type: ignore[no-untyped-def]
@@ -80,3 +86,133 @@ class TestTextSearch:
         assert self.search(store, "k\\s") == ["back\\slash"]
         assert self.search(store, "nothing like it") == []
         store.close()
+
+
+class TestSpansWithoutKey:
+    """Spans have no primary key (migration 15); the insert itself keeps each span once."""
+
+    def test_migration_15_rebuilds_spans_as_they_were_without_the_key(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = tmp_path / "db.duckdb"
+        monkeypatch.setattr(_duckdb, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 14])
+        store = DuckDBStore(path)
+        assert store.migrate() == 14
+        old = _batch(7)
+        store.insert_batches([old])
+        store.insert_batches([spans_over(20, step=timedelta(hours=3))])
+        columns, rows = self._table(store)
+        assert self._keys(store) == ["PRIMARY KEY"]  # the previous schema
+        store.close()
+
+        monkeypatch.setattr(_duckdb, "MIGRATIONS", MIGRATIONS)
+        store = DuckDBStore(path)
+        assert store.migrate() == 15
+        try:
+            assert self._table(store) == (columns, rows)  # names, types, NOT NULL, defaults, order
+            assert self._keys(store) == []
+            assert store.last_ingest_seq() == 2
+            store.insert_batches([old])  # stored before the migration: still a no-op
+            assert store.count_spans("p") == 27
+        finally:
+            store.close()
+
+    def test_a_resent_span_whose_start_time_the_decoder_made_up_is_stored_once(
+        self, tmp_path: Path
+    ) -> None:
+        req, _ = llm_request(3)
+        for s in req.resource_spans[0].scope_spans[0].spans:
+            s.start_time_unix_nano = s.end_time_unix_nano = 0  # both made up: "now"
+        body = req.SerializeToString()
+        first, res = _prepare("otlp_proto", body, None, "p", 1 << 24)
+        assert first is not None and res.repaired == {"missing_start_time": 3}
+        time.sleep(0.01)
+        again, _ = _prepare("otlp_proto", body, None, "p", 1 << 24)
+        assert again is not None
+        assert again.column("start_time") != first.column("start_time")
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        try:
+            store.insert_batches([first])
+            store.insert_batches([again])
+            assert store.count_spans("p") == 3
+        finally:
+            store.close()
+
+    def test_a_batch_repeating_spans_keeps_the_first_row_of_each(self, tmp_path: Path) -> None:
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        try:
+            a, b, c = (span_record(input=f"first {n}") for n in "abc")
+            again = {**a, "input": "second a"}
+            store.insert_batches([batch(a, b, again, c, {**b, "input": "second b"}, a)])
+            with store._cursor() as cur:
+                rows = cur.execute("SELECT span_id, input FROM spans ORDER BY input").fetchall()
+            assert rows == [(a["span_id"], "first a"), (b["span_id"], "first b"),
+                            (c["span_id"], "first c")]  # fmt: skip
+        finally:
+            store.close()
+
+    def test_a_resent_batch_with_far_apart_start_times_adds_only_its_new_spans(
+        self, tmp_path: Path
+    ) -> None:
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        try:
+            # start times hours apart: the check reads several ranges, not the time between
+            early, late = span_record(start=T0), span_record(start=T0 + timedelta(hours=2))
+            store.insert_batches([batch(early, late)])
+            between = span_record(start=T0 + timedelta(hours=1))
+            far = [span_record(start=T0 + timedelta(days=d, minutes=d)) for d in range(12)]
+            store.insert_batches([batch(late, between, early, *far)])
+            store.insert_batches([batch(*far, early, between)])
+            assert store.count_spans("p") == 15
+        finally:
+            store.close()
+
+    def test_the_check_reads_only_the_row_groups_of_the_batch_start_times(
+        self, tmp_path: Path
+    ) -> None:
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        store.migrate()
+        try:
+            with store._cursor() as cur:  # 500k spans, one a second from T0: 5 row groups
+                cur.execute(
+                    "INSERT INTO spans (project_id, trace_id, span_id, name, kind, start_time,"
+                    " end_time, duration_ms, status, _key_trace, _key_span)"
+                    " SELECT 'p', lpad(to_hex(i), 32, '0'), lpad(to_hex(i), 16, '0'), 'x', 'llm',"
+                    " ?::TIMESTAMP + to_seconds(i), ?::TIMESTAMP + to_seconds(i), 0, 'ok',"
+                    " hash('p', lpad(to_hex(i), 32, '0')), i FROM range(500000) r(i)",
+                    [T0.replace(tzinfo=None), T0.replace(tzinfo=None)],
+                )
+            table = batch(*(span_record(start=T0 + timedelta(seconds=10 + i)) for i in range(3)))
+            where = _duckdb._start_filter(_duckdb._first_of_each_span(table))
+            with store._cursor() as cur:
+                cur.register("_incoming", table)
+                plan = cur.execute(
+                    "EXPLAIN ANALYZE " + _duckdb._INSERT.replace("{where}", where), [9]
+                ).fetchall()[0][1]
+            scanned = [int(m) for m in re.findall(r"Row Groups Scanned: (\d+) /", plan)]
+            assert scanned and min(scanned) == 1, plan
+        finally:
+            store.close()
+
+    @staticmethod
+    def _table(store: DuckDBStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with store._cursor() as cur:
+            cols = cur.execute(
+                "SELECT column_name, data_type, is_nullable, column_default, column_index"
+                " FROM duckdb_columns() WHERE table_name = 'spans' ORDER BY column_index"
+            ).fetchall()
+            rows = cur.execute("SELECT * FROM spans").fetchall()  # in the table's order
+        return cols, rows
+
+    @staticmethod
+    def _keys(store: DuckDBStore) -> list[str]:
+        with store._cursor() as cur:
+            found = cur.execute(
+                "SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'spans'"
+                " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+                " UNION ALL SELECT 'INDEX' FROM duckdb_indexes() WHERE table_name = 'spans'"
+            ).fetchall()
+        return [r[0] for r in found]

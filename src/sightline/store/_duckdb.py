@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
 
 from sightline.coordination._base import Claim, ClaimsState
@@ -98,19 +99,26 @@ __all__ = ["DuckDBStore"]
 log = structlog.get_logger("sightline.store")
 
 _COLUMNS = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
-# The uniqueness key is two integers computed by DuckDB, not the three id strings: an index on
-# (UBIGINT, UBIGINT) took 78k rows/s here against 54k for (VARCHAR, VARCHAR, VARCHAR). The span
-# id is kept exactly; the project and trace ids are folded into a 64-bit hash.
-_INSERT = (  # column names are constants
-    f"INSERT OR IGNORE INTO spans ({_COLUMNS}, _key_trace, _key_span, ingest_seq)"  # noqa: S608
-    f" SELECT {_COLUMNS}, hash(project_id, trace_id), CAST('0x' || span_id AS UBIGINT), ?"
-    " FROM _incoming"
+# Spans have no key index (migration 15): DuckDB keeps an ART index in memory, ~50 MiB per
+# million spans, which bounded a store by its memory limit. A span is identified by two
+# integers computed by DuckDB (the span id exactly; the project and trace ids folded into a
+# 64-bit hash), and the insert leaves out the rows whose key is already stored with a start time
+# in the batch's start-time ranges ({where}, constants, so that DuckDB's zone maps skip every
+# other row group): a re-sent span has its first copy's start time (as the ClickHouse store
+# assumes too), so a retried batch adds nothing at the cost of reading the last row groups.
+_INSERT = (  # column names are constants; {where} is built from integers
+    f"INSERT INTO spans ({_COLUMNS}, _key_trace, _key_span, ingest_seq)"  # noqa: S608
+    f" SELECT {_COLUMNS}, _kt, _ks, ? FROM (SELECT *, hash(project_id, trace_id) AS _kt,"
+    " CAST('0x' || span_id AS UBIGINT) AS _ks FROM _incoming) b WHERE NOT EXISTS"
+    " (SELECT 1 FROM spans s WHERE {where}s._key_trace = b._kt AND s._key_span = b._ks)"
 )
-# The same rows without the conflict check: INSERT OR IGNORE costs ~12 ms more CPU per 512-row
-# commit (17 against 8 ms for one row), a third of the writer's time. A batch is almost never
-# a retry, so it is inserted plainly first and only a batch that hits the key (a retried
-# request, repeated ids) is inserted again with OR IGNORE: the rows stored are the same.
-_INSERT_NEW = _INSERT.replace("INSERT OR IGNORE INTO", "INSERT INTO", 1)
+_REPAIRED_START = "missing_start_time"
+"""The decoder's note on a span whose start time it made up (its end time, or the time it was
+received): a re-sent copy may get another one, so such a batch is checked against every span."""
+_RANGE_GAP_US = 60_000_000
+"""Start times further apart than this split a batch's ranges (a long span ending now)."""
+_MAX_RANGES = 8
+_PER_US = {"s": 1e-6, "ms": 1e-3, "us": 1, "ns": 1000}
 _SELECT = ", ".join(f'"{c}"' for c in SPAN_FIELDS)
 _SELECT_SCORES = (
     f"SELECT {', '.join(SCORE_FIELDS)} FROM scores"  # noqa: S608
@@ -129,33 +137,59 @@ _AGG_SQL = {
 }
 
 
-_INDEX_BYTES_PER_SPAN = 50
-"""DuckDB memory of the spans' primary-key index per stored span (measured: 47 MiB at 1M)."""
-_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
-
-
-def _parse_size(text: str) -> float | None:
-    """Bytes of a size as DuckDB prints it (``953.6 MiB``); None if it is not one."""
-    num, _, unit = text.partition(" ")
-    try:
-        return float(num) * _SIZE_UNITS[unit]
-    except (KeyError, ValueError):
-        return None
-
-
 def _memory_hint(e: duckdb.Error) -> str:
-    """What to do when DuckDB ran out of its memory limit (the index outgrew it)."""
+    """What to do when DuckDB ran out of its memory limit."""
     if isinstance(e, duckdb.OutOfMemoryException) or "failed to allocate" in str(e):
-        return (
-            " (DuckDB reached its memory limit: raise SIGHTLINE_DUCKDB_MEMORY_LIMIT,"
-            " ~50 MiB per million stored spans plus its cache, or keep fewer spans)"
-        )
+        return " (DuckDB reached its memory limit: raise SIGHTLINE_DUCKDB_MEMORY_LIMIT)"
     return ""
 
 
 def _ts(dt: datetime) -> datetime:
     """Naive UTC, as the TIMESTAMP columns hold."""
     return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _first_of_each_span(table: pa.Table) -> pa.Table:
+    """``table`` with each span once, its first row (a batch may hold a span twice)."""
+    ids = pc.binary_join_element_wise(
+        table.column("project_id"), table.column("trace_id"), table.column("span_id"), "\x00"
+    )
+    uniq = pc.unique(ids)
+    if len(uniq) == table.num_rows:
+        return table
+    # the row of each id's first occurrence, in table order (unique keeps the order they
+    # first occur in)
+    return table.take(pc.index_in(uniq, value_set=ids))
+
+
+def _start_filter(table: pa.Table) -> str:
+    """The stored spans a batch is checked against: those in its start-time ranges.
+
+    A condition on constants (integers computed here), ending in ``AND``, or nothing when a
+    span's start time was made up by the decoder. Start times more than a minute apart are
+    separate ranges, at most ``_MAX_RANGES`` (the largest gaps split), so that one long span
+    in a batch of recent ones does not make it read every row group in between.
+    """
+    notes = pc.list_flatten(table.column("ingest_notes"))
+    if len(notes) and pc.any(pc.equal(notes, _REPAIRED_START)).as_py():
+        return ""
+    col = table.column("start_time")
+    per_us = _PER_US[col.type.unit]  # the decoder's batches are in ns; a copied store's in us
+    ticks = pc.unique(col.cast(pa.int64())).to_pylist()
+    # DuckDB keeps microseconds: the range is widened to whole ones either way
+    us = sorted({t // per_us for t in ticks} | {-(-t // per_us) for t in ticks})
+    gaps = sorted(
+        (us[i + 1] - us[i], i) for i in range(len(us) - 1) if us[i + 1] - us[i] > _RANGE_GAP_US
+    )
+    cuts = sorted(i for _, i in gaps[-(_MAX_RANGES - 1) :]) if gaps else []
+    ranges, lo = [], 0
+    for i in [*cuts, len(us) - 1]:
+        ranges.append(
+            f"s.start_time BETWEEN make_timestamp({int(us[lo])}::BIGINT)"
+            f" AND make_timestamp({int(us[i])}::BIGINT)"
+        )
+        lo = i + 1
+    return "(" + " OR ".join(ranges) + ") AND "
 
 
 class DuckDBStore:
@@ -235,30 +269,7 @@ class DuckDBStore:
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
             self._ingest_seq = int(rows[0][0])
-            self._check_memory_limit()
             return version
-
-    def _check_memory_limit(self) -> None:
-        """Warn when the spans' primary-key index nears DuckDB's memory limit.
-
-        DuckDB keeps that index in its memory: past the limit, commits fail ("failed to
-        allocate") and ingest answers 503 until the limit is raised or spans expire.
-        """
-        con = self._write
-        spans = int(con.execute("SELECT count(*) FROM spans").fetchall()[0][0])
-        limit = _parse_size(
-            str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        )
-        index = spans * _INDEX_BYTES_PER_SPAN
-        if limit is not None and index > limit / 2:
-            log.warning(
-                "duckdb_memory_limit_low",
-                spans=spans,
-                index_mib=round(index / 2**20),
-                memory_limit_mib=round(limit / 2**20),
-                hint="raise SIGHTLINE_DUCKDB_MEMORY_LIMIT (~50 MiB per million spans stored,"
-                " plus its cache) or keep fewer spans (retention_days)",
-            )
 
     def ping(self) -> None:
         try:
@@ -332,19 +343,17 @@ class DuckDBStore:
 
     def insert_batches(self, batches: Sequence[pa.Table]) -> int:
         table = batches[0] if len(batches) == 1 else pa.concat_tables(batches)
+        if table.num_rows == 0:
+            return 0
+        rows = _first_of_each_span(table)
         self._reopen_if_invalid()
         con = self._write
-        con.register("_incoming", table)
+        con.register("_incoming", rows)
         seq = self._ingest_seq + 1
         try:
-            try:
-                # one statement, its own transaction: rolled back whole if a key exists
-                con.execute(_INSERT_NEW, [seq])
-            except duckdb.ConstraintException:
-                con.execute("BEGIN")
-                # ON CONFLICT DO NOTHING makes a retried batch a no-op (idempotent on the ids).
-                con.execute(_INSERT, [seq])
-                con.execute("COMMIT")
+            # one statement, its own transaction: the check and the insert see the same spans
+            # (this thread is the only writer of spans)
+            con.execute(_INSERT.replace("{where}", _start_filter(rows), 1), [seq])
             self._ingest_seq = seq
         except duckdb.Error as e:
             self._rollback_after(e)
