@@ -64,7 +64,8 @@ def test_a_score_sent_twice_is_read_once_by_every_read(ch: Any) -> None:
     assert _rows(ch) == 3  # the copy is stored (no merge ran)
 
     assert ch.list_scores("p", a["trace_id"]) == [twice]
-    assert ch.list_trace_scores("p", [a["trace_id"], b["trace_id"]]) == [twice, once]
+    both = ch.list_trace_scores("p", [a["trace_id"], b["trace_id"]])
+    assert sorted(both, key=lambda s: s.score_id) == sorted([twice, once], key=lambda s: s.score_id)
     page = ch.query_scores(ScoreQuery(project_id="p", limit=10))
     assert sorted(s.score_id for s in page.scores) == sorted([twice.score_id, once.score_id])
     after = ch.list_scores_created_after(T0, source="evaluator", name="faithfulness", limit=10)

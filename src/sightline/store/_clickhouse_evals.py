@@ -13,8 +13,8 @@
   such a copy is never seen twice, before the merge as after it, and the copy a read keeps is
   the one the merge will keep (the last written). Existence checks by key read without it.
 - ``create_dataset`` writes the rows first and the dataset last (the dataset row makes it
-  visible); a dataset id already taken is refused by a check before the write, so two servers
-  creating the same id at once can both pass it (the later dataset row wins, the rows mix).
+  visible); a dataset id already taken is refused, and of two servers creating the same id at
+  once one writes it (a uniqueness claim, ``CHBase._create_unique``).
 - Metric formulas are DuckDB SQL in ``base.py``; the two that read ``details`` through DuckDB's
   JSON functions have ClickHouse spellings in :data:`CH_SCORE_FORMULAS`.
 """
@@ -30,7 +30,7 @@ import orjson
 
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Score, Span
-from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts
 from sightline.store._duckdb_evals import (
     SCORE_FIELDS,
     _decode_cursor,
@@ -424,13 +424,23 @@ class EvalsMixin(CHBase):
     # -- datasets ------------------------------------------------------------------------------
 
     def create_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
-        # Check-then-insert: DuckDB refuses a taken id with its primary key; two servers
-        # creating the same id at once can both pass this check (documented difference).
-        if self.get_dataset(dataset.project_id, dataset.dataset_id) is not None:
+        # DuckDB refuses a taken id with its primary key; here a uniqueness claim on the id:
+        # of two servers creating the same id at once, one writes it (docs/clickhouse.md)
+        try:
+            self._create_unique(
+                "dataset",
+                f"{dataset.project_id}\x00{dataset.dataset_id}",
+                exists=lambda: self.get_dataset(dataset.project_id, dataset.dataset_id) is not None,
+                create=lambda: self._write_dataset(dataset, rows),
+                what=f"dataset {dataset.dataset_id!r}",
+            )
+        except KeyTaken:
             raise StoreError(
                 f"dataset insert failed: dataset {dataset.dataset_id!r} already exists"
                 f" in project {dataset.project_id!r}"
-            )
+            ) from None
+
+    def _write_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
         try:
             self._insert_rows(
                 "dataset_rows",
