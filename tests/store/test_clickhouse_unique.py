@@ -19,7 +19,7 @@ import pytest
 
 import sightline.store._clickhouse_base as ch_base
 from sightline.errors import ConfigError, Conflict, SightlineError, StoreError
-from sightline.model import PromptVersion
+from sightline.model import PromptVersion, RuleVersion
 from sightline.store import open_store
 from sightline.store._eval_records import Dataset
 from sightline.store._users import User
@@ -132,6 +132,28 @@ def test_two_writers_adding_a_prompt_version_take_two_numbers(pair: tuple[Any, A
         assert all(isinstance(v, int) for v in got), got  # a busy key retries, never fails here
         assert sorted(got) == [1, 2]
         assert [v.version for v in a.list_prompt_versions("p", f"greet{i}")] == [1, 2]
+
+
+def test_two_writers_adding_an_alert_rule_version_take_two_numbers(pair: tuple[Any, Any]) -> None:
+    a, b = pair
+    for i in range(ROUNDS // 2):
+
+        def add(st: Any, i: int = i) -> int:
+            rv = RuleVersion(
+                project_id="p",
+                name=f"slow{i}",
+                version=0,
+                spec={"metric": "latency_ms", "threshold": 1.5},
+                source="api",
+                created_at=datetime.now(UTC),
+            )
+            return int(st.add_rule_version(rv).version)
+
+        got = race(a, b, add)
+        assert all(isinstance(v, int) for v in got), got
+        assert sorted(got) == [1, 2]
+        n = a._q("SELECT count() FROM alert_rules WHERE name = {n:String}", {"n": f"slow{i}"})
+        assert n[0][0] == 2
 
 
 def test_two_monitors_marking_one_budget_threshold_one_alerts(pair: tuple[Any, Any]) -> None:
