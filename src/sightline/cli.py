@@ -415,6 +415,31 @@ def eval_run(
         raise SystemExit(1)
 
 
+_duckdb_options = [
+    click.option(
+        "--duckdb-memory-limit",
+        default=None,
+        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [1GB, as serve].",
+    ),
+    click.option(
+        "--duckdb-threads",
+        type=int,
+        default=None,
+        help="DuckDB's worker threads [one per core].",
+    ),
+]
+
+
+def duckdb_options(f: Any) -> Any:
+    """``--duckdb-memory-limit`` and ``--duckdb-threads`` for a command that opens DuckDB.
+
+    Also read from SIGHTLINE_DUCKDB_MEMORY_LIMIT and SIGHTLINE_DUCKDB_THREADS, as ``serve`` does.
+    """
+    for opt in reversed(_duckdb_options):
+        f = opt(f)
+    return f
+
+
 @main.command()
 @click.option(
     "--data-dir",
@@ -422,7 +447,10 @@ def eval_run(
     default=None,
     help="Directory of the DuckDB store [./sightline-data].",
 )
-def compact(data_dir: Path | None) -> None:
+@duckdb_options
+def compact(
+    data_dir: Path | None, duckdb_memory_limit: str | None, duckdb_threads: int | None
+) -> None:
     """Rewrite the store so erased and expired rows leave the file (with the server stopped).
 
     DuckDB frees the blocks of deleted rows without overwriting them: after a GDPR erasure,
@@ -431,11 +459,18 @@ def compact(data_dir: Path | None) -> None:
     from sightline.errors import SightlineError
     from sightline.store._duckdb_security import compact as compact_store
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(
+        data_dir=data_dir, duckdb_memory_limit=duckdb_memory_limit, duckdb_threads=duckdb_threads
+    )
     if not settings.db_path.exists():
         raise click.ClickException(f"no store at {settings.db_path}")
     try:
-        before, after = compact_store(settings.db_path)
+        before, after = compact_store(
+            settings.db_path,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+            report=click.echo,
+        )
     except SightlineError as e:
         raise click.ClickException(
             f"{e}\n(is `sightline serve` running on this data dir? stop it first)"
@@ -463,7 +498,14 @@ def compact(data_dir: Path | None) -> None:
     show_default=True,
     help="Rows read and inserted at a time.",
 )
-def migrate(source: str, target: str, chunk_rows: int) -> None:
+@duckdb_options
+def migrate(
+    source: str,
+    target: str,
+    chunk_rows: int,
+    duckdb_memory_limit: str | None,
+    duckdb_threads: int | None,
+) -> None:
     """Copy an embedded DuckDB store into ClickHouse (with the server stopped).
 
     Spans keep their ingest order; every other table both stores have is copied too. A row
@@ -480,10 +522,16 @@ def migrate(source: str, target: str, chunk_rows: int) -> None:
     from sightline.errors import SightlineError
     from sightline.store._migrate import migrate_store
 
+    settings = _settings(duckdb_memory_limit=duckdb_memory_limit, duckdb_threads=duckdb_threads)
     started = time.monotonic()
     try:
         results = migrate_store(
-            source, target, chunk_rows=chunk_rows, progress=lambda m: click.echo(m)
+            source,
+            target,
+            chunk_rows=chunk_rows,
+            progress=lambda m: click.echo(m),
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+            duckdb_threads=settings.duckdb_threads,
         )
     except SightlineError as e:
         raise click.ClickException(str(e)) from None

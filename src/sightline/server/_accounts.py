@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from sightline.config import Settings
-from sightline.errors import ConfigError
+from sightline.errors import ConfigError, Conflict
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import TraceStore
 
@@ -125,10 +125,16 @@ class Accounts:
             raise ConfigError("SIGHTLINE_INIT_ADMIN_EMAIL needs SIGHTLINE_INIT_ADMIN_PASSWORD")
         if self._store.count_users() == 0:
             if email and password is not None:
-                user = self.create_user(email, password.get_secret_value(), is_admin=True)
-                for p in self._store.list_projects():
-                    self.add_member(user.user_id, p.id, "admin")
-                log.info("admin_created", email=user.email)
+                try:
+                    user = self.create_user(email, password.get_secret_value(), is_admin=True)
+                except (ConfigError, Conflict):
+                    # another process booting with the same settings created it at once
+                    if self._store.get_user_by_email(email.strip().lower()) is None:
+                        raise
+                else:
+                    for p in self._store.list_projects():
+                        self.add_member(user.user_id, p.id, "admin")
+                    log.info("admin_created", email=user.email)
             else:
                 self.setup_token = secrets.token_urlsafe(24)
         if email and settings.init_project:

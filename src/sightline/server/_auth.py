@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from sightline.errors import AuthError, ConfigError
+from sightline.errors import AuthError, ConfigError, Conflict
 from sightline.store.base import ApiKey, AuditEntry, TraceStore
 
 __all__ = [
@@ -74,8 +74,14 @@ def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> No
     """Headless bootstrap: create the project and register the key, if missing."""
     validate_project_id(name)
     if store.get_project(name) is None:
-        store.create_project(name)
-        _audit(store, name, "config", "project.create", name)
+        try:
+            store.create_project(name)
+        except (ConfigError, Conflict):
+            # another process booting with the same settings created it at the same moment
+            if store.get_project(name) is None:
+                raise
+        else:
+            _audit(store, name, "config", "project.create", name)
     if key:
         if len(key) < 16:
             raise ConfigError("SIGHTLINE_INIT_API_KEY must be at least 16 characters")

@@ -230,7 +230,7 @@ class AnalysisMixin(CHBase):
             s.duration_ms, d._d
         FROM s LEFT JOIN (
             SELECT trace_id, span_id, argMax(details, created_at) AS _d
-            FROM scores
+            FROM scores FINAL
             WHERE project_id = {{p:String}} AND name = 'descriptors' AND source = 'evaluator'
                 AND details IS NOT NULL AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM s)
             GROUP BY trace_id, span_id
@@ -333,7 +333,7 @@ class AnalysisMixin(CHBase):
         }
         if self._has_scores():
             scores = self._q(
-                "SELECT name, value FROM scores WHERE project_id = {p:String}"  # noqa: S608
+                "SELECT name, value FROM scores FINAL WHERE project_id = {p:String}"  # noqa: S608
                 " AND value IS NOT NULL AND (trace_id, span_id) IN"
                 f" (SELECT trace_id, span_id FROM spans WHERE {w}) LIMIT 200000",
                 params,
@@ -366,7 +366,7 @@ class AnalysisMixin(CHBase):
             return out
         scores = self._q(
             "SELECT if(source = 'human', concat('human.', name), name), value, passed"  # noqa: S608
-            " FROM scores WHERE project_id = {project_id:String}"
+            " FROM scores FINAL WHERE project_id = {project_id:String}"
             " AND source IN ('evaluator', 'human') AND coalesce(label, '') <> 'failed'"
             f" AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM ({sel}))"
             " ORDER BY name, created_at",
@@ -378,7 +378,7 @@ class AnalysisMixin(CHBase):
             if passed is not None:
                 out.passed.setdefault(name, []).append(bool(passed))
         fb = self._q(
-            "SELECT value FROM scores WHERE project_id = {project_id:String}"  # noqa: S608
+            "SELECT value FROM scores FINAL WHERE project_id = {project_id:String}"  # noqa: S608
             " AND source = 'user' AND name = 'feedback' AND value IS NOT NULL"
             f" AND trace_id IN (SELECT trace_id FROM ({sel}))",
             params,
@@ -457,14 +457,14 @@ class AnalysisMixin(CHBase):
         if self._has_scores():
             judged = """
                 LEFT JOIN (
-                    SELECT trace_id, argMax(value, created_at) AS v FROM scores
+                    SELECT trace_id, argMax(value, created_at) AS v FROM scores FINAL
                     WHERE project_id = {project_id:String} AND source = 'user'
                         AND name = 'feedback' AND value IS NOT NULL
                         AND trace_id IN (SELECT trace_id FROM t)
                     GROUP BY trace_id
                 ) fb ON fb.trace_id = t.trace_id
                 LEFT JOIN (
-                    SELECT trace_id, min(passed) AS ok FROM scores
+                    SELECT trace_id, min(passed) AS ok FROM scores FINAL
                     WHERE project_id = {project_id:String} AND source IN ('evaluator', 'human')
                         AND passed IS NOT NULL AND coalesce(label, '') <> 'failed'
                         AND trace_id IN (SELECT trace_id FROM t)

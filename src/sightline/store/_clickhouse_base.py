@@ -10,17 +10,19 @@ single machine without a server use. Queries bind parameters server-side with Cl
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
 import pyarrow as pa
 
-from sightline.errors import ConfigError, StoreError
+from sightline.errors import ConfigError, Conflict, StoreError
 
 __all__ = [
     "CH_DT",
@@ -28,6 +30,7 @@ __all__ = [
     "CH_NF",
     "CH_NSTR",
     "CHBase",
+    "KeyTaken",
     "ch_aware",
     "ch_json",
     "ch_ts",
@@ -99,6 +102,17 @@ def parse_clickhouse_url(url: str) -> dict[str, Any]:
     }
 
 
+_T = TypeVar("_T")
+
+CLAIM_TTL_S = 30.0
+"""A uniqueness claim older than this is ignored (its writer crashed before withdrawing it)."""
+_CLAIM_ATTEMPTS = 8
+
+
+class KeyTaken(Exception):  # noqa: N818 - a signal between the store's parts, not an error
+    """:meth:`CHBase._create_unique` found the key already created."""
+
+
 class CHBase:
     """Connection, schema collection and the small query helpers the store's parts use.
 
@@ -106,7 +120,14 @@ class CHBase:
     ``DDL``; ``migrate`` creates the tables of every class in the MRO.
     """
 
-    DDL: ClassVar[list[str]] = []
+    DDL: ClassVar[list[str]] = [
+        # Uniqueness claims (_create_unique): one row per attempt, withdrawn by a tombstone.
+        f"""CREATE TABLE IF NOT EXISTS unique_claims (
+            scope LowCardinality(String), `key` String, token String,
+            claimed_at {CH_DT} DEFAULT now64(6, 'UTC'), _version UInt64, _deleted UInt8
+        ) ENGINE = ReplacingMergeTree(_version, _deleted) ORDER BY (scope, `key`, token)
+        TTL toDateTime(claimed_at) + INTERVAL 1 DAY""",
+    ]
     shared: bool = False
     """True for a ClickHouse server (several Sightline processes may use it), False for chdb."""
 
@@ -180,6 +201,66 @@ class CHBase:
     def _version() -> int:
         """A ReplacingMergeTree version: later writes of the same key win."""
         return time.time_ns()
+
+    def _create_unique(
+        self,
+        scope: str,
+        key: str,
+        *,
+        exists: Callable[[], bool],
+        create: Callable[[], _T],
+        what: str = "",
+    ) -> _T:
+        """``create()`` unless the key exists, safe against other processes doing the same.
+
+        ClickHouse has no unique keys and no compare-and-set, so each attempt inserts a claim
+        row for ``(scope, key)``, then reads the claims: it goes on only if no other live claim
+        is there, checks ``exists()`` again, creates and withdraws its claim (a tombstone) after
+        the created row is written. Of two writers racing, at least one sees the other's claim
+        (each reads after its own insert), so at most one creates; if both see each other, both
+        withdraw and try again after a random pause. Raises :class:`KeyTaken` if ``exists()``,
+        :class:`~sightline.errors.Conflict` if other writers kept the key busy through every
+        attempt. A claim older than ``CLAIM_TTL_S`` is ignored (its writer died), and an attempt
+        that took half that long before creating gives up rather than create late.
+
+        The guarantee holds where a read sees every insert acknowledged before it: one server,
+        or replicas read with ``select_sequential_consistency`` after quorum inserts.
+        """
+        for attempt in range(_CLAIM_ATTEMPTS):
+            if exists():
+                raise KeyTaken(key)
+            token = uuid.uuid4().hex
+            version = self._version()
+            started = time.monotonic()
+            self._insert_rows(
+                "unique_claims",
+                ["scope", "key", "token", "_version", "_deleted"],
+                [[scope, key, token, version, 0]],
+            )
+            try:
+                others = self._q(
+                    "SELECT count() FROM unique_claims FINAL WHERE scope = {s:String}"
+                    " AND `key` = {k:String} AND token != {t:String} AND _deleted = 0"
+                    " AND claimed_at > now64(6, 'UTC') - toIntervalMillisecond({ttl:UInt32})",
+                    {"s": scope, "k": key, "t": token, "ttl": int(CLAIM_TTL_S * 1000)},
+                )[0][0]
+                if not others and time.monotonic() - started < CLAIM_TTL_S / 2:
+                    if exists():
+                        raise KeyTaken(key)
+                    return create()
+            finally:
+                # withdrawn only now: the created row is visible before the claim goes
+                self._insert_rows(
+                    "unique_claims",
+                    ["scope", "key", "token", "_version", "_deleted"],
+                    [[scope, key, token, version + 1, 1]],
+                )
+            time.sleep(random.uniform(0.01, 0.04) * (attempt + 1))  # noqa: S311 - jitter
+        if exists():
+            raise KeyTaken(key)
+        raise Conflict(
+            f"{what or repr(key)} is being created by another request at the same time; try again"
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 

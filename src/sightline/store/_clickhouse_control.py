@@ -9,9 +9,10 @@ ClickHouse has neither, so here:
   an update inserts the whole row again with a larger ``_version``, a deletion a row with
   ``_deleted = 1``.
 - What DuckDB refuses with a constraint (a second project of one id, a second user of one
-  email, a prompt version number taken twice) is checked before the insert. Two servers racing
-  on the same key can both pass the check: the later write then wins. That is the documented
-  difference (docs/clickhouse.md).
+  email, a prompt version number taken twice, a budget threshold alerted twice) goes through
+  ``CHBase._create_unique``: a claim row, a read of the other claims, a check, the insert.
+  Of two servers racing on the same key one creates it; the other gets the error a second
+  create gets (a prompt version takes the next number). See docs/clickhouse.md.
 - ``touch_api_keys`` writes to its own table (``api_key_usage``) instead of rewriting the key:
   a read-modify-write of the key racing a revocation could otherwise bring a revoked key back.
 - Retention purges and erasure really delete rows (lightweight ``DELETE`` for purges, an
@@ -32,7 +33,7 @@ from sightline.store._analysis_records import PromptSummary
 from sightline.store._clickhouse_base import CH_DT as _TS
 from sightline.store._clickhouse_base import CH_NDT as _NTS
 from sightline.store._clickhouse_base import CH_NSTR as _S
-from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts, ch_us
 from sightline.store._clickhouse_base import ch_aware as _utc
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
@@ -60,6 +61,8 @@ _BUDGET = "project_id = {p:String} AND name = {n:String}"
 _LABEL = "project_id = {p:String} AND name = {n:String} AND label = {l:String}"
 _ERASE_SYNC = " SETTINGS mutations_sync = 2"
 """Wait for an erasure's mutation on every replica before returning."""
+_PROMPT_ATTEMPTS = 8
+"""Version numbers tried by one add_prompt_version while others take them."""
 
 
 def _aware(dt: datetime) -> datetime:
@@ -144,12 +147,21 @@ class ControlMixin(CHBase):
     # -- projects and keys ---------------------------------------------------------------------
 
     def create_project(self, project_id: str) -> Project:
-        # check-then-insert: two servers racing on one id both succeed (docs/clickhouse.md)
-        if self.get_project(project_id) is not None:
-            raise ConfigError(f"project {project_id!r} already exists")
-        self._insert_rows(
-            "projects", ["id", "created_at", "_version"], [[project_id, _now(), self._version()]]
-        )
+        # a uniqueness claim: of two servers racing on one id, one creates it (docs/clickhouse.md)
+        try:
+            self._create_unique(
+                "project",
+                project_id,
+                exists=lambda: self.get_project(project_id) is not None,
+                create=lambda: self._insert_rows(
+                    "projects",
+                    ["id", "created_at", "_version"],
+                    [[project_id, _now(), self._version()]],
+                ),
+                what=f"project {project_id!r}",
+            )
+        except KeyTaken:
+            raise ConfigError(f"project {project_id!r} already exists") from None
         p = self.get_project(project_id)
         if p is None:
             raise StoreError(f"project {project_id!r} vanished after creation")
@@ -243,19 +255,37 @@ class ControlMixin(CHBase):
         return User(r[0], r[1], r[2], bool(r[3]), _aware(r[4]))
 
     def create_user(self, user: User) -> None:
-        # check-then-insert: two servers racing on one email both succeed (docs/clickhouse.md)
-        taken = self._q(
-            "SELECT count() FROM users FINAL WHERE email = {e:String} OR user_id = {u:String}",
-            {"e": user.email, "u": user.user_id},
-        )
-        if taken[0][0]:
-            raise ConfigError(f"a user with email {user.email!r} exists")
-        self._insert_rows(
-            "users",
-            [*(c.strip() for c in _USER_COLUMNS.split(",")), "_version"],
-            [[user.user_id, user.email, user.password_hash, user.is_admin,
-              ch_ts(user.created_at), self._version()]],
-        )  # fmt: skip
+        # a uniqueness claim on the email: of two servers racing, one creates the user
+        def taken() -> bool:
+            rows = self._q(
+                "SELECT count() FROM users FINAL WHERE email = {e:String} OR user_id = {u:String}",
+                {"e": user.email, "u": user.user_id},
+            )
+            return bool(rows[0][0])
+
+        try:
+            self._create_unique(
+                "user",
+                user.email,
+                exists=taken,
+                create=lambda: self._insert_rows(
+                    "users",
+                    [*(c.strip() for c in _USER_COLUMNS.split(",")), "_version"],
+                    [
+                        [
+                            user.user_id,
+                            user.email,
+                            user.password_hash,
+                            user.is_admin,
+                            ch_ts(user.created_at),
+                            self._version(),
+                        ]
+                    ],
+                ),  # fmt: skip
+                what=f"user {user.email!r}",
+            )
+        except KeyTaken:
+            raise ConfigError(f"a user with email {user.email!r} exists") from None
 
     def count_users(self) -> int:
         return int(self._q("SELECT count() FROM users FINAL")[0][0])
@@ -637,24 +667,54 @@ class ControlMixin(CHBase):
         spent_usd: float,
         at: datetime,
     ) -> bool:
-        # check-then-insert: two monitors racing can both alert once (docs/clickhouse.md)
+        # a uniqueness claim: of two monitors racing, one marks (and alerts) the threshold
         params = {"p": project_id, "b": budget, "v": scope_value,
                   "ps": ch_ts(period_start), "th": float(threshold)}  # fmt: skip
-        seen = self._q(
-            "SELECT count() FROM budget_alerts WHERE project_id = {p:String}"
-            " AND budget = {b:String} AND scope_value = {v:String}"
-            " AND period_start = {ps:DateTime64(6, 'UTC')} AND threshold = {th:Float64}",
-            params,
+
+        def seen() -> bool:
+            rows = self._q(
+                "SELECT count() FROM budget_alerts WHERE project_id = {p:String}"
+                " AND budget = {b:String} AND scope_value = {v:String}"
+                " AND period_start = {ps:DateTime64(6, 'UTC')} AND threshold = {th:Float64}",
+                params,
+            )
+            return bool(rows[0][0])
+
+        key = "\x00".join(
+            (project_id, budget, scope_value, str(ch_us(period_start)), repr(float(threshold)))
         )
-        if seen[0][0]:
+        try:
+            self._create_unique(
+                "budget_alert",
+                key,
+                exists=seen,
+                create=lambda: self._insert_rows(
+                    "budget_alerts",
+                    [
+                        "project_id",
+                        "budget",
+                        "scope_value",
+                        "period_start",
+                        "threshold",
+                        "spent_usd",
+                        "fired_at",
+                    ],
+                    [
+                        [
+                            project_id,
+                            budget,
+                            scope_value,
+                            ch_ts(period_start),
+                            float(threshold),
+                            float(spent_usd),
+                            ch_ts(at),
+                        ]
+                    ],
+                ),  # fmt: skip
+                what=f"budget alert {budget!r} at {threshold}",
+            )
+        except KeyTaken:
             return False
-        self._insert_rows(
-            "budget_alerts",
-            ["project_id", "budget", "scope_value", "period_start", "threshold", "spent_usd",
-             "fired_at"],
-            [[project_id, budget, scope_value, ch_ts(period_start), float(threshold),
-              float(spent_usd), ch_ts(at)]],
-        )  # fmt: skip
         return True
 
     # -- the prompt registry -------------------------------------------------------------------
@@ -706,24 +766,52 @@ class ControlMixin(CHBase):
         template = (
             pv.template if isinstance(pv.template, str) else orjson.dumps(pv.template).decode()
         )
-        row = self._q(
-            "SELECT max(version), any(kind), count() FROM prompt_versions FINAL"
-            " WHERE project_id = {p:String} AND name = {n:String}",
-            {"p": pv.project_id, "n": pv.name},
-        )[0]
-        if row[2] and row[1] != pv.kind:
-            raise Conflict(f"{pv.name!r} is a {row[1]}; a new version cannot make it a {pv.kind}")
-        # max + 1 without a lock: two servers adding a version of one prompt at once can take
-        # the same number, and the later write replaces the other (docs/clickhouse.md)
-        version = int(row[0] or 0) + 1 if row[2] else 1
-        values = [pv.project_id, pv.name, version, pv.kind, pv.type, template, pv.model,
-                  orjson.dumps(pv.parameters).decode(), pv.author, pv.message,
-                  ch_ts(pv.created_at)]  # fmt: skip
-        self._insert_rows(
-            "prompt_versions",
-            [*(c.strip() for c in _PROMPT_COLS.split(",")), "_version"],
-            [[*values, self._version()]],
-        )
+        where = {"p": pv.project_id, "n": pv.name}
+        # max + 1 under a uniqueness claim on the number: of two servers adding a version of
+        # one prompt at once, one takes N and the other, finding N taken, N + 1
+        for _ in range(_PROMPT_ATTEMPTS):
+            row = self._q(
+                "SELECT max(version), any(kind), count() FROM prompt_versions FINAL"
+                " WHERE project_id = {p:String} AND name = {n:String}",
+                where,
+            )[0]
+            if row[2] and row[1] != pv.kind:
+                raise Conflict(
+                    f"{pv.name!r} is a {row[1]}; a new version cannot make it a {pv.kind}"
+                )
+            version = int(row[0] or 0) + 1 if row[2] else 1
+            values = [pv.project_id, pv.name, version, pv.kind, pv.type, template, pv.model,
+                      orjson.dumps(pv.parameters).decode(), pv.author, pv.message,
+                      ch_ts(pv.created_at)]  # fmt: skip
+
+            def taken(v: int = version) -> bool:
+                rows = self._q(
+                    "SELECT count() FROM prompt_versions FINAL WHERE project_id = {p:String}"
+                    " AND name = {n:String} AND version = {v:Int64}",
+                    {**where, "v": v},
+                )
+                return bool(rows[0][0])
+
+            def create(vals: list[Any] = values) -> None:
+                self._insert_rows(
+                    "prompt_versions",
+                    [*(c.strip() for c in _PROMPT_COLS.split(",")), "_version"],
+                    [[*vals, self._version()]],
+                )
+
+            try:
+                self._create_unique(
+                    "prompt_version",
+                    f"{pv.project_id}\x00{pv.name}\x00{version}",
+                    exists=taken,
+                    create=create,
+                    what=f"version {version} of prompt {pv.name!r}",
+                )
+                break
+            except KeyTaken:
+                continue
+        else:
+            raise Conflict(f"prompt {pv.name!r} is being changed by other requests; try again")
         for label in labels:
             self._put_label(pv.project_id, pv.name, label, version, pv.created_at, updated_by)
         got = self._prompt_labels(pv.project_id, pv.name).get(version, [])

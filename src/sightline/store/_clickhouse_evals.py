@@ -9,11 +9,12 @@
   and scores whose key is already stored are not written again. ``scores`` is a
   ``ReplacingMergeTree`` on that key (``_key``; the score id for ``add_scores``), so copies that
   two writers racing on the same batch (or the same score id) could leave are merged away in
-  the background. Reads do not use ``FINAL`` (5-9x slower here): a trace's scores are read
-  ``LIMIT 1 BY`` the key, while pages and aggregates may count such a copy until the merge.
+  the background. Every read of scores (lists, pages, metrics, comparisons) says ``FINAL``, so
+  such a copy is never seen twice, before the merge as after it, and the copy a read keeps is
+  the one the merge will keep (the last written). Existence checks by key read without it.
 - ``create_dataset`` writes the rows first and the dataset last (the dataset row makes it
-  visible); a dataset id already taken is refused by a check before the write, so two servers
-  creating the same id at once can both pass it (the later dataset row wins, the rows mix).
+  visible); a dataset id already taken is refused, and of two servers creating the same id at
+  once one writes it (a uniqueness claim, ``CHBase._create_unique``).
 - Metric formulas are DuckDB SQL in ``base.py``; the two that read ``details`` through DuckDB's
   JSON functions have ClickHouse spellings in :data:`CH_SCORE_FORMULAS`.
 """
@@ -29,7 +30,7 @@ import orjson
 
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Score, Span
-from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts
 from sightline.store._duckdb_evals import (
     SCORE_FIELDS,
     _decode_cursor,
@@ -194,9 +195,9 @@ class EvalsMixin(CHBase):
 
     def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
         rows = self._q(
-            f"SELECT {_SCORE_SELECT} FROM scores"  # noqa: S608
+            f"SELECT {_SCORE_SELECT} FROM scores FINAL"  # noqa: S608
             " WHERE project_id = {p:String} AND trace_id = {t:String}"
-            " ORDER BY created_at, score_id LIMIT 1 BY _key",
+            " ORDER BY created_at, score_id",
             {"p": project_id, "t": trace_id},
         )
         return [row_to_score(r) for r in rows]
@@ -361,7 +362,7 @@ class EvalsMixin(CHBase):
             params.update(c_ts=ts, c_sid=sid)
         params["limit"] = query.limit + 1
         rows = self._q(
-            f"SELECT {_SCORE_SELECT} FROM scores WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT {_SCORE_SELECT} FROM scores FINAL WHERE {' AND '.join(where)}"  # noqa: S608
             " ORDER BY created_at DESC, score_id DESC LIMIT {limit:UInt32}",
             params,
         )
@@ -375,9 +376,8 @@ class EvalsMixin(CHBase):
         if not trace_ids:
             return []
         rows = self._q(
-            f"SELECT {_SCORE_SELECT} FROM scores WHERE project_id = {{p:String}}"  # noqa: S608
-            " AND trace_id IN {t:Array(String)} ORDER BY created_at, score_id"
-            " LIMIT 1 BY trace_id, _key",
+            f"SELECT {_SCORE_SELECT} FROM scores FINAL WHERE project_id = {{p:String}}"  # noqa: S608
+            " AND trace_id IN {t:Array(String)} ORDER BY created_at, score_id",
             {"p": project_id, "t": list(trace_ids)},
         )
         return [row_to_score(r) for r in rows]
@@ -386,7 +386,7 @@ class EvalsMixin(CHBase):
         self, after: datetime, *, source: str, name: str, limit: int
     ) -> list[Score]:
         rows = self._q(
-            f"SELECT {_SCORE_SELECT} FROM scores"  # noqa: S608
+            f"SELECT {_SCORE_SELECT} FROM scores FINAL"  # noqa: S608
             " WHERE created_at > {after:DateTime64(6, 'UTC')} AND source = {src:String}"
             " AND `name` = {n:String} ORDER BY created_at, score_id LIMIT {limit:UInt32}",
             {"after": ch_ts(after), "src": source, "n": name, "limit": limit},
@@ -401,14 +401,14 @@ class EvalsMixin(CHBase):
             f"""
             WITH e AS (
                 SELECT trace_id, span_id, `name`, {latest}
-                FROM scores
+                FROM scores FINAL
                 WHERE project_id = {{p:String}} AND source = 'evaluator'
                     AND span_id IS NOT NULL AND passed IS NOT NULL
                     AND coalesce(label, '') <> 'failed'
                 GROUP BY trace_id, span_id, `name`
             ), h AS (
                 SELECT trace_id, span_id, `name`, {latest}
-                FROM scores
+                FROM scores FINAL
                 WHERE project_id = {{p:String}} AND source = 'human' AND passed IS NOT NULL
                 GROUP BY trace_id, span_id, `name`
             )
@@ -424,13 +424,23 @@ class EvalsMixin(CHBase):
     # -- datasets ------------------------------------------------------------------------------
 
     def create_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
-        # Check-then-insert: DuckDB refuses a taken id with its primary key; two servers
-        # creating the same id at once can both pass this check (documented difference).
-        if self.get_dataset(dataset.project_id, dataset.dataset_id) is not None:
+        # DuckDB refuses a taken id with its primary key; here a uniqueness claim on the id:
+        # of two servers creating the same id at once, one writes it (docs/clickhouse.md)
+        try:
+            self._create_unique(
+                "dataset",
+                f"{dataset.project_id}\x00{dataset.dataset_id}",
+                exists=lambda: self.get_dataset(dataset.project_id, dataset.dataset_id) is not None,
+                create=lambda: self._write_dataset(dataset, rows),
+                what=f"dataset {dataset.dataset_id!r}",
+            )
+        except KeyTaken:
             raise StoreError(
                 f"dataset insert failed: dataset {dataset.dataset_id!r} already exists"
                 f" in project {dataset.project_id!r}"
-            )
+            ) from None
+
+    def _write_dataset(self, dataset: Dataset, rows: Sequence[dict[str, Any]]) -> None:
         try:
             self._insert_rows(
                 "dataset_rows",
@@ -528,7 +538,7 @@ class EvalsMixin(CHBase):
         span_cols = ", ".join(["project_id", "trace_id", "span_id", "start_time", *dims])
         scores = (
             "SELECT project_id, trace_id, span_id, `value`, label, passed, details"
-            " FROM scores WHERE project_id = {p:String} AND `name` = {sn:String}"
+            " FROM scores FINAL WHERE project_id = {p:String} AND `name` = {sn:String}"
             " AND source = {src:String} AND coalesce(label, '') <> 'failed'"
         )
         if m.score_source == "user":

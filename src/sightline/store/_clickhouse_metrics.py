@@ -88,7 +88,7 @@ def guardrail_source(where: str, *, with_scores: bool = True) -> str:
             f" false AS _out_flagged FROM spans WHERE {where})"
         )
     scores = (
-        "FROM scores WHERE project_id = {project_id:String}"  # noqa: S608 - fixed fragments
+        "FROM scores FINAL WHERE project_id = {project_id:String}"  # noqa: S608 - fixed fragments
         f" AND trace_id IN (SELECT trace_id FROM spans WHERE {where})"
     )
     return f"""(

@@ -9,9 +9,9 @@ What differs here, and why:
   clock runs behind still replaces what another node saved).
 - ``save_alerts`` writes the alerts, then their events: ClickHouse has no transactions, so a
   crash between the two leaves the alerts' new state without those events.
-- A rule's next version is read then written (no unique key): two servers adding a version of
-  the same rule at the same moment can both write version N. One monitor runs at a time (the
-  leader lease) and API edits of one rule are rare, so this is the documented difference.
+- A rule's next version is the highest + 1 under a uniqueness claim on the number
+  (``CHBase._create_unique``): of two servers adding a version of the same rule at the same
+  moment, one writes N and the other, finding N taken, N + 1.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 
 import orjson
 
-from sightline.errors import ConfigError, StoreError
+from sightline.errors import ConfigError, Conflict, StoreError
 from sightline.model import Alert, AlertEvent, Delivery, RuleVersion, Silence
 from sightline.store._clickhouse_base import CH_DT as _DT
 from sightline.store._clickhouse_base import CH_NDT as _NDT
 from sightline.store._clickhouse_base import CH_NF as _NF
 from sightline.store._clickhouse_base import CH_NSTR as _NSTR
-from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts
 from sightline.store._clickhouse_base import ch_aware as _aware
 from sightline.store._clickhouse_base import ch_json as _json
 from sightline.store._clickhouse_base import ch_us as _us
@@ -71,6 +71,8 @@ _RULE_COLUMNS = [
     ("created_at", _DT),
 ]
 _RULE_FIELDS = tuple(c for c, _ in _RULE_COLUMNS)
+_RULE_ATTEMPTS = 8
+"""Version numbers tried by one add_rule_version while others take them."""
 
 _ALERT_COLUMNS = [
     ("project_id", "String"),
@@ -436,29 +438,57 @@ class MonitorMixin(CHBase):
     # -- alert rules -----------------------------------------------------------------------------
 
     def add_rule_version(self, rule: RuleVersion) -> RuleVersion:
-        # Read, then write: see the module docstring (two servers racing can both write N).
-        rows = self._q(
-            "SELECT max(version) FROM alert_rules"
-            " WHERE project_id = {p:String} AND name = {n:String}",
-            {"p": rule.project_id, "n": rule.name},
-        )
-        version = int(rows[0][0] or 0) + 1 if rows else 1
-        self._insert_rows(
-            "alert_rules",
-            _RULE_FIELDS,
-            [
-                [
-                    rule.project_id,
-                    rule.name,
-                    version,
-                    _json(rule.spec),
-                    rule.source,
-                    rule.deleted,
-                    rule.author,
-                    ch_ts(rule.created_at),
-                ]
-            ],
-        )
+        # max + 1 under a uniqueness claim on the number (see the module docstring)
+        where = {"p": rule.project_id, "n": rule.name}
+        for _ in range(_RULE_ATTEMPTS):
+            rows = self._q(
+                "SELECT max(version) FROM alert_rules"
+                " WHERE project_id = {p:String} AND name = {n:String}",
+                where,
+            )
+            version = int(rows[0][0] or 0) + 1 if rows else 1
+
+            def taken(v: int = version) -> bool:
+                got = self._q(
+                    "SELECT count() FROM alert_rules WHERE project_id = {p:String}"
+                    " AND name = {n:String} AND version = {v:Int64}",
+                    {**where, "v": v},
+                )
+                return bool(got[0][0])
+
+            def create(v: int = version) -> None:
+                self._insert_rows(
+                    "alert_rules",
+                    _RULE_FIELDS,
+                    [
+                        [
+                            rule.project_id,
+                            rule.name,
+                            v,
+                            _json(rule.spec),
+                            rule.source,
+                            rule.deleted,
+                            rule.author,
+                            ch_ts(rule.created_at),
+                        ]
+                    ],
+                )
+
+            try:
+                self._create_unique(
+                    "alert_rule_version",
+                    f"{rule.project_id}\x00{rule.name}\x00{version}",
+                    exists=taken,
+                    create=create,
+                    what=f"version {version} of alert rule {rule.name!r}",
+                )
+                break
+            except KeyTaken:
+                continue
+        else:
+            raise Conflict(
+                f"alert rule {rule.name!r} is being changed by other requests; try again"
+            )
         return RuleVersion(
             project_id=rule.project_id,
             name=rule.name,

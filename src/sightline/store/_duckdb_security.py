@@ -234,21 +234,44 @@ def checkpoint(store: DuckDBStore) -> None:
             log.warning("checkpoint_skipped", error=str(e))
 
 
-def compact(path: Path) -> tuple[int, int]:
+def duckdb_settings(con: duckdb.DuckDBPyConnection) -> str:
+    """The connection's memory limit and threads as DuckDB reports them (for the CLI)."""
+    limit, threads = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads')"
+    ).fetchall()[0]
+    return f"DuckDB memory_limit {limit}, threads {threads}"
+
+
+def compact(
+    path: Path,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    report: Callable[[str], None] | None = None,
+) -> tuple[int, int]:
     """Rewrite the database file so deleted rows leave it; return its size before and after.
 
     DuckDB marks deleted rows and frees blocks but does not overwrite them, so erased values
     stay readable in the file's bytes until the blocks are reused. Copying the database into a
     new file and swapping it in removes them. The file must not be open (the server stopped).
+    ``memory_limit`` and ``threads`` are DuckDB's settings for the copy (as ``serve`` takes
+    them); ``report`` is told the settings the connection runs with.
     """
     before = path.stat().st_size
     fresh = path.with_name(path.name + ".compact")
     fresh.unlink(missing_ok=True)
+    config: dict[str, Any] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if threads is not None:
+        config["threads"] = threads
     try:
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path), config=config)
     except duckdb.Error as e:
         raise StoreError(f"cannot open {path}: {e}") from None
     try:
+        if report is not None:
+            report(duckdb_settings(con))
         name = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute("ATTACH ? AS _fresh", [str(fresh)])
         con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')

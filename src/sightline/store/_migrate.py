@@ -112,13 +112,19 @@ def migrate_store(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[str], None] | None = None,
+    duckdb_memory_limit: str | None = None,
+    duckdb_threads: int | None = None,
 ) -> list[TableCopy]:
     """Copy a DuckDB store into a ClickHouse store; returns what each table's copy did.
+
+    The source is opened with ``duckdb_memory_limit`` and ``duckdb_threads`` when given (as
+    ``serve`` opens it); ``progress`` is told the settings it runs with first.
 
     Raises ConfigError for a bad URL or a missing source file, StoreError when a store cannot
     be opened (a DuckDB file held by a running server) or a copy fails.
     """
     from sightline.store._duckdb import DuckDBStore
+    from sightline.store._duckdb_security import duckdb_settings
     from sightline.store._open import open_store
 
     if chunk_rows < 1:
@@ -129,12 +135,14 @@ def migrate_store(
         raise ConfigError(f"no DuckDB store at {path}")
     say = progress or (lambda _msg: None)
     try:
-        source = DuckDBStore(path)
+        source = DuckDBStore(path, memory_limit=duckdb_memory_limit, threads=duckdb_threads)
     except StoreError as e:
         raise StoreError(
             f"{e}\n(is `sightline serve` running on this store? stop it before migrating)"
         ) from None
     try:
+        with source._cursor() as cur:
+            say(f"source {path}: {duckdb_settings(cur)}")
         source.migrate()  # an older file gets the columns the target has
         target = open_store(target_url)
         try:

@@ -21,12 +21,17 @@ from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import SightlineError
 from sightline.model import PromptVersion
-from sightline.prompts import KINDS, NAME_PATTERN, TEMPLATE_TYPES, template_type
+from sightline.prompts import KINDS, NAME_PATTERN, TEMPLATE_TYPES
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
 from sightline.server._web import Page, PageError, WebPage, check_csrf, render
 from sightline.server.routes.pages_monitor import _is_project_admin, _project
-from sightline.server.routes.prompts import _RESERVED_NAMES, PromptIn, _check_label
+from sightline.server.routes.prompts import (
+    _RESERVED_NAMES,
+    PromptIn,
+    _check_label,
+    new_prompt_version,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -197,19 +202,7 @@ async def create_version(
         body = _parse_draft(draft, email)
     except ValueError as e:
         return _edit_page(request, page, draft, error=str(e), status=400)
-    pv = PromptVersion(
-        project_id=project,
-        name=body.name,
-        version=0,
-        kind=body.kind,
-        type=template_type(body.template),
-        template=body.template,
-        model=body.model,
-        parameters=body.parameters,
-        author=email,
-        message=body.message,
-        created_at=datetime.now(UTC),
-    )
+    pv = new_prompt_version(project, body, author=email)
 
     def work() -> PromptVersion:
         saved = st.store.add_prompt_version(pv, labels=body.labels, updated_by=f"user:{email}")

@@ -121,6 +121,26 @@ async def _resolve(
     return pv
 
 
+def new_prompt_version(project_id: str, body: PromptIn, *, author: str | None) -> PromptVersion:
+    """The version ``body`` describes, to append (the store assigns its number), made now.
+
+    One place for the REST API and the dashboard's editor to build it.
+    """
+    return PromptVersion(
+        project_id=project_id,
+        name=body.name,
+        version=0,
+        kind=body.kind,
+        type=template_type(body.template),
+        template=body.template,
+        model=body.model,
+        parameters=body.parameters,
+        author=author,
+        message=body.message,
+        created_at=datetime.now(UTC),
+    )
+
+
 @router.post("", status_code=201, summary="Create a prompt version")
 async def create_version(body: PromptIn, request: Request, key: Key) -> dict[str, Any]:
     """Append a version to prompt ``name`` (version 1 creates it) and point ``labels`` at it.
@@ -130,20 +150,7 @@ async def create_version(body: PromptIn, request: Request, key: Key) -> dict[str
     """
     if body.name in _RESERVED_NAMES:
         raise ConfigError(f"{body.name!r} is reserved; choose another name")
-    now = datetime.now(UTC)
-    pv = PromptVersion(
-        project_id=key.project_id,
-        name=body.name,
-        version=0,
-        kind=body.kind,
-        type=template_type(body.template),
-        template=body.template,
-        model=body.model,
-        parameters=body.parameters,
-        author=_actor(key, body.author),
-        message=body.message,
-        created_at=now,
-    )
+    pv = new_prompt_version(key.project_id, body, author=_actor(key, body.author))
     saved = await run_in_threadpool(
         lambda: state_of(request).store.add_prompt_version(
             pv, labels=body.labels, updated_by=_actor(key, body.author)
