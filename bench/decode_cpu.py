@@ -18,8 +18,8 @@ process (``time.process_time``), medians of the rounds, µs per span:
 
 Instructions per span (load-independent)::
 
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/decode_cpu.py \
-        --callgrind 2     # and again with --callgrind 6: (I6 - I2) / (4 * 512)
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/decode_cpu.py --callgrind 1    # and --callgrind 4: (I4 - I1) / (3 * 512)
 """
 
 from __future__ import annotations
