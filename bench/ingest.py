@@ -75,7 +75,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(url: str, batches_per_client: int, pid: int, cpu: list[float]) -> float:
+def run_once(
+    url: str, batches_per_client: int, pid: int, cpu: list[float], tree: list[float] | None = None
+) -> float:
     bodies = [
         [llm_request(BATCH)[0].SerializeToString() for _ in range(batches_per_client)]
         for _ in range(CLIENTS)
@@ -83,6 +85,7 @@ def run_once(url: str, batches_per_client: int, pid: int, cpu: list[float]) -> f
     total = CLIENTS * batches_per_client * BATCH
     before = _count(url)
     cpu0 = _cpu_s(pid)
+    tree0 = _server.tree_cpu_s(pid)
     errors: list[str] = []
     threads = [threading.Thread(target=_client, args=(url, b, errors)) for b in bodies]
     t0 = time.perf_counter()
@@ -94,6 +97,8 @@ def run_once(url: str, batches_per_client: int, pid: int, cpu: list[float]) -> f
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
     cpu.append((_cpu_s(pid) - cpu0) / total * 1e6)
+    if tree is not None:
+        tree.append((_server.tree_cpu_s(pid) - tree0) / total * 1e6)
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests: {errors[0]}")
     return total / elapsed
@@ -241,8 +246,9 @@ def main() -> None:
         proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
         try:
             cpu: list[float] = []
+            tree: list[float] = []
             run_once(url, 2, proc.pid, [])  # warm-up: worker processes, price cache
-            rates = [run_once(url, batches, proc.pid, cpu) for _ in range(runs)]
+            rates = [run_once(url, batches, proc.pid, cpu, tree) for _ in range(runs)]
         finally:
             _server.stop(proc)
     med = statistics.median(rates)
@@ -255,6 +261,11 @@ def main() -> None:
     # CPU of the server process alone (its GIL): steadier than wall time on a loaded machine
     print(
         f"server_cpu_us_per_span_median={statistics.median(cpu):.1f} runs={[round(c) for c in cpu]}"
+    )
+    # the server, its decode workers and its evaluator process (which takes idle CPU: compare
+    # with --env SIGHTLINE_EVAL_ENABLED=false for the ingest path alone)
+    print(
+        f"tree_cpu_us_per_span_median={statistics.median(tree):.1f} runs={[round(c) for c in tree]}"
     )
     print(f"baseline_protobuf_parse_spans_per_s={base:.0f} ratio={med / base:.3f}")
 

@@ -30,6 +30,12 @@ def test_ingest_benchmark_quick() -> None:
     assert re.search(r"ingest_spans_per_s_median=\d+", out), out
 
 
+def test_decode_cpu_benchmark_quick() -> None:
+    out = _run("decode_cpu.py")
+    for stage in ("parse", "decode", "redact", "price_arrow", "prepare"):
+        assert re.search(rf"decode_cpu_{stage}_us_per_span=-?[\d.]+", out), out
+
+
 def test_ingest_metrics_benchmark_quick() -> None:
     out = _run("ingest.py", "--mode", "metrics")
     assert re.search(r"ingest_data_points_per_s_median=\d+", out), out

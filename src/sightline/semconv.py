@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from math import isfinite as _isfinite
 from typing import Any
 
 _json_loads: Callable[[str | bytes], Any]
@@ -851,7 +852,7 @@ def _as_float(v: Any) -> float | None:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return f if f == f and f not in (float("inf"), float("-inf")) else None
+    return f if _isfinite(f) else None
 
 
 _SPEC = _build_spec()

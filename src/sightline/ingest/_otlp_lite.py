@@ -1,4 +1,4 @@
-"""OTLP metrics and logs messages that keep data-point and log-record attributes as raw bytes.
+"""OTLP messages that keep data-point, log-record and span attributes as raw bytes.
 
 Reading attributes through upb costs ~1.3 µs per key-value pair (a message object, a oneof
 lookup, two reads), and exporters repeat the same few attribute sets across thousands of
@@ -9,8 +9,11 @@ key of the set, made at C speed, that the decoder turns into JSON once per disti
 (``KeyValue.FromString`` checks each distinct pair as strictly as the full message would).
 
 They are built at import from the installed ``opentelemetry-proto`` descriptors, so they follow
-its version; ``MetricsData`` and ``LogsData`` have the same single field as the collector's
-``Export*ServiceRequest`` messages and parse their bodies.
+its version; ``MetricsData``, ``LogsData`` and ``TracesData`` have the same single field as the
+collector's ``Export*ServiceRequest`` messages and parse their bodies. In ``LiteTracesData``
+only the spans' own attributes are bytes (not their events', links' or resource's): a span's
+~20 attributes repeat in part from span to span (model, provider, system prompt), and each
+distinct pair is decoded once per request.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
-__all__ = ["LiteLogsData", "LiteMetricsData"]
+__all__ = ["LiteLogsData", "LiteMetricsData", "LiteTracesData"]
 
 _KEY_VALUE = ".opentelemetry.proto.common.v1.KeyValue"
 _BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
@@ -36,8 +40,8 @@ _ATTRIBUTE_OWNERS = frozenset(
 )
 
 
-def _lite_file(module: Any, package: str) -> Any:
-    """A copy of ``module``'s proto file in ``package`` with point attributes as bytes."""
+def _lite_file(module: Any, package: str, owners: frozenset[str] = _ATTRIBUTE_OWNERS) -> Any:
+    """A copy of ``module``'s proto file in ``package`` with ``owners``' attributes as bytes."""
     fdp = descriptor_pb2.FileDescriptorProto()
     module.DESCRIPTOR.CopyToProto(fdp)
     old = f".{fdp.package}."
@@ -48,11 +52,7 @@ def _lite_file(module: Any, package: str) -> Any:
         for f in msg.field:
             if f.type_name.startswith(old):
                 f.type_name = f".{package}.{f.type_name[len(old) :]}"
-            elif (
-                msg.name in _ATTRIBUTE_OWNERS
-                and f.name == "attributes"
-                and f.type_name == _KEY_VALUE
-            ):
+            elif msg.name in owners and f.name == "attributes" and f.type_name == _KEY_VALUE:
                 f.type = _BYTES
                 f.ClearField("type_name")
         for nested in msg.nested_type:
@@ -77,3 +77,10 @@ LiteLogsData: Any = message_factory.GetMessageClass(
     _lite_file(logs_pb2, "sightline.lite.logs.v1").message_types_by_name["LogsData"]
 )
 """``LogsData`` (wire-compatible with ``ExportLogsServiceRequest``), attributes as bytes."""
+
+LiteTracesData: Any = message_factory.GetMessageClass(
+    _lite_file(trace_pb2, "sightline.lite.trace.v1", frozenset(("Span",))).message_types_by_name[
+        "TracesData"
+    ]
+)
+"""``TracesData`` (wire-compatible with ``ExportTraceServiceRequest``), span attributes as bytes."""

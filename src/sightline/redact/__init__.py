@@ -17,6 +17,7 @@ from sightline.redact._policy import (
     RedactionPolicy,
 )
 from sightline.redact._redactor import (
+    JSON_TEXTS,
     REDACTIONS_ATTRIBUTE,
     Redactor,
     as_text_redactor,
@@ -27,6 +28,7 @@ __all__ = [
     "ACTIONS",
     "DEFAULT_POLICY",
     "FIELDS",
+    "JSON_TEXTS",
     "OFF_POLICY",
     "PATTERN_TYPES",
     "REDACTIONS_ATTRIBUTE",

@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - the server extra is installed wherever
 from sightline.pii import find_pii
 from sightline.redact._policy import DEFAULT_POLICY, FIELDS, REDACT_TYPES, RedactionPolicy
 
-__all__ = ["REDACTIONS_ATTRIBUTE", "Redactor", "as_text_redactor", "redact_record"]
+__all__ = ["JSON_TEXTS", "REDACTIONS_ATTRIBUTE", "Redactor", "as_text_redactor", "redact_record"]
 
 REDACTIONS_ATTRIBUTE = "sightline.redactions"
 """The span attribute that records how many values of each type were redacted."""
@@ -25,6 +25,17 @@ _DROPPED = object()
 _MEMO_MAX = 4096
 _MEMO_MAX_CHARS = 2048
 _TOO_DEEP = "<TOO_DEEP>"
+_CLEAN_MEMO_MAX = 1024
+_CLEAN_MEMO_MAX_BYTES = 8192
+_JSON_RECORD_FIELDS = (
+    ("input_messages", "messages"),
+    ("output_messages", "messages"),
+    ("documents", "documents"),
+)
+JSON_TEXTS = "_json"
+"""The record key under which the ingest decoder keeps the JSON texts of the messages and
+documents redaction found clean: ``{name: (value, text)}`` (``sightline.store._arrow`` reuses
+a text while the record still holds that very value)."""
 
 # Cheap necessary conditions, checked before any of a type's regexes run. Python's regex engine
 # scans ~10 ns a character per pattern, and find_pii runs ~30 patterns, so a text is first
@@ -98,7 +109,17 @@ def _candidates(text: str, actions: dict[str, str]) -> list[str]:
     return out
 
 
-def _json_clean(v: Any, actions: dict[str, str], max_nodes: int) -> bool:
+def _json_bytes(v: Any) -> bytes | None:
+    """``v`` serialized by orjson, or None when it cannot be (huge ints, lone surrogates)."""
+    if orjson is None:
+        return None
+    try:
+        return orjson.dumps(v)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _json_clean(v: Any, actions: dict[str, str], max_nodes: int, b: bytes | None = None) -> bool:
     """Whether no string inside the JSON-like ``v`` can yield a finding under ``actions``.
 
     True only when, for every string in ``v``, the types :func:`_candidates` lets through find
@@ -110,12 +131,12 @@ def _json_clean(v: Any, actions: dict[str, str], max_nodes: int) -> bool:
     `` is `` or a colon inside a string: structural colons follow a quote, quotes inside strings
     are escaped). A False costs the usual walk; a True is always right.
     """
-    if "person" in actions or orjson is None:
+    if "person" in actions:
         return False
-    try:
-        b = orjson.dumps(v)
-    except (TypeError, orjson.JSONEncodeError):  # huge ints, lone surrogates: walk it
-        return False
+    if b is None:
+        b = _json_bytes(v)
+        if b is None:  # huge ints, lone surrogates: walk it
+            return False
     if b.count(b"[") + b.count(b"{") >= max_nodes:
         return False
     if len(b.translate(None, _DIGITS_AT_B)) != len(b):  # 5x faster than a [0-9@] search
@@ -164,7 +185,15 @@ class Redactor:
         ```
     """
 
-    __slots__ = ("_actions", "_memo", "_resource_memo", "max_depth", "policy", "secret")
+    __slots__ = (
+        "_actions",
+        "_clean_memo",
+        "_memo",
+        "_resource_memo",
+        "max_depth",
+        "policy",
+        "secret",
+    )
 
     def __init__(
         self,
@@ -181,6 +210,8 @@ class Redactor:
         self.max_depth = max_depth
         self._memo: dict[tuple[str, str], tuple[str | None, dict[str, int]]] = {}
         self._resource_memo: tuple[dict[str, Any], dict[str, Any], dict[str, int]] | None = None
+        # (field, serialized JSON) -> whether no string inside can hold a finding
+        self._clean_memo: dict[tuple[str, bytes], bool] = {}
         self._actions: dict[str, dict[str, str]] = {
             f: {t: a for t in REDACT_TYPES if (a := policy.action(t, f)) != "off"} for f in FIELDS
         }
@@ -286,12 +317,44 @@ class Redactor:
     def _walk_attrs(self, attrs: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, x in attrs.items():
+            if type(x) is str:  # most attributes: _walk's string case without the call
+                if len(x) < 6:
+                    out[k] = x
+                    continue
+                s = self.redact_text(x, "attributes", counts)
+                if s is not None:
+                    out[k] = s
+                continue
             y = self._walk(x, "attributes", counts, 1)
             if y is not _DROPPED:
                 out[k] = y
         return out
 
-    def redact_record(self, rec: dict[str, Any]) -> dict[str, int]:
+    def _clean(self, v: Any, field: str) -> bytes | None:
+        """``v`` serialized, when :func:`_json_clean` says it needs no walk; else None.
+
+        The outcome is kept per distinct serialized value for the life of this redactor (one
+        request): spans of a batch repeat their system prompts and tool schemas.
+        """
+        actions = self._actions[field]
+        if "person" in actions:
+            return None
+        b = _json_bytes(v)
+        if b is None:
+            return None
+        key = (field, b)
+        ok = self._clean_memo.get(key)
+        if ok is None:
+            ok = _json_clean(v, actions, self.max_depth - 1, b)
+            if len(b) <= _CLEAN_MEMO_MAX_BYTES:
+                if len(self._clean_memo) >= _CLEAN_MEMO_MAX:
+                    self._clean_memo.clear()
+                self._clean_memo[key] = ok
+        return b if ok else None
+
+    def redact_record(
+        self, rec: dict[str, Any], *, json_texts: dict[str, tuple[Any, str]] | None = None
+    ) -> dict[str, int]:
         """Redact a decoded span record in place; return the number of redactions by type.
 
         ``rec`` is a record as ``sightline.ingest`` builds it (``input``, ``output``,
@@ -300,21 +363,28 @@ class Redactor:
         on the span: ``attributes["sightline.redactions"]`` and an ``ingest_notes`` entry
         ``pii_redacted``. Identity columns (``user_id``, ``session_id``, ``tenant_id``) are left
         as they are: they are the keys erasure and per-user metrics work by.
+
+        Messages and documents found clean are left as they are; with ``json_texts``, their JSON
+        text is added to it (``{name: (value, text)}``), for the Arrow table to reuse (the
+        decoder keeps it on the record under :data:`JSON_TEXTS`).
         """
         counts: dict[str, int] = {}
-        for name, field in (("input", "input"), ("output", "output")):
+        v = rec.get("input")
+        if isinstance(v, str):
+            rec["input"] = self.redact_text(v, "input", counts)
+        v = rec.get("output")
+        if isinstance(v, str):
+            rec["output"] = self.redact_text(v, "output", counts)
+        for name, field in _JSON_RECORD_FIELDS:
             v = rec.get(name)
-            if isinstance(v, str):
-                rec[name] = self.redact_text(v, field, counts)
-        for name, field in (
-            ("input_messages", "messages"),
-            ("output_messages", "messages"),
-            ("documents", "documents"),
-        ):
-            v = rec.get(name)
-            if v and not _json_clean(v, self._actions[field], self.max_depth - 1):
+            if not v:
+                continue
+            b = self._clean(v, field)
+            if b is None:
                 w = self._walk(v, field, counts, 0)
                 rec[name] = None if w is _DROPPED else w
+            elif json_texts is not None:
+                json_texts[name] = (v, b.decode())
         v = rec.get("status_message")
         if isinstance(v, str):
             rec["status_message"] = self.redact_text(v, "attributes", counts)
@@ -345,14 +415,19 @@ class Redactor:
         return counts
 
 
-def redact_record(rec: dict[str, Any], redactor: Redactor | None) -> dict[str, int]:
+def redact_record(
+    rec: dict[str, Any],
+    redactor: Redactor | None,
+    *,
+    json_texts: dict[str, tuple[Any, str]] | None = None,
+) -> dict[str, int]:
     """Redact one decoded span record with ``redactor`` (nothing when it is None).
 
     The one call the ingest decoder makes for every span, after normalisation.
     """
     if redactor is None:
         return {}
-    return redactor.redact_record(rec)
+    return redactor.redact_record(rec, json_texts=json_texts)
 
 
 def as_text_redactor(
