@@ -22,10 +22,15 @@ from math import isfinite as _isfinite
 from typing import Any
 
 _json_loads: Callable[[str | bytes], Any]
+_json_dumps: Callable[[Any], bytes] | None
 try:  # orjson is several times faster; the SDK does not require it
+    from orjson import JSONEncodeError as _JSONEncodeError
+    from orjson import dumps as _json_dumps
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover
     _json_loads = json.loads
+    _json_dumps = None
+    _JSONEncodeError = TypeError  # type: ignore[misc,assignment]
 
 __all__ = [
     "GEN_AI_OPERATION_KINDS",
@@ -415,11 +420,27 @@ def normalise(
             continue
         for k, conv in cands:
             v = attrs[k]
-            if v is None or v == "":
+            if v is None:
                 continue
-            if conv is None:
-                if type(v) is not str:
-                    v = str(v)
+            tv = type(v)
+            # exact str, int and float first (the decoders' values): same results as the
+            # converters, without the call; ``v == ""`` can only hold for a str (or an exotic)
+            if tv is str:
+                if not v:
+                    continue
+                if conv is not None:
+                    v = conv(v)
+                    if v is None:
+                        continue
+            elif tv is int and conv is _as_int:
+                pass
+            elif tv is float and conv is _as_float:
+                if not _isfinite(v):
+                    continue
+            elif tv is not int and tv is not float and v == "":
+                continue
+            elif conv is None:
+                v = str(v)
             else:
                 v = conv(v)
                 if v is None:
@@ -661,9 +682,42 @@ def _set_messages(
             rec["finish_reason"] = str(fr)
 
 
+# Message JSON text -> orjson text of the messages read from it. Spans of one application repeat
+# the same system prompts and questions: a repeated text is rebuilt by one orjson parse of the
+# finished messages instead of a parse and a Python walk. Only with orjson, whose parse yields
+# str, int, finite float, bool, None, list and dict only, all of which its serialisation gives
+# back equal and of the same types (big integers it already parses as floats); a value it cannot
+# serialise is simply not cached. Bounded: texts are attacker-controlled.
+_MSG_CACHE: dict[str | bytes, bytes] = {}
+_MSG_CACHE_MAX = 2048
+_MSG_CACHE_MAX_TEXT = 1 << 16
+
+
 def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
     if value is None:
         return None
+    if (
+        _json_dumps is not None
+        and (type(value) is str or type(value) is bytes)
+        and len(value) <= _MSG_CACHE_MAX_TEXT
+    ):
+        cached = _MSG_CACHE.get(value)
+        if cached is not None:
+            msgs: list[dict[str, Any]] = _json_loads(cached)
+            return msgs
+        msgs = _read_messages(value)
+        try:
+            text = _json_dumps(msgs)
+        except _JSONEncodeError:
+            return msgs
+        if len(_MSG_CACHE) >= _MSG_CACHE_MAX:
+            _MSG_CACHE.clear()
+        _MSG_CACHE[value] = text
+        return msgs
+    return _read_messages(value)
+
+
+def _read_messages(value: Any) -> list[dict[str, Any]]:
     # Messages parsed here from a string are ours to complete in place; anything else may be
     # shared with the caller and is copied.
     owned = isinstance(value, str | bytes)
