@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from marshal import dumps as _marshal_dumps
+from marshal import loads as _marshal_loads
 from math import isfinite as _isfinite
 from typing import Any
 
 _json_loads: Callable[[str | bytes], Any]
-_json_dumps: Callable[[Any], bytes] | None
 try:  # orjson is several times faster; the SDK does not require it
-    from orjson import JSONEncodeError as _JSONEncodeError
-    from orjson import dumps as _json_dumps
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover
     _json_loads = json.loads
-    _json_dumps = None
-    _JSONEncodeError = TypeError  # type: ignore[misc,assignment]
 
 __all__ = [
     "GEN_AI_OPERATION_KINDS",
@@ -360,7 +357,11 @@ class _Plan:
         for slot, cands in slots.items():
             cands.sort(key=lambda c: c[0])
             if slot[0] == "_":
-                specials.append((slot, tuple((k, conv, rank) for rank, k, conv in cands)))
+                # the text slots also record which name filled them, under "<slot>_rank"
+                rank_slot = slot + "_rank" if slot in ("_text_in", "_text_out") else None
+                specials.append(
+                    (slot, rank_slot, tuple((k, conv, rank) for rank, k, conv in cands))
+                )
             else:
                 # None stands for _as_str, inlined by normalise (most fields are strings)
                 fields.append(
@@ -369,7 +370,7 @@ class _Plan:
         self.fields: tuple[tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]], ...]
         self.fields = tuple(fields)
         self.specials: tuple[
-            tuple[str, tuple[tuple[str, Callable[[Any], Any] | None, int], ...]], ...
+            tuple[str, str | None, tuple[tuple[str, Callable[[Any], Any] | None, int], ...]], ...
         ] = tuple(specials)
         self.rest = tuple(rest)
         self.indexed = tuple(indexed)
@@ -448,7 +449,7 @@ def normalise(
             rec[field] = v
             break
     special: dict[str, Any] = {}
-    for slot, rank_cands in plan.specials:
+    for slot, rank_slot, rank_cands in plan.specials:
         for k, conv, rank in rank_cands:
             v = attrs[k]
             if v is None:
@@ -460,15 +461,15 @@ def normalise(
                 if v is None:
                     continue
             special[slot] = v
-            if slot == "_text_in" or slot == "_text_out":
-                special[slot + "_rank"] = rank
+            if rank_slot is not None:
+                special[rank_slot] = rank
             break
     rest: Attrs = {k: attrs[k] for k in plan.rest} if plan.rest else {}
     indexed = {k: attrs[k] for k in plan.indexed} if plan.indexed else None
     if rec.get("operation") is None:
         op = special.get("_gen_ai_operation", special.get("_llm_request_type"))
         if op is not None and op != "":
-            rec["operation"] = _as_str(op)
+            rec["operation"] = op if isinstance(op, str) else str(op)
 
     _set_kind(rec, special)
     _set_model_and_params(rec, special)
@@ -488,7 +489,7 @@ def normalise(
             if rec.get(field) is None:
                 v = resource.get(rk)
                 if v is not None:
-                    rec[field] = _as_str(v)
+                    rec[field] = v if isinstance(v, str) else str(v)
     return rest
 
 
@@ -682,12 +683,12 @@ def _set_messages(
             rec["finish_reason"] = str(fr)
 
 
-# Message JSON text -> orjson text of the messages read from it. Spans of one application repeat
-# the same system prompts and questions: a repeated text is rebuilt by one orjson parse of the
-# finished messages instead of a parse and a Python walk. Only with orjson, whose parse yields
-# str, int, finite float, bool, None, list and dict only, all of which its serialisation gives
-# back equal and of the same types (big integers it already parses as floats); a value it cannot
-# serialise is simply not cached. Bounded: texts are attacker-controlled.
+# Message JSON text -> the messages read from it, marshalled. Spans of one application repeat
+# the same system prompts and questions: a repeated text is rebuilt by one ``marshal.loads``
+# (fresh objects, owned by the caller as before; ~2x faster than a JSON parse) instead of a JSON
+# parse and a Python walk. marshal gives back the same types, values and key order (JSON values
+# only here); a value it cannot take (too deep) is simply not cached. Bounded: texts are
+# attacker-controlled.
 _MSG_CACHE: dict[str | bytes, bytes] = {}
 _MSG_CACHE_MAX = 2048
 _MSG_CACHE_MAX_TEXT = 1 << 16
@@ -696,19 +697,15 @@ _MSG_CACHE_MAX_TEXT = 1 << 16
 def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
     if value is None:
         return None
-    if (
-        _json_dumps is not None
-        and (type(value) is str or type(value) is bytes)
-        and len(value) <= _MSG_CACHE_MAX_TEXT
-    ):
+    if (type(value) is str or type(value) is bytes) and len(value) <= _MSG_CACHE_MAX_TEXT:
         cached = _MSG_CACHE.get(value)
         if cached is not None:
-            msgs: list[dict[str, Any]] = _json_loads(cached)
+            msgs: list[dict[str, Any]] = _marshal_loads(cached)  # noqa: S302 - ours
             return msgs
         msgs = _read_messages(value)
         try:
-            text = _json_dumps(msgs)
-        except _JSONEncodeError:
+            text = _marshal_dumps(msgs)
+        except ValueError:
             return msgs
         if len(_MSG_CACHE) >= _MSG_CACHE_MAX:
             _MSG_CACHE.clear()
