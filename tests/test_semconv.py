@@ -462,3 +462,43 @@ class TestInstrumentorQuirks:
         )
         assert rec["is_streaming"] is True
         assert (rec["ttft_ms"], rec["tpot_ms"]) == (200.0, 100.0)
+
+
+class TestRepeatedMessageTexts:
+    """A repeated message text (cached once read) gives the same messages, as fresh objects."""
+
+    def test_repeat_is_equal_and_unshared(self) -> None:
+        text = json.dumps(
+            [
+                {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+                {"role": "user", "parts": [{"type": "text", "content": "Hi"}], "n": 1.5},
+            ]
+        )
+        attrs = {"gen_ai.input.messages": text, "gen_ai.output.messages": "[1, -0.0, null]"}
+        first, _ = _norm(dict(attrs))
+        first["input_messages"][0]["parts"][0]["content"] = "changed"
+        second, _ = _norm(dict(attrs))
+        third, _ = _norm(dict(attrs))
+        assert second["input_messages"] == [
+            {
+                "role": "system",
+                "parts": [{"type": "text", "content": "Be brief."}],
+                "content": "Be brief.",
+            },
+            {
+                "role": "user",
+                "parts": [{"type": "text", "content": "Hi"}],
+                "n": 1.5,
+                "content": "Hi",
+            },
+        ]
+        assert repr(second) == repr(third)
+        assert second["input_messages"] is not third["input_messages"]
+        assert second["input_messages"][0]["parts"] is not third["input_messages"][0]["parts"]
+        assert second["input"] == "Hi"
+        assert repr(second["output_messages"]) == repr(
+            [
+                {"role": "user", "content": "1"},
+                {"role": "user", "content": "-0.0"},
+            ]
+        )
