@@ -690,8 +690,8 @@ def _set_messages(
 # only here); a value it cannot take (too deep) is simply not cached. Bounded: texts are
 # attacker-controlled.
 _MSG_CACHE: dict[str | bytes, bytes] = {}
-_MSG_CACHE_MAX = 2048
-_MSG_CACHE_MAX_TEXT = 1 << 16
+_MSG_CACHE_MAX = 1024
+_MSG_CACHE_MAX_TEXT = 1 << 13  # characters: with the marshalled copies, tens of MiB at worst
 
 
 def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
