@@ -1,0 +1,93 @@
+"""Sample the memory of a ``sightline serve`` process from inside it, every 10 s.
+
+    PYTHONPATH=bench/memprobe python bench/soak.py --env SIGHTLINE_DUCKDB_MEMORY_LIMIT=256MB
+
+Python imports this file at start when its folder is on ``PYTHONPATH``; in a process whose
+arguments include ``serve`` it starts a daemon thread that appends one JSON line per sample to
+``MEMPROBE_OUT`` (default ``/tmp/memprobe.jsonl``): seconds since start, ``VmRSS``/``RssAnon``/
+``RssFile`` (MiB), glibc's heap (``mallinfo2``: arena, in use, free), DuckDB's own memory by tag
+(``duckdb_memory()``) and ``pragma_database_size()`` (memory, limit, file, WAL). Diagnostic
+only: it reads the store's connection from another thread through a cursor of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import sys
+import threading
+import time
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # noqa: RUF012 - ctypes' own declaration form
+        (n, ctypes.c_size_t)
+        for n in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _status() -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "RssAnon", "RssFile")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) // 1024
+    return out
+
+
+def _duckdb(store: object) -> dict[str, object]:
+    cur = store._con.cursor()  # type: ignore[attr-defined]
+    try:
+        tags = cur.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        ).fetchall()
+        size = cur.execute(
+            "SELECT memory_usage, memory_limit, database_size, wal_size FROM pragma_database_size()"
+        ).fetchone()
+    finally:
+        cur.close()
+    return {
+        "duck": {t: b >> 20 for t, b in tags},
+        "duck_total": sum(b for _, b in tags) >> 20,
+        "dbsize": list(size or ()),
+    }
+
+
+def _probe() -> None:
+    out = os.environ.get("MEMPROBE_OUT", "/tmp/memprobe.jsonl")  # noqa: S108 - a bench file
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    store: object | None = None
+    t0 = time.monotonic()
+    while True:
+        time.sleep(10)
+        if store is None:
+            store = next((o for o in gc.get_objects() if type(o).__name__ == "DuckDBStore"), None)
+        mi = libc.mallinfo2()
+        rec: dict[str, object] = {"t": round(time.monotonic() - t0), **_status()}
+        rec.update(malloc_arena=mi.arena >> 20, malloc_used=mi.uordblks >> 20)
+        if store is not None:
+            try:
+                rec.update(_duckdb(store))
+            except Exception as e:  # noqa: BLE001 - a sample lost, not the server
+                rec["err"] = repr(e)[:300]
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+if "serve" in sys.argv:
+    threading.Thread(target=_probe, daemon=True, name="memprobe").start()
