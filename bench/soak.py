@@ -20,7 +20,7 @@ Reports:
   child alone) before the load, at 10 %, 50 % and 100 % of the run, the series every 10 %, and
   a verdict: ``soak_rss_flat=yes`` when the median RSS of the 80/90/100 % samples is within
   10 % above the median of the 40/50/60 % ones, for the server and for the whole tree. The
-  server's DuckDB memory limit (``SIGHTLINE_DUCKDB_MEMORY_LIMIT``, default 1GB; set another
+  server's DuckDB memory limit (``SIGHTLINE_DUCKDB_MEMORY_LIMIT``, default 256MB; set another
   with ``--env``) is what bounds it.
 """
 

@@ -23,8 +23,8 @@ Batches are bench-like LLM spans (``bench/_payload.py``, decoded by the real OTL
 fresh ids and start times moving forward at 5,000 spans/s, as a server receives them. Stores
 are filled with big ``INSERT … SELECT`` statements of the same rows (5,000 spans/s of start
 times), so a 3M-span store takes a minute, not ten. Memory is DuckDB's own
-(``duckdb_memory()``: total, and its ``ART_INDEX`` part) per database, with the store's
-default ``memory_limit`` (1GB).
+(``duckdb_memory()``: total, and its ``ART_INDEX`` part) per database, with a
+``memory_limit`` of 1GB (the store's default until the fifth session).
 """
 
 from __future__ import annotations

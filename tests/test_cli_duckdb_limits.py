@@ -81,7 +81,7 @@ def test_compact_reads_the_limit_from_the_environment_and_defaults_as_serve(
     assert _reported("300MB", 2) in result.output
     result = _run("compact", "--data-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert f"DuckDB memory_limit {_reported('1GB', 1).split()[2]}" in result.output  # serve's 1GB
+    assert f"DuckDB memory_limit {_reported('256MB', 1).split()[2]}" in result.output  # serve's
 
 
 def test_migrate_refuses_a_bad_setting(tmp_path: Path) -> None:

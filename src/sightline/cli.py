@@ -73,7 +73,7 @@ _serve_options = [
     click.option(
         "--duckdb-memory-limit",
         default=None,
-        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [1GB].",
+        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [256MB].",
     ),
     click.option(
         "--otlp-grpc-port", type=int, default=None, help="OTLP/gRPC port, 0 to turn off [4317]."
@@ -419,7 +419,7 @@ _duckdb_options = [
     click.option(
         "--duckdb-memory-limit",
         default=None,
-        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [1GB, as serve].",
+        help="DuckDB's memory limit, e.g. 512MB, 2GB or 25% of RAM [256MB, as serve].",
     ),
     click.option(
         "--duckdb-threads",

@@ -43,10 +43,11 @@ class Settings(BaseSettings):
         " data_dir.",
     )
     duckdb_memory_limit: str = Field(
-        "1GB",
+        "256MB",
         description="DuckDB's memory limit (its buffer cache, indexes, query memory): a size"
         " such as 512MB, 1GB, 2GiB, or a share of RAM such as 25%. DuckDB's own default is 80%"
-        " of RAM.",
+        " of RAM. 256MB keeps a server under sustained ingest flat (its cache of table blocks"
+        " duplicates the OS page cache, and a checkpoint takes what the limit leaves).",
     )
     duckdb_threads: int | None = Field(
         None,

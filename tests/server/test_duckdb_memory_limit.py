@@ -46,13 +46,13 @@ def test_the_server_opens_duckdb_with_the_configured_limit_and_threads(tmp_path:
         assert _duckdb_setting(store, "threads") == "1"
 
 
-def test_the_default_limit_is_1gb_not_duckdbs_80_percent_of_ram(
+def test_the_default_limit_is_256mb_not_duckdbs_80_percent_of_ram(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SIGHTLINE_DUCKDB_MEMORY_LIMIT", raising=False)
     app = create_app(_app_settings(tmp_path))
     with TestClient(app):
-        assert _duckdb_setting(app.state.sightline.store, "memory_limit") == "953.6 MiB"
+        assert _duckdb_setting(app.state.sightline.store, "memory_limit") == "244.1 MiB"
 
 
 def test_the_limit_survives_a_reopen_after_a_fatal_error(tmp_path: Path) -> None:
