@@ -238,7 +238,13 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
             while (item := samples.get()) is not None:
                 sent, trace_id = item
                 while True:
-                    r = c.get("/api/v1/spans", params={"trace_id": trace_id, "limit": 1})
+                    try:
+                        r = c.get("/api/v1/spans", params={"trace_id": trace_id, "limit": 1})
+                    except httpx.TransportError:
+                        # the server closed an idle keep-alive connection as this request
+                        # went out (its 5 s timeout): ask again on a new one
+                        time.sleep(0.05)
+                        continue
                     if r.status_code == 200 and r.json()["data"]:
                         lags_ms.append((time.monotonic() - sent) * 1000)
                         break

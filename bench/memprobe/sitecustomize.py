@@ -5,9 +5,12 @@
 Python imports this file at start when its folder is on ``PYTHONPATH``; in a process whose
 arguments include ``serve`` it starts a daemon thread that appends one JSON line per sample to
 ``MEMPROBE_OUT`` (default ``/tmp/memprobe.jsonl``): seconds since start, ``VmRSS``/``RssAnon``/
-``RssFile`` (MiB), glibc's heap (``mallinfo2``: arena, in use, free), DuckDB's own memory by tag
-(``duckdb_memory()``) and ``pragma_database_size()`` (memory, limit, file, WAL). Diagnostic
-only: it reads the store's connection from another thread through a cursor of its own.
+``RssFile`` (MiB), glibc's heap (``mallinfo2``: arena, in use, free, mmapped, releasable top),
+pymalloc's live blocks, DuckDB's own memory by tag (``duckdb_memory()``) and
+``pragma_database_size()`` (memory, limit, file, WAL); with ``MEMPROBE_TYPES=1``, every 60 s,
+the most numerous live object types; with ``MEMPROBE_TRIM=1``, ``RssAnon`` again after a
+``malloc_trim(0)`` of its own. Diagnostic only: it reads the store's connection from
+another thread through a cursor of its own.
 """
 
 from __future__ import annotations
@@ -67,19 +70,45 @@ def _duckdb(store: object) -> dict[str, object]:
     }
 
 
+def _types(top: int = 12) -> dict[str, int]:
+    """Live objects by type, the most numerous first (with ``MEMPROBE_TYPES=1``, every 60 s)."""
+    counts: dict[str, int] = {}
+    for o in gc.get_objects():
+        name = type(o).__name__
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])
+
+
 def _probe() -> None:
     out = os.environ.get("MEMPROBE_OUT", "/tmp/memprobe.jsonl")  # noqa: S108 - a bench file
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2
     store: object | None = None
     t0 = time.monotonic()
+    types, n = bool(os.environ.get("MEMPROBE_TYPES")), 0
+    trim = bool(os.environ.get("MEMPROBE_TRIM"))
     while True:
         time.sleep(10)
         if store is None:
             store = next((o for o in gc.get_objects() if type(o).__name__ == "DuckDBStore"), None)
         mi = libc.mallinfo2()
         rec: dict[str, object] = {"t": round(time.monotonic() - t0), **_status()}
-        rec.update(malloc_arena=mi.arena >> 20, malloc_used=mi.uordblks >> 20)
+        rec.update(
+            malloc_arena=mi.arena >> 20,
+            malloc_used=mi.uordblks >> 20,
+            malloc_free=mi.fordblks >> 20,
+            malloc_mmap=mi.hblkhd >> 20,
+            malloc_top=mi.keepcost >> 20,
+        )
+        rec["py_blocks"] = sys.getallocatedblocks()
+        if trim:
+            # what one malloc_trim(0) hands back at this moment (run the server with
+            # SIGHTLINE_MALLOC_TRIM_INTERVAL_S=0 to see what its own trimmer would)
+            rec["trim_released"] = bool(libc.malloc_trim(0))
+            rec["RssAnon_after_trim"] = _status()["RssAnon"]
+        n += 1
+        if types and n % 6 == 0:
+            rec["types"] = _types()
         if store is not None:
             try:
                 rec.update(_duckdb(store))
