@@ -12,7 +12,8 @@ server stores every span (no idempotent no-ops); start and end times move with t
 starts ~5 s before it is sent) unless ``--fixed-times``.
 
 Reports:
-- errors: answers other than 200 and transport errors (none is expected);
+- errors: answers other than 200 and transport errors (none is expected), and the lag
+  sampler's reads answered other than 200;
 - the achieved rate: acknowledged spans / seconds from the first send to the last answer;
 - ingestion lag: for one request in ``--sample-every`` seconds, the time from its send until
   its first span is returned by ``GET /api/v1/spans?trace_id=...`` (p50, p95, max);
@@ -20,7 +21,7 @@ Reports:
   child alone) before the load, at 10 %, 50 % and 100 % of the run, the series every 10 %, and
   a verdict: ``soak_rss_flat=yes`` when the median RSS of the 80/90/100 % samples is within
   10 % above the median of the 40/50/60 % ones, for the server and for the whole tree. The
-  server's DuckDB memory limit (``SIGHTLINE_DUCKDB_MEMORY_LIMIT``, default 256MB; set another
+  server's DuckDB memory limit (``SIGHTLINE_DUCKDB_MEMORY_LIMIT``, default 128MB; set another
   with ``--env``) is what bounds it.
 """
 
@@ -189,6 +190,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
     lock = threading.Lock()
     samples: queue.Queue[tuple[float, str] | None] = queue.Queue()
     lags_ms: list[float] = []
+    read_statuses: Counter[str] = Counter()  # the lag sampler's answers other than 200
     ack_ms: list[float] = []
     t_start = time.monotonic()
     t_end = t_start + args.duration
@@ -245,7 +247,9 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
                         # went out (its 5 s timeout): ask again on a new one
                         time.sleep(0.05)
                         continue
-                    if r.status_code == 200 and r.json()["data"]:
+                    if r.status_code != 200:
+                        read_statuses[str(r.status_code)] += 1
+                    elif r.json()["data"]:
                         lags_ms.append((time.monotonic() - sent) * 1000)
                         break
                     time.sleep(0.005)
@@ -283,6 +287,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
     return {
         "statuses": dict(statuses),
         "errors": sum(n for s, n in statuses.items() if s != "200"),
+        "read_errors": dict(read_statuses),
         "acked": acked[0],
         "rate": acked[0] / elapsed,
         "cpu_us_per_span": cpu_s * 1e6 / max(acked[0], 1),
@@ -343,6 +348,9 @@ def main() -> None:
         f" {args.batch}-span batches"
     )
     print(f"soak_errors={res['errors']} statuses={res['statuses']}")
+    print(
+        f"soak_read_errors={res['read_errors'] or 0} (lag sampler's reads answered other than 200)"
+    )
     print(
         f"soak_spans_per_s={res['rate']:.0f} acked_spans={res['acked']} over {res['elapsed']:.1f} s"
     )

@@ -142,3 +142,51 @@ def test_stored_spans_take_no_index_memory(tmp_path: Path) -> None:
     assert store.count_spans("p") == 20_000
     assert index_bytes(store) == before  # was ~1 MiB more (50 bytes a span)
     store.close()
+
+
+def test_a_read_that_meets_the_memory_limit_answers_503_and_the_data_stays(
+    tmp_path: Path,
+) -> None:
+    # A checkpoint can take what the limit leaves for a moment (seen in a soak under 128MB):
+    # a read then fails with DuckDB's out-of-memory error. The answer is a JSON 503 to retry,
+    # not a 500, and nothing is lost. The limit is lowered on the live database: a real
+    # DuckDB out-of-memory, not a simulated one.
+    key = "sk-memory-limit-test"
+    app = create_app(_app_settings(tmp_path, init_project="mem", init_api_key=key))
+    spans = [
+        {
+            "trace_id": f"{i + 1:032x}",
+            "span_id": f"{i + 1:016x}",
+            "name": "chat",
+            "kind": "llm",
+            "model": "gpt-4o",
+            "start_time": 1_767_225_600 + i,
+            "duration_ms": 100.0,
+            "input": f"question {i} " + "x" * 400,
+            "output": f"answer {i} " + "y" * 400,
+        }
+        for i in range(3000)
+    ]
+    auth = {"authorization": f"Bearer {key}"}
+    with TestClient(app) as c:
+        for i in range(0, len(spans), 1000):
+            r = c.post("/api/v1/spans", json=spans[i : i + 1000], headers=auth)
+            assert r.status_code == 200, r.text
+        store = app.state.sightline.store
+        store._write.execute("CHECKPOINT")
+        with store._cursor() as cur:
+            cur.execute("SET memory_limit = '1MB'")
+        r = c.get("/api/v1/spans", params={"limit": 1000, "q": "answer"}, headers=auth)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "store_out_of_memory"
+        assert "SIGHTLINE_DUCKDB_MEMORY_LIMIT" in r.json()["error"]["message"]
+        with store._cursor() as cur:
+            cur.execute("SET memory_limit = '256MB'")
+        r = c.get("/api/v1/spans", params={"limit": 1000, "q": "answer"}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["data"]) == 1000
+        window = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
+        r = c.get("/api/v1/metrics", params={"name": "requests", **window}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["series"][0]["points"][0]["value"] == 3000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +50,18 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
             parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
         return error_response(400, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(duckdb.OutOfMemoryException)
+    async def _store_memory(request: Request, exc: duckdb.OutOfMemoryException) -> JSONResponse:
+        # A read that met DuckDB's memory limit (a checkpoint can take what the limit leaves
+        # for a moment): the store is fine and a retry usually succeeds, so 503, not 500.
+        log.warning("store_out_of_memory", path=request.url.path, error=str(exc).split("\n")[0])
+        return error_response(
+            503,
+            "store_out_of_memory",
+            "the store reached its memory limit; retry, or raise SIGHTLINE_DUCKDB_MEMORY_LIMIT",
+            {"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
