@@ -46,8 +46,9 @@ class Settings(BaseSettings):
         "256MB",
         description="DuckDB's memory limit (its buffer cache, indexes, query memory): a size"
         " such as 512MB, 1GB, 2GiB, or a share of RAM such as 25%. DuckDB's own default is 80%"
-        " of RAM. 256MB bounds a server under sustained ingest at ~0.6 GiB (its cache of table"
-        " blocks duplicates the OS page cache, and a checkpoint takes what the limit leaves).",
+        " of RAM. 256MB holds a server under sustained ingest at ~0.6 GiB (its cache of table"
+        " blocks duplicates the OS page cache; a checkpoint holds ~110 MiB); below it, reads"
+        " may run out of memory during checkpoints.",
     )
     duckdb_threads: int | None = Field(
         None,

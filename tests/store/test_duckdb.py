@@ -216,3 +216,46 @@ class TestSpansWithoutKey:
                 " UNION ALL SELECT 'INDEX' FROM duckdb_indexes() WHERE table_name = 'spans'"
             ).fetchall()
         return [r[0] for r in found]
+
+
+def _row_groups(store: DuckDBStore) -> list[int]:
+    with store._cursor() as cur:
+        rows = cur.execute(
+            "SELECT row_group_id, max(count) FROM pragma_storage_info('spans')"
+            " GROUP BY row_group_id ORDER BY row_group_id"
+        ).fetchall()
+    return [int(n) for _, n in rows]
+
+
+def test_the_file_is_written_in_small_row_groups_before_and_after_a_reopen(
+    tmp_path: Path,
+) -> None:
+    # DuckDB does not keep the row group size in the file: every open must give it, or the
+    # next checkpoint holds a 122,880-row group uncompressed (all of a 256MB limit).
+    size = _duckdb.ROW_GROUP_SIZE
+    assert size < 122_880
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.migrate()
+    store.insert_batches([spans_over(size + 1000, step=timedelta(seconds=1))])
+    store._write.execute("CHECKPOINT")
+    assert _row_groups(store) == [size, 1000]
+    store.close()
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.migrate()
+    start = T0 + timedelta(days=1)
+    store.insert_batches([batch(*(span_record(start=start) for _ in range(2 * size)))])
+    store._write.execute("CHECKPOINT")
+    groups = _row_groups(store)
+    assert sum(groups) == 3 * size + 1000
+    assert max(groups) == size
+    assert store.count_spans("p") == 3 * size + 1000
+    store.close()
+
+
+def test_spills_go_next_to_the_file(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb", memory_limit="64MB")
+    with store._cursor() as cur:
+        temp = cur.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        assert cur.execute("SELECT current_database()").fetchall()[0][0] == "sightline"
+    assert temp == str(tmp_path / "s.duckdb.tmp")
+    store.close()

@@ -273,7 +273,10 @@ def compact(
         if report is not None:
             report(duckdb_settings(con))
         name = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute("ATTACH ? AS _fresh", [str(fresh)])
+        from sightline.store._duckdb import ROW_GROUP_SIZE  # _duckdb imports this module
+
+        # the row group size the store writes with (see ROW_GROUP_SIZE)
+        con.execute(f"ATTACH ? AS _fresh (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [str(fresh)])
         con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')
         con.execute("DETACH _fresh")
     except duckdb.Error as e:
