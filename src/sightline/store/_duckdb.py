@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -250,13 +251,20 @@ class DuckDBStore:
                 return duckdb.connect(self.path, config=dict(self._config))
             except duckdb.Error as e:
                 raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
-        # ATTACH is the only way to give the file its row group size (see ROW_GROUP_SIZE)
+        # ATTACH is the only way to give the file its row group size (see ROW_GROUP_SIZE). The
+        # in-memory instance is named after the file: a second store on the same file in this
+        # process shares it (as duckdb.connect(path) would), where a second instance could not
+        # attach the file.
+        key = hashlib.sha1(str(Path(self.path).resolve()).encode()).hexdigest()[:16]  # noqa: S324
         try:
-            con = duckdb.connect(":memory:", config=dict(self._config))
+            con = duckdb.connect(f":memory:sightline_{key}", config=dict(self._config))
         except duckdb.Error as e:
             raise StoreError(f"cannot open DuckDB store at {self.path}: {e}") from None
         try:
-            con.execute(f"ATTACH ? AS {_CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [self.path])
+            con.execute(
+                f"ATTACH IF NOT EXISTS ? AS {_CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})",
+                [self.path],
+            )
             con.execute(f"USE {_CATALOG}")
         except duckdb.Error as e:
             con.close()
@@ -321,7 +329,8 @@ class DuckDBStore:
 
     def _rollback_after(self, e: duckdb.Error) -> None:
         """Roll the writer's transaction back after ``e``; remember a fatal error."""
-        if isinstance(e, duckdb.FatalException):
+        # an attached file invalidated by a failed checkpoint says so, as an ordinary error
+        if isinstance(e, duckdb.FatalException) or "has been invalidated" in str(e):
             self._invalid = True
             return
         try:
@@ -337,6 +346,14 @@ class DuckDBStore:
         """
         if not self._invalid or self._closed:
             return
+        if self.path != ":memory:":
+            # the instance outlives this store's connections while a reader holds a cursor:
+            # detach the invalidated file so that the new connection attaches it afresh
+            try:
+                self._write.execute("USE memory")
+                self._write.execute(f"DETACH {_CATALOG}")
+            except duckdb.Error:
+                pass
         for c in (self._write, self._con):
             try:
                 c.close()
