@@ -123,8 +123,8 @@ ROW_GROUP_SIZE = 16_384
 """Rows per row group of what the store writes (DuckDB's default is 122,880). A checkpoint holds
 the table's unfinished last row group uncompressed: with soak spans, 122,880 rows took all of a
 256MB limit (241 MiB, readers then risk running out), 16,384 take ~107 MiB; and 512-span inserts
-ran ~30 % faster (``python bench/checkpoint_memory.py``). DuckDB does not keep the size in the
-file, so every open attaches the file with it."""
+ran ~20 % faster, store alone (``python bench/checkpoint_memory.py``). DuckDB does not keep
+the size in the file, so every open attaches the file with it."""
 _CATALOG = "sightline"
 """The store file's name inside the database instance (attached, then made the default)."""
 _PER_US = {"s": 1e-6, "ms": 1e-3, "us": 1, "ns": 1000}
