@@ -12,6 +12,12 @@ __all__ = ["DaemonTask"]
 log = structlog.get_logger("sightline.daemon")
 
 
+def _is_store_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is DuckDB's memory-limit error (by name: this module imports no store)."""
+    cls = type(e)
+    return cls.__name__ == "OutOfMemoryException" and cls.__module__.lstrip("_") == "duckdb"
+
+
 class DaemonTask:
     """Calls :meth:`run_once` every ``interval_s`` seconds on its own thread until stopped.
 
@@ -61,8 +67,16 @@ class DaemonTask:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # a daemon loop logs and goes on (STYLE 22)
-                log.exception("daemon_run_failed", daemon=self.name)
+            except Exception as e:  # a daemon loop logs and goes on (STYLE 22)
+                if _is_store_out_of_memory(e):
+                    # transient (a checkpoint took what the limit left): the next tick retries
+                    log.warning(
+                        "daemon_store_out_of_memory",
+                        daemon=self.name,
+                        error=str(e).split("\n")[0],
+                    )
+                else:
+                    log.exception("daemon_run_failed", daemon=self.name)
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> DaemonTask:
