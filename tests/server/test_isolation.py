@@ -163,8 +163,15 @@ def _change(method: str, path: str, json: object = None) -> Callable[[TwoProject
 
 def _ingest(h: TwoProjects) -> None:
     before = h.store.count_spans("beta")
-    spans = spans_for("alpha", 1, user=h.projects["beta"].user_id, marker="iso", start=h.clock())
+    b = h.projects["beta"]
+    spans = spans_for("alpha", 1, user=b.user_id, marker="iso", start=h.clock())
     assert h.api("POST", "/api/v1/spans", json=spans).status_code == 200
+    assert h.store.count_spans("beta") == before
+    # Alpha now holds a span of a user named like beta's: erased with alpha's key (which
+    # must not touch beta's), so that no later case on this worker finds that name in
+    # alpha's own data and takes it for a leak.
+    r = h.api("DELETE", f"/api/v1/users/{b.user_id}/data")
+    assert r.status_code == 200 and r.json()["deleted_spans"] >= 1, r.text
     assert h.store.count_spans("beta") == before
 
 
