@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     key_touch_interval_s: float = Field(
         30.0, gt=0, description="Seconds between writes of API keys' last-used times."
     )
+    key_cache_ttl_s: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Seconds a process trusts an API key it looked up before asking the store again:"
+            " the longest a key revoked through another process (node, role) still works here."
+        ),
+    )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: str = Field("json", description="json (machines) or console (people).")
 

@@ -147,7 +147,7 @@ def create_app(
             fault_file=settings.test_store_fault_file,
             linger_s=settings.commit_linger_ms / 1000,
         )
-        keys = KeyRing(st)
+        keys = KeyRing(st, ttl_s=settings.key_cache_ttl_s)
         security = build_security(settings, st, keys, clock or system_clock)
         ingest = IngestService(
             writer,

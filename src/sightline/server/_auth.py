@@ -13,6 +13,7 @@ from sightline.errors import AuthError, ConfigError, Conflict
 from sightline.store.base import ApiKey, AuditEntry, TraceStore
 
 __all__ = [
+    "DEFAULT_KEY_CACHE_TTL_S",
     "ROLES",
     "KeyRing",
     "create_project_with_key",
@@ -29,6 +30,8 @@ _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Unknown keys are remembered briefly so a flood of bad keys does not become a flood of queries.
 _NEGATIVE_TTL_S = 10.0
 _MAX_NEGATIVE = 10_000
+DEFAULT_KEY_CACHE_TTL_S = 10.0
+"""How long a process trusts a key it has looked up before asking the store again."""
 
 
 def hash_key(key: str) -> str:
@@ -95,16 +98,20 @@ def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> No
 
 
 class KeyRing:
-    """Resolves API keys to their project and role, caching hits.
+    """Resolves API keys to their project and role, caching hits for ``ttl_s`` seconds.
 
-    Revocation goes through :meth:`forget`, so a revoked key stops working at once. Last-used
-    times are kept in memory and written for all keys at once by :meth:`flush_last_used`
-    (every ``key_touch_interval_s``), never one write per request.
+    Revocation goes through :meth:`forget`, so a key revoked through this process stops
+    working at once. A key revoked through another process sharing the store (another node,
+    a split role) stops working here when its cached record is older than ``ttl_s``: the next
+    use then asks the store again. Last-used times are kept in memory and written for all keys
+    at once by :meth:`flush_last_used` (every ``key_touch_interval_s``), never one write per
+    request.
     """
 
-    def __init__(self, store: TraceStore) -> None:
+    def __init__(self, store: TraceStore, *, ttl_s: float = DEFAULT_KEY_CACHE_TTL_S) -> None:
         self._store = store
-        self._known: dict[str, ApiKey] = {}
+        self._ttl_s = ttl_s
+        self._known: dict[str, tuple[ApiKey, float]] = {}
         self._unknown: dict[str, float] = {}
         self._used: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -114,31 +121,38 @@ class KeyRing:
         if not key:
             raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'")
         h = hash_key(key)
-        found = self._known.get(h)
-        if found is None:
-            now = time.monotonic()
+        now = time.monotonic()
+        hit = self._known.get(h)
+        if hit is not None and now - hit[1] < self._ttl_s:
+            found = hit[0]
+        else:
             seen = self._unknown.get(h)
-            if seen is not None and now - seen < _NEGATIVE_TTL_S:
+            if hit is None and seen is not None and now - seen < _NEGATIVE_TTL_S:
                 raise AuthError("unknown API key")
-            found = self._store.find_api_key(h)
+            found_now = self._store.find_api_key(h)
             with self._lock:
-                if found is None:
+                if found_now is None:
+                    # unknown, or revoked since it was cached (by another process)
+                    self._known.pop(h, None)
+                    self._used.pop(h, None)
                     if len(self._unknown) >= _MAX_NEGATIVE:
                         self._unknown.clear()
                     self._unknown[h] = now
                     raise AuthError("unknown API key")
-                self._known[h] = found
+                self._known[h] = (found_now, now)
+            found = found_now
         # A dict store is atomic under the GIL; the flush swaps the dict under the lock.
         self._used[h] = datetime.now(UTC)
         return found
 
     def cached(self, key: str) -> ApiKey | None:
-        """The key's record when it is cached (no store query), else None: then :meth:`resolve`."""
+        """The key's record when freshly cached (no store query), else None: then :meth:`resolve`."""
         h = hash_key(key)
-        found = self._known.get(h)
-        if found is not None:
-            self._used[h] = datetime.now(UTC)
-        return found
+        hit = self._known.get(h)
+        if hit is None or time.monotonic() - hit[1] >= self._ttl_s:
+            return None
+        self._used[h] = datetime.now(UTC)
+        return hit[0]
 
     def project_for(self, key: str | None) -> str:
         """The project of ``key``; AuthError when missing or unknown."""
