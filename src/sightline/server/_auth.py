@@ -146,7 +146,7 @@ class KeyRing:
         return found
 
     def cached(self, key: str) -> ApiKey | None:
-        """The key's record when freshly cached (no store query), else None: then :meth:`resolve`."""
+        """The key's record if freshly cached (no store query), else None: then :meth:`resolve`."""
         h = hash_key(key)
         hit = self._known.get(h)
         if hit is None or time.monotonic() - hit[1] >= self._ttl_s:
