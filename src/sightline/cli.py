@@ -135,6 +135,23 @@ _serve_options = [
         " (docs/gateway.md).",
     ),
     click.option(
+        "--gateway-cache",
+        type=click.Choice(["off", "exact", "semantic"]),
+        default=None,
+        help="The mounted gateway's cache: repeated (exact) or similar (semantic) requests [off].",
+    ),
+    click.option(
+        "--gateway-rate-limit",
+        default=None,
+        help="The mounted gateway's requests per caller key: N/s, N/min or N/h [none].",
+    ),
+    click.option(
+        "--gateway-routes",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="The mounted gateway's routes file: fallback upstreams, retry budget, breakers.",
+    ),
+    click.option(
         "--log-format",
         type=click.Choice(["json", "console"]),
         default=None,
@@ -550,19 +567,12 @@ def migrate(
 
 def _rate(value: str | None) -> tuple[int, int]:
     """``60/min`` -> (60, 60); ``10/s`` -> (10, 1); ``1000/h`` -> (1000, 3600)."""
-    if not value:
-        return 0, 60
-    n, _, unit = value.partition("/")
-    windows = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "": 60}
+    from sightline.gateway import parse_rate
+
     try:
-        count = int(n)
-    except ValueError:
-        count = -1
-    if count < 0 or unit not in windows:
-        raise click.BadParameter(
-            f"{value!r}: expected N/s, N/min or N/h", param_hint="--rate-limit"
-        )
-    return count, windows[unit]
+        return parse_rate(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--rate-limit") from None
 
 
 @main.command()

@@ -10,7 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -251,6 +251,38 @@ class Settings(BaseSettings):
         description="Mount the OpenAI-compatible gateway at /gateway, forwarding to this base"
         " URL (with its /v1, e.g. https://api.openai.com/v1); none: not mounted.",
     )
+    gateway_cache: Literal["off", "exact", "semantic"] = Field(
+        "off",
+        description="The mounted gateway's cache: repeated (exact) or similar (semantic,"
+        " needs sightline[ml]) requests answered from it.",
+    )
+    gateway_cache_ttl_s: int = Field(
+        3600, ge=1, description="Seconds a cached answer of the mounted gateway stays."
+    )
+    gateway_semantic_threshold: float = Field(
+        0.92,
+        ge=-1,
+        le=1,
+        description="Least cosine similarity of two questions for a semantic cache hit.",
+    )
+    gateway_rate_limit: str | None = Field(
+        None,
+        description="The mounted gateway's requests per caller key: N/s, N/min or N/h; none:"
+        " no limit.",
+    )
+    gateway_routes: Path | None = Field(
+        None,
+        description="YAML routes file of the mounted gateway: fallback upstreams per model,"
+        " retry budget, circuit breakers (docs/gateway.md).",
+    )
+    gateway_redis_url: str | None = Field(
+        None,
+        description="redis://HOST:PORT/DB shared by the mounted gateways of several server"
+        " nodes (cache, rate limits, stats); none: kept in this process.",
+    )
+    gateway_redis_prefix: str = Field(
+        "sightline:gw:", description="Prefix of the mounted gateway's Redis keys."
+    )
     init_admin_email: str | None = Field(
         None, description="First run: create this dashboard admin (with init_admin_password)."
     )
@@ -273,6 +305,25 @@ class Settings(BaseSettings):
             return None
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("gateway_upstream: expected an http(s) URL")
+        return v
+
+    @field_validator("gateway_rate_limit")
+    @classmethod
+    def _gateway_rate(cls, v: str | None) -> str | None:
+        from sightline.gateway._app import parse_rate
+
+        if v is not None and not v.strip():
+            return None
+        parse_rate(v)  # ValueError: expected N/s, N/min or N/h
+        return v
+
+    @field_validator("gateway_redis_url")
+    @classmethod
+    def _gateway_redis(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("gateway_redis_url: expected redis://HOST:PORT/DB")
         return v
 
     @field_validator("evaluators", "eval_kinds", mode="before")

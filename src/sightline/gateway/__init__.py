@@ -1,6 +1,6 @@
 """The OpenAI-compatible gateway: spans, budgets, rate limits and a cache in front of a provider."""
 
-from sightline.gateway._app import GatewayOptions, ServerLink, create_gateway_app
+from sightline.gateway._app import GatewayOptions, ServerLink, create_gateway_app, parse_rate
 from sightline.gateway._backend import MemoryBackend, RedisBackend, open_backend
 from sightline.gateway._failover import FailoverConfig, Route, Upstream, load_routes
 from sightline.gateway._replay import ReplayResult, Run, format_side_by_side, replay_span
@@ -19,5 +19,6 @@ __all__ = [
     "format_side_by_side",
     "load_routes",
     "open_backend",
+    "parse_rate",
     "replay_span",
 ]

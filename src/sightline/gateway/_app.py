@@ -87,6 +87,29 @@ class GatewayOptions:
     call goes to ``upstream``, and its circuit, with the default thresholds)."""
 
 
+_RATE_WINDOWS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "": 60}
+
+
+def parse_rate(value: str | None) -> tuple[int, int]:
+    """A rate limit as (requests, window in seconds); empty or None: (0, 60), no limit.
+
+    ``60/min`` -> (60, 60), ``10/s`` -> (10, 1), ``1000/h`` -> (1000, 3600).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not value:
+        return 0, 60
+    n, _, unit = value.strip().partition("/")
+    try:
+        count = int(n)
+    except ValueError:
+        count = -1
+    if count < 0 or unit not in _RATE_WINDOWS:
+        raise ValueError(f"{value!r}: expected N/s, N/min or N/h")
+    return count, _RATE_WINDOWS[unit]
+
+
 def _error(status: int, message: str, kind: str, code: str, **headers: str) -> JSONResponse:
     """An OpenAI-style error body."""
     return JSONResponse(

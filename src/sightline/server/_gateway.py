@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sightline.errors import AuthError, SightlineError, TooManyRequests
+from sightline.errors import AuthError, ConfigError, SightlineError, TooManyRequests
 from sightline.store.base import ApiKey
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sightline.config import Settings
     from sightline.server._state import AppState
 
-__all__ = ["KEY_HEADER", "mount_gateway"]
+__all__ = ["KEY_HEADER", "gateway_options", "mount_gateway"]
 
 log = structlog.get_logger("sightline.server")
 
@@ -155,18 +155,69 @@ class _Guard:
         return None
 
 
+def gateway_options(settings: Settings, upstream: str) -> Any:
+    """The mounted gateway's ``GatewayOptions`` from the server's ``gateway_*`` settings.
+
+    Raises:
+        ConfigError: a routes file that cannot be read, a Redis that cannot be reached, or
+            the semantic cache without sightline[ml]: the server refuses to start rather than
+            serve without them.
+    """
+    from sightline.gateway import GatewayOptions, load_routes, parse_rate
+
+    if settings.gateway_cache == "semantic":
+        try:
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            raise ConfigError("gateway_cache semantic needs sightline[ml]") from None
+    failover = None
+    if settings.gateway_routes is not None:
+        try:
+            failover = load_routes(settings.gateway_routes)
+        except ValueError as e:
+            raise ConfigError(f"gateway_routes {settings.gateway_routes}: {e}") from None
+    if settings.gateway_redis_url:
+        _ping_redis(settings.gateway_redis_url)
+    count, window = parse_rate(settings.gateway_rate_limit)
+    return GatewayOptions(
+        upstream=upstream,
+        server=None,
+        api_key=None,
+        redis_url=settings.gateway_redis_url,
+        redis_prefix=settings.gateway_redis_prefix,
+        cache=settings.gateway_cache,
+        cache_ttl_s=settings.gateway_cache_ttl_s,
+        semantic_threshold=settings.gateway_semantic_threshold,
+        rate_limit=count,
+        rate_window_s=window,
+        failover=failover,
+    )
+
+
+def _ping_redis(url: str) -> None:
+    import redis
+    from redis.exceptions import RedisError
+
+    try:
+        r = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            r.ping()
+        finally:
+            r.close()
+    except (RedisError, OSError, ValueError) as e:
+        raise ConfigError(f"gateway_redis_url: cannot reach Redis at {url}: {e}") from None
+
+
 def mount_gateway(app: FastAPI, settings: Settings) -> Any:
     """Mount the gateway at ``/gateway`` of ``app``; its ``Gateway`` (to start and close)."""
     from starlette.routing import Mount
 
-    from sightline.gateway import GatewayOptions, create_gateway_app
+    from sightline.gateway import create_gateway_app
 
     upstream = settings.gateway_upstream
     if not upstream:
         raise ValueError("no gateway upstream")
-    gw_app = create_gateway_app(
-        GatewayOptions(upstream=upstream, server=None, api_key=None), link=_Link(app)
-    )
+    gw_app = create_gateway_app(gateway_options(settings, upstream), link=_Link(app))
     # first, so no route of the server (the dashboard's pages) shadows it
     app.router.routes.insert(0, Mount("/gateway", app=_Guard(gw_app, app)))
     return gw_app.state.gateway
