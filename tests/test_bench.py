@@ -141,3 +141,9 @@ def test_span_insert_benchmark_quick() -> None:
     for variant in ("pk", "nokey", "anti", "anti_spread", "anti_full"):
         assert re.search(rf"size=20000 variant={variant} cpu_ms_median=[\d.]+", out), out
     assert re.search(r"size=20000 store=pk duckdb_mib=[\d.]+ art_index_mib=[\d.]+", out), out
+
+
+def test_duckdb_query_memory_benchmark_quick() -> None:
+    out = _run("duckdb_query_memory.py")
+    assert re.search(r"joins=2000 heap_in_use_growth_mib=-?[\d.]+ bytes_per_join=-?\d+", out), out
+    assert re.search(r"after_close_growth_mib=-?[\d.]+", out), out

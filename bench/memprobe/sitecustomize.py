@@ -9,8 +9,11 @@ arguments include ``serve`` it starts a daemon thread that appends one JSON line
 pymalloc's live blocks, DuckDB's own memory by tag (``duckdb_memory()``) and
 ``pragma_database_size()`` (memory, limit, file, WAL); with ``MEMPROBE_TYPES=1``, every 60 s,
 the most numerous live object types; with ``MEMPROBE_TRIM=1``, ``RssAnon`` again after a
-``malloc_trim(0)`` of its own. Diagnostic only: it reads the store's connection from
-another thread through a cursor of its own.
+``malloc_trim(0)`` of its own; with ``MEMPROBE_TRACEMALLOC=N`` (frames per trace), tracemalloc
+runs from the start, a snapshot at ~180 s is the baseline, and every 120 s after it the 12
+source lines whose live Python allocations grew most since then (``tm_growth``, KiB and
+count; tracemalloc slows the server, so soak at a lower rate). Diagnostic only: it reads the
+store's connection from another thread through a cursor of its own.
 """
 
 from __future__ import annotations
@@ -79,6 +82,22 @@ def _types(top: int = 12) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])
 
 
+def _tm_growth(base: object, frames: int) -> list[list[object]]:
+    """The 12 tracebacks whose live allocations grew most since the ``base`` snapshot."""
+    import tracemalloc
+
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    )
+    key = "traceback" if frames > 1 else "lineno"
+    stats = snap.compare_to(base, key)  # type: ignore[arg-type]
+    out: list[list[object]] = []
+    for st in stats[:12]:
+        where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in st.traceback)
+        out.append([st.size_diff >> 10, st.count_diff, where])
+    return out
+
+
 def _probe() -> None:
     out = os.environ.get("MEMPROBE_OUT", "/tmp/memprobe.jsonl")  # noqa: S108 - a bench file
     libc = ctypes.CDLL("libc.so.6")
@@ -87,6 +106,9 @@ def _probe() -> None:
     t0 = time.monotonic()
     types, n = bool(os.environ.get("MEMPROBE_TYPES")), 0
     trim = bool(os.environ.get("MEMPROBE_TRIM"))
+    tm_frames = int(os.environ.get("MEMPROBE_TRACEMALLOC") or 0)
+    tm_base: object | None = None
+    tm_last = 0
     while True:
         time.sleep(10)
         if store is None:
@@ -109,6 +131,15 @@ def _probe() -> None:
         n += 1
         if types and n % 6 == 0:
             rec["types"] = _types()
+        if tm_frames:
+            import tracemalloc
+
+            if tm_base is None and rec["t"] >= 180:  # type: ignore[operator]
+                tm_base = tracemalloc.take_snapshot()
+                tm_last = rec["t"]
+            elif tm_base is not None and rec["t"] - tm_last >= 120:  # type: ignore[operator]
+                rec["tm_growth"] = _tm_growth(tm_base, tm_frames)
+                tm_last = rec["t"]
         if store is not None:
             try:
                 rec.update(_duckdb(store))
@@ -119,4 +150,8 @@ def _probe() -> None:
 
 
 if "serve" in sys.argv:
+    if os.environ.get("MEMPROBE_TRACEMALLOC"):
+        import tracemalloc
+
+        tracemalloc.start(int(os.environ["MEMPROBE_TRACEMALLOC"]))
     threading.Thread(target=_probe, daemon=True, name="memprobe").start()
