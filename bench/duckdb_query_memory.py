@@ -2,6 +2,7 @@
 
     python bench/duckdb_query_memory.py              # 80,000 joins, a line every 10,000
     python bench/duckdb_query_memory.py --quick      # 2,000 joins (make test)
+    python bench/duckdb_query_memory.py --distinct-text   # constants differ in every query
 
 The join is the shape of the store's span insert (a 512-row batch against a 600,000-row table
 on two integer keys, as ``insert_batches``' ``NOT EXISTS``); nothing else runs. It prints the
@@ -53,6 +54,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2,000 joins")
     ap.add_argument("--joins", type=int, default=80_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--distinct-text",
+        action="store_true",
+        help="a different query text each time (constants vary, as the store's insert's do)",
+    )
     args = ap.parse_args()
     joins = 2_000 if args.quick else args.joins
     step = max(1, joins // 8)
@@ -66,7 +72,8 @@ def main() -> None:
     base = _used_mib()
     t0 = time.perf_counter()
     for i in range(1, joins + 1):
-        cur.execute(_JOIN).fetchall()
+        sql = _JOIN + f" AND s.j >= {i % 7} AND s.k <> {i}" if args.distinct_text else _JOIN
+        cur.execute(sql).fetchall()
         if i % step == 0 or i == joins:
             grown = _used_mib() - base
             print(
