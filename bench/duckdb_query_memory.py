@@ -16,37 +16,20 @@ database instance (a second cursor adds nothing; closing the instance frees it).
 from __future__ import annotations
 
 import argparse
-import ctypes
+import sys
 import time
+from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "memprobe"))
+from _mallinfo import mallinfo2  # noqa: E402 - bench helper by path
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes' own declaration form
-        (n, ctypes.c_size_t)
-        for n in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
-_LIBC = ctypes.CDLL("libc.so.6")
-_LIBC.mallinfo2.restype = _MallInfo2
 _JOIN = "SELECT count(*) FROM inc b JOIN s ON s.k = b.k AND s.j = b.j"
 
 
 def _used_mib() -> float:
-    return float(_LIBC.mallinfo2().uordblks) / 2**20
+    return float(mallinfo2().uordblks) / 2**20
 
 
 def main() -> None:

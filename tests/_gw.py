@@ -13,6 +13,9 @@ import httpx
 
 from _helpers import free_port
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+"""The machine's Redis, database 0; each test keeps its keys under a prefix of its own."""
+
 
 @dataclass
 class Gateway:

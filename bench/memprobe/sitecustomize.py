@@ -18,31 +18,12 @@ store's connection from another thread through a cursor of its own.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
 import sys
 import threading
 import time
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes' own declaration form
-        (n, ctypes.c_size_t)
-        for n in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
 
 
 def _status() -> dict[str, int]:
@@ -100,8 +81,9 @@ def _tm_growth(base: object, frames: int) -> list[list[object]]:
 
 def _probe() -> None:
     out = os.environ.get("MEMPROBE_OUT", "/tmp/memprobe.jsonl")  # noqa: S108 - a bench file
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
+    from _mallinfo import LIBC as libc  # this folder is on PYTHONPATH
+    from _mallinfo import mallinfo2
+
     store: object | None = None
     t0 = time.monotonic()
     types, n = bool(os.environ.get("MEMPROBE_TYPES")), 0
@@ -113,7 +95,7 @@ def _probe() -> None:
         time.sleep(10)
         if store is None:
             store = next((o for o in gc.get_objects() if type(o).__name__ == "DuckDBStore"), None)
-        mi = libc.mallinfo2()
+        mi = mallinfo2()
         rec: dict[str, object] = {"t": round(time.monotonic() - t0), **_status()}
         rec.update(
             malloc_arena=mi.arena >> 20,

@@ -677,23 +677,12 @@ def gateway(
         failover=failover,
     )
     if redis_url:
-        import asyncio
-
-        from redis.exceptions import RedisError
-
-        from sightline.gateway import RedisBackend
-
-        async def ping() -> None:
-            b = RedisBackend(redis_url)
-            try:
-                await b.ping()
-            finally:
-                await b.close()
+        from sightline.gateway import check_redis
 
         try:
-            asyncio.run(ping())
-        except (RedisError, OSError, ValueError) as e:
-            raise click.ClickException(f"cannot reach Redis at {redis_url}: {e}") from None
+            check_redis(redis_url)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     # every call is a span already: no access log line per request on the hot path
     uvicorn.run(create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False)
 

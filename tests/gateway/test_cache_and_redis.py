@@ -11,32 +11,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import redis
 
-from _gw import Gateway
+from _gw import REDIS_URL, Gateway
 from _helpers import API_KEY, Server, free_port
 from sightline.pricing import Pricer
 from sightline.testing import FakeProvider
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider(ttft_s=0.005) as f:
         yield f
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A Redis key prefix of this test alone (the Redis is shared); its keys go afterwards."""
-    p = f"sightline-test:{secrets.token_hex(6)}:"
-    yield p
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(match=p + "*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 def _ask(

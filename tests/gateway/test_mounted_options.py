@@ -5,37 +5,23 @@ upstream of a route; bad values stop the server at start with a clear message.""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from click.testing import CliRunner
 
+from _gw import REDIS_URL
 from _helpers import API_KEY, Server, free_port
 from sightline.cli import main
 from sightline.testing import FakeProvider
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider(ttft_s=0.005) as f:
         yield f
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    p = f"sightline-test:{secrets.token_hex(6)}:"
-    yield p
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(match=p + "*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 def test_two_nodes_share_the_gateway_cache_and_rate_limit_and_fall_over(

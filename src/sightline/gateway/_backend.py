@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Literal, Protocol
 
-__all__ = ["Backend", "MemoryBackend", "RedisBackend", "Verdict", "open_backend"]
+__all__ = ["Backend", "MemoryBackend", "RedisBackend", "Verdict", "check_redis", "open_backend"]
 
 Verdict = Literal["ok", "deny", "wait"]
 _BUDGET_TTL_S = 40 * 86400  # a budget counter outlives its period (a month at most)
@@ -268,3 +268,22 @@ def open_backend(
 ) -> MemoryBackend | RedisBackend:
     """Redis when a URL is given, else this process's memory."""
     return RedisBackend(redis_url, prefix=prefix) if redis_url else MemoryBackend()
+
+
+def check_redis(redis_url: str) -> None:
+    """Raise ValueError (with the URL and the cause) when Redis cannot be reached now.
+
+    Asked once at start, by ``sightline gateway --redis`` and by the gateway mounted in the
+    server, so that a wrong URL stops the process instead of failing every call.
+    """
+    import redis
+    from redis.exceptions import RedisError
+
+    try:
+        r = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            r.ping()
+        finally:
+            r.close()
+    except (RedisError, OSError, ValueError) as e:
+        raise ValueError(f"cannot reach Redis at {redis_url}: {e}") from None

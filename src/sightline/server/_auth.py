@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from sightline.errors import AuthError, ConfigError, Conflict
+from sightline.errors import AuthError, ConfigError, Conflict, StoreError
 from sightline.store.base import ApiKey, AuditEntry, TraceStore
 
 __all__ = [
@@ -103,7 +103,8 @@ class KeyRing:
     Revocation goes through :meth:`forget`, so a key revoked through this process stops
     working at once. A key revoked through another process sharing the store (another node,
     a split role) stops working here when its cached record is older than ``ttl_s``: the next
-    use then asks the store again. Last-used times are kept in memory and written for all keys
+    use then asks the store again (while the store cannot answer, a key known before stays
+    good). Last-used times are kept in memory and written for all keys
     at once by :meth:`flush_last_used` (every ``key_touch_interval_s``), never one write per
     request.
     """
@@ -129,7 +130,16 @@ class KeyRing:
             seen = self._unknown.get(h)
             if hit is None and seen is not None and now - seen < _NEGATIVE_TTL_S:
                 raise AuthError("unknown API key")
-            found_now = self._store.find_api_key(h)
+            try:
+                found_now = self._store.find_api_key(h)
+            except StoreError:
+                if hit is None:
+                    raise
+                # the store cannot answer now (an outage): a key known a moment ago stays
+                # good until it can; the next request asks again
+                found_now = hit[0]
+                self._used[h] = datetime.now(UTC)
+                return found_now
             with self._lock:
                 if found_now is None:
                     # unknown, or revoked since it was cached (by another process)

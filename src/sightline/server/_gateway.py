@@ -163,7 +163,7 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
             the semantic cache without sightline[ml]: the server refuses to start rather than
             serve without them.
     """
-    from sightline.gateway import GatewayOptions, load_routes, parse_rate
+    from sightline.gateway import GatewayOptions, check_redis, load_routes, parse_rate
 
     if settings.gateway_cache == "semantic":
         try:
@@ -177,7 +177,10 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
         except ValueError as e:
             raise ConfigError(f"gateway_routes {settings.gateway_routes}: {e}") from None
     if settings.gateway_redis_url:
-        _ping_redis(settings.gateway_redis_url)
+        try:
+            check_redis(settings.gateway_redis_url)
+        except ValueError as e:
+            raise ConfigError(f"gateway_redis_url: {e}") from None
     count, window = parse_rate(settings.gateway_rate_limit)
     return GatewayOptions(
         upstream=upstream,
@@ -192,20 +195,6 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
         rate_window_s=window,
         failover=failover,
     )
-
-
-def _ping_redis(url: str) -> None:
-    import redis
-    from redis.exceptions import RedisError
-
-    try:
-        r = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-        try:
-            r.ping()
-        finally:
-            r.close()
-    except (RedisError, OSError, ValueError) as e:
-        raise ConfigError(f"gateway_redis_url: cannot reach Redis at {url}: {e}") from None
 
 
 def mount_gateway(app: FastAPI, settings: Settings) -> Any:
