@@ -278,7 +278,7 @@ class Settings(BaseSettings):
     gateway_redis_url: str | None = Field(
         None,
         description="redis://HOST:PORT/DB shared by the mounted gateways of several server"
-        " nodes (cache, rate limits, stats); none: kept in this process.",
+        " nodes (cache, rate limits, stats); none: redis_url if set, else kept in this process.",
     )
     gateway_redis_prefix: str = Field(
         "sightline:gw:", description="Prefix of the mounted gateway's Redis keys."

@@ -24,9 +24,11 @@ def fake() -> Iterator[FakeProvider]:
         yield f
 
 
+@pytest.mark.parametrize("redis_setting", ["SIGHTLINE_GATEWAY_REDIS_URL", "SIGHTLINE_REDIS_URL"])
 def test_two_nodes_share_the_gateway_cache_and_rate_limit_and_fall_over(
-    tmp_path: Path, fake: FakeProvider, prefix: str
+    tmp_path: Path, fake: FakeProvider, prefix: str, redis_setting: str
 ) -> None:
+    """Through the gateway's own Redis setting, or the Redis the nodes coordinate with."""
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every attempt fails
     routes = tmp_path / "routes.yaml"
     routes.write_text(
@@ -34,7 +36,8 @@ def test_two_nodes_share_the_gateway_cache_and_rate_limit_and_fall_over(
     )
     args = ["--gateway-upstream", fake.openai_base_url, "--gateway-cache", "exact",
             "--gateway-rate-limit", "4/min", "--gateway-routes", str(routes)]  # fmt: skip
-    env = {"SIGHTLINE_GATEWAY_REDIS_URL": REDIS_URL, "SIGHTLINE_GATEWAY_REDIS_PREFIX": prefix}
+    env = {redis_setting: REDIS_URL, "SIGHTLINE_GATEWAY_REDIS_PREFIX": prefix,
+           "SIGHTLINE_REDIS_PREFIX": prefix + "coord:"}  # fmt: skip
     nodes = [
         Server(data_dir=tmp_path / f"n{i}", port=free_port(), args=args, env=dict(env)).start()
         for i in range(2)
@@ -78,6 +81,7 @@ def test_two_nodes_share_the_gateway_cache_and_rate_limit_and_fall_over(
         (["--gateway-cache", "fuzzy"], {}, "Invalid value for '--gateway-cache'"),
         ([], {"SIGHTLINE_GATEWAY_REDIS_URL": "http://x"}, "expected redis://"),
         ([], {"SIGHTLINE_GATEWAY_REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach Redis"),
+        ([], {"SIGHTLINE_REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach Redis"),
         ([], {"SIGHTLINE_GATEWAY_CACHE_TTL_S": "0"}, "gateway_cache_ttl_s"),
         (["--gateway-routes", "ROUTES"], {}, "gateway_routes"),
     ],

@@ -176,17 +176,21 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
             failover = load_routes(settings.gateway_routes)
         except ValueError as e:
             raise ConfigError(f"gateway_routes {settings.gateway_routes}: {e}") from None
-    if settings.gateway_redis_url:
+    # Nodes that coordinate through Redis share the gateway's state there too: a rate limit
+    # per node would let N nodes grant N times the limit.
+    redis_url = settings.gateway_redis_url or settings.redis_url
+    if redis_url:
         try:
-            check_redis(settings.gateway_redis_url)
+            check_redis(redis_url)
         except ValueError as e:
-            raise ConfigError(f"gateway_redis_url: {e}") from None
+            which = "gateway_redis_url" if settings.gateway_redis_url else "redis_url"
+            raise ConfigError(f"{which}: {e}") from None
     count, window = parse_rate(settings.gateway_rate_limit)
     return GatewayOptions(
         upstream=upstream,
         server=None,
         api_key=None,
-        redis_url=settings.gateway_redis_url,
+        redis_url=redis_url,
         redis_prefix=settings.gateway_redis_prefix,
         cache=settings.gateway_cache,
         cache_ttl_s=settings.gateway_cache_ttl_s,
