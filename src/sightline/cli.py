@@ -644,15 +644,14 @@ def gateway(
     import uvicorn
 
     from sightline._logging import configure_logging
-    from sightline.gateway import GatewayOptions, create_gateway_app
+    from sightline.gateway import GatewayOptions, check_cache, create_gateway_app
 
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter("expected an http(s) URL", param_hint="--upstream")
-    if cache == "semantic":
-        try:
-            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            raise click.ClickException("--cache semantic needs sightline[ml]") from None
+    try:
+        check_cache(cache)
+    except ValueError as e:
+        raise click.ClickException(f"--cache {cache}: {e}") from None
     count, window = _rate(rate_limit)
     failover = None
     if routes_path is not None:

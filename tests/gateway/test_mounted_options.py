@@ -5,6 +5,7 @@ upstream of a route; bad values stop the server at start with a clear message.""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,4 +105,34 @@ def test_bad_gateway_settings_stop_serve_with_a_clear_message(
                                   *extra])  # fmt: skip
     assert r.exit_code != 0, r.output
     assert message in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["gateway", "--upstream", "http://127.0.0.1:9/v1", "--cache", "semantic"],
+        [
+            "serve",
+            "--otlp-grpc-port",
+            "0",
+            "--gateway-upstream",
+            "http://127.0.0.1:9/v1",
+            "--gateway-cache",
+            "semantic",
+        ],
+    ],  # fmt: skip
+)
+def test_semantic_cache_without_the_ml_extra_stops_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # as if sightline[ml] were not installed: `import onnxruntime` raises ImportError
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    if command[0] == "serve":
+        command = [*command, "--data-dir", str(tmp_path / "d"), "--port", str(free_port())]
+    else:
+        command = [*command, "--port", str(free_port())]
+    r = CliRunner().invoke(main, command)
+    assert r.exit_code != 0, r.output
+    assert "semantic cache needs sightline[ml]" in r.output, r.output
     assert "Traceback" not in r.output

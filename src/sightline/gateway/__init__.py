@@ -1,6 +1,12 @@
 """The OpenAI-compatible gateway: spans, budgets, rate limits and a cache in front of a provider."""
 
-from sightline.gateway._app import GatewayOptions, ServerLink, create_gateway_app, parse_rate
+from sightline.gateway._app import (
+    GatewayOptions,
+    ServerLink,
+    check_cache,
+    create_gateway_app,
+    parse_rate,
+)
 from sightline.gateway._backend import MemoryBackend, RedisBackend, check_redis, open_backend
 from sightline.gateway._failover import FailoverConfig, Route, Upstream, load_routes
 from sightline.gateway._replay import ReplayResult, Run, format_side_by_side, replay_span
@@ -14,6 +20,7 @@ __all__ = [
     "Route",
     "Run",
     "ServerLink",
+    "check_cache",
     "check_redis",
     "Upstream",
     "create_gateway_app",

@@ -110,6 +110,19 @@ def parse_rate(value: str | None) -> tuple[int, int]:
     return count, _RATE_WINDOWS[unit]
 
 
+def check_cache(mode: str) -> None:
+    """Raise ValueError when cache ``mode`` needs what is not installed (asked once at start).
+
+    The semantic cache embeds questions with the ONNX model of ``sightline[ml]``; without it
+    every call would fail, so ``sightline gateway`` and the mounted gateway refuse to start.
+    """
+    if mode == "semantic":
+        try:
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            raise ValueError("the semantic cache needs sightline[ml]") from None
+
+
 def _error(status: int, message: str, kind: str, code: str, **headers: str) -> JSONResponse:
     """An OpenAI-style error body."""
     return JSONResponse(

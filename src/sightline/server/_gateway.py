@@ -163,13 +163,12 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
             the semantic cache without sightline[ml]: the server refuses to start rather than
             serve without them.
     """
-    from sightline.gateway import GatewayOptions, check_redis, load_routes, parse_rate
+    from sightline.gateway import GatewayOptions, check_cache, check_redis, load_routes, parse_rate
 
-    if settings.gateway_cache == "semantic":
-        try:
-            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            raise ConfigError("gateway_cache semantic needs sightline[ml]") from None
+    try:
+        check_cache(settings.gateway_cache)
+    except ValueError as e:
+        raise ConfigError(f"gateway_cache {settings.gateway_cache}: {e}") from None
     failover = None
     if settings.gateway_routes is not None:
         try:
