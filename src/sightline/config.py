@@ -226,6 +226,13 @@ class Settings(BaseSettings):
         description="Evaluation workers in this process, each with its own evaluator process; "
         "more than one share the work through claims (docs/scale-out.md).",
     )
+    eval_max_lag_s: float = Field(
+        600.0,
+        ge=0.0,
+        description="Load shedding: while the oldest span not yet evaluated has waited longer "
+        "than this, only errors, thumbs-down and guardrail hits are evaluated (the rest are "
+        "skipped and counted), so the lag stays bounded under overload; 0: never skip.",
+    )
     eval_lease_s: float = Field(
         60.0,
         gt=0.0,

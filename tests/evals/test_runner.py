@@ -209,6 +209,46 @@ class TestRunner:
         r.step()  # not twice
         assert len(_scores(store, name="faithfulness")) == 1
 
+    def test_over_the_lag_bound_only_forced_spans_are_evaluated_until_it_catches_up(
+        self, store: DuckDBStore
+    ) -> None:
+        clock = Clock()
+        plain = [rag_trace(P, Q, DOCS, "Our office is on the Moon.") for _ in range(3)]
+        err = rag_trace(P, Q, DOCS, ANSWER, status="error")
+        insert(store, [x for t in plain for x in t] + err)
+        r = _runner(store, [Moon()], clock, grace_s=2.0, max_lag_s=5.0)
+        assert r.step() is False  # sees the commit, inside the grace period
+        clock.t += 8.0  # the commit has waited 8 s: over the bound
+        assert r.lag_s() == pytest.approx(8.0)
+        r.step()
+        scored = {s.trace_id for s in _scores(store, name="faithfulness")}
+        assert scored == {err[0]["trace_id"]}  # the error span, not the three others
+        assert r.num_shed == 3
+        assert r.lag_s() == 0.0
+        # back under the bound: spans are evaluated again
+        later = rag_trace(P, Q, DOCS, "Our office is on the Moon.")
+        insert(store, later)
+        r.step()
+        clock.t += 3.0
+        r.step()
+        assert later[0]["trace_id"] in {s.trace_id for s in _scores(store, name="faithfulness")}
+        assert r.num_shed == 3
+        # a skipped span whose trace gets a thumbs-down is scored after all
+        store.add_scores([_feedback(plain[1][0]["trace_id"], -1.0)])
+        r.step()
+        got = {s.trace_id: s.label for s in _scores(store, name="faithfulness")}
+        assert got[plain[1][0]["trace_id"]] == "hallucination"
+        assert plain[0][0]["trace_id"] not in got
+
+    def test_without_a_lag_bound_nothing_is_skipped(self, store: DuckDBStore) -> None:
+        clock = Clock()
+        insert(store, rag_trace(P, Q, DOCS, ANSWER) + rag_trace(P, Q, DOCS, ANSWER))
+        r = _runner(store, [Moon()], clock, grace_s=2.0, max_lag_s=None)
+        r.step()
+        clock.t += 10_000.0
+        r.step()
+        assert len(_scores(store, name="faithfulness")) == 2 and r.num_shed == 0
+
     def test_per_evaluator_sample_rates_are_deterministic(self) -> None:
         picks = [sampled(f"{i:016x}", "relevance", 0.3) for i in range(2000)]
         assert 0.25 < sum(picks) / len(picks) < 0.35

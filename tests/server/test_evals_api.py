@@ -292,6 +292,8 @@ class TestScoreMetrics:
         assert re.search(r"^sightline_eval_lag_seconds \d", prom, re.M)
         m = re.search(r'^sightline_eval_scores_total\{evaluator="relevance"\} (\d+)', prom, re.M)
         assert m and int(m.group(1)) >= 2
+        # nothing skipped: this server keeps up
+        assert re.search(r"^sightline_eval_shed_spans_total 0\.0$", prom, re.M), prom
 
 
 class TestDatasets:
@@ -373,6 +375,8 @@ class TestEvalSettings:
             ("SIGHTLINE_EVAL_SAMPLE_RATES", "relevance=2"),
             ("SIGHTLINE_EVAL_SAMPLE_RATE", "-0.1"),
             ("SIGHTLINE_EVAL_OPTIONS", "{not json"),
+            ("SIGHTLINE_EVAL_MAX_LAG_S", "-1"),
+            ("SIGHTLINE_EVAL_MAX_LAG_S", "soon"),
         ],
     )
     def test_bad_settings_are_rejected(
@@ -383,6 +387,51 @@ class TestEvalSettings:
         monkeypatch.setenv(env, value)
         with pytest.raises((ValidationError, ValueError)):
             Settings()
+
+    @pytest.mark.parametrize(("env", "bound"), [(None, 600.0), ("30", 30.0), ("0", None)])
+    def test_the_lag_bound_reaches_the_runner(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: str | None, bound: float | None
+    ) -> None:
+        from sightline.server._evals import build_runner, load_online_evaluators
+
+        if env is not None:
+            monkeypatch.setenv("SIGHTLINE_EVAL_MAX_LAG_S", env)
+        settings = Settings(data_dir=tmp_path, eval_process=False)
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        try:
+            runner = build_runner(settings, store, load_online_evaluators(settings)[:1])
+            assert runner is not None and runner.options.max_lag_s == bound
+        finally:
+            store.close()
+
+    def test_over_the_lag_bound_the_server_scores_only_forced_spans_and_counts_the_rest(
+        self, tmp_path: Path
+    ) -> None:
+        # a bound under the grace period: every span waits past it, so every span that is not
+        # forced is skipped, deterministically
+        store = DuckDBStore(tmp_path / "db.duckdb")
+        settings = Settings(
+            data_dir=tmp_path, otlp_grpc_port=0, ingest_workers=0, init_project=P,
+            init_api_key=KEY, evaluators=["relevance"], eval_process=False,
+            eval_grace_s=0.3, eval_interval_s=0.05, eval_max_lag_s=0.1,
+        )  # fmt: skip
+        app = create_app(settings, store=store)
+        with TestClient(app, headers={"authorization": f"Bearer {KEY}"}) as client:
+            plain = [rag_trace(P, Q, DOCS, f"The API allows 600 requests ({i}).") for i in range(3)]
+            down = rag_trace(P, Q, DOCS, "Bananas are a good source of potassium.")
+            store.add_scores([_score(down[0]["trace_id"], None, "feedback", -1.0, "negative",
+                                     False, "user")])  # fmt: skip
+            insert(store, [x for t in plain for x in t] + down)
+            deadline = time.monotonic() + 30
+            scored: set[str] = set()
+            while time.monotonic() < deadline and down[0]["trace_id"] not in scored:
+                r = client.get("/api/v1/scores", params={"name": "relevance", "limit": 100})
+                scored = {x["trace_id"] for x in r.json()["data"]}
+                time.sleep(0.1)
+            assert scored == {down[0]["trace_id"]}  # the thumbs-down trace only
+            prom = client.get("/metrics").text
+            m = re.search(r"^sightline_eval_shed_spans_total (\S+)$", prom, re.M)
+            assert m and float(m.group(1)) == 3.0, prom
 
     def test_an_unknown_evaluator_stops_the_server_before_it_starts(self, tmp_path: Path) -> None:
         from sightline.errors import ConfigError

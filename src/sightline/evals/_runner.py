@@ -72,6 +72,12 @@ class RunnerOptions:
     lease_s: float = 30.0
     """With a coordinator: how long a claim stays a worker's without a renewal (renewed before
     and after each batch, so a batch must take less)."""
+    max_lag_s: float | None = 600.0
+    """Load shedding: while the oldest committed span not yet evaluated has waited longer than
+    this, only forced spans (errors, thumbs-down, guardrail hits) are evaluated and the others
+    are skipped (``num_shed``), so the lag stays near this bound when spans arrive faster than
+    the evaluators score them. A skipped span is scored later if its trace gets a thumbs-down.
+    None: never skip (the lag grows as long as the overload lasts)."""
 
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
@@ -137,6 +143,9 @@ class EvalRunner(DaemonTask):
         """Spans evaluated since start."""
         self.num_scores: dict[str, int] = {}
         self.num_failed: dict[str, int] = {}
+        self.num_shed = 0
+        """Spans skipped (not evaluated) because the lag was over ``max_lag_s``."""
+        self._shedding = False
         self._warm = False
         self.last_batch_delay_s: float | None = None
         """Seconds from commit to scores, for the last batch."""
@@ -363,7 +372,24 @@ class EvalRunner(DaemonTask):
                     or any(is_guardrail_hit(x) for x in trace)
                 )
                 targets.append(_Target(project_id, s, case_from_span(s, trace), forced))
-        return self._score(targets)
+        return self._score(self._shed(targets))
+
+    def _shed(self, targets: list[_Target]) -> list[_Target]:
+        """The targets to evaluate: only the forced ones while the lag is over ``max_lag_s``."""
+        limit = self.options.max_lag_s
+        lag = self.lag_s()
+        shedding = limit is not None and lag > limit
+        if shedding != self._shedding:
+            self._shedding = shedding
+            if shedding:
+                log.warning("eval_shedding_started", lag_s=round(lag, 1), max_lag_s=limit)
+            else:
+                log.info("eval_shedding_stopped", lag_s=round(lag, 1), shed=self.num_shed)
+        if not shedding:
+            return targets
+        kept = [t for t in targets if t.forced]
+        self.num_shed += len(targets) - len(kept)
+        return kept
 
     def _score(
         self, targets: Sequence[_Target], only: set[tuple[str, str]] | None = None

@@ -89,6 +89,7 @@ def build_runner(
             sample_rate=settings.eval_sample_rate,
             sample_rates=dict(settings.eval_sample_rates),
             lease_s=settings.eval_lease_s,
+            max_lag_s=settings.eval_max_lag_s or None,
         ),
     )
 
@@ -140,6 +141,12 @@ class _EvalCollector(Collector):
         spans = CounterMetricFamily("sightline_eval_spans", "Spans evaluated online.")
         spans.add_metric([], sum(r.num_spans for r in rs))
         yield spans
+        shed = CounterMetricFamily(
+            "sightline_eval_shed_spans",
+            "Spans not evaluated because the evaluation lag was over eval_max_lag_s.",
+        )
+        shed.add_metric([], sum(r.num_shed for r in rs))
+        yield shed
         scores = CounterMetricFamily(
             "sightline_eval_scores", "Scores appended online.", labels=["evaluator"]
         )
