@@ -349,6 +349,7 @@ class EvalRunner(DaemonTask):
                 self._seen.popleft()
 
     def _evaluate_rows(self, rows: Sequence[SeqSpan]) -> list[Score]:
+        shedding = self._shedding_now()
         by_project: dict[str, list[Span]] = {}
         for r in rows:
             by_project.setdefault(r.span.project_id, []).append(r.span)
@@ -371,11 +372,14 @@ class EvalRunner(DaemonTask):
                     or s.trace_id in flagged
                     or any(is_guardrail_hit(x) for x in trace)
                 )
+                if shedding and not forced:
+                    self.num_shed += 1
+                    continue
                 targets.append(_Target(project_id, s, case_from_span(s, trace), forced))
-        return self._score(self._shed(targets))
+        return self._score(targets)
 
-    def _shed(self, targets: list[_Target]) -> list[_Target]:
-        """The targets to evaluate: only the forced ones while the lag is over ``max_lag_s``."""
+    def _shedding_now(self) -> bool:
+        """Whether the lag is over ``max_lag_s``: then only forced spans are evaluated."""
         limit = self.options.max_lag_s
         lag = self.lag_s()
         shedding = limit is not None and lag > limit
@@ -385,11 +389,7 @@ class EvalRunner(DaemonTask):
                 log.warning("eval_shedding_started", lag_s=round(lag, 1), max_lag_s=limit)
             else:
                 log.info("eval_shedding_stopped", lag_s=round(lag, 1), shed=self.num_shed)
-        if not shedding:
-            return targets
-        kept = [t for t in targets if t.forced]
-        self.num_shed += len(targets) - len(kept)
-        return kept
+        return shedding
 
     def _score(
         self, targets: Sequence[_Target], only: set[tuple[str, str]] | None = None
