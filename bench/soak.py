@@ -31,6 +31,7 @@ import argparse
 import os
 import queue
 import random
+import re
 import statistics
 import struct
 import sys
@@ -183,6 +184,21 @@ def warm_up(url: str, tpl: Templates) -> None:
             r.raise_for_status()
 
 
+def eval_state(url: str) -> tuple[float, float] | None:
+    """(evaluation lag in seconds, spans shed so far) from the server's /metrics, if exposed."""
+    try:
+        text = httpx.get(
+            url + "/metrics", headers={"authorization": f"Bearer {_server.KEY}"}, timeout=10
+        ).text
+    except httpx.HTTPError:
+        return None
+    lag = re.search(r"^sightline_eval_lag_seconds (\S+)$", text, re.M)
+    shed = re.search(r"^sightline_eval_shed_spans_total (\S+)$", text, re.M)
+    if lag is None:
+        return None
+    return float(lag.group(1)), float(shed.group(1)) if shed else 0.0
+
+
 def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[str, object]:
     interval_s = args.batch * args.clients / args.rate  # per client
     statuses: Counter[str] = Counter()
@@ -261,15 +277,20 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
     sampling.start()
     for t in threads:
         t.start()
+    evals: list[tuple[float, float]] = []
     for k in range(1, 11):
         mark = "end" if k == 10 else f"{10 * k}%"
         time.sleep(max(0.0, t_start + args.duration * k / 10 - time.monotonic()))
         rss[mark] = rss_by_process(pid)
+        state = eval_state(url)
+        if state is not None:
+            evals.append(state)
         if mark != "end":
             mib = sum(v[0] for v in rss[mark].values()) / MIB
+            ev = f" eval_lag={state[0]:.0f}s shed={state[1]:.0f}" if state else ""
             print(
                 f"  t={time.monotonic() - t_start:.0f}s acked={acked[0]}"
-                f" server_rss={rss[mark]['server'][0] / MIB:.0f} MiB tree_rss={mib:.0f} MiB",
+                f" server_rss={rss[mark]['server'][0] / MIB:.0f} MiB tree_rss={mib:.0f} MiB{ev}",
                 flush=True,
             )
     for t in threads:
@@ -304,6 +325,7 @@ def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[st
             pct(acks, 0.99),
         ),
         "rss": rss,
+        "evals": evals,
     }
 
 
@@ -360,6 +382,14 @@ def main() -> None:
         f" (samples={res['num_lag_samples']})"
     )
     print(f"soak_ack_ms_p50={ack[0]:.0f} p95={ack[1]:.0f} p99={ack[2]:.0f}")
+    evals = res["evals"]
+    assert isinstance(evals, list)
+    if evals:
+        print(
+            "soak_eval_lag_s_series "
+            + " ".join(f"{lag:.0f}" for lag, _ in evals)
+            + f" (max {max(lag for lag, _ in evals):.0f}) soak_eval_shed_spans={evals[-1][1]:.0f}"
+        )
     marks = ("start", "10%", "50%", "end")
     server = {m: rss[m]["server"][0] for m in rss}
     tree = {m: sum(v[0] for v in rss[m].values()) for m in rss}

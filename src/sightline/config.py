@@ -231,7 +231,7 @@ class Settings(BaseSettings):
         ge=0.0,
         description="Load shedding: while the oldest span not yet evaluated has waited longer "
         "than this, only errors, thumbs-down and guardrail hits are evaluated (the rest are "
-        "skipped and counted), so the lag stays bounded under overload; 0: never skip.",
+        "skipped and counted), so the evaluators' backlog stops growing; 0: never skip.",
     )
     eval_lease_s: float = Field(
         60.0,

@@ -76,8 +76,9 @@ class RunnerOptions:
     """Load shedding: while the oldest committed span not yet evaluated has waited longer than
     this, only forced spans (errors, thumbs-down, guardrail hits) are evaluated and the others
     are skipped (``num_shed``), so the lag stays near this bound when spans arrive faster than
-    the evaluators score them. A skipped span is scored later if its trace gets a thumbs-down.
-    None: never skip (the lag grows as long as the overload lasts)."""
+    the evaluators score them (but not faster than the runner reads them back: skipping still
+    reads each span and its trace). A skipped span is scored later if its trace gets a
+    thumbs-down. None: never skip (the lag grows as long as the overload lasts)."""
 
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
