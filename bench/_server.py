@@ -80,6 +80,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def metrics(url: str) -> dict[str, float]:
+    """The server's unlabelled /metrics samples by name (``sightline_store_commits_total``...)."""
+    r = httpx.get(f"{url}/metrics", headers={"x-api-key": KEY}, timeout=60)
+    out: dict[str, float] = {}
+    for line in r.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name and not name.startswith("#") and "{" not in name:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process and all its descendants still alive."""
     total, todo = 0.0, [pid]

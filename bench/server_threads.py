@@ -24,8 +24,6 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).parent))
 import _server  # noqa: E402
 import ingest as ingest_bench  # noqa: E402
@@ -61,11 +59,7 @@ def names(pid: int, map_file: Path) -> dict[int, str]:
 
 def commits(url: str) -> float:
     """``sightline_store_commits`` of the server's /metrics."""
-    r = httpx.get(f"{url}/metrics", headers={"x-api-key": _server.KEY}, timeout=60)
-    for line in r.text.splitlines():
-        if line.startswith("sightline_store_commits"):
-            return float(line.split()[-1])
-    return 0.0
+    return _server.metrics(url).get("sightline_store_commits_total", 0.0)
 
 
 def measure(url: str, pid: int, map_file: Path, batches: int) -> tuple[dict[str, float], int]:

@@ -31,7 +31,6 @@ import argparse
 import os
 import queue
 import random
-import re
 import statistics
 import struct
 import sys
@@ -187,16 +186,12 @@ def warm_up(url: str, tpl: Templates) -> None:
 def eval_state(url: str) -> tuple[float, float] | None:
     """(evaluation lag in seconds, spans shed so far) from the server's /metrics, if exposed."""
     try:
-        text = httpx.get(
-            url + "/metrics", headers={"authorization": f"Bearer {_server.KEY}"}, timeout=10
-        ).text
+        m = _server.metrics(url)
     except httpx.HTTPError:
         return None
-    lag = re.search(r"^sightline_eval_lag_seconds (\S+)$", text, re.M)
-    shed = re.search(r"^sightline_eval_shed_spans_total (\S+)$", text, re.M)
-    if lag is None:
+    if "sightline_eval_lag_seconds" not in m:
         return None
-    return float(lag.group(1)), float(shed.group(1)) if shed else 0.0
+    return m["sightline_eval_lag_seconds"], m.get("sightline_eval_shed_spans_total", 0.0)
 
 
 def run(url: str, pid: int, args: argparse.Namespace, tpl: Templates) -> dict[str, object]:
