@@ -240,6 +240,40 @@ class TestRunner:
         assert got[plain[1][0]["trace_id"]] == "hallucination"
         assert plain[0][0]["trace_id"] not in got
 
+    def test_shedding_reads_whole_spans_only_of_the_forced_traces(
+        self, store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = Clock()
+        plain = [rag_trace(P, Q, DOCS, "Our office is on the Moon.") for _ in range(3)]
+        err = rag_trace(P, Q, DOCS, ANSWER, status="error")
+        guard = rag_trace(P, Q, DOCS, ANSWER, guardrail_blocked=True)
+        calm_guard = rag_trace(P, Q, DOCS, ANSWER, guardrail_blocked=False)
+        down = rag_trace(P, Q, DOCS, ANSWER)
+        insert(store, [x for t in plain for x in t] + err + guard + calm_guard + down)
+        store.add_scores([_feedback(down[0]["trace_id"], -1.0)])
+        r = _runner(store, [Moon()], clock, grace_s=2.0, max_lag_s=5.0)
+        r.step()
+        clock.t += 8.0
+        read: list[tuple[tuple[str, ...], object]] = []
+        real = store.get_traces
+
+        def get_traces(project_id: str, trace_ids: list[str], **kw: object) -> object:
+            read.append((tuple(trace_ids), kw.get("kinds")))
+            return real(project_id, trace_ids, **kw)  # type: ignore[arg-type]
+
+        def no_spans(*a: object, **kw: object) -> None:
+            raise AssertionError("whole spans listed while shedding")
+
+        monkeypatch.setattr(store, "get_traces", get_traces)
+        monkeypatch.setattr(store, "list_spans_after", no_spans)
+        r.step()
+        forced = {t[0]["trace_id"] for t in (err, guard, down)}
+        assert {s.trace_id for s in _scores(store, name="faithfulness")} == forced
+        assert r.num_shed == 4  # the three plain traces and the guardrail that let it pass
+        whole = {t for ids, kinds in read if kinds is None for t in ids}
+        assert whole == forced
+        assert all(kinds == ("guardrail",) for ids, kinds in read if set(ids) - forced)
+
     def test_without_a_lag_bound_nothing_is_skipped(self, store: DuckDBStore) -> None:
         clock = Clock()
         insert(store, rag_trace(P, Q, DOCS, ANSWER) + rag_trace(P, Q, DOCS, ANSWER))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -111,3 +112,62 @@ def test_a_crash_between_scores_and_cursor_does_not_score_twice(
     else:
         # DuckDB never leaves this state; put there by hand, it scores the batch again
         assert len(got) == 10 and set(got) == {str(x["span_id"]) for x in llm}
+
+
+def test_span_keys_follow_the_spans_in_the_same_order(any_store: TraceStore) -> None:
+    llm = _spans(7)
+    llm[2]["status"] = "error"
+    any_store.insert_batches([batch(*llm[:4], *_spans(2, kind="tool"))])
+    any_store.insert_batches([batch(*llm[4:])])
+    _settle(any_store)
+    top = any_store.last_ingest_seq()
+    for cursor, kinds, limit in [
+        (EvalCursor(0), ("llm",), 100),
+        (EvalCursor(0), None, 100),
+        (EvalCursor(0), ("llm",), 3),
+        (EvalCursor(0), ("tool",), 100),
+    ]:
+        spans = any_store.list_spans_after(cursor, upto_seq=top, kinds=kinds, limit=limit)
+        keys = any_store.list_span_keys_after(cursor, upto_seq=top, kinds=kinds, limit=limit)
+        assert [
+            (k.ingest_seq, k.project_id, k.trace_id, k.span_id, k.status, k.start_time)
+            for k in keys
+        ] == [
+            (
+                x.ingest_seq,
+                x.span.project_id,
+                x.span.trace_id,
+                x.span.span_id,
+                x.span.status,
+                x.span.start_time,
+            )
+            for x in spans
+        ]
+        assert keys and all(k.start_time.tzinfo is not None for k in keys)
+    # from inside a commit: after the third span
+    first = any_store.list_span_keys_after(EvalCursor(0), upto_seq=top, kinds=("llm",), limit=3)
+    k = first[-1]
+    inside = EvalCursor(k.ingest_seq, f"{k.project_id}/{k.trace_id}/{k.span_id}")
+    rest = any_store.list_span_keys_after(inside, upto_seq=top, kinds=("llm",), limit=100)
+    assert {x.span_id for x in first + rest} == {str(x["span_id"]) for x in llm}
+    assert len(first) + len(rest) == 7
+    assert {x.span_id for x in rest if x.status == "error"} | {
+        x.span_id for x in first if x.status == "error"
+    } == {str(llm[2]["span_id"])}
+    assert (
+        any_store.list_span_keys_after(EvalCursor(top), upto_seq=top, kinds=None, limit=100) == []
+    )
+
+
+def test_traces_narrowed_to_kinds(any_store: TraceStore) -> None:
+    trace = os.urandom(16).hex()
+    llm = span_record(trace_id=trace)
+    guard = span_record(trace_id=trace, kind="guardrail", name="pii")
+    other = span_record(kind="guardrail")
+    any_store.insert_batches([batch(llm, guard, other)])
+    _settle(any_store)
+    got = any_store.get_traces("p", [trace], kinds=("guardrail",))
+    assert [x.span.span_id for x in got[trace]] == [guard["span_id"]]
+    both = any_store.get_traces("p", [trace], kinds=None)
+    assert {x.span.span_id for x in both[trace]} == {llm["span_id"], guard["span_id"]}
+    assert any_store.get_traces("p", [trace], kinds=("tool",)) == {trace: []}

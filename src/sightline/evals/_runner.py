@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     # Types only: importing the store package loads DuckDB (seconds), which evaluators and
     # `sightline eval run` do not need. The runner receives its store from the server.
-    from sightline.store._eval_records import EvalCursor, SeqSpan
+    from sightline.store._eval_records import EvalCursor, SeqSpan, SeqSpanKey
     from sightline.store.base import TraceStore
 
 __all__ = ["EvalRunner", "RunnerOptions", "sampled", "score_id"]
@@ -48,6 +48,8 @@ _TRACE_WINDOW = timedelta(hours=1)
 _CLOCK_MARGIN = timedelta(minutes=10)
 _SESSION_WINDOW = timedelta(days=1)
 """How far back the previous turn of a session is looked for."""
+_SHED_BATCHES = 8
+"""While shedding, keys of this many batches are read at once: few of them are scored."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,26 @@ def sampled(span_id: str, evaluator: str, rate: float) -> bool:
 
 class _Stopping(Exception):
     """The server is stopping: abandon the batch."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Batch:
+    """What one read of the commit order found."""
+
+    num: int
+    """Spans read (scored or skipped)."""
+    full: bool
+    """As many spans as asked for: more may follow in the range."""
+    last: tuple[int, str] | None
+    """The last span read: its commit and ``project_id/trace_id/span_id``."""
+    targets: list[_Target]
+    """The spans to score."""
+
+    def cursor(self, upto_seq: int) -> EvalCursor:
+        """Where the next read starts: after the last span, or past ``upto_seq`` if none left."""
+        if self.full and self.last is not None:
+            return _cursor(*self.last)
+        return _cursor(upto_seq)
 
 
 @dataclasses.dataclass(slots=True)
@@ -224,31 +246,25 @@ class EvalRunner(DaemonTask):
         if eligible <= cursor.seq and not cursor.pos:
             self._feedback_pass(cursor)
             return False
-        rows = self.store.list_spans_after(
-            cursor, upto_seq=eligible, kinds=self.options.kinds, limit=self.options.batch_size
-        )
-        full = len(rows) >= self.options.batch_size
-        if full:
-            s = rows[-1].span
-            new = _cursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
-        else:
-            new = _cursor(eligible)
+        batch = self._read(cursor, eligible)
+        new = batch.cursor(eligible)
         try:
-            scores = self._evaluate_rows(rows) if rows else []
+            scores = self._score(batch.targets) if batch.targets else []
         except _Stopping:
             # Abandoned, not half-stored: the cursor stays, the next start redoes this batch.
             return False
         self.store.append_eval_scores(scores, cursor_name=self.options.cursor_name, cursor=new)
         self._set_consumed(new)
-        if rows:
-            self.num_spans += len(rows)
+        if batch.last is not None:
+            self.num_spans += batch.num
+            last_seq = batch.last[0]
             with self._lock:
-                seen_t = next((t for seq, t in self._seen if seq >= rows[-1].ingest_seq), now)
+                seen_t = next((t for seq, t in self._seen if seq >= last_seq), now)
             self.last_batch_delay_s = max(0.0, self._clock() - seen_t)
-            log.debug("eval_batch", num_spans=len(rows), num_scores=len(scores))
-        if not full:
+            log.debug("eval_batch", num_spans=batch.num, num_scores=len(scores))
+        if not batch.full:
             self._feedback_pass(new)
-        return full
+        return batch.full
 
     # -- several workers: claimed ranges ------------------------------------------------------
 
@@ -273,13 +289,13 @@ class EvalRunner(DaemonTask):
                 self._claimed_feedback_pass(coord, state.done_upto(start))
                 return False
             # the range: whole commits holding about one batch of spans of the evaluated kinds
-            rows = self.store.list_spans_after(
+            keys = self.store.list_span_keys_after(
                 _cursor(start),
                 upto_seq=eligible,
                 kinds=self.options.kinds,
                 limit=self.options.batch_size,
             )
-            hi = rows[-1].ingest_seq if len(rows) >= self.options.batch_size else eligible
+            hi = keys[-1].ingest_seq if len(keys) >= self.options.batch_size else eligible
             claim = coord.claim_range(
                 name, lo=start, hi=hi, owner=self.owner, lease_s=lease_s, start_seq=start
             )
@@ -303,10 +319,8 @@ class EvalRunner(DaemonTask):
             if self.stopping:
                 coord.renew(claim, lease_s=0)  # hand the rest over at once
                 return
-            rows = self.store.list_spans_after(
-                cursor, upto_seq=claim.hi, kinds=self.options.kinds, limit=self.options.batch_size
-            )
-            if rows:
+            batch = self._read(cursor, claim.hi)
+            if batch.last is not None:
                 # before a batch: only once a third of the lease has gone (a renewal is a
                 # transaction: ~15 ms on DuckDB)
                 if time.monotonic() - renewed > lease_s / 3:
@@ -315,7 +329,7 @@ class EvalRunner(DaemonTask):
                         return
                     renewed = time.monotonic()
                 try:
-                    scores = self._evaluate_rows(rows)
+                    scores = self._score(batch.targets) if batch.targets else []
                 except _Stopping:
                     coord.renew(claim, lease_s=0)  # hand the range over at once
                     return
@@ -327,11 +341,10 @@ class EvalRunner(DaemonTask):
                 # margin for the clocks of Redis and of this worker)
                 since = datetime.fromtimestamp(claim.claimed_at, UTC) - _CLOCK_MARGIN
                 self.store.append_scores_once(scores, since=since)
-                self.num_spans += len(rows)
-            if len(rows) < self.options.batch_size:
+                self.num_spans += batch.num
+            if not batch.full:
                 break
-            s = rows[-1].span
-            cursor = _cursor(rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
+            cursor = batch.cursor(claim.hi)
         if coord.complete(claim):
             log.debug("eval_claim_done", lo=claim.lo, hi=claim.hi)
 
@@ -349,8 +362,30 @@ class EvalRunner(DaemonTask):
             while len(self._seen) > 1 and self._seen[0][0] <= done:
                 self._seen.popleft()
 
-    def _evaluate_rows(self, rows: Sequence[SeqSpan]) -> list[Score]:
-        shedding = self._shedding_now()
+    def _read(self, cursor: EvalCursor, upto_seq: int) -> _Batch:
+        """The next batch after ``cursor``: every span, or while shedding only forced ones."""
+        if self._shedding_now():
+            limit = self.options.batch_size * _SHED_BATCHES
+            keys = self.store.list_span_keys_after(
+                cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
+            )
+            if not keys:
+                return _Batch(0, False, None, [])
+            k = keys[-1]
+            last = (k.ingest_seq, f"{k.project_id}/{k.trace_id}/{k.span_id}")
+            return _Batch(len(keys), len(keys) >= limit, last, self._forced_targets(keys))
+        limit = self.options.batch_size
+        rows = self.store.list_spans_after(
+            cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
+        )
+        if not rows:
+            return _Batch(0, False, None, [])
+        s = rows[-1].span
+        last = (rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
+        return _Batch(len(rows), len(rows) >= limit, last, self._targets(rows))
+
+    def _targets(self, rows: Sequence[SeqSpan]) -> list[_Target]:
+        """A case for each span, from its trace."""
         by_project: dict[str, list[Span]] = {}
         for r in rows:
             by_project.setdefault(r.span.project_id, []).append(r.span)
@@ -373,11 +408,44 @@ class EvalRunner(DaemonTask):
                     or s.trace_id in flagged
                     or any(is_guardrail_hit(x) for x in trace)
                 )
-                if shedding and not forced:
-                    self.num_shed += 1
-                    continue
                 targets.append(_Target(project_id, s, case_from_span(s, trace), forced))
-        return self._score(targets)
+        return targets
+
+    def _forced_targets(self, keys: Sequence[SeqSpanKey]) -> list[_Target]:
+        """Cases for the forced spans among ``keys`` only; the others are counted as skipped.
+
+        Whole spans and traces are read for the forced ones alone: for the rest, their keys,
+        their traces' guardrail spans and their traces' feedback decide.
+        """
+        by_project: dict[str, list[SeqSpanKey]] = {}
+        for k in keys:
+            by_project.setdefault(k.project_id, []).append(k)
+        targets: list[_Target] = []
+        for project_id, ks in by_project.items():
+            trace_ids = sorted({k.trace_id for k in ks})
+            start = min(k.start_time for k in ks) - _TRACE_WINDOW
+            end = max(k.start_time for k in ks) + _TRACE_WINDOW
+            flagged = _thumbs_down(self.store.list_trace_scores(project_id, trace_ids))
+            guards = self.store.get_traces(
+                project_id, trace_ids, start=start, end=end, kinds=("guardrail",)
+            )
+            hit = {t for t, rows in guards.items() if any(is_guardrail_hit(r.span) for r in rows)}
+            forced = [
+                k for k in ks if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
+            ]
+            self.num_shed += len(ks) - len(forced)
+            if not forced:
+                continue
+            traces = self.store.get_traces(
+                project_id, sorted({k.trace_id for k in forced}), start=start, end=end
+            )
+            for k in forced:
+                trace = [x.span for x in traces.get(k.trace_id, ())]
+                s = next((x for x in trace if x.span_id == k.span_id), None)
+                if s is None:  # not readable any more (deleted by retention meanwhile)
+                    continue
+                targets.append(_Target(project_id, s, case_from_span(s, trace), True))
+        return targets
 
     def _shedding_now(self) -> bool:
         """Whether the lag is over ``max_lag_s``: then only forced spans are evaluated."""

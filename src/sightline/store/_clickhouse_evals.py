@@ -44,6 +44,7 @@ from sightline.store._eval_records import (
     ScorePage,
     ScoreQuery,
     SeqSpan,
+    SeqSpanKey,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -252,11 +253,11 @@ class EvalsMixin(CHBase):
 
     # -- the runner's span reads ---------------------------------------------------------------
 
-    def list_spans_after(
-        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
-    ) -> list[SeqSpan]:
-        from sightline.store._clickhouse import row_to_span
-
+    @staticmethod
+    def _after(
+        cursor: EvalCursor, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause of the spans committed after ``cursor`` up to ``upto_seq``."""
         params: dict[str, Any] = {"seq": cursor.seq, "upto": upto_seq, "limit": limit}
         if cursor.pos:
             pid, tid, sid = (cursor.pos.split("/") + ["", "", ""])[:3]
@@ -272,13 +273,33 @@ class EvalsMixin(CHBase):
         if kinds is not None:
             where.append("has({kinds:Array(String)}, kind)")
             params["kinds"] = list(kinds)
+        return " AND ".join(where), params
+
+    def list_spans_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpan]:
+        from sightline.store._clickhouse import row_to_span
+
+        where, params = self._after(cursor, upto_seq, kinds, limit)
         rows = self._q(
-            f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {where}"  # noqa: S608
             # no LIMIT BY: it would sort every span after the cursor, not the first `limit`
             " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT {limit:UInt32}",
             params,
         )
         return [SeqSpan(int(r[0]), row_to_span(r[1:])) for r in rows]
+
+    def list_span_keys_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpanKey]:
+        where, params = self._after(cursor, upto_seq, kinds, limit)
+        rows = self._q(
+            "SELECT ingest_seq, project_id, trace_id, span_id, status, start_time"  # noqa: S608
+            f" FROM spans WHERE {where}"
+            " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT {limit:UInt32}",
+            params,
+        )
+        return [SeqSpanKey(int(r[0]), r[1], r[2], r[3], r[4], _utc(r[5])) for r in rows]
 
     def get_traces(
         self,
@@ -287,6 +308,7 @@ class EvalsMixin(CHBase):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        kinds: Sequence[str] | None = None,
     ) -> dict[str, list[SeqSpan]]:
         from sightline.store._clickhouse import row_to_span
 
@@ -301,6 +323,9 @@ class EvalsMixin(CHBase):
         if end is not None:
             where.append("start_time <= {end:DateTime64(6, 'UTC')}")
             params["end"] = ch_ts(end)
+        if kinds is not None:
+            where.append("has({kinds:Array(String)}, kind)")
+            params["kinds"] = list(kinds)
         rows = self._q(
             f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
             " ORDER BY trace_id, start_time, span_id LIMIT 1 BY trace_id, span_id",

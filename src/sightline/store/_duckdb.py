@@ -66,6 +66,7 @@ from sightline.store._eval_records import (
     ScorePage,
     ScoreQuery,
     SeqSpan,
+    SeqSpanKey,
 )
 from sightline.store._migrations import MIGRATIONS
 from sightline.store._users import Membership, User, UserSession
@@ -506,6 +507,11 @@ class DuckDBStore:
     ) -> list[SeqSpan]:
         return _ev.list_spans_after(self, cursor, upto_seq=upto_seq, kinds=kinds, limit=limit)
 
+    def list_span_keys_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpanKey]:
+        return _ev.list_span_keys_after(self, cursor, upto_seq=upto_seq, kinds=kinds, limit=limit)
+
     def get_traces(
         self,
         project_id: str,
@@ -513,8 +519,9 @@ class DuckDBStore:
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        kinds: Sequence[str] | None = None,
     ) -> dict[str, list[SeqSpan]]:
-        return _ev.get_traces(self, project_id, trace_ids, start=start, end=end)
+        return _ev.get_traces(self, project_id, trace_ids, start=start, end=end, kinds=kinds)
 
     def list_session_spans(
         self,

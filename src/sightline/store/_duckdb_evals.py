@@ -24,6 +24,7 @@ from sightline.store._eval_records import (
     ScorePage,
     ScoreQuery,
     SeqSpan,
+    SeqSpanKey,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -44,6 +45,7 @@ __all__ = [
     "list_scores_created_after",
     "list_session_spans",
     "list_trace_scores",
+    "list_span_keys_after",
     "list_spans_after",
     "query_score_metric",
     "query_scores",
@@ -135,16 +137,8 @@ def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> No
 # -- the runner's reads and cursors --------------------------------------------------------------
 
 
-def list_spans_after(
-    store: DuckDBStore,
-    cursor: EvalCursor,
-    *,
-    upto_seq: int,
-    kinds: Sequence[str] | None,
-    limit: int,
-) -> list[SeqSpan]:
-    from sightline.store._duckdb import _row_to_span
-
+def _after(cursor: EvalCursor, upto_seq: int, kinds: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of the spans committed after ``cursor`` up to ``upto_seq``."""
     if cursor.pos:
         pid, tid, sid = (cursor.pos.split("/") + ["", "", ""])[:3]
         where = [
@@ -160,14 +154,46 @@ def list_spans_after(
     if kinds is not None:
         where.append("list_contains(?, kind)")
         params.append(list(kinds))
+    return " AND ".join(where), params
+
+
+def list_spans_after(
+    store: DuckDBStore,
+    cursor: EvalCursor,
+    *,
+    upto_seq: int,
+    kinds: Sequence[str] | None,
+    limit: int,
+) -> list[SeqSpan]:
+    from sightline.store._duckdb import _row_to_span
+
+    where, params = _after(cursor, upto_seq, kinds)
     sql = (
-        f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608
+        f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {where}"  # noqa: S608
         " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT ?"
     )
-    params.append(limit)
     with store._cursor() as cur:
-        rows = cur.execute(sql, params).fetchall()
+        rows = cur.execute(sql, [*params, limit]).fetchall()
     return [SeqSpan(int(r[0]), _row_to_span(r[1:])) for r in rows]
+
+
+def list_span_keys_after(
+    store: DuckDBStore,
+    cursor: EvalCursor,
+    *,
+    upto_seq: int,
+    kinds: Sequence[str] | None,
+    limit: int,
+) -> list[SeqSpanKey]:
+    where, params = _after(cursor, upto_seq, kinds)
+    sql = (
+        "SELECT ingest_seq, project_id, trace_id, span_id, status, start_time"  # noqa: S608
+        f" FROM spans WHERE {where}"
+        " ORDER BY ingest_seq, project_id, trace_id, span_id LIMIT ?"
+    )
+    with store._cursor() as cur:
+        rows = cur.execute(sql, [*params, limit]).fetchall()
+    return [SeqSpanKey(int(r[0]), r[1], r[2], r[3], r[4], r[5].replace(tzinfo=UTC)) for r in rows]
 
 
 def get_traces(
@@ -177,6 +203,7 @@ def get_traces(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict[str, list[SeqSpan]]:
     from sightline.store._duckdb import _row_to_span
 
@@ -192,6 +219,9 @@ def get_traces(
     if end is not None:
         where.append("start_time <= ?")
         params.append(_ts(end))
+    if kinds is not None:
+        where.append("list_contains(?, kind)")
+        params.append(list(kinds))
     with store._cursor() as cur:
         rows = cur.execute(
             f"SELECT ingest_seq, {_SPAN_SELECT} FROM spans WHERE {' AND '.join(where)}"  # noqa: S608

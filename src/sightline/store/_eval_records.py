@@ -15,6 +15,7 @@ __all__ = [
     "ScorePage",
     "ScoreQuery",
     "SeqSpan",
+    "SeqSpanKey",
 ]
 
 
@@ -49,6 +50,22 @@ class SeqSpan:
 
     ingest_seq: int
     span: Span
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SeqSpanKey:
+    """What identifies a span in the commit order, and what decides whether it must be scored.
+
+    ``list_span_keys_after`` returns these instead of whole spans: reading the text columns
+    (prompt, answer, messages, attributes) of every span is what skipping under load costs.
+    """
+
+    ingest_seq: int
+    project_id: str
+    trace_id: str
+    span_id: str
+    status: str
+    start_time: datetime
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from sightline.store._eval_records import (
     ScorePage,
     ScoreQuery,
     SeqSpan,
+    SeqSpanKey,
 )
 from sightline.store._users import Membership, User, UserSession
 
@@ -775,6 +776,16 @@ class TraceStore(AnalysisStore, Protocol):
         """
         ...
 
+    def list_span_keys_after(
+        self, cursor: EvalCursor, *, upto_seq: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[SeqSpanKey]:
+        """The keys (ids, status, start) of what ``list_spans_after`` would return.
+
+        The same spans in the same order, without their text columns: the runner reads these
+        to skip spans under load, and to find where a range of commits ends.
+        """
+        ...
+
     def get_traces(
         self,
         project_id: str,
@@ -782,11 +793,12 @@ class TraceStore(AnalysisStore, Protocol):
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        kinds: Sequence[str] | None = None,
     ) -> dict[str, list[SeqSpan]]:
         """Spans of several traces (with their commit), each list in start order.
 
         ``start``/``end`` bound the spans' start times when the caller knows them, so the
-        store reads only that part of the table.
+        store reads only that part of the table; ``kinds`` narrows to those span kinds.
         """
         ...
 
