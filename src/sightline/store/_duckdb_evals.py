@@ -210,7 +210,9 @@ def get_traces(
     out: dict[str, list[SeqSpan]] = {t: [] for t in trace_ids}
     if not trace_ids:
         return out
-    where = ["project_id = ?", "list_contains(?, trace_id)"]
+    # IN over an unnested list, not list_contains: a semi-join, so DuckDB reads the wide
+    # columns only of matching rows (2x less CPU on a large table, bench/soak.py)
+    where = ["project_id = ?", "trace_id IN (SELECT unnest(?))"]
     params: list[Any] = [project_id, list(trace_ids)]
     # time bounds let DuckDB skip row groups by their start_time zone maps
     if start is not None:
@@ -250,7 +252,7 @@ def list_session_spans(
     with store._cursor() as cur:
         rows = cur.execute(
             f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = ?"  # noqa: S608
-            " AND list_contains(?, session_id) AND list_contains(?, kind)"
+            " AND session_id IN (SELECT unnest(?)) AND list_contains(?, kind)"
             " AND start_time >= ? AND start_time <= ? ORDER BY start_time, span_id",
             [project_id, list(session_ids), list(kinds), _ts(start), _ts(end)],
         ).fetchall()
@@ -341,7 +343,7 @@ def list_trace_scores(store: DuckDBStore, project_id: str, trace_ids: Sequence[s
     with store._cursor() as cur:
         rows = cur.execute(
             f"SELECT {_SCORE_COLUMNS} FROM scores WHERE project_id = ?"  # noqa: S608
-            " AND list_contains(?, trace_id) ORDER BY created_at, score_id",
+            " AND trace_id IN (SELECT unnest(?)) ORDER BY created_at, score_id",
             [project_id, list(trace_ids)],
         ).fetchall()
     return [row_to_score(r) for r in rows]
