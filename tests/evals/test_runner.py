@@ -316,6 +316,33 @@ class TestRunner:
         assert got[second[2]["span_id"]].label == "accepted"
         assert third[2]["span_id"] not in got  # no later turn yet
 
+    def test_a_long_session_is_read_whole_only_at_the_previous_turn(
+        self, store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = Clock()
+        turns = [
+            rag_trace(P, Q, DOCS, f"Answer {i}.", session_id="long", start_ms=1000 * i)
+            for i in range(29)
+        ]
+        insert(store, [x for t in turns for x in t])
+        r = _runner(store, [UserCorrection()], clock, grace_s=0.0)
+        r.step()
+        last = rag_trace(P, "That's wrong.", DOCS, "Sorry.", session_id="long", start_ms=40_000)
+        insert(store, last)
+        read: list[str] = []
+        real = store.get_traces
+
+        def get_traces(project_id: str, trace_ids: list[str], **kw: object) -> object:
+            read.extend(trace_ids)
+            return real(project_id, trace_ids, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "get_traces", get_traces)
+        r.step()
+        got = {s.span_id: s for s in _scores(store, name="user_correction")}
+        assert got[turns[-1][2]["span_id"]].label == "corrected"  # the answer before "wrong"
+        # the new turn's own trace, and of the 29 earlier turns only the previous one
+        assert set(read) == {last[0]["trace_id"], turns[-1][0]["trace_id"]}
+
     def test_the_daemon_scores_in_its_own_thread(
         self, store: DuckDBStore, embedder: Embedder
     ) -> None:

@@ -378,7 +378,7 @@ def test_get_traces_groups_spans_by_trace_in_start_order(any_store: TraceStore) 
     assert any_store.get_traces("p", []) == {}
 
 
-def test_list_session_spans(any_store: TraceStore) -> None:
+def test_list_session_turns(any_store: TraceStore) -> None:
     def rec(session: str | None, minutes: int, kind: str = "llm", project: str = "p") -> Any:
         return span_record(
             session_id=session, kind=kind, project_id=project, start=T0 + timedelta(minutes=minutes)
@@ -395,23 +395,24 @@ def test_list_session_spans(any_store: TraceStore) -> None:
         rec("s1", 30),
     ]
     any_store.insert_batches([batch(*recs)])
-    got = any_store.list_session_spans(
+    got = any_store.list_session_turns(
         "p",
         ["s1", "s2"],
         kinds=["llm"],
         start=T0 + timedelta(minutes=1),
         end=T0 + timedelta(minutes=4),
     )
-    assert [(s.session_id, s.start_time) for s in got] == [
-        ("s1", T0 + timedelta(minutes=1)),
-        ("s1", T0 + timedelta(minutes=2)),
-        ("s2", T0 + timedelta(minutes=4)),  # end is inclusive
-    ]
-    both = any_store.list_session_spans(
+    assert [(s.session_id, s.start_time, s.kind, s.trace_id, s.span_id) for s in got] == [
+        ("s1", T0 + timedelta(minutes=1), "llm", recs[1]["trace_id"], recs[1]["span_id"]),
+        ("s1", T0 + timedelta(minutes=2), "llm", recs[0]["trace_id"], recs[0]["span_id"]),
+        ("s2", T0 + timedelta(minutes=4), "llm", recs[3]["trace_id"], recs[3]["span_id"]),
+    ]  # end is inclusive
+    assert all(s.start_time.tzinfo is not None for s in got)
+    both = any_store.list_session_turns(
         "p", ["s1"], kinds=["llm", "tool"], start=T0, end=T0 + timedelta(minutes=3)
     )
-    assert len(both) == 3
-    assert any_store.list_session_spans("p", [], kinds=["llm"], start=T0, end=T0) == []
+    assert [s.kind for s in both] == ["llm", "llm", "tool"]
+    assert any_store.list_session_turns("p", [], kinds=["llm"], start=T0, end=T0) == []
 
 
 # -- datasets ------------------------------------------------------------------------------------

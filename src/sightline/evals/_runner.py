@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     # Types only: importing the store package loads DuckDB (seconds), which evaluators and
     # `sightline eval run` do not need. The runner receives its store from the server.
-    from sightline.store._eval_records import EvalCursor, SeqSpan, SeqSpanKey
+    from sightline.store._eval_records import EvalCursor, SeqSpan, SeqSpanKey, SessionTurn
     from sightline.store.base import TraceStore
 
 __all__ = ["EvalRunner", "RunnerOptions", "sampled", "score_id"]
@@ -465,7 +465,7 @@ class EvalRunner(DaemonTask):
     ) -> list[Score]:
         scores: list[Score] = []
         prev: dict[str, tuple[Span, EvalCase] | None] = {}
-        sessions: dict[tuple[str, str], list[Span]] | None = None
+        previous: dict[tuple[str, str], Span | None] = {}
         for ev in self.evaluators:
             if self.stopping:
                 raise _Stopping  # stop waits for one evaluator's batch at most, not all of them
@@ -477,13 +477,13 @@ class EvalRunner(DaemonTask):
                 and (only is None or (t.span.span_id, ev.name) in only)
             ]
             judges_previous = getattr(ev, "judges", "answer") == "previous_answer"
-            if judges_previous and sessions is None:
-                sessions = self._session_spans(picked)
+            if judges_previous:
+                self._find_previous(picked, previous)
             anchors: list[Span] = []
             cases: list[EvalCase] = []
             for t in picked:
                 if judges_previous:
-                    p = self._previous_turn(t, prev, sessions or {})
+                    p = self._previous_turn(t, prev, previous)
                     if p is None:
                         continue
                     anchors.append(p[0])
@@ -496,31 +496,58 @@ class EvalRunner(DaemonTask):
             scores.extend(self._run_evaluator(ev, cases, anchors))
         return scores
 
-    def _session_spans(self, targets: Sequence[_Target]) -> dict[tuple[str, str], list[Span]]:
-        """Spans of the targets' sessions over the day before them, one query per project."""
+    def _find_previous(
+        self, targets: Sequence[_Target], found: dict[tuple[str, str], Span | None]
+    ) -> None:
+        """Add to ``found`` the previous turn of each target's session (None: it has none).
+
+        Keyed by (project, span id). The session's turns over the day before are read as keys
+        and only the previous turns whole: a session can hold hundreds of turns.
+        """
         by_project: dict[str, list[Span]] = {}
         for t in targets:
-            if t.span.session_id:
+            if t.span.session_id and (t.project_id, t.span.span_id) not in found:
                 by_project.setdefault(t.project_id, []).append(t.span)
-        out: dict[tuple[str, str], list[Span]] = {}
         for project_id, spans in by_project.items():
-            found = self.store.list_session_spans(
+            turns = self.store.list_session_turns(
                 project_id,
                 sorted({s.session_id for s in spans if s.session_id}),
                 kinds=self.options.kinds,
                 start=min(s.start_time for s in spans) - _SESSION_WINDOW,
                 end=max(s.start_time for s in spans),
             )
-            for s in found:
-                if s.session_id:
-                    out.setdefault((project_id, s.session_id), []).append(s)
-        return out
+            by_session: dict[str, list[SessionTurn]] = {}
+            for x in turns:
+                by_session.setdefault(x.session_id, []).append(x)
+            wanted: dict[str, SessionTurn] = {}
+            for s in spans:
+                found[(project_id, s.span_id)] = None
+                earlier = [
+                    x
+                    for x in by_session.get(s.session_id or "", ())
+                    if x.start_time < s.start_time and x.kind == s.kind
+                ]
+                if earlier:
+                    p = max(earlier, key=lambda x: (x.start_time, x.span_id))
+                    if p.span_id != s.span_id:
+                        wanted[s.span_id] = p
+            if not wanted:
+                continue
+            traces = self.store.get_traces(
+                project_id,
+                sorted({p.trace_id for p in wanted.values()}),
+                start=min(p.start_time for p in wanted.values()),
+                end=max(p.start_time for p in wanted.values()),
+            )
+            whole = {x.span.span_id: x.span for rows in traces.values() for x in rows}
+            for span_id, p in wanted.items():
+                found[(project_id, span_id)] = whole.get(p.span_id)
 
     def _previous_turn(
         self,
         t: _Target,
         memo: dict[str, tuple[Span, EvalCase] | None],
-        sessions: dict[tuple[str, str], list[Span]],
+        previous: dict[tuple[str, str], Span | None],
     ) -> tuple[Span, EvalCase] | None:
         """The previous LLM span of the session, and a case: this turn judging that answer."""
         s = t.span
@@ -528,13 +555,8 @@ class EvalRunner(DaemonTask):
             return None
         key = f"{t.project_id}/{s.span_id}"
         if key not in memo:
-            earlier = [
-                x
-                for x in sessions.get((t.project_id, s.session_id), ())
-                if x.start_time < s.start_time and x.kind == s.kind
-            ]
-            p = max(earlier, key=lambda x: (x.start_time, x.span_id)) if earlier else None
-            if p is None or p.span_id == s.span_id or not p.output:
+            p = previous.get((t.project_id, s.span_id))
+            if p is None or not p.output:
                 memo[key] = None
             else:
                 case = dataclasses.replace(

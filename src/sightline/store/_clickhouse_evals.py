@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import orjson
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import SPAN_FIELDS, Score, Span
+from sightline.model import SPAN_FIELDS, Score
 from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts
 from sightline.store._duckdb_evals import (
     SCORE_FIELDS,
@@ -45,6 +45,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
     SeqSpanKey,
+    SessionTurn,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -336,7 +337,7 @@ class EvalsMixin(CHBase):
             out.setdefault(s.trace_id, []).append(SeqSpan(int(r[0]), s))
         return out
 
-    def list_session_spans(
+    def list_session_turns(
         self,
         project_id: str,
         session_ids: Sequence[str],
@@ -344,13 +345,12 @@ class EvalsMixin(CHBase):
         kinds: Sequence[str],
         start: datetime,
         end: datetime,
-    ) -> list[Span]:
-        from sightline.store._clickhouse import row_to_span
-
+    ) -> list[SessionTurn]:
         if not session_ids:
             return []
         rows = self._q(
-            f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = {{p:String}}"  # noqa: S608
+            "SELECT session_id, kind, start_time, trace_id, span_id FROM spans"
+            " WHERE project_id = {p:String}"
             " AND session_id IN {s:Array(String)} AND has({k:Array(String)}, kind)"
             " AND start_time >= {start:DateTime64(6, 'UTC')}"
             " AND start_time <= {end:DateTime64(6, 'UTC')}"
@@ -363,7 +363,7 @@ class EvalsMixin(CHBase):
                 "end": ch_ts(end),
             },
         )
-        return [row_to_span(r) for r in rows]
+        return [SessionTurn(r[0], r[1], _utc(r[2]), r[3], r[4]) for r in rows]
 
     # -- score reads ---------------------------------------------------------------------------
 

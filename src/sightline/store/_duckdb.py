@@ -67,6 +67,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
     SeqSpanKey,
+    SessionTurn,
 )
 from sightline.store._migrations import MIGRATIONS
 from sightline.store._users import Membership, User, UserSession
@@ -523,7 +524,7 @@ class DuckDBStore:
     ) -> dict[str, list[SeqSpan]]:
         return _ev.get_traces(self, project_id, trace_ids, start=start, end=end, kinds=kinds)
 
-    def list_session_spans(
+    def list_session_turns(
         self,
         project_id: str,
         session_ids: Sequence[str],
@@ -531,8 +532,8 @@ class DuckDBStore:
         kinds: Sequence[str],
         start: datetime,
         end: datetime,
-    ) -> list[Span]:
-        return _ev.list_session_spans(
+    ) -> list[SessionTurn]:
+        return _ev.list_session_turns(
             self, project_id, session_ids, kinds=kinds, start=start, end=end
         )
 

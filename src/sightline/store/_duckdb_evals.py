@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import SPAN_FIELDS, Score, Span
+from sightline.model import SPAN_FIELDS, Score
 from sightline.store._eval_records import (
     AgreementPair,
     Dataset,
@@ -25,6 +25,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
     SeqSpanKey,
+    SessionTurn,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -43,7 +44,7 @@ __all__ = [
     "list_agreement_pairs",
     "list_datasets",
     "list_scores_created_after",
-    "list_session_spans",
+    "list_session_turns",
     "list_trace_scores",
     "list_span_keys_after",
     "list_spans_after",
@@ -236,7 +237,7 @@ def get_traces(
     return out
 
 
-def list_session_spans(
+def list_session_turns(
     store: DuckDBStore,
     project_id: str,
     session_ids: Sequence[str],
@@ -244,19 +245,18 @@ def list_session_spans(
     kinds: Sequence[str],
     start: datetime,
     end: datetime,
-) -> list[Span]:
-    from sightline.store._duckdb import _row_to_span
-
+) -> list[SessionTurn]:
     if not session_ids:
         return []
     with store._cursor() as cur:
         rows = cur.execute(
-            f"SELECT {_SPAN_SELECT} FROM spans WHERE project_id = ?"  # noqa: S608
-            " AND session_id IN (SELECT unnest(?)) AND list_contains(?, kind)"
-            " AND start_time >= ? AND start_time <= ? ORDER BY start_time, span_id",
+            "SELECT session_id, kind, start_time, trace_id, span_id FROM spans"
+            " WHERE project_id = ? AND session_id IN (SELECT unnest(?))"
+            " AND list_contains(?, kind) AND start_time >= ? AND start_time <= ?"
+            " ORDER BY start_time, span_id",
             [project_id, list(session_ids), list(kinds), _ts(start), _ts(end)],
         ).fetchall()
-    return [_row_to_span(r) for r in rows]
+    return [SessionTurn(r[0], r[1], r[2].replace(tzinfo=UTC), r[3], r[4]) for r in rows]
 
 
 def get_eval_cursor(store: DuckDBStore, name: str) -> EvalCursor | None:

@@ -16,6 +16,7 @@ __all__ = [
     "ScoreQuery",
     "SeqSpan",
     "SeqSpanKey",
+    "SessionTurn",
 ]
 
 
@@ -66,6 +67,17 @@ class SeqSpanKey:
     span_id: str
     status: str
     start_time: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionTurn:
+    """One span of a session, as much of it as finding the previous turn needs."""
+
+    session_id: str
+    kind: str
+    start_time: datetime
+    trace_id: str
+    span_id: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

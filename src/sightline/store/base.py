@@ -33,6 +33,7 @@ from sightline.store._eval_records import (
     ScoreQuery,
     SeqSpan,
     SeqSpanKey,
+    SessionTurn,
 )
 from sightline.store._users import Membership, User, UserSession
 
@@ -802,7 +803,7 @@ class TraceStore(AnalysisStore, Protocol):
         """
         ...
 
-    def list_session_spans(
+    def list_session_turns(
         self,
         project_id: str,
         session_ids: Sequence[str],
@@ -810,8 +811,11 @@ class TraceStore(AnalysisStore, Protocol):
         kinds: Sequence[str],
         start: datetime,
         end: datetime,
-    ) -> list[Span]:
-        """Spans of ``kinds`` in the given sessions that started in [start, end]."""
+    ) -> list[SessionTurn]:
+        """Turns (keys, no text) of spans of ``kinds`` in the sessions, started in [start, end].
+
+        In start order: the runner finds each answer's previous turn in them.
+        """
         ...
 
     def get_eval_cursor(self, name: str) -> EvalCursor | None:
