@@ -48,7 +48,7 @@ _TRACE_WINDOW = timedelta(hours=1)
 _CLOCK_MARGIN = timedelta(minutes=10)
 _SESSION_WINDOW = timedelta(days=1)
 """How far back the previous turn of a session is looked for."""
-_SHED_BATCHES = 8
+_SHED_BATCHES = 128
 """While shedding, keys of this many batches are read at once: few of them are scored."""
 
 
