@@ -260,3 +260,50 @@ def test_thumbs_down_pass_runs_on_one_worker_at_a_time(
     assert [(s.name, s.span_id) for s in got] == [("c", recs[2]["span_id"])]
     assert seen == Counter({f"c:{recs[2]['trace_id']}:{recs[2]['span_id']}": 1})
     store.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_workers_over_the_lag_bound_score_only_the_forced_spans_once(
+    tmp_path: Path, coord: tuple[MakeCoordinator, str, str]
+) -> None:
+    make, _, _ = coord
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    plain = [rag_trace(P, "q?", ["d"], f"a{i}") for i in range(30)]
+    errors = [rag_trace(P, "q?", ["d"], f"e{i}", status="error") for i in range(3)]
+    for i in range(0, 33, 3):  # 11 commits
+        insert(store, [x for t in (plain + errors)[i : i + 3] for x in t])
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+    clock = _Clock()
+    runners = [
+        EvalRunner(
+            store,
+            [Counting("a", seen, lock)],
+            coordinator=make(store),
+            owner=f"w{i}",
+            options=RunnerOptions(grace_s=2.0, batch_size=4, lease_s=30, max_lag_s=5.0),
+            clock=clock,
+        )
+        for i in range(2)
+    ]
+    for r in runners:
+        assert r.step() is False  # the commits are seen, inside the grace period
+    clock.t += 8.0  # over the bound
+    for _ in range(50):
+        if not any([r.step() for r in runners]):  # a list: every worker steps
+            break
+    per = Counter(s.span_id for s in _scores(store))
+    forced = {t[2]["span_id"] for t in errors}
+    assert set(per) == forced and max(per.values()) == 1
+    assert sum(r.num_shed for r in runners) == 30
+    assert sum(r.num_spans for r in runners) == 33
+    assert make(store).claims_state("online").claims == ()
+    store.close()

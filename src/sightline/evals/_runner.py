@@ -289,13 +289,12 @@ class EvalRunner(DaemonTask):
                 self._claimed_feedback_pass(coord, state.done_upto(start))
                 return False
             # the range: whole commits holding about one batch of spans of the evaluated kinds
+            # (one read's worth of keys while shedding)
+            size = self.options.batch_size * (_SHED_BATCHES if self._shedding_now() else 1)
             keys = self.store.list_span_keys_after(
-                _cursor(start),
-                upto_seq=eligible,
-                kinds=self.options.kinds,
-                limit=self.options.batch_size,
+                _cursor(start), upto_seq=eligible, kinds=self.options.kinds, limit=size
             )
-            hi = keys[-1].ingest_seq if len(keys) >= self.options.batch_size else eligible
+            hi = keys[-1].ingest_seq if len(keys) >= size else eligible
             claim = coord.claim_range(
                 name, lo=start, hi=hi, owner=self.owner, lease_s=lease_s, start_seq=start
             )
