@@ -274,6 +274,56 @@ class TestRunner:
         assert whole == forced
         assert all(kinds == ("guardrail",) for ids, kinds in read if set(ids) - forced)
 
+    def test_shedding_gives_an_evaluator_no_more_than_a_batch_of_forced_spans(
+        self, store: DuckDBStore
+    ) -> None:
+        clock = Clock()
+        calls: list[int] = []
+
+        class Sizes(Moon):
+            def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+                calls.append(len(cases))
+                return super().evaluate(cases)
+
+        recs: list[dict[str, object]] = []
+        errors = []
+        for i in range(20):
+            t = rag_trace(P, Q, DOCS, ANSWER, status="error" if i % 2 else "ok")
+            recs += t
+            if i % 2:
+                errors.append(t[2]["span_id"])
+        insert(store, recs)
+        r = _runner(store, [Sizes()], clock, grace_s=2.0, max_lag_s=5.0, batch_size=4)
+        r.warm_up()
+        calls.clear()
+        r.step()
+        clock.t += 8.0
+        while r.step():
+            pass
+        assert calls and max(calls) <= 4
+        assert {s.span_id for s in _scores(store, name="faithfulness")} == set(errors)
+        assert r.num_shed == 10 and r.num_spans == 20
+
+    def test_a_forced_span_gone_before_it_is_read_whole_is_counted_skipped(
+        self, store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = Clock()
+        err = rag_trace(P, Q, DOCS, ANSWER, status="error")
+        insert(store, err + rag_trace(P, Q, DOCS, ANSWER))
+        r = _runner(store, [Moon()], clock, grace_s=2.0, max_lag_s=5.0)
+        r.step()
+        clock.t += 8.0
+        real = store.get_traces
+
+        def retention_ran(project_id: str, trace_ids: list[str], **kw: object) -> object:
+            got = real(project_id, trace_ids, **kw)  # type: ignore[arg-type]
+            return {t: [] for t in got} if kw.get("kinds") is None else got
+
+        monkeypatch.setattr(store, "get_traces", retention_ran)
+        r.step()
+        assert _scores(store, name="faithfulness") == []
+        assert r.num_shed == 2 and r.num_spans == 2
+
     def test_without_a_lag_bound_nothing_is_skipped(self, store: DuckDBStore) -> None:
         clock = Clock()
         insert(store, rag_trace(P, Q, DOCS, ANSWER) + rag_trace(P, Q, DOCS, ANSWER))

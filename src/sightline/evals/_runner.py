@@ -48,8 +48,10 @@ _TRACE_WINDOW = timedelta(hours=1)
 _CLOCK_MARGIN = timedelta(minutes=10)
 _SESSION_WINDOW = timedelta(days=1)
 """How far back the previous turn of a session is looked for."""
-_SHED_BATCHES = 128
-"""While shedding, keys of this many batches are read at once: few of them are scored."""
+_SHED_KEYS = 8192
+"""While shedding, keys read at once (or ``batch_size`` if larger): few of them are scored, and
+a read of the forced traces costs about the same for 10 ids as for 2,000. Each id list sent
+to a ClickHouse server is then at most ~340 KB (its URI limit is 1 MiB)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,8 +80,8 @@ class RunnerOptions:
     """Load shedding: while the oldest committed span not yet evaluated has waited longer than
     this, only forced spans (errors, thumbs-down, guardrail hits) are evaluated and the others
     are skipped (``num_shed``), so the lag stays near this bound when spans arrive faster than
-    the evaluators score them (but not faster than the runner reads them back: skipping still
-    reads each span and its trace). A skipped span is scored later if its trace gets a
+    the evaluators score them and the forced spans alone fit (skipping reads keys, not spans:
+    a few thousand a second on 2 cores). A skipped span is scored later if its trace gets a
     thumbs-down. None: never skip (the lag grows as long as the overload lasts)."""
 
 
@@ -290,7 +292,7 @@ class EvalRunner(DaemonTask):
                 return False
             # the range: whole commits holding about one batch of spans of the evaluated kinds
             # (one read's worth of keys while shedding)
-            size = self.options.batch_size * (_SHED_BATCHES if self._shedding_now() else 1)
+            size = self._shed_keys() if self._shedding_now() else self.options.batch_size
             keys = self.store.list_span_keys_after(
                 _cursor(start), upto_seq=eligible, kinds=self.options.kinds, limit=size
             )
@@ -364,15 +366,7 @@ class EvalRunner(DaemonTask):
     def _read(self, cursor: EvalCursor, upto_seq: int) -> _Batch:
         """The next batch after ``cursor``: every span, or while shedding only forced ones."""
         if self._shedding_now():
-            limit = self.options.batch_size * _SHED_BATCHES
-            keys = self.store.list_span_keys_after(
-                cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
-            )
-            if not keys:
-                return _Batch(0, False, None, [])
-            k = keys[-1]
-            last = (k.ingest_seq, f"{k.project_id}/{k.trace_id}/{k.span_id}")
-            return _Batch(len(keys), len(keys) >= limit, last, self._forced_targets(keys))
+            return self._read_shedding(cursor, upto_seq)
         limit = self.options.batch_size
         rows = self.store.list_spans_after(
             cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
@@ -382,6 +376,55 @@ class EvalRunner(DaemonTask):
         s = rows[-1].span
         last = (rows[-1].ingest_seq, f"{s.project_id}/{s.trace_id}/{s.span_id}")
         return _Batch(len(rows), len(rows) >= limit, last, self._targets(rows))
+
+    def _shed_keys(self) -> int:
+        return max(self.options.batch_size, _SHED_KEYS)
+
+    def _read_shedding(self, cursor: EvalCursor, upto_seq: int) -> _Batch:
+        """Keys of many spans, and cases for the forced ones alone (the others are skipped).
+
+        Whole spans and traces are read for the forced spans only: for the rest, their keys,
+        their traces' feedback and their traces' guardrail spans decide. The batch ends at the
+        ``batch_size``-th forced span, so an evaluator is never given more cases than usual.
+        """
+        limit = self._shed_keys()
+        keys = self.store.list_span_keys_after(
+            cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
+        )
+        if not keys:
+            return _Batch(0, False, None, [])
+        full = len(keys) >= limit
+        forced: set[tuple[str, str]] = set()
+        by_project: dict[str, list[SeqSpanKey]] = {}
+        for k in keys:
+            by_project.setdefault(k.project_id, []).append(k)
+        for project_id, ks in by_project.items():
+            trace_ids = sorted({k.trace_id for k in ks})
+            flagged = _thumbs_down(self.store.list_trace_scores(project_id, trace_ids))
+            guards = self.store.get_traces(
+                project_id,
+                trace_ids,
+                start=min(k.start_time for k in ks) - _TRACE_WINDOW,
+                end=max(k.start_time for k in ks) + _TRACE_WINDOW,
+                kinds=("guardrail",),
+            )
+            hit = {t for t, rows in guards.items() if any(is_guardrail_hit(r.span) for r in rows)}
+            forced.update(
+                (project_id, k.span_id)
+                for k in ks
+                if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
+            )
+        picked: list[SeqSpanKey] = []
+        for i, k in enumerate(keys):
+            if (k.project_id, k.span_id) in forced:
+                picked.append(k)
+                if len(picked) >= self.options.batch_size and i < len(keys) - 1:
+                    keys, full = keys[: i + 1], True  # the rest is the next read's
+                    break
+        self.num_shed += len(keys) - len(picked)
+        k = keys[-1]
+        last = (k.ingest_seq, f"{k.project_id}/{k.trace_id}/{k.span_id}")
+        return _Batch(len(keys), full, last, self._forced_targets(picked))
 
     def _targets(self, rows: Sequence[SeqSpan]) -> list[_Target]:
         """A case for each span, from its trace."""
@@ -411,37 +454,26 @@ class EvalRunner(DaemonTask):
         return targets
 
     def _forced_targets(self, keys: Sequence[SeqSpanKey]) -> list[_Target]:
-        """Cases for the forced spans among ``keys`` only; the others are counted as skipped.
-
-        Whole spans and traces are read for the forced ones alone: for the rest, their keys,
-        their traces' guardrail spans and their traces' feedback decide.
-        """
+        """Cases for these spans, read whole with their traces."""
         by_project: dict[str, list[SeqSpanKey]] = {}
         for k in keys:
             by_project.setdefault(k.project_id, []).append(k)
         targets: list[_Target] = []
         for project_id, ks in by_project.items():
-            trace_ids = sorted({k.trace_id for k in ks})
-            start = min(k.start_time for k in ks) - _TRACE_WINDOW
-            end = max(k.start_time for k in ks) + _TRACE_WINDOW
-            flagged = _thumbs_down(self.store.list_trace_scores(project_id, trace_ids))
-            guards = self.store.get_traces(
-                project_id, trace_ids, start=start, end=end, kinds=("guardrail",)
-            )
-            hit = {t for t, rows in guards.items() if any(is_guardrail_hit(r.span) for r in rows)}
-            forced = [
-                k for k in ks if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
-            ]
-            self.num_shed += len(ks) - len(forced)
-            if not forced:
-                continue
             traces = self.store.get_traces(
-                project_id, sorted({k.trace_id for k in forced}), start=start, end=end
+                project_id,
+                sorted({k.trace_id for k in ks}),
+                start=min(k.start_time for k in ks) - _TRACE_WINDOW,
+                end=max(k.start_time for k in ks) + _TRACE_WINDOW,
             )
-            for k in forced:
+            for k in ks:
                 trace = [x.span for x in traces.get(k.trace_id, ())]
                 s = next((x for x in trace if x.span_id == k.span_id), None)
-                if s is None:  # not readable any more (deleted by retention meanwhile)
+                if s is None:
+                    # listed a moment ago, not readable now (retention deleted it, or another
+                    # replica answered): counted as skipped, and said
+                    self.num_shed += 1
+                    log.warning("eval_forced_span_unreadable", span_id=k.span_id)
                     continue
                 targets.append(_Target(project_id, s, case_from_span(s, trace), True))
         return targets
@@ -537,6 +569,7 @@ class EvalRunner(DaemonTask):
                 sorted({p.trace_id for p in wanted.values()}),
                 start=min(p.start_time for p in wanted.values()),
                 end=max(p.start_time for p in wanted.values()),
+                kinds=self.options.kinds,
             )
             whole = {x.span.span_id: x.span for rows in traces.values() for x in rows}
             for span_id, p in wanted.items():
