@@ -133,6 +133,7 @@ class Monitor(DaemonTask):
         }
         self._managed.update({r.name: (r, "file") for r in file_rules})
         self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
         self._active: dict[str, dict[tuple[str, str], Alert]] = {}
         self._synced: set[str] = set()
         self._load_active()
@@ -433,7 +434,10 @@ class Monitor(DaemonTask):
         """Write the file's and the default pack's rules into the project, when they changed."""
         if project_id in self._synced:
             return
-        with self._lock:  # the loop and an API call may sync a new project at once
+        # The loop and an API call may sync a new project at once. Its own lock, not _lock:
+        # syncing writes a rule version per rule, seconds on a remote store, and /metrics and
+        # the alert list must not wait for it.
+        with self._sync_lock:
             if project_id not in self._synced:
                 self._sync_locked(project_id, now)
 
