@@ -171,3 +171,22 @@ def test_traces_narrowed_to_kinds(any_store: TraceStore) -> None:
     both = any_store.get_traces("p", [trace], kinds=None)
     assert {x.span.span_id for x in both[trace]} == {llm["span_id"], guard["span_id"]}
     assert any_store.get_traces("p", [trace], kinds=("tool",)) == {trace: []}
+
+
+def test_over_the_lag_bound_only_error_spans_are_scored(any_store: TraceStore) -> None:
+    clock = Clock()
+    llm = _spans(8)
+    for x in llm[1::3]:
+        x["status"] = "error"
+    any_store.insert_batches([batch(*llm[:5])])
+    any_store.insert_batches([batch(*llm[5:], *_spans(2, kind="tool"))])
+    opts = RunnerOptions(grace_s=2.0, batch_size=2, max_lag_s=5.0)
+    r = EvalRunner(any_store, [Length()], options=opts, clock=clock)
+    _settle(any_store)
+    r.step()  # sees the last commit, inside the grace period
+    clock.t += 8.0  # over the bound
+    while r.step():
+        pass
+    errors = sorted(str(x["span_id"]) for x in llm[1::3])
+    assert _score_spans(any_store) == errors
+    assert r.num_shed == 8 - len(errors) and r.num_spans == 8
