@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -323,6 +324,30 @@ class TestRunner:
         r.step()
         assert _scores(store, name="faithfulness") == []
         assert r.num_shed == 2 and r.num_spans == 2
+
+    def test_shedding_keeps_each_projects_forced_spans_apart(self, store: DuckDBStore) -> None:
+        clock = Clock()
+        # the same trace id in two projects: one errs, the other got a thumbs-down
+        a_err = rag_trace(P, Q, DOCS, ANSWER, status="error")
+        b_same = [{**x, "project_id": "other"} for x in rag_trace(P, Q, DOCS, ANSWER)]
+        for x in b_same:
+            x["trace_id"] = a_err[0]["trace_id"]
+        b_down = [{**x, "project_id": "other"} for x in rag_trace(P, Q, DOCS, ANSWER)]
+        insert(store, a_err + b_same + b_down + rag_trace(P, Q, DOCS, ANSWER))
+        store.add_scores(
+            [dataclasses.replace(_feedback(b_down[0]["trace_id"], -1.0), project_id="other")]
+        )
+        r = _runner(store, [Moon()], clock, grace_s=2.0, max_lag_s=5.0)
+        r.step()
+        clock.t += 8.0
+        r.step()
+        got = {
+            (s.project_id, s.span_id)
+            for p in (P, "other")
+            for s in store.query_scores(ScoreQuery(project_id=p, name="faithfulness")).scores
+        }
+        assert got == {(P, a_err[2]["span_id"]), ("other", b_down[2]["span_id"])}
+        assert r.num_shed == 2
 
     def test_without_a_lag_bound_nothing_is_skipped(self, store: DuckDBStore) -> None:
         clock = Clock()
