@@ -394,7 +394,7 @@ class EvalRunner(DaemonTask):
         if not keys:
             return _Batch(0, False, None, [])
         full = len(keys) >= limit
-        forced: set[tuple[str, str]] = set()
+        forced: set[SeqSpanKey] = set()
         by_project: dict[str, list[SeqSpanKey]] = {}
         for k in keys:
             by_project.setdefault(k.project_id, []).append(k)
@@ -410,13 +410,11 @@ class EvalRunner(DaemonTask):
             )
             hit = {t for t, rows in guards.items() if any(is_guardrail_hit(r.span) for r in rows)}
             forced.update(
-                (project_id, k.span_id)
-                for k in ks
-                if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
+                k for k in ks if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
             )
         picked: list[SeqSpanKey] = []
         for i, k in enumerate(keys):
-            if (k.project_id, k.span_id) in forced:
+            if k in forced:
                 picked.append(k)
                 if len(picked) >= self.options.batch_size and i < len(keys) - 1:
                     keys, full = keys[: i + 1], True  # the rest is the next read's
