@@ -259,3 +259,38 @@ def test_spills_go_next_to_the_file(tmp_path: Path) -> None:
         assert cur.execute("SELECT current_database()").fetchall()[0][0] == "sightline"
     assert temp == str(tmp_path / "s.duckdb.tmp")
     store.close()
+
+
+@pytest.mark.parametrize("read", ["keys", "spans"])
+def test_a_span_deleted_mid_read_does_not_cut_the_read_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """A read after a cursor is two statements (its commits' bound, then the rows); a delete
+    between them (retention, erasure) must not make it return fewer than ``limit`` spans while
+    more follow, which the runner would take for the end of the spans and skip the rest."""
+    from sightline.store import _duckdb_evals
+    from sightline.store._eval_records import EvalCursor
+
+    s = DuckDBStore(tmp_path / "db.duckdb")
+    s.migrate()
+    for _ in range(4):
+        s.insert_batches([batch(*(span_record(kind="llm") for _ in range(5)))])
+    top = s.last_ingest_seq()
+    first = s.list_span_keys_after(EvalCursor(0), upto_seq=top, kinds=("llm",), limit=7)
+    bound = _duckdb_evals._read_upto
+
+    def bound_then_delete(cur, cursor, upto_seq, kinds, limit):  # type: ignore[no-untyped-def]
+        upto = bound(cur, cursor, upto_seq, kinds, limit)
+        with s._cursor() as other:  # another connection deletes the second span meanwhile
+            other.execute("DELETE FROM spans WHERE span_id = ?", [first[1].span_id])
+        return upto
+
+    monkeypatch.setattr(_duckdb_evals, "_read_upto", bound_then_delete)
+    if read == "keys":
+        got = [k.span_id for k in s.list_span_keys_after(EvalCursor(0), upto_seq=top,
+                                                          kinds=("llm",), limit=7)]  # fmt: skip
+    else:
+        got = [x.span.span_id for x in s.list_spans_after(EvalCursor(0), upto_seq=top,
+                                                           kinds=("llm",), limit=7)]  # fmt: skip
+    assert got == [k.span_id for k in first]  # the read's own snapshot, all 7
+    s.close()
