@@ -233,6 +233,15 @@ class Settings(BaseSettings):
         "than this, only errors, thumbs-down and guardrail hits are evaluated (the rest are "
         "skipped and counted), so the evaluators' backlog stops growing; 0: never skip.",
     )
+    eval_yield_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=600.0,
+        description="While ingestion has as many requests in as decode workers for less than "
+        "this long (a burst of traffic), the online evaluation waits before its next batch, so "
+        "ingestion gets the CPU first; a longer stretch is steady load, and evaluation runs "
+        "alongside it. 0: never wait.",
+    )
     eval_lease_s: float = Field(
         60.0,
         gt=0.0,

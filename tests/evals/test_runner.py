@@ -538,3 +538,109 @@ def test_warm_up_loads_each_evaluator_once_and_survives_a_broken_one(store: Duck
     r.run_once()
     assert seen == [1]  # warmed up once; no spans to evaluate
     assert _scores(store) == []  # a warm-up stores nothing
+
+
+def _yielding(store: DuckDBStore, saturation: object, **opts: object) -> EvalRunner:
+    """A runner of the ``Moon`` evaluator that waits on ``saturation`` (see ``yield_s``)."""
+    return EvalRunner(store, [Moon()], options=RunnerOptions(**opts), saturation=saturation)  # type: ignore[arg-type]
+
+
+class TestYieldToIngest:
+    """While ingestion is saturated the runner waits (at most ``yield_s``) before a batch."""
+
+    def test_waits_while_ingest_is_saturated_then_scores(self, store: DuckDBStore) -> None:
+        import threading
+        import time
+
+        insert(store, rag_trace(P, Q, DOCS, ANSWER))
+        busy = threading.Event()
+        busy.set()
+        r = _yielding(
+            store, lambda: 0.5 if busy.is_set() else 0.0, grace_s=0.0, interval_s=0.05, yield_s=60.0
+        )
+        r.start()
+        try:
+            deadline = time.monotonic() + 30
+            while r.yielded_s < 1.0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert r.yielded_s >= 1.0
+            assert _scores(store) == []  # the span waits while ingestion holds the CPU
+            assert r.lag_s() > 0.5  # and the wait counts in the lag
+            busy.clear()
+            deadline = time.monotonic() + 10
+            while not _scores(store) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [s.name for s in _scores(store)] == ["faithfulness"]
+            assert r.yielded_s >= 1.0
+        finally:
+            r.stop()
+
+    def test_scores_a_batch_every_yield_s_while_saturation_lasts(self, store: DuckDBStore) -> None:
+        import time
+
+        for _ in range(3):
+            insert(store, rag_trace(P, Q, DOCS, ANSWER))
+        r = _yielding(store, lambda: 0.1, grace_s=0.0, interval_s=0.05, yield_s=0.3, batch_size=1)
+        t0 = time.monotonic()
+        r.start()
+        try:
+            deadline = t0 + 10
+            while len(_scores(store)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+        finally:
+            r.stop()
+        assert len(_scores(store)) == 3  # never starved: one batch per yield_s
+        assert took >= 0.85  # three waits of 0.3 s came first
+        assert r.yielded_s >= 0.85
+
+    def test_stop_ends_the_wait(self, store: DuckDBStore) -> None:
+        import time
+
+        insert(store, rag_trace(P, Q, DOCS, ANSWER))
+        r = _yielding(store, lambda: 0.1, grace_s=0.0, interval_s=0.05, yield_s=60.0)
+        r.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r.stop()
+        assert time.monotonic() - t0 < 2.0
+        assert _scores(store) == []
+
+    def test_past_the_lag_bound_it_no_longer_waits(self, store: DuckDBStore) -> None:
+        """An overload longer than ``max_lag_s`` is not a burst: shedding goes on at once."""
+        import time
+
+        insert(store, rag_trace(P, Q, DOCS, ANSWER))
+        r = _yielding(store, lambda: 0.1, grace_s=0.0, interval_s=0.05, yield_s=60.0, max_lag_s=0.2)
+        r.start()
+        try:
+            deadline = time.monotonic() + 10
+            while r.num_shed == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            r.stop()
+        assert r.num_shed == 1  # read (and skipped: not forced) without waiting out yield_s
+        assert r.yielded_s < 5.0
+
+    def test_a_saturation_longer_than_yield_s_is_steady_load_and_not_waited_for(
+        self, store: DuckDBStore
+    ) -> None:
+        insert(store, rag_trace(P, Q, DOCS, ANSWER))
+        r = EvalRunner(
+            store,
+            [Moon()],
+            options=RunnerOptions(grace_s=0.0, yield_s=5.0),
+            saturation=lambda: 6.0,  # saturated for 6 s without a break
+        )
+        r.run_once()
+        assert [s.name for s in _scores(store)] == ["faithfulness"]
+        assert r.yielded_s == 0.0
+
+    def test_with_nothing_to_score_it_does_not_wait(self, store: DuckDBStore) -> None:
+        """A tick with nothing eligible only looks (and runs the feedback pass) at once."""
+        import time
+
+        r = _yielding(store, lambda: 0.1, grace_s=0.0, yield_s=60.0)
+        t0 = time.monotonic()
+        r.run_once()
+        assert time.monotonic() - t0 < 10.0 and r.yielded_s == 0.0

@@ -433,6 +433,73 @@ class TestEvalSettings:
             m = re.search(r"^sightline_eval_shed_spans_total (\S+)$", prom, re.M)
             assert m and float(m.group(1)) == 3.0, prom
 
+    def test_while_ingestion_is_saturated_the_server_waits_to_evaluate(
+        self, tmp_path: Path
+    ) -> None:
+        """``eval_yield_s``: the runner waits while every decode worker has a request."""
+        import threading
+
+        from _payload import llm_request
+
+        class WriterGated(DuckDBStore):
+            """The server's writer waits for ``gate``; the test's own inserts do not."""
+
+            gate = threading.Event()
+            entered = threading.Event()
+
+            def insert_batches(self, batches: Any) -> int:
+                if threading.current_thread().name == "sightline-writer":
+                    self.entered.set()
+                    self.gate.wait(30)
+                return int(super().insert_batches(batches))
+
+        store = WriterGated(tmp_path / "db.duckdb")
+        settings = Settings(
+            data_dir=tmp_path, otlp_grpc_port=0, ingest_workers=0, init_project=P,
+            init_api_key=KEY, evaluators=["relevance"], eval_process=False,
+            eval_grace_s=0.1, eval_interval_s=0.05, eval_yield_s=60,
+        )  # fmt: skip
+        app = create_app(settings, store=store)
+        headers = {"authorization": f"Bearer {KEY}"}
+        with TestClient(app, headers=headers) as client:
+            answers: list[int] = []
+            body = llm_request(2)[0].SerializeToString()
+            sender = threading.Thread(
+                target=lambda: answers.append(
+                    client.post(
+                        "/v1/traces",
+                        content=body,
+                        headers={"content-type": "application/x-protobuf"},
+                    ).status_code
+                )
+            )
+            sender.start()  # one request in flight fills the one decoder (ingest_workers=0)
+            try:
+                assert WriterGated.entered.wait(30)
+                trace = rag_trace(P, Q, DOCS, "The API allows 600 requests per minute.")
+                insert(store, trace)
+                # the runner (once its models are loaded) waits, however long that takes here
+                deadline, waited = time.monotonic() + 60, 0.0
+                while waited < 1.0 and time.monotonic() < deadline:
+                    prom = client.get("/metrics").text
+                    m = re.search(r"^sightline_eval_yield_seconds_total (\S+)$", prom, re.M)
+                    waited = float(m.group(1)) if m else 0.0
+                    time.sleep(0.1)
+                assert waited >= 1.0, prom  # a second past the grace period, and still waiting
+                r = client.get("/api/v1/scores", params={"name": "relevance"})
+                assert r.json()["data"] == []
+            finally:
+                WriterGated.gate.set()
+                sender.join(30)
+            assert answers == [200]
+            deadline = time.monotonic() + 30
+            scored: list[Any] = []
+            while time.monotonic() < deadline and not scored:
+                r = client.get("/api/v1/scores", params={"name": "relevance"})
+                scored = [x for x in r.json()["data"] if x["trace_id"] == trace[0]["trace_id"]]
+                time.sleep(0.1)
+            assert scored, "the span was never scored once ingestion was idle again"
+
     def test_an_unknown_evaluator_stops_the_server_before_it_starts(self, tmp_path: Path) -> None:
         from sightline.errors import ConfigError
 

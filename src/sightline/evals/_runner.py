@@ -5,7 +5,9 @@ commits that are at least ``grace_s`` old, so the other spans of a trace (retrie
 with the user's question) have time to arrive. It builds a case for each span of the evaluated
 kinds from its whole trace, samples per evaluator, runs each evaluator on its batch in a worker
 thread (never on the event loop, never on the ingest path) and appends the scores together with
-the new cursor in one transaction, so a restart resumes where the last batch ended.
+the new cursor in one transaction, so a restart resumes where the last batch ended. Between
+batches it gives way to ingestion: while the server's decode workers are all busy, for up to
+``yield_s``, it waits, so bursts of traffic are not slowed by the evaluators.
 
 Failures: an evaluator that raises on a batch gets one score per case of that batch with
 ``label = "failed"``, ``value``/``passed`` null and the error in ``explanation``; the other
@@ -83,6 +85,13 @@ class RunnerOptions:
     the evaluators score them and the forced spans alone fit (skipping reads keys, not spans:
     a few thousand a second on 2 cores). A skipped span is scored later if its trace gets a
     thumbs-down. None: never skip (the lag grows as long as the overload lasts)."""
+    yield_s: float = 5.0
+    """While ingestion is saturated (the runner's ``saturation``: as many requests as decode
+    workers, being decoded or waiting for their commit) and spans wait to be scored, the runner
+    waits before its next batch, so that a burst of traffic gets the CPU before the evaluators
+    do. A saturation that has lasted this long is steady load, not a burst: the runner then
+    scores alongside it as usual; and it waits at most this long per batch. The wait counts
+    in the lag, and past ``max_lag_s`` the runner no longer waits. 0: never wait."""
 
 
 def sampled(span_id: str, evaluator: str, rate: float) -> bool:
@@ -93,6 +102,10 @@ def sampled(span_id: str, evaluator: str, rate: float) -> bool:
         return False
     h = hashlib.blake2b(f"{evaluator}:{span_id}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64 < rate
+
+
+_YIELD_POLL_S = 0.02
+"""How often a runner waiting for an ingestion burst to pass looks again."""
 
 
 class _Stopping(Exception):
@@ -148,8 +161,14 @@ class EvalRunner(DaemonTask):
         on_stop: Callable[[], None] | None = None,
         coordinator: Coordinator | None = None,
         owner: str | None = None,
+        saturation: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(interval_s=(options or RunnerOptions()).interval_s)
+        self._saturation = saturation
+        """Seconds ingestion has been saturated without a break, 0.0 when it is not (the
+        server's ingest service), or None."""
+        self.yielded_s = 0.0
+        """Seconds spent waiting for ingestion bursts to pass (``yield_s``)."""
         self.coordinator = coordinator
         """Claims ranges of commits from it (several workers), instead of moving the cursor."""
         self.owner = owner or f"evaluator:{secrets.token_hex(4)}"
@@ -171,6 +190,8 @@ class EvalRunner(DaemonTask):
         self.num_shed = 0
         """Spans skipped (not evaluated) because the lag was over ``max_lag_s``."""
         self._shedding = False
+        self._shed_read = _SHED_KEYS
+        """Keys the next shedding read asks for: about what the last one used (see there)."""
         self._warm = False
         self.last_batch_delay_s: float | None = None
         """Seconds from commit to scores, for the last batch."""
@@ -181,8 +202,49 @@ class EvalRunner(DaemonTask):
         """The daemon's tick: evaluate batches until none is full (or the server stops)."""
         if not self._warm:
             self.warm_up()
-        while self.step() and not self.stopping:
-            pass
+        while not self.stopping:
+            self._yield_to_ingest()
+            if self.stopping or not self.step():
+                return
+
+    def _yield_to_ingest(self) -> None:
+        """Wait while ingestion is saturated, at most ``yield_s`` (see :class:`RunnerOptions`)."""
+        saturation, limit = self._saturation, self.options.yield_s
+        if saturation is None or limit <= 0:
+            return
+
+        def burst() -> bool:
+            # saturated, and not for so long that it is steady load rather than a burst
+            return 0.0 < saturation() < limit
+
+        if not burst():
+            return
+        # the commits waiting are noted, so the lag shows the wait
+        _, eligible = self._eligible()
+        with self._lock:
+            if eligible <= self._consumed_seq:
+                return  # nothing to score yet: the step only looks (and runs feedback passes)
+        # real time, not self._clock: this is a wait, and tests' clocks stand still
+        t0 = last = noted = time.monotonic()
+        while (
+            burst()
+            and last - t0 < limit
+            and not self._over_lag_bound()
+            and not self._stop.wait(_YIELD_POLL_S)
+        ):
+            now = time.monotonic()
+            self.yielded_s += now - last  # as it goes: /metrics shows a long wait
+            last = now
+            if now - noted >= 1.0:
+                noted = now
+                self._eligible()
+        self.yielded_s += time.monotonic() - last
+
+    def _over_lag_bound(self) -> bool:
+        # Past max_lag_s the overload is not a burst: the forced spans get the evaluator
+        # process's (niced) share of the CPU again instead of waiting.
+        bound = self.options.max_lag_s
+        return bound is not None and self.lag_s() > bound
 
     def warm_up(self) -> None:
         """Load every evaluator's models on a tiny case, once, before the first batch.
@@ -387,7 +449,12 @@ class EvalRunner(DaemonTask):
         their traces' feedback and their traces' guardrail spans decide. The batch ends at the
         ``batch_size``-th forced span, so an evaluator is never given more cases than usual.
         """
-        limit = self._shed_keys()
+        # A read ends at the batch_size-th forced span: with 2 % errors, ~3,200 of 8,192 keys
+        # were used, and the rest read (and checked for feedback and guardrails) again by the
+        # next read. So a read asks for 1.5 times what the last one used, and twice as many
+        # as the last one after a read that used them all (forced spans grew rarer).
+        batch = self.options.batch_size
+        limit = max(batch, min(self._shed_read, self._shed_keys()))
         keys = self.store.list_span_keys_after(
             cursor, upto_seq=upto_seq, kinds=self.options.kinds, limit=limit
         )
@@ -413,12 +480,14 @@ class EvalRunner(DaemonTask):
                 k for k in ks if k.status == "error" or k.trace_id in flagged or k.trace_id in hit
             )
         picked: list[SeqSpanKey] = []
+        truncated = False
         for i, k in enumerate(keys):
             if k in forced:
                 picked.append(k)
-                if len(picked) >= self.options.batch_size and i < len(keys) - 1:
-                    keys, full = keys[: i + 1], True  # the rest is the next read's
+                if len(picked) >= batch and i < len(keys) - 1:
+                    keys, full, truncated = keys[: i + 1], True, True  # the rest: next read's
                     break
+        self._shed_read = len(keys) * 3 // 2 if truncated else limit * 2
         self.num_shed += len(keys) - len(picked)
         k = keys[-1]
         last = (k.ingest_seq, f"{k.project_id}/{k.trace_id}/{k.span_id}")

@@ -188,7 +188,13 @@ def create_app(
             log.info("otlp_grpc_listening", host=settings.host, port=grpc_port)
         coord = coordinator if coordinator is not None else _store_coordinator(settings, st)
         runners = (
-            build_runners(settings, st, online_evaluators, coord)
+            build_runners(
+                settings,
+                st,
+                online_evaluators,
+                coord,
+                saturation=ingest.saturated_for if role == "all" else None,
+            )
             if role in ("all", "worker")
             else []
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -62,12 +62,14 @@ def build_runner(
     *,
     coordinator: Coordinator | None = None,
     owner: str | None = None,
+    saturation: Callable[[], float] | None = None,
 ) -> EvalRunner | None:
     """The online runner over ``evaluators``, or None when there are none.
 
     With ``eval_process`` (the default) the evaluators run in a niced child process the runner
     stops when it stops; ``evaluators`` then only give their names and versions. With a
-    ``coordinator`` the runner claims ranges of commits, so several share the work.
+    ``coordinator`` the runner claims ranges of commits, so several share the work. ``saturation``
+    says how long this process's ingestion has been saturated (see ``eval_yield_s``).
     """
     if not evaluators:
         return None
@@ -81,6 +83,7 @@ def build_runner(
         on_stop=worker.stop if worker is not None else None,
         coordinator=coordinator,
         owner=owner,
+        saturation=saturation,
         options=RunnerOptions(
             interval_s=settings.eval_interval_s,
             grace_s=settings.eval_grace_s,
@@ -90,6 +93,7 @@ def build_runner(
             sample_rates=dict(settings.eval_sample_rates),
             lease_s=settings.eval_lease_s,
             max_lag_s=settings.eval_max_lag_s or None,
+            yield_s=settings.eval_yield_s,
         ),
     )
 
@@ -99,6 +103,8 @@ def build_runners(
     store: TraceStore,
     evaluators: Sequence[Evaluator],
     coordinator: Coordinator | None,
+    *,
+    saturation: Callable[[], float] | None = None,
 ) -> list[EvalRunner]:
     """``settings.eval_workers`` runners (none when evaluation is off).
 
@@ -121,6 +127,7 @@ def build_runners(
             evaluators,
             coordinator=coordinator,
             owner=new_owner_id(f"evaluator{i}"),
+            saturation=saturation,
         )
         if r is not None:
             out.append(r)
@@ -147,6 +154,12 @@ class _EvalCollector(Collector):
         )
         shed.add_metric([], sum(r.num_shed for r in rs))
         yield shed
+        yielded = CounterMetricFamily(
+            "sightline_eval_yield_seconds",
+            "Seconds the online evaluation waited for bursts of ingestion to pass (eval_yield_s).",
+        )
+        yielded.add_metric([], sum(r.yielded_s for r in rs))
+        yield yielded
         scores = CounterMetricFamily(
             "sightline_eval_scores", "Scores appended online.", labels=["evaluator"]
         )
