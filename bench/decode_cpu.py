@@ -14,7 +14,10 @@ process (``time.process_time``), medians of the rounds, µs per span:
 - ``decode``: parse + attributes + ``semconv.normalise`` (no redaction);
 - ``redact``: what the default redaction adds to ``decode``;
 - ``price_arrow``: pricing and the Arrow table (the rest of ``_prepare``);
-- ``prepare``: the whole of ``_prepare`` (what a worker spends per span).
+- ``prepare``: the whole of ``_prepare`` (what a worker spends per span);
+- ``send_pickle`` / ``send_ipc``: sending its result back to the server, pickled as a
+  ``Table`` (before the tenth session) or as the Arrow IPC stream the workers now send
+  (``_prepare_ipc``): pickling in the worker plus unpickling and reading in the server.
 
 Instructions per span (load-independent)::
 
@@ -40,7 +43,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 
 from _payload import llm_request  # noqa: E402
 from sightline.ingest._decode import Limits, decode_otlp_proto  # noqa: E402
-from sightline.ingest._service import _prepare  # noqa: E402
+from sightline.ingest._service import _from_ipc, _prepare  # noqa: E402
 from sightline.redact import Redactor  # noqa: E402
 
 BATCH = 512
@@ -81,13 +84,41 @@ def measure(bodies: list[bytes], rounds: int) -> dict[str, float]:
         for name, fn in stages.items():
             times[name].append(_cpu(fn, bodies))
     med = {k: statistics.median(v) for k, v in times.items()}
+    med.update(_send(bodies, rounds))
     return {
         "parse": med["parse"],
         "decode": med["decode"],
         "redact": med["decode_redact"] - med["decode"],
         "price_arrow": med["prepare"] - med["decode_redact"],
         "prepare": med["prepare"],
+        "send_pickle": med["send_pickle"],
+        "send_ipc": med["send_ipc"],
     }
+
+
+def _send(bodies: list[bytes], rounds: int) -> dict[str, float]:
+    from multiprocessing.reduction import ForkingPickler
+
+    from sightline.ingest._service import _ipc
+
+    results = [_prepare("otlp_proto", b, None, "p", 1 << 26, _redactor()) for b in bodies]
+
+    def pickled() -> None:
+        for r in results:
+            pickle.loads(ForkingPickler.dumps(r))  # noqa: S301 - our own bytes
+
+    def ipc() -> None:
+        for table, res in results:
+            buf, _ = pickle.loads(ForkingPickler.dumps((_ipc(table), res)))  # noqa: S301
+            _from_ipc(buf)
+
+    out: dict[str, list[float]] = {"send_pickle": [], "send_ipc": []}
+    for _ in range(rounds):
+        for name, fn in (("send_pickle", pickled), ("send_ipc", ipc)):
+            t0 = time.process_time()
+            fn()
+            out[name].append((time.process_time() - t0) / (len(bodies) * BATCH) * 1e6)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def dump(path: str) -> None:

@@ -249,6 +249,7 @@ def main() -> None:
             tree: list[float] = []
             run_once(url, 2, proc.pid, [])  # warm-up: worker processes, price cache
             rates = [run_once(url, batches, proc.pid, cpu, tree) for _ in range(runs)]
+            evals = _eval_counters(url)
         finally:
             _server.stop(proc)
     med = statistics.median(rates)
@@ -268,6 +269,24 @@ def main() -> None:
         f"tree_cpu_us_per_span_median={statistics.median(tree):.1f} runs={[round(c) for c in tree]}"
     )
     print(f"baseline_protobuf_parse_spans_per_s={base:.0f} ratio={med / base:.3f}")
+    # what online evaluation did meanwhile: it scores a few hundred spans a second, and waits
+    # while ingestion is saturated (eval_yield_s), so most spans are still to be scored here
+    print(
+        "evaluation_at_end "
+        + " ".join(f"{k}={v:g}" for k, v in evals.items())
+        + f" (of {(2 + batches * runs) * CLIENTS * BATCH} spans)"
+    )
+
+
+def _eval_counters(url: str) -> dict[str, float]:
+    """The online evaluation's counters on /metrics (none when evaluation is off)."""
+    text = httpx.get(f"{url}/metrics", headers={"x-api-key": _server.KEY}, timeout=60).text
+    out = {}
+    for line in text.splitlines():
+        for name in ("eval_spans_total", "eval_yield_seconds_total", "eval_lag_seconds"):
+            if line.startswith(f"sightline_{name} "):
+                out[name] = round(float(line.split()[1]), 1)
+    return out
 
 
 def main_signal(args: argparse.Namespace) -> None:
