@@ -73,6 +73,35 @@ def test_store_failure_fails_the_requests_not_the_writer(store: GatedStore) -> N
     assert w.queued_spans == 0
 
 
+def test_ready_waits_until_writes_have_stopped_failing(store: GatedStore) -> None:
+    """A nearly full disk takes a small commit between failed ones: /readyz must not flap."""
+    w = GroupCommitWriter(store, settle_s=0.5)
+    w.start()
+    store.gate.set()
+    assert w.submit(_batch(3), 3).result(10) == 3
+    assert w.healthy and w.ready
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        w.submit(_batch(3), 3).result(10)
+    store.fail = False
+    assert w.submit(_batch(3), 3).result(10) == 3
+    assert w.healthy and not w.ready  # the last failure is too recent
+    time.sleep(0.3)
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        w.submit(_batch(3), 3).result(10)
+    store.fail = False
+    assert w.submit(_batch(3), 3).result(10) == 3
+    failed_at = time.monotonic()
+    time.sleep(0.3)  # 0.6 s after the first failure, 0.3 s after the second
+    assert w.healthy and not w.ready
+    deadline = time.monotonic() + 5
+    while not w.ready and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert w.ready and time.monotonic() - failed_at >= 0.5
+    w.stop()
+
+
 def test_stop_commits_what_was_queued(store: GatedStore) -> None:
     store.gate.set()
     w = GroupCommitWriter(store)

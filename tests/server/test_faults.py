@@ -127,7 +127,8 @@ class TestStoreOutage:
             assert srv.proc.pid == pid and srv.proc.poll() is None  # type: ignore[union-attr]
             assert not senders.unacked
             assert senders.statuses[503] >= 5
-            assert _readyz(srv).status_code == 200
+            # /readyz turns once no write has failed for 2 s (docs/reliability.md).
+            _wait_for(lambda: _readyz(srv).status_code == 200, 10, "/readyz after recovery")
             assert_exactly_once(stored_keys(srv), senders.acked, [])
             assert len(senders.acked) == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -42,7 +43,9 @@ class GroupCommitWriter:
     of them was acknowledged) and marks the writer unhealthy. Later commits keep trying; while
     the queue is idle the writer probes the store every ``probe_interval_s`` with
     ``check_writable``, so ``healthy`` (and ``/readyz``) turn back by themselves when the store
-    returns, without a restart.
+    returns, without a restart. ``ready`` (what ``/readyz`` answers) also waits until no write
+    has failed for ``settle_s``: a nearly full disk takes a small commit between failed large
+    ones, and a load balancer should not be sent back to a store that still refuses most writes.
 
     Most of a DuckDB insert's CPU is a fixed cost per statement (~8 ms, whatever the rows), so
     a commit of two requests' batches costs much less than two commits. Requests announce
@@ -62,6 +65,7 @@ class GroupCommitWriter:
         probe_interval_s: float = 1.0,
         fault_file: Path | None = None,
         linger_s: float = 0.0,
+        settle_s: float = 2.0,
     ) -> None:
         self._store = store
         self._max_queue = max_queue_spans
@@ -85,11 +89,19 @@ class GroupCommitWriter:
         self.num_failed_commits = 0
         self.last_error: str | None = None
         """Why the last commit or probe failed, while the writer is unhealthy."""
+        self._settle_s = settle_s
+        self._failed_at = -math.inf
+        """When a commit or probe last failed (``time.monotonic()``)."""
 
     @property
     def healthy(self) -> bool:
         """False from a failed commit until a commit or a probe succeeds again."""
         return self.last_error is None
+
+    @property
+    def ready(self) -> bool:
+        """Healthy, and no commit or probe has failed for ``settle_s``."""
+        return self.healthy and time.monotonic() - self._failed_at >= self._settle_s
 
     @property
     def queued_spans(self) -> int:
@@ -232,12 +244,16 @@ class GroupCommitWriter:
 
     def _fail(self, taken: list[_Pending], error: str) -> None:
         self.num_failed_commits += 1
-        self.last_error = error
+        self._failed(error)
         # The details (paths, engine messages) stay in the log; clients learn to retry.
         for p in taken:
             p.future.set_exception(
                 StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
             )
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
+        self._failed_at = time.monotonic()
 
     def _recovered(self) -> None:
         if self.last_error is not None:
@@ -249,9 +265,9 @@ class GroupCommitWriter:
             self._check_fault()
             self._store.check_writable()
         except StoreError as e:
-            self.last_error = str(e)
+            self._failed(str(e))
         except Exception as e:  # a daemon loop must survive anything; logged
             log.exception("store_probe_crashed")
-            self.last_error = f"probe failed: {type(e).__name__}"
+            self._failed(f"probe failed: {type(e).__name__}")
         else:
             self._recovered()

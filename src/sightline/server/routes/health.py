@@ -21,13 +21,16 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: the store answers and accepts writes")
 async def readyz(request: Request) -> JSONResponse:
-    """200 when the store answers a query and the last commit (or probe) succeeded, else 503."""
+    """200 when the store answers and accepts writes, else 503.
+
+    Accepts writes: the last commit (or probe) succeeded and none failed in the last 2 seconds.
+    """
     st = state_of(request)
     try:
         st.store.ping()
     except StoreError as e:
         return JSONResponse({"status": "unavailable", "error": str(e)}, status_code=503)
-    if not st.writer.healthy:
+    if not st.writer.ready:
         # The writer probes the store every second while idle, so this turns back by itself.
         return JSONResponse(
             {"status": "unavailable", "error": "the store is not accepting writes"},
