@@ -10,7 +10,7 @@ import pytest
 
 from _helpers import GatedStore
 from _payload import llm_request
-from sightline.errors import Overloaded, StoreUnavailable
+from sightline.errors import Overloaded, StoreError, StoreUnavailable
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore
@@ -202,3 +202,72 @@ def test_linger_ends_when_the_announced_batch_will_not_come(store: GatedStore) -
     assert first.result(10) == 5
     assert time.monotonic() - t0 < 10
     w.stop()
+
+
+def test_the_store_checkpoints_in_a_pause_not_in_a_burst(tmp_path: Path) -> None:
+    """DuckDB's log is folded into the file once commits pause, so the next burst's commits
+    do not wait for a checkpoint (the store's own threshold is only reached without pauses)."""
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    store.idle_checkpoint_bytes = 1  # any log at all
+    wal = tmp_path / "db.duckdb.wal"
+    w = GroupCommitWriter(store, idle_s=1.0)
+    w.start()
+    try:
+        # Back to back, as a burst: no pause of idle_s between the commits.
+        for _ in range(3):
+            assert w.submit(_batch(50), 50).result(10) == 50
+        assert w.num_commits == 3 and w.num_upkeeps == 0
+        assert wal.stat().st_size > 0
+        deadline = time.monotonic() + 10
+        while w.num_upkeeps == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert w.num_upkeeps == 1 and store.num_idle_checkpoints == 1
+        assert not wal.exists() or wal.stat().st_size == 0
+        time.sleep(1.5)
+        assert w.num_upkeeps == 1  # nothing committed since: no second checkpoint
+        assert w.submit(_batch(5), 5).result(10) == 5
+    finally:
+        w.stop()
+    assert store.count_spans("p") == 155
+
+
+def test_a_small_log_waits_for_more_before_a_checkpoint(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    w = GroupCommitWriter(store, idle_s=0.05)
+    w.start()
+    try:
+        assert w.submit(_batch(20), 20).result(10) == 20
+        time.sleep(0.5)
+    finally:
+        w.stop()
+    assert 0 < (tmp_path / "db.duckdb.wal").stat().st_size < store.idle_checkpoint_bytes
+    assert w.num_upkeeps == 0 and store.num_idle_checkpoints == 0
+
+
+def test_a_failed_checkpoint_neither_fails_a_request_nor_the_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Failing(DuckDBStore):
+        calls = 0
+
+        def checkpoint_when_idle(self) -> bool:
+            self.calls += 1
+            raise StoreError("checkpoint failed: No space left on device")
+
+    store = Failing(tmp_path / "db.duckdb")
+    store.migrate()
+    w = GroupCommitWriter(store, idle_s=0.05)
+    w.start()
+    try:
+        assert w.submit(_batch(5), 5).result(10) == 5
+        deadline = time.monotonic() + 10
+        while store.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.calls == 1 and w.healthy and w.ready
+        assert w.submit(_batch(5), 5).result(10) == 5  # the next commit as usual
+    finally:
+        w.stop()
+    assert store.count_spans("p") == 10
+    assert "store_upkeep_failed" in capsys.readouterr().out

@@ -294,3 +294,12 @@ def test_a_span_deleted_mid_read_does_not_cut_the_read_short(
                                                            kinds=("llm",), limit=7)]  # fmt: skip
     assert got == [k.span_id for k in first]  # the read's own snapshot, all 7
     s.close()
+
+
+def test_commits_checkpoint_only_past_a_larger_log_than_duckdbs_default(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    with store._cursor() as cur:
+        (threshold,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    assert threshold == "64.0 MiB"  # DuckDB's own: 16.0 MiB; the writer checkpoints in pauses
+    assert not DuckDBStore(":memory:").checkpoint_when_idle()

@@ -53,6 +53,10 @@ class GroupCommitWriter:
     while announced batches are on their way, the writer waits for them up to ``linger_s``
     (each request is still acknowledged only after the commit holding it). ``linger_s = 0``
     commits at once, as before.
+
+    Once no batch has come for ``idle_s`` after a commit, the writer lets the store do its
+    upkeep (``checkpoint_when_idle``: DuckDB folds its write-ahead log into the file), so
+    that the next burst's commits do not wait for it.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class GroupCommitWriter:
         fault_file: Path | None = None,
         linger_s: float = 0.0,
         settle_s: float = 2.0,
+        idle_s: float = 0.05,
     ) -> None:
         self._store = store
         self._max_queue = max_queue_spans
@@ -89,6 +94,11 @@ class GroupCommitWriter:
         self.num_failed_commits = 0
         self.last_error: str | None = None
         """Why the last commit or probe failed, while the writer is unhealthy."""
+        self._idle_s = idle_s
+        self._upkeep_due = False
+        """A commit happened since the store's last upkeep."""
+        self.num_upkeeps = 0
+        """Idle upkeeps that did something (DuckDB: checkpoints)."""
         self._settle_s = settle_s
         self._failed_at = -math.inf
         """When a commit or probe last failed (``time.monotonic()``)."""
@@ -162,16 +172,22 @@ class GroupCommitWriter:
             self._cond.notify()
         return fut
 
-    def _take(self) -> list[_Pending] | None:
+    def _take(self) -> list[_Pending] | str | None:
+        """The next batches to commit; ``"probe"`` or ``"upkeep"`` while idle; None: stop."""
         with self._cond:
             while not self._queue:
                 if self._stopping:
                     return None
-                if self.healthy:
-                    self._cond.wait()
+                if not self.healthy:
+                    if not self._cond.wait(self._probe_interval_s) and not self._queue:
+                        return "probe"  # idle while unhealthy
                     continue
-                if not self._cond.wait(self._probe_interval_s) and not self._queue:
-                    return []  # idle while unhealthy: probe the store
+                if self._upkeep_due:
+                    if not self._cond.wait(self._idle_s) and not self._queue:
+                        self._upkeep_due = False
+                        return "upkeep"
+                    continue
+                self._cond.wait()
             if self._expected > 0 and not self._stopping:
                 self._linger()
             taken = [self._queue.popleft()]
@@ -197,8 +213,11 @@ class GroupCommitWriter:
             taken = self._take()
             if taken is None:
                 return
-            if not taken:
-                self._probe()
+            if isinstance(taken, str):
+                if taken == "probe":
+                    self._probe()
+                else:
+                    self._upkeep()
                 continue
             n = sum(p.num_spans for p in taken)
             t0 = time.perf_counter()
@@ -219,6 +238,7 @@ class GroupCommitWriter:
                 self._fail(taken, f"commit failed: {type(e).__name__}")
             else:
                 self._recovered()
+                self._upkeep_due = True
                 self.num_commits += 1
                 self.num_spans_committed += n
                 log.debug(
@@ -259,6 +279,17 @@ class GroupCommitWriter:
         if self.last_error is not None:
             log.warning("store_recovered", after_error=self.last_error)
             self.last_error = None
+
+    def _upkeep(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            done = self._store.checkpoint_when_idle()
+        except Exception as e:  # a daemon loop must survive anything; the next commit retries
+            log.warning("store_upkeep_failed", error=str(e))
+            return
+        if done:
+            self.num_upkeeps += 1
+            log.debug("store_upkeep", duration_ms=round((time.perf_counter() - t0) * 1000, 2))
 
     def _probe(self) -> None:
         try:

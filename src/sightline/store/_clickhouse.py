@@ -158,6 +158,9 @@ class ClickHouseStore(
         except StoreError as e:
             raise StoreError(f"store not writable: {e}") from e
 
+    def checkpoint_when_idle(self) -> bool:
+        return False  # the server merges parts in the background
+
     # -- writes --------------------------------------------------------------------------------
 
     def insert_batches(self, batches: Sequence[pa.Table]) -> int:

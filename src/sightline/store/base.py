@@ -718,6 +718,15 @@ class TraceStore(AnalysisStore, Protocol):
         """
         ...
 
+    def checkpoint_when_idle(self) -> bool:
+        """Do the upkeep that would otherwise stall a commit; the writer calls it when idle.
+
+        True when there was some. DuckDB folds its write-ahead log into the file here (see
+        ``DuckDBStore``), so a burst of commits rarely waits for a checkpoint; a backend with
+        nothing of the kind answers False.
+        """
+        ...
+
     def close(self) -> None:
         """Flush and release the store."""
         ...
