@@ -183,7 +183,8 @@ class GroupCommitWriter:
                         return "probe"  # idle while unhealthy
                     continue
                 if self._upkeep_due:
-                    if not self._cond.wait(self._idle_s) and not self._queue:
+                    # not while an announced batch is on its way (linger_s)
+                    if not self._cond.wait(self._idle_s) and not self._queue and not self._expected:
                         self._upkeep_due = False
                         return "upkeep"
                     continue
@@ -284,8 +285,11 @@ class GroupCommitWriter:
         t0 = time.perf_counter()
         try:
             done = self._store.checkpoint_when_idle()
-        except Exception as e:  # a daemon loop must survive anything; the next commit retries
+        except Exception as e:  # a daemon loop must survive anything
+            # A failed checkpoint can leave the store unusable (DuckDB invalidates its database
+            # on a full disk): unhealthy, so the probe reopens it even if no request comes.
             log.warning("store_upkeep_failed", error=str(e))
+            self._failed(f"upkeep failed: {e}" if isinstance(e, StoreError) else type(e).__name__)
             return
         if done:
             self.num_upkeeps += 1
