@@ -52,6 +52,7 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/store_compare.py
 	$(BIN)/python bench/control.py
 	$(BIN)/python bench/ch_evals.py
+	$(BIN)/python bench/wal_replay.py
 	$(BIN)/python bench/soak.py  # 10 minutes at 5,000 spans/s
 
 screenshots: $(STAMP) $(CHROMIUM) ## Save a PNG of every dashboard page, with demo data, in docs/screenshots/

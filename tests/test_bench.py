@@ -147,3 +147,12 @@ def test_duckdb_query_memory_benchmark_quick() -> None:
     out = _run("duckdb_query_memory.py")
     assert re.search(r"joins=2000 heap_in_use_growth_mib=-?[\d.]+ bytes_per_join=-?\d+", out), out
     assert re.search(r"after_close_growth_mib=-?[\d.]+", out), out
+
+
+def test_wal_replay_benchmark_quick() -> None:
+    out = _run("wal_replay.py")
+    assert re.search(
+        r"wal_replay wal_mib=[\d.]+ spans=\d+ open_s_median=[\d.]+ cpu_s_median=[\d.]+"
+        r" reopen_s_median=[\d.]+ runs=1",
+        out,
+    ), out
