@@ -217,6 +217,58 @@ def migration(size: int) -> None:
         )
 
 
+def forms(sizes: list[int], rounds: int) -> None:
+    """CPU of one insert by statement form, interleaved on one store (twelfth session).
+
+    ``lists``: the store's statement until the twelfth session (the batch registered as a view,
+    then dropped; both 50-column lists spelled out); ``byname``: the same view, ``INSERT …
+    BY NAME``; ``store``: ``DuckDBStore.insert_batches`` itself (``BY NAME``, the batch read
+    from a local variable by DuckDB's replacement scan). All three keep the dedupe check.
+    """
+    from sightline.store import _duckdb
+
+    by_name = _duckdb._INSERT.replace(_duckdb._INCOMING, "_incoming")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBStore(Path(tmp, "s.duckdb"))
+        store.migrate()
+        con = store._write
+        first = T0
+        for n in sizes:
+            tpl = template(n)
+            rng = random.Random(1)
+            cpu: dict[str, list[float]] = {"lists": [], "byname": [], "store": []}
+            for i in range(rounds):
+                order = list(cpu) if i % 2 else list(reversed(cpu))
+                for form in order:
+                    t = batch(tpl, first, None, rng)
+                    first += n * (10**9 // RATE)
+                    store._ingest_seq += 1
+                    c0 = time.process_time()
+                    if form == "store":
+                        store.insert_batches([t])
+                    else:
+                        # what insert_batches did before, but for the statement's form
+                        rows = _duckdb._first_of_each_span(t)
+                        where = _duckdb._start_filter(rows)
+                        con.register("_incoming", rows)
+                        sql = ANTI if form == "lists" else by_name
+                        sql = sql.replace("{range}", where).replace("{where}", where)
+                        con.execute(sql, [store._ingest_seq])
+                        con.unregister("_incoming")
+                    cpu[form].append(time.process_time() - c0)
+            for form, xs in cpu.items():
+                print(
+                    f"span_insert forms rows={n} form={form}"
+                    f" cpu_ms_median={statistics.median(xs) * 1000:.2f} (n={len(xs)})"
+                )
+        stored = con.execute("SELECT count(*), count(DISTINCT (_key_trace, _key_span)) FROM spans")
+        total, distinct = stored.fetchone() or (0, 0)
+        expected = sum(sizes) * rounds * 3
+        if total != expected or distinct != expected:
+            raise RuntimeError(f"{expected} spans inserted, {total} stored ({distinct} distinct)")
+        store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="0 and 20k spans, 3 x 5 inserts")
@@ -227,8 +279,16 @@ def main() -> None:
     ap.add_argument(
         "--migration", type=int, metavar="SPANS", help="only time migration 15 on SPANS spans"
     )
+    ap.add_argument(
+        "--forms",
+        action="store_true",
+        help="only the insert statement's forms, 1- and 512-span batches (--rounds x 3 each)",
+    )
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.forms:
+        forms([1, 512], 6 if args.quick else max(args.rounds, 100))
+        return
     if args.migration:
         migration(args.migration)
         return

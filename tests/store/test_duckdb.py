@@ -188,7 +188,7 @@ class TestSpansWithoutKey:
             table = batch(*(span_record(start=T0 + timedelta(seconds=10 + i)) for i in range(3)))
             where = _duckdb._start_filter(_duckdb._first_of_each_span(table))
             with store._cursor() as cur:
-                cur.register("_incoming", table)
+                cur.register(_duckdb._INCOMING, table)
                 plan = cur.execute(
                     "EXPLAIN ANALYZE " + _duckdb._INSERT.replace("{where}", where), [9]
                 ).fetchall()[0][1]
