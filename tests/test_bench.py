@@ -156,3 +156,12 @@ def test_wal_replay_benchmark_quick() -> None:
         r" reopen_s_median=[\d.]+ runs=1",
         out,
     ), out
+
+
+def test_span_insert_forms_benchmark_quick() -> None:
+    out = _run("span_insert.py", "--forms")
+    for rows in (1, 512):
+        for form in ("lists", "byname", "store"):
+            assert re.search(
+                rf"span_insert forms rows={rows} form={form} cpu_ms_median=[\d.]+ \(n=6\)", out
+            ), out
