@@ -41,6 +41,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TooManyRequests",
+    "UnstorableBatch",
     "UnsupportedMediaType",
 ]
 
@@ -106,6 +107,17 @@ class StoreUnavailable(Overloaded):
     """
 
     code = "store_unavailable"
+
+
+class UnstorableBatch(StoreError):
+    """The store refused a batch for what it holds (a constraint, a value it cannot convert).
+
+    The request's fault, not the store's: answered 400 (exporters do not retry it), and the
+    other requests of the same commit are committed without it.
+    """
+
+    status = 400
+    code = "unstorable_batch"
 
 
 class AuthError(SightlineError):

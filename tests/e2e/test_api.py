@@ -303,6 +303,16 @@ class TestServiceEndpoints:
         assert got["cost_usd"] is None and got["ingest_notes"] == ["unknown_model"]
         assert 'sightline_ingest_spans_repaired_total{reason="unknown_model"} 1.0' in text
 
+    def test_a_span_without_a_name_is_stored_and_the_store_stays_ready(self, api: Server) -> None:
+        span = _span(97, trace_id="97" * 16)
+        del span["name"]  # optional in the native format (docs/ingestion.md's example has none)
+        with api.client() as c:
+            r = c.post("/api/v1/spans", json=[span])
+            assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+            [got] = c.get("/api/v1/spans", params={"trace_id": "97" * 16}).json()["data"]
+            assert c.get("/readyz").status_code == 200
+        assert got["name"] == "" and got["span_id"] == span["span_id"]
+
     def test_native_ingest_bad_input(self, api: Server) -> None:
         with api.client() as c:
             r = c.post(

@@ -16,6 +16,7 @@ import pytest
 from _payload import llm_request
 from sightline.errors import IngestError
 from sightline.ingest._service import _prepare
+from sightline.store import DuckDBStore
 
 WEIRD: list[Any] = [
     None,
@@ -95,11 +96,21 @@ def _otlp_span(rng: random.Random) -> dict[str, Any]:
     return s
 
 
+_STORE: DuckDBStore | None = None
+
+
 def _check(fmt: str, body: bytes) -> None:
+    """Decoding refuses the body with a 400, or gives a batch the store takes whole."""
+    global _STORE
     try:
-        _prepare(fmt, body, None, "p", 1 << 24)  # type: ignore[arg-type]
+        table, _ = _prepare(fmt, body, None, "p", 1 << 24)  # type: ignore[arg-type]
     except IngestError:
-        pass
+        return
+    if table is not None:
+        if _STORE is None:
+            _STORE = DuckDBStore(":memory:")
+            _STORE.migrate()
+        _STORE.insert_batches([table])  # a NOT NULL column left empty would fail every request
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -157,3 +168,32 @@ def test_corrupted_and_truncated_protobuf() -> None:
         else:
             b = bytearray(os.urandom(rng.randint(0, 300)))
         _check("otlp_proto", bytes(b))
+
+
+@pytest.mark.parametrize("fmt", ["native", "otlp_json"])
+def test_a_text_cut_inside_an_emoji_is_repaired_not_the_batch_refused(fmt: str) -> None:
+    # json.dumps and JSON.stringify write a lone surrogate as the escape "\ud83d", which
+    # strict JSON parsers refuse; one such text must not lose the other 99 spans
+    texts = [f"answer {i}" for i in range(99)] + ["Great job \ud83d", "a \\ud83d b \U0001f600"]
+    if fmt == "native":
+        body = [
+            {"trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "name": "chat",
+             "start_time": 1.7e9, "duration_ms": 3, "output": t}
+            for i, t in enumerate(texts)
+        ]  # fmt: skip
+    else:
+        body = {"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": "chat",
+             "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
+             "attributes": [{"key": "output.value", "value": {"stringValue": t}}]}
+            for i, t in enumerate(texts)
+        ]}]}]}  # fmt: skip
+    raw = json.dumps(body).encode()
+    assert b'"Great job \\ud83d"' in raw  # ASCII: the repair of invalid UTF-8 cannot see it
+    table, res = _prepare(fmt, raw, None, "p", 1 << 24)  # type: ignore[arg-type]
+    assert table is not None and table.num_rows == 101 and res.num_rejected == 0
+    ids, outputs = table.column("span_id").to_pylist(), table.column("output").to_pylist()
+    out = dict(zip(ids, outputs, strict=True))
+    assert out[f"{100:016x}"] == "Great job \ufffd"
+    assert out[f"{101:016x}"] == "a \\ud83d b \U0001f600"  # a pair, and a backslash, kept
+    assert out[f"{1:016x}"] == "answer 0"

@@ -10,7 +10,7 @@ import pytest
 
 from _helpers import GatedStore
 from _payload import llm_request
-from sightline.errors import Overloaded, StoreError, StoreUnavailable
+from sightline.errors import Overloaded, StoreError, StoreUnavailable, UnstorableBatch
 from sightline.ingest import GroupCommitWriter
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore
@@ -306,3 +306,26 @@ def test_a_checkpoint_in_a_pause_on_a_full_disk_is_reopened_without_a_request(
     finally:
         w.stop()
     store.close()
+
+
+def test_rows_the_store_refuses_fail_their_request_alone(store: GatedStore) -> None:
+    w = GroupCommitWriter(store)
+    w.start()
+    first = w.submit(_batch(5), 5)
+    assert store.entered.wait(5)  # the next three wait, then share one commit
+    good = [w.submit(_batch(4), 4) for _ in range(2)]
+    bad_table = _batch(3)
+    i = bad_table.schema.get_field_index("name")
+    bad_table = bad_table.set_column(i, "name", pa.array([None] * 3, pa.string()))  # NOT NULL
+    bad = w.submit(bad_table, 3)
+    later = w.submit(_batch(2), 2)
+    store.gate.set()
+    assert first.result(10) == 5
+    with pytest.raises(UnstorableBatch) as e:
+        bad.result(10)
+    assert e.value.status == 400
+    assert [f.result(10) for f in good] == [4, 4] and later.result(10) == 2
+    assert w.healthy and w.ready and w.last_error is None  # the store is fine: /readyz 200
+    assert w.num_unstorable == 1 and w.num_failed_commits == 0
+    w.stop()
+    assert store.count_spans("p") == 5 + 8 + 2

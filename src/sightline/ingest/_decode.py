@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -526,6 +527,7 @@ def _decode_native(
             "trace_id": tid,
             "span_id": sid,
             "parent_span_id": pid,
+            "name": "",  # optional here; an OTLP span without one has "" too
             "start_ns": start or 0,
             "end_ns": end or 0,
             "status": status if status in ("ok", "error", "unset") else "unset",
@@ -574,17 +576,32 @@ def _decode_native(
 # -- shared ------------------------------------------------------------------------------------
 
 
+# A JSON escape: a surrogate pair, a lone surrogate (group 1), or any other (kept as it is).
+# Matched left to right, so an escaped backslash followed by "ud83d" is never read as one.
+_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\."
+)
+
+
+def _unpaired_to_fffd(m: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if m.group(1) else m.group(0)
+
+
 def _json_loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        if "utf-8" in str(e).lower() or "surrogate" in str(e).lower():
-            # Repair rather than lose a batch for one bad byte: invalid sequences become U+FFFD.
-            try:
-                return orjson.loads(body.decode("utf-8", "replace"))
-            except orjson.JSONDecodeError as e2:
-                raise IngestError(f"malformed JSON: {e2}") from None
-        raise IngestError(f"malformed JSON: {e}") from None
+        if "utf-8" not in str(e).lower() and "surrogate" not in str(e).lower():
+            raise IngestError(f"malformed JSON: {e}") from None
+    # Repair rather than lose a batch for one bad character: invalid UTF-8 sequences and
+    # escaped lone surrogates (a text cut in the middle of an emoji by JSON.stringify or
+    # json.dumps, which escape it as "\ud83d") become U+FFFD.
+    repaired = _ESCAPE.sub(_unpaired_to_fffd, body.decode("utf-8", "replace").encode())
+    try:
+        return orjson.loads(repaired)
+    except orjson.JSONDecodeError as e2:
+        raise IngestError(f"malformed JSON: {e2}") from None
 
 
 def _list(v: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from sightline.errors import Overloaded, StoreError, StoreUnavailable
+from sightline.errors import Overloaded, StoreError, StoreUnavailable, UnstorableBatch
 from sightline.store.base import TraceStore
 
 __all__ = ["GroupCommitWriter"]
@@ -46,6 +46,8 @@ class GroupCommitWriter:
     returns, without a restart. ``ready`` (what ``/readyz`` answers) also waits until no write
     has failed for ``settle_s``: a nearly full disk takes a small commit between failed large
     ones, and a load balancer should not be sent back to a store that still refuses most writes.
+    A batch the store refuses for its rows (:class:`UnstorableBatch`) fails only its own
+    request (400), leaves the writer healthy, and the others of its commit are committed.
 
     Most of a DuckDB insert's CPU is a fixed cost per statement (~8 ms, whatever the rows), so
     a commit of two requests' batches costs much less than two commits. Requests announce
@@ -92,6 +94,8 @@ class GroupCommitWriter:
         """Commits that waited for announced batches."""
         self.num_spans_committed = 0
         self.num_failed_commits = 0
+        self.num_unstorable = 0
+        """Requests whose rows the store refused (answered 400, the others committed)."""
         self.last_error: str | None = None
         """Why the last commit or probe failed, while the writer is unhealthy."""
         self._idle_s = idle_s
@@ -221,43 +225,68 @@ class GroupCommitWriter:
                     self._upkeep()
                 continue
             n = sum(p.num_spans for p in taken)
-            t0 = time.perf_counter()
             try:
-                self._check_fault()
-                spans = [p.batch for p in taken if p.signal == "spans"]
-                if spans:
-                    self._store.insert_batches(spans)
-                for signal in ("metrics", "logs"):
-                    other = [p.batch for p in taken if p.signal == signal]
-                    if other:
-                        self._store.insert_signal_batches(signal, other)
-            except StoreError as e:
-                log.error("commit_failed", num_spans=n, error=str(e))
-                self._fail(taken, str(e))
-            except Exception as e:  # a daemon loop must survive anything; logged and failed
-                log.exception("commit_crashed", num_spans=n)
-                self._fail(taken, f"commit failed: {type(e).__name__}")
-            else:
-                self._recovered()
-                self._upkeep_due = True
-                self.num_commits += 1
-                self.num_spans_committed += n
-                log.debug(
-                    "batch_committed",
-                    num_spans=n,
-                    num_requests=len(taken),
-                    duration_ms=round((time.perf_counter() - t0) * 1000, 2),
-                )
-                if self._on_commit is not None and spans:
-                    try:
-                        self._on_commit(spans)
-                    except Exception:  # metrics must never fail a commit
-                        log.exception("on_commit_failed")
-                for p in taken:
-                    p.future.set_result(p.num_spans)
+                self._commit(taken)
             finally:
                 with self._cond:
                     self._queued_spans -= n
+
+    def _commit(self, taken: list[_Pending]) -> None:
+        """Commit ``taken`` in one transaction and settle their futures.
+
+        A request whose rows the store refuses (:class:`UnstorableBatch`) must not fail the
+        others that share its commit, nor make the store look down: the commit is then retried
+        one request at a time, and only the refused request fails (400). A store that cannot
+        write fails them all (503), as retrying each would fail the same way.
+        """
+        n = sum(p.num_spans for p in taken)
+        t0 = time.perf_counter()
+        try:
+            self._check_fault()
+            spans = [p.batch for p in taken if p.signal == "spans"]
+            if spans:
+                self._store.insert_batches(spans)
+            for signal in ("metrics", "logs"):
+                other = [p.batch for p in taken if p.signal == signal]
+                if other:
+                    self._store.insert_signal_batches(signal, other)
+        except UnstorableBatch as e:
+            if len(taken) > 1:
+                log.warning("commit_split", num_requests=len(taken), error=str(e))
+                for p in taken:
+                    self._commit([p])
+                return
+            log.warning("batch_unstorable", num_spans=n, error=str(e))
+            self.num_unstorable += 1
+            taken[0].future.set_exception(
+                UnstorableBatch("the store refused this batch's rows; it was not stored")
+            )
+            return
+        except StoreError as e:
+            log.error("commit_failed", num_spans=n, error=str(e))
+            self._fail(taken, str(e))
+            return
+        except Exception as e:  # a daemon loop must survive anything; logged and failed
+            log.exception("commit_crashed", num_spans=n)
+            self._fail(taken, f"commit failed: {type(e).__name__}")
+            return
+        self._recovered()
+        self._upkeep_due = True
+        self.num_commits += 1
+        self.num_spans_committed += n
+        log.debug(
+            "batch_committed",
+            num_spans=n,
+            num_requests=len(taken),
+            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+        if self._on_commit is not None and spans:
+            try:
+                self._on_commit(spans)
+            except Exception:  # metrics must never fail a commit
+                log.exception("on_commit_failed")
+        for p in taken:
+            p.future.set_result(p.num_spans)
 
     def _check_fault(self) -> None:
         if self._fault_file is not None and self._fault_file.exists():

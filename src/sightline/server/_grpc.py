@@ -23,7 +23,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from sightline.errors import AuthError, IngestError, Overloaded, SightlineError, TooManyRequests
+from sightline.errors import (
+    AuthError,
+    IngestError,
+    Overloaded,
+    SightlineError,
+    TooManyRequests,
+    UnstorableBatch,
+)
 from sightline.ingest import IngestResult, IngestService
 from sightline.server._auth import KeyRing, key_from_headers
 from sightline.server._prom import Metrics
@@ -79,7 +86,7 @@ def _export_signal(
     except Overloaded as e:
         metrics.observe_request(project_id, endpoint, e.status)
         context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
-    except IngestError as e:
+    except (IngestError, UnstorableBatch) as e:
         metrics.observe_request(project_id, endpoint, e.status)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
     except SightlineError as e:
@@ -146,7 +153,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         except Overloaded as e:
             self._metrics.observe_request(project_id, "otlp_grpc", e.status)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
-        except IngestError as e:
+        except (IngestError, UnstorableBatch) as e:
             self._metrics.observe_request(project_id, "otlp_grpc", e.status)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except SightlineError as e:

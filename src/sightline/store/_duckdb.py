@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import structlog
 
 from sightline.coordination._base import Claim, ClaimsState
-from sightline.errors import ConfigError, StoreError
+from sightline.errors import ConfigError, StoreError, UnstorableBatch
 from sightline.model import (
     SPAN_FIELDS,
     Alert,
@@ -123,6 +123,8 @@ _INSERT = (  # {where} is built from integers
     " b WHERE NOT EXISTS (SELECT 1 FROM spans s"
     " WHERE {where}s._key_trace = b._key_trace AND s._key_span = b._key_span)"
 )
+_DATA_ERRORS = (duckdb.ConstraintException, duckdb.ConversionException)
+"""What an insert raises for the rows it was given, not for the state of the store."""
 _REPAIRED_START = "missing_start_time"
 """The decoder's note on a span whose start time it made up (its end time, or the time it was
 received): a re-sent copy may get another one, so such a batch is checked against every span."""
@@ -452,6 +454,8 @@ class DuckDBStore:
             self._ingest_seq = seq
         except duckdb.Error as e:
             self._rollback_after(e)
+            if isinstance(e, _DATA_ERRORS):
+                raise UnstorableBatch(f"span insert refused the batch: {e}") from e
             raise StoreError(f"span insert failed: {e}{_memory_hint(e)}") from e
         return int(table.num_rows)
 

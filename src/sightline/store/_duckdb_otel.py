@@ -11,7 +11,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from sightline.errors import ConfigError, StoreError
+from sightline.errors import ConfigError, StoreError, UnstorableBatch
 from sightline.model import LogRecord, Release
 from sightline.store._histogram import Point, aggregate, increases
 from sightline.store.base import (
@@ -133,6 +133,8 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
         con.execute("COMMIT")
     except duckdb.Error as e:
         store._rollback_after(e)
+        if isinstance(e, duckdb.ConstraintException | duckdb.ConversionException):
+            raise UnstorableBatch(f"{signal} insert refused the batch: {e}") from e
         raise StoreError(f"{signal} insert failed: {e}") from e
     for k in new:
         stored[k] = now
