@@ -10,6 +10,7 @@ import pytest
 from sightline.errors import ConfigError, Conflict, NotFound
 from sightline.model import Outcome, PromptVersion
 from sightline.store import Membership, User, UserSession
+from sightline.store._eval_records import Dataset
 from sightline.store.base import ApiKey, AuditEntry, BudgetRow, PrivacySettings, TraceStore
 from store._spans import T0, batch, span_record
 
@@ -232,6 +233,35 @@ class TestRetentionAndErasure:
         assert [o.outcome_id for o in any_store.list_outcomes("p")] == ["o2"]
         assert any_store.erase_user("p", "u1").spans == 0
         assert any_store.erase_user("p", "nobody").spans == 0
+
+    def test_erase_user_removes_their_rows_from_datasets(self, any_store: TraceStore) -> None:
+        mine = span_record(user_id="u1", input="alice's question")
+        theirs = span_record(user_id="u2", input="bob's question")
+        child = span_record(trace_id=mine["trace_id"], parent_span_id=mine["span_id"])
+        other = span_record(project_id="q", user_id="u1")
+        any_store.insert_batches([batch(mine, theirs, child, other)])
+
+        def row(s: dict[str, object], user: str | None) -> dict[str, object]:
+            meta = {"user_id": user} if user else {}
+            return {"id": f"{s['trace_id']}:{s['span_id']}", "question": s["input"],
+                    "answer": "a", "contexts": [], "metadata": meta}  # fmt: skip
+
+        def ds(did: str, n: int, project: str = "p") -> Dataset:
+            return Dataset(project_id=project, dataset_id=did, name=did, filter={}, num_rows=n,
+                           created_at=T0)  # fmt: skip
+
+        # as POST /api/v1/datasets saves them: id "trace:span", the span's user in metadata
+        any_store.create_dataset(
+            ds("d1", 3), [row(mine, "u1"), row(theirs, "u2"), row(child, None)]
+        )
+        any_store.create_dataset(ds("d2", 1), [row(theirs, "u2")])
+        any_store.create_dataset(ds("d3", 1, "q"), [row(other, "u1")])
+        any_store.erase_user("p", "u1")
+        assert [r["question"] for r in any_store.get_dataset_rows("p", "d1")] == ["bob's question"]
+        assert (d1 := any_store.get_dataset("p", "d1")) is not None and d1.num_rows == 1
+        assert (d2 := any_store.get_dataset("p", "d2")) is not None and d2.num_rows == 1
+        assert len(any_store.get_dataset_rows("p", "d2")) == 1
+        assert len(any_store.get_dataset_rows("q", "d3")) == 1  # another project's: untouched
 
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""

@@ -562,6 +562,34 @@ class ControlMixin(CHBase):
             "project_id = {p:String} AND (user_id = {u:String} OR trace_id IN {t:Array(String)}"
             " OR session_id IN {s:Array(String)})",
         )
+        # Dataset rows copied from the user's spans (id "trace_id:span_id") hold the same
+        # prompts and answers; the datasets whose rows went get their new row count.
+        in_rows = (
+            "project_id = {p:String} AND (JSONExtractString(row_json, 'metadata', 'user_id')"
+            " = {u:String} OR splitByChar(':', JSONExtractString(row_json, 'id'))[1]"
+            " IN {t:Array(String)})"
+        )
+        if "dataset_rows" in tables:
+            touched = [
+                str(r[0])
+                for r in self._q(
+                    f"SELECT DISTINCT dataset_id FROM dataset_rows WHERE {in_rows}",  # noqa: S608
+                    p,
+                )
+            ]
+            erase("dataset_rows", in_rows)
+            if touched:
+                # a newer header row replaces the old one (ReplacingMergeTree, read FINAL)
+                self._cmd(
+                    "INSERT INTO datasets (project_id, dataset_id, name, filter, num_rows,"
+                    " created_at) SELECT d.project_id, d.dataset_id, d.name, d.filter,"
+                    " toInt32(c.n), d.created_at FROM (SELECT * FROM datasets FINAL"
+                    " WHERE project_id = {p:String} AND dataset_id IN {ds:Array(String)}) d"
+                    " LEFT JOIN (SELECT dataset_id, count() AS n FROM dataset_rows FINAL"
+                    " WHERE project_id = {p:String} AND dataset_id IN {ds:Array(String)}"
+                    " GROUP BY dataset_id) c ON c.dataset_id = d.dataset_id",
+                    {**p, "ds": touched},
+                )
         num_spans = 0
         if traces:
             num_spans = int(

@@ -213,6 +213,21 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
             " (SELECT session_id FROM spans WHERE project_id = ? AND user_id = ?))",
             [project_id, user_id, project_id, user_id, project_id, user_id],
         )
+        # Dataset rows copied from the user's spans (their id is "trace_id:span_id") hold the
+        # same prompts and answers; the datasets' row counts follow.
+        cur.execute(
+            "DELETE FROM dataset_rows WHERE project_id = ?"
+            " AND (json_extract_string(row_json, '$.metadata.user_id') = ?"
+            " OR split_part(json_extract_string(row_json, '$.id'), ':', 1) IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
+            [project_id, user_id, project_id, user_id],
+        )
+        cur.execute(
+            "UPDATE datasets SET num_rows = (SELECT count(*) FROM dataset_rows r"
+            " WHERE r.project_id = datasets.project_id AND r.dataset_id = datasets.dataset_id)"
+            " WHERE project_id = ?",
+            [project_id],
+        )
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
