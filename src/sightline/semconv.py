@@ -380,8 +380,15 @@ _PLANS: dict[tuple[str, ...], _Plan] = {}
 _MAX_PLANS = 4096  # name sets are attacker-controlled: the cache must stay bounded
 
 
+_MAX_PLAN_KEYS = 512
+"""Longer name sets (a span past ``Limits.max_attributes``, capped only after mapping) are
+planned each time, not kept: 4,096 plans of 100,000 names would be gigabytes."""
+
+
 def _plan_for(keys: tuple[str, ...]) -> _Plan:
     plan = _Plan(keys)
+    if len(keys) > _MAX_PLAN_KEYS:
+        return plan
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     _PLANS[keys] = plan

@@ -15,6 +15,7 @@ import pytest
 
 from _payload import llm_request
 from sightline.errors import IngestError
+from sightline.ingest._decode import Limits
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore
 
@@ -197,3 +198,82 @@ def test_a_text_cut_inside_an_emoji_is_repaired_not_the_batch_refused(fmt: str) 
     assert out[f"{100:016x}"] == "Great job \ufffd"
     assert out[f"{101:016x}"] == "a \\ud83d b \U0001f600"  # a pair, and a backslash, kept
     assert out[f"{1:016x}"] == "answer 0"
+
+
+def _otlp_json(spans: list[dict[str, Any]], resource: dict[str, Any] | None = None) -> bytes:
+    attrs = [{"key": k, "value": {"stringValue": v}} for k, v in (resource or {}).items()]
+    return json.dumps(
+        {"resourceSpans": [{"resource": {"attributes": attrs},
+                            "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}
+    ).encode()  # fmt: skip
+
+
+def _json_span(i: int, **kw: Any) -> dict[str, Any]:
+    return {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": "chat",
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000000100000000", **kw}  # fmt: skip
+
+
+def test_a_status_code_of_the_wrong_type_is_unset_not_a_crash() -> None:
+    spans = [_json_span(i, status={"code": c}) for i, c in enumerate([[], {}, [2], 2, "x"])]
+    table, res = _prepare("otlp_json", _otlp_json(spans), None, "p", 1 << 24)
+    assert table is not None and res.num_rejected == 0
+    assert table.column("status").to_pylist() == ["unset", "unset", "unset", "error", "unset"]
+
+
+def test_an_all_zero_parent_id_is_a_root_span() -> None:
+    body = llm_request(2)[0]
+    body.resource_spans[0].scope_spans[0].spans[0].parent_span_id = b"\0" * 8
+    native = [{"trace_id": "ab" * 16, "span_id": "cd" * 8, "parent_span_id": "0" * 16,
+               "start_time": 1.7e9, "duration_ms": 1}]  # fmt: skip
+    for fmt, raw in [
+        ("otlp_proto", body.SerializeToString()),
+        ("otlp_json", _otlp_json([_json_span(0, parentSpanId="0" * 16)])),
+        ("native", json.dumps(native).encode()),
+    ]:
+        table, _ = _prepare(fmt, raw, None, "p", 1 << 24)  # type: ignore[arg-type]
+        assert table is not None
+        assert table.column("parent_span_id").to_pylist()[0] is None, fmt
+
+
+def test_the_attribute_cap_keeps_what_the_conventions_map() -> None:
+    # OpenInference writes a long conversation's messages first, model and usage last
+    attrs = {"openinference.span.kind": "LLM"}
+    for i in range(130):
+        attrs[f"llm.input_messages.{i}.message.role"] = "user"
+        attrs[f"llm.input_messages.{i}.message.content"] = f"turn {i}"
+    attrs |= {f"extra.{i}": i for i in range(600)}
+    attrs |= {"llm.model_name": "gpt-4o", "llm.token_count.prompt": 1200,
+              "llm.token_count.completion": 80, "output.value": "the answer"}  # fmt: skip
+    span = _json_span(0, attributes=[
+        {"key": k, "value": {"stringValue": v} if isinstance(v, str) else {"intValue": v}}
+        for k, v in attrs.items()
+    ])  # fmt: skip
+    table, res = _prepare("otlp_json", _otlp_json([span]), None, "p", 1 << 24)
+    assert table is not None
+    [row] = table.to_pylist()
+    assert (row["model"], row["input_tokens"], row["output_tokens"]) == ("gpt-4o", 1200, 80)
+    assert row["output"] == "the answer" and len(json.loads(row["input_messages"])) == 130
+    assert row["cost_usd"] is not None
+    assert "attributes_dropped" in row["ingest_notes"] and res.repaired["attributes_dropped"] == 1
+    kept = json.loads(row["attributes"])
+    assert len(kept) == Limits().max_attributes + 1 and kept["otel.scope.name"] == "s"
+
+
+def test_a_huge_resource_is_cut_to_the_requests_budget_and_stored(tmp_path: Any) -> None:
+    big = "x" * (1 << 20)
+    spans = [_json_span(i) for i in range(300)]
+    raw = _otlp_json(spans, {"service.name": "svc", "huge": big, "small": "ok"})
+    table, res = _prepare("otlp_json", raw, None, "p", 1 << 24)
+    assert table is not None and table.num_rows == 300
+    resources = {r for r in table.column("resource_attributes").to_pylist()}
+    assert [json.loads(r) for r in resources] == [{"service.name": "svc", "small": "ok"}]
+    assert table.column("service_name").to_pylist() == ["svc"] * 300
+    assert res.repaired["resource_attributes_dropped"] == 300
+    store = DuckDBStore(tmp_path / "db.duckdb", memory_limit="256MB")
+    store.migrate()
+    assert store.insert_batches([table]) == 300
+    # a resource that fits is untouched, and unnoted
+    fits = {"large": "x" * ((1 << 20) - 100)}
+    table, res = _prepare("otlp_json", _otlp_json(spans[:5], fits), None, "p", 1 << 24)
+    assert table is not None and "resource_attributes_dropped" not in res.repaired

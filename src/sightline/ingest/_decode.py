@@ -245,9 +245,10 @@ def _decode_pb(
     res = DecodeResult()
     now_ns = now_ns or time.time_ns()
     for rs in req.resource_spans:
-        resource = _pb_attrs(rs.resource.attributes)
+        n_spans = sum(len(ss.spans) for ss in rs.scope_spans)
+        resource, rnotes = _bound_resource(_pb_attrs(rs.resource.attributes), n_spans, limits)
         for ss in rs.scope_spans:
-            scope = ss.scope.name
+            scope = ss.scope.name[:_MAX_SCOPE_CHARS]
             for s in ss.spans:
                 # read first, also on a span rejected below: with the lite message this is
                 # where a malformed attribute is found, and it refuses the request whole
@@ -279,7 +280,7 @@ def _decode_pb(
                 }
                 if pid and len(pid) != 8:
                     res.count("invalid_parent_span_id")
-                _finish(rec, attrs, events, resource, scope, res, limits, now_ns)
+                _finish(rec, attrs, events, resource, scope, res, limits, now_ns, rnotes)
     return res
 
 
@@ -372,11 +373,15 @@ def _decode_otlp_json(
         if not isinstance(rs, dict):
             res.count("invalid_resource_spans")
             continue
-        resource = _js_attrs(_obj(rs.get("resource")).get("attributes"))
-        for ss in _list(_g(rs, "scopeSpans", "scope_spans")):
-            if not isinstance(ss, dict):
-                continue
-            scope = str(_obj(ss.get("scope")).get("name") or "")
+        scope_spans = [
+            ss for ss in _list(_g(rs, "scopeSpans", "scope_spans")) if isinstance(ss, dict)
+        ]
+        n_spans = sum(len(_list(ss.get("spans"))) for ss in scope_spans)
+        resource, rnotes = _bound_resource(
+            _js_attrs(_obj(rs.get("resource")).get("attributes")), n_spans, limits
+        )
+        for ss in scope_spans:
+            scope = str(_obj(ss.get("scope")).get("name") or "")[:_MAX_SCOPE_CHARS]
             for s in _list(ss.get("spans")):
                 if not isinstance(s, dict):
                     res.reject("invalid_span")
@@ -397,6 +402,8 @@ def _decode_otlp_json(
                 code = status.get("code", 0) if isinstance(status, dict) else 0
                 if isinstance(code, str):
                     code = _STATUS_NAMES.get(code, 0)
+                elif not isinstance(code, int):  # a list or an object: untrusted JSON
+                    code = 0
                 events = [
                     (
                         str(e.get("name", "")),
@@ -428,6 +435,7 @@ def _decode_otlp_json(
                     res,
                     limits,
                     now_ns,
+                    rnotes,
                 )
     return res
 
@@ -613,6 +621,45 @@ def _obj(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+_RESOURCE_BYTES_PER_REQUEST = 16 << 20
+"""Resource attributes are stored with each of their spans: what one request's resources may
+add up to that way (one 1 MiB attribute on 300 spans took DuckDB past its memory limit)."""
+_MAX_SCOPE_CHARS = 256
+"""An instrumentation scope's name, stored with each of its spans."""
+
+
+def _bound_resource(
+    resource: dict[str, Any], n_spans: int, limits: Limits
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``resource`` within the request's budget for copies of it, and the note if it was cut.
+
+    Each value may take ``max_text_bytes``, and all of them ``_RESOURCE_BYTES_PER_REQUEST``
+    divided by the spans that will hold a copy; the largest values go first.
+    """
+    sizes = {k: _json_size(v) for k, v in resource.items()}
+    allowed = min(limits.max_text_bytes, _RESOURCE_BYTES_PER_REQUEST // max(n_spans, 1))
+    total = sum(sizes.values()) + sum(len(k) for k in resource)
+    if len(resource) <= limits.max_attributes and total <= allowed:
+        return resource, ()
+    keep = dict(list(resource.items())[: limits.max_attributes])
+    total = sum(sizes[k] + len(k) for k in keep)
+    for k in sorted(keep, key=lambda k: sizes[k] + len(k), reverse=True):
+        if total <= allowed:
+            break
+        total -= sizes[k] + len(k)
+        del keep[k]
+    return keep, ("resource_attributes_dropped",)
+
+
+def _json_size(v: Any) -> int:
+    if isinstance(v, str):
+        return len(v)
+    try:
+        return len(orjson.dumps(v))
+    except (TypeError, orjson.JSONEncodeError):
+        return len(str(v))
+
+
 def _finish(
     rec: dict[str, Any],
     attrs: dict[str, Any],
@@ -622,15 +669,18 @@ def _finish(
     res: DecodeResult,
     limits: Limits,
     now_ns: int,
+    resource_notes: tuple[str, ...] = (),
 ) -> None:
     """Validate times and sizes, map the conventions, and append the record."""
-    notes: list[str] = []
+    notes: list[str] = list(resource_notes)
     if rec["trace_id"] == _ZERO_TRACE:
         res.reject("invalid_trace_id")
         return
     if rec["span_id"] == _ZERO_SPAN:
         res.reject("invalid_span_id")
         return
+    if rec["parent_span_id"] == _ZERO_SPAN:
+        rec["parent_span_id"] = None  # how some exporters (and Zipkin/Jaeger translations) say root
     start, end = rec["start_ns"], rec["end_ns"]
     if not 0 < start < _MAX_NS:
         if 0 < end < _MAX_NS:
@@ -647,13 +697,15 @@ def _finish(
     rec["start_ns"], rec["end_ns"] = start, end
     rec["duration_ms"] = (end - start) / 1e6
 
-    if len(attrs) > limits.max_attributes:
-        attrs = dict(list(attrs.items())[: limits.max_attributes])
-        notes.append("attributes_dropped")
     if events is not None and len(events) > limits.max_events:
         events = events[: limits.max_events]
         notes.append("events_dropped")
     rest = semconv.normalise(rec, attrs, events, resource)
+    # The cap applies to what no field took: instrumentations set the model and token counts
+    # after a long conversation's message attributes, and those must not be the ones dropped.
+    if len(rest) > limits.max_attributes:
+        rest = dict(list(rest.items())[: limits.max_attributes])
+        notes.append("attributes_dropped")
     if scope:
         rest["otel.scope.name"] = scope
     extra = rec.pop("_notes", None)
