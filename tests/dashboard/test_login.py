@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -182,5 +184,49 @@ def test_first_run_without_an_admin_prints_a_one_time_setup_link(tmp_path: Path)
             assert c.get(path).status_code == 404
             r = c.post(path, data={"email": "second@example.com", "password": "long enough pw!"})
             assert r.status_code == 404
+    finally:
+        s.stop()
+
+
+def test_concurrent_claims_of_the_setup_link_make_one_admin(tmp_path: Path) -> None:
+    """Eight POST /setup/<token> at once: one creates the admin, the others get 404."""
+    s = Server(data_dir=tmp_path / "data", port=free_port()).start()
+    try:
+        deadline = time.monotonic() + 10
+        url = None
+        while url is None and time.monotonic() < deadline:
+            for line in s.log().splitlines():
+                if "no_dashboard_user" in line:
+                    url = json.loads(line)["setup_url"]
+            time.sleep(0.1)
+        assert url is not None, s.log()
+        path = httpx.URL(url).path
+        gate = threading.Barrier(8)
+
+        def claim(i: int) -> httpx.Response:
+            with httpx.Client(base_url=s.url, follow_redirects=False, timeout=60) as c:
+                gate.wait()
+                return c.post(path, data={"email": f"admin{i}@example.com",
+                                          "password": f"long enough pw {i}"})  # fmt: skip
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(claim, range(8)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [303] + [404] * 7, [(r.status_code, r.text[-300:]) for r in answers]
+        won = next(i for i, r in enumerate(answers) if r.status_code == 303)
+        assert answers[won].headers["location"] == "/settings"
+        email = f"admin{won}@example.com"
+        for i in range(8):  # only the winner can log in: no other account was made
+            with httpx.Client(base_url=s.url, follow_redirects=False, timeout=30) as c:
+                form = c.get("/login")
+                r = c.post("/login", data={"email": f"admin{i}@example.com",
+                                           "password": f"long enough pw {i}",
+                                           "csrf": _form_csrf(form.text)})  # fmt: skip
+                assert r.status_code == (303 if f"admin{i}@example.com" == email else 401)
+        with httpx.Client(base_url=s.url, follow_redirects=False, timeout=30) as c:
+            assert login(c, email, f"long enough pw {won}")
+            members = c.get("/settings").text
+            assert set(re.findall(r"admin\d@example\.com", members)) == {email}, members
+            assert c.get(path).status_code == 404  # and the link is dead
     finally:
         s.stop()

@@ -93,6 +93,27 @@ def test_two_writers_creating_one_user_email_one_wins(pair: tuple[Any, Any]) -> 
     assert a.count_users() == ROUNDS
 
 
+def test_two_writers_creating_the_first_user_one_wins(pair: tuple[Any, Any]) -> None:
+    """Two processes, each with a setup link of its own, claim them at once: one admin."""
+    a, b = pair
+
+    def first(st: Any) -> bool:
+        import secrets
+
+        email = f"{secrets.token_hex(4)}@example.com"  # different emails: no email claim helps
+        return bool(st.create_first_user(User(secrets.token_hex(8), email, "h", True,
+                                              datetime.now(UTC))))  # fmt: skip
+
+    got = race(a, b, first)
+    # one wins; the other sees the user, or the winner's claim ("try again")
+    assert sum(r is True for r in got) == 1, got
+    assert all(r is True or r is False or isinstance(r, Conflict) for r in got), got
+    assert a.count_users() == 1
+    for _ in range(ROUNDS // 4):  # and never again once one exists
+        assert race(a, b, first) == [False, False]
+    assert a.count_users() == 1
+
+
 def test_two_writers_creating_one_dataset_id_one_wins(pair: tuple[Any, Any]) -> None:
     a, b = pair
     for i in range(ROUNDS):

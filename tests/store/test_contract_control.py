@@ -122,6 +122,15 @@ class TestUsers:
         any_store.create_user(User("u3", "bob@example.com", "h", False, T0))
         assert any_store.count_users() == 2
 
+    def test_the_first_user_is_created_only_while_there_is_none(
+        self, any_store: TraceStore
+    ) -> None:
+        ada = User("u1", "ada@example.com", "h", True, T0)
+        assert any_store.create_first_user(ada) is True
+        assert any_store.get_user("u1") == ada
+        assert any_store.create_first_user(User("u2", "bob@example.com", "h", True, T0)) is False
+        assert any_store.get_user("u2") is None and any_store.count_users() == 1
+
     def test_sessions_expire_and_log_out(self, any_store: TraceStore) -> None:
         s = UserSession("h1", "u1", "csrf", T0, T0 + timedelta(hours=1))
         any_store.create_session(s)

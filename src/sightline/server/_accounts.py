@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from sightline.errors import ConfigError, Conflict
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import TraceStore
 
-__all__ = ["Accounts", "LoggedIn", "MIN_PASSWORD_CHARS"]
+__all__ = ["Accounts", "LoggedIn", "MIN_PASSWORD_CHARS", "SetupUsed"]
 
 log = structlog.get_logger("sightline.accounts")
 
@@ -28,6 +29,10 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 
 def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SetupUsed(ConfigError):
+    """The setup link was used (or never existed): the page answers 404."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +52,26 @@ class Accounts:
         self._session_s = settings.session_days * 86400
         self.setup_token: str | None = None
         """One-time token of the setup link, while no user exists and none was configured."""
+        self._setup_lock = threading.Lock()
+        """Held from the check of the setup token to its clearing (``claim_setup``)."""
 
     # -- users -----------------------------------------------------------------------------
 
-    def create_user(self, email: str, password: str, *, is_admin: bool = False) -> User:
-        """Add a user; ConfigError on a bad email, a short password or a taken email."""
+    @staticmethod
+    def _new_user(email: str, password: str, *, is_admin: bool) -> User:
+        """A user record (password hashed: the slow part), not stored; ConfigError if bad."""
         email = email.strip().lower()
         if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
             raise ConfigError("email: expected an address such as ada@example.com")
         if len(password) < MIN_PASSWORD_CHARS:
             raise ConfigError(f"password: at least {MIN_PASSWORD_CHARS} characters")
-        user = User(
+        return User(
             secrets.token_hex(8), email, _HASHER.hash(password), is_admin, datetime.now(UTC)
         )
+
+    def create_user(self, email: str, password: str, *, is_admin: bool = False) -> User:
+        """Add a user; ConfigError on a bad email, a short password or a taken email."""
+        user = self._new_user(email, password, is_admin=is_admin)
         self._store.create_user(user)
         return user
 
@@ -142,15 +154,32 @@ class Accounts:
             if admin is not None and settings.init_project not in self.projects_of(admin):
                 self.add_member(admin.user_id, settings.init_project, "admin")
 
+    def setup_open(self, token: str) -> bool:
+        """True while ``token`` is the unused setup token."""
+        current = self.setup_token
+        return current is not None and secrets.compare_digest(token, current)
+
     def claim_setup(self, token: str, email: str, password: str) -> User:
-        """Create the first admin through the setup link (once); ConfigError otherwise."""
-        if self.setup_token is None or not secrets.compare_digest(token, self.setup_token):
-            raise ConfigError("this setup link is used or unknown")
-        if self._store.count_users() > 0:
-            self.setup_token = None
-            raise ConfigError("an admin exists already")
-        user = self.create_user(email, password, is_admin=True)
-        self.setup_token = None
+        """Create the first admin through the setup link, once.
+
+        Of concurrent claims exactly one wins: the password is hashed first (slow, outside the
+        lock), then the token is checked and taken under a lock, and the user is written only
+        if no user exists, in one conditional store operation (which also holds against other
+        processes, each with a setup token of its own). Raises ConfigError for a bad email or
+        password (the link stays usable), and SetupUsed when the link was used or is unknown.
+        """
+        user = self._new_user(email, password, is_admin=True)
+        with self._setup_lock:
+            if not self.setup_open(token):
+                raise SetupUsed("this setup link is used or unknown")
+            self.setup_token = None  # taken: a concurrent claim fails the check above
+            try:
+                created = self._store.create_first_user(user)
+            except BaseException:
+                self.setup_token = token  # nothing was written: the link still works
+                raise
+        if not created:
+            raise SetupUsed("an admin exists already")
         for p in self._store.list_projects():
             self.add_member(user.user_id, p.id, "admin")
         return user

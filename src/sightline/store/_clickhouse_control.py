@@ -290,6 +290,20 @@ class ControlMixin(CHBase):
     def count_users(self) -> int:
         return int(self._q("SELECT count() FROM users FINAL")[0][0])
 
+    def create_first_user(self, user: User) -> bool:
+        # one claim on "the first user" for every process: of several racing, one creates
+        try:
+            self._create_unique(
+                "first-user",
+                "",
+                exists=lambda: self.count_users() > 0,
+                create=lambda: self.create_user(user),
+                what="the first user",
+            )
+        except KeyTaken:
+            return False
+        return True
+
     def get_user(self, user_id: str) -> User | None:
         rows = self._q(
             f"SELECT {_USER_COLUMNS} FROM users FINAL WHERE user_id = {{u:String}}",  # noqa: S608

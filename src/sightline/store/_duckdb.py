@@ -1017,6 +1017,9 @@ class DuckDBStore:
     def count_users(self) -> int:
         return _duckdb_users.count_users(self)
 
+    def create_first_user(self, user: User) -> bool:
+        return _duckdb_users.create_first_user(self, user)
+
     def get_user(self, user_id: str) -> User | None:
         return _duckdb_users.get_user(self, user_id)
 

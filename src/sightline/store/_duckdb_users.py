@@ -17,6 +17,7 @@ __all__ = [
     "add_membership",
     "count_users",
     "create_session",
+    "create_first_user",
     "create_user",
     "delete_session",
     "get_session",
@@ -53,6 +54,18 @@ def create_user(store: DuckDBStore, user: User) -> None:
             )
         except duckdb.ConstraintException:
             raise ConfigError(f"a user with email {user.email!r} exists") from None
+
+
+def create_first_user(store: DuckDBStore, user: User) -> bool:
+    # one statement under the admin lock: the check and the insert cannot interleave with another
+    # (a DuckDB file has one writing process)
+    with store._admin_lock, store._cursor() as cur:
+        rows = cur.execute(
+            f"INSERT INTO users ({_USER_COLUMNS}) SELECT ?, ?, ?, ?, ?"  # noqa: S608
+            " WHERE NOT EXISTS (SELECT 1 FROM users) RETURNING user_id",
+            [user.user_id, user.email, user.password_hash, user.is_admin, _ts(user.created_at)],
+        ).fetchall()
+    return bool(rows)
 
 
 def count_users(store: DuckDBStore) -> int:

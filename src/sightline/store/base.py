@@ -1186,6 +1186,13 @@ class TraceStore(AnalysisStore, Protocol):
         """How many users exist (0: first run, bootstrap an admin)."""
         ...
 
+    def create_first_user(self, user: User) -> bool:
+        """Add ``user`` only if no user exists; False, with nothing written, when one does.
+
+        Atomic, also against other processes sharing the store (the setup link's claim).
+        """
+        ...
+
     def get_user(self, user_id: str) -> User | None:
         """A user by id."""
         ...

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import ConfigError, TooManyRequests
-from sightline.server._accounts import Accounts
+from sightline.server._accounts import Accounts, SetupUsed
 from sightline.server._security import new_audit
 from sightline.server._state import state_of
 from sightline.server._web import SESSION_COOKIE, PageError, check_csrf, page_of, render, safe_next
@@ -106,8 +106,7 @@ async def logout(request: Request, csrf: str = Form("", max_length=100)) -> Resp
 
 @router.get("/setup/{token}")
 async def setup_page(request: Request, token: str) -> Response:
-    acc = _accounts(request)
-    if acc.setup_token is None or not secrets.compare_digest(token, acc.setup_token):
+    if not _accounts(request).setup_open(token):
         raise PageError(404, "this setup link is used or unknown")
     return render(request, "setup.html", token=token, error=None)
 
@@ -121,10 +120,13 @@ async def setup(
 ) -> Response:
     # The link's token is the secret: it was printed on the server's console only.
     acc = _accounts(request)
-    if acc.setup_token is None or not secrets.compare_digest(token, acc.setup_token):
+    if not acc.setup_open(token):
         raise PageError(404, "this setup link is used or unknown")
     try:
+        # atomic: of concurrent claims one wins, the others get 404 (docs/security.md)
         user = await run_in_threadpool(acc.claim_setup, token, email, password)
+    except SetupUsed as e:
+        raise PageError(404, str(e)) from None
     except ConfigError as e:
         return render(request, "setup.html", status=400, token=token, error=str(e))
     st = state_of(request)
