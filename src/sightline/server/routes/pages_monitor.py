@@ -6,6 +6,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,9 @@ from sightline.server.routes.pages import (
 )
 from sightline.server.routes.releases import release_comparison
 from sightline.store import AlertQuery, DriftQuery, ScoreQuery, SpanQuery
-from sightline.store.base import SCORE_METRICS, ApiKey
+from sightline.store.base import SCORE_METRICS, ApiKey, AuditEntry
+
+log = structlog.get_logger("sightline.server")
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,6 +52,26 @@ def _actor(page: Page) -> str:
 
 def _back(page: Page, path: str, **params: Any) -> RedirectResponse:
     return RedirectResponse(page.url(path, **params), status_code=303)
+
+
+def _require_changer(st: AppState, page: Page) -> str:
+    """The project, if the user may change it (acknowledge, silence, label): its admins.
+
+    A ``viewer`` reads, as a ``read`` key does: the API's equivalents (``POST
+    /api/v1/alerts/{id}/ack``, ``/alerts/silences``, ``/scores``) refuse a read key too.
+    """
+    project = _project(page)
+    if not _is_project_admin(st, page):
+        raise PageError(403, "viewers read only: ask one of the project's admins")
+    return project
+
+
+async def _audit(st: AppState, entry: AuditEntry) -> None:
+    """Record a dashboard change in the audit log, as the API's changes are."""
+    try:
+        await run_in_threadpool(st.store.add_audit, entry)
+    except SightlineError as e:  # the change is done: log a lost row, don't fail it
+        log.error("audit_write_failed", action=entry.action, error=str(e))
 
 
 # -- quality -------------------------------------------------------------------------------------
@@ -122,7 +145,8 @@ def _quality(st: AppState, page: Page) -> dict[str, Any]:
     with_markers(trends.values(), release_markers(store, page))
     guardrails = [g.to_dict() for g in store.guardrail_stats(project, page.start, page.end)]
     return {"dists": dists, "worst": worst, "trends": trends, "queue": queue,
-            "agreement": agreement, "step": step, "guardrails": guardrails}  # fmt: skip
+            "agreement": agreement, "step": step, "guardrails": guardrails,
+            "editor": _is_project_admin(st, page)}  # fmt: skip
 
 
 @router.get("/quality")
@@ -143,10 +167,10 @@ async def label(
     name: str = Form("label", max_length=100, pattern="^[a-z0-9_.-]+$"),
 ) -> Response:
     check_csrf(page, csrf)
-    project = _project(page)
+    st = state_of(request)
+    project = await run_in_threadpool(_require_changer, st, page)
     if label not in HUMAN_LABELS:
         raise PageError(400, f"label: expected one of {', '.join(LABELS)}")
-    st = state_of(request)
     trace_id = await run_in_threadpool(st.store.find_span_trace, project, span_id)
     if trace_id is None:
         raise PageError(404, "no such span in this project")
@@ -156,6 +180,8 @@ async def label(
                   passed=human_passed(label, value), source="human",
                   user_id=page.login.user.email, created_at=datetime.now(UTC))  # fmt: skip
     await run_in_threadpool(st.store.add_scores, [score])
+    details = {"score_id": score.score_id, "name": name, "label": label}
+    await _audit(st, new_audit(project, _actor(page), "score.label", span_id, details))
     return _back(page, "/quality", labelled=span_id)
 
 
@@ -174,7 +200,7 @@ def _alerts(st: AppState, page: Page) -> dict[str, Any]:
     silences = store.list_silences(project)
     return {"active": active, "history": history, "rules": rules, "runbooks": runbooks,
             "silences": [(s, s.starts_at <= now < s.ends_at) for s in silences[:50]],
-            "monitor": st.monitor is not None}  # fmt: skip
+            "monitor": st.monitor is not None, "editor": _is_project_admin(st, page)}  # fmt: skip
 
 
 @router.get("/alerts")
@@ -194,8 +220,8 @@ async def ack(
     comment: str = Form("", max_length=2000),
 ) -> Response:
     check_csrf(page, csrf)
-    project = _project(page)
     st = state_of(request)
+    project = await run_in_threadpool(_require_changer, st, page)
     if st.monitor is None:
         raise PageError(404, "alerting is not running")
     monitor = st.monitor
@@ -211,6 +237,8 @@ async def ack(
         )
     except SightlineError as e:
         raise PageError(e.status, str(e)) from None  # fmt: skip
+    await _audit(st, new_audit(project, _actor(page), "alert.ack", alert_id,
+                               {"comment": comment or None}))  # fmt: skip
     return _back(page, "/alerts", done="acknowledged")
 
 
@@ -224,8 +252,8 @@ async def silence(
     comment: str = Form("", max_length=2000),
 ) -> Response:
     check_csrf(page, csrf)
-    project = _project(page)
     st = state_of(request)
+    project = await run_in_threadpool(_require_changer, st, page)
     if st.monitor is None:
         raise PageError(404, "alerting is not running")
     monitor = st.monitor
@@ -234,7 +262,7 @@ async def silence(
     except ValueError as e:
         raise PageError(400, f"duration: {e}") from None
     try:
-        await run_in_threadpool(
+        made = await run_in_threadpool(
             lambda: monitor.add_silence(
                 project,
                 {"rule": rule},
@@ -246,6 +274,9 @@ async def silence(
         )
     except SightlineError as e:
         raise PageError(e.status, str(e)) from None  # fmt: skip
+    await _audit(st, new_audit(project, _actor(page), "silence.create", made.silence_id,
+                               {"matchers": made.matchers, "ends_at": made.ends_at.isoformat(),
+                                "comment": made.comment}))  # fmt: skip
     return _back(page, "/alerts", done="silenced")
 
 

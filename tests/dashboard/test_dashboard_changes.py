@@ -1,0 +1,113 @@
+"""Who may change a project from the dashboard, and the audit log of what they changed.
+
+A ``viewer`` reads: acknowledging an alert, silencing a rule and labelling a span answer 403
+(as the API refuses a ``read`` key), change nothing and show no buttons. A project admin may,
+and each change is in ``GET /api/v1/audit`` with the dashboard user as its actor, as the API's
+changes are. Real server, real logins through the login form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from _dashboard import ADMIN_EMAIL, Seeded, login, start_dashboard_server
+from _helpers import PROJECT
+
+VIEWER = "viewer@example.com"
+VIEWER_PASSWORD = "viewer password 1"
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    s = start_dashboard_server(tmp_path_factory.mktemp("changes"))
+    with httpx.Client(base_url=s.url, follow_redirects=False, timeout=30) as admin:
+        token = login(admin)
+        r = admin.post(f"/settings/members?project={PROJECT}",
+                       data={"csrf": token, "email": VIEWER, "password": VIEWER_PASSWORD,
+                             "role": "viewer"})  # fmt: skip
+        assert r.status_code == 303, r.text
+    yield s
+    s.server.stop()
+
+
+def _client(s: Seeded) -> httpx.Client:
+    return httpx.Client(base_url=s.url, follow_redirects=False, timeout=30)
+
+
+def _firing(s: Seeded) -> str:
+    with s.server.client() as c:
+        firing = c.get("/api/v1/alerts", params={"status": "firing"}).json()["data"]
+    assert firing
+    return str(firing[0]["alert_id"])
+
+
+def _audit(s: Seeded) -> list[dict[str, object]]:
+    with s.server.client() as c:
+        r = c.get("/api/v1/audit", params={"limit": 200})
+        assert r.status_code == 200, r.text
+        data: list[dict[str, object]] = r.json()["data"]
+    return data
+
+
+def test_a_viewer_may_not_ack_silence_or_label(seeded: Seeded) -> None:
+    alert = _firing(seeded)
+    before = len(_audit(seeded))
+    with _client(seeded) as viewer:
+        csrf = login(viewer, VIEWER, VIEWER_PASSWORD)
+        r = viewer.post(f"/alerts/{alert}/ack?project={PROJECT}",
+                        data={"csrf": csrf, "comment": "viewer ack"})  # fmt: skip
+        assert r.status_code == 403, r.text
+        r = viewer.post(f"/alerts/silence?project={PROJECT}",
+                        data={"csrf": csrf, "rule": seeded.rule, "duration": "24h"})  # fmt: skip
+        assert r.status_code == 403, r.text
+        r = viewer.post(f"/quality/label?project={PROJECT}",
+                        data={"csrf": csrf, "span_id": seeded.llm_span,
+                              "label": "harmful"})  # fmt: skip
+        assert r.status_code == 403, r.text
+        # the pages still open for the viewer, without the buttons that would be refused
+        page = viewer.get("/alerts", params={"project": PROJECT})
+        assert page.status_code == 200
+        assert "/ack" not in page.text and "/alerts/silence" not in page.text
+        page = viewer.get("/quality", params={"project": PROJECT, "range": "24h"})
+        assert page.status_code == 200 and "/quality/label" not in page.text
+    with seeded.server.client() as c:
+        got = c.get(f"/api/v1/alerts/{alert}").json()
+        assert got.get("acknowledged_by") is None, got
+        assert c.get("/api/v1/alerts/silences").json()["data"] == []
+        scores = c.get("/api/v1/scores", params={"span_id": seeded.llm_span}).json()["data"]
+        assert [s for s in scores if s.get("source") == "human"] == []
+    assert len(_audit(seeded)) == before
+
+
+def test_an_admin_acks_silences_and_labels_and_each_is_audited(seeded: Seeded) -> None:
+    alert = _firing(seeded)
+    with _client(seeded) as admin:
+        csrf = login(admin)
+        assert "/ack" in admin.get("/alerts", params={"project": PROJECT}).text
+        r = admin.post(f"/alerts/{alert}/ack?project={PROJECT}",
+                       data={"csrf": csrf, "comment": "on it"})  # fmt: skip
+        assert r.status_code == 303, r.text
+        r = admin.post(f"/alerts/silence?project={PROJECT}",
+                       data={"csrf": csrf, "rule": seeded.rule, "duration": "1h"})  # fmt: skip
+        assert r.status_code == 303, r.text
+        r = admin.post(f"/quality/label?project={PROJECT}",
+                       data={"csrf": csrf, "span_id": seeded.llm_span,
+                              "label": "correct"})  # fmt: skip
+        assert r.status_code == 303, r.text
+    with seeded.server.client() as c:
+        assert c.get(f"/api/v1/alerts/{alert}").json()["acknowledged_by"] == ADMIN_EMAIL
+        silences = c.get("/api/v1/alerts/silences").json()["data"]
+        assert [s["created_by"] for s in silences] == [ADMIN_EMAIL]
+    entries = {e["action"]: e for e in _audit(seeded) if e["actor"] == f"user:{ADMIN_EMAIL}"}
+    assert entries["alert.ack"]["target"] == alert
+    assert entries["alert.ack"]["details"] == {"comment": "on it"}
+    assert entries["silence.create"]["target"] == silences[0]["silence_id"]
+    details = entries["silence.create"]["details"]
+    assert isinstance(details, dict) and details["matchers"] == {"rule": seeded.rule}
+    assert entries["score.label"]["target"] == seeded.llm_span
+    details = entries["score.label"]["details"]
+    assert isinstance(details, dict) and details["label"] == "correct"
+    assert all(e["project_id"] == PROJECT for e in entries.values())
