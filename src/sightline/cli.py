@@ -143,7 +143,7 @@ _serve_options = [
     click.option(
         "--gateway-rate-limit",
         default=None,
-        help="The mounted gateway's requests per caller key: N/s, N/min or N/h [none].",
+        help="The mounted gateway's requests per Sightline key: N/s, N/min or N/h [none].",
     ),
     click.option(
         "--gateway-routes",
@@ -616,7 +616,11 @@ def _rate(value: str | None) -> tuple[int, int]:
     show_default=True,
     help="Least cosine similarity of two questions for a semantic hit.",
 )
-@click.option("--rate-limit", default=None, help="Requests per caller key: N/s, N/min or N/h.")
+@click.option(
+    "--rate-limit",
+    default=None,
+    help="Requests per Sightline key (x-sightline-api-key): N/s, N/min or N/h.",
+)
 @click.option(
     "--routes",
     "routes_path",

@@ -283,7 +283,7 @@ class Settings(BaseSettings):
     )
     gateway_rate_limit: str | None = Field(
         None,
-        description="The mounted gateway's requests per caller key: N/s, N/min or N/h; none:"
+        description="The mounted gateway's requests per Sightline key: N/s, N/min or N/h; none:"
         " no limit.",
     )
     gateway_routes: Path | None = Field(

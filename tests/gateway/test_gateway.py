@@ -219,10 +219,16 @@ def test_rate_limit_per_key(fake: FakeProvider, server: Server, tmp_path: Path) 
         url = g.url + "/v1/chat/completions"
         auth = {"authorization": "Bearer sk-a"}
         a = [httpx.post(url, json=body, headers=auth).status_code for _ in range(4)]
+        # the window is the Sightline key's (the one the server checked), not the provider
+        # key's: another Authorization is no way around it
         b = httpx.post(g.url + "/v1/chat/completions", json=body,
                        headers={"authorization": "Bearer sk-b"})  # fmt: skip
+        with server.client() as c:
+            other_key = c.post("/api/v1/keys", json={"role": "ingest"}).json()["key"]
+        other = httpx.post(url, json=body, headers={**auth, "x-sightline-api-key": other_key})
         assert a == [200, 200, 200, 429]
-        assert b.status_code == 200  # another key has its own window
-        assert g.stats()["rate_limited"] == 1
+        assert b.status_code == 429
+        assert other.status_code == 200  # another Sightline key has its own window
+        assert g.stats()["rate_limited"] == 2
     finally:
         g.stop()

@@ -77,7 +77,7 @@ class GatewayOptions:
     cache_ttl_s: int = 3600
     semantic_threshold: float = 0.92
     rate_limit: int = 0
-    """Requests per ``rate_window_s`` per caller key (0: no limit)."""
+    """Requests per ``rate_window_s`` per Sightline key (``x-sightline-api-key``) (0: no limit)."""
     rate_window_s: int = 60
     budget_cache_s: float = 2.0
     timeout_s: float = 600.0
@@ -160,6 +160,8 @@ class _Call:
     tags: dict[str, str]
     sl_key: str
     operation: str = "chat"
+    project: str | None = None
+    """Whose statistics the call counts in (mounted: the key's project), else None."""
     status: str = "ok"
     status_message: str | None = None
     first_s: float | None = None
@@ -231,6 +233,10 @@ class Gateway:
         """Per non-streaming forwarded call: ms spent in the handler outside the upstream call."""
         self.forward_ms: deque[float] = deque(maxlen=10_000)
         """Per streamed chunk: ms from its arrival from upstream to its hand-off to the client."""
+
+    async def count(self, call: _Call | None, values: dict[str, float]) -> None:
+        """Add to the statistics: the gateway's, and the call's project's."""
+        await self.backend.incr(values, call.project if call is not None else None)
 
     def breaker(self, url: str) -> Breaker:
         b = self.breakers.get(url)
@@ -310,10 +316,18 @@ class Gateway:
 
     # -- cache ---------------------------------------------------------------------------------
 
-    def cache_keys(self, project: str, body: dict[str, Any]) -> tuple[str, str, str] | None:
-        """(exact key, semantic scope, question) of a cacheable request, else None."""
+    def cache_keys(
+        self, project: str, body: dict[str, Any], credentials: str = ""
+    ) -> tuple[str, str, str] | None:
+        """(exact key, semantic scope, question) of a cacheable request, else None.
+
+        ``credentials`` (:func:`_credentials`, a hash of the provider credentials forwarded)
+        is part of every key: a cached answer goes only to a caller who sends the credentials
+        it was paid with, those a miss would have needed upstream.
+        """
         if self.opts.cache == "off" or body.get("n", 1) != 1:
             return None
+        project = _sha(project, credentials)
         params = {k: v for k, v in body.items() if k not in _NOT_CACHE_PARAMS}
         exact = _sha(project, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
         msgs = body.get("messages")
@@ -606,10 +620,18 @@ def _forward_headers(request: Request) -> dict[str, str]:
     return h
 
 
-def _caller(request: Request) -> str:
-    """Whom the rate limit counts: the caller's provider key (or its Sightline key)."""
-    key = request.headers.get("authorization") or request.headers.get("x-sightline-api-key") or ""
-    return _sha(key)[:32]
+def _credentials(request: Request) -> str:
+    """A hash of the provider credentials a call forwards (part of its cache keys)."""
+    return _sha("credentials", *(f"{k}:{request.headers.get(k, '')}" for k in _FORWARD_HEADERS))
+
+
+def _caller(sl_key: str) -> str:
+    """Whom the rate limit counts: the Sightline key the call was authenticated with.
+
+    Not a header the gateway does not check (a provider key in ``Authorization`` is checked
+    upstream only on a miss): changing it must not open a new window.
+    """
+    return _sha("rate", sl_key)[:32]
 
 
 async def _prologue(
@@ -627,14 +649,6 @@ async def _prologue(
         return body
     if not isinstance(body.get("model"), str) or not body["model"]:
         return _error(400, "model: a model name is required", "invalid_request_error", "model")
-    if gw.opts.rate_limit > 0:
-        retry = await gw.backend.rate_hit(_caller(request), gw.opts.rate_limit,
-                                          gw.opts.rate_window_s)  # fmt: skip
-        if retry:
-            await gw.backend.incr({"rate_limited": 1})
-            return _error(429, f"rate limit of {gw.opts.rate_limit} requests per "
-                          f"{gw.opts.rate_window_s}s reached for this key", "rate_limit_exceeded",
-                          "rate_limit_exceeded", **{"retry-after": str(retry)})  # fmt: skip
     tags = {}
     for h, f in _TAGS.items():
         v = request.headers.get(h)
@@ -656,9 +670,19 @@ async def _prologue(
     if isinstance(info, int):
         return _error(401, "the Sightline API key was refused by the server",
                       "authentication_error", "invalid_sightline_key")  # fmt: skip
+    if gw.link is not None:  # mounted: the key's project, checked by the server
+        call.project = str(info.get("project"))
+    if gw.opts.rate_limit > 0:
+        retry = await gw.backend.rate_hit(_caller(sl_key), gw.opts.rate_limit,
+                                          gw.opts.rate_window_s)  # fmt: skip
+        if retry:
+            await gw.count(call, {"rate_limited": 1})
+            return _error(429, f"rate limit of {gw.opts.rate_limit} requests per "
+                          f"{gw.opts.rate_window_s}s reached for this key", "rate_limit_exceeded",
+                          "rate_limit_exceeded", **{"retry-after": str(retry)})  # fmt: skip
     held, refused = await gw.admit(str(info.get("project")), info.get("budgets") or [])
     if refused is not None:
-        await gw.backend.incr({"budget_denied": 1})
+        await gw.count(call, {"budget_denied": 1})
         return _error(429, f"budget {refused['name']!r} is spent: ${refused['spent_usd']:.6f} of "
                       f"${refused['limit_usd']:g} this {refused['period']}", "insufficient_quota",
                       "budget_exceeded")  # fmt: skip
@@ -674,7 +698,7 @@ async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float) ->
     if call.cache != "miss":
         stats.update({"cache_hits": 1.0, f"cache_hits_{call.cache}": 1.0,
                       "saved_usd": call.saved_usd})  # fmt: skip
-    await gw.backend.incr(stats)
+    await gw.count(call, stats)
 
 
 def _samples_wanted(request: Request) -> int | Response:
@@ -723,7 +747,7 @@ async def _sample_and_finish(
         got = await asyncio.gather(*(one() for _ in range(n)))
         call.samples = [t for t, _ in got if t is not None]
         call.samples_cost = sum(c for _, c in got)
-        await gw.backend.incr({"samples": float(len(call.samples))})
+        await gw.count(call, {"samples": float(len(call.samples))})
     finally:
         await _finish(gw, call, held, cost)
 
@@ -745,10 +769,10 @@ async def chat_completions(request: Request) -> Response:
             await gw.backend.budget_commit(bid, 0.0)
         return _error(400, "x-sightline-samples: only for non-streaming requests with n = 1",
                       "invalid_request_error", "invalid_samples")  # fmt: skip
-    keys = gw.cache_keys(project, body)
+    keys = gw.cache_keys(project, body, _credentials(request))
     vec = b""
     if keys is not None:
-        await gw.backend.incr({"cache_lookups": 1})
+        await gw.count(call, {"cache_lookups": 1})
         cached = await gw.backend.cache_get(keys[0])
         kind = "exact"
         if cached is None and gw.opts.cache == "semantic" and keys[2]:
@@ -882,10 +906,10 @@ async def _send(
         if call.attempts > 0 and not gw.retry_budget.try_retry():
             br.release()
             reasons.append("retry budget exhausted")
-            await gw.backend.incr({"retries_denied": 1})
+            await gw.count(call, {"retries_denied": 1})
             break
         if call.attempts > 0:
-            await gw.backend.incr({"extra_attempts": 1})
+            await gw.count(call, {"extra_attempts": 1})
         call.attempts += 1
         call.upstream, call.upstream_model, call.fallback = up.url, up.model, i > 0
         body = call.body if up.model is None else {**call.body, "model": up.model}
@@ -949,7 +973,7 @@ async def _send(
         br.success()
         call.fallback_reason = "; ".join(reasons) or None
         if call.fallback:  # after a failure, or its circuit open, the first did not serve
-            await gw.backend.incr({"fallbacks": 1})
+            await gw.count(call, {"fallbacks": 1})
         return sent
     call.fallback_reason = "; ".join(reasons) or None
     if last is not None:
@@ -957,12 +981,12 @@ async def _send(
     call.status = "error"
     if call.attempts == 0:
         call.status_message = "every upstream's circuit is open"
-        await gw.backend.incr({"upstream_errors": 1})
+        await gw.count(call, {"upstream_errors": 1})
         retry = str(max(1, int(gw.failover.circuit_cooldown_s)))
         return _error(503, f"no upstream available: {call.fallback_reason}", "api_error",
                       "circuit_open", **{"retry-after": retry})  # fmt: skip
     call.status_message = f"upstream unreachable: {call.fallback_reason}"
-    await gw.backend.incr({"upstream_errors": 1})
+    await gw.count(call, {"upstream_errors": 1})
     if timed_out:
         return _error(504, f"the upstream timed out ({call.fallback_reason})", "api_error",
                       "upstream_timeout")  # fmt: skip
@@ -1027,8 +1051,13 @@ async def models(request: Request) -> Response:
                     media_type=r.headers.get("content-type", "application/json"))  # fmt: skip
 
 
-async def _stats(gw: Gateway) -> dict[str, Any]:
-    s = await gw.backend.stats()
+async def _stats(gw: Gateway, project: str | None = None) -> dict[str, Any]:
+    """The statistics: of ``project``'s calls when given (the mounted gateway), else of all.
+
+    ``circuits``, ``spans_dropped`` and the two latency medians are the gateway's own (the
+    upstreams' health and the instance's speed): the same for every caller.
+    """
+    s = await gw.backend.stats(project)
     lookups = s.get("cache_lookups", 0.0)
     fwd = sorted(gw.forward_ms)
     ovh = sorted(gw.overhead_ms)
@@ -1055,14 +1084,26 @@ async def _stats(gw: Gateway) -> dict[str, Any]:
     }
 
 
+PROJECT_SCOPE = "sightline.project"
+"""ASGI scope key the server sets in front of the mounted gateway: the caller key's project."""
+
+
+def _scope_project(request: Request) -> str | None:
+    project = request.scope.get(PROJECT_SCOPE)
+    return project if isinstance(project, str) else None
+
+
 async def stats(request: Request) -> Response:
-    """GET /gateway/stats: requests, cache hit rate, money saved (shared through Redis)."""
-    return JSONResponse(await _stats(request.app.state.gateway))
+    """GET /gateway/stats: requests, cache hit rate, money saved (shared through Redis).
+
+    Mounted, of the caller key's project only.
+    """
+    return JSONResponse(await _stats(request.app.state.gateway, _scope_project(request)))
 
 
 async def metrics(request: Request) -> Response:
     """GET /metrics: the same figures for Prometheus."""
-    s = await _stats(request.app.state.gateway)
+    s = await _stats(request.app.state.gateway, _scope_project(request))
     lines = []
     for name in ("requests", "cache_lookups", "cache_hits", "budget_denied", "rate_limited",
                  "upstream_errors", "fallbacks", "extra_attempts", "retries_denied"):  # fmt: skip

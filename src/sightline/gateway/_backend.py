@@ -20,6 +20,7 @@ Verdict = Literal["ok", "deny", "wait"]
 _BUDGET_TTL_S = 40 * 86400  # a budget counter outlives its period (a month at most)
 _MAX_SEMANTIC = 500  # entries kept per cache scope (a linear scan of 384-d vectors)
 _MAX_EXACT = 20_000  # entries kept in memory
+_MAX_PROJECTS = 10_000  # projects whose statistics are kept in memory
 
 
 class Backend(Protocol):
@@ -39,12 +40,12 @@ class Backend(Protocol):
         """An admitted call is over and cost ``cost_usd``."""
         ...
 
-    async def incr(self, values: dict[str, float]) -> None:
-        """Add to the shared statistics."""
+    async def incr(self, values: dict[str, float], project: str | None = None) -> None:
+        """Add to the shared statistics (and to ``project``'s, when given)."""
         ...
 
-    async def stats(self) -> dict[str, float]:
-        """The shared statistics."""
+    async def stats(self, project: str | None = None) -> dict[str, float]:
+        """The shared statistics: of every call, or of ``project``'s calls."""
         ...
 
     async def cache_get(self, key: str) -> bytes | None:
@@ -75,6 +76,7 @@ class MemoryBackend:
         self._windows: dict[str, deque[float]] = {}
         self._budgets: dict[str, list[float]] = {}  # bid -> [spent, max, inflight]
         self._stats: dict[str, float] = {}
+        self._project_stats: dict[str, dict[str, float]] = {}
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._semantic: dict[str, list[tuple[float, bytes, str]]] = {}
 
@@ -114,11 +116,19 @@ class MemoryBackend:
         b[1] = max(b[1], cost_usd)
         b[2] = max(0.0, b[2] - 1)
 
-    async def incr(self, values: dict[str, float]) -> None:
+    async def incr(self, values: dict[str, float], project: str | None = None) -> None:
         for k, v in values.items():
             self._stats[k] = self._stats.get(k, 0.0) + v
+        if project is not None:
+            if project not in self._project_stats and len(self._project_stats) >= _MAX_PROJECTS:
+                self._project_stats.pop(next(iter(self._project_stats)))
+            mine = self._project_stats.setdefault(project, {})
+            for k, v in values.items():
+                mine[k] = mine.get(k, 0.0) + v
 
-    async def stats(self) -> dict[str, float]:
+    async def stats(self, project: str | None = None) -> dict[str, float]:
+        if project is not None:
+            return dict(self._project_stats.get(project, {}))
         return dict(self._stats)
 
     async def cache_get(self, key: str) -> bytes | None:
@@ -230,14 +240,17 @@ class RedisBackend:
     async def budget_commit(self, bid: str, cost_usd: float) -> None:
         await self._commit(keys=[f"{self._p}budget:{bid}"], args=[repr(cost_usd), _BUDGET_TTL_S])
 
-    async def incr(self, values: dict[str, float]) -> None:
+    async def incr(self, values: dict[str, float], project: str | None = None) -> None:
         pipe = self._r.pipeline(transaction=False)
         for k, v in values.items():
             pipe.hincrbyfloat(f"{self._p}stats", k, v)
+            if project is not None:
+                pipe.hincrbyfloat(f"{self._p}stats:project:{project}", k, v)
         await pipe.execute()
 
-    async def stats(self) -> dict[str, float]:
-        raw = await self._r.hgetall(f"{self._p}stats")
+    async def stats(self, project: str | None = None) -> dict[str, float]:
+        key = f"{self._p}stats" if project is None else f"{self._p}stats:project:{project}"
+        raw = await self._r.hgetall(key)
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def cache_get(self, key: str) -> bytes | None:

@@ -6,7 +6,8 @@ server's budget service and ingest path (no HTTP hop to itself), and every route
 caller's provider key, forwarded upstream as by the standalone gateway. The key is checked like
 any API key of the server (401 unknown or revoked, the failed-authentication limit per address,
 429); the calls (spans, budget checks) need an ``ingest`` or ``admin`` key (403 for ``read``),
-reading ``/gateway/stats`` and ``/gateway/metrics`` any key.
+reading ``/gateway/stats`` and ``/gateway/metrics`` any key, which sees its own project's
+figures only (and the upstreams' circuits, which every project shares).
 """
 
 from __future__ import annotations
@@ -104,8 +105,11 @@ class _Guard:
     """The server's key check in front of the mounted gateway."""
 
     def __init__(self, app: ASGIApp, server: FastAPI) -> None:
+        from sightline.gateway._app import PROJECT_SCOPE  # the gateway loads when mounted only
+
         self.app = app
         self.server = server
+        self.project_scope = PROJECT_SCOPE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,13 +117,15 @@ class _Guard:
             return
         path = scope["path"][len(scope.get("root_path", "")) :]
         if path not in _OPEN:
-            refused = await self._refuse(scope, path)
-            if refused is not None:
-                await refused(scope, receive, send)
+            found = await self._check(scope, path)
+            if isinstance(found, JSONResponse):
+                await found(scope, receive, send)
                 return
+            # /gateway/stats and /gateway/metrics count this project's calls only
+            scope = {**scope, self.project_scope: found.project_id}
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, path: str) -> JSONResponse | None:
+    async def _check(self, scope: Scope, path: str) -> JSONResponse | ApiKey:
         st: AppState = self.server.state.sightline
         key = None
         for k, v in scope["headers"]:
@@ -152,7 +158,7 @@ class _Guard:
             return _error(403, f"this API key's role is {found.role!r}: the gateway records "
                           "spans, which needs an ingest or admin key", "permission_error",
                           "forbidden")  # fmt: skip
-        return None
+        return found
 
 
 def gateway_options(settings: Settings, upstream: str) -> Any:

@@ -185,6 +185,8 @@ class FakeProvider:
         self.token_interval_s = token_interval_s
         self.abort_after: int | None = None
         """Cut every stream after this many tokens (``x-fake-abort-after`` per request)."""
+        self.api_keys: frozenset[str] | None = None
+        """Accept only these ``Authorization: Bearer`` keys (401 otherwise); None: any."""
         self.requests: list[RecordedRequest] = []
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
@@ -427,6 +429,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if body is None:
             self._fail(400, None, anthropic)
+            return
+        if (
+            self.fake.api_keys is not None
+            and headers.get("authorization", "").removeprefix("Bearer ") not in self.fake.api_keys
+        ):
+            self._fail(401, None, anthropic)
             return
         if "x-fake-status" in headers:
             self._fail(int(headers["x-fake-status"]), 0.0, anthropic)
