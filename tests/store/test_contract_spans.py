@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,9 +107,49 @@ def test_find_span_trace(any_store: TraceStore) -> None:
     assert any_store.find_span_trace("other", rec["span_id"]) is None
 
 
-def test_a_bad_cursor_is_a_config_error(any_store: TraceStore) -> None:
-    with pytest.raises(ConfigError):
-        any_store.list_spans(SpanQuery(project_id="p", cursor="not-a-cursor"))
+@pytest.mark.parametrize("start", ["2040-04-29T05:00:16.188379", "1974-04-23T12:30:52.834150"])
+def test_pages_walk_every_span_sharing_one_start_time(any_store: TraceStore, start: str) -> None:
+    # start times whose float epoch seconds times 10**6 lands just below the integer: a cursor
+    # made that way points 1 µs early and the next page skips the rest of the group
+    t = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    ns = (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    recs = [span_record(start=t) for _ in range(20)]
+    for r in recs:
+        r["start_ns"], r["end_ns"] = ns, ns + 250_000_000
+    any_store.insert_batches([batch(*recs), spans_over(3)])
+    for limit in (1, 7):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = any_store.list_spans(
+                SpanQuery(project_id="p", limit=limit, cursor=cursor, start=t, end=t + timedelta(1))
+            )
+            seen += [s.span_id for s in page.spans]
+            assert all(s.start_time == t for s in page.spans)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert sorted(seen) == sorted(r["span_id"] for r in recs), limit
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        _cursor("99999999999999999999999:aa:bb"),
+        _cursor("-99999999999999999:aa:bb"),
+        _cursor("1:aa"),
+        _cursor("1:aa:bb:cc"),
+        _cursor("1:zz:bb"),
+    ],
+)
+def test_a_bad_cursor_is_a_config_error(any_store: TraceStore, cursor: str) -> None:
+    with pytest.raises(ConfigError, match="invalid cursor"):
+        any_store.list_spans(SpanQuery(project_id="p", cursor=cursor))
 
 
 def test_spans_survive_a_reopen(backend: str, tmp_path: Path) -> None:

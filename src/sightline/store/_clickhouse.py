@@ -18,7 +18,6 @@ The store is split into mixins, one per area, each owning its tables (``DDL``) a
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
+from sightline import _cursor
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Span
 from sightline.store._arrow import JSON_FIELDS as _JSON_FIELDS
@@ -317,18 +317,14 @@ def row_to_span(row: Sequence[Any]) -> Span:
 
 
 def encode_cursor(ts: datetime, trace_id: str, span_id: str) -> str:
-    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    us = int(aware.timestamp() * 1_000_000)
-    return base64.urlsafe_b64encode(f"{us}:{trace_id}:{span_id}".encode()).decode().rstrip("=")
+    return _cursor.encode_cursor(ts, trace_id, span_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    ts, (tid, sid) = _cursor.decode_cursor(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        us_s, tid, sid = raw.split(":")
-        ts = datetime.fromtimestamp(int(us_s) / 1_000_000, UTC).replace(tzinfo=None)
         bytes.fromhex(tid)
         bytes.fromhex(sid)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise ConfigError("invalid cursor") from None
-    return ts, tid, sid
+    return ts.replace(tzinfo=None), tid, sid

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import threading
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
+from sightline._cursor import decode_cursor, encode_cursor
 from sightline.coordination._base import Claim, ClaimsState
 from sightline.errors import ConfigError, StoreError, UnstorableBatch
 from sightline.model import (
@@ -1060,21 +1060,14 @@ def _row_to_span(row: tuple[Any, ...]) -> Span:
 
 
 def _encode_cursor(ts: datetime, trace_id: str, span_id: str) -> str:
-    us = (
-        int(ts.timestamp() * 1_000_000)
-        if ts.tzinfo
-        else int(ts.replace(tzinfo=UTC).timestamp() * 1_000_000)
-    )
-    return base64.urlsafe_b64encode(f"{us}:{trace_id}:{span_id}".encode()).decode().rstrip("=")
+    return encode_cursor(ts, trace_id, span_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    ts, (tid, sid) = decode_cursor(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        us_s, tid, sid = raw.split(":")
-        ts = datetime.fromtimestamp(int(us_s) / 1_000_000, UTC).replace(tzinfo=None)
         bytes.fromhex(tid)
         bytes.fromhex(sid)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise ConfigError("invalid cursor") from None
-    return ts, tid, sid
+    return ts.replace(tzinfo=None), tid, sid

@@ -6,7 +6,6 @@ this stage lives apart from the span hot path in ``_duckdb.py``.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from sightline._cursor import decode_cursor, encode_cursor
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Score
 from sightline.store._eval_records import (
@@ -338,22 +338,12 @@ def append_eval_scores(
 
 
 def _encode_cursor(ts: datetime, score_id: str) -> str:
-    us = (
-        int(ts.replace(tzinfo=UTC).timestamp() * 1_000_000)
-        if not ts.tzinfo
-        else int(ts.timestamp() * 1_000_000)
-    )
-    return base64.urlsafe_b64encode(f"{us}:{score_id}".encode()).decode().rstrip("=")
+    return encode_cursor(ts, score_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        us_s, sid = raw.split(":")
-        ts = datetime.fromtimestamp(int(us_s) / 1_000_000, UTC).replace(tzinfo=None)
-    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
-        raise ConfigError("invalid cursor") from None
-    return ts, sid
+    ts, (sid,) = decode_cursor(cursor, 1)
+    return ts.replace(tzinfo=None), sid
 
 
 def query_scores(store: DuckDBStore, query: ScoreQuery) -> ScorePage:

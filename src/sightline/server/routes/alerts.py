@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from sightline._cursor import decode_cursor, encode_cursor
 from sightline.alerts import Monitor, parse_duration
 from sightline.errors import ConfigError, NotFound
 from sightline.model import ALERT_STATUSES, SEVERITIES
@@ -228,18 +228,9 @@ def _aware(dt: datetime | None) -> datetime | None:
 # -- alerts ------------------------------------------------------------------------------------
 
 
-def _encode_cursor(t: datetime, alert_id: str) -> str:
-    raw = f"{int(t.timestamp() * 1_000_000)}:{alert_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def _decode_cursor(c: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(c + "=" * (-len(c) % 4)).decode()
-        us, alert_id = raw.split(":", 1)
-        return datetime.fromtimestamp(int(us) / 1_000_000, UTC), alert_id
-    except (ValueError, UnicodeDecodeError):
-        raise ConfigError("invalid cursor") from None
+    t, (alert_id,) = decode_cursor(c, 1)
+    return t, alert_id
 
 
 @router.get("", summary="Alert history")
@@ -276,7 +267,7 @@ async def list_alerts(
     alerts = await run_in_threadpool(state_of(request).store.list_alerts, q)
     more = len(alerts) > limit
     alerts = alerts[:limit]
-    nxt = _encode_cursor(alerts[-1].pending_since, alerts[-1].alert_id) if more and alerts else None
+    nxt = encode_cursor(alerts[-1].pending_since, alerts[-1].alert_id) if more and alerts else None
     return {"data": [a.to_dict() for a in alerts], "next_cursor": nxt}
 
 
