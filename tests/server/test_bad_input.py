@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from _two_projects import TwoProjects, two_projects
+from sightline.config import Settings
+from sightline.server import create_app
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,89 @@ class TestCursors:
     )
     def test_a_forged_cursor_is_a_400(self, h: TwoProjects, path: str, raw: str) -> None:
         assert _bad(h.api("GET", path, params={"cursor": _b64(raw)})) == "invalid cursor"
+
+
+def _time_params() -> list[tuple[str, str]]:
+    """Every (GET route, time parameter) of the API, from its OpenAPI schema."""
+    app = create_app(Settings())
+    out = []
+    for path, ops in app.openapi()["paths"].items():
+        if "get" in ops and path.startswith("/api/v1") and "{" not in path:
+            out += [(path, p["name"]) for p in ops["get"].get("parameters", [])
+                    if p["in"] == "query" and p["name"] in ("from", "to", "before")]  # fmt: skip
+    return out
+
+
+# the other parameters a route needs before it reads the time
+_REQUIRED = {
+    "/api/v1/metrics": {"name": "latency_ms"},
+    "/api/v1/costs": {"by": "model"},
+    "/api/v1/compare": {"dimension": "model", "a": "x", "b": "y"},
+    "/api/v1/outcomes/ab": {"dimension": "model", "a": "x", "b": "y"},
+}
+# each names a time past year 9999 or before year 1 once in UTC, or outside 1900..9000
+_BAD_TIMES = [
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01",
+    "9999-12-31T23:59:59Z",
+    "1899-12-31T23:59:59Z",
+    "9000-01-01T00:00:01Z",
+    "-3000000000",
+]
+
+
+class TestTimes:
+    @pytest.mark.parametrize(("path", "name"), _time_params())
+    def test_a_time_outside_the_range_is_a_400(self, h: TwoProjects, path: str, name: str) -> None:
+        for v in _BAD_TIMES:
+            msg = _bad(h.api("GET", path, params={**_REQUIRED.get(path, {}), name: v}))
+            assert msg.startswith(f"{name}: ") and "out of range" in msg, (v, msg)
+
+    def test_time_params_are_found(self) -> None:
+        assert len(_time_params()) >= 25
+
+    @pytest.mark.parametrize(
+        "path", ["/api/v1/spans", "/api/v1/metrics", "/api/v1/logs", "/api/v1/scores"]
+    )
+    def test_the_range_ends_are_accepted(self, h: TwoProjects, path: str) -> None:
+        params = {**_REQUIRED.get(path, {}), "from": "1900-01-01T00:00:00Z", "to": "9000-01-01"}
+        if path == "/api/v1/metrics":
+            params["step"] = "366d"
+        r = h.api("GET", path, params=params)
+        assert r.status_code == 200, r.text
+        r = h.api("GET", path, params={**params, "from": "1900-01-01T00:00:00+00:00",
+                                        "to": "9000-01-01T01:00:00+01:00"})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    def test_an_offset_is_read_as_the_same_instant(self, h: TwoProjects) -> None:
+        span = {
+            "trace_id": secrets.token_hex(16),
+            "span_id": secrets.token_hex(8),
+            "name": "n",
+            "kind": "llm",
+            "model": "m-offset",
+            "start_time": "2026-02-03T12:30:52.83415Z",
+        }
+        assert h.api("POST", "/api/v1/spans", json=[span]).status_code == 200
+        at = {"from": "2026-02-03T13:30:52.834150+01:00", "model": "m-offset"}
+        r = h.api("GET", "/api/v1/spans", params={**at, "to": "2026-02-03T11:30:52.834151-01:00"})
+        assert r.status_code == 200 and len(r.json()["data"]) == 1, r.status_code
+        r = h.api("GET", "/api/v1/spans", params={**at, "to": "2026-02-03T11:30:52.834150-01:00"})
+        assert r.status_code == 200 and r.json()["data"] == [], r.status_code
+
+    @pytest.mark.parametrize("t", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-23:59"])
+    def test_a_body_time_outside_the_range_is_a_400(self, h: TwoProjects, t: str) -> None:
+        r = h.api("POST", "/api/v1/releases", json={"service": "s", "version": "v", "time": t})
+        assert "time: " in _bad(r) and "out of range" in _bad(r)
+        r = h.api("POST", "/api/v1/datasets", json={"name": "d", "filter": {"from": t}})
+        assert _bad(r).startswith("filter.from: ")
+        body = {"matchers": {"rule": "x"}, "starts_at": "2026-01-01T00:00:00Z", "ends_at": t}
+        r = h.api("POST", "/api/v1/alerts/silences", json=body)
+        assert "ends_at: " in _bad(r)
+
+    def test_a_body_time_in_range_is_stored_in_utc(self, h: TwoProjects) -> None:
+        body = {"service": "s", "version": "v", "time": "2026-03-02T14:00:00+02:00"}
+        r = h.api("POST", "/api/v1/releases", json=body)
+        assert r.status_code == 201, r.text
+        assert datetime.fromisoformat(r.json()["at"]) == datetime(2026, 3, 2, 12, tzinfo=UTC)

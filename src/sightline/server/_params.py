@@ -4,30 +4,81 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from sightline.errors import ConfigError
 
-__all__ = ["parse_step", "parse_time"]
+__all__ = ["MAX_TIME", "MIN_TIME", "ApiTime", "check_time", "parse_step", "parse_time"]
 
 _STEP_RE = re.compile(r"^(\d+)\s*(s|m|h|d)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
+# The times a request may name. Wider than what is stored (ingest keeps times in 1970..2300,
+# ClickHouse's DateTime64 holds 1900..2299), so open-ended bounds such as to=8000-01-01 still
+# work; far enough from datetime's years 1 and 9999 that a route's arithmetic (end - 24h,
+# + a silence's duration, a baseline before start) cannot overflow into a 500.
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _utc_in_range(dt: datetime) -> datetime | None:
+    try:
+        utc = dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+    except OverflowError:  # an offset that carries it past year 1 or 9999 once in UTC
+        return None
+    return utc if MIN_TIME <= utc <= MAX_TIME else None
+
+
+def _range_error(dt: datetime) -> str:
+    return (
+        f"out of range: expected a time between {MIN_TIME.date()} and {MAX_TIME.date()}, "
+        f"got {dt.isoformat()}"
+    )
+
+
+def check_time(dt: datetime, name: str) -> datetime:
+    """``dt`` in UTC (naive is UTC); ConfigError outside MIN_TIME..MAX_TIME."""
+    utc = _utc_in_range(dt)
+    if utc is None:
+        raise ConfigError(f"{name}: {_range_error(dt)}")
+    return utc
+
+
+def _body_time(dt: datetime) -> datetime:
+    utc = _utc_in_range(dt)
+    if utc is None:
+        raise ValueError(_range_error(dt))  # pydantic puts the field's name in front: a 400
+    return utc
+
+
+ApiTime = Annotated[datetime, AfterValidator(_body_time)]
+"""A datetime field of a request body: in UTC and within MIN_TIME..MAX_TIME."""
+
 
 def parse_time(value: str | None, name: str) -> datetime | None:
-    """Epoch seconds or ISO-8601 (UTC when no offset) to an aware datetime."""
+    """Epoch seconds or ISO-8601 (UTC when no offset) to an aware UTC datetime.
+
+    ConfigError (400) for anything else, and for a time outside MIN_TIME..MAX_TIME.
+    """
     if value is None or value == "":
         return None
     try:
-        return datetime.fromtimestamp(float(value), UTC)
+        epoch: float | None = float(value)
     except ValueError:
-        pass
-    except (OverflowError, OSError):
-        raise ConfigError(f"{name}: timestamp out of range") from None
+        epoch = None
+    if epoch is not None:
+        try:
+            dt = datetime.fromtimestamp(epoch, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise ConfigError(f"{name}: timestamp out of range") from None
+        return check_time(dt, name)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{name}: expected epoch seconds or ISO-8601, got {value!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return check_time(dt, name)
 
 
 def parse_step(value: str | None) -> int | None:

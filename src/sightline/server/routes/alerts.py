@@ -13,7 +13,7 @@ from sightline._cursor import decode_cursor, encode_cursor
 from sightline.alerts import Monitor, parse_duration
 from sightline.errors import ConfigError, NotFound
 from sightline.model import ALERT_STATUSES, SEVERITIES
-from sightline.server._params import parse_time
+from sightline.server._params import ApiTime, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import AlertQuery
 
@@ -161,8 +161,8 @@ class SilenceIn(BaseModel):
     matchers: dict[str, str] = Field(
         description="Equalities on rule, severity, a rule label or a group dimension."
     )
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: ApiTime | None = None
+    ends_at: ApiTime | None = None
     duration: str | None = Field(None, description="e.g. 2h; instead of ends_at.")
     created_by: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=2000)
@@ -300,7 +300,7 @@ class AckIn(BaseModel):
 
     by: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=2000)
-    expires_at: datetime | None = None
+    expires_at: ApiTime | None = None
     expires_in: str | None = Field(None, description="e.g. 1h; instead of expires_at.")
 
 

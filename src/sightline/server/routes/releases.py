@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import ConfigError, NotFound
 from sightline.model import Release
 from sightline.releases import compare_windows
-from sightline.server._params import parse_time
+from sightline.server._params import ApiTime, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import TraceStore
 
@@ -28,7 +28,7 @@ class ReleaseIn(BaseModel):
     service: str = Field(min_length=1, max_length=200)
     version: str = Field(min_length=1, max_length=200)
     git_sha: str | None = Field(None, pattern="^[0-9a-fA-F]{4,64}$")
-    time: datetime | None = Field(None, description="When it went live; default: now.")
+    time: ApiTime | None = Field(None, description="When it went live; default: now.")
     notes: str | None = Field(None, max_length=10_000)
 
 
