@@ -165,3 +165,32 @@ class TestTimes:
         r = h.api("POST", "/api/v1/releases", json=body)
         assert r.status_code == 201, r.text
         assert datetime.fromisoformat(r.json()["at"]) == datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+
+_STEP_ROUTES = [
+    ("/api/v1/metrics", {"name": "latency_ms"}),
+    ("/api/v1/metrics", {"name": "feedback_positive_rate"}),  # from scores
+    ("/api/v1/metrics", {"name": "otel:x"}),  # OTLP metrics
+    ("/api/v1/costs/prompt-length", {}),
+    ("/api/v1/outcomes/metrics", {}),
+]
+# around the spans two_projects seeds (2 minutes before 2026-03-02T12:00Z)
+_WINDOW = {"from": "2026-03-01T00:00:00Z", "to": "2026-03-03T00:00:00Z"}
+
+
+class TestSteps:
+    @pytest.mark.parametrize(("path", "params"), _STEP_ROUTES)
+    def test_a_step_over_a_year_is_a_400(
+        self, h: TwoProjects, path: str, params: dict[str, str]
+    ) -> None:
+        for step in ("106751992d", "367d", "31622401", "9" * 5000):
+            msg = _bad(h.api("GET", path, params={**params, **_WINDOW, "step": step}))
+            assert msg.startswith("step: "), msg
+
+    @pytest.mark.parametrize(("path", "params"), _STEP_ROUTES)
+    def test_a_step_of_a_year_is_accepted(
+        self, h: TwoProjects, path: str, params: dict[str, str]
+    ) -> None:
+        for step in ("366d", "31622400"):
+            r = h.api("GET", path, params={**params, **_WINDOW, "step": step})
+            assert r.status_code == 200, r.text

@@ -10,10 +10,22 @@ from pydantic import AfterValidator
 
 from sightline.errors import ConfigError
 
-__all__ = ["MAX_TIME", "MIN_TIME", "ApiTime", "check_time", "parse_step", "parse_time"]
+__all__ = [
+    "MAX_STEP_S",
+    "MAX_TIME",
+    "MIN_TIME",
+    "ApiTime",
+    "check_time",
+    "parse_step",
+    "parse_time",
+]
 
-_STEP_RE = re.compile(r"^(\d+)\s*(s|m|h|d)?$")
+# at most 15 digits: int() of a longer one costs time (and fails past 4300 digits)
+_STEP_RE = re.compile(r"^(\d{1,15})\s*(s|m|h|d)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# A bucket of a year holds any window worth plotting; a step of 10**8 days overflows the
+# stores' INTERVAL arithmetic.
+MAX_STEP_S = 366 * 86400
 
 # The times a request may name. Wider than what is stored (ingest keeps times in 1970..2300,
 # ClickHouse's DateTime64 holds 1900..2299), so open-ended bounds such as to=8000-01-01 still
@@ -82,10 +94,13 @@ def parse_time(value: str | None, name: str) -> datetime | None:
 
 
 def parse_step(value: str | None) -> int | None:
-    """'60', '60s', '5m', '1h', '1d' to seconds."""
+    """'60', '60s', '5m', '1h', '1d' to seconds; ConfigError (400) above MAX_STEP_S."""
     if value is None or value == "":
         return None
     m = _STEP_RE.match(value.strip())
     if not m or int(m.group(1)) == 0:
         raise ConfigError(f"step: expected a duration such as 60s, 5m or 1h, got {value!r}")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    step_s = int(m.group(1)) * _UNITS[m.group(2)]
+    if step_s > MAX_STEP_S:
+        raise ConfigError(f"step: at most {MAX_STEP_S // 86400}d, got {value!r}")
+    return step_s
