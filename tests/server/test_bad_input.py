@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -194,3 +194,36 @@ class TestSteps:
         for step in ("366d", "31622400"):
             r = h.api("GET", path, params={**params, **_WINDOW, "step": step})
             assert r.status_code == 200, r.text
+
+
+class TestSilences:
+    @pytest.mark.parametrize(
+        ("extra", "field"),
+        [
+            ({"duration": "999999999999d"}, "duration"),
+            ({"duration": "367d"}, "duration"),
+            ({"duration": "9" * 400}, "duration"),
+            ({"starts_at": "9999-12-31T00:00:00Z", "duration": "2d"}, "starts_at"),
+            ({"starts_at": "8999-12-31T00:00:00Z", "duration": "2d"}, "duration"),
+            ({"ends_at": "9999-12-31T23:59:59Z"}, "ends_at"),
+        ],
+    )
+    def test_a_silence_past_the_limits_is_a_400(
+        self, h: TwoProjects, extra: dict[str, str], field: str
+    ) -> None:
+        r = h.api("POST", "/api/v1/alerts/silences", json={"matchers": {"rule": "x"}, **extra})
+        assert _bad(r).startswith(f"{field}: "), r.text
+
+    def test_a_silence_of_a_year_is_accepted(self, h: TwoProjects) -> None:
+        r = h.api("POST", "/api/v1/alerts/silences",
+                  json={"matchers": {"rule": "x"}, "duration": "366d"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        ends = datetime.fromisoformat(r.json()["ends_at"])
+        assert ends - datetime.fromisoformat(r.json()["starts_at"]) == timedelta(days=366)
+
+    @pytest.mark.parametrize("expires_in", ["999999999999d", "367d", "9" * 400])
+    def test_an_acknowledgement_past_the_limits_is_a_400(
+        self, h: TwoProjects, expires_in: str
+    ) -> None:
+        r = h.api("POST", "/api/v1/alerts/a1/ack", json={"expires_in": expires_in})
+        assert _bad(r).startswith("expires_in: "), r.text

@@ -13,11 +13,15 @@ from sightline._cursor import decode_cursor, encode_cursor
 from sightline.alerts import Monitor, parse_duration
 from sightline.errors import ConfigError, NotFound
 from sightline.model import ALERT_STATUSES, SEVERITIES
-from sightline.server._params import ApiTime, parse_time
+from sightline.server._params import ApiTime, check_time, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import AlertQuery
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+# The longest `duration` of a silence or `expires_in` of an acknowledgement: a year is past any
+# real mute; a longer one can name ends_at (a time up to 9000-01-01).
+MAX_HOLD_S = 366 * 86400
 
 
 def _monitor(request: Request) -> Monitor:
@@ -190,11 +194,7 @@ async def create_silence(
     if body.ends_at is not None:
         end = _aware(body.ends_at) or body.ends_at
     elif body.duration is not None:
-        try:
-            secs = parse_duration(body.duration)
-        except ValueError as e:
-            raise ConfigError(f"duration: {e}") from None
-        end = (start or m.now()) + timedelta(seconds=secs)
+        end = _after(start or m.now(), body.duration, "duration")
     else:
         raise ConfigError("a silence needs ends_at or duration")
     s = await run_in_threadpool(
@@ -217,6 +217,19 @@ async def expire_silence(
     """End a silence now (it stays listed, expired)."""
     s = await run_in_threadpool(_monitor(request).expire_silence, project_id, silence_id)
     return {**s.to_dict(), "active": False}
+
+
+def _after(start: datetime, duration: str, name: str) -> datetime:
+    """``start`` plus a silence's or acknowledgement's ``duration`` (at most MAX_HOLD_S)."""
+    try:
+        secs = parse_duration(duration)
+    except ValueError as e:
+        raise ConfigError(f"{name}: {e}") from None
+    except OverflowError:  # more digits than a float holds
+        secs = MAX_HOLD_S + 1
+    if secs > MAX_HOLD_S:
+        raise ConfigError(f"{name}: at most {MAX_HOLD_S // 86400}d, got {duration!r}")
+    return check_time(start + timedelta(seconds=secs), name)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -318,10 +331,7 @@ async def acknowledge(
     if body.expires_in is not None:
         if expires is not None:
             raise ConfigError("give expires_at or expires_in, not both")
-        try:
-            expires = m.now() + timedelta(seconds=parse_duration(body.expires_in))
-        except ValueError as e:
-            raise ConfigError(f"expires_in: {e}") from None
+        expires = _after(m.now(), body.expires_in, "expires_in")
     a = await run_in_threadpool(
         lambda: m.acknowledge(
             project_id, alert_id, by=body.by, comment=body.comment, expires_at=expires
