@@ -227,3 +227,47 @@ class TestSilences:
     ) -> None:
         r = h.api("POST", "/api/v1/alerts/a1/ack", json={"expires_in": expires_in})
         assert _bad(r).startswith("expires_in: "), r.text
+
+
+def _raw(h: TwoProjects, path: str, body: str) -> httpx.Response:
+    """A body sent as written: NaN, Infinity and huge integers are valid to Python's reader."""
+    return h.api("POST", path, content=body, headers={"content-type": "application/json"})
+
+
+_OUTCOME = '{"session_id": "s1", "name": "converted", "metadata": {"x": %s}}'
+_PROMPT = '{"name": "p-json", "template": "hi {{x}}", "parameters": {"a": [{"seed": %s}]}}'
+_MESSAGES = '{"name": "p-json", "template": [{"role": "user", "content": "hi", "name": %s}]}'
+_BAD_NUMBERS = ["100000000000000000000000000000", "9223372036854775808", "-9223372036854775809",
+                "NaN", "Infinity", "-Infinity", "1e400"]  # fmt: skip
+
+
+class TestFreeFormJson:
+    @pytest.mark.parametrize("number", _BAD_NUMBERS)
+    @pytest.mark.parametrize(
+        ("path", "body", "where"),
+        [
+            ("/api/v1/outcomes", _OUTCOME, "metadata.x"),
+            ("/api/v1/prompts", _PROMPT, "parameters.a[0].seed"),
+            ("/api/v1/prompts", _MESSAGES, "template[0].name"),
+        ],
+    )
+    def test_a_number_json_cannot_store_is_a_400(
+        self, h: TwoProjects, path: str, body: str, where: str, number: str
+    ) -> None:
+        msg = _bad(_raw(h, path, body % number))
+        assert f"(at {where})" in msg, msg
+        assert "64 bits" in msg or "NaN and Infinity" in msg, msg
+
+    def test_the_64_bit_limits_and_floats_are_stored_as_sent(self, h: TwoProjects) -> None:
+        meta = {"lo": -(2**63), "hi": 2**63 - 1, "f": 1.5e300, "b": True, "n": None}
+        r = h.api("POST", "/api/v1/outcomes",
+                  json={"session_id": "s-json", "name": "converted", "metadata": meta})  # fmt: skip
+        assert r.status_code == 201, r.text
+        r = h.api("GET", "/api/v1/outcomes", params={"session_id": "s-json"})
+        assert r.status_code == 200 and r.json()["data"][0]["metadata"] == meta, r.text
+        params = {"seed": 2**63 - 1, "nested": [{"t": -0.5}]}
+        r = h.api("POST", "/api/v1/prompts",
+                  json={"name": "p-json-ok", "template": "hi", "parameters": params})  # fmt: skip
+        assert r.status_code == 201, r.text
+        r = h.api("GET", "/api/v1/prompts/p-json-ok")
+        assert r.status_code == 200 and r.json()["parameters"] == params, r.text

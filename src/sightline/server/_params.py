@@ -1,10 +1,11 @@
-"""Query-parameter parsing shared by the API routes."""
+"""Parsing and checks of request values shared by the API routes."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -15,6 +16,7 @@ __all__ = [
     "MAX_TIME",
     "MIN_TIME",
     "ApiTime",
+    "check_json",
     "check_time",
     "parse_step",
     "parse_time",
@@ -104,3 +106,28 @@ def parse_step(value: str | None) -> int | None:
     if step_s > MAX_STEP_S:
         raise ConfigError(f"step: at most {MAX_STEP_S // 86400}d, got {value!r}")
     return step_s
+
+
+# Free-form JSON in a body (outcome metadata, prompt parameters) is stored as JSON: the
+# serializer refuses integers beyond 64 bits (a 500 at insert) and writes NaN/Infinity as null
+# (silently not what was sent), so both are refused up front.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_json(value: Any, name: str) -> Any:
+    """``value`` unchanged, if every number in it is finite and every integer fits in 64 bits.
+
+    ValueError otherwise, naming where (``name.key[0]``); a pydantic validator makes it a 400.
+    """
+    stack: list[tuple[str, Any]] = [(name, value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack += [(f"{path}.{k}", x) for k, x in v.items()]
+        elif isinstance(v, list | tuple):
+            stack += [(f"{path}[{i}]", x) for i, x in enumerate(v)]
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"NaN and Infinity are not JSON numbers (at {path})")
+        elif isinstance(v, int) and not isinstance(v, bool) and not _INT64_MIN <= v <= _INT64_MAX:
+            raise ValueError(f"integers must fit in 64 bits, -2**63 to 2**63-1 (at {path})")
+    return value

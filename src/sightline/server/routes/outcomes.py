@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline.compare import two_proportion_z
 from sightline.errors import ConfigError
 from sightline.model import Outcome
-from sightline.server._params import parse_step, parse_time
+from sightline.server._params import check_json, parse_step, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import (
     COMPLETION_OUTCOMES,
@@ -54,6 +54,12 @@ class OutcomeIn(BaseModel):
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("value must be a finite number")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json(v, "metadata")
         return v
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from sightline.prompts import (
     template_type,
     validate_template,
 )
+from sightline.server._params import check_json
 from sightline.server._state import key_of, project_of, state_of
 from sightline.store.base import ApiKey
 
@@ -54,7 +55,7 @@ class PromptIn(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, v: object) -> object:
-        t = validate_template(v)
+        t = validate_template(check_json(v, "template"))
         size = len(t) if isinstance(t, str) else sum(len(m["content"]) for m in t)
         if size > _MAX_TEMPLATE_CHARS:
             raise ValueError(f"template is longer than {_MAX_TEMPLATE_CHARS} characters")
@@ -65,6 +66,7 @@ class PromptIn(BaseModel):
     def _parameters(cls, v: dict[str, Any]) -> dict[str, Any]:
         import json
 
+        check_json(v, "parameters")
         if len(json.dumps(v)) > _MAX_PARAMETERS_CHARS:
             raise ValueError(f"parameters are larger than {_MAX_PARAMETERS_CHARS} characters")
         return v
