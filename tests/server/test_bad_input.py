@@ -271,3 +271,30 @@ class TestFreeFormJson:
         assert r.status_code == 201, r.text
         r = h.api("GET", "/api/v1/prompts/p-json-ok")
         assert r.status_code == 200 and r.json()["parameters"] == params, r.text
+
+
+class TestAttributeKeys:
+    def test_a_wildcard_attribute_key_is_read_literally(self, h: TwoProjects) -> None:
+        t0 = int(h.clock().timestamp()) * 10**9
+        points = [
+            {"timeUnixNano": str(t0 - i * 10**9), "asDouble": float(i),
+             "attributes": [{"key": "*", "value": {"stringValue": f"s{i % 2}"}},
+                            {"key": "model_name", "value": {"stringValue": "m"}}]}
+            for i in range(4)
+        ]  # fmt: skip
+        body = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "star_gauge", "gauge": {"dataPoints": points}}]}]}]}  # fmt: skip
+        r = h.api("POST", "/v1/metrics", json=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        window = {"name": "star_gauge", "agg": "max", "from": str(t0 // 10**9 - 60),
+                  "to": str(t0 // 10**9 + 1)}  # fmt: skip
+        r = h.api("GET", "/api/v1/metrics", params={**window, "group_by": "*"})
+        assert r.status_code == 200, r.text
+        got = {s["group"]["*"]: s["points"][0]["value"] for s in r.json()["series"]}
+        assert got == {"s0": 2.0, "s1": 3.0}
+        r = h.api("GET", "/api/v1/metrics", params={**window, "attr": "*=s1"})
+        assert [s["points"][0]["value"] for s in r.json()["series"]] == [3.0], r.text
+        r = h.api("GET", "/api/v1/metrics", params={**window, "attr": "*=x"})
+        assert r.status_code == 200 and r.json()["series"] == [], r.text
+        assert "attribute name" in _bad(h.api("GET", "/api/v1/metrics",
+                                               params={**window, "group_by": 'a"b'}))  # fmt: skip

@@ -225,6 +225,30 @@ class TestOtelMetrics:
         with pytest.raises(ConfigError, match="attribute name"):
             _metric(any_store, bad)
 
+    @pytest.mark.parametrize("key", ["*", "**", "$", "a/b", "a~1", "[0]", "a.*", "@"])
+    def test_attribute_names_are_read_literally(self, any_store: TraceStore, key: str) -> None:
+        # JSON path syntax in a key ('*' a wildcard, '/' a pointer step) must not apply
+        rows = MetricRows("p")
+        for i, v in enumerate(("x", "y")):
+            rows.add(name="g", type_="gauge", time_ns=_ns(T0 + timedelta(minutes=i)),
+                     attributes=dumps_attrs({key: v, "a": {"b": "nested"}, "other": v}),
+                     resource_attributes="{}", service_name="bot", value=float(i))  # fmt: skip
+        t = rows.table()
+        assert t is not None
+        any_store.insert_signal_batches("metrics", [t])
+        m = otel_metric("otel:g")
+        assert m is not None
+        q = MetricQuery(project_id="p", metric=m, agg="max", start=T0,
+                        end=T0 + timedelta(minutes=4), group_by=(key,))  # fmt: skip
+        got = {s.group[key]: s.points[0][1] for s in _metric(any_store, q)}
+        assert got == {"x": 0.0, "y": 1.0}
+        q = MetricQuery(project_id="p", metric=m, agg="max", start=T0,
+                        end=T0 + timedelta(minutes=4), filters={key: "y"})  # fmt: skip
+        assert [s.points[0][1] for s in _metric(any_store, q)] == [1.0]
+        q = MetricQuery(project_id="p", metric=m, agg="max", start=T0,
+                        end=T0 + timedelta(minutes=4), filters={key: "nested"})  # fmt: skip
+        assert _metric(any_store, q) == []
+
     def test_windows_of_a_data_point_metric(self, any_store: TraceStore) -> None:
         if not hasattr(any_store, "_otel_windows") and not hasattr(any_store, "query_windows"):
             pytest.skip("no windows entry on this backend")

@@ -250,7 +250,7 @@ def _points(
             where.append("service_name = ?")
         else:
             where.append("json_extract_string(attributes, ?) = ?")
-            params.append("$." + _json_key(k))
+            params.append(_json_key(k))
         params.append(v)
     groups = []
     gparams: list[Any] = []
@@ -259,7 +259,7 @@ def _points(
             groups.append("service_name")
         else:
             groups.append("json_extract_string(attributes, ?)")
-            gparams.append("$." + _json_key(g))
+            gparams.append(_json_key(g))
     params = gparams + params
     head = ", ".join([*groups, ""]) if groups else ""
     sql = (
@@ -301,10 +301,13 @@ def _points(
 
 
 def _json_key(k: str) -> str:
-    # a JSON path member in double quotes: attribute keys hold dots (gen_ai.request.model)
+    # A JSON Pointer (RFC 6901), which reads every key literally: in a '$.' path DuckDB takes
+    # '*' as a wildcard even inside double quotes (group_by=* gave a list, a 500), and keys hold
+    # dots (gen_ai.request.model). Quotes and backslashes stay refused, as ClickHouse refuses
+    # them (_clickhouse_signals._attr_key).
     if '"' in k or "\\" in k or len(k) > 255:
         raise ConfigError(f"invalid attribute name {k!r}")
-    return f'"{k}"'
+    return "/" + k.replace("~", "~0").replace("/", "~1")
 
 
 def query_otel_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSeries]:
