@@ -277,3 +277,26 @@ def test_a_huge_resource_is_cut_to_the_requests_budget_and_stored(tmp_path: Any)
     fits = {"large": "x" * ((1 << 20) - 100)}
     table, res = _prepare("otlp_json", _otlp_json(spans[:5], fits), None, "p", 1 << 24)
     assert table is not None and "resource_attributes_dropped" not in res.repaired
+
+
+def test_span_links_are_kept_in_the_attributes() -> None:
+    body = llm_request(1)[0]
+    span = body.resource_spans[0].scope_spans[0].spans[0]
+    link = span.links.add(trace_id=b"\x0a" * 16, span_id=b"\x0b" * 8)
+    link.attributes.add(key="step", value={"int_value": 3})
+    span.links.add(trace_id=b"\x0c" * 16, span_id=b"\x0d" * 8)
+    step = [{"key": "step", "value": {"intValue": "3"}}]
+    json_links = [{"traceId": "0a" * 16, "spanId": "0b" * 8, "attributes": step},
+                  {"traceId": "0c" * 16, "spanId": "0d" * 8}, "junk"]  # fmt: skip
+    json_span = _json_span(0, links=json_links)
+    for fmt, raw in [
+        ("otlp_proto", body.SerializeToString()),
+        ("otlp_json", _otlp_json([json_span])),
+    ]:
+        table, _ = _prepare(fmt, raw, None, "p", 1 << 24)  # type: ignore[arg-type]
+        assert table is not None
+        attrs = json.loads(table.column("attributes").to_pylist()[0])
+        assert attrs["otel.links"] == [
+            {"trace_id": "0a" * 16, "span_id": "0b" * 8, "attributes": {"step": 3}},
+            {"trace_id": "0c" * 16, "span_id": "0d" * 8},
+        ], fmt

@@ -280,6 +280,11 @@ def _decode_pb(
                 }
                 if pid and len(pid) != 8:
                     res.count("invalid_parent_span_id")
+                if s.links:
+                    attrs[LINKS_ATTRIBUTE] = [
+                        _link(x.trace_id.hex(), x.span_id.hex(), _pb_attrs(x.attributes))
+                        for x in s.links[: limits.max_events]
+                    ]
                 _finish(rec, attrs, events, resource, scope, res, limits, now_ns, rnotes)
     return res
 
@@ -426,9 +431,21 @@ def _decode_otlp_json(
                     if isinstance(status, dict)
                     else None,
                 }
+                attrs = _js_attrs(s.get("attributes"))
+                links = [
+                    _link(
+                        _js_id(_g(x, "traceId", "trace_id"), 16) or "",
+                        _js_id(_g(x, "spanId", "span_id"), 8) or "",
+                        _js_attrs(x.get("attributes")),
+                    )
+                    for x in _list(s.get("links"))[: limits.max_events]
+                    if isinstance(x, dict)
+                ]
+                if links:
+                    attrs[LINKS_ATTRIBUTE] = links
                 _finish(
                     rec,
-                    _js_attrs(s.get("attributes")),
+                    attrs,
                     events,
                     resource,
                     scope,
@@ -619,6 +636,18 @@ def _list(v: Any) -> list[Any]:
 def _obj(v: Any) -> dict[str, Any]:
     """``v`` if it is a JSON object, else an empty one: untrusted JSON has any shape."""
     return v if isinstance(v, dict) else {}
+
+
+LINKS_ATTRIBUTE = "otel.links"
+"""The attribute that keeps a span's OTLP links (to spans of other traces, e.g. the requests an
+agent step fans in): ``[{"trace_id", "span_id", "attributes"?}]``."""
+
+
+def _link(trace_id: str, span_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    link: dict[str, Any] = {"trace_id": trace_id, "span_id": span_id}
+    if attrs:
+        link["attributes"] = attrs
+    return link
 
 
 _RESOURCE_BYTES_PER_REQUEST = 16 << 20
