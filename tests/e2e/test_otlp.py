@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +170,41 @@ class TestOtlpHttp:
         tid = req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
         assert [s["span_id"] for s in _spans(server, trace_id=tid)] == [ids[0]]
 
+    def test_multi_member_gzip_body_stores_every_member(self, server: Server) -> None:
+        """Two gzip members one after the other (RFC 1952; `cat a.gz b.gz`): both are read,
+        and the two protobuf messages make one request; none of its spans is dropped."""
+        first, ids1 = llm_request(3)
+        second, ids2 = llm_request(2)
+        body = gzip.compress(first.SerializeToString()) + gzip.compress(second.SerializeToString())
+        with server.client() as c:
+            r = c.post("/v1/traces", content=body, headers={**PROTO, "content-encoding": "gzip"})
+        assert r.status_code == 200, r.text
+        assert ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans == 0
+        stored = set()
+        for req in (first, second):
+            for s in req.resource_spans[0].scope_spans[0].spans:
+                stored |= {x["span_id"] for x in _spans(server, trace_id=s.trace_id.hex())}
+        assert stored == set(ids1 + ids2)
+
+    def test_multi_member_gzip_native_json(self, server: Server) -> None:
+        """The native route reads every member too: a JSON array cut in two members."""
+        tid = os.urandom(16).hex()
+        sids = [os.urandom(8).hex() for _ in range(2)]
+        text = json.dumps(
+            [{"trace_id": tid, "span_id": s, "name": "n", "kind": "llm"} for s in sids]
+        ).encode()
+        cut = len(text) // 2
+        body = gzip.compress(text[:cut]) + gzip.compress(text[cut:])
+        with server.client() as c:
+            r = c.post(
+                "/api/v1/spans",
+                content=body,
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+            )
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 2
+        assert {s["span_id"] for s in _spans(server, trace_id=tid)} == set(sids)
+
     def test_partial_success_reports_rejected_spans(self, server: Server) -> None:
         tid = os.urandom(16).hex()
         good = _span_json(tid, os.urandom(8).hex())
@@ -264,9 +300,34 @@ class TestBadInput:
             (b"x", {}, 415, "unsupported_media_type"),
             (b"x", {**PROTO, "content-encoding": "br"}, 415, "unsupported_media_type"),
             (b"not gzip", {**PROTO, "content-encoding": "gzip"}, 400, "invalid_payload"),
+            (
+                gzip.compress(llm_request(1)[0].SerializeToString()) + b"garbage",
+                {**PROTO, "content-encoding": "gzip"},
+                400,
+                "invalid_payload",
+            ),
+            (
+                gzip.compress(b"") + gzip.compress(llm_request(1)[0].SerializeToString())[:-4],
+                {**PROTO, "content-encoding": "gzip"},
+                400,
+                "invalid_payload",
+            ),
+            (
+                zlib.compress(llm_request(1)[0].SerializeToString()) + b"\0",
+                {**PROTO, "content-encoding": "deflate"},
+                400,
+                "invalid_payload",
+            ),
             (b"\0" * (65 * 1024), PROTO, 413, "payload_too_large"),
             (
                 gzip.compress(b"\0" * (1024 * 1024)),
+                {**PROTO, "content-encoding": "gzip"},
+                413,
+                "payload_too_large",
+            ),
+            (
+                # each member is under the 64 KiB limit, the two together are not
+                gzip.compress(b"\0" * (40 * 1024)) * 2,
                 {**PROTO, "content-encoding": "gzip"},
                 413,
                 "payload_too_large",
@@ -280,8 +341,12 @@ class TestBadInput:
             "no-content-type",
             "brotli",
             "bad-gzip",
+            "gzip-trailing-garbage",
+            "gzip-second-member-truncated",
+            "deflate-trailing-bytes",
             "too-large",
             "gzip-bomb",
+            "gzip-members-over-limit",
         ],
     )
     def test_bad_body(

@@ -69,7 +69,13 @@ class IngestResult:
 
 
 def decompress(body: bytes, encoding: str | None, *, max_bytes: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip or deflate) without ever holding more than ``max_bytes``."""
+    """Undo ``Content-Encoding`` (gzip or deflate) without ever holding more than ``max_bytes``.
+
+    A gzip body may be several members one after the other (RFC 1952 section 2.2; what
+    ``cat a.gz b.gz`` makes): each is decompressed and the results are concatenated, the limit
+    counting all of them. Bytes after the last stream that are not another gzip member are an
+    invalid body (400), not something to ignore.
+    """
     enc = (encoding or "identity").strip().lower()
     if enc in ("identity", ""):
         return body
@@ -88,7 +94,53 @@ def decompress(body: bytes, encoding: str | None, *, max_bytes: int) -> bytes:
         raise PayloadTooLarge(f"decompressed body exceeds {max_bytes} bytes")
     if not d.eof:
         raise IngestError(f"truncated {enc} body")
-    return out
+    if not d.unused_data:  # the usual case: one stream, nothing after it
+        return out
+    if wbits == zlib.MAX_WBITS:
+        raise IngestError(f"invalid {enc} body: {len(d.unused_data)} bytes after the stream")
+    pos = len(body) - len(d.unused_data)
+    return out + _more_members(body, pos, max_bytes - len(out), max_bytes)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_MEMBERS = 10_000
+"""Most gzip members one body may hold (each costs a few microseconds even when empty)."""
+
+
+def _more_members(body: bytes, pos: int, left: int, limit: int) -> bytes:
+    """The gzip members of ``body`` from ``pos`` on, decompressed: at most ``left`` bytes.
+
+    Each member is fed in slices that start small and double, so what zlib copies into
+    ``unused_data`` at a member's end stays proportional to the member, and there are at most
+    :data:`MAX_GZIP_MEMBERS`: the time taken stays linear in the body's size, and small.
+    """
+    view = memoryview(body)
+    parts: list[bytes] = []
+    members = 1
+    while pos < len(body):
+        if view[pos : pos + 2] != _GZIP_MAGIC:
+            raise IngestError(f"invalid gzip body: {len(body) - pos} bytes after the stream")
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise IngestError(f"invalid gzip body: more than {MAX_GZIP_MEMBERS} gzip members")
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        step = 512
+        while not d.eof:
+            if pos >= len(body):
+                raise IngestError("truncated gzip body")
+            piece = view[pos : pos + step]
+            pos += len(piece)
+            step = min(step * 2, 1 << 20)
+            try:
+                out = d.decompress(piece, left + 1)
+            except zlib.error as e:
+                raise IngestError(f"invalid gzip body: {e}") from None
+            left -= len(out)
+            if left < 0 or d.unconsumed_tail:
+                raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes")
+            parts.append(out)
+        pos -= len(d.unused_data)
+    return b"".join(parts)
 
 
 # -- the work done off the event loop (in a worker process, or a thread) -------------------------
