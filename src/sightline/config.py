@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "check_memory_limit", "expand_env"]
@@ -58,6 +58,24 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         16 << 20, ge=1024, description="Largest request body, after decompression (413 above)."
+    )
+    body_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request body may go without a byte arriving before the request"
+        " is answered 408 and its connection closed.",
+    )
+    body_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Most seconds a whole request body may take to arrive (408 past it).",
+    )
+    max_buffered_body_bytes: int = Field(
+        256 << 20,
+        ge=1024,
+        description="Bytes of request bodies the server holds at once, over every request being"
+        " received or processed; a request that would pass it is answered 503 with"
+        " Retry-After. At least max_body_bytes.",
     )
     max_queue_spans: int = Field(
         200_000, ge=1, description="Spans waiting for commit before ingest answers 503."
@@ -308,6 +326,16 @@ class Settings(BaseSettings):
     session_days: float = Field(
         7.0, gt=0, description="Days a dashboard login lasts before logging in again."
     )
+
+    @model_validator(mode="after")
+    def _body_buffer(self) -> Settings:
+        if self.max_buffered_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_buffered_body_bytes ({self.max_buffered_body_bytes}) is below"
+                f" max_body_bytes ({self.max_body_bytes}): no body of the largest size could be"
+                " received"
+            )
+        return self
 
     @field_validator("duckdb_memory_limit")
     @classmethod

@@ -10,6 +10,7 @@ The tree::
     ├── StoreError                         the trace store failed
     │   └── Overloaded                     the writer queue is full; retry later (503)
     │       └── StoreUnavailable           the store cannot write now (disk full...); retry (503)
+    ├── RequestTimeout                     the request body stopped arriving (408)
     ├── AuthError                          missing or unknown API key (401)
     │   └── TooManyRequests                too many failed authentications (429)
     ├── Forbidden                          the key's role does not allow this (403)
@@ -37,6 +38,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "PromptUnavailable",
+    "RequestTimeout",
     "SightlineError",
     "StoreError",
     "StoreUnavailable",
@@ -118,6 +120,16 @@ class UnstorableBatch(StoreError):
 
     status = 400
     code = "unstorable_batch"
+
+
+class RequestTimeout(SightlineError):
+    """The request body stopped arriving (no byte for a while, or too slow as a whole).
+
+    Answered 408 and the connection is closed; what was received is dropped.
+    """
+
+    status = 408
+    code = "request_timeout"
 
 
 class AuthError(SightlineError):

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from sightline.errors import Overloaded, SightlineError
 from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
@@ -597,11 +598,16 @@ class _SseParser:
 async def _read_json(request: Request, gw: Gateway) -> dict[str, Any] | JSONResponse:
     size = 0
     parts = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > gw.opts.max_body_bytes:
-            return _error(413, "request body too large", "invalid_request_error", "too_large")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > gw.opts.max_body_bytes:
+                return _error(413, "request body too large", "invalid_request_error", "too_large")
+            parts.append(chunk)
+    except SightlineError as e:  # mounted in the server: its body read deadline or buffer cap
+        headers = {"Retry-After": str(e.retry_after_s)} if isinstance(e, Overloaded) else {}
+        kind = "server_error" if e.status >= 500 else "invalid_request_error"
+        return _error(e.status, str(e), kind, e.code, **headers)
     try:
         body = orjson.loads(b"".join(parts))
     except orjson.JSONDecodeError:

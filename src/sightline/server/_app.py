@@ -19,6 +19,7 @@ from sightline.ingest._scrape import Scraper, parse_scrape_targets
 from sightline.pricing import load_overrides
 from sightline.server._accounts import Accounts
 from sightline.server._auth import KeyRing, ensure_project_with_key
+from sightline.server._body import BodyGuard
 from sightline.server._errors import install_error_handlers
 from sightline.server._evals import build_runners, load_online_evaluators, register_eval_metrics
 from sightline.server._monitoring import Monitoring
@@ -300,6 +301,12 @@ def create_app(
     )
     install_error_handlers(app)
     install_web(app)
+    app.add_middleware(
+        BodyGuard,
+        idle_timeout_s=settings.body_idle_timeout_s,
+        total_timeout_s=settings.body_timeout_s,
+        max_held_bytes=settings.max_buffered_body_bytes,
+    )
     app.add_middleware(SecurityMiddleware)
     if settings.role != "all":
         app.add_middleware(RoleMiddleware, role=settings.role)

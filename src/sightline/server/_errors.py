@@ -40,6 +40,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, SightlineError):
+            # FastAPI turns any failure to read a route's body into 400 "error parsing the
+            # body"; a body that stopped arriving (408) or could not be held (503) says so.
+            return await _sightline(request, exc.__cause__)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
