@@ -329,3 +329,43 @@ def test_rows_the_store_refuses_fail_their_request_alone(store: GatedStore) -> N
     assert w.num_unstorable == 1 and w.num_failed_commits == 0
     w.stop()
     assert store.count_spans("p") == 5 + 8 + 2
+
+
+def test_a_request_that_gave_up_does_not_stop_the_writer(store: GatedStore) -> None:
+    w = GroupCommitWriter(store)
+    w.start()
+    first = w.submit(_batch(2), 2)
+    assert store.entered.wait(5)
+    gone = w.submit(_batch(3), 3)
+    stays = w.submit(_batch(4), 4)
+    assert gone.cancel()  # what asyncio.wrap_future does when the request's task is cancelled
+    store.gate.set()
+    assert first.result(10) == 2 and stays.result(10) == 4
+    assert w.submit(_batch(1), 1).result(10) == 1  # the thread lives on
+    w.stop()
+    assert store.count_spans("p") == 2 + 3 + 4 + 1  # committed: the client may retry, dedupe
+
+
+def test_a_refused_batch_among_many_costs_a_few_commits_not_one_each(store: GatedStore) -> None:
+    w = GroupCommitWriter(store)
+    w.start()
+    first = w.submit(_batch(1), 1)
+    assert store.entered.wait(5)
+    futures = [w.submit(_batch(2), 2) for _ in range(15)]
+    bad_table = _batch(2)
+    i = bad_table.schema.get_field_index("name")
+    futures.insert(
+        7, w.submit(bad_table.set_column(i, "name", pa.array([None] * 2, pa.string())), 2)
+    )
+    store.gate.set()
+    first.result(10)
+    commits = w.num_commits
+    for j, f in enumerate(futures):
+        if j == 7:
+            with pytest.raises(UnstorableBatch):
+                f.result(10)
+        else:
+            assert f.result(10) == 2
+    w.stop()
+    assert w.num_commits - commits <= 2 * 4  # halving 16 requests: ~log2(16) commits a level
+    assert store.count_spans("p") == 1 + 15 * 2

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,24 @@ class _Pending:
     num_spans: int
     future: Future[int]
     signal: str = "spans"
+
+
+def _settle(p: _Pending, result: int = 0, *, error: BaseException | None = None) -> None:
+    """Complete ``p``'s future, unless its request gave up on it (a cancelled await cancels it).
+
+    Setting a cancelled future raises, and that must never end the writer's thread.
+    """
+    try:
+        if error is not None:
+            p.future.set_exception(error)
+        else:
+            p.future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _unavailable() -> StoreUnavailable:
+    return StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
 
 
 class GroupCommitWriter:
@@ -231,13 +249,16 @@ class GroupCommitWriter:
                 with self._cond:
                     self._queued_spans -= n
 
-    def _commit(self, taken: list[_Pending]) -> None:
+    def _commit(self, taken: list[_Pending]) -> bool:
         """Commit ``taken`` in one transaction and settle their futures.
 
         A request whose rows the store refuses (:class:`UnstorableBatch`) must not fail the
         others that share its commit, nor make the store look down: the commit is then retried
-        one request at a time, and only the refused request fails (400). A store that cannot
-        write fails them all (503), as retrying each would fail the same way.
+        in halves (log2 of the requests more commits, not one per request), and only the
+        refused request fails (400). A store that cannot write fails them all (503), the parts
+        not tried yet too, as they would fail the same way.
+
+        Returns False when the store could not write.
         """
         n = sum(p.num_spans for p in taken)
         t0 = time.perf_counter()
@@ -253,23 +274,27 @@ class GroupCommitWriter:
         except UnstorableBatch as e:
             if len(taken) > 1:
                 log.warning("commit_split", num_requests=len(taken), error=str(e))
-                for p in taken:
-                    self._commit([p])
-                return
+                half = len(taken) // 2
+                if not self._commit(taken[:half]):
+                    for p in taken[half:]:  # not tried: they would fail the same way
+                        _settle(p, error=_unavailable())
+                    return False
+                return self._commit(taken[half:])
             log.warning("batch_unstorable", num_spans=n, error=str(e))
             self.num_unstorable += 1
-            taken[0].future.set_exception(
-                UnstorableBatch("the store refused this batch's rows; it was not stored")
+            _settle(
+                taken[0],
+                error=UnstorableBatch("the store refused this batch's rows; it was not stored"),
             )
-            return
+            return True
         except StoreError as e:
             log.error("commit_failed", num_spans=n, error=str(e))
             self._fail(taken, str(e))
-            return
+            return False
         except Exception as e:  # a daemon loop must survive anything; logged and failed
             log.exception("commit_crashed", num_spans=n)
             self._fail(taken, f"commit failed: {type(e).__name__}")
-            return
+            return False
         self._recovered()
         self._upkeep_due = True
         self.num_commits += 1
@@ -286,7 +311,8 @@ class GroupCommitWriter:
             except Exception:  # metrics must never fail a commit
                 log.exception("on_commit_failed")
         for p in taken:
-            p.future.set_result(p.num_spans)
+            _settle(p, p.num_spans)
+        return True
 
     def _check_fault(self) -> None:
         if self._fault_file is not None and self._fault_file.exists():
@@ -297,9 +323,7 @@ class GroupCommitWriter:
         self._failed(error)
         # The details (paths, engine messages) stay in the log; clients learn to retry.
         for p in taken:
-            p.future.set_exception(
-                StoreUnavailable("the store cannot write right now; retry later", retry_after_s=2)
-            )
+            _settle(p, error=_unavailable())
 
     def _failed(self, error: str) -> None:
         self.last_error = error
