@@ -779,6 +779,15 @@ def _content_text(parts: Any) -> str:
     return str(parts)
 
 
+def _index(s: str) -> int | None:
+    """The N of ``….N.…`` attribute names, or None.
+
+    ``isdigit`` alone also takes "²" and 5,000-digit numbers, which ``int`` refuses (a crash
+    of the whole request).
+    """
+    return int(s) if s.isascii() and s.isdigit() and len(s) <= 9 else None
+
+
 def _indexed_messages(
     indexed: dict[str, Any], prefix: str, *, openinference: bool = False
 ) -> list[dict[str, Any]] | None:
@@ -787,9 +796,10 @@ def _indexed_messages(
         if not k.startswith(prefix):
             continue
         idx_s, _, sub = k[len(prefix) :].partition(".")
-        if not idx_s.isdigit() or not sub:
+        idx = _index(idx_s)
+        if idx is None or not sub:
             continue
-        msg = by_index.setdefault(int(idx_s), {})
+        msg = by_index.setdefault(idx, {})
         if openinference:
             if not sub.startswith("message."):
                 continue
@@ -797,8 +807,9 @@ def _indexed_messages(
             if sub.startswith("contents."):
                 # message.contents.M.message_content.text
                 m_s, _, rest = sub[len("contents.") :].partition(".")
-                if rest == "message_content.text" and m_s.isdigit():
-                    msg.setdefault("_parts", {})[int(m_s)] = v
+                m = _index(m_s)
+                if rest == "message_content.text" and m is not None:
+                    msg.setdefault("_parts", {})[m] = v
                 continue
             if sub.startswith("tool_calls."):
                 msg.setdefault("tool_calls_flat", {})[sub[len("tool_calls.") :]] = v
@@ -858,8 +869,9 @@ def _set_documents(
             if not k.startswith(prefix):
                 continue
             idx_s, _, sub = k[len(prefix) :].partition(".")
-            if idx_s.isdigit() and sub.startswith("document."):
-                by_index.setdefault(int(idx_s), {})[sub[len("document.") :]] = v
+            idx = _index(idx_s)
+            if idx is not None and sub.startswith("document."):
+                by_index.setdefault(idx, {})[sub[len("document.") :]] = v
         if by_index:
             rec["documents"] = [_document(by_index[i]) for i in sorted(by_index)]
             return

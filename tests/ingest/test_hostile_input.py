@@ -300,3 +300,38 @@ def test_span_links_are_kept_in_the_attributes() -> None:
             {"trace_id": "0a" * 16, "span_id": "0b" * 8, "attributes": {"step": 3}},
             {"trace_id": "0c" * 16, "span_id": "0d" * 8},
         ], fmt
+
+
+def test_the_resource_budget_is_the_whole_requests_over_many_resources() -> None:
+    # 20 resources of 50 spans: each alone would fit 16 MiB / 50, all together do not
+    value = "r" * 200_000
+    blocks = [
+        {"resource": {"attributes": [{"key": "big", "value": {"stringValue": value}},
+                                     {"key": "service.name", "value": {"stringValue": f"s{b}"}}]},
+         "scopeSpans": [{"spans": [_json_span(b * 50 + i) for i in range(50)]}]}
+        for b in range(20)
+    ]  # fmt: skip
+    raw = json.dumps({"resourceSpans": blocks}).encode()
+    table, res = _prepare("otlp_json", raw, None, "p", 1 << 26)
+    assert table is not None and table.num_rows == 1000
+    stored = sum(len(r) for r in table.column("resource_attributes").to_pylist())
+    assert stored <= 16 << 20
+    assert res.repaired["resource_attributes_dropped"] == 1000
+    assert sorted(set(table.column("service_name").to_pylist())) == sorted(
+        f"s{b}" for b in range(20)
+    )
+
+
+@pytest.mark.parametrize("index", ["\u00b2", "9" * 5000, "\u0663"])
+def test_an_index_int_cannot_read_is_not_a_crash(index: str) -> None:
+    span = _json_span(0, attributes=[
+        {"key": f"gen_ai.prompt.{index}.content", "value": {"stringValue": "hi"}},
+        {"key": f"llm.input_messages.{index}.message.content", "value": {"stringValue": "hi"}},
+        {"key": f"retrieval.documents.{index}.document.content", "value": {"stringValue": "d"}},
+        {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "kept"}},
+    ])  # fmt: skip
+    table, _ = _prepare("otlp_json", _otlp_json([span]), None, "p", 1 << 24)
+    assert table is not None
+    assert json.loads(table.column("input_messages").to_pylist()[0]) == [
+        {"role": "user", "content": "kept"}
+    ]

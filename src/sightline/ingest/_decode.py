@@ -244,8 +244,9 @@ def _decode_pb(
 ) -> DecodeResult:
     res = DecodeResult()
     now_ns = now_ns or time.time_ns()
+    # every resource's copies share one budget: the spans of the whole request count
+    n_spans = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
     for rs in req.resource_spans:
-        n_spans = sum(len(ss.spans) for ss in rs.scope_spans)
         resource, rnotes = _bound_resource(_pb_attrs(rs.resource.attributes), n_spans, limits)
         for ss in rs.scope_spans:
             scope = ss.scope.name[:_MAX_SCOPE_CHARS]
@@ -374,14 +375,20 @@ def _decode_otlp_json(
         raise IngestError("OTLP JSON body must be an object with resourceSpans")
     res = DecodeResult()
     now_ns = now_ns or time.time_ns()
-    for rs in _list(_g(data, "resourceSpans", "resource_spans")):
+    resource_spans = _list(_g(data, "resourceSpans", "resource_spans"))
+    # every resource's copies share one budget: the spans of the whole request count
+    n_spans = sum(
+        len(_list(_obj(ss).get("spans")))
+        for rs in resource_spans
+        for ss in _list(_g(_obj(rs), "scopeSpans", "scope_spans"))
+    )
+    for rs in resource_spans:
         if not isinstance(rs, dict):
             res.count("invalid_resource_spans")
             continue
         scope_spans = [
             ss for ss in _list(_g(rs, "scopeSpans", "scope_spans")) if isinstance(ss, dict)
         ]
-        n_spans = sum(len(_list(ss.get("spans"))) for ss in scope_spans)
         resource, rnotes = _bound_resource(
             _js_attrs(_obj(rs.get("resource")).get("attributes")), n_spans, limits
         )
@@ -662,8 +669,9 @@ def _bound_resource(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """``resource`` within the request's budget for copies of it, and the note if it was cut.
 
-    Each value may take ``max_text_bytes``, and all of them ``_RESOURCE_BYTES_PER_REQUEST``
-    divided by the spans that will hold a copy; the largest values go first.
+    ``n_spans`` is the number of spans of the whole request: each span holds one resource, so
+    a resource may take ``_RESOURCE_BYTES_PER_REQUEST / n_spans`` (and at most
+    ``max_text_bytes``), whichever resources the spans belong to. The largest values go first.
     """
     sizes = {k: _json_size(v) for k, v in resource.items()}
     allowed = min(limits.max_text_bytes, _RESOURCE_BYTES_PER_REQUEST // max(n_spans, 1))
