@@ -23,7 +23,12 @@ __all__ = ["BodyGuard", "read_body"]
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body; PayloadTooLarge as soon as it passes ``max_bytes``."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > max_bytes)
+    ):
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}")
     chunks: list[bytes] = []
     size = 0

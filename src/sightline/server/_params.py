@@ -119,15 +119,27 @@ def check_json(value: Any, name: str) -> Any:
 
     ValueError otherwise, naming where (``name.key[0]``); a pydantic validator makes it a 400.
     """
-    stack: list[tuple[str, Any]] = [(name, value)]
+    # Containers are walked with their position only (the path is spelled out for the error):
+    # paths built for every element cost memory and time quadratic in the nesting depth.
+    stack: list[tuple[Any, tuple[Any, ...] | None]] = [(value, None)]
     while stack:
-        path, v = stack.pop()
+        v, where = stack.pop()
         if isinstance(v, dict):
-            stack += [(f"{path}.{k}", x) for k, x in v.items()]
+            stack.extend((x, (where, "key", k)) for k, x in v.items())
         elif isinstance(v, list | tuple):
-            stack += [(f"{path}[{i}]", x) for i, x in enumerate(v)]
+            stack.extend((x, (where, "index", i)) for i, x in enumerate(v))
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"NaN and Infinity are not JSON numbers (at {path})")
+            raise ValueError(f"NaN and Infinity are not JSON numbers (at {_path(name, where)})")
         elif isinstance(v, int) and not isinstance(v, bool) and not _INT64_MIN <= v <= _INT64_MAX:
-            raise ValueError(f"integers must fit in 64 bits, -2**63 to 2**63-1 (at {path})")
+            raise ValueError(
+                f"integers must fit in 64 bits, -2**63 to 2**63-1 (at {_path(name, where)})"
+            )
     return value
+
+
+def _path(name: str, where: tuple[Any, ...] | None) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, kind, k = where
+        parts.append(f".{k}" if kind == "key" else f"[{k}]")
+    return name + "".join(reversed(parts))

@@ -35,6 +35,12 @@ from sightline.server.routes.prompts import (
 
 router = APIRouter(include_in_schema=False)
 
+
+def _int(s: str) -> int | None:
+    """A form's version number, or None (``isdigit`` alone takes "²", which ``int`` refuses)."""
+    return int(s) if s.isascii() and s.isdigit() and len(s) <= 9 else None
+
+
 _NAME = Path(max_length=200)
 _FORM_MAX = 400_000
 """Longest form field accepted (the registry's own limits are checked after)."""
@@ -196,7 +202,7 @@ async def create_version(
     draft = Draft(name=name.strip(), kind=kind, format=format, template=template, model=model,
                   parameters=parameters, labels=labels, message=message,
                   existing=existing == "1",
-                  base_version=int(base_version) if base_version.isdigit() else None)  # fmt: skip
+                  base_version=_int(base_version))  # fmt: skip
     email = page.login.user.email
     try:
         body = _parse_draft(draft, email)
@@ -343,7 +349,7 @@ async def set_label(
         if not label:
             raise ValueError("label: name the label to move, such as production")
         _check_label(label)
-        n = int(version) if version.strip().isdigit() else None
+        n = _int(version.strip())
         if n is None or n < 1:
             raise ValueError(f"version: expected a version number, got {version[:40]!r}")
     except ValueError as e:

@@ -55,20 +55,20 @@ class PromptIn(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, v: object) -> object:
-        t = validate_template(check_json(v, "template"))
+        t = validate_template(v)
         size = len(t) if isinstance(t, str) else sum(len(m["content"]) for m in t)
         if size > _MAX_TEMPLATE_CHARS:
             raise ValueError(f"template is longer than {_MAX_TEMPLATE_CHARS} characters")
-        return t
+        return check_json(t, "template")  # after the size check: it walks every value
 
     @field_validator("parameters")
     @classmethod
     def _parameters(cls, v: dict[str, Any]) -> dict[str, Any]:
         import json
 
-        check_json(v, "parameters")
         if len(json.dumps(v)) > _MAX_PARAMETERS_CHARS:
             raise ValueError(f"parameters are larger than {_MAX_PARAMETERS_CHARS} characters")
+        check_json(v, "parameters")  # after the size check: it walks every value
         return v
 
     @field_validator("labels")
