@@ -31,7 +31,7 @@ serve: $(STAMP) ## Serve on http://127.0.0.1:7600 (DuckDB store in ./sightline-d
 	$(BIN)/sightline serve --port $(PORT)
 
 test: $(STAMP) $(CHROMIUM) ## Run the whole test suite (benchmarks in their quick form)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --durations=25
 
 # The server-level suites again, every test server on the ClickHouse store (chdb in-process);
 # `make test` runs the store suite and the REST API suite on both stores already.
