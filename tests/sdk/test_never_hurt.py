@@ -134,7 +134,9 @@ def failing_collector(request: pytest.FixtureRequest) -> Iterator[str]:
     srv.server_close()
 
 
-def _run(endpoint: str, burst: int = 0) -> tuple[dict[str, object], float, str]:
+def _run(
+    endpoint: str, burst: int = 0, rounds: int = ROUNDS
+) -> tuple[dict[str, object], float, str]:
     """Run the app; returns its figures, the seconds from its last line to its exit, stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     proc = subprocess.run(
@@ -145,7 +147,7 @@ def _run(endpoint: str, burst: int = 0) -> tuple[dict[str, object], float, str]:
             endpoint,
             API_KEY,
             str(burst),
-            str(ROUNDS),
+            str(rounds),
             str(PER_ROUND),
             str(WORK_S),
         ],
@@ -186,10 +188,12 @@ def test_failing_collector_does_not_slow_the_app(failing_collector: str) -> None
 
 
 def test_queue_is_bounded_and_drops_are_counted_and_logged_once(hanging_collector: str) -> None:
-    result, _, stderr = _run(hanging_collector, burst=20_000)
+    # the burst is what this test is about: two timed rounds (1 s) instead of forty (40 s)
+    result, _, stderr = _run(hanging_collector, burst=20_000, rounds=2)
     dropped = result["dropped"]
-    # 21,000 spans; the export queue holds 4,096, and the export thread takes a batch of 512
-    # each time the hanging export times out (5 s; at most 4 times in this run): the rest is
+    # 20,050 spans; the export queue holds 4,096, and the export thread takes a batch of 512
+    # each time the hanging export times out (5 s; at most twice in this run): the rest is
     # dropped
-    assert isinstance(dropped, int) and 21_000 - 4_096 - 4 * 512 <= dropped <= 21_000 - 4_096
+    total = 20_000 + 2 * PER_ROUND
+    assert isinstance(dropped, int) and total - 4_096 - 2 * 512 <= dropped <= total - 4_096
     assert stderr.count("sightline export queue full") == 1, stderr
