@@ -23,6 +23,8 @@ from marshal import loads as _marshal_loads
 from math import isfinite as _isfinite
 from typing import Any
 
+from sightline._digits import ascii_int
+
 _json_loads: Callable[[str | bytes], Any]
 try:  # orjson is several times faster; the SDK does not require it
     from orjson import loads as _json_loads
@@ -779,15 +781,6 @@ def _content_text(parts: Any) -> str:
     return str(parts)
 
 
-def _index(s: str) -> int | None:
-    """The N of ``….N.…`` attribute names, or None.
-
-    ``isdigit`` alone also takes "²" and 5,000-digit numbers, which ``int`` refuses (a crash
-    of the whole request).
-    """
-    return int(s) if s.isascii() and s.isdigit() and len(s) <= 9 else None
-
-
 def _indexed_messages(
     indexed: dict[str, Any], prefix: str, *, openinference: bool = False
 ) -> list[dict[str, Any]] | None:
@@ -796,7 +789,7 @@ def _indexed_messages(
         if not k.startswith(prefix):
             continue
         idx_s, _, sub = k[len(prefix) :].partition(".")
-        idx = _index(idx_s)
+        idx = ascii_int(idx_s)
         if idx is None or not sub:
             continue
         msg = by_index.setdefault(idx, {})
@@ -807,7 +800,7 @@ def _indexed_messages(
             if sub.startswith("contents."):
                 # message.contents.M.message_content.text
                 m_s, _, rest = sub[len("contents.") :].partition(".")
-                m = _index(m_s)
+                m = ascii_int(m_s)
                 if rest == "message_content.text" and m is not None:
                     msg.setdefault("_parts", {})[m] = v
                 continue
@@ -869,7 +862,7 @@ def _set_documents(
             if not k.startswith(prefix):
                 continue
             idx_s, _, sub = k[len(prefix) :].partition(".")
-            idx = _index(idx_s)
+            idx = ascii_int(idx_s)
             if idx is not None and sub.startswith("document."):
                 by_index.setdefault(idx, {})[sub[len("document.") :]] = v
         if by_index:

@@ -52,21 +52,25 @@ def _audit(s: Seeded) -> list[dict[str, object]]:
     return data
 
 
+def _act(c: httpx.Client, csrf: str, seeded: Seeded, alert: str, *, label: str) -> list[int]:
+    """Acknowledge ``alert``, silence its rule and label the LLM span: the three statuses."""
+    forms = [
+        (f"/alerts/{alert}/ack", {"comment": "on it"}),
+        ("/alerts/silence", {"rule": seeded.rule, "duration": "1h"}),
+        ("/quality/label", {"span_id": seeded.llm_span, "label": label}),
+    ]
+    return [
+        c.post(f"{path}?project={PROJECT}", data={"csrf": csrf, **data}).status_code
+        for path, data in forms
+    ]
+
+
 def test_a_viewer_may_not_ack_silence_or_label(seeded: Seeded) -> None:
     alert = _firing(seeded)
     before = len(_audit(seeded))
     with _client(seeded) as viewer:
         csrf = login(viewer, VIEWER, VIEWER_PASSWORD)
-        r = viewer.post(f"/alerts/{alert}/ack?project={PROJECT}",
-                        data={"csrf": csrf, "comment": "viewer ack"})  # fmt: skip
-        assert r.status_code == 403, r.text
-        r = viewer.post(f"/alerts/silence?project={PROJECT}",
-                        data={"csrf": csrf, "rule": seeded.rule, "duration": "24h"})  # fmt: skip
-        assert r.status_code == 403, r.text
-        r = viewer.post(f"/quality/label?project={PROJECT}",
-                        data={"csrf": csrf, "span_id": seeded.llm_span,
-                              "label": "harmful"})  # fmt: skip
-        assert r.status_code == 403, r.text
+        assert _act(viewer, csrf, seeded, alert, label="harmful") == [403, 403, 403]
         # the pages still open for the viewer, without the buttons that would be refused
         page = viewer.get("/alerts", params={"project": PROJECT})
         assert page.status_code == 200
@@ -87,16 +91,7 @@ def test_an_admin_acks_silences_and_labels_and_each_is_audited(seeded: Seeded) -
     with _client(seeded) as admin:
         csrf = login(admin)
         assert "/ack" in admin.get("/alerts", params={"project": PROJECT}).text
-        r = admin.post(f"/alerts/{alert}/ack?project={PROJECT}",
-                       data={"csrf": csrf, "comment": "on it"})  # fmt: skip
-        assert r.status_code == 303, r.text
-        r = admin.post(f"/alerts/silence?project={PROJECT}",
-                       data={"csrf": csrf, "rule": seeded.rule, "duration": "1h"})  # fmt: skip
-        assert r.status_code == 303, r.text
-        r = admin.post(f"/quality/label?project={PROJECT}",
-                       data={"csrf": csrf, "span_id": seeded.llm_span,
-                              "label": "correct"})  # fmt: skip
-        assert r.status_code == 303, r.text
+        assert _act(admin, csrf, seeded, alert, label="correct") == [303, 303, 303]
     with seeded.server.client() as c:
         assert c.get(f"/api/v1/alerts/{alert}").json()["acknowledged_by"] == ADMIN_EMAIL
         silences = c.get("/api/v1/alerts/silences").json()["data"]

@@ -158,18 +158,21 @@ class TestMemberships:
             assert api.status_code == 401
 
 
+def _setup_path(s: Server) -> str:
+    """The path of the one-time setup link the server logs at its first start."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in s.log().splitlines():
+            if "no_dashboard_user" in line:
+                return httpx.URL(json.loads(line)["setup_url"]).path
+        time.sleep(0.1)
+    raise AssertionError(f"no setup link logged:\n{s.log()}")
+
+
 def test_first_run_without_an_admin_prints_a_one_time_setup_link(tmp_path: Path) -> None:
     s = Server(data_dir=tmp_path / "data", port=free_port()).start()
     try:
-        deadline = time.monotonic() + 10
-        url = None
-        while url is None and time.monotonic() < deadline:
-            for line in s.log().splitlines():
-                if "no_dashboard_user" in line:
-                    url = json.loads(line)["setup_url"]
-            time.sleep(0.1)
-        assert url is not None, s.log()
-        path = httpx.URL(url).path
+        path = _setup_path(s)
         with httpx.Client(base_url=s.url, follow_redirects=False) as c:
             assert c.get(path[:-3] + "abc").status_code == 404
             form = c.get("/login")
@@ -192,15 +195,7 @@ def test_concurrent_claims_of_the_setup_link_make_one_admin(tmp_path: Path) -> N
     """Eight POST /setup/<token> at once: one creates the admin, the others get 404."""
     s = Server(data_dir=tmp_path / "data", port=free_port()).start()
     try:
-        deadline = time.monotonic() + 10
-        url = None
-        while url is None and time.monotonic() < deadline:
-            for line in s.log().splitlines():
-                if "no_dashboard_user" in line:
-                    url = json.loads(line)["setup_url"]
-            time.sleep(0.1)
-        assert url is not None, s.log()
-        path = httpx.URL(url).path
+        path = _setup_path(s)
         gate = threading.Barrier(8)
 
         def claim(i: int) -> httpx.Response:

@@ -28,6 +28,7 @@ from sightline.errors import IngestError
 from sightline.ingest._otlp_lite import LiteTracesData
 from sightline.model import SPAN_KINDS
 from sightline.redact import JSON_TEXTS, Redactor
+from sightline.redact._redactor import _json_bytes
 
 __all__ = ["DecodeResult", "Limits", "decode_native", "decode_otlp_json", "decode_otlp_proto"]
 
@@ -691,10 +692,8 @@ def _bound_resource(
 def _json_size(v: Any) -> int:
     if isinstance(v, str):
         return len(v)
-    try:
-        return len(orjson.dumps(v))
-    except (TypeError, orjson.JSONEncodeError):
-        return len(str(v))
+    b = _json_bytes(v)
+    return len(str(v)) if b is None else len(b)
 
 
 def _finish(

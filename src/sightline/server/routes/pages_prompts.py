@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from sightline._digits import ascii_int
 from sightline.errors import SightlineError
 from sightline.model import PromptVersion
 from sightline.prompts import KINDS, NAME_PATTERN, TEMPLATE_TYPES
@@ -34,11 +35,6 @@ from sightline.server.routes.prompts import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-
-def _int(s: str) -> int | None:
-    """A form's version number, or None (``isdigit`` alone takes "²", which ``int`` refuses)."""
-    return int(s) if s.isascii() and s.isdigit() and len(s) <= 9 else None
 
 
 _NAME = Path(max_length=200)
@@ -202,7 +198,7 @@ async def create_version(
     draft = Draft(name=name.strip(), kind=kind, format=format, template=template, model=model,
                   parameters=parameters, labels=labels, message=message,
                   existing=existing == "1",
-                  base_version=_int(base_version))  # fmt: skip
+                  base_version=ascii_int(base_version))  # fmt: skip
     email = page.login.user.email
     try:
         body = _parse_draft(draft, email)
@@ -349,7 +345,7 @@ async def set_label(
         if not label:
             raise ValueError("label: name the label to move, such as production")
         _check_label(label)
-        n = _int(version.strip())
+        n = ascii_int(version.strip())
         if n is None or n < 1:
             raise ValueError(f"version: expected a version number, got {version[:40]!r}")
     except ValueError as e:
