@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -18,9 +19,17 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -38,6 +47,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from _helpers import API_KEY, Server
 
 AUTH = {"authorization": f"Bearer {API_KEY}"}
+PB = {**AUTH, "content-type": "application/x-protobuf"}
 
 
 def _meter_provider(server: Server, service: str, views: list[View]) -> MeterProvider:
@@ -450,7 +460,7 @@ class TestMalformedAttributes:
         logs = LiteLogsData()
         rec = logs.resource_logs.add().scope_logs.add().log_records.add()
         rec.time_unix_nano = time.time_ns()
-        rec.attributes.append(b"\x0a\x02\xff\xfe")  # a key that is not UTF-8
+        rec.attributes.append(b"\x0a\x01k\x12\x09\x0a\x01")  # a value running past the pair
         with server.client() as c:
             for path, msg in (("/v1/metrics", m), ("/v1/logs", logs)):
                 r = c.post(
@@ -461,3 +471,94 @@ class TestMalformedAttributes:
                 assert r.status_code == 400, r.text
                 assert "malformed OTLP protobuf" in r.json()["error"]["message"]
             assert _num_points(server, "malformed_attrs") == 0
+
+
+def _bad_utf8(msg: Any, marks: dict[bytes, bytes]) -> bytes:
+    """``msg`` serialized with each mark replaced by bytes of the same length (not UTF-8)."""
+    body = msg.SerializeToString()
+    for old, new in marks.items():
+        assert body.count(old) == 1 and len(old) == len(new)
+        body = body.replace(old, new)
+    return body
+
+
+class TestInvalidUtf8:
+    """protobuf.js and Go exporters can send bytes that are not UTF-8; the request is kept."""
+
+    def _raw_grpc(self, server: Server, service: str, body: bytes, response: Any) -> Any:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+            export = ch.unary_unary(
+                f"/opentelemetry.proto.collector.{service}/Export",
+                response_deserializer=response.FromString,
+            )
+            return export(body, metadata=[("authorization", f"Bearer {API_KEY}")], timeout=30)
+
+    def test_logs_and_metrics_over_http_and_grpc(self, server: Server) -> None:
+        tag = uuid.uuid4().hex[:8]
+        sent = {}
+        for via in ("http", "grpc"):
+            logs = ExportLogsServiceRequest()
+            recs = logs.resource_logs.add().scope_logs.add().log_records
+            for i in range(3):
+                r = recs.add(time_unix_nano=time.time_ns())
+                r.body.string_value = f"{via}-{tag}-log{i} @@@"
+                r.attributes.add(key="who").value.string_value = f"user{i}"
+            body = _bad_utf8(logs, {b"log1 @@@": b"log1 \xed\xa0\xbd", b"user2": b"us\xffr2"})
+            sent[via] = body
+            if via == "http":
+                resp = httpx.post(f"{server.url}/v1/logs", content=body, headers=PB)
+                assert resp.status_code == 200, resp.text
+            else:
+                self._raw_grpc(server, "logs.v1.LogsService", body, ExportLogsServiceResponse)
+        metrics = ExportMetricsServiceRequest()
+        metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add()
+        metric.name = f"utf8_{tag}"
+        metric.description = "caf@"
+        metric.gauge.data_points.add(time_unix_nano=time.time_ns(), as_double=2.0)
+        mbody = _bad_utf8(metrics, {b"caf@": b"caf\xe9"})
+        resp = httpx.post(f"{server.url}/v1/metrics", content=mbody, headers=PB)
+        assert resp.status_code == 200, resp.text
+        metric.name = f"utf8_grpc_{tag}"
+        self._raw_grpc(
+            server, "metrics.v1.MetricsService", _bad_utf8(metrics, {b"caf@": b"caf\xe9"}),
+            ExportMetricsServiceResponse,
+        )  # fmt: skip
+        assert _num_points(server, f"utf8_{tag}") == 1
+        assert _num_points(server, f"utf8_grpc_{tag}") == 1
+        with server.client() as c:
+            for via in ("http", "grpc"):
+                got = c.get("/api/v1/logs", params={"q": f"{via}-{tag}"}).json()["data"]
+                assert sorted(x["body"] for x in got) == [
+                    f"{via}-{tag}-log0 @@@",
+                    f"{via}-{tag}-log1 \ufffd\ufffd\ufffd",
+                    f"{via}-{tag}-log2 @@@",
+                ]
+            prom = c.get("/metrics").text
+        assert 'reason="invalid_utf8"' in prom
+
+    def test_spans_over_grpc_are_repaired(self, server: Server) -> None:
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add().spans
+        trace_id = uuid.uuid4().bytes
+        for i in range(2):
+            s = spans.add(trace_id=trace_id, span_id=bytes([i + 1]) * 8, name=f"chat-{i}")
+            s.start_time_unix_nano = time.time_ns()
+            s.end_time_unix_nano = s.start_time_unix_nano + 1000
+            s.attributes.add(key="output.value").value.string_value = f"answer {i} ##"
+        body = _bad_utf8(req, {b"answer 1 ##": b"answer 1 \xf0\x9f"})
+        resp = self._raw_grpc(server, "trace.v1.TraceService", body, ExportTraceServiceResponse)
+        assert resp.partial_success.rejected_spans == 0
+        with server.client() as c:
+            tree = c.get(f"/api/v1/traces/{trace_id.hex()}").json()
+        got = {s["name"]: (s["output"], s["ingest_notes"]) for s in _flat(tree["spans"])}
+        assert got == {
+            "chat-0": ("answer 0 ##", []),
+            "chat-1": ("answer 1 \ufffd", ["invalid_utf8"]),
+        }
+        with pytest.raises(grpc.RpcError) as e:  # malformed beyond its UTF-8: still refused
+            self._raw_grpc(server, "trace.v1.TraceService", body[:-2], ExportTraceServiceResponse)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _flat(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [x for n in nodes for x in (n, *_flat(n.get("children", [])))]

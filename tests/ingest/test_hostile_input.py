@@ -12,10 +12,13 @@ import random
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from _payload import llm_request
 from sightline.errors import IngestError
 from sightline.ingest._decode import Limits
+from sightline.ingest._otlp_lite import LiteTracesData
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore
 
@@ -198,6 +201,92 @@ def test_a_text_cut_inside_an_emoji_is_repaired_not_the_batch_refused(fmt: str) 
     assert out[f"{100:016x}"] == "Great job \ufffd"
     assert out[f"{101:016x}"] == "a \\ud83d b \U0001f600"  # a pair, and a backslash, kept
     assert out[f"{1:016x}"] == "answer 0"
+
+
+def _pb_with_bad_utf8() -> bytes:
+    """5 spans; the 2nd's output and the 4th's event hold protobuf.js's encoding of a lone
+    surrogate (ED A0 BD, not UTF-8), the 5th's name a Latin-1 byte."""
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(5):
+        s = spans.add(trace_id=(i + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"),
+                      name=f"chat{i}", start_time_unix_nano=1_700_000_000_000_000_000,
+                      end_time_unix_nano=1_700_000_000_100_000_000)  # fmt: skip
+        s.attributes.add(key="output.value").value.string_value = f"Great job @{i}"
+        e = s.events.add(name="gen_ai.content.completion", time_unix_nano=1)
+        e.attributes.add(key="gen_ai.completion").value.string_value = f"event text #{i}"
+    body = req.SerializeToString()
+    for old, new in (
+        (b"@1", b"\xed\xa0\xbd"[:2]),
+        (b" #3", b"\xed\xa0\xbd"),
+        (b"chat4", b"caf\xe9!"),
+    ):
+        assert body.count(old) == 1 and len(old) == len(new)
+        body = body.replace(old, new)
+    with pytest.raises(DecodeError, match="UTF-8"):
+        ExportTraceServiceRequest.FromString(body)
+    return body
+
+
+def test_invalid_utf8_in_protobuf_is_repaired_per_span_not_the_batch_refused() -> None:
+    # protobuf.js (the JS exporters) writes a lone surrogate as 3 bytes that are not UTF-8;
+    # upb refuses the whole message for them, and one cut emoji must not lose the batch
+    table, res = _prepare("otlp_proto", _pb_with_bad_utf8(), None, "p", 1 << 24)
+    assert table is not None and table.num_rows == 5 and res.num_rejected == 0
+    assert res.repaired["invalid_utf8"] == 3
+    rows = {
+        r["span_id"]: r
+        for r in table.select(["span_id", "name", "output", "ingest_notes"]).to_pylist()
+    }
+    assert rows[f"{2:016x}"]["output"] == "Great job \ufffd\ufffd"
+    assert rows[f"{5:016x}"]["name"] == "caf\ufffd!"
+    assert rows[f"{1:016x}"]["output"] == "Great job @0"
+    assert [r["ingest_notes"] for r in rows.values()] == [
+        [],
+        ["invalid_utf8"],
+        [],
+        ["invalid_utf8"],
+        ["invalid_utf8"],
+    ]
+
+
+def test_invalid_utf8_only_in_span_attributes_is_repaired() -> None:
+    # the fast path reads span attributes as raw bytes apart from the message: the fault is
+    # found only there, after the message itself parsed
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(3):
+        s = spans.add(trace_id=b"\x07" * 16, span_id=bytes([i + 1]) * 8, name="chat",
+                      start_time_unix_nano=1, end_time_unix_nano=2)  # fmt: skip
+        s.attributes.add(key="input.value").value.string_value = f"question {i}"
+    body = req.SerializeToString().replace(b"question 1", b"question\xc3(")
+    assert LiteTracesData.FromString(body)  # parses: the attributes are bytes there
+    table, res = _prepare("otlp_proto", body, None, "p", 1 << 24)
+    assert table is not None and res.repaired == {"invalid_utf8": 1}
+    assert table.column("input").to_pylist() == ["question 0", "question\ufffd(", "question 2"]
+
+
+def test_invalid_utf8_in_a_resource_marks_each_of_its_spans() -> None:
+    req = ExportTraceServiceRequest()
+    for svc in ("svc-A", "svc-B"):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = svc
+        span = rs.scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=svc[-1].encode() * 8)
+        span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    body = req.SerializeToString().replace(b"svc-B", b"svc\xff\xfe")
+    table, res = _prepare("otlp_proto", body, None, "p", 1 << 24)
+    assert table is not None and res.repaired["invalid_utf8"] == 1
+    rows = table.select(["service_name", "ingest_notes"]).to_pylist()
+    assert rows == [
+        {"service_name": "svc-A", "ingest_notes": []},
+        {"service_name": "svc\ufffd\ufffd", "ingest_notes": ["invalid_utf8"]},
+    ]
+
+
+def test_protobuf_malformed_besides_its_utf8_is_still_refused() -> None:
+    body = _pb_with_bad_utf8()
+    with pytest.raises(IngestError, match="malformed OTLP protobuf"):
+        _prepare("otlp_proto", body[:-3], None, "p", 1 << 24)
 
 
 def _otlp_json(spans: list[dict[str, Any]], resource: dict[str, Any] | None = None) -> bytes:

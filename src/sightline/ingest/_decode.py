@@ -26,6 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from sightline import semconv
 from sightline.errors import IngestError
 from sightline.ingest._otlp_lite import LiteTracesData
+from sightline.ingest._utf8 import repair_traces
 from sightline.model import SPAN_KINDS
 from sightline.redact import JSON_TEXTS, Redactor
 from sightline.redact._redactor import _json_bytes
@@ -140,11 +141,15 @@ def _pb_attrs(kvs: Iterable[Any]) -> dict[str, Any]:
 _MAX_CACHED_PAIRS = 8192
 
 
-def _lite_attrs_reader(body: bytes) -> Callable[[Any], dict[str, Any]]:
+class _MalformedPair(Exception):
+    """A span attribute (read apart from its message by ``_lite_attrs_reader``) that upb refused."""
+
+
+def _lite_attrs_reader() -> Callable[[Any], dict[str, Any]]:
     """Span attributes as raw pairs (``_otlp_lite``) to a dict, each distinct pair read once.
 
-    A malformed pair refuses the request with the error the full message's parse of ``body``
-    gives (so the answer is the one it always was).
+    A malformed pair raises :class:`_MalformedPair`: the caller repairs the body if only its
+    UTF-8 is wrong, else refuses it with the full message's error.
 
     Per request: the spans of a batch repeat many of their pairs (operation, provider, model,
     parameters, system prompt). Only scalar values are kept (a list or map is built anew for
@@ -161,12 +166,7 @@ def _lite_attrs_reader(body: bytes) -> Callable[[Any], dict[str, Any]]:
                 try:
                     m = from_string(b)
                 except DecodeError as e:
-                    msg = str(e)
-                    try:
-                        ExportTraceServiceRequest.FromString(body)
-                    except DecodeError as full:
-                        msg = str(full)
-                    raise IngestError(f"malformed OTLP protobuf: {msg}") from None
+                    raise _MalformedPair(str(e)) from None
                 v = m.value
                 w = v.WhichOneof("value")
                 if w == "string_value":
@@ -214,18 +214,48 @@ def _gc_paused() -> Iterator[None]:
 def decode_otlp_proto(
     body: bytes, project_id: str, *, limits: Limits, now_ns: int | None = None
 ) -> DecodeResult:
-    """Decode an ``ExportTraceServiceRequest`` protobuf body."""
+    """Decode an ``ExportTraceServiceRequest`` protobuf body.
+
+    Invalid UTF-8 in a string field does not refuse the request: the bad bytes become U+FFFD
+    and each span that had some is noted ``invalid_utf8``.
+    """
     with _gc_paused():
         try:
             req = LiteTracesData.FromString(body)
         except DecodeError:
-            # the full message says what is wrong as it always did (or parses: decode that)
             try:
                 full = ExportTraceServiceRequest.FromString(body)
             except DecodeError as e:
-                raise IngestError(f"malformed OTLP protobuf: {e}") from None
+                return _decode_repaired(body, str(e), project_id, limits, now_ns)
             return _decode_pb(full, project_id, limits, now_ns, _full_attrs)
-        return _decode_pb(req, project_id, limits, now_ns, _lite_attrs_reader(body))
+        try:
+            return _decode_pb(req, project_id, limits, now_ns, _lite_attrs_reader())
+        except _MalformedPair as e:
+            try:
+                ExportTraceServiceRequest.FromString(body)
+            except DecodeError as full_error:
+                return _decode_repaired(body, str(full_error), project_id, limits, now_ns)
+            raise IngestError(f"malformed OTLP protobuf: {e}") from None
+
+
+def _decode_repaired(
+    body: bytes, error: str, project_id: str, limits: Limits, now_ns: int | None
+) -> DecodeResult:
+    """Decode ``body`` with its invalid UTF-8 repaired, or refuse it with ``error``."""
+    fixed = repair_traces(body)
+    if fixed is None:
+        raise IngestError(f"malformed OTLP protobuf: {error}")
+    repaired, ids = fixed
+    try:
+        req = ExportTraceServiceRequest.FromString(repaired)
+    except DecodeError:  # not a UTF-8 fault after all
+        raise IngestError(f"malformed OTLP protobuf: {error}") from None
+    res = _decode_pb(req, project_id, limits, now_ns, _full_attrs)
+    for rec in res.records:
+        if (rec["trace_id"], rec["span_id"]) in ids:
+            rec["ingest_notes"].append("invalid_utf8")
+            res.count("invalid_utf8")
+    return res
 
 
 def decode_otlp_message(

@@ -423,7 +423,7 @@ class IngestService:
             self._redactor(project_id),
         )
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
-        return IngestResult(n, res.rejected)
+        return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_signal_sync(self, signal: Signal, body: bytes, *, project_id: str) -> IngestResult:
         """Blocking :meth:`ingest_signal` of a protobuf body, for the gRPC receiver's threads."""
@@ -437,7 +437,7 @@ class IngestService:
             self._redactor(project_id),
         )
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
-        return IngestResult(n, res.rejected)
+        return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_sync(
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str

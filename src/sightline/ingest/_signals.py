@@ -35,6 +35,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from sightline.errors import IngestError
 from sightline.ingest._decode import _json_loads, _pb_attrs, _pb_value
 from sightline.ingest._otlp_lite import LiteLogsData, LiteMetricsData
+from sightline.ingest._utf8 import repair_logs, repair_metrics
 from sightline.serving import alias_of
 
 __all__ = [
@@ -159,6 +160,8 @@ class SignalResult:
     """Outcome of decoding one metrics or logs request."""
 
     rejected: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+    """Data points or log records kept but repaired, by reason."""
 
     def reject(self, reason: str, n: int = 1) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + n
@@ -315,13 +318,20 @@ def _parse_otlp(raw: bytes, fmt: str, req: _Req, field: str) -> _Req:
     return req
 
 
+class _MalformedProto(IngestError):
+    """A protobuf body (or a data point's or log record's attribute in it) that upb refused.
+
+    The decoders catch it to repair the body when only its UTF-8 is wrong.
+    """
+
+
 def _parse_metrics(raw: bytes, fmt: str) -> Any:
     """The request as ``LiteMetricsData`` (JSON goes through the full message first)."""
     if fmt == "otlp_proto":
         try:
             return LiteMetricsData.FromString(raw)
         except DecodeError as e:
-            raise IngestError(f"malformed OTLP protobuf: {e}") from None
+            raise _MalformedProto(f"malformed OTLP protobuf: {e}") from None
     req = _parse_otlp(raw, fmt, ExportMetricsServiceRequest(), "resourceMetrics")
     return LiteMetricsData.FromString(req.SerializeToString())
 
@@ -356,7 +366,9 @@ def _attr_decoder(what: str) -> Callable[[tuple[bytes, ...]], dict[str, Any]]:
                 try:
                     msg = KeyValue.FromString(b)
                 except DecodeError as e:
-                    raise IngestError(f"malformed OTLP protobuf: {what} attribute: {e}") from None
+                    raise _MalformedProto(
+                        f"malformed OTLP protobuf: {what} attribute: {e}"
+                    ) from None
                 kv = (msg.key, _pb_value(msg.value))
                 if len(pairs) < _MAX_CACHED:
                     pairs[b] = kv
@@ -366,13 +378,40 @@ def _attr_decoder(what: str) -> Callable[[tuple[bytes, ...]], dict[str, Any]]:
     return decode
 
 
+def _repaired(
+    raw: bytes,
+    fmt: str,
+    repair: Callable[[bytes], tuple[bytes, int] | None],
+    decode: Callable[[bytes], tuple[pa.Table | None, SignalResult]],
+) -> tuple[pa.Table | None, SignalResult]:
+    """``decode(raw)``; a protobuf body refused for invalid UTF-8 is decoded repaired."""
+    try:
+        return decode(raw)
+    except _MalformedProto:
+        fixed = repair(raw) if fmt == "otlp_proto" else None
+        if fixed is None or not fixed[1]:
+            raise
+    table, res = decode(fixed[0])
+    res.repaired["invalid_utf8"] = fixed[1]
+    return table, res
+
+
 def decode_metrics(
     raw: bytes, fmt: str, project_id: str, *, max_points: int
 ) -> tuple[pa.Table | None, SignalResult]:
     """Decode an ``ExportMetricsServiceRequest`` (protobuf or JSON) into metric point rows.
 
-    Engine and GPU metrics (vLLM, TGI, DCGM names) get their shared ``alias``.
+    Engine and GPU metrics (vLLM, TGI, DCGM names) get their shared ``alias``. Invalid UTF-8
+    in a protobuf body becomes U+FFFD (``repaired["invalid_utf8"]`` counts the metrics).
     """
+    return _repaired(
+        raw, fmt, repair_metrics, lambda b: _decode_metrics(b, fmt, project_id, max_points)
+    )
+
+
+def _decode_metrics(
+    raw: bytes, fmt: str, project_id: str, max_points: int
+) -> tuple[pa.Table | None, SignalResult]:
     req = _parse_metrics(raw, fmt)
     res = SignalResult()
     cols = _Columns(METRIC_SCHEMA)
@@ -639,7 +678,7 @@ def _parse_logs(raw: bytes, fmt: str) -> Any:
         try:
             return LiteLogsData.FromString(raw)
         except DecodeError as e:
-            raise IngestError(f"malformed OTLP protobuf: {e}") from None
+            raise _MalformedProto(f"malformed OTLP protobuf: {e}") from None
     req = _parse_otlp(raw, fmt, ExportLogsServiceRequest(), "resourceLogs")
     return LiteLogsData.FromString(req.SerializeToString())
 
@@ -659,7 +698,26 @@ def decode_logs(
     A record's time is its ``time_unix_nano``, else its observed time, else ``now_ns``. The
     body is kept as text (structured bodies as JSON), cut at ``max_text_bytes``, and redacted
     by the project's policy like span text; so are the string values of the attributes.
+    Invalid UTF-8 in a protobuf body becomes U+FFFD (``repaired["invalid_utf8"]`` counts the
+    records).
     """
+    return _repaired(
+        raw,
+        fmt,
+        repair_logs,
+        lambda b: _decode_logs(b, fmt, project_id, max_records, max_text_bytes, redact, now_ns),
+    )
+
+
+def _decode_logs(
+    raw: bytes,
+    fmt: str,
+    project_id: str,
+    max_records: int,
+    max_text_bytes: int,
+    redact: Callable[[str], str] | None,
+    now_ns: int,
+) -> tuple[pa.Table | None, SignalResult]:
     req = _parse_logs(raw, fmt)
     res = SignalResult()
     if redact is not None:

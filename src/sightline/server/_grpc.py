@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent import futures
-from typing import Literal
+from typing import Any, Literal
 
 import grpc
 import structlog
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from sightline.errors import (
     AuthError,
@@ -76,13 +70,13 @@ def _export_signal(
     metrics: Metrics,
     auth: _Auth,
     signal: Literal["metrics", "logs"],
-    request: ExportMetricsServiceRequest | ExportLogsServiceRequest,
+    request: bytes,
     context: grpc.ServicerContext,
 ) -> IngestResult:
     project_id = auth.project(context)
     endpoint = f"otlp_grpc_{signal}"
     try:
-        res = ingest.ingest_signal_sync(signal, request.SerializeToString(), project_id=project_id)
+        res = ingest.ingest_signal_sync(signal, request, project_id=project_id)
     except Overloaded as e:
         metrics.observe_request(project_id, endpoint, e.status)
         context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
@@ -92,7 +86,7 @@ def _export_signal(
     except SightlineError as e:
         log.error("grpc_export_failed", signal=signal, error=str(e))
         context.abort(grpc.StatusCode.INTERNAL, "internal error")
-    metrics.observe_request(project_id, endpoint, 200, 0, res.rejected)
+    metrics.observe_request(project_id, endpoint, 200, 0, res.rejected, res.repaired)
     return res
 
 
@@ -100,12 +94,12 @@ def _rejections(res: IngestResult, what: str) -> str:
     return f"rejected {what}: " + ", ".join(f"{k}={v}" for k, v in sorted(res.rejected.items()))
 
 
-class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+class _MetricsService:
     def __init__(self, ingest: IngestService, metrics: Metrics, auth: _Auth) -> None:
         self._args = (ingest, metrics, auth)
 
-    def Export(  # noqa: N802 - the generated servicer's method name
-        self, request: ExportMetricsServiceRequest, context: grpc.ServicerContext
+    def Export(  # noqa: N802 - the OTLP service's method name
+        self, request: bytes, context: grpc.ServicerContext
     ) -> ExportMetricsServiceResponse:
         res = _export_signal(*self._args, "metrics", request, context)
         resp = ExportMetricsServiceResponse()
@@ -115,12 +109,12 @@ class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
         return resp
 
 
-class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+class _LogsService:
     def __init__(self, ingest: IngestService, metrics: Metrics, auth: _Auth) -> None:
         self._args = (ingest, metrics, auth)
 
-    def Export(  # noqa: N802 - the generated servicer's method name
-        self, request: ExportLogsServiceRequest, context: grpc.ServicerContext
+    def Export(  # noqa: N802 - the OTLP service's method name
+        self, request: bytes, context: grpc.ServicerContext
     ) -> ExportLogsServiceResponse:
         res = _export_signal(*self._args, "logs", request, context)
         resp = ExportLogsServiceResponse()
@@ -130,7 +124,7 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
         return resp
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+class _TraceService:
     def __init__(
         self,
         ingest: IngestService,
@@ -142,13 +136,13 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         self._auth = _Auth(keys, limiter)
         self._metrics = metrics
 
-    def Export(  # noqa: N802 - the generated servicer's method name
-        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    def Export(  # noqa: N802 - the OTLP service's method name
+        self, request: bytes, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
         project_id = self._auth.project(context)
         try:
             res = self._ingest.ingest_sync(
-                "otlp_proto", request.SerializeToString(), encoding=None, project_id=project_id
+                "otlp_proto", request, encoding=None, project_id=project_id
             )
         except Overloaded as e:
             self._metrics.observe_request(project_id, "otlp_grpc", e.status)
@@ -177,6 +171,25 @@ def _peer_address(peer: str) -> str:
     return peer
 
 
+def _raw_export(
+    module: Any, service: str, export: Callable[[bytes, grpc.ServicerContext], Any], response: Any
+) -> grpc.GenericRpcHandler:
+    """``service``'s ``Export`` method, handed the request's bytes as they came.
+
+    The generated servicers parse each request into a message, which the decoders would
+    serialize again to read it their way (the lite messages, the UTF-8 repair); and a message
+    with invalid UTF-8 would be refused before any of our code saw it.
+    """
+    return grpc.method_handlers_generic_handler(
+        module.DESCRIPTOR.services_by_name[service].full_name,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                export, response_serializer=response.SerializeToString
+            )
+        },
+    )
+
+
 def start_grpc_server(
     host: str,
     port: int,
@@ -192,15 +205,28 @@ def start_grpc_server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sightline-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        _TraceService(ingest, keys, metrics, limiter), server
-    )
     auth = _Auth(keys, limiter)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        _MetricsService(ingest, metrics, auth), server
-    )
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        _LogsService(ingest, metrics, auth), server
+    server.add_generic_rpc_handlers(
+        (
+            _raw_export(
+                trace_service_pb2,
+                "TraceService",
+                _TraceService(ingest, keys, metrics, limiter).Export,
+                ExportTraceServiceResponse,
+            ),
+            _raw_export(
+                metrics_service_pb2,
+                "MetricsService",
+                _MetricsService(ingest, metrics, auth).Export,
+                ExportMetricsServiceResponse,
+            ),
+            _raw_export(
+                logs_service_pb2,
+                "LogsService",
+                _LogsService(ingest, metrics, auth).Export,
+                ExportLogsServiceResponse,
+            ),
+        )
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

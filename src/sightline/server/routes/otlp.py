@@ -91,7 +91,7 @@ async def _export_signal(
     except SightlineError as e:
         st.metrics.observe_request(project_id, endpoint, e.status)
         raise
-    st.metrics.observe_request(project_id, endpoint, 200, 0, res.rejected)
+    st.metrics.observe_request(project_id, endpoint, 200, 0, res.rejected, res.repaired)
     return _signal_response(signal, fmt, res)
 
 
