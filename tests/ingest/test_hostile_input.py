@@ -391,6 +391,28 @@ def test_span_links_are_kept_in_the_attributes() -> None:
         ], fmt
 
 
+def test_links_past_the_cap_or_without_valid_ids_are_dropped_and_noted() -> None:
+    body = llm_request(1)[0]
+    span = body.resource_spans[0].scope_spans[0].spans[0]
+    span.links.add(trace_id=b"\x0a" * 16, span_id=b"")  # no span id
+    json_links: list[Any] = [{"traceId": "0a" * 16, "spanId": "zz" * 8}]
+    for i in range(299):
+        span.links.add(trace_id=(i + 1).to_bytes(16, "big"), span_id=b"\x0b" * 8)
+        json_links.append({"traceId": f"{i + 1:032x}", "spanId": "0b" * 8})
+    for fmt, raw in [
+        ("otlp_proto", body.SerializeToString()),
+        ("otlp_json", _otlp_json([_json_span(0, links=json_links)])),
+    ]:
+        table, res = _prepare(fmt, raw, None, "p", 1 << 24)  # type: ignore[arg-type]
+        assert table is not None
+        links = json.loads(table.column("attributes").to_pylist()[0])["otel.links"]
+        assert len(links) == 255 and links[0]["trace_id"] == f"{1:032x}", fmt
+        assert all(x["span_id"] == "0b" * 8 for x in links)
+        notes = table.column("ingest_notes").to_pylist()[0]
+        assert {"invalid_link", "links_dropped"} <= set(notes), fmt
+        assert res.repaired["links_dropped"] == res.repaired["invalid_link"] == 1
+
+
 def test_the_resource_budget_is_the_whole_requests_over_many_resources() -> None:
     # 20 resources of 50 spans: each alone would fit 16 MiB / 50, all together do not
     value = "r" * 200_000

@@ -313,10 +313,14 @@ def _decode_pb(
                 if pid and len(pid) != 8:
                     res.count("invalid_parent_span_id")
                 if s.links:
-                    attrs[LINKS_ATTRIBUTE] = [
+                    links = [
                         _link(x.trace_id.hex(), x.span_id.hex(), _pb_attrs(x.attributes))
                         for x in s.links[: limits.max_events]
+                        if len(x.trace_id) == 16 and len(x.span_id) == 8
                     ]
+                    _link_notes(rec, len(s.links), len(links), limits)
+                    if links:
+                        attrs[LINKS_ATTRIBUTE] = links
                 _finish(rec, attrs, events, resource, scope, res, limits, now_ns, rnotes)
     return res
 
@@ -470,17 +474,18 @@ def _decode_otlp_json(
                     else None,
                 }
                 attrs = _js_attrs(s.get("attributes"))
-                links = [
-                    _link(
-                        _js_id(_g(x, "traceId", "trace_id"), 16) or "",
-                        _js_id(_g(x, "spanId", "span_id"), 8) or "",
-                        _js_attrs(x.get("attributes")),
-                    )
-                    for x in _list(s.get("links"))[: limits.max_events]
-                    if isinstance(x, dict)
-                ]
-                if links:
-                    attrs[LINKS_ATTRIBUTE] = links
+                sent = _list(s.get("links"))
+                if sent:
+                    links = [
+                        _link(lt, ls, _js_attrs(x.get("attributes")))
+                        for x in sent[: limits.max_events]
+                        if isinstance(x, dict)
+                        and (lt := _js_id(_g(x, "traceId", "trace_id"), 16))
+                        and (ls := _js_id(_g(x, "spanId", "span_id"), 8))
+                    ]
+                    _link_notes(rec, len(sent), len(links), limits)
+                    if links:
+                        attrs[LINKS_ATTRIBUTE] = links
                 _finish(
                     rec,
                     attrs,
@@ -679,6 +684,15 @@ def _obj(v: Any) -> dict[str, Any]:
 LINKS_ATTRIBUTE = "otel.links"
 """The attribute that keeps a span's OTLP links (to spans of other traces, e.g. the requests an
 agent step fans in): ``[{"trace_id", "span_id", "attributes"?}]``."""
+
+
+def _link_notes(rec: dict[str, Any], sent: int, kept: int, limits: Limits) -> None:
+    """Note on ``rec`` the links past ``max_events`` and those without a valid trace and span id."""
+    first = min(sent, limits.max_events)
+    if kept < first:
+        rec.setdefault("_notes", []).append("invalid_link")
+    if sent > first:
+        rec.setdefault("_notes", []).append("links_dropped")
 
 
 def _link(trace_id: str, span_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
