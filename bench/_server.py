@@ -27,8 +27,12 @@ def start(
     workers: int | None = None,
     env: dict[str, str] | None = None,
     named_threads: bool = False,
+    grpc_port: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``sightline serve``; ``named_threads``: through ``_threadnames.py`` (see there)."""
+    """Start ``sightline serve``; ``named_threads``: through ``_threadnames.py`` (see there).
+
+    ``grpc_port``: the OTLP/gRPC receiver's port (0: off).
+    """
     port = free_port()
     extra_env = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
@@ -56,7 +60,7 @@ def start(
             "--data-dir",
             str(data_dir),
             "--otlp-grpc-port",
-            "0",
+            str(grpc_port),
         ],
         env=env,
     )

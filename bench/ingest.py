@@ -4,6 +4,7 @@
     python bench/ingest.py --quick    # 2 clients x 4 batches, 1 run (make test)
     python bench/ingest.py --mode metrics   # OTLP metrics: 2,000 data points per request
     python bench/ingest.py --mode logs      # OTLP logs: 1,000 log records per request
+    python bench/ingest.py --transport grpc # the same span batches over OTLP/gRPC
 
 Metrics and logs modes report data points (log records) per second from the first request
 until every request is answered: a request is only answered once its rows are committed, so
@@ -32,6 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
     ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 
 import _server  # noqa: E402
@@ -58,6 +60,27 @@ def _client(url: str, bodies: list[bytes], errors: list[str], path: str = "/v1/t
                 break
 
 
+def _grpc_client(target: str, bodies: list[bytes], errors: list[str]) -> None:
+    """``_client`` over OTLP/gRPC: each body is an ``ExportTraceServiceRequest`` as sent."""
+    import grpc
+
+    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        export = ch.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        for body in bodies:
+            while True:
+                try:
+                    export(body, metadata=[("x-api-key", _server.KEY)], timeout=120)
+                except grpc.RpcError as e:
+                    if e.code() == grpc.StatusCode.UNAVAILABLE:  # back-pressure: retry
+                        time.sleep(1)
+                        continue
+                    errors.append(f"{e.code()} {e.details()}")
+                break
+
+
 def _count(url: str) -> int:
     r = httpx.get(
         f"{url}/api/v1/metrics",
@@ -76,7 +99,12 @@ def _cpu_s(pid: int) -> float:
 
 
 def run_once(
-    url: str, batches_per_client: int, pid: int, cpu: list[float], tree: list[float] | None = None
+    url: str,
+    batches_per_client: int,
+    pid: int,
+    cpu: list[float],
+    tree: list[float] | None = None,
+    grpc_target: str | None = None,
 ) -> float:
     bodies = [
         [llm_request(BATCH)[0].SerializeToString() for _ in range(batches_per_client)]
@@ -87,7 +115,12 @@ def run_once(
     cpu0 = _cpu_s(pid)
     tree0 = _server.tree_cpu_s(pid)
     errors: list[str] = []
-    threads = [threading.Thread(target=_client, args=(url, b, errors)) for b in bodies]
+    threads = [
+        threading.Thread(target=_client, args=(url, b, errors))
+        if grpc_target is None
+        else threading.Thread(target=_grpc_client, args=(grpc_target, b, errors))
+        for b in bodies
+    ]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -236,6 +269,7 @@ def main() -> None:
         "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
     )
     ap.add_argument("--mode", choices=("spans", "metrics", "logs"), default="spans")
+    ap.add_argument("--transport", choices=("http", "grpc"), default="http")
     args = ap.parse_args()
     if args.mode != "spans":
         main_signal(args)
@@ -243,12 +277,14 @@ def main() -> None:
     batches, runs = (4, 1) if args.quick else (40, 3)
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in (e.split("=", 1) for e in args.env)}
-        proc, url = _server.start(Path(tmp), workers=args.workers, env=env)
+        gport = _server.free_port() if args.transport == "grpc" else 0
+        target = f"127.0.0.1:{gport}" if gport else None
+        proc, url = _server.start(Path(tmp), workers=args.workers, env=env, grpc_port=gport)
         try:
             cpu: list[float] = []
             tree: list[float] = []
-            run_once(url, 2, proc.pid, [])  # warm-up: worker processes, price cache
-            rates = [run_once(url, batches, proc.pid, cpu, tree) for _ in range(runs)]
+            run_once(url, 2, proc.pid, [], None, target)  # warm-up: workers, price cache
+            rates = [run_once(url, batches, proc.pid, cpu, tree, target) for _ in range(runs)]
             evals = _eval_counters(url)
         finally:
             _server.stop(proc)
@@ -257,7 +293,7 @@ def main() -> None:
     print(f"runs={[round(r) for r in rates]}")
     print(
         f"ingest_spans_per_s_median={med:.0f} (target >= 20000; {CLIENTS} clients, "
-        f"{batches} x {BATCH}-span batches each)"
+        f"{batches} x {BATCH}-span batches each, {args.transport})"
     )
     # CPU of the server process alone (its GIL): steadier than wall time on a loaded machine
     print(
