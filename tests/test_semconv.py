@@ -502,3 +502,154 @@ class TestRepeatedMessageTexts:
                 {"role": "user", "content": "-0.0"},
             ]
         )
+
+
+class TestVercelAiSdk:
+    """The Vercel AI SDK's telemetry (``experimental_telemetry``), names as its docs list them."""
+
+    COMMON = {
+        "ai.model.id": "gpt-4o-mini",
+        "ai.model.provider": "openai.chat",
+        "ai.telemetry.functionId": "support-answer",
+        "ai.telemetry.metadata.userId": "u-1",
+        "ai.telemetry.metadata.sessionId": "s-9",
+        "operation.name": "ai.streamText support-answer",
+    }
+
+    def test_the_call_span_is_a_chain_without_the_token_counts_of_its_requests(self) -> None:
+        rec, rest = _norm(
+            {
+                **self.COMMON,
+                "ai.operationId": "ai.streamText",
+                "ai.prompt": json.dumps({"system": "Be brief.", "prompt": "How do I reset it?"}),
+                "ai.response.text": "Open Settings.",
+                "ai.usage.promptTokens": 120,
+                "ai.usage.completionTokens": 8,
+            }
+        )
+        assert rec["kind"] == "chain"
+        assert (rec["input"], rec["output"]) == ("How do I reset it?", "Open Settings.")
+        assert (rec["user_id"], rec["session_id"], rec["feature"]) == (
+            "u-1",
+            "s-9",
+            "support-answer",
+        )
+        # its requests' counts, summed: counted on the doStream spans, kept here as attributes
+        assert rec.get("input_tokens") is None and rec.get("model") is None
+        assert rest["ai.usage.promptTokens"] == 120 and rest["ai.model.id"] == "gpt-4o-mini"
+
+    def test_a_call_span_with_messages_takes_the_last_user_message(self) -> None:
+        second = [{"type": "text", "text": "second"}]
+        prompt = {"messages": [{"role": "user", "content": "first"},
+                               {"role": "assistant", "content": "ok"},
+                               {"role": "user", "content": second}]}  # fmt: skip
+        rec, _ = _norm({"ai.operationId": "ai.generateText", "ai.prompt": json.dumps(prompt)})
+        assert rec["input"] == "second"
+
+    def test_the_stream_request_span(self) -> None:
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "How do I reset it?"}]},
+        ]
+        calls = [{"toolCallType": "function", "toolCallId": "c1", "toolName": "lookup",
+                  "args": '{"q": "reset"}'}]  # fmt: skip
+        rec, rest = _norm(
+            {
+                **self.COMMON,
+                "ai.operationId": "ai.streamText.doStream",
+                "ai.prompt.messages": json.dumps(messages),
+                "ai.response.text": "Open Settings.",
+                "ai.response.toolCalls": json.dumps(calls),
+                "ai.response.finishReason": "stop",
+                "ai.response.msToFirstChunk": 300.0,
+                "ai.response.model": "gpt-4o-mini-2024-07-18",
+                "ai.response.id": "chatcmpl-1",
+                "gen_ai.system": "openai.chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 8,
+                "ai.usage.promptTokens": 999,  # the GenAI names win
+            },
+            duration_ms=1000.0,
+        )
+        assert rec["kind"] == "llm" and rec["is_streaming"] is True
+        assert (rec["model"], rec["provider"]) == ("gpt-4o-mini-2024-07-18", "openai")
+        assert (rec["input_tokens"], rec["output_tokens"]) == (120, 8)
+        assert (rec["ttft_ms"], rec["tpot_ms"]) == (300.0, 100.0)
+        assert rec["finish_reason"] == "stop"
+        assert [m["content"] for m in rec["input_messages"]] == ["Be brief.", "How do I reset it?"]
+        assert (rec["input"], rec["output"]) == ("How do I reset it?", "Open Settings.")
+        assert rec["output_messages"] == [
+            {"role": "assistant", "content": "Open Settings.", "tool_calls": calls}
+        ]
+        assert (rec["user_id"], rec["session_id"], rec["feature"]) == (
+            "u-1",
+            "s-9",
+            "support-answer",
+        )
+        assert not {k for k in rest if k.startswith(("ai.usage.", "ai.prompt.", "ai.telemetry."))}
+        assert rest["ai.response.id"] == "chatcmpl-1"
+
+    def test_ai_sdk_5_names_alone(self) -> None:
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.id": "claude-sonnet-4-5",
+                "ai.model.provider": "anthropic.messages",
+                "ai.usage.inputTokens": 500,
+                "ai.usage.outputTokens": 40,
+                "ai.usage.cachedInputTokens": 400,
+                "ai.usage.reasoningTokens": 10,
+            }
+        )
+        assert rec["kind"] == "llm" and rec["is_streaming"] is False
+        assert (rec["model"], rec["provider"]) == ("claude-sonnet-4-5", "anthropic")
+        assert (rec["input_tokens"], rec["cached_input_tokens"]) == (500, 400)
+        assert (rec["output_tokens"], rec["reasoning_tokens"], rec["total_tokens"]) == (40, 10, 540)
+
+    def test_tool_and_embedding_spans(self) -> None:
+        rec, rest = _norm(
+            {
+                "ai.operationId": "ai.toolCall",
+                "ai.toolCall.name": "lookup",
+                "ai.toolCall.args": '{"q": "reset"}',
+                "ai.toolCall.result": '{"doc": "Settings"}',
+            }
+        )
+        assert rec["kind"] == "tool" and rest["ai.toolCall.name"] == "lookup"
+        assert (rec["input"], rec["output"]) == ('{"q": "reset"}', '{"doc": "Settings"}')
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.embedMany.doEmbed",
+                "ai.model.id": "text-embedding-3-small",
+                "ai.usage.tokens": 42,
+            }
+        )
+        assert (rec["kind"], rec["model"], rec["input_tokens"]) == (
+            "embedding",
+            "text-embedding-3-small",
+            42,
+        )
+
+    def test_odd_values_are_not_a_crash(self) -> None:
+        rec, _ = _norm({"ai.operationId": 7, "ai.usage.inputTokens": 5})
+        assert rec["kind"] == "other" and rec.get("input_tokens") is None
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.streamText.doStream",
+                "ai.usage.inputTokens": "many",
+                "ai.response.msToFirstChunk": -5,
+                "ai.prompt.messages": "not json",
+                "ai.response.toolCalls": "[",
+                "ai.telemetry.metadata.userId": ["a", "b"],
+            }
+        )
+        assert rec["kind"] == "llm" and rec.get("input_tokens") is None
+        assert rec.get("ttft_ms") is None and rec["input"] == "not json"
+        assert rec["user_id"] == "['a', 'b']"
+        rec, _ = _norm({"ai.operationId": "ai.generateText", "ai.prompt": "[1, 2]"})
+        assert rec["input"] == "[1, 2]"
+
+    def test_an_explicit_kind_wins(self) -> None:
+        rec, _ = _norm({"ai.operationId": "ai.generateText", "openinference.span.kind": "AGENT"})
+        assert rec["kind"] == "agent"

@@ -475,6 +475,8 @@ def normalise(
             break
     rest: Attrs = {k: attrs[k] for k in plan.rest} if plan.rest else {}
     indexed = {k: attrs[k] for k in plan.indexed} if plan.indexed else None
+    if VERCEL_OPERATION_ID in rest:
+        _vercel(rec, rest, special)
     if rec.get("operation") is None:
         op = special.get("_gen_ai_operation", special.get("_llm_request_type"))
         if op is not None and op != "":
@@ -524,6 +526,10 @@ def _set_kind(rec: dict[str, Any], special: dict[str, Any]) -> None:
     v = special.get("_kind_traceloop")
     if isinstance(v, str) and v in _TRACELOOP_KINDS:
         rec["kind"] = _TRACELOOP_KINDS[v]
+        return
+    v = special.get("_kind_vercel")
+    if v is not None:
+        rec["kind"] = v
         return
     if rec.get("request_model") or rec.get("response_model"):
         rec["kind"] = "llm"
@@ -600,6 +606,132 @@ def _fix_tokens(rec: dict[str, Any]) -> None:
         rec.setdefault("_notes", []).append("reasoning_tokens_added_to_output")
     if rec.get("total_tokens") is None and (inp is not None or out is not None):
         rec["total_tokens"] = (inp or 0) + (out or 0)
+
+
+# -- Vercel AI SDK -----------------------------------------------------------------------------
+
+VERCEL_OPERATION_ID = "ai.operationId"
+"""What each span of the Vercel AI SDK's telemetry (``experimental_telemetry``) is: the call
+(``ai.generateText``, ``ai.streamText``...), each provider request within it
+(``ai.generateText.doGenerate``, ``ai.streamText.doStream``), and ``ai.toolCall``."""
+_VERCEL_CALLERS = frozenset(
+    (
+        "ai.generateText",
+        "ai.streamText",
+        "ai.generateObject",
+        "ai.streamObject",
+        "ai.embed",
+        "ai.embedMany",
+    )
+)
+_VERCEL_IDENTITY = (
+    ("user_id", "ai.telemetry.metadata.userId"),
+    ("session_id", "ai.telemetry.metadata.sessionId"),
+    ("tenant_id", "ai.telemetry.metadata.tenantId"),
+    ("feature", "ai.telemetry.functionId"),
+)
+# field -> names, first present wins (AI SDK 5 names, then those of 3 and 4)
+_VERCEL_TOKENS = (
+    ("input_tokens", ("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens")),
+    ("output_tokens", ("ai.usage.outputTokens", "ai.usage.completionTokens")),
+    ("total_tokens", ("ai.usage.totalTokens",)),
+    ("cached_input_tokens", ("ai.usage.cachedInputTokens",)),
+    ("reasoning_tokens", ("ai.usage.reasoningTokens",)),
+)
+_OTEL_DOTTED_PROVIDERS = ("gcp.", "aws.", "azure.")
+_VERCEL_CALL_STR = (
+    ("request_model", "ai.model.id"),
+    ("response_model", "ai.response.model"),
+    ("provider", "ai.model.provider"),
+)
+
+
+def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
+    """Fill ``rec`` from the Vercel AI SDK's ``ai.*`` attributes, taking them out of ``rest``.
+
+    Its provider-request spans (``.doGenerate``, ``.doStream``, ``.doEmbed``) also carry the
+    GenAI names, which win; the ``ai.*`` ones fill what those leave out: the prompt messages,
+    the answer, the time to the first chunk, the user and session. The enclosing call span
+    repeats its requests' token counts summed: it becomes a ``chain`` span with the prompt and
+    the answer, and its counts stay in the attributes, so tokens and cost are counted once.
+    """
+    op = rest[VERCEL_OPERATION_ID]
+    if not isinstance(op, str):
+        return
+    for field, key in _VERCEL_IDENTITY:
+        v = rest.pop(key, None)
+        if v is not None and v != "" and rec.get(field) is None:
+            rec[field] = v if isinstance(v, str) else str(v)
+    if op.endswith((".doGenerate", ".doStream", ".doEmbed")):
+        special.setdefault("_kind_vercel", "embedding" if op.endswith(".doEmbed") else "llm")
+        for field, key in _VERCEL_CALL_STR:
+            v = rest.pop(key, None)
+            if isinstance(v, str) and v and rec.get(field) is None:
+                rec[field] = v
+        # its provider ids name the API too ("openai.chat", "anthropic.messages"), in
+        # gen_ai.system as well: one provider is one name in the per-provider figures
+        p = rec.get("provider")
+        if isinstance(p, str) and "." in p and not p.startswith(_OTEL_DOTTED_PROVIDERS):
+            rec["provider"] = p.split(".", 1)[0]
+        for field, keys in _VERCEL_TOKENS:
+            for key in keys:
+                v = _as_int(rest.pop(key, None))
+                if v is not None and rec.get(field) is None:
+                    rec[field] = v
+        for key in ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"):
+            ttft = _as_float(rest.pop(key, None))
+            if ttft is not None and ttft >= 0 and rec.get("ttft_ms") is None:
+                rec["ttft_ms"] = ttft
+        if rec.get("is_streaming") is None and not op.endswith(".doEmbed"):
+            rec["is_streaming"] = op.endswith(".doStream")
+        fr = rest.pop("ai.response.finishReason", None)
+        if fr is not None and "_finish_reason" not in special:
+            special["_finish_reason"] = fr
+        msgs = rest.pop("ai.prompt.messages", None)
+        if msgs is not None and rec.get("input_messages") is None:
+            rec["input_messages"] = _messages_from_json(msgs)
+        text = rest.pop("ai.response.text", None)
+        calls = rest.pop("ai.response.toolCalls", None)
+        if rec.get("output_messages") is None and (text is not None or calls is not None):
+            msg: dict[str, Any] = {"role": "assistant", "content": _as_str(text or "")}
+            if calls is not None:
+                msg["tool_calls"] = _loads(calls)
+            rec["output_messages"] = [msg]
+        if text is not None and rec.get("output") is None:
+            rec["output"] = _as_str(text)
+    elif op in _VERCEL_CALLERS:
+        special.setdefault("_kind_vercel", "chain")
+        prompt = rest.pop("ai.prompt", None)
+        if prompt is not None and rec.get("input") is None:
+            rec["input"] = _vercel_prompt_text(prompt)
+        for key in ("ai.response.text", "ai.response.object"):
+            v = rest.pop(key, None)
+            if v is not None and rec.get("output") is None:
+                rec["output"] = _as_str(v)
+    elif op == "ai.toolCall":
+        special.setdefault("_kind_vercel", "tool")
+        for field, keys in (
+            ("input", ("ai.toolCall.args", "ai.toolCall.input")),
+            ("output", ("ai.toolCall.result", "ai.toolCall.output")),
+        ):
+            for key in keys:
+                v = rest.pop(key, None)
+                if v is not None and rec.get(field) is None:
+                    rec[field] = _as_str(v)
+
+
+def _vercel_prompt_text(prompt: Any) -> str:
+    """The question in ``ai.prompt`` (``{"system", "prompt"}`` or ``{"system", "messages"}``)."""
+    data = _loads(prompt)
+    if isinstance(data, dict):
+        p = data.get("prompt")
+        if isinstance(p, str):
+            return p
+        if isinstance(data.get("messages"), list):
+            text = _last_text(_read_messages(data["messages"]), "user")
+            if text is not None:
+                return text
+    return _as_str(prompt)
 
 
 # -- messages ----------------------------------------------------------------------------------

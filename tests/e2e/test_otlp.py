@@ -158,6 +158,58 @@ class TestOtlpHttp:
         assert span["input_tokens"] == 1000 and span["output_tokens"] == 200
         assert span["service_name"] == "svc"
 
+    def test_vercel_ai_sdk_trace_is_read_and_its_tokens_counted_once(self, server: Server) -> None:
+        tid, session = os.urandom(16).hex(), f"s-{os.urandom(4).hex()}"
+        ids = [os.urandom(8).hex() for _ in range(3)]
+
+        def attrs(**a: object) -> list[dict[str, object]]:
+            return [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                     else {"doubleValue": v} if isinstance(v, float)
+                     else {"stringValue": v}} for k, v in a.items()]  # fmt: skip
+
+        common = {"ai.model.id": "gpt-4o-mini", "ai.model.provider": "openai.chat",
+                  "ai.telemetry.metadata.sessionId": session,
+                  "ai.usage.promptTokens": 1000, "ai.usage.completionTokens": 11}  # fmt: skip
+        question = "How do I reset my password?"
+        outer = _span_json(tid, ids[0], name="ai.streamText", attributes=attrs(
+            **common, **{"ai.operationId": "ai.streamText", "ai.response.text": "Open Settings.",
+                         "ai.prompt": json.dumps({"prompt": question})}))  # fmt: skip
+        request = _span_json(tid, ids[1], name="ai.streamText.doStream", parentSpanId=ids[0],
+                             attributes=attrs(**common, **{
+            "ai.operationId": "ai.streamText.doStream", "ai.response.msToFirstChunk": 120.0,
+            "ai.prompt.messages": json.dumps([{"role": "user", "content": question}]),
+            "ai.response.text": "Open Settings.", "gen_ai.system": "openai.chat",
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 11}))  # fmt: skip
+        tool_attrs = {
+            "ai.operationId": "ai.toolCall",
+            "ai.toolCall.name": "lookup",
+            "ai.toolCall.args": '{"q": "reset"}',
+            "ai.toolCall.result": "Settings",
+        }
+        tool = _span_json(tid, ids[2], name="ai.toolCall", parentSpanId=ids[0],
+                          attributes=attrs(**tool_attrs))  # fmt: skip
+        with server.client() as c:
+            r = c.post("/v1/traces", content=_json_body(tid, [outer, request, tool]),
+                       headers={"content-type": "application/json"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            got = {s["span_id"]: s for s in _spans(server, trace_id=tid)}
+            cost = c.get("/api/v1/metrics", params={"name": "cost_usd", "agg": "sum", "from": 0,
+                                                    "session_id": session}).json()  # fmt: skip
+        kinds = [got[i]["kind"] for i in ids]
+        assert kinds == ["chain", "llm", "tool"]
+        llm = got[ids[1]]
+        assert (llm["model"], llm["provider"], llm["ttft_ms"]) == ("gpt-4o-mini", "openai", 120.0)
+        assert (llm["input"], llm["output"], llm["is_streaming"]) == (
+            question,
+            "Open Settings.",
+            True,
+        )
+        assert got[ids[0]]["input"] == question and got[ids[0]]["cost_usd"] is None
+        assert got[ids[2]]["input"] == '{"q": "reset"}'
+        [series] = cost["series"]
+        assert series["points"][0]["value"] == pytest.approx(llm["cost_usd"])  # once, not twice
+
     def test_gzip_body(self, server: Server) -> None:
         req, ids = llm_request(8)
         with server.client() as c:

@@ -24,6 +24,8 @@ _PROVIDER_IDS = {
     "anthropic": "anthropic",
     "aws.bedrock": "aws",
     "bedrock": "aws",
+    "amazon-bedrock": "aws",  # the Vercel AI SDK's
+    "azure-openai": "azure",
     "gcp.gemini": "google",
     "gcp.vertex_ai": "google",
     "gcp.gen_ai": "google",
