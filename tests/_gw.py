@@ -21,6 +21,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 class Gateway:
     upstream: str
     args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment of the process besides the test's own (whose SIGHTLINE_* are dropped)."""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -32,6 +34,7 @@ class Gateway:
     def start(self, log_dir: Path) -> Gateway:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
         env["HF_HUB_OFFLINE"] = "1"
+        env.update(self.env)
         self.log_path = log_dir / f"gateway-{self.port}.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -31,6 +31,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_answer(s: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
+    """Status, headers, body of an HTTP/1.1 answer on a raw socket, and whether the server then
+    closed the connection (within 5 s)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = s.recv(65536)
+        assert got, f"closed without an answer: {data!r}"
+        data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(body) < n:
+        got = s.recv(65536)
+        assert got, "closed in the middle of the answer"
+        body += got
+    s.settimeout(5)
+    try:
+        closed = s.recv(1) == b""
+    except ConnectionResetError:  # closed with bytes of the request left unread
+        closed = True
+    except TimeoutError:
+        closed = False
+    return status, headers, body[:n], closed
+
+
 @dataclass
 class Server:
     """A real `sightline serve` process."""

@@ -628,6 +628,32 @@ def _rate(value: str | None) -> tuple[int, int]:
     default=None,
     help="YAML file of routes: fallback upstreams per model, retry budget, circuit breakers.",
 )
+@click.option(
+    "--body-idle-timeout",
+    "body_idle_timeout_s",
+    envvar="SIGHTLINE_BODY_IDLE_TIMEOUT_S",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a request body may go without a byte arriving (408 and the connection closed).",
+)
+@click.option(
+    "--body-timeout",
+    "body_timeout_s",
+    envvar="SIGHTLINE_BODY_TIMEOUT_S",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Most seconds a whole request body may take to arrive (408 past it).",
+)
+@click.option(
+    "--max-buffered-body-bytes",
+    envvar="SIGHTLINE_MAX_BUFFERED_BODY_BYTES",
+    type=click.IntRange(min=1024),
+    default=256 << 20,
+    show_default=True,
+    help="Bytes of request bodies held at once over all requests (503 with Retry-After past it).",
+)
 @click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
 def gateway(
     host: str,
@@ -642,6 +668,9 @@ def gateway(
     semantic_threshold: float,
     rate_limit: str | None,
     routes_path: str | None,
+    body_idle_timeout_s: float,
+    body_timeout_s: float,
+    max_buffered_body_bytes: int,
     log_format: str,
 ) -> None:
     """Serve the OpenAI-compatible gateway: spans, budgets, rate limits, cache (docs/gateway.md)."""
@@ -678,7 +707,16 @@ def gateway(
         rate_limit=count,
         rate_window_s=window,
         failover=failover,
+        body_idle_timeout_s=body_idle_timeout_s,
+        body_timeout_s=body_timeout_s,
+        max_buffered_body_bytes=max_buffered_body_bytes,
     )
+    if max_buffered_body_bytes < opts.max_body_bytes:
+        raise click.BadParameter(
+            f"{max_buffered_body_bytes} is below the gateway's largest body"
+            f" ({opts.max_body_bytes} bytes): no body of that size could be received",
+            param_hint="--max-buffered-body-bytes",
+        )
     if redis_url:
         from sightline.gateway import check_redis
 

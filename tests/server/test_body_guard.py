@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import API_KEY, Server, start_server
+from _helpers import API_KEY, Server, read_answer, start_server
 from _payload import llm_request
 from sightline.config import Settings
 
@@ -60,30 +60,6 @@ def _open(
     return s
 
 
-def _answer(s: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
-    """Status, headers, body of the answer, and whether the server then closed the connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = s.recv(65536)
-        assert got, f"closed without an answer: {data!r}"
-        data += got
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(body) < n:
-        got = s.recv(65536)
-        assert got, "closed in the middle of the answer"
-        body += got
-    s.settimeout(5)
-    try:
-        closed = s.recv(1) == b""
-    except TimeoutError:
-        closed = False
-    return status, headers, body[:n], closed
-
-
 def _post_ok(srv: Server) -> None:
     req, _ = llm_request(5)
     with srv.client() as c:
@@ -112,7 +88,7 @@ def test_a_stalled_body_is_answered_408_and_its_connection_closed(
     try:
         s.sendall(b"[" + b" " * (MAX_BODY // 2))  # half of the declared body, then nothing
         t0 = time.monotonic()
-        status, headers, body, closed = _answer(s)
+        status, headers, body, closed = read_answer(s)
         waited = time.monotonic() - t0
     finally:
         s.close()
@@ -130,7 +106,7 @@ def test_a_stalled_chunked_body_is_answered_408(srv: Server) -> None:
     s = _open(srv, length=None)
     try:
         s.sendall(b"1000\r\n" + b"\0" * 0x1000 + b"\r\n")  # one chunk, then nothing
-        status, _headers, body, closed = _answer(s)
+        status, _headers, body, closed = read_answer(s)
     finally:
         s.close()
     assert status == 408 and json.loads(body)["error"]["code"] == "request_timeout"
@@ -152,7 +128,7 @@ def test_a_trickling_body_is_answered_408_at_the_whole_body_deadline(srv: Server
     sender = threading.Thread(target=trickle)
     sender.start()
     try:
-        status, _headers, body, closed = _answer(s)
+        status, _headers, body, closed = read_answer(s)
         waited = time.monotonic() - t0
     finally:
         stop.set()
@@ -179,7 +155,7 @@ def test_bodies_past_the_buffer_cap_get_503_and_the_bytes_are_released(srv: Serv
         p = _open(srv, length=len(probe))
         try:
             p.sendall(probe)
-            status, headers, body, closed = _answer(p)
+            status, headers, body, closed = read_answer(p)
         finally:
             p.close()
         assert status == 503, body
@@ -188,7 +164,7 @@ def test_bodies_past_the_buffer_cap_get_503_and_the_bytes_are_released(srv: Serv
         assert headers["connection"] == "close" and closed
         # The stalled uploads end with 408 (the server did not drop them for the cap)...
         for s in stalled:
-            status, _h, body, closed = _answer(s)
+            status, _h, body, closed = read_answer(s)
             assert status == 408 and closed, body
     finally:
         for s in stalled:

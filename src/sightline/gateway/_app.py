@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from sightline._bodyguard import BodyGuard
 from sightline.errors import Overloaded, SightlineError
 from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
@@ -83,6 +84,16 @@ class GatewayOptions:
     budget_cache_s: float = 2.0
     timeout_s: float = 600.0
     max_body_bytes: int = 4 << 20
+    body_idle_timeout_s: float = 30.0
+    """Standalone: seconds a request body may go without a byte arriving (408 past it)."""
+    body_timeout_s: float = 120.0
+    """Standalone: most seconds a whole request body may take to arrive (408 past it)."""
+    max_buffered_body_bytes: int = 256 << 20
+    """Standalone: bytes of request bodies held at once over all requests (503 past it).
+
+    The three are the server's settings of the same names (``SIGHTLINE_BODY_IDLE_TIMEOUT_S``,
+    ...); mounted in the server, the server's :class:`~sightline._bodyguard.BodyGuard` applies
+    them to the gateway's routes as to its own, and these are unused."""
     failover: FailoverConfig | None = None
     """Routes with ordered fallback upstreams, the retry budget and circuit breakers (None: every
     call goes to ``upstream``, and its circuit, with the default thresholds)."""
@@ -1138,7 +1149,9 @@ def create_gateway_app(opts: GatewayOptions, *, link: ServerLink | None = None) 
 
     With ``link`` it talks to the server in its own process (budget checks, spans) instead of
     ``opts.server``; the server mounts it then, and runs ``app.state.gateway.start()`` and
-    ``close()`` in its own lifespan (a mounted app's lifespan does not run).
+    ``close()`` in its own lifespan (a mounted app's lifespan does not run). Without, the app
+    is wrapped in :class:`~sightline._bodyguard.BodyGuard` (``opts.body_*``): a body that
+    stalls or trickles is answered 408 and its connection closed.
 
     Example:
         ```python
@@ -1169,5 +1182,12 @@ def create_gateway_app(opts: GatewayOptions, *, link: ServerLink | None = None) 
         ],
         lifespan=lifespan,
     )
+    if link is None:  # mounted, the server's BodyGuard is around every route already
+        app.add_middleware(
+            BodyGuard,
+            idle_timeout_s=opts.body_idle_timeout_s,
+            total_timeout_s=opts.body_timeout_s,
+            max_held_bytes=opts.max_buffered_body_bytes,
+        )
     app.state.gateway = gw
     return app
