@@ -642,6 +642,18 @@ def _credentials(request: Request) -> str:
     return _sha("credentials", *(f"{k}:{request.headers.get(k, '')}" for k in _FORWARD_HEADERS))
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex_id(value: str, n: int) -> bool:
+    """Whether ``value`` is a W3C trace-context id of ``n`` hex digits (lower-case), not all 0.
+
+    A ``traceparent`` with any other id is ignored (the call gets a trace of its own): the
+    server would refuse a span with it, and the call would go unrecorded.
+    """
+    return len(value) == n and set(value) <= _HEX and value != "0" * n
+
+
 def _caller(sl_key: str) -> str:
     """Whom the rate limit counts: the Sightline key the call was authenticated with.
 
@@ -666,6 +678,9 @@ async def _prologue(
         return body
     if not isinstance(body.get("model"), str) or not body["model"]:
         return _error(400, "model: a model name is required", "invalid_request_error", "model")
+    if not isinstance(body.get("stream_options", {}), dict | None):  # the gateway adds to it
+        return _error(400, "stream_options: expected an object", "invalid_request_error",
+                      "stream_options")  # fmt: skip
     tags = {}
     for h, f in _TAGS.items():
         v = request.headers.get(h)
@@ -679,8 +694,8 @@ async def _prologue(
             tags["prompt_version"] = version[:50]
     call = _Call(t0, start_epoch, body, tags, sl_key, operation)
     call.replay_of = request.headers.get("x-sightline-replay-of", "")[:32] or None
-    tp = request.headers.get("traceparent", "").split("-")
-    if len(tp) == 4 and len(tp[1]) == 32 and len(tp[2]) == 16:
+    tp = request.headers.get("traceparent", "").lower().split("-")
+    if len(tp) == 4 and _hex_id(tp[1], 32) and _hex_id(tp[2], 16):
         call.trace_id, call.parent_span_id = tp[1], tp[2]
     scope = (tags.get("user_id"), tags.get("tenant_id"), tags.get("feature"), body["model"])
     info = await gw.check(sl_key, scope)

@@ -1,0 +1,199 @@
+"""Bad requests and a hostile upstream against a real `sightline gateway` process.
+
+The upstream here misbehaves on demand (the provider key the caller sends names how: the
+gateway forwards ``Authorization`` as is): a stream cut in the middle, token counts that are
+not numbers, choices that are not a list. The spans go to a collector standing in for the
+server. Whatever the upstream does, the caller gets an answer or a clear error, never a bare
+500, and the call is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from _gw import Gateway
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def _chunk(text: str) -> bytes:
+    c = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+         "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}  # fmt: skip
+    return b"data: " + json.dumps(c).encode() + b"\n\n"
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _chunked(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        mode = self.headers.get("authorization", "").removeprefix("Bearer ")
+        if mode in ("stream-cut", "stream-cut-mid-event"):
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self._chunked(_chunk("one ") + _chunk("two "))
+            if mode == "stream-cut-mid-event":
+                self._chunked(b'data: {"choi')
+            time.sleep(0.1)
+            self.close_connection = True  # no last chunk: the body is cut
+            return
+        if mode == "odd-numbers":
+            self._send(200, json.dumps({
+                "id": "x", "model": 5,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
+                             "finish_reason": ["stop"]}],
+                "usage": {"prompt_tokens": "ten", "completion_tokens": None,
+                          "prompt_tokens_details": {"cached_tokens": "all"}},
+            }).encode())  # fmt: skip
+            return
+        if mode == "odd-choices":
+            self._send(200, json.dumps({"id": "x", "model": "gpt-4o-mini", "choices": 5,
+                                        "usage": {"prompt_tokens": 3}}).encode())  # fmt: skip
+            return
+        if mode == "odd-stream":
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for c in (_chunk("one "), b'data: {"choices": 7, "usage": {"prompt_tokens": "x"}}\n\n',
+                      b"data: {not json\n\n", _chunk("two"), b"data: [DONE]\n\n"):  # fmt: skip
+                self._chunked(c)
+            self._chunked(b"")
+            return
+        self._send(200, json.dumps({
+            "id": "x", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }).encode())  # fmt: skip
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """The server's two routes the gateway calls: budget checks (none) and span batches."""
+
+    protocol_version = "HTTP/1.1"
+    spans: list[dict[str, Any]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _ok(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._ok(b'{"project": "p", "budgets": []}')
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        n = int(self.headers["content-length"])
+        self.spans.extend(json.loads(self.rfile.read(n)))
+        self._ok(b"{}")
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    s = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    s.daemon_threads = True
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    up, col = _serve(_Upstream), _serve(_Collector)
+    server = f"http://127.0.0.1:{col.server_port}"
+    g = Gateway(f"http://127.0.0.1:{up.server_port}/v1", ["--server", server, "--api-key", "sl_x"])
+    g.start(tmp_path_factory.mktemp("gw-bad"))
+    yield g
+    g.stop()
+    for s in (up, col):
+        s.shutdown()
+        s.server_close()
+
+
+def _span(user: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [s for s in _Collector.spans if s.get("user_id") == user]
+        if found:
+            assert len(found) == 1
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no span of {user}")
+
+
+def _client(gw: Gateway, mode: str, user: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=mode, max_retries=0,
+                         default_headers={"x-sightline-user": user})  # fmt: skip
+
+
+@pytest.mark.parametrize("opts", ["yes", [1], 3])
+def test_stream_options_that_are_not_an_object_are_400(gw: Gateway, opts: object) -> None:
+    # before: 500 Internal Server Error (the gateway adds include_usage to them)
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                   json={"model": "gpt-4o-mini", "messages": MSGS, "stream": True,
+                         "stream_options": opts})  # fmt: skip
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "stream_options"
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-yyyyyyyyyyyyyyyy-01",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+    ],
+)
+def test_a_traceparent_with_invalid_ids_is_ignored(gw: Gateway, traceparent: str) -> None:
+    # before: its ids went into the span, which the server refuses (invalid_trace_id): the
+    # call went unrecorded
+    user = "tp-" + traceparent[3:8]
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                   headers={"traceparent": traceparent, "x-sightline-user": user},
+                   json={"model": "gpt-4o-mini", "messages": MSGS})  # fmt: skip
+    assert r.status_code == 200
+    s = _span(user)
+    tid = s["trace_id"]
+    assert len(tid) == 32 and set(tid) <= set("0123456789abcdef") and tid != "0" * 32
+    assert tid == r.headers["x-sightline-trace-id"] and "parent_span_id" not in s
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_a_valid_traceparent_is_kept(gw: Gateway, upper: bool) -> None:
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    tp = tp.upper() if upper else tp  # upper-case hex: read as the server reads ids
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                   headers={"traceparent": tp, "x-sightline-user": f"tp-ok-{upper}"},
+                   json={"model": "gpt-4o-mini", "messages": MSGS})  # fmt: skip
+    assert r.status_code == 200
+    s = _span(f"tp-ok-{upper}")
+    assert s["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert s["parent_span_id"] == "b7ad6b7169203331"
