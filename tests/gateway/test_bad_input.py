@@ -154,6 +154,65 @@ def _client(gw: Gateway, mode: str, user: str) -> openai.OpenAI:
                          default_headers={"x-sightline-user": user})  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", ["stream-cut", "stream-cut-mid-event"])
+def test_a_stream_the_upstream_cuts_ends_with_an_error_event(gw: Gateway, mode: str) -> None:
+    got: list[str] = []
+    # the caller learns that the answer is cut (before, the stream just ended: a cut answer
+    # passed for a whole one)
+    with (
+        _client(gw, mode, mode) as client,
+        pytest.raises((openai.APIError, ValueError)) as e,
+    ):
+        for c in client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True):
+            got.append(c.choices[0].delta.content or "")
+    assert got == ["one ", "two "]
+    if mode == "stream-cut":  # at an event's end: the SDK reads the error event
+        assert isinstance(e.value, openai.APIError)
+        assert "the upstream stream failed" in str(e.value)
+    raw = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                     headers={"authorization": f"Bearer {mode}", "x-sightline-user": "raw-" + mode},
+                     json={"model": "gpt-4o-mini", "messages": MSGS, "stream": True})  # fmt: skip
+    assert raw.status_code == 200
+    last = raw.content.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b"data: ")
+    err = json.loads(last[6:])["error"]
+    assert err["code"] == "upstream_stream_failed" and err["type"] == "api_error"
+    s = _span(mode)
+    assert s["status"] == "error" and "upstream stream failed" in s["status_message"]
+    assert s["output"] == "one two "
+
+
+def test_token_counts_that_are_not_numbers_are_ignored(gw: Gateway) -> None:
+    # before: 500 Internal Server Error (the cost compared "ten" with a number), no span
+    with _client(gw, "odd-numbers", "odd-numbers") as client:
+        r = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSGS)
+    assert r.http_response.status_code == 200
+    assert r.parse().choices[0].message.content == "fine"
+    s = _span("odd-numbers")
+    assert s["status"] == "ok" and s["output"] == "fine"
+    assert "input_tokens" not in s and "cached_input_tokens" not in s
+    assert "finish_reason" not in s and s["model"] == "gpt-4o-mini"
+
+
+def test_choices_that_are_not_a_list_are_passed_on_and_recorded(gw: Gateway) -> None:
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                   headers={"authorization": "Bearer odd-choices", "x-sightline-user": "oc"},
+                   json={"model": "gpt-4o-mini", "messages": MSGS})  # fmt: skip
+    assert r.status_code == 200 and r.json()["choices"] == 5
+    s = _span("oc")
+    assert s["status"] == "ok" and s["input_tokens"] == 3
+
+
+def test_odd_stream_events_are_relayed_and_the_rest_recorded(gw: Gateway) -> None:
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=10,
+                   headers={"authorization": "Bearer odd-stream", "x-sightline-user": "os"},
+                   json={"model": "gpt-4o-mini", "messages": MSGS, "stream": True})  # fmt: skip
+    assert r.status_code == 200 and r.content.endswith(b"data: [DONE]\n\n")
+    assert b'"choices": 7' in r.content  # relayed as sent
+    s = _span("os")
+    assert s["status"] == "ok" and s["output"] == "one two"
+
+
 @pytest.mark.parametrize("opts", ["yes", [1], 3])
 def test_stream_options_that_are_not_an_object_are_400(gw: Gateway, opts: object) -> None:
     # before: 500 Internal Server Error (the gateway adds include_usage to them)

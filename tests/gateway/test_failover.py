@@ -211,8 +211,8 @@ class TestFailover:
         backup_before = len(_chats(fakes["backup"]))
         user = "u-" + secrets.token_hex(4)
         got = []
-        # the gateway ends the relayed stream where the upstream cut it
-        with _client(gw, user) as client:
+        # the gateway ends the relayed stream where the upstream cut it, with an error event
+        with _client(gw, user) as client, pytest.raises(openai.APIError, match="stream failed"):
             for c in client.chat.completions.create(
                 model="cut-1", messages=[{"role": "user", "content": "hi"}], stream=True
             ):

@@ -491,26 +491,48 @@ class Gateway:
 # -- response helpers ------------------------------------------------------------------------
 
 
+def _count(value: Any, default: int | None) -> int | None:
+    """A token count as the upstream sent it, if it is one (else ``default``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return default
+
+
 def _usage(call: _Call, usage: Any) -> None:
+    """The call's tokens from an upstream's ``usage``; values of the wrong type are ignored.
+
+    An upstream is not trusted to send numbers: a ``"ten"`` must not fail the call (the
+    caller's answer and its span) when the cost is computed.
+    """
     if not isinstance(usage, dict):
         return
-    call.input_tokens = usage.get("prompt_tokens", call.input_tokens)
-    call.output_tokens = usage.get("completion_tokens", call.output_tokens)
+    call.input_tokens = _count(usage.get("prompt_tokens"), call.input_tokens)
+    call.output_tokens = _count(usage.get("completion_tokens"), call.output_tokens)
     details = usage.get("prompt_tokens_details")
-    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-        call.cached_tokens = details["cached_tokens"]
+    if isinstance(details, dict):
+        call.cached_tokens = _count(details.get("cached_tokens"), call.cached_tokens)
+
+
+def _choices(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The choices of an upstream's answer or chunk that are objects (none if not a list)."""
+    choices = data.get("choices")
+    return [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+
+
+def _finish_reason(choice: dict[str, Any], default: str | None) -> str | None:
+    reason = choice.get("finish_reason")
+    return reason if isinstance(reason, str) and reason else default
 
 
 def _read_completion(call: _Call, data: Any) -> None:
     if not isinstance(data, dict):
         return
     call.response_model = data.get("model") if isinstance(data.get("model"), str) else None
-    for ch in data.get("choices") or ():
-        if isinstance(ch, dict):
-            msg = ch.get("message") or {}
-            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
-                call.text.append(msg["content"])
-            call.finish_reason = ch.get("finish_reason") or call.finish_reason
+    for ch in _choices(data):
+        msg = ch.get("message")
+        if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+            call.text.append(msg["content"])
+        call.finish_reason = _finish_reason(ch, call.finish_reason)
     _usage(call, data.get("usage"))
 
 
@@ -519,9 +541,10 @@ def _sse_from_completion(data: dict[str, Any]) -> bytes:
     base = {k: data.get(k) for k in ("id", "created", "model", "system_fingerprint")}
     base["object"] = "chat.completion.chunk"
     out = []
-    for ch in data.get("choices") or ():
-        msg = ch.get("message") or {}
-        delta = {"role": "assistant", "content": msg.get("content") or ""}
+    for ch in _choices(data):
+        msg = ch.get("message")
+        content = msg.get("content") if isinstance(msg, dict) else None
+        delta = {"role": "assistant", "content": content if isinstance(content, str) else ""}
         out.append({**base, "choices": [{"index": ch.get("index", 0), "delta": delta,
                                          "finish_reason": None}]})  # fmt: skip
         out.append({**base, "choices": [{"index": ch.get("index", 0), "delta": {},
@@ -560,9 +583,7 @@ class _SseParser:
         call = self.call
         if isinstance(c.get("model"), str):
             call.response_model = c["model"]
-        for ch in c.get("choices") or ():
-            if not isinstance(ch, dict):
-                continue
+        for ch in _choices(c):
             delta = ch.get("delta") or {}
             content = delta.get("content") if isinstance(delta, dict) else None
             if content:
@@ -571,8 +592,7 @@ class _SseParser:
                 call.text.append(str(content))
             elif isinstance(delta, dict) and delta.get("tool_calls") and call.first_s is None:
                 call.first_s = now
-            if ch.get("finish_reason"):
-                call.finish_reason = ch["finish_reason"]
+            call.finish_reason = _finish_reason(ch, call.finish_reason)
         _usage(call, c.get("usage"))
         self.chunks.append(c)
 
@@ -872,17 +892,21 @@ async def chat_completions(request: Request) -> Response:
     async def relay() -> AsyncIterator[bytes]:
         cost = 0.0
         try:
-            if first:
-                arrived = sent.first_at
-                yield first
-                parser.feed(first, arrived)
-            async for chunk in chunks:
-                arrived = time.perf_counter()
-                yield chunk
-                gw.forward_ms.append((time.perf_counter() - arrived) * 1000)
-                parser.feed(chunk, arrived)
-        except httpx.HTTPError as e:
-            call.status, call.status_message = "error", f"upstream stream failed: {e}"
+            try:
+                if first:
+                    arrived = sent.first_at
+                    yield first
+                    parser.feed(first, arrived)
+                async for chunk in chunks:
+                    arrived = time.perf_counter()
+                    yield chunk
+                    gw.forward_ms.append((time.perf_counter() - arrived) * 1000)
+                    parser.feed(chunk, arrived)
+            except httpx.HTTPError as e:
+                call.status, call.status_message = "error", f"upstream stream failed: {e}"
+                # Said in the stream, as OpenAI does (its SDKs raise APIError): ended without
+                # it, the cut answer would pass for a whole one.
+                yield _stream_error(parser, f"the upstream stream failed: {e}")
         finally:
             await r.aclose()
             cost = gw.cost(call)
@@ -892,6 +916,13 @@ async def chat_completions(request: Request) -> Response:
 
     return StreamingResponse(relay(), media_type="text/event-stream",
                              headers=_response_headers(r, call))  # fmt: skip
+
+
+def _stream_error(parser: _SseParser, message: str) -> bytes:
+    """An SSE error event, after the end of an event the upstream left unfinished."""
+    err = {"error": {"message": message, "type": "api_error", "param": None,
+                     "code": "upstream_stream_failed"}}  # fmt: skip
+    return (b"\n\n" if parser.buf else b"") + b"data: " + orjson.dumps(err) + b"\n\n"
 
 
 async def _no_chunks() -> AsyncIterator[bytes]:
