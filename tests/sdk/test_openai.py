@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -263,3 +264,68 @@ class TestNeverBreakTheApp:
         _client(fake).chat.completions.create(model="gpt-4o-mini", messages=Q)
         assert not capture_spans.named("chat gpt-4o-mini")
         assert not hasattr(openai.resources.chat.Completions.create, "__sightline_wrapped__")
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Spans must end when the app is done with a stream, not when the collector runs."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_gc")
+class TestStreamHelpers:
+    def test_chat_stream_helper_left_early_ends_the_span_on_exit(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with _client(fake).chat.completions.stream(model="gpt-4o-mini", messages=Q) as stream:
+            for event in stream:
+                if event.type == "content.delta" and event.delta:
+                    break
+            assert not capture_spans.spans
+        span = capture_spans.one("chat gpt-4o-mini")
+        assert span.status.status_code != StatusCode.ERROR
+        assert (span.attributes or {})["sightline.ttft_ms"] > 0
+
+    def test_responses_stream_helper_left_early_ends_the_span_on_exit(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with _client(fake).responses.stream(model="gpt-4o-mini", input="Refund?") as stream:
+            for event in stream:
+                if event.type == "response.output_text.delta":
+                    break
+        assert capture_spans.one("chat gpt-4o-mini").status.status_code != StatusCode.ERROR
+
+    def test_async_stream_helpers_left_early_end_the_span_on_exit(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        async def main() -> None:
+            async with _aclient(fake) as client:
+                async with client.chat.completions.stream(model="gpt-4o", messages=Q) as s1:
+                    async for event in s1:
+                        if event.type == "content.delta":
+                            break
+                assert len(capture_spans.named("chat gpt-4o")) == 1
+                async with client.responses.stream(model="gpt-4o-mini", input="Refund?") as s2:
+                    async for e in s2:
+                        if e.type == "response.output_text.delta":
+                            break
+                assert len(capture_spans.named("chat gpt-4o-mini")) == 1
+
+        asyncio.run(main())
+
+    def test_a_stream_cut_mid_way_is_an_error_once(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        cut = {"x-fake-abort-after": "2"}
+        with pytest.raises(openai.APIConnectionError):
+            with _client(fake, max_retries=0).chat.completions.stream(
+                model="gpt-4o-mini", messages=Q, extra_headers=cut
+            ) as stream:
+                for _ in stream:
+                    pass
+        span = capture_spans.one("chat gpt-4o-mini")
+        assert span.status.status_code == StatusCode.ERROR

@@ -69,22 +69,59 @@ def _rejected_injection(prep: Prepared, exc: BaseException) -> bool:
     return prep.injected and getattr(exc, "status_code", None) in (400, 422)
 
 
+def _end_on_close(obj: Any, name: str, call: LlmCall, reading: list[bool]) -> None:
+    """Make ``obj.<name>()`` (a close method, sync or async) also end the call.
+
+    Hooked on the stream and on its HTTP response: the clients' stream helpers
+    (``chat.completions.stream()``, ``responses.stream()``) close the response, not the stream
+    they wrap. While the stream is being read (``reading``), a close comes from the client's own
+    end of stream or error, and the observer ends the call itself (with the error, if any).
+    """
+    original = getattr(obj, name, None)
+    if not callable(original):
+        return
+    if inspect.iscoroutinefunction(original):
+
+        async def closing_aclose() -> Any:
+            try:
+                return await original()
+            finally:
+                if not reading[0]:
+                    call.end()
+
+        setattr(obj, name, closing_aclose)
+        return
+
+    def closing_close() -> Any:
+        try:
+            return original()
+        finally:
+            if not reading[0]:
+                call.end()
+
+    setattr(obj, name, closing_close)
+
+
+def _hook_closes(stream: Any, call: LlmCall, reading: list[bool], names: tuple[str, ...]) -> None:
+    _end_on_close(stream, "close", call, reading)
+    response = getattr(stream, "response", None)
+    if response is not None:
+        for name in names:
+            try:
+                _end_on_close(response, name, call, reading)
+            except Exception:  # a response that takes no new attributes: the stream's is enough
+                internal_error("llm_response_close")
+
+
 def _finish_sync(api: Api, prep: Prepared, result: Any) -> Any:
     call = prep.call
     stream: Any = result
     try:
         if isinstance(result, api.stream_types):
+            reading = [False]
             original = stream._iterator
-            stream._iterator = _observe_sync(api, call, original, prep.state)
-            close = stream.close
-
-            def closing_close() -> None:
-                try:
-                    close()
-                finally:
-                    call.end()
-
-            stream.close = closing_close
+            stream._iterator = _observe_sync(api, call, original, prep.state, reading)
+            _hook_closes(stream, call, reading, ("close",))
             call.detach()
             return result
         if isinstance(result, api.response_types):
@@ -100,17 +137,10 @@ async def _finish_async(api: Api, prep: Prepared, result: Any) -> Any:
     stream: Any = result
     try:
         if isinstance(result, api.stream_types):
+            reading = [False]
             original = stream._iterator
-            stream._iterator = _observe_async(api, call, original, prep.state)
-            close = stream.close
-
-            async def closing_close() -> None:
-                try:
-                    await close()
-                finally:
-                    call.end()
-
-            stream.close = closing_close
+            stream._iterator = _observe_async(api, call, original, prep.state, reading)
+            _hook_closes(stream, call, reading, ("aclose",))
             call.detach()
             return result
         if isinstance(result, api.response_types):
@@ -122,9 +152,10 @@ async def _finish_async(api: Api, prep: Prepared, result: Any) -> Any:
 
 
 def _observe_sync(
-    api: Api, call: LlmCall, items: Iterator[Any], state: dict[str, Any]
+    api: Api, call: LlmCall, items: Iterator[Any], state: dict[str, Any], reading: list[bool]
 ) -> Iterator[Any]:
     try:
+        reading[0] = True
         for item in items:
             try:
                 show = api.chunk(call, item, state)
@@ -132,18 +163,26 @@ def _observe_sync(
                 internal_error("llm_chunk")
                 show = True
             if show:
+                reading[0] = False
                 yield item
+                reading[0] = True
     except Exception as e:
         call.end(e)
         raise
     finally:
+        reading[0] = False
         call.end()  # read to the end, or closed early (GeneratorExit): no error
 
 
 async def _observe_async(
-    api: Api, call: LlmCall, items: AsyncIterator[Any], state: dict[str, Any]
+    api: Api,
+    call: LlmCall,
+    items: AsyncIterator[Any],
+    state: dict[str, Any],
+    reading: list[bool],
 ) -> AsyncIterator[Any]:
     try:
+        reading[0] = True
         async for item in items:
             try:
                 show = api.chunk(call, item, state)
@@ -151,11 +190,14 @@ async def _observe_async(
                 internal_error("llm_chunk")
                 show = True
             if show:
+                reading[0] = False
                 yield item
+                reading[0] = True
     except Exception as e:
         call.end(e)
         raise
     finally:
+        reading[0] = False
         call.end()
 
 
