@@ -329,3 +329,52 @@ class TestStreamHelpers:
                     pass
         span = capture_spans.one("chat gpt-4o-mini")
         assert span.status.status_code == StatusCode.ERROR
+
+
+class TestInjectedStreamOptions:
+    def test_the_apps_own_bad_request_is_sent_once(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        before = len(fake.requests)
+        with pytest.raises(openai.BadRequestError):
+            _client(fake, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=Q, stream=True, extra_headers={"x-fake-status": "400"}
+            )
+        assert len(fake.requests) - before == 1
+        assert capture_spans.one("chat gpt-4o-mini").status.status_code == StatusCode.ERROR
+
+    def test_a_server_refusing_stream_options_gets_the_call_as_the_app_wrote_it(
+        self, capture_spans: CapturedSpans
+    ) -> None:
+        httpx = pytest.importorskip("httpx2")
+        sent: list[dict[str, Any]] = []
+
+        def handler(request: Any) -> Any:
+            body = json.loads(request.content)
+            sent.append(body)
+            if "stream_options" in body:
+                error = {"message": "Unrecognized request argument supplied: stream_options"}
+                return httpx.Response(400, json={"error": error})
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}],
+            }
+            sse = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse)
+
+        client = openai.OpenAI(
+            api_key="test",
+            base_url="http://compatible.invalid/v1",
+            max_retries=0,
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        )
+        _OPEN.append(client)
+        stream = client.chat.completions.create(model="m", messages=Q, stream=True)
+        assert [c.choices[0].delta.content for c in stream] == ["hi"]
+        assert [("stream_options" in b) for b in sent] == [True, False]
+        span = capture_spans.one("chat m")
+        assert span.status.status_code != StatusCode.ERROR
+        assert (span.attributes or {})["gen_ai.response.finish_reasons"] == ("stop",)

@@ -23,6 +23,8 @@ from sightline.sdk._llm_call import CURRENT_CALL, LlmCall
 __all__ = ["Api", "Prepared", "wrap_async", "wrap_stream_manager", "wrap_sync"]
 
 WRAPPED = "__sightline_wrapped__"
+# what Sightline may add to a request (see _rejected_injection)
+_INJECTED_NAMES = ("stream_options", "include_usage")
 
 
 @dataclass(slots=True)
@@ -64,9 +66,16 @@ def _rejected_injection(prep: Prepared, exc: BaseException) -> bool:
     """Whether the provider refused what Sightline added to the request.
 
     Some OpenAI-compatible servers reject ``stream_options``: the call is then made again as
-    the app wrote it.
+    the app wrote it. Only when the error names the option: any other 400 is the app's own
+    request failing, and sending it twice would only double the wait for the same error.
     """
-    return prep.injected and getattr(exc, "status_code", None) in (400, 422)
+    if not prep.injected or getattr(exc, "status_code", None) not in (400, 422):
+        return False
+    try:
+        text = f"{exc} {getattr(exc, 'body', '')}"
+    except Exception:
+        return False
+    return any(name in text for name in _INJECTED_NAMES)
 
 
 def _end_on_close(obj: Any, name: str, call: LlmCall, reading: list[bool]) -> None:
