@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,39 @@ def test_log_requests_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert not _opts().log_requests  # type: ignore[attr-defined]
     monkeypatch.setenv("SIGHTLINE_LOG_REQUESTS", "1")
     assert _opts().log_requests  # type: ignore[attr-defined]
+
+
+TWICE = textwrap.dedent("""
+    import json
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import sightline
+
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+    sightline.init(span_exporter=first, instrument=False)
+    with sightline.span("before"):
+        pass
+    sightline.init(span_exporter=first, instrument=False)  # the same setup run again
+    with sightline.trace("same", user_id="u1"):
+        pass
+    sightline.init(span_exporter=second, instrument=False)  # a new exporter replaces it
+    with sightline.trace("replaced", user_id="u2"):
+        pass
+    sightline.shutdown()
+    print(json.dumps({
+        "first": sorted(s.name for s in first.get_finished_spans()),
+        "second": [[s.name, s.attributes.get("sightline.user_id")]
+                   for s in second.get_finished_spans()],
+    }))
+""")
+
+
+def test_init_called_again_exports_each_span_once() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", TWICE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "first": ["before", "same"],
+        "second": [["replaced", "u2"]],
+    }

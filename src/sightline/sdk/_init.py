@@ -35,7 +35,7 @@ _lock = threading.Lock()
 class _State:
     provider: TracerProvider | None = None
     options: SdkOptions | None = None
-    exporting: list[ErrorKeepingProcessor] = []  # one process, one state
+    exporting: list[_TracingExportProcessor] = []  # one process, one state
     request_log = False
     exit_hook = False
 
@@ -46,7 +46,13 @@ _state = _State()
 class _TracingExportProcessor(ErrorKeepingProcessor):
     """The exporting processor that also does ``TraceAttributesProcessor.on_start``."""
 
+    def __init__(self, inner: BatchSpanProcessor, exporter: SpanExporter) -> None:
+        super().__init__(inner, max_queue_size=_MAX_QUEUE_SPANS)
+        self.exporter = exporter
+
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        if self.retired:
+            return
         add_trace_attributes(span)
         if self._inner_on_start:
             self._inner.on_start(span, parent_context)
@@ -170,17 +176,18 @@ def init(
             provider.add_span_processor(RequestLogProcessor())
             _state.request_log = True
         # Traces the sample rate leaves out are recorded anyway; those that end in error are
-        # exported all the same. (An app's own provider keeps its own sampler.) The first one
-        # also copies the trace attributes at start (TraceAttributesProcessor's work): one
-        # processor less on every span's start and end.
-        exporting = (
-            _TracingExportProcessor(batch, max_queue_size=_MAX_QUEUE_SPANS)
-            if not _state.exporting
-            else ErrorKeepingProcessor(batch, max_queue_size=_MAX_QUEUE_SPANS)
-        )
+        # exported all the same. (An app's own provider keeps its own sampler.) It also copies
+        # the trace attributes at start (TraceAttributesProcessor's work): one processor less
+        # on every span's start and end.
+        exporting = _TracingExportProcessor(batch, span_exporter)
         exporting.set_filter(keep_span)
         provider.add_span_processor(exporting)
         use_provider(provider)
+        # init called again (a re-import, a worker's setup after the module's): the new options
+        # replace the old ones, and each span is exported once, not once per init
+        for old in _state.exporting:
+            if not old.retired:
+                old.retire(shutdown=old.exporter is not span_exporter)
         _state.exporting.append(exporting)
         _state.provider = provider
         _state.options = opts

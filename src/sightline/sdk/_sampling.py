@@ -116,6 +116,8 @@ class ErrorKeepingProcessor(SpanProcessor):
         self.dropped = 0
         self._reported = False
         self._filter: Callable[[ReadableSpan], bool] | None = None
+        self.retired = False
+        """Replaced by a later ``init``: passes nothing on (see :meth:`retire`)."""
         # BatchSpanProcessor.on_start does nothing: not called for every span
         self._inner_on_start = type(inner).on_start not in (
             BatchSpanProcessor.on_start,
@@ -126,8 +128,22 @@ class ErrorKeepingProcessor(SpanProcessor):
         """Export only the spans ``keep`` accepts (set by the provider instrumentation)."""
         self._filter = keep
 
+    def retire(self, *, shutdown: bool = True) -> None:
+        """Stop exporting (a later ``init`` replaced this processor); send what it still holds.
+
+        OpenTelemetry cannot remove a processor from a provider: without this, every span
+        would be exported once per ``init`` call. ``shutdown=False`` only flushes, for an
+        exporter the new processor uses too (shutting the batch down would shut it down).
+        """
+        self.retired = True
+        inner = self._inner
+        target: Callable[[], object] = (
+            (lambda: self.shutdown_within(5.0)) if shutdown else (lambda: inner.force_flush(5000))
+        )
+        threading.Thread(target=target, name="sightline-retire", daemon=True).start()
+
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
-        if self._inner_on_start:
+        if self._inner_on_start and not self.retired:
             self._inner.on_start(span, parent_context)
 
     def _forward(self, span: ReadableSpan) -> None:
@@ -146,6 +162,8 @@ class ErrorKeepingProcessor(SpanProcessor):
         self._inner.on_end(span)
 
     def on_end(self, span: ReadableSpan) -> None:
+        if self.retired:
+            return
         ctx = span.get_span_context()
         if ctx is None or ctx.trace_flags.sampled:
             try:
@@ -185,4 +203,6 @@ class ErrorKeepingProcessor(SpanProcessor):
             self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self.retired:
+            return True
         return self._inner.force_flush(timeout_millis)
