@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +196,43 @@ def test_spans_of_a_fetched_prompt_carry_its_name_and_version(server: Server) ->
     llm = next(s for s in spans if s["kind"] == "llm")
     assert (llm["prompt_name"], llm["prompt_version"], llm["variant"]) == ("span-prompt", "2", "B")
     assert llm["input"] == "v2 refunds?"  # the label's version was rendered
+
+
+@pytest.fixture
+def broken_server() -> Iterator[list[bytes]]:
+    """A server answering each request with the next of these raw replies, then hanging up."""
+    replies: list[bytes] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(replies.pop(0) if replies else b"")
+
+    threading.Thread(target=run, daemon=True).start()
+    replies.append(f"http://127.0.0.1:{sock.getsockname()[1]}".encode())
+    yield replies
+    sock.close()
+
+
+def test_a_server_cutting_its_answer_short_gives_the_fallback(
+    broken_server: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _point_at(monkeypatch, broken_server.pop().decode())
+    broken_server += [
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"na',
+        b"not http at all\r\n\r\n",
+    ]
+    for _ in range(2):
+        p = sightline.get_prompt("cut", fallback="fb {{x}}", timeout_s=2)
+        assert p.is_fallback and p.template == "fb {{x}}"
+        sightline.clear_prompt_cache()
+    with pytest.raises(sightline.PromptUnavailable, match="RemoteDisconnected|IncompleteRead"):
+        sightline.get_prompt("cut", timeout_s=2)  # an empty answer: no fallback, the SDK's error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -139,7 +140,14 @@ def get_prompt(
             labels=tuple(d.get("labels") or ()),
             kind=d.get("kind", "prompt"),
         )
-    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as e:
+    except (
+        urllib.error.URLError,
+        OSError,
+        http.client.HTTPException,  # a connection cut mid-answer, a garbled status line
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as e:
         reason = _reason(e)
         if hit is not None:
             logger.warning("sightline prompt %r: %s; using the cached version", name, reason)
