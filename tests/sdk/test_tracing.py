@@ -132,6 +132,79 @@ class TestObserve:
         assert (got["stream"].attributes or {})["sightline.items"] == 2
         assert (got["astream"].attributes or {})["sightline.items"] == 1
 
+    def test_a_generators_span_is_not_current_in_the_consumers_code(
+        self, spans: InMemorySpanExporter
+    ) -> None:
+        @sightline.observe(kind="retrieval", name="docs")
+        def docs(n: int) -> Iterator[int]:
+            with sightline.span("inside"):  # the generator's own code: its child
+                pass
+            yield from range(n)
+
+        @sightline.observe(kind="retrieval", name="adocs")
+        async def adocs() -> object:
+            with sightline.span("ainside"):
+                pass
+            yield 1
+            yield 2
+
+        with sightline.span("request"):
+            for d in docs(2):
+                with sightline.span(f"use-{d}"):  # the consumer's code: not the generator's
+                    pass
+            for _ in docs(5):
+                break  # left early: the request's context is intact
+            with sightline.span("after"):
+                pass
+
+            async def consume() -> None:
+                async for d in adocs():  # type: ignore[attr-defined]
+                    with sightline.span(f"ause-{d}"):
+                        pass
+                    break
+
+            asyncio.run(consume())
+        by_id = {s.context.span_id: s.name for s in spans.get_finished_spans()}
+        parents = {
+            s.name: by_id.get(s.parent.span_id) if s.parent else None
+            for s in spans.get_finished_spans()
+        }
+        assert parents["inside"] == "docs" and parents["ainside"] == "adocs"
+        for name in ("use-0", "use-1", "after", "ause-1", "docs", "adocs"):
+            assert parents[name] == "request", name
+        assert otel_trace.get_current_span() is otel_trace.INVALID_SPAN
+
+    def test_an_observed_generators_error_and_return_value(
+        self, spans: InMemorySpanExporter
+    ) -> None:
+        class Boom(Exception):
+            pass
+
+        @sightline.observe(name="fails")
+        def fails() -> Iterator[int]:
+            yield 1
+            raise Boom("mid-way")
+
+        @sightline.observe(name="returns")
+        def returns() -> Iterator[int]:
+            yield 1
+            return 42
+
+        with pytest.raises(Boom, match="mid-way"):
+            list(fails())
+
+        def outer() -> object:
+            return (yield from returns())
+
+        g = outer()
+        assert next(g) == 1
+        with pytest.raises(StopIteration) as stop:
+            next(g)
+        assert stop.value.value == 42
+        got = _by_name(spans)
+        assert got["fails"].status.status_code == otel_trace.StatusCode.ERROR
+        assert got["returns"].status.status_code != otel_trace.StatusCode.ERROR
+
     def test_capture_can_be_turned_off(self, spans: InMemorySpanExporter) -> None:
         @sightline.observe(capture_input=False, capture_output=False, name="secret")
         def secret(password: str) -> str:

@@ -12,7 +12,7 @@ import contextvars
 import functools
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, TypeVar, cast
 
@@ -598,6 +598,61 @@ def _input_builder(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[st
     return slow
 
 
+class _GenSpan:
+    """The span of an observed generator, current only while the generator's own code runs.
+
+    A ``with span(...)`` around the ``yield`` would leave the span current in the consumer's
+    code between items: whatever the consumer traced there would become the generator's child,
+    and one left early would leave it current for good.
+    """
+
+    __slots__ = ("ctx", "items", "otel")
+
+    def __init__(self, otel_span: otel_trace.Span) -> None:
+        self.otel = otel_span
+        self.ctx = otel_trace.set_span_in_context(otel_span)
+        self.items = 0
+
+    @classmethod
+    def start(cls, name: str, attributes: dict[str, Any]) -> _GenSpan | None:
+        try:
+            trace_attrs = _TRACE_ATTRS.get()
+            if trace_attrs:
+                attributes.update(trace_attrs)
+            return cls(_TRACER.start_span(name, attributes=attributes))
+        except Exception:
+            internal_error("span_start")
+            return None
+
+    def attach(self) -> object:
+        return otel_context.attach(self.ctx)
+
+    def detach(self, token: object) -> None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            internal_error("span_detach")
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        token = self.attach()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.detach(token)
+
+    def end(self, exc: BaseException | None, *, done: bool) -> None:
+        try:
+            if done:
+                self.otel.set_attribute("sightline.items", self.items)
+            if exc is not None and isinstance(exc, Exception):
+                self.otel.record_exception(exc)
+                self.otel.set_status(Status(_ERROR, f"{type(exc).__name__}: {exc}"))
+                self.otel.set_attribute("error.type", type(exc).__qualname__)
+            self.otel.end()
+        except Exception:
+            internal_error("span_end")
+
+
 def observe(
     kind: str = "chain",
     *,
@@ -629,30 +684,86 @@ def observe(
             if capture_output:
                 s.set_output(result)
 
+        def start_detached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            """A generator's span: current only while the generator runs (see _GenSpan)."""
+            attrs: dict[str, Any] = {_KIND: kind}
+            if capture_input and _Content.capture:
+                try:
+                    t = _text(build_input(args, kwargs))
+                    if t is not None:
+                        attrs["sightline.input"] = t
+                except Exception:
+                    internal_error("observe_input")
+            return _GenSpan.start(span_name, attrs)
+
         if inspect.isasyncgenfunction(fn):
 
             @functools.wraps(fn)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-                with span(span_name, kind=kind) as s:
-                    start(s, args, kwargs)
-                    n = 0
+                gs = start_detached(args, kwargs)
+                if gs is None:
                     async for item in fn(*args, **kwargs):
-                        n += 1
                         yield item
-                    s.set_attribute("sightline.items", n)
+                    return
+                gen = gs.run(fn, *args, **kwargs)
+                try:
+                    while True:
+                        token = gs.attach()
+                        try:
+                            item = await gen.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            gs.detach(token)
+                        gs.items += 1
+                        yield item
+                except GeneratorExit:  # the consumer stopped early: not an error
+                    token = gs.attach()
+                    try:
+                        await gen.aclose()
+                    finally:
+                        gs.detach(token)
+                        gs.end(None, done=False)
+                    raise
+                except BaseException as e:
+                    gs.end(e, done=False)
+                    raise
+                gs.end(None, done=True)
 
             return cast(F, agen_wrapper)
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
-            def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                with span(span_name, kind=kind) as s:
-                    start(s, args, kwargs)
-                    n = 0
-                    for item in fn(*args, **kwargs):
-                        n += 1
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                gs = start_detached(args, kwargs)
+                if gs is None:
+                    return (yield from fn(*args, **kwargs))
+                gen = gs.run(fn, *args, **kwargs)
+                try:
+                    while True:
+                        token = gs.attach()
+                        try:
+                            item = next(gen)
+                        except StopIteration as stop:
+                            result = stop.value
+                            break
+                        finally:
+                            gs.detach(token)
+                        gs.items += 1
                         yield item
-                    s.set_attribute("sightline.items", n)
+                except GeneratorExit:  # the consumer stopped early: not an error
+                    token = gs.attach()
+                    try:
+                        gen.close()
+                    finally:
+                        gs.detach(token)
+                        gs.end(None, done=False)
+                    raise
+                except BaseException as e:
+                    gs.end(e, done=False)
+                    raise
+                gs.end(None, done=True)
+                return result
 
             return cast(F, gen_wrapper)
         if inspect.iscoroutinefunction(fn):
