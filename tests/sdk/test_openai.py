@@ -378,3 +378,80 @@ class TestInjectedStreamOptions:
         span = capture_spans.one("chat m")
         assert span.status.status_code != StatusCode.ERROR
         assert (span.attributes or {})["gen_ai.response.finish_reasons"] == ("stop",)
+
+
+def _tool_delta(choice: int, call_id: str | None, name: str | None, args: str) -> dict[str, Any]:
+    fn: dict[str, Any] = {"arguments": args}
+    tc: dict[str, Any] = {"index": 0, "function": fn}
+    if call_id:
+        tc.update(id=call_id, type="function")
+        fn["name"] = name
+    return {"index": choice, "delta": {"tool_calls": [tc]}, "finish_reason": None}
+
+
+class TestSeveralChoices:
+    def test_tool_calls_of_other_choices_are_not_merged_into_the_first(
+        self, capture_spans: CapturedSpans
+    ) -> None:
+        httpx = pytest.importorskip("httpx2")
+
+        def chunk(choices: list[dict[str, Any]]) -> str:
+            body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+            return f"data: {json.dumps({**body, 'choices': choices})}\n\n"
+
+        stream = [
+            [_tool_delta(0, "a", "f0", ""), _tool_delta(1, "b", "f1", "")],
+            [_tool_delta(0, None, None, '{"x":1}'), _tool_delta(1, None, None, '{"y":2}')],
+            [{"index": i, "delta": {}, "finish_reason": "tool_calls"} for i in (0, 1)],
+        ]
+        message = {"role": "assistant", "content": None}
+        whole = {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        **message,
+                        "tool_calls": [
+                            {
+                                "id": "a",
+                                "type": "function",
+                                "function": {"name": "f0", "arguments": "{}"},
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                },
+                {
+                    "index": 1,
+                    "message": {**message, "content": "no tool"},
+                    "finish_reason": "stop",
+                },
+            ],
+        }
+
+        def handler(request: Any) -> Any:
+            if json.loads(request.content).get("stream"):
+                sse = "".join(chunk(c) for c in stream) + "data: [DONE]\n\n"
+                return httpx.Response(
+                    200, headers={"content-type": "text/event-stream"}, content=sse.encode()
+                )
+            return httpx.Response(200, json=whole)
+
+        client = openai.OpenAI(
+            api_key="test",
+            base_url="http://several.invalid/v1",
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        )
+        _OPEN.append(client)
+        for _ in client.chat.completions.create(model="m", messages=Q, n=2, stream=True):
+            pass
+        client.chat.completions.create(model="m", messages=Q, n=2)
+        streamed, whole_span = capture_spans.named("chat m")
+        out = json.loads((streamed.attributes or {})["gen_ai.output.messages"])[0]
+        assert out["tool_calls"] == [{"id": "a", "name": "f0", "arguments": '{"x":1}'}]
+        out = json.loads((whole_span.attributes or {})["gen_ai.output.messages"])[0]
+        assert out["content"] == "" and [t["id"] for t in out["tool_calls"]] == ["a"]

@@ -46,6 +46,7 @@ _FIRST_TOKEN_EVENTS = frozenset(
     )
 )
 _DONE_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+_MAX_TOOL_CALLS = 128
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -109,7 +110,7 @@ class ChatApi:
             if _get(choice, "index") in (0, None) and not call.logprobs:
                 call.logprobs.extend(tokens_of(_get(choice, "logprobs")))
             msg = _get(choice, "message")
-            if msg is not None and not call.text_parts:
+            if msg is not None and _get(choice, "index") in (0, None):
                 content = _get(msg, "content") or _get(msg, "refusal")
                 if content:
                     call.text_parts.append(str(content))
@@ -149,7 +150,8 @@ class ChatApi:
                         call.logprobs.extend(tokens_of(_get(choice, "logprobs")))
                 elif _get(delta, "tool_calls") or _get(delta, "refusal"):
                     call.first_token()
-                    _tool_call_delta(call, _get(delta, "tool_calls"))
+                    if _get(choice, "index") in (0, None):  # n > 1: the first choice's, as text
+                        _tool_call_delta(call, _get(delta, "tool_calls"))
             fr = _get(choice, "finish_reason")
             if fr:
                 call.finish_reasons.append(str(fr))
@@ -159,6 +161,8 @@ class ChatApi:
 def _tool_call_delta(call: LlmCall, deltas: Any) -> None:
     for d in deltas or ():
         idx = _get(d, "index") or 0
+        if not isinstance(idx, int) or not 0 <= idx < _MAX_TOOL_CALLS:
+            continue  # a bad index must not grow the list without bound
         while len(call.tool_calls) <= idx:
             call.tool_calls.append({"id": None, "name": None, "arguments": ""})
         tc = call.tool_calls[idx]
