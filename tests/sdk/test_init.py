@@ -107,3 +107,59 @@ def test_init_called_again_exports_each_span_once() -> None:
         "first": ["before", "same"],
         "second": [["replaced", "u2"]],
     }
+
+
+FORKED = textwrap.dedent("""
+    import http.server, json, multiprocessing, threading
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    import sightline
+
+    got = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for ss in rs.scope_spans:
+                    got.extend(s.name for s in ss.spans)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    sightline.init(endpoint=f"http://127.0.0.1:{srv.server_address[1]}", instrument=False,
+                   check_budgets=False)
+
+    def work(i):
+        with sightline.span(f"child-{i}"):
+            pass
+        return i
+
+    if __name__ == "__main__":
+        ctx = multiprocessing.get_context("fork")
+        p = ctx.Process(target=work, args=(1,))
+        p.start()
+        p.join()
+        pool = ctx.Pool(2)
+        pool.map(work, [2, 3])
+        pool.close()
+        pool.join()
+        sightline.shutdown()
+        print(json.dumps(sorted(got)))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_spans_of_forked_multiprocessing_children_are_sent() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", FORKED], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    # a forked child leaves through os._exit: without a flush, its spans were lost
+    assert json.loads(proc.stdout) == ["child-1", "child-2", "child-3"]

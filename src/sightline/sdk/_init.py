@@ -38,6 +38,7 @@ class _State:
     exporting: list[_TracingExportProcessor] = []  # one process, one state
     request_log = False
     exit_hook = False
+    fork_hook = False
 
 
 _state = _State()
@@ -195,6 +196,10 @@ def init(
             # Registered after the provider's own handler, so it runs first (atexit is LIFO).
             atexit.register(_at_exit)
             _state.exit_hook = True
+        if not _state.fork_hook:
+            _state.fork_hook = True
+            with handle_internal_errors("fork_hook"):
+                _register_after_fork()
     if check_budgets is None:
         check_budgets = _bool(_env("SIGHTLINE_CHECK_BUDGETS"), span_exporter_given is False)
     set_guard(
@@ -262,3 +267,25 @@ def _at_exit() -> None:
         shutdown(_EXIT_TIMEOUT_S)
         for p in _state.exporting:
             p.shutdown_within(0.1)
+
+
+def _register_after_fork() -> None:
+    """Flush in a ``multiprocessing`` child too: it leaves through ``os._exit``, not atexit.
+
+    A forked ``Process`` or ``Pool`` worker never runs atexit handlers, so the spans of its last
+    second (the batch's delay) were lost. multiprocessing runs its finalizers there instead.
+    """
+    from multiprocessing import util
+
+    util.register_after_fork(_state, _after_fork_in_child)
+
+
+def _after_fork_in_child(_: object) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _flush_in_child, exitpriority=0)
+
+
+def _flush_in_child() -> None:
+    with handle_internal_errors("exit"):
+        shutdown(_EXIT_TIMEOUT_S)
