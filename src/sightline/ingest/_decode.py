@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from sightline import semconv
 from sightline.errors import IngestError
+from sightline.ingest._evaluations import EVALUATION_EVENT, EVALUATION_NAME, evaluation
 from sightline.ingest._otlp_lite import LiteTracesData
 from sightline.ingest._utf8 import repair_traces
 from sightline.model import SPAN_KINDS
@@ -79,6 +80,8 @@ class DecodeResult:
     """Spans dropped, by reason."""
     repaired: dict[str, int] = field(default_factory=dict)
     """Spans kept but repaired or noted (truncated text, unknown model...), by reason."""
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    """``gen_ai.evaluation.result`` verdicts found in the spans (``ingest._evaluations``)."""
 
     @property
     def num_rejected(self) -> int:
@@ -740,6 +743,29 @@ def _json_size(v: Any) -> int:
     return len(str(v)) if b is None else len(b)
 
 
+def _evaluations(
+    rec: dict[str, Any],
+    attrs: dict[str, Any],
+    events: list[semconv.Event] | None,
+    res: DecodeResult,
+    limits: Limits,
+) -> None:
+    """Keep the evaluation results the span carries, as events or as attributes of its own."""
+    red = limits.redaction
+    redact = None if red is None else lambda t: red.redact_text(t, "attributes", {})
+    if events:
+        for name, t, a in events:
+            if name == EVALUATION_EVENT:
+                s = evaluation(rec["trace_id"], rec["span_id"], t or rec["end_ns"], a, redact)
+                if s is not None:
+                    res.scores.append(s)
+    if EVALUATION_NAME in attrs:  # an evaluation span: what it judges is its parent
+        target = rec["parent_span_id"] or rec["span_id"]
+        s = evaluation(rec["trace_id"], target, rec["end_ns"], attrs, redact)
+        if s is not None:
+            res.scores.append(s)
+
+
 def _finish(
     rec: dict[str, Any],
     attrs: dict[str, Any],
@@ -781,6 +807,8 @@ def _finish(
         events = events[: limits.max_events]
         notes.append("events_dropped")
     rest = semconv.normalise(rec, attrs, events, resource)
+    if events is not None or EVALUATION_NAME in attrs:
+        _evaluations(rec, attrs, events, res, limits)
     # The cap applies to what no field took: instrumentations set the model and token counts
     # after a long conversation's message attributes, and those must not be the ones dropped.
     if len(rest) > limits.max_attributes:

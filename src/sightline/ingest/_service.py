@@ -8,7 +8,7 @@ import multiprocessing
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -26,8 +26,10 @@ from sightline.ingest._decode import (
     decode_otlp_json,
     decode_otlp_proto,
 )
+from sightline.ingest._evaluations import to_scores
 from sightline.ingest._signals import Signal, SignalResult, decode_logs, decode_metrics
 from sightline.ingest._writer import GroupCommitWriter
+from sightline.model import Score
 from sightline.pricing import PriceOverride, Pricer
 from sightline.redact import Redactor
 from sightline.store._arrow import records_to_table
@@ -310,8 +312,11 @@ class IngestService:
         workers: int = 0,
         max_body_bytes: int = 16 << 20,
         redaction: Callable[[str], Redactor | None] | None = None,
+        scores: Callable[[Sequence[Score]], object] | None = None,
     ) -> None:
         self._writer = writer
+        self._scores = scores
+        """Stores the evaluation results found in requests (``append_scores_once``), or None."""
         self._redaction = redaction
         """The redactor of a project (its privacy policy), looked up once per request."""
         self._limits = limits or Limits()
@@ -401,7 +406,20 @@ class IngestService:
         """Decode ``body`` and return once its spans are committed."""
         args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
         n, res = await self._commit(_prepare, _prepare_ipc, args, "spans")
+        if res.scores and self._scores is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._save_scores, project_id, res.scores
+            )
         return IngestResult(n, res.rejected, res.repaired)
+
+    def _save_scores(self, project_id: str, found: list[dict[str, Any]]) -> None:
+        """Store the evaluation results of a committed request (each once, on a retry too).
+
+        After the spans' commit: a failure here answers 503 and the exporter's retry sends the
+        spans (stored once) and the scores again.
+        """
+        if self._scores is not None:
+            self._scores(to_scores(project_id, found, time.time_ns()))
 
     async def ingest_signal(
         self,
@@ -423,6 +441,10 @@ class IngestService:
             self._redactor(project_id),
         )
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
+        if res.scores and self._scores is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._save_scores, project_id, res.scores
+            )
         return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_signal_sync(self, signal: Signal, body: bytes, *, project_id: str) -> IngestResult:
@@ -437,6 +459,8 @@ class IngestService:
             self._redactor(project_id),
         )
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
+        if res.scores and self._scores is not None:
+            self._save_scores(project_id, res.scores)
         return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_sync(
@@ -445,6 +469,8 @@ class IngestService:
         """Blocking :meth:`ingest`, for the gRPC receiver's threads."""
         args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
         n, res = self._commit_sync(_prepare, _prepare_ipc, args, "spans")
+        if res.scores and self._scores is not None:
+            self._save_scores(project_id, res.scores)
         return IngestResult(n, res.rejected, res.repaired)
 
     async def _commit(

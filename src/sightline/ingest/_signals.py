@@ -34,6 +34,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from sightline.errors import IngestError
 from sightline.ingest._decode import _json_loads, _pb_attrs, _pb_value
+from sightline.ingest._evaluations import EVALUATION_EVENT, evaluation
 from sightline.ingest._otlp_lite import LiteLogsData, LiteMetricsData
 from sightline.ingest._utf8 import repair_logs, repair_metrics
 from sightline.serving import alias_of
@@ -162,6 +163,8 @@ class SignalResult:
     rejected: dict[str, int] = field(default_factory=dict)
     repaired: dict[str, int] = field(default_factory=dict)
     """Data points or log records kept but repaired, by reason."""
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    """``gen_ai.evaluation.result`` log records, as scores (``ingest._evaluations``)."""
 
     def reject(self, reason: str, n: int = 1) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + n
@@ -789,6 +792,16 @@ def _decode_logs(
                 if entry is None:
                     entry = attrs_entry(key)
                 event_name = r.event_name or entry[1]
+                if event_name == EVALUATION_EVENT and tid is not None and tid != zero_tid:
+                    found = evaluation(
+                        tid,
+                        None if sid is None or sid == zero_sid else sid,
+                        t,
+                        decode(key),
+                        redact,
+                    )
+                    if found is not None:
+                        res.scores.append(found)
                 body = _body_text(r)
                 if body is not None:
                     if len(body) > max_text_bytes:

@@ -162,6 +162,7 @@ def create_app(
             workers=settings.ingest_workers,
             max_body_bytes=settings.max_body_bytes,
             redaction=security.privacy.redactor_for,
+            scores=st.append_scores_once,
         )
         role = settings.role
         if role in ("all", "ingest"):
