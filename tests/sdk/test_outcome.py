@@ -22,6 +22,9 @@ APP = textwrap.dedent("""
     sightline.shutdown()
     sightline.outcome(session_id="cart-77", name="converted", value=49.5,
                       metadata={"order": "o-1"}, wait=True)
+    import datetime, decimal
+    sightline.outcome(session_id="cart-78", name="refunded", value=0, wait=True,
+                      metadata={"on": datetime.date(2026, 1, 2), "amount": decimal.Decimal("9.5")})
     t = sightline.outcome(trace_id, name="task_completed")  # in the background
     t.join(10)
     # bad input and an unreachable server: logged and dropped, never raised into the app
@@ -48,6 +51,8 @@ def test_outcomes_reach_the_server_and_its_metrics(server: Server) -> None:
         assert [(o["name"], o["value"], o["metadata"]) for o in got] == [
             ("converted", 49.5, {"order": "o-1"})
         ]
+        other = c.get("/api/v1/outcomes", params={"session_id": "cart-78"}).json()["data"]
+        assert [o["metadata"] for o in other] == [{"on": "2026-01-02", "amount": "9.5"}]
         by_trace = c.get("/api/v1/outcomes", params={"trace_id": trace_id}).json()["data"]
         assert [o["name"] for o in by_trace] == ["task_completed"]
         [m] = c.get("/api/v1/outcomes/metrics", params={"model": "gpt-4o-mini"}).json()["data"]

@@ -16,7 +16,8 @@ def _send(url: str, api_key: str | None, payload: dict[str, object], timeout_s: 
     with handle_internal_errors("feedback"):
         req = urllib.request.Request(  # noqa: S310 - the URL is the configured endpoint
             url,
-            data=json.dumps(payload).encode(),
+            # an app's metadata may hold dates, decimals, UUIDs: sent as their text
+            data=json.dumps(payload, default=str).encode(),
             method="POST",
             headers={
                 "content-type": "application/json",
