@@ -99,7 +99,11 @@ class Settings(BaseSettings):
         description="Processes that decode payloads; 0 decodes in the server process.",
     )
     max_text_bytes: int = Field(
-        1 << 20, ge=256, description="Longest stored input/output text or attribute value."
+        1 << 20,
+        ge=256,
+        description="Longest stored text (UTF-8 bytes): a text field, or a string in a span's"
+        " messages, documents, attributes or events; a span's messages, documents and attributes"
+        " hold at most 8 times this in all.",
     )
     prices_file: Path | None = Field(
         None, description="YAML/JSON file of price overrides (models: [{match, input_mtok, ...}])."

@@ -314,6 +314,64 @@ class TestOtlpHttp:
         assert "negative_duration" in notes and "missing_start_time" in notes
         assert all(s["duration_ms"] >= 0 for s in spans)
 
+    @pytest.mark.parametrize("fmt", ["otlp_json", "otlp_proto", "native"])
+    def test_a_long_message_is_stored_cut_to_the_limit(self, server: Server, fmt: str) -> None:
+        """A 3 MiB message is stored cut to max_text_bytes (1 MiB) with a note, whichever the
+        format; the other span of the batch is stored as it was sent."""
+        big = "\u20ac" * (1 << 20)  # 3 bytes of UTF-8 each: the cut falls inside one
+        tid, long_id, short_id = os.urandom(16).hex(), os.urandom(8).hex(), os.urandom(8).hex()
+        msgs = {long_id: [{"role": "user", "content": big}],
+                short_id: [{"role": "user", "content": "short question"}]}  # fmt: skip
+        if fmt == "otlp_json":
+            spans = []
+            for sid, m in msgs.items():
+                span = _span_json(tid, sid)
+                span["attributes"].append(  # type: ignore[attr-defined]
+                    {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(m)}}
+                )
+                spans.append(span)
+            body, url, ctype = _json_body(tid, spans), "/v1/traces", "application/json"
+        elif fmt == "otlp_proto":
+            req, _ = llm_request(2)
+            pb_spans = req.resource_spans[0].scope_spans[0].spans
+            for s, (sid, m) in zip(pb_spans, msgs.items(), strict=True):
+                s.trace_id, s.span_id = bytes.fromhex(tid), bytes.fromhex(sid)
+                [kv] = [kv for kv in s.attributes if kv.key == "gen_ai.input.messages"]
+                kv.value.string_value = json.dumps(m)
+            body, url, ctype = req.SerializeToString(), "/v1/traces", PROTO["content-type"]
+        else:
+            now = time.time()
+            spans = [{"trace_id": tid, "span_id": sid, "start_time": now, "duration_ms": 5,
+                      "input_messages": m} for sid, m in msgs.items()]  # fmt: skip
+            body, url, ctype = json.dumps(spans).encode(), "/api/v1/spans", "application/json"
+        with server.client() as c:
+            r = c.post(url, content=body, headers={"content-type": ctype})
+        assert r.status_code == 200, r.text
+        got = {s["span_id"]: s for s in _spans(server, trace_id=tid)}
+        long, short = got[long_id], got[short_id]
+        assert long["input_messages"] == [{"role": "user", "content": "\u20ac" * ((1 << 20) // 3)}]
+        assert "message_truncated" in long["ingest_notes"]  # type: ignore[operator]
+        assert short["input_messages"] == msgs[short_id]
+        assert "message_truncated" not in short["ingest_notes"]  # type: ignore[operator]
+
+    def test_many_long_messages_are_bounded_by_the_spans_budget(self, server: Server) -> None:
+        """Nine messages just under the limit: each fits, together they pass the span's budget
+        (8 x max_text_bytes), which the stored span keeps to."""
+        tid, sid = os.urandom(16).hex(), os.urandom(8).hex()
+        msgs = [{"role": "user", "content": f"{i}" * ((1 << 20) - 1)} for i in range(9)]
+        span = {"trace_id": tid, "span_id": sid, "kind": "llm", "start_time": time.time(),
+                "duration_ms": 5, "input_messages": msgs}  # fmt: skip
+        with server.client() as c:
+            r = c.post("/api/v1/spans", json=[span])
+        assert r.status_code == 200, r.text
+        assert r.json()["repaired_reasons"] == {"text_budget_exceeded": 1}
+        [got] = _spans(server, trace_id=tid)
+        stored = got["input_messages"]
+        assert isinstance(stored, list) and len(stored) == 9
+        assert sum(len(m["role"]) + len(m["content"]) for m in stored) == 8 << 20
+        assert stored[:7] == msgs[:7] and stored[8]["content"] == ""
+        assert got["ingest_notes"] == ["text_budget_exceeded"]
+
 
 @pytest.fixture(scope="module")
 def bad_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

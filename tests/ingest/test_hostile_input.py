@@ -6,21 +6,27 @@ that once crashed the decoder (strings where objects belong, infinite times) is 
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from google.protobuf.json_format import ParseDict
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from _payload import llm_request
 from sightline.errors import IngestError
-from sightline.ingest._decode import Limits
+from sightline.ingest import _service
+from sightline.ingest._decode import Limits, decode_native, decode_otlp_json, decode_otlp_proto
 from sightline.ingest._otlp_lite import LiteTracesData
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore
+from sightline.store._arrow import records_to_table
 
 WEIRD: list[Any] = [
     None,
@@ -446,3 +452,237 @@ def test_an_index_int_cannot_read_is_not_a_crash(index: str) -> None:
     assert json.loads(table.column("input_messages").to_pylist()[0]) == [
         {"role": "user", "content": "kept"}
     ]
+
+
+# -- long texts nested in messages, documents, attributes and events ----------------------------
+
+_MIB = 1 << 20
+_EURO = "\u20ac"  # 3 bytes of UTF-8: a 1 MiB cut falls inside one
+
+
+def _otlp_obj(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}
+
+
+def _as_proto(body: dict[str, Any]) -> bytes:
+    """An OTLP/JSON body as protobuf (ids in base64, as proto3 JSON has them)."""
+    body = copy.deepcopy(body)
+    for s in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        for k in ("traceId", "spanId"):
+            s[k] = base64.b64encode(bytes.fromhex(s[k])).decode()
+    return ParseDict(body, ExportTraceServiceRequest()).SerializeToString()
+
+
+def _attr(key: str, value: Any) -> dict[str, Any]:
+    """An OTLP/JSON attribute of a plain value (lists and dicts as arrays and kvlists)."""
+    return {"key": key, "value": _any(value)}
+
+
+def _any(v: Any) -> dict[str, Any]:
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_any(x) for x in v]}}
+    if isinstance(v, dict):
+        return {"kvlistValue": {"values": [_attr(k, x) for k, x in v.items()]}}
+    return {"stringValue": v}
+
+
+def _native_span(i: int, **kw: Any) -> dict[str, Any]:
+    return {"trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "start_time": 1.7e9,
+            "duration_ms": 100, **kw}  # fmt: skip
+
+
+def _bodies(
+    otlp_spans: list[dict[str, Any]], native_spans: list[dict[str, Any]]
+) -> dict[str, bytes]:
+    body = _otlp_obj(otlp_spans)
+    return {
+        "otlp_json": json.dumps(body).encode(),
+        "otlp_proto": _as_proto(body),
+        "native": json.dumps(native_spans).encode(),
+    }
+
+
+def _strings(v: Any, *, keys: bool = True) -> Iterator[str]:
+    """Every string in a JSON-like value (keys too, with ``keys``)."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            if keys:
+                yield k
+            yield from _strings(x, keys=keys)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _strings(x, keys=keys)
+
+
+_JSON_COLUMNS = ("input_messages", "output_messages", "documents", "attributes")
+
+
+def _rows(table: Any) -> dict[str, dict[str, Any]]:
+    """The table's rows by span id, JSON columns parsed."""
+    rows = {}
+    for row in table.to_pylist():
+        for c in _JSON_COLUMNS:
+            row[c] = json.loads(row[c]) if row[c] is not None else None
+        rows[row["span_id"]] = row
+    return rows
+
+
+def _longest(row: dict[str, Any]) -> int:
+    return max((len(s.encode()) for c in _JSON_COLUMNS for s in _strings(row[c])), default=0)
+
+
+@pytest.mark.parametrize("fmt", ["otlp_proto", "otlp_json", "native"])
+def test_a_long_message_is_cut_to_the_limit_and_noted_once(fmt: str) -> None:
+    big = _EURO * _MIB  # 3 MiB
+    cut = _EURO * (_MIB // 3)  # the longest whole-character prefix within 1 MiB
+    inp = [{"role": "user", "content": big}]
+    out = [{"role": "assistant", "parts": [{"type": "text", "content": big}]}]
+    hi = [{"role": "user", "content": "hi"}]
+    raw = _bodies(
+        [_json_span(0, attributes=[_attr("gen_ai.input.messages", json.dumps(inp)),
+                                   _attr("gen_ai.output.messages", json.dumps(out))]),
+         _json_span(1, attributes=[_attr("gen_ai.input.messages", json.dumps(hi))])],
+        [_native_span(0, input_messages=inp, output_messages=[{"content": big, **out[0]}]),
+         _native_span(1, input_messages=hi)],
+    )[fmt]  # fmt: skip
+    table, res = _prepare(fmt, raw, None, "p", 1 << 26)  # type: ignore[arg-type]
+    assert table is not None and table.num_rows == 2 and res.num_rejected == 0
+    rows = _rows(table)
+    long, short = rows[f"{1:016x}"], rows[f"{2:016x}"]
+    assert long["input_messages"] == [{"role": "user", "content": cut}]
+    # the content and the part it was read from: two strings cut, one note
+    assert long["output_messages"][0]["content"] == cut
+    assert long["output_messages"][0]["parts"][0]["content"] == cut
+    assert long["ingest_notes"].count("message_truncated") == 1
+    assert res.repaired["message_truncated"] == 1
+    assert short["input_messages"] == hi
+    assert short["ingest_notes"] == []
+
+
+@pytest.mark.parametrize("fmt", ["otlp_proto", "otlp_json", "native"])
+def test_long_strings_in_documents_attributes_and_events_are_cut(fmt: str) -> None:
+    big = "d" * (3 * _MIB)
+    prompt = json.dumps([{"role": "user", "content": big}])
+    raw = _bodies(
+        [_json_span(0, attributes=[
+            _attr("retrieval.documents.0.document.content", big),
+            _attr("retrieval.documents.0.document.id", "doc-1"),
+            _attr("tool.args", [big, {"query": big, "k": "3"}]),
+            _attr("k" * (3 * _MIB), "a long key"),
+            _attr("plain", big),
+         ], events=[{"name": "gen_ai.content.prompt", "timeUnixNano": "1700000000000000000",
+                     "attributes": [_attr("gen_ai.prompt", prompt)]}])],
+        [_native_span(0, documents=[{"id": "doc-1", "content": big}],
+                      attributes={"tool.args": [big, {"query": big, "k": "3"}],
+                                  "k" * (3 * _MIB): "a long key", "plain": big})],
+    )[fmt]  # fmt: skip
+    table, res = _prepare(fmt, raw, None, "p", 1 << 26)  # type: ignore[arg-type]
+    assert table is not None and res.num_rejected == 0
+    [row] = _rows(table).values()
+    assert _longest(row) == _MIB
+    assert row["documents"][0]["content"] == "d" * _MIB and row["documents"][0]["id"] == "doc-1"
+    attrs = row["attributes"]
+    assert attrs["tool.args"] == ["d" * _MIB, {"query": "d" * _MIB, "k": "3"}]
+    assert attrs["plain"] == "d" * _MIB and attrs["k" * _MIB] == "a long key"
+    expected = {"document_truncated", "attribute_truncated"}
+    if fmt != "native":  # the prompt event: its attribute, and the messages read from it
+        assert attrs["events"][0]["attributes"]["gen_ai.prompt"] == prompt[:_MIB]
+        assert row["input_messages"] == [{"role": "user", "content": "d" * _MIB}]
+        expected |= {"event_truncated", "message_truncated", "input_truncated"}
+    assert set(row["ingest_notes"]) == expected
+    assert all(res.repaired[n] == 1 for n in expected)
+
+
+@pytest.mark.parametrize("fmt", ["otlp_proto", "otlp_json", "native"])
+def test_a_spans_texts_share_a_budget_of_8_times_the_limit(fmt: str) -> None:
+    limits = Limits(max_text_bytes=4096)
+    many = [{"role": "user", "content": f"{i:04d}" + "m" * 3996} for i in range(20)]  # 80 KB
+    some = many[:5]  # with the answer and the note, 28 KB: over the limit, within the budget
+    answer = [{"role": "assistant", "content": "a" * 4000}]
+    otlp, native = [], []
+    for i, msgs in enumerate([many, some]):
+        otlp.append(_json_span(i, attributes=[_attr("gen_ai.input.messages", json.dumps(msgs)),
+                                              _attr("gen_ai.output.messages", json.dumps(answer)),
+                                              _attr("note", "n" * 4000)]))  # fmt: skip
+        native.append(_native_span(i, input_messages=msgs, output_messages=answer,
+                                   attributes={"note": "n" * 4000}))  # fmt: skip
+    raw = _bodies(otlp, native)[fmt]
+    decode = {"otlp_proto": decode_otlp_proto, "otlp_json": decode_otlp_json,
+              "native": decode_native}[fmt]  # fmt: skip
+    res = decode(raw, "p", limits=limits)
+    over, within = res.records
+    texts = [over["output_messages"], over["input_messages"], over.get("documents"),
+             over["attributes"]]  # fmt: skip
+    assert sum(len(s.encode()) for s in _strings(texts, keys=False)) == 8 * 4096
+    # spent in order: the answer first, then the conversation from its start
+    assert over["output_messages"] == answer
+    contents = [m["content"] for m in over["input_messages"]]
+    assert contents[:7] == [m["content"] for m in many[:7]]
+    assert contents[-1] == "" and len(contents) == 20
+    assert over["input"] == many[-1]["content"]  # the question is a field of its own
+    assert over["ingest_notes"] == ["text_budget_exceeded"]
+    assert res.repaired == {"text_budget_exceeded": 1}
+    assert within["input_messages"] == some and within["ingest_notes"] == []
+    assert within["attributes"]["note"] == "n" * 4000
+    assert records_to_table(res.records).num_rows == 2
+
+
+@pytest.mark.parametrize("fmt", ["otlp_proto", "otlp_json", "native"])
+def test_long_text_fields_are_cut(fmt: str) -> None:
+    limits = Limits(max_text_bytes=4096)
+    raw = _bodies(
+        [_json_span(0, name="n" * 10_000, attributes=[_attr("gen_ai.request.model", "m" * 10_000),
+                                                      _attr("user.id", "u" * 10_000)])],
+        [_native_span(0, name="n" * 10_000, request_model="m" * 10_000, user_id="u" * 10_000)],
+    )[fmt]  # fmt: skip
+    decode = {"otlp_proto": decode_otlp_proto, "otlp_json": decode_otlp_json,
+              "native": decode_native}[fmt]  # fmt: skip
+    [rec] = decode(raw, "p", limits=limits).records
+    assert rec["name"] == "n" * 4096 and rec["user_id"] == "u" * 4096
+    assert rec["request_model"] == rec["model"] == "m" * 4096
+    assert {
+        "name_truncated",
+        "request_model_truncated",
+        "model_truncated",
+        "user_id_truncated",
+    } <= set(rec["ingest_notes"])
+
+
+@pytest.mark.parametrize("depth", [10, 60, 150, 300, 1000])
+def test_deeply_nested_values_with_long_strings_are_not_a_crash(
+    depth: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_service, "_LIMITS", Limits(max_text_bytes=4096))
+    big = "x" * 10_000
+
+    def nested(leaf: Any, n: int) -> Any:
+        for _ in range(n):
+            leaf = {"a": leaf, "s": big}
+        return leaf
+
+    deep = nested(big, depth)
+    # json.dumps recurses: the bodies are written by hand past its depth
+    inner = json.dumps(deep) if depth < 200 else '{"a": ' * depth + json.dumps(big) + "}" * depth
+    native = json.dumps([_native_span(0, attributes={"deep": "DEEP", "top": big},
+                                      input_messages=[{"content": "c", "x": "DEEP"}])])  # fmt: skip
+    native_raw = native.replace('"DEEP"', inner).encode()
+    _check("native", native_raw)
+    kv = '{"kvlistValue": {"values": [{"key": "a", "value": ' * depth
+    otlp = kv + json.dumps({"stringValue": big}) + "}]}}" * depth
+    body = json.dumps(_otlp_obj([_json_span(0, attributes=[{"key": "deep", "value": "DEEP"},
+                                                           _attr("top", big)])]))  # fmt: skip
+    _check("otlp_json", body.replace('"DEEP"', otlp).encode())
+    if depth <= 30:  # deeper, protobuf refuses the body (its recursion limit of 100 messages)
+        pb = _as_proto(_otlp_obj([_json_span(0, attributes=[_attr("deep", nested(big, depth))])]))
+        _check("otlp_proto", pb)
+    try:
+        table, _ = _prepare("native", native_raw, None, "p", 1 << 26)
+    except IngestError:  # past orjson's depth limit
+        return
+    if table is not None:  # else too deep to store, and rejected (as it always was)
+        [row] = _rows(table).values()
+        texts = [row[c] for c in _JSON_COLUMNS]
+        assert _longest(row) <= 4096
+        assert sum(len(s.encode()) for s in _strings(texts, keys=False)) <= 8 * 4096
