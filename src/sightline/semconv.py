@@ -493,7 +493,9 @@ def normalise(
         if rec.get("status") == "error" and not rec.get("status_message"):
             for n, _, a in events:
                 if n == _EXCEPTION_EVENT:
-                    rec["status_message"] = a.get("exception.message") or a.get("exception.type")
+                    msg = a.get("exception.message") or a.get("exception.type")
+                    if msg is not None:  # any attribute value: an int must not fail the batch
+                        rec["status_message"] = _as_str(msg)
                     break
     if resource:
         for rk, field in _RESOURCE_FIELDS:

@@ -686,3 +686,12 @@ def test_deeply_nested_values_with_long_strings_are_not_a_crash(
         texts = [row[c] for c in _JSON_COLUMNS]
         assert _longest(row) <= 4096
         assert sum(len(s.encode()) for s in _strings(texts, keys=False)) <= 8 * 4096
+
+
+def test_an_exception_message_of_any_type_is_a_status_message() -> None:
+    span = _json_span(0, status={"code": 2}, events=[
+        {"name": "exception", "timeUnixNano": "1700000000000000000",
+         "attributes": [{"key": "exception.message", "value": {"intValue": "5"}}]}])  # fmt: skip
+    table, res = _prepare("otlp_json", _otlp_json([span]), None, "p", 1 << 24)
+    assert table is not None and res.num_rejected == 0
+    assert table.column("status_message").to_pylist() == ["5"]
