@@ -695,3 +695,27 @@ def test_an_exception_message_of_any_type_is_a_status_message() -> None:
     table, res = _prepare("otlp_json", _otlp_json([span]), None, "p", 1 << 24)
     assert table is not None and res.num_rejected == 0
     assert table.column("status_message").to_pylist() == ["5"]
+
+
+def test_long_log_bodies_and_attributes_are_cut_to_the_limit() -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from sightline.ingest._service import _LIMITS, _prepare_signal
+
+    lim = _LIMITS.max_text_bytes
+    req = ExportLogsServiceRequest()
+    recs = req.resource_logs.add().scope_logs.add().log_records
+    for i in range(3):
+        r = recs.add(time_unix_nano=1_700_000_000_000_000_000 + i)
+        r.body.string_value = "€" * (lim // 2) if i == 0 else f"short {i}"  # 1.5x the limit
+        kv = r.attributes.add(key="payload").value.kvlist_value.values.add(key="text")
+        kv.value.string_value = "x" * (lim + 10) if i == 1 else "small"
+    table, res = _prepare_signal("logs", "otlp_proto", req.SerializeToString(), None, "p", 1 << 26)
+    assert table is not None and table.num_rows == 3
+    assert res.repaired == {"body_truncated": 1, "attribute_truncated": 1}
+    bodies = table.column("body").to_pylist()
+    assert len(bodies[0].encode()) <= lim and bodies[0] == "€" * (lim // 3)
+    assert bodies[1:] == ["short 1", "short 2"]
+    attrs = [json.loads(a) for a in table.column("attributes").to_pylist()]
+    assert attrs[1]["payload"]["text"] == "x" * lim
+    assert attrs[0]["payload"]["text"] == attrs[2]["payload"]["text"] == "small"

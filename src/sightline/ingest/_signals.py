@@ -33,7 +33,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from sightline.errors import IngestError
-from sightline.ingest._decode import _json_loads, _pb_attrs, _pb_value
+from sightline.ingest._decode import (
+    _SPAN_TEXT_FACTOR,
+    _json_loads,
+    _pb_attrs,
+    _pb_value,
+    _TextBound,
+    _utf8_cut,
+    _utf8_len,
+)
 from sightline.ingest._evaluations import EVALUATION_EVENT, evaluation
 from sightline.ingest._otlp_lite import LiteLogsData, LiteMetricsData
 from sightline.ingest._utf8 import repair_logs, repair_metrics
@@ -168,6 +176,9 @@ class SignalResult:
 
     def reject(self, reason: str, n: int = 1) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + n
+
+    def repair(self, reason: str) -> None:
+        self.repaired[reason] = self.repaired.get(reason, 0) + 1
 
     @property
     def num_rejected(self) -> int:
@@ -743,14 +754,23 @@ def _decode_logs(
     d = cols.dicts
     attr_col = d["attributes"]
     decode = _attr_decoder("log record")
-    # raw attribute set -> (code of its redacted JSON, its unredacted event.name)
-    attr_cache: dict[tuple[bytes, ...], tuple[int | None, Any]] = {}
+    # raw attribute set -> (code of its redacted JSON, its unredacted event.name, whether a
+    # string in it was cut at max_text_bytes)
+    attr_cache: dict[tuple[bytes, ...], tuple[int | None, Any, bool]] = {}
 
-    def attrs_entry(raw_attrs: tuple[bytes, ...]) -> tuple[int | None, Any]:
+    def attrs_entry(raw_attrs: tuple[bytes, ...]) -> tuple[int | None, Any, bool]:
         # GenAI events repeat the same few attribute sets: redact and dump each set once
         attrs = decode(raw_attrs) if raw_attrs else {}
         red = _redact_attrs(attrs, redact_attr) if attrs and redact_attr is not None else attrs
-        entry = (attr_col.code(dumps_attrs(red) if red else "{}"), attrs.get("event.name"))
+        text = dumps_attrs(red) if red else "{}"
+        cut = False
+        if len(text) > max_text_bytes // 4:  # maybe a string longer than the limit: look
+            bound = _TextBound(max_text_bytes, _SPAN_TEXT_FACTOR * max_text_bytes)
+            bound.note = "attribute_truncated"
+            red = bound.walk(red)
+            if bound.notes:
+                text, cut = dumps_attrs(red), True
+        entry = (attr_col.code(text), attrs.get("event.name"), cut)
         if len(attr_cache) < _MAX_CACHED:
             attr_cache[raw_attrs] = entry
         return entry
@@ -802,10 +822,13 @@ def _decode_logs(
                     )
                     if found is not None:
                         res.scores.append(found)
+                if entry[2]:
+                    res.repair("attribute_truncated")
                 body = _body_text(r)
                 if body is not None:
-                    if len(body) > max_text_bytes:
-                        body = body[:max_text_bytes]
+                    if len(body) > max_text_bytes // 4 and _utf8_len(body) > max_text_bytes:
+                        body = _utf8_cut(body, max_text_bytes)
+                        res.repair("body_truncated")
                     if redact is not None:
                         body = redact(body)
                 c_time.append(t)
