@@ -629,6 +629,15 @@ def _rate(value: str | None) -> tuple[int, int]:
     help="YAML file of routes: fallback upstreams per model, retry budget, circuit breakers.",
 )
 @click.option(
+    "--upstream-timeout",
+    "upstream_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for the upstream's whole answer (504 upstream_timeout past it); a"
+    " routes file's timeout_s sets it per upstream.",
+)
+@click.option(
     "--body-idle-timeout",
     "body_idle_timeout_s",
     envvar="SIGHTLINE_BODY_IDLE_TIMEOUT_S",
@@ -668,6 +677,7 @@ def gateway(
     semantic_threshold: float,
     rate_limit: str | None,
     routes_path: str | None,
+    upstream_timeout_s: float,
     body_idle_timeout_s: float,
     body_timeout_s: float,
     max_buffered_body_bytes: int,
@@ -707,6 +717,7 @@ def gateway(
         rate_limit=count,
         rate_window_s=window,
         failover=failover,
+        timeout_s=upstream_timeout_s,
         body_idle_timeout_s=body_idle_timeout_s,
         body_timeout_s=body_timeout_s,
         max_buffered_body_bytes=max_buffered_body_bytes,

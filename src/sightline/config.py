@@ -321,6 +321,12 @@ class Settings(BaseSettings):
     gateway_redis_prefix: str = Field(
         "sightline:gw:", description="Prefix of the mounted gateway's Redis keys."
     )
+    gateway_upstream_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds the mounted gateway waits for an upstream's whole answer (504 past"
+        " it); a routes file's timeout_s sets it per upstream.",
+    )
     init_admin_email: str | None = Field(
         None, description="First run: create this dashboard admin (with init_admin_password)."
     )

@@ -62,6 +62,9 @@ class _Upstream(BaseHTTPRequestHandler):
             time.sleep(0.1)
             self.close_connection = True  # no last chunk: the body is cut
             return
+        if mode == "hang":  # accepts the request and never answers
+            time.sleep(30)
+            return
         if mode == "odd-numbers":
             self._send(200, json.dumps({
                 "id": "x", "model": 5,
@@ -256,3 +259,28 @@ def test_a_valid_traceparent_is_kept(gw: Gateway, upper: bool) -> None:
     s = _span(f"tp-ok-{upper}")
     assert s["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert s["parent_span_id"] == "b7ad6b7169203331"
+
+
+def test_an_upstream_that_never_answers_is_a_504_after_the_upstream_timeout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    up, col = _serve(_Upstream), _serve(_Collector)
+    g = Gateway(f"http://127.0.0.1:{up.server_port}/v1",
+                ["--server", f"http://127.0.0.1:{col.server_port}", "--api-key", "sl_x",
+                 "--upstream-timeout", "1.5"])  # fmt: skip
+    g.start(tmp_path_factory.mktemp("gw-timeout"))
+    try:
+        t0 = time.monotonic()
+        r = httpx.post(g.url + "/v1/chat/completions", timeout=20,
+                       headers={"authorization": "Bearer hang", "x-sightline-user": "hang"},
+                       json={"model": "gpt-4o-mini", "messages": MSGS})  # fmt: skip
+        took = time.monotonic() - t0
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["code"] == "upstream_timeout"
+        assert 1.5 <= took < 10
+        assert _span("hang")["status"] == "error"
+    finally:
+        g.stop()
+        for s in (up, col):
+            s.shutdown()
+            s.server_close()

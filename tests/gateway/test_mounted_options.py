@@ -136,3 +136,17 @@ def test_semantic_cache_without_the_ml_extra_stops_at_start(
     assert r.exit_code != 0, r.output
     assert "semantic cache needs sightline[ml]" in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_the_upstream_timeout_setting_reaches_the_mounted_gateway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sightline.config import Settings
+    from sightline.server._gateway import gateway_options
+
+    monkeypatch.setenv("SIGHTLINE_GATEWAY_UPSTREAM_TIMEOUT_S", "2.5")
+    opts = gateway_options(Settings(), "http://127.0.0.1:9/v1")
+    assert opts.timeout_s == 2.5
+    monkeypatch.setenv("SIGHTLINE_GATEWAY_UPSTREAM_TIMEOUT_S", "0")
+    with pytest.raises(ValueError, match="gateway_upstream_timeout_s"):
+        Settings()

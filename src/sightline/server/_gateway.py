@@ -203,6 +203,7 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
         rate_limit=count,
         rate_window_s=window,
         failover=failover,
+        timeout_s=settings.gateway_upstream_timeout_s,
     )
 
 
