@@ -131,3 +131,35 @@ def test_anthropic_client_is_stopped_too(server: Server) -> None:
         assert got["ok"] == 4, got
         assert got["refused"] == ["claude-model"] * 4
         assert len([r for r in fake.requests if r.path == "/v1/messages"]) == 4
+
+
+def test_a_forked_child_does_not_inherit_the_parents_held_locks_or_calls() -> None:
+    # a fork while another thread of the parent holds the guard's locks (a budget check in
+    # progress): in the child those locks had no owner left and a call waited for ever
+    child = textwrap.dedent("""
+        import os, sys, threading, time
+        from sightline.sdk import _budget
+
+        g = _budget.BudgetGuard("http://127.0.0.1:9", None, timeout_s=0.2)
+        _budget.set_guard(g)
+        g._ledgers["b"] = _budget._Ledger("b", 1.0, in_flight=3)
+        held = threading.Event()
+
+        def hold() -> None:
+            with g._refresh_lock, g._cond:
+                held.set()
+                time.sleep(5)
+
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            t0 = time.monotonic()
+            ticket = _budget.admit("gpt-4o-mini")  # unreachable server: goes ahead
+            ok = ticket == () and g._ledgers["b"].in_flight == 0 and time.monotonic() - t0 < 3
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], timeout=30, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()

@@ -18,6 +18,7 @@ When the server cannot be reached the call goes ahead (fail-open) and the failur
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -154,6 +155,18 @@ class BudgetGuard:
                 worst, culprit = v, lg
         return worst, culprit
 
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks, and none of the parent's calls in flight.
+
+        A lock another thread of the parent held at the fork stays held in the child for
+        ever, and the parent's calls in flight never end here (a call would wait up to
+        ``_WAIT_S`` for them). What the parent knew of the budgets is kept.
+        """
+        self._cond = threading.Condition()
+        self._refresh_lock = threading.Lock()
+        for lg in self._ledgers.values():
+            lg.in_flight = 0
+
     def release(self, ticket: Ticket) -> None:
         """The call is over (its span ended): it counts as completed until the next answer."""
         if not ticket:
@@ -229,6 +242,16 @@ def set_guard(g: BudgetGuard | None) -> None:
     """Install (or remove) the process's guard; ``init`` does."""
     global _guard
     _guard = g
+
+
+def _after_fork_in_child() -> None:
+    g = _guard
+    if g is not None:
+        g.after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def guard() -> BudgetGuard | None:
