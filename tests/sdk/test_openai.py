@@ -132,6 +132,30 @@ class TestChatCompletions:
         stream2.close()
         assert len(capture_spans.named("chat gpt-4o")) == 1
 
+    def test_a_stream_left_unclosed_ends_at_its_last_chunk_not_when_collected(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        import time
+
+        gc.disable()  # the stream sits in a reference cycle: only the collector frees it
+        try:
+            stream = _client(fake).chat.completions.create(
+                model="gpt-4o-mini", messages=Q, stream=True
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    break  # the app has what it wanted, and never closes the stream
+            del stream, chunk
+            time.sleep(0.6)
+            assert not capture_spans.named("chat gpt-4o-mini")
+        finally:
+            gc.enable()
+            gc.collect()
+        [span] = capture_spans.named("chat gpt-4o-mini")
+        assert span.attributes is not None and span.attributes["sightline.stream.abandoned"]
+        assert span.end_time is not None and span.start_time is not None
+        assert (span.end_time - span.start_time) / 1e9 < 0.5  # not the 0.6 s it lay unread
+
     def test_error_is_reraised_unchanged_and_marks_the_span(
         self, fake: FakeProvider, capture_spans: CapturedSpans
     ) -> None:

@@ -54,6 +54,7 @@ class LlmCall:
         "finish_reasons",
         "first_ns",
         "input_tokens",
+        "last_ns",
         "logprobs",
         "output_tokens",
         "cached_tokens",
@@ -72,6 +73,8 @@ class LlmCall:
         self._token: object | None = token
         self._t0 = time.perf_counter_ns()
         self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        """When the last chunk with content arrived (``perf_counter_ns``)."""
         self.ended = False
         self.text_parts: list[str] = []
         self.tool_calls: list[dict[str, Any]] = []
@@ -130,9 +133,10 @@ class LlmCall:
         return _text(out)
 
     def first_token(self) -> None:
-        """A chunk with content arrived (only the first one counts)."""
+        """A chunk with content arrived (the first one is the time to first token)."""
+        self.last_ns = time.perf_counter_ns()
         if self.first_ns is None:
-            self.first_ns = time.perf_counter_ns()
+            self.first_ns = self.last_ns
 
     def detach(self) -> None:
         """Stop being the current span (the call returned a stream that is read later)."""
@@ -207,7 +211,12 @@ class LlmCall:
             try:
                 self._finish(None)
                 self.span.set_attribute("sightline.stream.abandoned", True)
-                self.span.end()
+                # the garbage collector may come much later (the openai client's streams sit
+                # in reference cycles): the call ended, for the app, with its last chunk read
+                end = None
+                if self.last_ns is not None:
+                    end = time.time_ns() - (time.perf_counter_ns() - self.last_ns)
+                self.span.end(end_time=end)
                 _release(self.budget_ticket)
             except Exception:  # noqa: S110 - nothing may escape a finaliser
                 pass
