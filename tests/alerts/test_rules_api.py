@@ -4,11 +4,13 @@ per-project isolation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from _alerting import OTHER_KEY, T0, Harness, harness
+from _alerting import KEY, OTHER_KEY, T0, Harness, harness, span
 from sightline.alerts import default_rules
 from sightline.server._auth import ensure_project_with_key
 
@@ -256,3 +258,69 @@ def test_a_quality_rule_fires_on_evaluation_scores(h: Harness) -> None:
     h.tick(seconds=1)
     [a] = h.alerts(status="firing")
     assert a["rule"] == "halluc" and a["value"] == 1.0 and a["details"]["num_spans"] == 20
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "x", "metric": "latency_ms", "threshold": 1, "window": "9" * 400 + "s"},
+        {"name": "x", "metric": "latency_ms", "threshold": 1, "repeat_interval": "9" * 30},
+        {"name": "x", "metric": "latency_ms", "threshold": 1, "for": "9" * 30},
+        {"name": "x", "metric": "latency_ms", "threshold": 1, "min_requests": 10**30},
+        {"name": "x", "type": "slo", "sli": "availability", "objective": 0.9, "period": "9" * 30},
+        {"name": "x", "type": "slo", "sli": "availability", "objective": 0.9, "period": 0},
+        {
+            "name": "x",
+            "type": "slo",
+            "sli": "availability",
+            "objective": 0.9,
+            "burn_alerts": [{"long": "9" * 30, "short": "1m", "factor": 2, "severity": "P1"}],
+        },
+        {
+            "name": "x",
+            "type": "slo",
+            "sli": "availability",
+            "objective": 0.9,
+            "burn_alerts": [{"long": "1h", "short": "0s", "factor": 2, "severity": "P1"}],
+        },
+        {"name": "x", "type": "no_traffic", "lookback": "9" * 30},
+        {"name": "x", "type": "drift", "window": "9" * 30},
+    ],
+)
+def test_absurd_durations_and_counts_are_400_and_never_reach_the_monitor(
+    h: Harness, spec: dict[str, Any]
+) -> None:
+    """Durations past a float, or past what the tick's date arithmetic holds, were a 500 (or
+    were accepted, and then every tick of the project failed with an OverflowError, its other
+    rules unevaluated)."""
+    h.put_rule({**RULE, "name": "good", "window": "1m"})
+    r = h.api("POST", "/api/v1/alerts/rules", json=spec)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_config"
+    h.traffic(10, T0, latency_ms=5000)
+    h.tick()
+    assert [a["rule"] for a in h.alerts(status="firing")] == ["good"]
+
+
+def test_a_project_whose_tick_fails_does_not_stop_the_other_projects(h: Harness) -> None:
+    ensure_project_with_key(h.store, "other", OTHER_KEY)
+    h.put_rule({**RULE, "window": "1m"})
+    h.put_rule({**RULE, "window": "1m"}, key=OTHER_KEY)
+    h.traffic(10, T0, latency_ms=5000)
+    h.post_spans(
+        [span(T0 - timedelta(seconds=i + 1), latency_ms=5000) for i in range(10)], OTHER_KEY
+    )
+    first = h.store.list_projects()[0].id
+    real = h.store.query_windows
+
+    def query_windows(project_id: str, *args: Any) -> Any:
+        if project_id == first:
+            raise OverflowError("date value out of range")
+        return real(project_id, *args)
+
+    h.store.query_windows = query_windows  # type: ignore[method-assign]
+    h.tick()
+    other = "other" if first == "alerts" else "alerts"
+    key = OTHER_KEY if other == "other" else KEY
+    firing = h.api("GET", "/api/v1/alerts", key=key).json()["data"]
+    assert [a["rule"] for a in firing] == ["slow"]

@@ -174,6 +174,8 @@ class Monitor(DaemonTask):
                 self.evaluate_project(p.id, now)
             except (SightlineError, ValueError) as e:
                 log.error("monitor_project_failed", project=p.id, error=str(e))
+            except Exception:  # one project's failure must not stop the others' alerting
+                log.exception("monitor_project_failed", project=p.id)
         self.num_ticks += 1
 
     def evaluate_project(self, project_id: str, now: datetime) -> None:

@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -44,6 +45,11 @@ __all__ = [
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_MAX_DURATION_S = 366 * 86400
+"""The longest duration of any rule field: windows, lookbacks, baselines and SLO periods reach
+this far back (a longer one overflowed the tick's date arithmetic), ``for`` and
+``repeat_interval`` are past any real use beyond it."""
+_MAX_COUNT = 1_000_000_000
 
 DESIGN_METRICS = frozenset(
     {
@@ -75,7 +81,16 @@ def parse_duration(value: Any) -> int:
     m = _DURATION_RE.match(value)
     if not m:
         raise ValueError(f"expected a duration such as 30s, 5m, 1h or 7d, got {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    secs = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(secs):  # more digits than a float holds
+        raise ValueError(f"duration too long: {value[:40]!r}")
+    return int(secs)
+
+
+def _bounded_duration(v: int) -> int:
+    if v > _MAX_DURATION_S:
+        raise ValueError(f"at most {_MAX_DURATION_S // 86400}d")
+    return v
 
 
 def format_duration(seconds: int) -> str:
@@ -86,7 +101,12 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    AfterValidator(_bounded_duration),
+    PlainSerializer(format_duration),
+]
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 _MAX_WINDOW_S = 90 * 86400
@@ -124,7 +144,9 @@ class _Windowed(_Spec):
     group_by: list[str] = Field(default_factory=list)
     window: Duration = 300
     for_: Duration = Field(0, alias="for", description="How long the breach must hold.")
-    min_requests: int = Field(0, ge=0, description="Spans a window needs before it can breach.")
+    min_requests: int = Field(
+        0, ge=0, le=_MAX_COUNT, description="Spans a window needs before it can breach."
+    )
 
     @field_validator("window")
     @classmethod
@@ -218,7 +240,7 @@ class AnomalyRule(_RuleBase, _Windowed):
     threshold: float = Field(3.0, gt=0, description="Deviations (σ) from the baseline.")
     direction: Literal["up", "down", "both"] = "up"
     alpha: float = Field(0.3, gt=0, le=1, description="EWMA smoothing factor.")
-    min_baseline_points: int = Field(12, ge=3)
+    min_baseline_points: int = Field(12, ge=3, le=5000)
 
     @model_validator(mode="after")
     def _metric(self) -> AnomalyRule:
@@ -260,7 +282,7 @@ class CompositeRule(_RuleBase, _Windowed):
 
     type: Literal["composite"] = "composite"
     conditions: list[Condition] = Field(min_length=2, max_length=20)
-    k: int = Field(ge=1)
+    k: int = Field(ge=1, le=20)
 
     @model_validator(mode="after")
     def _k(self) -> CompositeRule:
@@ -276,6 +298,12 @@ class BurnAlert(_Spec):
     short: Duration
     factor: float = Field(gt=0)
     severity: Severity
+
+    @model_validator(mode="after")
+    def _windows(self) -> BurnAlert:
+        if not 1 <= self.short <= self.long:
+            raise ValueError("burn windows: short must be at least 1s and at most long")
+        return self
 
 
 _DEFAULT_BURN = [
@@ -301,7 +329,7 @@ class SloRule(_RuleBase):
     metric: str | None = None
     threshold_ms: float | None = Field(None, gt=0)
     measures: Literal["bad", "good"] = "bad"
-    burn_alerts: list[BurnAlert] = Field(default_factory=lambda: list(_DEFAULT_BURN))
+    burn_alerts: list[BurnAlert] = Field(default_factory=lambda: list(_DEFAULT_BURN), max_length=10)
 
     @field_validator("filter")
     @classmethod
@@ -310,6 +338,8 @@ class SloRule(_RuleBase):
 
     @model_validator(mode="after")
     def _sli(self) -> SloRule:
+        if self.period < 1:
+            raise ValueError("period must be at least 1s")
         if self.sli == "latency":
             if self.threshold_ms is None:
                 raise ValueError("a latency SLO needs threshold_ms")
@@ -335,7 +365,10 @@ class NoTrafficRule(_RuleBase, _Windowed):
     window: Duration = 600
     lookback: Duration = 86400
     min_requests: int = Field(
-        10, ge=1, description="Spans within the lookback for a group to count as live."
+        10,
+        ge=1,
+        le=_MAX_COUNT,
+        description="Spans within the lookback for a group to count as live.",
     )
 
     @model_validator(mode="after")
