@@ -4,6 +4,9 @@ a failing webhook is retried, recorded, and does not hold back the other channel
 from __future__ import annotations
 
 import email
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
@@ -234,3 +237,114 @@ rules:
         assert receiver.received == []
     finally:
         gen.close()
+
+
+def test_an_email_whose_subject_would_hold_a_line_break_is_sent_on_one_line(
+    tmp_path: Path, mailbox: tuple[_Mailbox, int]
+) -> None:
+    """A group value comes from span data: a model name with CR/LF made the Subject header
+    raise ValueError, which the worker did not count as an attempt: the delivery stayed
+    pending with 0 attempts forever, and no email was sent."""
+    box, port = mailbox
+    yaml = f"""
+channels:
+  mail: {{type: email, smtp_host: 127.0.0.1, smtp_port: {port}, tls: none,
+          from: sightline@example.com, to: [oncall@example.com], backoff_s: 0.01}}
+rules:
+  - {{name: errors, metric: error_rate, threshold: 0.05, window: 1m, group_by: [model],
+      notify: [mail]}}
+"""
+    gen = harness(tmp_path, alerts_yaml=yaml)
+    h = next(gen)
+    try:
+        h.traffic(20, T0, error=True, model="gpt-4o\r\nBcc: someone@example.com")
+        h.tick()
+        wait_for(lambda: len(box.messages) == 1)
+        [msg] = box.messages
+        assert msg["Subject"] == "[P2] FIRING: errors (model=gpt-4o  Bcc: someone@example.com)"
+        assert msg["Bcc"] is None
+        wait_for(
+            lambda: (
+                [d["status"] for d in h.api("GET", "/api/v1/alerts/deliveries").json()["data"]]
+                == ["delivered"]
+            )
+        )
+    finally:
+        gen.close()
+
+
+class _RawReceiver:
+    """A raw HTTP receiver: answers ``status`` with a body of ``size`` bytes, sent in
+    ``chunk``-byte pieces every ``every_s``; counts what it managed to send."""
+
+    def __init__(self, status: int, size: int, chunk: int, every_s: float) -> None:
+        self.status, self.size, self.chunk, self.every_s = status, size, chunk, every_s
+        self.sent = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.recv(65536)
+                c.sendall(
+                    f"HTTP/1.1 {self.status} X\r\ncontent-length: {self.size}\r\n\r\n".encode()
+                )
+                piece = b"x" * self.chunk
+                try:
+                    while self.sent < self.size:
+                        c.sendall(piece)
+                        self.sent += len(piece)
+                        time.sleep(self.every_s)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "size", "chunk", "every_s"),
+    [
+        (200, 100, 1, 0.2),  # a trickling answer: 20 s of body, with timeout_s 1
+        (500, 400 * 2**20, 2**20, 0.0),  # a 400 MiB error page
+    ],
+)
+def test_a_receivers_answer_body_is_not_read_whole(
+    tmp_path: Path, status: int, size: int, chunk: int, every_s: float
+) -> None:
+    """The body of the receiver's answer was read whole: a trickling body held each attempt
+    far past timeout_s, and a huge one was loaded into the server's memory."""
+    rx = _RawReceiver(status, size, chunk, every_s)
+    yaml = f"""
+channels:
+  hook: {{type: webhook, url: "{rx.url}", timeout_s: 1, max_attempts: 1}}
+rules:
+  - {{name: errors, metric: error_rate, threshold: 0.05, window: 1m, notify: [hook]}}
+"""
+    gen = harness(tmp_path, alerts_yaml=yaml)
+    h = next(gen)
+    try:
+        h.traffic(20, T0, error=True)
+        h.tick()
+        want = "delivered" if status == 200 else "failed"
+        wait_for(
+            lambda: (
+                [d["status"] for d in h.api("GET", "/api/v1/alerts/deliveries").json()["data"]]
+                == [want]
+            ),
+            timeout_s=8,
+        )
+        [d] = h.api("GET", "/api/v1/alerts/deliveries").json()["data"]
+        if status != 200:
+            assert d["last_error"] == "NotifyError: HTTP 500: " + "x" * 200
+            time.sleep(0.5)
+            assert rx.sent < size // 4  # the server stopped reading: the receiver could not
+    finally:
+        gen.close()
+        rx.close()

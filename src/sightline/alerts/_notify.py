@@ -19,6 +19,7 @@ import secrets
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Annotated, Any, Literal, Protocol
@@ -212,16 +213,21 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _header(v: str) -> str:
+    """A header value on one line: a group value (span data) may hold CR, LF or other controls."""
+    return "".join(" " if c < " " or c == "\x7f" else c for c in v)
+
+
 def email_message(p: Mapping[str, Any], ch: EmailChannel) -> EmailMessage:
     """A plain-text email for an alert payload (or a weekly digest)."""
     msg = EmailMessage()
     if p.get("kind") == "digest":
-        msg["Subject"] = str(p["title"])[:200]
+        msg["Subject"] = _header(str(p["title"]))[:200]
         msg["From"] = ch.from_
         msg["To"] = ", ".join(ch.to)
         msg.set_content(str(p["summary"]))
         return msg
-    msg["Subject"] = _title(p)[:200]
+    msg["Subject"] = _header(_title(p))[:200]
     msg["From"] = ch.from_
     msg["To"] = ", ".join(ch.to)
     lines = [
@@ -299,12 +305,30 @@ class _HttpNotifier:
             headers: dict[str, str] = {}
         else:
             body, headers = payload, dict(ch.headers)
-        r = self._client.post(ch.url, json=body, headers=headers)
-        if r.status_code >= 300:
-            raise NotifyError(f"HTTP {r.status_code}: {r.text[:200]}")
+        # Streamed: the answer's body is never needed on success, and on failure its first
+        # bytes are enough for the error. Reading it whole let a receiver fill the server's
+        # memory (a huge body) or hold the attempt far past timeout_s (a trickling one).
+        with self._client.stream("POST", ch.url, json=body, headers=headers) as r:
+            if r.status_code < 300:
+                return
+            raise NotifyError(f"HTTP {r.status_code}: {_head(r, self._ch.timeout_s)}")
 
     def close(self) -> None:
         self._client.close()
+
+
+def _head(r: httpx.Response, timeout_s: float, limit: int = 200) -> str:
+    """The first ``limit`` bytes of an error answer's body, read for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    got = b""
+    try:
+        for chunk in r.iter_raw(1024):
+            got += chunk
+            if len(got) >= limit or time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        pass  # the status is the error; a body cut short does not matter
+    return got[:limit].decode("utf-8", "replace")
 
 
 class _EmailNotifier:
@@ -377,7 +401,9 @@ class _ChannelWorker(DaemonTask):
             attempt = d.attempts + 1
             try:
                 self._notifier.send(d.payload)
-            except (NotifyError, httpx.HTTPError, OSError, smtplib.SMTPException) as e:
+            except Exception as e:  # whatever fails, the attempt is recorded
+                # (NotifyError, httpx, OSError and SMTP errors are expected; anything else, e.g. a
+                # payload the message cannot hold, used to leave the delivery pending forever)
                 err = f"{type(e).__name__}: {e}"[:500]
                 final = attempt >= self._ch.max_attempts
                 d = dataclasses.replace(
