@@ -324,3 +324,34 @@ def test_a_project_whose_tick_fails_does_not_stop_the_other_projects(h: Harness)
     key = OTHER_KEY if other == "other" else KEY
     firing = h.api("GET", "/api/v1/alerts", key=key).json()["data"]
     assert [a["rule"] for a in firing] == ["slow"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "match"),
+    [
+        ("{type: webhook, url: 'file:///etc/passwd'}", "url: .*http:// or https:// URL"),
+        (
+            "{type: slack, url: 'hooks.slack.com/services/T0/B0/x'}",
+            "url: .*http:// or https:// URL",
+        ),
+        ("{type: webhook, url: 'https://h.example', headers: {x-a: \"1\\nx-b: 2\"}}", "headers"),
+        (
+            "{type: email, smtp_host: smtp.example.com, from: a@example.com,"
+            ' to: ["b@example.com\\r\\nBcc: c@example.com"]}',
+            "to.0: .*line breaks",
+        ),
+    ],
+)
+def test_a_channel_that_could_never_deliver_stops_the_server(
+    tmp_path: Path, channel: str, match: str
+) -> None:
+    """Such channels loaded, and every delivery to them then failed: a URL that is not http(s),
+    a line break in a header or an address."""
+    from sightline.config import Settings
+    from sightline.errors import ConfigError
+    from sightline.server import create_app
+
+    f = tmp_path / "alerts.yaml"
+    f.write_text(f"channels:\n  c: {channel}\n")
+    with pytest.raises(ConfigError, match=f"channel c: {match}"):
+        create_app(Settings(data_dir=tmp_path, alerts_file=f))

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sightline._clock import Clock, system_clock
 from sightline._daemon import DaemonTask
@@ -67,19 +67,37 @@ class _ChannelBase(BaseModel):
     timeout_s: float = Field(10.0, gt=0, le=120)
 
 
+def _http_url(url: str) -> str:
+    """A receiver's URL is http(s) with a host: anything else would fail every delivery."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {url[:100]!r}")
+    return url
+
+
+def _one_line(v: str) -> str:
+    if any(c < " " or c == "\x7f" for c in v):
+        raise ValueError("must not contain line breaks or other control characters")
+    return v
+
+
+HttpUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
+Line = Annotated[str, AfterValidator(_one_line)]
+
+
 class WebhookChannel(_ChannelBase):
     """POST the Alertmanager-like JSON payload to ``url``."""
 
     type: Literal["webhook"]
-    url: str = Field(max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict)
+    url: HttpUrl
+    headers: dict[Line, Line] = Field(default_factory=dict)
 
 
 class SlackChannel(_ChannelBase):
     """POST a Slack incoming-webhook message (``text`` + Block Kit ``blocks``) to ``url``."""
 
     type: Literal["slack"]
-    url: str = Field(max_length=2000)
+    url: HttpUrl
     channel: str | None = None
 
 
@@ -87,13 +105,13 @@ class EmailChannel(_ChannelBase):
     """Send a plain-text email over SMTP (STARTTLS or implicit TLS when asked)."""
 
     type: Literal["email"]
-    smtp_host: str
+    smtp_host: Line = Field(min_length=1)
     smtp_port: int = Field(587, ge=1, le=65535)
     tls: Literal["none", "starttls", "ssl"] = "starttls"
     username: str | None = None
     password: str | None = None
-    from_: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
+    from_: Line = Field(alias="from", min_length=1)
+    to: list[Annotated[Line, Field(min_length=1)]] = Field(min_length=1)
 
 
 Channel = Annotated[WebhookChannel | SlackChannel | EmailChannel, Field(discriminator="type")]
