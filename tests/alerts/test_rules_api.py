@@ -355,3 +355,34 @@ def test_a_channel_that_could_never_deliver_stops_the_server(
     f.write_text(f"channels:\n  c: {channel}\n")
     with pytest.raises(ConfigError, match=f"channel c: {match}"):
         create_app(Settings(data_dir=tmp_path, alerts_file=f))
+
+
+def test_environment_values_are_taken_verbatim_not_parsed_as_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """${VAR} was replaced in the file's text before parsing: a password starting with '#'
+    became a comment (or broke a {...} mapping), a token with a quote broke its string, and
+    'yes' became a boolean."""
+    from sightline.alerts import parse_alerts_file
+
+    monkeypatch.setenv("SL_TEST_PASSWORD", "#s3cret: x")
+    monkeypatch.setenv("SL_TEST_TOKEN", 'a"b')
+    monkeypatch.setenv("SL_TEST_USER", "yes")
+    monkeypatch.setenv("SL_TEST_PORT", "2525")
+    f = parse_alerts_file(
+        """
+channels:
+  mail: {type: email, smtp_host: smtp.example.com, smtp_port: ${SL_TEST_PORT},
+         username: ${SL_TEST_USER}, password: ${SL_TEST_PASSWORD},
+         from: a@example.com, to: [b@example.com]}
+  hook:
+    type: webhook
+    url: https://hooks.example.com/x
+    headers: {Authorization: "Bearer ${SL_TEST_TOKEN}"}
+    # set SL_TEST_NOT_SET_ANYWHERE for ... (a comment is not read): ${SL_TEST_NOT_SET_ANYWHERE}
+"""
+    )
+    mail, hook = f.channels["mail"], f.channels["hook"]
+    assert mail.type == "email" and hook.type == "webhook"
+    assert (mail.password, mail.username, mail.smtp_port) == ("#s3cret: x", "yes", 2525)
+    assert hook.headers == {"Authorization": 'Bearer a"b'}

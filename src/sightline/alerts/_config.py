@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ import yaml
 
 from sightline.alerts._notify import Channel, parse_channels
 from sightline.alerts._rules import Rule, parse_rule
-from sightline.config import expand_env
+from sightline.config import _ENV_REF, expand_env
 from sightline.errors import ConfigError
 
 __all__ = ["AlertsFile", "default_rules", "load_alerts_file", "parse_alerts_file"]
@@ -32,11 +35,28 @@ class AlertsFile:
 
 
 def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
-    """Parse the YAML text of an alerts file; ``${VAR}`` is replaced from the environment."""
+    """Parse the YAML text of an alerts file; ``${VAR}`` is replaced from the environment.
+
+    The replacement is made in the parsed values, not in the text: a secret holding ``#``,
+    ``: ``, a quote or a leading ``@`` was parsed as YAML (a comment, a mapping, a broken
+    string), and one reading ``yes`` or ``0123`` changed type.
+    """
+    # Each ${VAR} becomes a placeholder that is a plain scalar anywhere (inside {...} too);
+    # the parsed strings then get the variables' values.
+    tag = f"SLENV{secrets.token_hex(6)}N"
+    names: list[str] = []
+
+    def hold(m: re.Match[str]) -> str:
+        names.append(m.group(0))
+        return f"{tag}{len(names) - 1}E"
+
+    held = re.compile(f"{tag}(\\d+)E")
     try:
-        data = yaml.safe_load(expand_env(text)) or {}
+        data = yaml.safe_load(_ENV_REF.sub(hold, text))
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: invalid YAML: {e}") from None
+    data = _expand(data, lambda v: held.sub(lambda m: expand_env(names[int(m.group(1))]), v))
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with rules, channels and drift")
     unknown = set(data) - {"rules", "channels", "drift", "scrape", "digest"}
@@ -68,6 +88,17 @@ def parse_alerts_file(text: str, *, where: str = "alerts file") -> AlertsFile:
     if digest is not None and not isinstance(digest, dict):
         raise ConfigError(f"{where}: digest must be a mapping")
     return AlertsFile(rules, channels, drift, scrape, digest)
+
+
+def _expand(v: Any, sub: Callable[[str], str]) -> Any:
+    """``sub`` applied to every string (keys included) of parsed YAML."""
+    if isinstance(v, str):
+        return sub(v)
+    if isinstance(v, list):
+        return [_expand(x, sub) for x in v]
+    if isinstance(v, dict):
+        return {_expand(k, sub): _expand(x, sub) for k, x in v.items()}
+    return v
 
 
 def load_alerts_file(path: Path) -> AlertsFile:
