@@ -348,3 +348,58 @@ rules:
     finally:
         gen.close()
         rx.close()
+
+
+def test_a_rate_limited_receivers_retry_after_is_honoured(tmp_path: Path) -> None:
+    """A 429 (Slack's rate limit) was retried on the channel's own backoff, ignoring its
+    Retry-After: every attempt fell inside the limit and the notification was lost."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    first: list[float] = []
+    got: list[Any] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            now = time.monotonic()
+            first.append(now)
+            limited = now - first[0] < 1.0
+            self.send_response(429 if limited else 200)
+            if limited:
+                self.send_header("retry-after", "1")
+            else:
+                got.append(now)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yaml = f"""
+channels:
+  slack: {{type: slack, url: "http://127.0.0.1:{srv.server_address[1]}/s", backoff_s: 0.01,
+           max_attempts: 3}}
+rules:
+  - {{name: errors, metric: error_rate, threshold: 0.05, window: 1m, notify: [slack]}}
+"""
+    gen = harness(tmp_path, alerts_yaml=yaml)
+    h = next(gen)
+    try:
+        h.traffic(20, T0, error=True)
+        h.tick()
+        wait_for(
+            lambda: (
+                [d["status"] for d in h.api("GET", "/api/v1/alerts/deliveries").json()["data"]]
+                in (["delivered"], ["failed"])
+            ),
+            timeout_s=10,
+        )
+        [d] = h.api("GET", "/api/v1/alerts/deliveries").json()["data"]
+        assert (d["status"], d["attempts"]) == ("delivered", 2), d
+        assert len(got) == 1
+    finally:
+        gen.close()
+        srv.shutdown()
+        srv.server_close()

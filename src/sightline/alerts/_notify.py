@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import queue
 import secrets
 import smtplib
@@ -329,10 +330,28 @@ class _HttpNotifier:
         with self._client.stream("POST", ch.url, json=body, headers=headers) as r:
             if r.status_code < 300:
                 return
-            raise NotifyError(f"HTTP {r.status_code}: {_head(r, self._ch.timeout_s)}")
+            e = _HttpRefused(f"HTTP {r.status_code}: {_head(r, self._ch.timeout_s)}")
+            if r.status_code in (429, 503):
+                e.retry_after = _retry_after(r.headers.get("retry-after"))
+            raise e
 
     def close(self) -> None:
         self._client.close()
+
+
+class _HttpRefused(NotifyError):
+    """The receiver answered with an error status (``retry_after``: when it asked us back)."""
+
+    retry_after: float | None = None
+
+
+def _retry_after(v: str | None) -> float | None:
+    """Retry-After in seconds (only the delay form; an HTTP date is ignored)."""
+    try:
+        secs = float(v) if v is not None else None
+    except ValueError:
+        return None
+    return secs if secs is not None and math.isfinite(secs) and secs >= 0 else None
 
 
 def _head(r: httpx.Response, timeout_s: float, limit: int = 200) -> str:
@@ -422,7 +441,8 @@ class _ChannelWorker(DaemonTask):
             except Exception as e:  # whatever fails, the attempt is recorded
                 # (NotifyError, httpx, OSError and SMTP errors are expected; anything else, e.g. a
                 # payload the message cannot hold, used to leave the delivery pending forever)
-                err = f"{type(e).__name__}: {e}"[:500]
+                kind = "NotifyError" if isinstance(e, NotifyError) else type(e).__name__
+                err = f"{kind}: {e}"[:500]
                 final = attempt >= self._ch.max_attempts
                 d = dataclasses.replace(
                     d,
@@ -442,7 +462,10 @@ class _ChannelWorker(DaemonTask):
                 )
                 if final:
                     break
-                delay = min(self._ch.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S)
+                delay = self._ch.backoff_s * 2 ** (attempt - 1)
+                if isinstance(e, _HttpRefused) and e.retry_after is not None:
+                    delay = max(delay, e.retry_after)  # a 429's Retry-After, honoured
+                delay = min(delay, _MAX_BACKOFF_S)
                 if self._stop.wait(delay):
                     return  # shutting down: stays pending, resumed at the next start
                 continue
