@@ -386,3 +386,28 @@ channels:
     assert mail.type == "email" and hook.type == "webhook"
     assert (mail.password, mail.username, mail.smtp_port) == ("#s3cret: x", "yes", 2525)
     assert hook.headers == {"Authorization": 'Bearer a"b'}
+
+
+def test_a_count_below_a_threshold_keeps_firing_when_traffic_stops(h: Harness) -> None:
+    """With no span in the window the rule saw no data and resolved: 'requests count < 5'
+    resolved as soon as traffic stopped altogether."""
+    h.put_rule(
+        {
+            "name": "low-traffic",
+            "metric": "requests",
+            "agg": "count",
+            "op": "<",
+            "threshold": 5,
+            "window": "1m",
+        }
+    )
+    h.traffic(3, T0)
+    h.tick(seconds=1)
+    [a] = h.alerts()
+    assert (a["rule"], a["status"], a["value"]) == ("low-traffic", "firing", 3.0)
+    h.tick(minutes=5)
+    [a] = h.alerts()
+    assert (a["status"], a["value"]) == ("firing", 0.0)
+    h.traffic(10, h.clock())
+    h.tick(seconds=1)
+    assert [x["status"] for x in h.alerts()] == ["resolved"]

@@ -279,6 +279,11 @@ def _label(metric: str, agg: str | None) -> str:
 def _threshold(rule: ThresholdRule, values: Sequence[WindowValue]) -> list[Observation]:
     out = []
     w = format_duration(rule.window)
+    m = METRICS.get(rule.metric)
+    if not values and not rule.group_by and m is not None and _agg(m, rule.agg) in ("count", "sum"):
+        # No span in the window: a count or sum of nothing is 0, not "no data" ("requests
+        # count < 5" resolved when traffic stopped altogether, the very case it is for).
+        values = [WindowValue({}, 0.0, 0)]
     for v in values:
         enough = v.num_spans >= rule.min_requests
         breach = enough and v.value is not None and compare(v.value, rule.op, rule.threshold)
