@@ -156,3 +156,73 @@ def test_scores_are_stored_once_and_shown_with_their_span(server: Server) -> Non
                    ("toxicity_ext", None, "pass", True, "evaluator", llm)]  # fmt: skip
     assert [s["name"] for s in tree["spans"][0]["scores"]] != []
     assert [s["trace_id"] for s in listed] == [tid]
+
+
+def test_a_log_record_without_a_time_gives_the_same_score_id_on_a_retry() -> None:
+    # the record's time defaults to the arrival time, which a retry changes: the score id
+    # must not (it is what makes a retried request store each score once)
+    req = ExportLogsServiceRequest()
+    r = (
+        req.resource_logs.add()
+        .scope_logs.add()
+        .log_records.add(
+            event_name="gen_ai.evaluation.result", trace_id=b"\x0a" * 16, span_id=b"\x0b" * 8
+        )
+    )
+    r.attributes.add(key="gen_ai.evaluation.name").value.string_value = "helpfulness"
+    r.attributes.add(key="gen_ai.evaluation.score.value").value.double_value = 0.9
+    body = req.SerializeToString()
+    ids = set()
+    for _ in range(2):
+        _, res = _prepare_signal("logs", "otlp_proto", body, None, "p", 1 << 24)
+        ids.add(to_scores("p", res.scores, time.time_ns())[0].score_id)
+        time.sleep(0.002)
+    assert len(ids) == 1
+
+
+def _service(found: list[Any], fail: bool) -> Any:
+    from sightline.errors import StoreError
+    from sightline.ingest._service import IngestService
+
+    class Writer:
+        def expect(self) -> None: ...
+        def unexpect(self) -> None: ...
+
+        def submit(self, table: Any, n: int, **kw: Any) -> Any:
+            import concurrent.futures
+
+            f: concurrent.futures.Future[None] = concurrent.futures.Future()
+            f.set_result(None)
+            return f
+
+    def scores(s: Any) -> None:
+        if fail:
+            raise StoreError("score insert failed: disk full")
+        found.extend(s)
+
+    return IngestService(Writer(), workers=0, scores=scores)  # type: ignore[arg-type]
+
+
+def test_a_score_store_failure_after_the_spans_commit_is_retryable() -> None:
+    # the spans are stored once however often they are sent: a 503 (which exporters retry)
+    # brings the scores again; a 500 (which they do not) lost them
+    from sightline.errors import Overloaded
+
+    spans = [_span("cd" * 16, "03" * 8, events=[_eval_event(T0, **{
+        "gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.value": 1.0})])]  # fmt: skip
+    svc = _service([], fail=True)
+    with pytest.raises(Overloaded):
+        svc.ingest_sync("otlp_json", _body(spans), encoding=None, project_id="p")
+
+
+def test_a_score_store_failure_after_the_logs_commit_does_not_fail_the_request() -> None:
+    # log records have no ids: an error answered after their commit would store them twice
+    req = ExportLogsServiceRequest()
+    r = req.resource_logs.add().scope_logs.add().log_records.add(
+        time_unix_nano=T0, event_name="gen_ai.evaluation.result",
+        trace_id=b"\x0a" * 16, span_id=b"\x0b" * 8)  # fmt: skip
+    r.attributes.add(key="gen_ai.evaluation.name").value.string_value = "helpfulness"
+    r.attributes.add(key="gen_ai.evaluation.score.value").value.double_value = 0.9
+    svc = _service([], fail=True)
+    res = svc.ingest_signal_sync("logs", req.SerializeToString(), project_id="p")
+    assert res.accepted == 1

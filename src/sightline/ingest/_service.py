@@ -18,7 +18,13 @@ from typing import Any, Literal, TypeVar
 import pyarrow as pa
 import structlog
 
-from sightline.errors import IngestError, Overloaded, PayloadTooLarge, UnsupportedMediaType
+from sightline.errors import (
+    IngestError,
+    Overloaded,
+    PayloadTooLarge,
+    StoreUnavailable,
+    UnsupportedMediaType,
+)
 from sightline.ingest._decode import (
     DecodeResult,
     Limits,
@@ -412,14 +418,29 @@ class IngestService:
             )
         return IngestResult(n, res.rejected, res.repaired)
 
-    def _save_scores(self, project_id: str, found: list[dict[str, Any]]) -> None:
+    def _save_scores(
+        self, project_id: str, found: list[dict[str, Any]], retry: bool = True
+    ) -> None:
         """Store the evaluation results of a committed request (each once, on a retry too).
 
-        After the spans' commit: a failure here answers 503 and the exporter's retry sends the
-        spans (stored once) and the scores again.
+        After the spans' commit: a failure here answers 503 (``StoreUnavailable``, which
+        exporters retry) and the retry sends the spans (stored once) and the scores again.
+        ``retry=False`` (log records, which have no ids: a retry would store them twice): a
+        failure is logged and the request answered as committed.
         """
-        if self._scores is not None:
+        if self._scores is None:
+            return
+        try:
             self._scores(to_scores(project_id, found, time.time_ns()))
+        except Exception as e:
+            if not retry:
+                log.error(
+                    "evaluation_scores_lost", project_id=project_id, n=len(found), error=str(e)
+                )
+                return
+            raise StoreUnavailable(
+                f"the spans are stored but not their evaluation results ({e}): retry"
+            ) from e
 
     async def ingest_signal(
         self,
@@ -443,7 +464,7 @@ class IngestService:
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
             await asyncio.get_running_loop().run_in_executor(
-                None, self._save_scores, project_id, res.scores
+                None, self._save_scores, project_id, res.scores, False
             )
         return IngestResult(n, res.rejected, res.repaired)
 
@@ -460,7 +481,7 @@ class IngestService:
         )
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
-            self._save_scores(project_id, res.scores)
+            self._save_scores(project_id, res.scores, False)
         return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_sync(

@@ -813,10 +813,12 @@ def _decode_logs(
                     entry = attrs_entry(key)
                 event_name = r.event_name or entry[1]
                 if event_name == EVALUATION_EVENT and tid is not None and tid != zero_tid:
+                    # the record's own time, 0 if it has none (not now_ns, which a retry
+                    # changes: the time is part of the score's id)
                     found = evaluation(
                         tid,
                         None if sid is None or sid == zero_sid else sid,
-                        t,
+                        r.time_unix_nano or r.observed_time_unix_nano,
                         decode(key),
                         redact,
                     )
