@@ -403,10 +403,13 @@ def _repaired(
         return decode(raw)
     except _MalformedProto:
         fixed = repair(raw) if fmt == "otlp_proto" else None
-        if fixed is None or not fixed[1]:
+        if fixed is None:
             raise
+    # (a body whose bad bytes were in no item, say a resource without records, is repaired
+    # too; one malformed for another reason is refused by this decode)
     table, res = decode(fixed[0])
-    res.repaired["invalid_utf8"] = fixed[1]
+    if fixed[1]:
+        res.repaired["invalid_utf8"] = fixed[1]
     return table, res
 
 

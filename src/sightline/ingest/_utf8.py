@@ -15,7 +15,6 @@ the failing requests pay for this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -93,13 +92,15 @@ def _fixed(b: bytes) -> bytes:
     return b.decode("utf-8", "replace").encode("utf-8")
 
 
-def _fix(msg: Any) -> bool:
-    """Repair every string of ``msg`` in place; whether any was invalid."""
+def _fix(msg: Any, skip: str = "") -> bool:
+    """Repair the strings of ``msg`` in place, but those under ``skip``; whether any was bad."""
     changed = False
     for fd, value in msg.ListFields():
         # the value's type says whether the field repeats (FieldDescriptor.label is gone from
         # newer protobuf releases, and is_repeated is absent from older ones)
         if fd.type == _MESSAGE:
+            if fd.name == skip:
+                continue
             if isinstance(value, Message):
                 changed |= _fix(value)
             else:
@@ -118,35 +119,35 @@ def _fix(msg: Any) -> bool:
     return changed
 
 
-def _repair(
-    body: bytes, cls: Any, groups: Callable[[Any], Iterable[tuple[Any, Iterable[Any]]]]
-) -> tuple[bytes, list[Any]] | None:
+def _repair(body: bytes, cls: Any, fields: tuple[str, str, str]) -> tuple[bytes, list[Any]] | None:
     """``body`` with its strings repaired, and the items (spans, records...) that had one.
 
-    ``groups`` yields each resource-level message with its items: an item counts as repaired
-    when a string of its own or of its resource or scope was. None when ``body`` is malformed
-    for another reason than UTF-8.
+    ``fields``: the request's resource-level field, the scope-level field of those, and the
+    items' field of those (``resource_spans``, ``scope_spans``, ``spans``). An item counts as
+    repaired when a string of its own, of its scope or of its resource was; each message is
+    walked once. None when ``body`` is malformed for another reason than UTF-8.
     """
     try:
         req = cls.FromString(body)
     except DecodeError:
         return None
+    resources, scopes, items_field = fields
     hit: list[Any] = []
-    for outer, items in groups(req):
-        items = list(items)
-        own = [it for it in items if _fix(it)]
-        # the items are fixed by now: what is left to repair is the resource's or a scope's
-        hit.extend(items if _fix(outer) else own)
+    for outer in getattr(req, resources):
+        every: list[Any] = []
+        found: list[Any] = []
+        for scope in getattr(outer, scopes):
+            items = list(getattr(scope, items_field))
+            own = [it for it in items if _fix(it)]
+            found.extend(items if _fix(scope, items_field) else own)
+            every.extend(items)
+        hit.extend(every if _fix(outer, scopes) else found)
     return req.SerializeToString(), hit
 
 
 def repair_traces(body: bytes) -> tuple[bytes, set[tuple[str, str]]] | None:
     """The repaired body and the (trace id, span id) in hex of the spans that were repaired."""
-    out = _repair(
-        body,
-        _TRACES,
-        lambda r: ((rs, (s for ss in rs.scope_spans for s in ss.spans)) for rs in r.resource_spans),
-    )
+    out = _repair(body, _TRACES, ("resource_spans", "scope_spans", "spans"))
     if out is None:
         return None
     fixed, spans = out
@@ -155,23 +156,11 @@ def repair_traces(body: bytes) -> tuple[bytes, set[tuple[str, str]]] | None:
 
 def repair_logs(body: bytes) -> tuple[bytes, int] | None:
     """The repaired body and how many log records were repaired."""
-    out = _repair(
-        body,
-        _LOGS,
-        lambda r: (
-            (rl, (x for sl in rl.scope_logs for x in sl.log_records)) for rl in r.resource_logs
-        ),
-    )
+    out = _repair(body, _LOGS, ("resource_logs", "scope_logs", "log_records"))
     return None if out is None else (out[0], len(out[1]))
 
 
 def repair_metrics(body: bytes) -> tuple[bytes, int] | None:
     """The repaired body and how many metrics (each with its data points) were repaired."""
-    out = _repair(
-        body,
-        _METRICS,
-        lambda r: (
-            (rm, (m for sm in rm.scope_metrics for m in sm.metrics)) for rm in r.resource_metrics
-        ),
-    )
+    out = _repair(body, _METRICS, ("resource_metrics", "scope_metrics", "metrics"))
     return None if out is None else (out[0], len(out[1]))
