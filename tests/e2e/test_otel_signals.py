@@ -530,7 +530,7 @@ class TestInvalidUtf8:
                 got = c.get("/api/v1/logs", params={"q": f"{via}-{tag}"}).json()["data"]
                 assert sorted(x["body"] for x in got) == [
                     f"{via}-{tag}-log0 @@@",
-                    f"{via}-{tag}-log1 \ufffd\ufffd\ufffd",
+                    f"{via}-{tag}-log1 \ufffd",  # a cut emoji: one character lost
                     f"{via}-{tag}-log2 @@@",
                 ]
             prom = c.get("/metrics").text

@@ -260,34 +260,41 @@ def decode_otlp_proto(
         try:
             req = LiteTracesData.FromString(body)
         except DecodeError:
-            try:
-                full = ExportTraceServiceRequest.FromString(body)
-            except DecodeError as e:
-                return _decode_repaired(body, str(e), project_id, limits, now_ns)
-            return _decode_pb(full, project_id, limits, now_ns, _full_attrs)
+            return _decode_repaired(body, project_id, limits, now_ns)
         try:
             return _decode_pb(req, project_id, limits, now_ns, _lite_attrs_reader())
         except _MalformedPair as e:
-            try:
-                ExportTraceServiceRequest.FromString(body)
-            except DecodeError as full_error:
-                return _decode_repaired(body, str(full_error), project_id, limits, now_ns)
-            raise IngestError(f"malformed OTLP protobuf: {e}") from None
+            return _decode_repaired(body, project_id, limits, now_ns, str(e))
 
 
 def _decode_repaired(
-    body: bytes, error: str, project_id: str, limits: Limits, now_ns: int | None
+    body: bytes,
+    project_id: str,
+    limits: Limits,
+    now_ns: int | None,
+    pair_error: str | None = None,
 ) -> DecodeResult:
-    """Decode ``body`` with its invalid UTF-8 repaired, or refuse it with ``error``."""
+    """Decode ``body`` with its invalid UTF-8 repaired, or refuse it as malformed.
+
+    Reached when the fast parse failed (or one of its span attributes did, ``pair_error``):
+    a body that only its UTF-8 spoils is parsed twice more here, one malformed otherwise once
+    or twice (the full message says what is wrong, as it always did).
+    """
     fixed = repair_traces(body)
     if fixed is None:
-        raise IngestError(f"malformed OTLP protobuf: {error}")
+        try:
+            full = ExportTraceServiceRequest.FromString(body)
+        except DecodeError as e:
+            raise IngestError(f"malformed OTLP protobuf: {e}") from None
+        if pair_error is not None:
+            raise IngestError(f"malformed OTLP protobuf: {pair_error}")
+        return _decode_pb(full, project_id, limits, now_ns, _full_attrs)
     repaired, ids = fixed
     try:
-        req = ExportTraceServiceRequest.FromString(repaired)
-    except DecodeError:  # not a UTF-8 fault after all
-        raise IngestError(f"malformed OTLP protobuf: {error}") from None
-    res = _decode_pb(req, project_id, limits, now_ns, _full_attrs)
+        req = LiteTracesData.FromString(repaired)
+        res = _decode_pb(req, project_id, limits, now_ns, _lite_attrs_reader())
+    except (DecodeError, _MalformedPair) as e:  # not a UTF-8 fault after all
+        raise IngestError(f"malformed OTLP protobuf: {pair_error or e}") from None
     for rec in res.records:
         if (rec["trace_id"], rec["span_id"]) in ids:
             rec["ingest_notes"].append("invalid_utf8")

@@ -15,6 +15,7 @@ the failing requests pay for this.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -88,8 +89,13 @@ def _valid(b: bytes) -> bool:
     return True
 
 
+_FFFD_RUN = re.compile("\ufffd{2,}")
+
+
 def _fixed(b: bytes) -> bytes:
-    return b.decode("utf-8", "replace").encode("utf-8")
+    # one U+FFFD for a run of bad bytes, not one per byte: a cut emoji (3 bytes) is one lost
+    # character, and a body of 16 MiB of 0xFF does not become 48 MiB of replacement characters
+    return _FFFD_RUN.sub("\ufffd", b.decode("utf-8", "replace")).encode("utf-8")
 
 
 def _fix(msg: Any, skip: str = "") -> bool:
