@@ -226,3 +226,12 @@ def test_a_score_store_failure_after_the_logs_commit_does_not_fail_the_request()
     svc = _service([], fail=True)
     res = svc.ingest_signal_sync("logs", req.SerializeToString(), project_id="p")
     assert res.accepted == 1
+
+
+def test_at_most_1000_evaluations_are_kept_from_one_request() -> None:
+    ev = {"gen_ai.evaluation.name": "r", "gen_ai.evaluation.score.value": 1.0}
+    spans = [_span("ef" * 16, f"{i + 1:016x}", events=[_eval_event(T0 + j, **ev)
+                                                       for j in range(201)])
+             for i in range(5)]  # fmt: skip
+    _, res = _prepare("otlp_json", _body(spans), None, "p", 1 << 24)
+    assert len(res.scores) == 1000 and res.repaired["evaluations_dropped"] == 5

@@ -25,7 +25,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from sightline import semconv
 from sightline.errors import IngestError
-from sightline.ingest._evaluations import EVALUATION_EVENT, EVALUATION_NAME, evaluation
+from sightline.ingest._evaluations import (
+    EVALUATION_EVENT,
+    EVALUATION_NAME,
+    MAX_EVALUATIONS_PER_REQUEST,
+    evaluation,
+)
 from sightline.ingest._otlp_lite import LiteTracesData
 from sightline.ingest._utf8 import repair_traces
 from sightline.model import SPAN_KINDS
@@ -794,17 +799,22 @@ def _evaluations(
     """Keep the evaluation results the span carries, as events or as attributes of its own."""
     red = limits.redaction
     redact = None if red is None else lambda t: red.redact_text(t, "attributes", {})
+    found = []
     if events:
         for name, t, a in events:
             if name == EVALUATION_EVENT:
-                s = evaluation(rec["trace_id"], rec["span_id"], t or rec["end_ns"], a, redact)
-                if s is not None:
-                    res.scores.append(s)
+                found.append(evaluation(rec["trace_id"], rec["span_id"], t or rec["end_ns"], a,
+                                        redact))  # fmt: skip
     if EVALUATION_NAME in attrs:  # an evaluation span: what it judges is its parent
         target = rec["parent_span_id"] or rec["span_id"]
-        s = evaluation(rec["trace_id"], target, rec["end_ns"], attrs, redact)
-        if s is not None:
+        found.append(evaluation(rec["trace_id"], target, rec["end_ns"], attrs, redact))
+    for s in found:
+        if s is None:
+            continue
+        if len(res.scores) < MAX_EVALUATIONS_PER_REQUEST:
             res.scores.append(s)
+        else:
+            res.count("evaluations_dropped")
 
 
 def _utf8_len(s: str) -> int:

@@ -27,7 +27,17 @@ from typing import Any
 
 from sightline.model import Score
 
-__all__ = ["EVALUATION_EVENT", "EVALUATION_NAME", "evaluation", "to_scores"]
+__all__ = [
+    "EVALUATION_EVENT",
+    "EVALUATION_NAME",
+    "MAX_EVALUATIONS_PER_REQUEST",
+    "evaluation",
+    "to_scores",
+]
+
+MAX_EVALUATIONS_PER_REQUEST = 1000
+"""Evaluation results kept from one request; the others are counted ``evaluations_dropped``
+(each is a row written after the request's commit, in a transaction of its own)."""
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 EVALUATION_NAME = "gen_ai.evaluation.name"

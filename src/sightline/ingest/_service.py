@@ -8,11 +8,12 @@ import multiprocessing
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
@@ -35,7 +36,6 @@ from sightline.ingest._decode import (
 from sightline.ingest._evaluations import to_scores
 from sightline.ingest._signals import Signal, SignalResult, decode_logs, decode_metrics
 from sightline.ingest._writer import GroupCommitWriter
-from sightline.model import Score
 from sightline.pricing import PriceOverride, Pricer
 from sightline.redact import Redactor
 from sightline.store._arrow import records_to_table
@@ -318,11 +318,12 @@ class IngestService:
         workers: int = 0,
         max_body_bytes: int = 16 << 20,
         redaction: Callable[[str], Redactor | None] | None = None,
-        scores: Callable[[Sequence[Score]], object] | None = None,
+        scores: Callable[..., object] | None = None,
     ) -> None:
         self._writer = writer
         self._scores = scores
-        """Stores the evaluation results found in requests (``append_scores_once``), or None."""
+        """Stores the evaluation results found in requests: ``append_scores_once(scores,
+        since=...)``, or None."""
         self._redaction = redaction
         """The redactor of a project (its privacy policy), looked up once per request."""
         self._limits = limits or Limits()
@@ -431,7 +432,12 @@ class IngestService:
         if self._scores is None:
             return
         try:
-            self._scores(to_scores(project_id, found, time.time_ns()))
+            scores = to_scores(project_id, found, time.time_ns())
+            # a retry's copies have their first send's times (the event's; for an event
+            # without a usable time, its arrival, a day at most before a retry): the check for
+            # them need not read older scores
+            since = min(sc.created_at for sc in scores) - timedelta(days=1)
+            self._scores(scores, since=since)
         except Exception as e:
             if not retry:
                 log.error(

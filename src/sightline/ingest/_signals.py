@@ -42,7 +42,11 @@ from sightline.ingest._decode import (
     _utf8_cut,
     _utf8_len,
 )
-from sightline.ingest._evaluations import EVALUATION_EVENT, evaluation
+from sightline.ingest._evaluations import (
+    EVALUATION_EVENT,
+    MAX_EVALUATIONS_PER_REQUEST,
+    evaluation,
+)
 from sightline.ingest._otlp_lite import LiteLogsData, LiteMetricsData
 from sightline.ingest._utf8 import repair_logs, repair_metrics
 from sightline.serving import alias_of
@@ -826,7 +830,10 @@ def _decode_logs(
                         redact,
                     )
                     if found is not None:
-                        res.scores.append(found)
+                        if len(res.scores) < MAX_EVALUATIONS_PER_REQUEST:
+                            res.scores.append(found)
+                        else:
+                            res.repair("evaluations_dropped")
                 if entry[2]:
                     res.repair("attribute_truncated")
                 body = _body_text(r)
