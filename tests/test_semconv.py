@@ -607,6 +607,28 @@ class TestVercelAiSdk:
         assert (rec["input_tokens"], rec["cached_input_tokens"]) == (500, 400)
         assert (rec["output_tokens"], rec["reasoning_tokens"], rec["total_tokens"]) == (40, 10, 540)
 
+    def test_ai_sdk_3_names_and_object_output(self) -> None:
+        rec, rest = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.id": "gpt-4o",
+                "ai.result.text": "Paris.",
+                "ai.result.toolCalls": "[]",
+                "ai.finishReason": "stop",
+            }
+        )
+        assert (rec["output"], rec["finish_reason"]) == ("Paris.", "stop")
+        assert rec["output_messages"] == [
+            {"role": "assistant", "content": "Paris.", "tool_calls": []}
+        ]
+        assert not [k for k in rest if k.startswith("ai.result") or k == "ai.finishReason"]
+        rec, _ = _norm(
+            {"ai.operationId": "ai.generateObject.doGenerate", "ai.response.object": '{"a": 1}'}
+        )
+        assert rec["output"] == '{"a": 1}'
+        rec, _ = _norm({"ai.operationId": "ai.generateObject", "ai.result.object": '{"a": 2}'})
+        assert (rec["kind"], rec["output"]) == ("chain", '{"a": 2}')
+
     def test_tool_and_embedding_spans(self) -> None:
         rec, rest = _norm(
             {

@@ -686,14 +686,14 @@ def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
                 rec["ttft_ms"] = ttft
         if rec.get("is_streaming") is None and not op.endswith(".doEmbed"):
             rec["is_streaming"] = op.endswith(".doStream")
-        fr = rest.pop("ai.response.finishReason", None)
+        fr = _pop_first(rest, ("ai.response.finishReason", "ai.finishReason"))
         if fr is not None and "_finish_reason" not in special:
             special["_finish_reason"] = fr
         msgs = rest.pop("ai.prompt.messages", None)
         if msgs is not None and rec.get("input_messages") is None:
             rec["input_messages"] = _messages_from_json(msgs)
-        text = rest.pop("ai.response.text", None)
-        calls = rest.pop("ai.response.toolCalls", None)
+        text = _pop_first(rest, _VERCEL_OUTPUT)
+        calls = _pop_first(rest, ("ai.response.toolCalls", "ai.result.toolCalls"))
         if rec.get("output_messages") is None and (text is not None or calls is not None):
             msg: dict[str, Any] = {"role": "assistant", "content": _as_str(text or "")}
             if calls is not None:
@@ -706,10 +706,9 @@ def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
         prompt = rest.pop("ai.prompt", None)
         if prompt is not None and rec.get("input") is None:
             rec["input"] = _vercel_prompt_text(prompt)
-        for key in ("ai.response.text", "ai.response.object"):
-            v = rest.pop(key, None)
-            if v is not None and rec.get("output") is None:
-                rec["output"] = _as_str(v)
+        v = _pop_first(rest, _VERCEL_OUTPUT)
+        if v is not None and rec.get("output") is None:
+            rec["output"] = _as_str(v)
     elif op == "ai.toolCall":
         special.setdefault("_kind_vercel", "tool")
         for field, keys in (
@@ -720,6 +719,20 @@ def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
                 v = rest.pop(key, None)
                 if v is not None and rec.get(field) is None:
                     rec[field] = _as_str(v)
+
+
+# the answer: text, or generateObject's JSON; AI SDK 3's names last
+_VERCEL_OUTPUT = ("ai.response.text", "ai.response.object", "ai.result.text", "ai.result.object")
+
+
+def _pop_first(rest: Attrs, keys: tuple[str, ...]) -> Any:
+    """The first of ``keys`` present in ``rest``; all of them are taken out."""
+    found = None
+    for k in keys:
+        v = rest.pop(k, None)
+        if found is None:
+            found = v
+    return found
 
 
 def _vercel_prompt_text(prompt: Any) -> str:
