@@ -419,15 +419,13 @@ class IngestService:
             )
         return IngestResult(n, res.rejected, res.repaired)
 
-    def _save_scores(
-        self, project_id: str, found: list[dict[str, Any]], retry: bool = True
-    ) -> None:
+    def _save_scores(self, project_id: str, found: list[dict[str, Any]]) -> None:
         """Store the evaluation results of a committed request (each once, on a retry too).
 
-        After the spans' commit: a failure here answers 503 (``StoreUnavailable``, which
-        exporters retry) and the retry sends the spans (stored once) and the scores again.
-        ``retry=False`` (log records, which have no ids: a retry would store them twice): a
-        failure is logged and the request answered as committed.
+        After the request's commit: a failure here answers 503 (``StoreUnavailable``, which
+        exporters retry), and the retry stores nothing twice: spans are recognised by their
+        ids, a logs request by its key (the hash of its body, remembered for a day), scores by
+        theirs.
         """
         if self._scores is None:
             return
@@ -439,13 +437,8 @@ class IngestService:
             since = min(sc.created_at for sc in scores) - timedelta(days=1)
             self._scores(scores, since=since)
         except Exception as e:
-            if not retry:
-                log.error(
-                    "evaluation_scores_lost", project_id=project_id, n=len(found), error=str(e)
-                )
-                return
             raise StoreUnavailable(
-                f"the spans are stored but not their evaluation results ({e}): retry"
+                f"the request is stored but not its evaluation results ({e}): retry"
             ) from e
 
     async def ingest_signal(
@@ -470,7 +463,7 @@ class IngestService:
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
             await asyncio.get_running_loop().run_in_executor(
-                None, self._save_scores, project_id, res.scores, False
+                None, self._save_scores, project_id, res.scores
             )
         return IngestResult(n, res.rejected, res.repaired)
 
@@ -487,7 +480,7 @@ class IngestService:
         )
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
-            self._save_scores(project_id, res.scores, False)
+            self._save_scores(project_id, res.scores)
         return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_sync(
