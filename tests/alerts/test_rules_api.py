@@ -388,6 +388,31 @@ channels:
     assert hook.headers == {"Authorization": 'Bearer a"b'}
 
 
+def test_a_composite_of_counts_sees_0_in_a_window_with_no_span(h: Harness) -> None:
+    """As a threshold rule does: the composite saw no group at all and never fired."""
+    h.put_rule(
+        {
+            "name": "traffic-collapse",
+            "type": "composite",
+            "window": "1m",
+            "k": 2,
+            "conditions": [
+                {"metric": "requests", "agg": "count", "op": "<", "threshold": 5},
+                {"metric": "output_tokens", "agg": "sum", "op": "<", "threshold": 10},
+                {"metric": "latency_ms", "agg": "p95", "op": ">", "threshold": 1000},
+            ],
+        }
+    )
+    h.tick(seconds=1)
+    [a] = h.alerts()
+    assert (a["rule"], a["status"]) == ("traffic-collapse", "firing")
+    members = {m["condition"]: m["value"] for m in a["details"]["conditions"]}
+    assert sorted(members.values(), key=str) == [0.0, 0.0, None]
+    h.traffic(10, h.clock())
+    h.tick(seconds=1)
+    assert [x["status"] for x in h.alerts()] == ["resolved"]
+
+
 def test_a_count_below_a_threshold_keeps_firing_when_traffic_stops(h: Harness) -> None:
     """With no span in the window the rule saw no data and resolved: 'requests count < 5'
     resolved as soon as traffic stopped altogether."""

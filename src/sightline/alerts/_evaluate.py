@@ -276,11 +276,16 @@ def _label(metric: str, agg: str | None) -> str:
     return f"{metric} {a}" if a and m is not None and m.formula is None else metric
 
 
+def _counts(metric: str, agg: str | None) -> bool:
+    """Whether ``metric`` under ``agg`` is a count or a sum, which is 0 over no span."""
+    m = METRICS.get(metric)
+    return m is not None and _agg(m, agg) in ("count", "sum")
+
+
 def _threshold(rule: ThresholdRule, values: Sequence[WindowValue]) -> list[Observation]:
     out = []
     w = format_duration(rule.window)
-    m = METRICS.get(rule.metric)
-    if not values and not rule.group_by and m is not None and _agg(m, rule.agg) in ("count", "sum"):
+    if not values and not rule.group_by and _counts(rule.metric, rule.agg):
         # No span in the window: a count or sum of nothing is 0, not "no data" ("requests
         # count < 5" resolved when traffic stopped altogether, the very case it is for).
         values = [WindowValue({}, 0.0, 0)]
@@ -317,13 +322,18 @@ def _composite(rule: CompositeRule, values: Sequence[Sequence[WindowValue]]) -> 
             groups.setdefault(k, v.group)
             d[k] = v
         per.append(d)
+    zero = [_counts(c.metric, c.agg) for c in rule.conditions]
+    if not groups and not rule.group_by and any(zero):
+        groups[group_key({})] = {}  # no span at all: its counts and sums are 0 (as _threshold)
     out = []
     for k, group in groups.items():
         members: list[dict[str, Any]] = []
         n = 0
-        for c, d in zip(rule.conditions, per, strict=True):
+        for c, d, z in zip(rule.conditions, per, zero, strict=True):
             wv = d.get(k)
-            value = wv.value if wv is not None else None
+            # a group (or, without group_by, the window) with no span for this condition:
+            # a count or sum is 0 there, anything else has no value
+            value = wv.value if wv is not None else (0.0 if z else None)
             hit = value is not None and compare(value, c.op, c.threshold)
             members.append({"condition": c.label, "value": value, "breached": hit})
             n += hit
