@@ -284,3 +284,18 @@ def test_an_upstream_that_never_answers_is_a_504_after_the_upstream_timeout(
         for s in (up, col):
             s.shutdown()
             s.server_close()
+
+
+def test_a_stream_event_that_never_ends_is_not_held_whole() -> None:
+    # the caller gets the bytes as they come; what the gateway keeps to record the call is
+    # bounded (an upstream that never sent a blank line grew it without limit)
+    from sightline.gateway._app import _MAX_SSE_EVENT_BYTES, _Call, _SseParser
+
+    p = _SseParser(_Call(t0=0.0, start_epoch=0.0, body={}, tags={}, sl_key=""))
+    mib = b"x" * (1 << 20)
+    p.feed(b"data: " + mib, 0.0)
+    for _ in range(40):
+        p.feed(mib, 0.0)
+        assert len(p.buf) <= _MAX_SSE_EVENT_BYTES + len(mib)
+    p.feed(b"tail\n\n" + _chunk("after"), 1.0)  # the endless event ends: parsing resumes
+    assert p.call.text == ["after"] and len(p.chunks) == 1

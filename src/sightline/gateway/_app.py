@@ -554,6 +554,10 @@ def _sse_from_completion(data: dict[str, Any]) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in out) + b"data: [DONE]\n\n"
 
 
+_MAX_SSE_EVENT_BYTES = 16 << 20
+"""The longest stream event the gateway parses (to record it); a longer one is relayed only."""
+
+
 class _SseParser:
     """Reads the events of an OpenAI chat stream as its bytes go by."""
 
@@ -561,9 +565,21 @@ class _SseParser:
         self.call = call
         self.buf = b""
         self.chunks: list[dict[str, Any]] = []
+        self.skipping = False
+        """Past an event longer than ``_MAX_SSE_EVENT_BYTES``: its bytes are not kept."""
 
     def feed(self, data: bytes, now: float) -> None:
+        # the caller gets every byte as it came (relayed apart); only what is parsed is bounded
+        if self.skipping:
+            i = data.find(b"\n\n")
+            if i < 0:
+                return
+            data, self.skipping = data[i + 2 :], False
         self.buf += data
+        if len(self.buf) > _MAX_SSE_EVENT_BYTES and b"\n\n" not in self.buf:
+            # an upstream that never ends an event would grow this without bound
+            self.buf, self.skipping = b"", True
+            return
         while b"\n\n" in self.buf:
             event, self.buf = self.buf.split(b"\n\n", 1)
             for line in event.split(b"\n"):
