@@ -170,10 +170,16 @@ def _prepare(
     project_id: str,
     max_bytes: int,
     redactor: Redactor | None = None,
+    limits: Limits | None = None,
 ) -> tuple[pa.Table | None, DecodeResult]:
-    """Decompress, decode, normalise, redact, price; return the Arrow batch and the outcome."""
+    """Decompress, decode, normalise, redact, price; return the Arrow batch and the outcome.
+
+    ``limits``: the service's (``IngestService`` passes its own: several in one process, as
+    in tests, must not use each other's); None: the decode process's, from ``_init_worker``.
+    """
     raw = decompress(body, encoding, max_bytes=max_bytes)
-    limits = _LIMITS if redactor is None else replace(_LIMITS, redaction=redactor)
+    base = _LIMITS if limits is None else limits
+    limits = base if redactor is None else replace(base, redaction=redactor)
     res = _DECODERS[fmt](raw, project_id, limits=limits)
     if len(res.records) + res.num_rejected > limits.max_spans:
         raise PayloadTooLarge(f"more than {limits.max_spans} spans in one request")
@@ -211,6 +217,7 @@ def _prepare_signal(
     project_id: str,
     max_bytes: int,
     redactor: Redactor | None = None,
+    limits: Limits | None = None,
 ) -> tuple[pa.Table | None, SignalResult]:
     """Decompress and decode an OTLP metrics or logs request into its table's rows.
 
@@ -221,7 +228,7 @@ def _prepare_signal(
     raw = decompress(body, encoding, max_bytes=max_bytes)
     if fmt not in ("otlp_proto", "otlp_json"):
         raise UnsupportedMediaType(f"{signal} are accepted as OTLP protobuf or JSON only")
-    limits = _LIMITS
+    limits = _LIMITS if limits is None else limits
     # a request may carry ~8 data points or log records per span's worth of bytes
     max_items = limits.max_spans * 8
     if signal == "metrics":
@@ -331,7 +338,10 @@ class IngestService:
         self._workers = workers
         self.max_body_bytes = max_body_bytes
         self._pool: Executor | None = None
-        _init_worker(self._limits, self._overrides)
+        # the price overrides for decoding in this process (workers=0); the limits travel with
+        # each request, so that services of different limits in one process (tests) don't mix
+        global _PRICER
+        _PRICER = Pricer(self._overrides)
         self._capacity = max(1, workers)
         self._busy_lock = threading.Lock()  # the gRPC receiver's threads count requests too
         self._in_flight = 0
@@ -411,7 +421,15 @@ class IngestService:
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
     ) -> IngestResult:
         """Decode ``body`` and return once its spans are committed."""
-        args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
+        args = (
+            fmt,
+            body,
+            encoding,
+            project_id,
+            self.max_body_bytes,
+            self._redactor(project_id),
+            self._limits,
+        )
         n, res = await self._commit(_prepare, _prepare_ipc, args, "spans")
         if res.scores and self._scores is not None:
             await asyncio.get_running_loop().run_in_executor(
@@ -459,6 +477,7 @@ class IngestService:
             project_id,
             self.max_body_bytes,
             self._redactor(project_id),
+            self._limits,
         )
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
@@ -477,6 +496,7 @@ class IngestService:
             project_id,
             self.max_body_bytes,
             self._redactor(project_id),
+            self._limits,
         )
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
         if res.scores and self._scores is not None:
@@ -487,7 +507,15 @@ class IngestService:
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
     ) -> IngestResult:
         """Blocking :meth:`ingest`, for the gRPC receiver's threads."""
-        args = (fmt, body, encoding, project_id, self.max_body_bytes, self._redactor(project_id))
+        args = (
+            fmt,
+            body,
+            encoding,
+            project_id,
+            self.max_body_bytes,
+            self._redactor(project_id),
+            self._limits,
+        )
         n, res = self._commit_sync(_prepare, _prepare_ipc, args, "spans")
         if res.scores and self._scores is not None:
             self._save_scores(project_id, res.scores)
