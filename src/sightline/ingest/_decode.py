@@ -553,28 +553,7 @@ def _decode_otlp_json(
 
 _NATIVE_INT = (*_TOKEN_FIELDS, "max_tokens", "seed")
 _NATIVE_FLOAT = ("ttft_ms", "tpot_ms", "temperature", "top_p", "cost_usd")
-_NATIVE_STR = (
-    "name",
-    "status_message",
-    "service_name",
-    "service_version",
-    "environment",
-    "operation",
-    "provider",
-    "request_model",
-    "response_model",
-    "model",
-    "finish_reason",
-    "user_id",
-    "session_id",
-    "tenant_id",
-    "feature",
-    "prompt_name",
-    "prompt_version",
-    "variant",
-    "input",
-    "output",
-)
+_NATIVE_STR = _TEXT_FIELDS
 _NATIVE_LIST = ("input_messages", "output_messages", "documents")
 
 

@@ -18,6 +18,7 @@ distinct pair is decoded once per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -25,7 +26,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-__all__ = ["LiteLogsData", "LiteMetricsData", "LiteTracesData"]
+__all__ = ["LiteLogsData", "LiteMetricsData", "LiteTracesData", "copy_proto_file"]
 
 _KEY_VALUE = ".opentelemetry.proto.common.v1.KeyValue"
 _BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
@@ -40,32 +41,55 @@ _ATTRIBUTE_OWNERS = frozenset(
 )
 
 
-def _lite_file(module: Any, package: str, owners: frozenset[str] = _ATTRIBUTE_OWNERS) -> Any:
-    """A copy of ``module``'s proto file in ``package`` with ``owners``' attributes as bytes."""
+def copy_proto_file(
+    module: Any,
+    name: str,
+    package: str,
+    rewrite: Callable[[str, Any, Any], None],
+    dependency: Callable[[str], str] | None = None,
+) -> Any:
+    """A copy of ``module``'s proto file as ``name`` in ``package``, added to the default pool.
+
+    ``rewrite(scope, message, field)`` may change each field's descriptor (``scope``: the
+    message's enclosing full name); ``dependency`` renames the files it imports. Built once per
+    process: a second call returns the file already in the pool.
+    """
     fdp = descriptor_pb2.FileDescriptorProto()
     module.DESCRIPTOR.CopyToProto(fdp)
-    old = f".{fdp.package}."
-    fdp.name = f"sightline/lite/{fdp.name}"
+    fdp.name = name
     fdp.package = package
+    if dependency is not None:
+        for i, dep in enumerate(fdp.dependency):
+            fdp.dependency[i] = dependency(dep)
 
-    def rewrite(msg: Any) -> None:
+    def walk(msg: Any, scope: str) -> None:
         for f in msg.field:
-            if f.type_name.startswith(old):
-                f.type_name = f".{package}.{f.type_name[len(old) :]}"
-            elif msg.name in owners and f.name == "attributes" and f.type_name == _KEY_VALUE:
-                f.type = _BYTES
-                f.ClearField("type_name")
+            rewrite(scope, msg, f)
         for nested in msg.nested_type:
-            rewrite(nested)
+            walk(nested, f"{scope}.{msg.name}")
 
     for msg in fdp.message_type:
-        rewrite(msg)
+        walk(msg, package)
     pool = descriptor_pool.Default()
     try:
         return pool.FindFileByName(fdp.name)
     except KeyError:
         pool.Add(fdp)
         return pool.FindFileByName(fdp.name)
+
+
+def _lite_file(module: Any, package: str, owners: frozenset[str] = _ATTRIBUTE_OWNERS) -> Any:
+    """A copy of ``module``'s proto file in ``package`` with ``owners``' attributes as bytes."""
+    old = f".{module.DESCRIPTOR.package}."
+
+    def rewrite(scope: str, msg: Any, f: Any) -> None:
+        if f.type_name.startswith(old):
+            f.type_name = f".{package}.{f.type_name[len(old) :]}"
+        elif msg.name in owners and f.name == "attributes" and f.type_name == _KEY_VALUE:
+            f.type = _BYTES
+            f.ClearField("type_name")
+
+    return copy_proto_file(module, f"sightline/lite/{module.DESCRIPTOR.name}", package, rewrite)
 
 
 LiteMetricsData: Any = message_factory.GetMessageClass(

@@ -421,21 +421,17 @@ class IngestService:
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
     ) -> IngestResult:
         """Decode ``body`` and return once its spans are committed."""
-        args = (
-            fmt,
-            body,
-            encoding,
-            project_id,
-            self.max_body_bytes,
-            self._redactor(project_id),
-            self._limits,
-        )
+        args = self._args(fmt, body, encoding, project_id=project_id)
         n, res = await self._commit(_prepare, _prepare_ipc, args, "spans")
-        if res.scores and self._scores is not None:
+        if res.scores:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._save_scores, project_id, res.scores
             )
         return IngestResult(n, res.rejected, res.repaired)
+
+    def _args(self, *head: Any, project_id: str) -> tuple[Any, ...]:
+        """The arguments of ``_prepare`` / ``_prepare_signal`` after ``head``."""
+        return (*head, project_id, self.max_body_bytes, self._redactor(project_id), self._limits)
 
     def _save_scores(self, project_id: str, found: list[dict[str, Any]]) -> None:
         """Store the evaluation results of a committed request (each once, on a retry too).
@@ -445,7 +441,7 @@ class IngestService:
         ids, a logs request by its key (the hash of its body, remembered for a day), scores by
         theirs.
         """
-        if self._scores is None:
+        if not found or self._scores is None:
             return
         try:
             scores = to_scores(project_id, found, time.time_ns())
@@ -469,18 +465,9 @@ class IngestService:
         project_id: str,
     ) -> IngestResult:
         """Decode an OTLP metrics or logs body and return once its rows are committed."""
-        args = (
-            signal,
-            fmt,
-            body,
-            encoding,
-            project_id,
-            self.max_body_bytes,
-            self._redactor(project_id),
-            self._limits,
-        )
+        args = self._args(signal, fmt, body, encoding, project_id=project_id)
         n, res = await self._commit(_prepare_signal, _prepare_signal_ipc, args, signal)
-        if res.scores and self._scores is not None:
+        if res.scores:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._save_scores, project_id, res.scores
             )
@@ -488,37 +475,18 @@ class IngestService:
 
     def ingest_signal_sync(self, signal: Signal, body: bytes, *, project_id: str) -> IngestResult:
         """Blocking :meth:`ingest_signal` of a protobuf body, for the gRPC receiver's threads."""
-        args = (
-            signal,
-            "otlp_proto",
-            body,
-            None,
-            project_id,
-            self.max_body_bytes,
-            self._redactor(project_id),
-            self._limits,
-        )
+        args = self._args(signal, "otlp_proto", body, None, project_id=project_id)
         n, res = self._commit_sync(_prepare_signal, _prepare_signal_ipc, args, signal)
-        if res.scores and self._scores is not None:
-            self._save_scores(project_id, res.scores)
+        self._save_scores(project_id, res.scores)
         return IngestResult(n, res.rejected, res.repaired)
 
     def ingest_sync(
         self, fmt: Format, body: bytes, *, encoding: str | None, project_id: str
     ) -> IngestResult:
         """Blocking :meth:`ingest`, for the gRPC receiver's threads."""
-        args = (
-            fmt,
-            body,
-            encoding,
-            project_id,
-            self.max_body_bytes,
-            self._redactor(project_id),
-            self._limits,
-        )
+        args = self._args(fmt, body, encoding, project_id=project_id)
         n, res = self._commit_sync(_prepare, _prepare_ipc, args, "spans")
-        if res.scores and self._scores is not None:
-            self._save_scores(project_id, res.scores)
+        self._save_scores(project_id, res.scores)
         return IngestResult(n, res.rejected, res.repaired)
 
     async def _commit(

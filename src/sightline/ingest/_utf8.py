@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.common.v1 import common_pb2
@@ -26,6 +26,8 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from sightline.ingest._otlp_lite import copy_proto_file
 
 __all__ = ["repair_logs", "repair_metrics", "repair_traces"]
 
@@ -37,31 +39,22 @@ _WAS_STRING: set[str] = set()
 
 
 def _bytes_file(module: Any) -> Any:
-    fdp = descriptor_pb2.FileDescriptorProto()
-    module.DESCRIPTOR.CopyToProto(fdp)
-    fdp.name = f"sightline/utf8/{fdp.name}"
-    fdp.package = _PREFIX + fdp.package
-    for i, dep in enumerate(fdp.dependency):
-        fdp.dependency[i] = f"sightline/utf8/{dep}"
+    package = _PREFIX + module.DESCRIPTOR.package
 
-    def rewrite(msg: Any, scope: str) -> None:
-        for f in msg.field:
-            if f.type_name.startswith(".opentelemetry."):
-                f.type_name = f".{_PREFIX}{f.type_name[1:]}"
-            if f.type == _STRING:
-                f.type = _BYTES
-                _WAS_STRING.add(f"{scope}.{msg.name}.{f.name}")
-        for nested in msg.nested_type:
-            rewrite(nested, f"{scope}.{msg.name}")
+    def rewrite(scope: str, msg: Any, f: Any) -> None:
+        if f.type_name.startswith(".opentelemetry."):
+            f.type_name = f".{_PREFIX}{f.type_name[1:]}"
+        if f.type == _STRING:
+            f.type = _BYTES
+            _WAS_STRING.add(f"{scope}.{msg.name}.{f.name}")
 
-    for msg in fdp.message_type:
-        rewrite(msg, fdp.package)
-    pool = descriptor_pool.Default()
-    try:
-        return pool.FindFileByName(fdp.name)
-    except KeyError:
-        pool.Add(fdp)
-        return pool.FindFileByName(fdp.name)
+    return copy_proto_file(
+        module,
+        f"sightline/utf8/{module.DESCRIPTOR.name}",
+        package,
+        rewrite,
+        lambda dep: f"sightline/utf8/{dep}",
+    )
 
 
 # dependencies first: a file is added to the pool after the files it imports

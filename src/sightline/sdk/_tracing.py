@@ -684,8 +684,8 @@ def observe(
             if capture_output:
                 s.set_output(result)
 
-        def start_detached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            """A generator's span: current only while the generator runs (see _GenSpan)."""
+        def start_attrs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            """The span's start attributes: its kind, and its input when captured."""
             attrs: dict[str, Any] = {_KIND: kind}
             if capture_input and _Content.capture:
                 try:
@@ -694,7 +694,11 @@ def observe(
                         attrs["sightline.input"] = t
                 except Exception:
                     internal_error("observe_input")
-            return _GenSpan.start(span_name, attrs)
+            return attrs
+
+        def start_detached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            """A generator's span: current only while the generator runs (see _GenSpan)."""
+            return _GenSpan.start(span_name, start_attrs(args, kwargs))
 
         if inspect.isasyncgenfunction(fn):
 
@@ -783,15 +787,7 @@ def observe(
         # bench/sdk_overhead.py).
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            attrs: dict[str, Any] = {_KIND: kind}
-            if capture_input and _Content.capture:
-                try:
-                    t = _text(build_input(args, kwargs))
-                    if t is not None:
-                        attrs["sightline.input"] = t
-                except Exception:
-                    internal_error("observe_input")
-            started = start_span(span_name, attrs)
+            started = start_span(span_name, start_attrs(args, kwargs))
             if started is None:
                 return fn(*args, **kwargs)
             otel_span, token = started
