@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from _alerting import T0, Harness, HttpReceiver, harness, wait_for
 from _helpers import free_port
 from sightline.alerts._notify import check_host
-from sightline.errors import NotifyError
+from sightline.errors import NotifyError, StoreError
 
 
 class _Mailbox:
@@ -403,3 +403,77 @@ rules:
         gen.close()
         srv.shutdown()
         srv.server_close()
+
+
+_ONE_HOOK = """
+channels:
+  hook: {{type: webhook, url: "{url}/hook", max_attempts: 2, backoff_s: 0.01}}
+rules:
+  - {{name: errors, metric: error_rate, threshold: 0.05, window: 1m, min_requests: 10,
+      notify: [hook]}}
+"""
+
+
+class _Crash(BaseException):
+    """The process dying at that point (not an error any handler would catch)."""
+
+
+def test_a_crash_right_after_an_alert_fires_does_not_lose_its_notification(
+    tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The firing state and its deliveries are committed together: a process that dies right
+    after the commit, before queueing anything, sends the notification at its next start.
+    (The deliveries were stored after the alert's own transaction: a crash in between left the
+    alert firing, marked notified, with nothing to send until its repeat interval.)"""
+    yaml = _ONE_HOOK.format(url=receiver.url)
+    gen = harness(tmp_path, alerts_yaml=yaml)
+    h = next(gen)
+    try:
+        h.traffic(20, T0, error=True)
+        real = h.store.save_alerts
+
+        def commit_then_die(*args: Any, **kw: Any) -> None:
+            real(*args, **kw)
+            raise _Crash
+
+        monkeypatch.setattr(h.store, "save_alerts", commit_then_die)
+        with pytest.raises(_Crash):
+            h.state.monitor.tick()
+        monkeypatch.undo()
+        [a] = h.alerts(status="firing")
+    finally:
+        gen.close()
+    assert receiver.bodies("/hook") == []
+    gen = harness(tmp_path, alerts_yaml=yaml)  # the next start, on the same data directory
+    next(gen)
+    try:
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        [body] = receiver.bodies("/hook")
+        assert body["status"] == "firing" and body["alert_id"] == a["alert_id"]
+    finally:
+        gen.close()
+
+
+def test_a_tick_whose_save_fails_notifies_at_the_next_tick(
+    tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed save leaves the monitor's state as it was (it was advanced in memory first:
+    the next tick found the alert firing and already notified, and nothing was ever sent)."""
+    gen = harness(tmp_path, alerts_yaml=_ONE_HOOK.format(url=receiver.url))
+    h = next(gen)
+    try:
+        h.traffic(20, T0, error=True)
+
+        def unavailable(*args: Any, **kw: Any) -> None:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(h.store, "save_alerts", unavailable)
+        h.tick()  # logged, as any one project's failure is
+        monkeypatch.undo()
+        assert h.alerts() == []
+        h.tick(seconds=1)
+        [a] = h.alerts(status="firing")
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        assert receiver.bodies("/hook")[0]["alert_id"] == a["alert_id"]
+    finally:
+        gen.close()

@@ -540,6 +540,31 @@ class TestSilencesAndDeliveries:
         assert [x.delivery_id for x in any_store.list_deliveries(None, limit=1)] == ["d2"]
         assert [x.delivery_id for x in any_store.list_deliveries("p", alert_id="a2")] == ["d1"]
 
+    def test_deliveries_are_saved_with_the_alerts_they_announce(
+        self, any_store: TraceStore
+    ) -> None:
+        def d(i: int, **over: Any) -> Delivery:
+            return Delivery(
+                project_id="p",
+                delivery_id=f"d{i}",
+                alert_id="a1",
+                channel=f"hook{i}",
+                event="firing",
+                status=over.pop("status", "pending"),
+                payload={"i": i, "text": "ünïcode"},
+                created_at=T0 + timedelta(minutes=i),
+                updated_at=T0 + timedelta(minutes=i),
+                **over,
+            )
+
+        fired = _alert("a1", status="firing")
+        sent = [d(0), d(1, status="failed", last_error="unknown channel 'hook1'", attempts=0)]
+        any_store.save_alerts([fired], [_event("a1", "firing", 0)], sent)
+        assert any_store.get_alert("p", "a1") == fired
+        assert any_store.list_deliveries("p") == sent[::-1]
+        any_store.save_alerts([], [], [dataclasses.replace(sent[0], status="delivered")])
+        assert any_store.list_deliveries("p", status="pending") == []
+
 
 class TestDrift:
     def _result(self, i: int, **over: Any) -> DriftResult:

@@ -275,7 +275,9 @@ class Monitor(DaemonTask):
         notify: list[tuple[Alert, str, Rule]] = []
         live = {v.name for v in entries}
         with self._lock:
-            active = self._active.setdefault(project_id, {})
+            # a copy, kept only once saved: a tick whose save fails leaves the state as it
+            # was, and the next tick makes the same changes (and notifications) again
+            active = dict(self._active.get(project_id, {}))
             for v, rule in runnable:
                 if v.name not in observed:
                     continue
@@ -330,9 +332,19 @@ class Monitor(DaemonTask):
                 del active[(name, k)]
                 changed.append(a)
                 events.append(self._event(a, status_, reason, now))
-            self._store.save_alerts(changed, events)
+            deliveries = []
+            if self._dispatcher is not None:
+                for a, kind, rule in notify:
+                    if rule.notify:
+                        deliveries += self._dispatcher.prepare(
+                            project_id, a.alert_id, kind, self._payload(a, kind, rule), rule.notify
+                        )
+            # the deliveries in the state change's transaction: a crash after it commits
+            # leaves them pending, sent when the next start resumes them
+            self._store.save_alerts(changed, events, deliveries)
+            self._active[project_id] = active
             self._status[project_id] = status
-        for a, kind, rule in notify:
+        for a, kind, _ in notify:
             if kind == "firing":
                 log.warning(
                     "alert_firing",
@@ -344,10 +356,8 @@ class Monitor(DaemonTask):
                 )
             else:
                 log.info("alert_resolved", project=project_id, rule=a.rule, group=a.group)
-            if self._dispatcher is not None and rule.notify:
-                self._dispatcher.submit(
-                    project_id, a.alert_id, kind, self._payload(a, kind, rule), rule.notify
-                )
+        if self._dispatcher is not None:
+            self._dispatcher.enqueue(deliveries)
 
     def _payload(self, a: Alert, kind: str, rule: Rule) -> dict[str, Any]:
         return alert_payload(
@@ -600,8 +610,8 @@ class Monitor(DaemonTask):
             a = dataclasses.replace(
                 a, acknowledged_at=now, acknowledged_by=by, ack_expires_at=expires_at
             )
-            active[key] = a
             self._store.save_alerts([a], [self._event(a, "acknowledged", comment or "", now)])
+            active[key] = a
         return a
 
     def add_silence(

@@ -527,6 +527,25 @@ class Dispatcher:
         channels: Sequence[str],
     ) -> list[Delivery]:
         """Store one delivery per channel and queue it; unknown channels are recorded failed."""
+        out = self.prepare(project_id, alert_id, event, payload, channels)
+        for d in out:
+            self._store.save_delivery(d)
+        self.enqueue(out)
+        return out
+
+    def prepare(
+        self,
+        project_id: str,
+        alert_id: str,
+        event: str,
+        payload: dict[str, Any],
+        channels: Sequence[str],
+    ) -> list[Delivery]:
+        """One delivery per channel, not yet stored nor queued (unknown channels: failed).
+
+        For a caller that stores them in the same transaction as the state change they
+        announce (``TraceStore.save_alerts``), then hands them to :meth:`enqueue`.
+        """
         out = []
         now = self._clock()
         for name in channels:
@@ -541,14 +560,17 @@ class Dispatcher:
                 created_at=now,
                 updated_at=now,
             )
-            w = self._workers.get(name)
-            if w is None:
+            if name not in self._workers:
                 d = dataclasses.replace(d, status="failed", last_error=f"unknown channel {name!r}")
-            self._store.save_delivery(d)
-            if w is not None:
-                self._enqueue(w, d)
             out.append(d)
         return out
+
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None:
+        """Queue stored pending deliveries to their channels' workers."""
+        for d in deliveries:
+            w = self._workers.get(d.channel)
+            if w is not None and d.status == "pending":
+                self._enqueue(w, d)
 
     def _enqueue(self, w: _ChannelWorker, d: Delivery) -> None:
         try:

@@ -7,8 +7,10 @@ What differs here, and why:
   ``_version``, read with ``FINAL``: a save appends the new state and the latest one wins. The
   version is the clock, or above the row's stored version when that is larger (a node whose
   clock runs behind still replaces what another node saved).
-- ``save_alerts`` writes the alerts, then their events: ClickHouse has no transactions, so a
-  crash between the two leaves the alerts' new state without those events.
+- ``save_alerts`` writes the deliveries, then the alerts, then their events: ClickHouse has no
+  transactions, so a crash between them leaves deliveries of a state change that was not saved
+  (the next tick makes it again: a notification may then be sent twice, never lost), or the
+  alerts' new state without those events.
 - A rule's next version is the highest + 1 under a uniqueness claim on the number
   (``CHBase._create_unique``): of two servers adding a version of the same rule at the same
   moment, one writes N and the other, finding N taken, N + 1.
@@ -531,11 +533,28 @@ class MonitorMixin(CHBase):
         )
         return max(self._version(), int(rows[0][0] or 0) + 1)
 
-    def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
-        if not alerts and not events:
+    def save_alerts(
+        self,
+        alerts: Sequence[Alert],
+        events: Sequence[AlertEvent],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        if not alerts and not events and not deliveries:
             return
-        v = self._version_above("alerts", "alert_id", [a.alert_id for a in alerts])
         try:
+            # deliveries first: a notification sent twice is better than one lost
+            if deliveries:
+                dv = self._version_above(
+                    "alert_deliveries", "delivery_id", [d.delivery_id for d in deliveries]
+                )
+                self._insert_rows(
+                    "alert_deliveries",
+                    [*_DELIVERY_FIELDS, "_version"],
+                    [[*_delivery_row(d), dv + k] for k, d in enumerate(deliveries)],
+                )
+            if not alerts and not events:
+                return
+            v = self._version_above("alerts", "alert_id", [a.alert_id for a in alerts])
             # the alerts' new state first: events of a state that was not saved would lie
             self._insert_rows(
                 "alerts",
@@ -653,17 +672,7 @@ class MonitorMixin(CHBase):
             [*_DELIVERY_FIELDS, "_version"],
             [
                 [
-                    d.project_id,
-                    d.delivery_id,
-                    d.alert_id,
-                    d.channel,
-                    d.event,
-                    d.status,
-                    d.attempts,
-                    d.last_error,
-                    _json(d.payload),
-                    ch_ts(d.created_at),
-                    ch_ts(d.updated_at),
+                    *_delivery_row(d),
                     self._version_above("alert_deliveries", "delivery_id", [d.delivery_id]),
                 ]
             ],
@@ -739,6 +748,22 @@ def _alert(r: Sequence[Any]) -> Alert:
 
 def _event_row(e: AlertEvent) -> list[Any]:
     return [e.project_id, e.event_id, e.alert_id, e.rule, e.kind, ch_ts(e.at), e.value, e.message]
+
+
+def _delivery_row(d: Delivery) -> list[Any]:
+    return [
+        d.project_id,
+        d.delivery_id,
+        d.alert_id,
+        d.channel,
+        d.event,
+        d.status,
+        d.attempts,
+        d.last_error,
+        _json(d.payload),
+        ch_ts(d.created_at),
+        ch_ts(d.updated_at),
+    ]
 
 
 def _gkey(group: dict[str, Any]) -> tuple[Any, ...]:

@@ -778,8 +778,13 @@ class DuckDBStore:
     def list_rule_versions(self, project_id: str, name: str) -> list[RuleVersion]:
         return _duckdb_alerts.list_rule_versions(self, project_id, name)
 
-    def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
-        _duckdb_alerts.save_alerts(self, alerts, events)
+    def save_alerts(
+        self,
+        alerts: Sequence[Alert],
+        events: Sequence[AlertEvent],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        _duckdb_alerts.save_alerts(self, alerts, events, deliveries)
 
     def list_alerts(self, query: AlertQuery) -> list[Alert]:
         return _duckdb_alerts.list_alerts(self, query)

@@ -191,8 +191,13 @@ def _event_row(e: AlertEvent) -> list[Any]:
     return [e.project_id, e.event_id, e.alert_id, e.rule, e.kind, _ts(e.at), e.value, e.message]
 
 
-def save_alerts(store: DuckDBStore, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
-    if not alerts and not events:
+def save_alerts(
+    store: DuckDBStore,
+    alerts: Sequence[Alert],
+    events: Sequence[AlertEvent],
+    deliveries: Sequence[Delivery] = (),
+) -> None:
+    if not alerts and not events and not deliveries:
         return
     # One INSERT ... SELECT from Arrow per table: executemany runs one statement per row
     # (~20 ms each here), and a tick may update every active alert.
@@ -214,6 +219,14 @@ def save_alerts(store: DuckDBStore, alerts: Sequence[Alert], events: Sequence[Al
                     f" SELECT {_EVENT_COLS} FROM _events_in"
                 )
                 cur.unregister("_events_in")
+            if deliveries:
+                rows = [_delivery_row(d) for d in deliveries]
+                cur.register("_deliveries_in", _arrow(_DELIVERY_FIELDS, rows))
+                cur.execute(
+                    f"INSERT OR REPLACE INTO alert_deliveries ({_DELIVERY_COLS})"  # noqa: S608
+                    f" SELECT {_DELIVERY_COLS} FROM _deliveries_in"
+                )
+                cur.unregister("_deliveries_in")
             cur.execute("COMMIT")
         except duckdb.Error as e:
             cur.execute("ROLLBACK")
@@ -222,6 +235,7 @@ def save_alerts(store: DuckDBStore, alerts: Sequence[Alert], events: Sequence[Al
 
 _ARROW_TYPES = {
     "rule_version": "int32",
+    "attempts": "int32",
     "value": "float64",
     "threshold": "float64",
 }
@@ -235,7 +249,7 @@ def _arrow(fields: Sequence[str], rows: list[list[Any]]) -> Any:
         values = [r[i] for r in rows]
         if f in _ARROW_TYPES:
             cols[f] = pa.array(values, type=_ARROW_TYPES[f])
-        elif f in _ALERT_TIMES or f == "at":
+        elif f in _ALERT_TIMES or f in ("at", "created_at", "updated_at"):
             cols[f] = pa.array(values, type=pa.timestamp("us"))
         else:
             cols[f] = pa.array(values, type=pa.string())
@@ -372,25 +386,32 @@ _DELIVERY_FIELDS = (
 )
 
 
+_DELIVERY_COLS = ", ".join(_DELIVERY_FIELDS)
+_SAVE_DELIVERY = (
+    f"INSERT OR REPLACE INTO alert_deliveries ({_DELIVERY_COLS})"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_DELIVERY_FIELDS))})"
+)
+
+
+def _delivery_row(d: Delivery) -> list[Any]:
+    return [
+        d.project_id,
+        d.delivery_id,
+        d.alert_id,
+        d.channel,
+        d.event,
+        d.status,
+        d.attempts,
+        d.last_error,
+        _json(d.payload),
+        _ts(d.created_at),
+        _ts(d.updated_at),
+    ]
+
+
 def save_delivery(store: DuckDBStore, d: Delivery) -> None:
     with store._admin_lock, store._cursor() as cur:
-        cur.execute(
-            f"INSERT OR REPLACE INTO alert_deliveries ({', '.join(_DELIVERY_FIELDS)})"  # noqa: S608
-            f" VALUES ({', '.join('?' * len(_DELIVERY_FIELDS))})",
-            [
-                d.project_id,
-                d.delivery_id,
-                d.alert_id,
-                d.channel,
-                d.event,
-                d.status,
-                d.attempts,
-                d.last_error,
-                _json(d.payload),
-                _ts(d.created_at),
-                _ts(d.updated_at),
-            ],
-        )
+        cur.execute(_SAVE_DELIVERY, _delivery_row(d))
 
 
 def list_deliveries(

@@ -1002,8 +1002,17 @@ class TraceStore(AnalysisStore, Protocol):
         """Every version of one rule, oldest first."""
         ...
 
-    def save_alerts(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
-        """Insert or replace alerts and append their events, in one transaction."""
+    def save_alerts(
+        self,
+        alerts: Sequence[Alert],
+        events: Sequence[AlertEvent],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        """Save alerts, their events and the deliveries announcing them, in one transaction.
+
+        A notification is then never lost between the state that calls for it and its
+        delivery record.
+        """
         ...
 
     def list_alerts(self, query: AlertQuery) -> list[Alert]:
