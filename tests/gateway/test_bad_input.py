@@ -74,6 +74,9 @@ class _Upstream(BaseHTTPRequestHandler):
                           "prompt_tokens_details": {"cached_tokens": "all"}},
             }).encode())  # fmt: skip
             return
+        if mode == "not-json":  # a proxy in front of the provider, say
+            self._send(200, b"<html><body>upstream busy</body></html>", "text/html")
+            return
         if mode == "odd-choices":
             self._send(200, json.dumps({"id": "x", "model": "gpt-4o-mini", "choices": 5,
                                         "usage": {"prompt_tokens": 3}}).encode())  # fmt: skip
@@ -204,6 +207,19 @@ def test_choices_that_are_not_a_list_are_passed_on_and_recorded(gw: Gateway) -> 
     assert r.status_code == 200 and r.json()["choices"] == 5
     s = _span("oc")
     assert s["status"] == "ok" and s["input_tokens"] == 3
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings"])
+def test_a_200_that_is_not_json_is_passed_on_and_recorded_failed(gw: Gateway, path: str) -> None:
+    # before: the span said "ok", an answer with no output and no tokens
+    user = "nj" + path.rsplit("/", 1)[1]
+    body = {"model": "gpt-4o-mini", "messages": MSGS, "input": "hi"}
+    headers = {"authorization": "Bearer not-json", "x-sightline-user": user}
+    r = httpx.post(gw.url + path, timeout=10, json=body, headers=headers)
+    assert r.status_code == 200 and r.text == "<html><body>upstream busy</body></html>"
+    s = _span(user)
+    assert s["status"] == "error"
+    assert s["status_message"] == "upstream answered 200 with a body that is not a JSON object"
 
 
 def test_odd_stream_events_are_relayed_and_the_rest_recorded(gw: Gateway) -> None:

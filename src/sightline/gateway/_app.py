@@ -524,6 +524,15 @@ def _finish_reason(choice: dict[str, Any], default: str | None) -> str | None:
     return reason if isinstance(reason, str) and reason else default
 
 
+def _not_json(call: _Call) -> None:
+    """An upstream's 200 whose body is not a JSON object (a proxy's HTML page, a cut body).
+
+    The caller gets it as it came; the call is recorded as failed, not as an answer.
+    """
+    call.status = "error"
+    call.status_message = "upstream answered 200 with a body that is not a JSON object"
+
+
 def _read_completion(call: _Call, data: Any) -> None:
     if not isinstance(data, dict):
         return
@@ -876,7 +885,9 @@ async def chat_completions(request: Request) -> Response:
         except orjson.JSONDecodeError:
             pass
         call.first_s = time.perf_counter()
-        if r.status_code == 200:
+        if r.status_code == 200 and not isinstance(data, dict):
+            _not_json(call)
+        elif r.status_code == 200:
             _read_completion(call, data)
         else:
             call.status, call.status_message = "error", f"upstream {r.status_code}"
@@ -1107,10 +1118,14 @@ async def embeddings(request: Request) -> Response:
     if r.status_code == 200:
         try:
             data = orjson.loads(r.content)
-            call.response_model = data.get("model")
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            model = data.get("model")
+            call.response_model = model if isinstance(model, str) else None
             _usage(call, data.get("usage"))
-        except (orjson.JSONDecodeError, AttributeError):
-            pass
+        else:
+            _not_json(call)
     else:
         call.status, call.status_message = "error", f"upstream {r.status_code}"
     call.output_tokens = None
