@@ -30,3 +30,33 @@ def test_regressions_and_improvements() -> None:
     assert by["score:relevance"].direction == "improvement"
     assert by["cost_usd"].direction == "none" and by["cost_usd"].p_value is None
     assert [m.metric for m in c.regressions] == ["error_rate", "latency_ms"]
+
+
+def test_error_rate_needs_five_calls_on_each_side() -> None:
+    # docs/releases.md: each side needs at least 5 values. One failed call after a hundred
+    # clean ones is no evidence of a regression (the z-test's normal approximation is void).
+    c = compare_windows({"error": [0.0] * 100}, {"error": [1.0]})
+    err = {m.metric: m for m in c.metrics}["error_rate"]
+    assert err.num_after == 1 and err.after == 1.0
+    assert err.p_value is None and not err.significant and err.direction == "none"
+    assert c.regressions == []
+    c = compare_windows({"error": [1.0]}, {"error": [0.0] * 100})
+    assert {m.metric: m for m in c.metrics}["error_rate"].p_value is None
+
+
+def test_direction_follows_the_test_not_the_means() -> None:
+    # Every call after the release is about twice as slow; one 100 s outlier before it pulls
+    # the mean before above the mean after. Mann-Whitney finds the shift up, so latency
+    # regressed; reading the direction off the means called it an improvement.
+    before = {"latency_ms": [100.0 + i for i in range(20)] + [100_000.0], "error": [0.0] * 21}
+    after = {"latency_ms": [200.0 + i for i in range(21)], "error": [0.0] * 21}
+    c = compare_windows(before, after)
+    lat = {m.metric: m for m in c.metrics}["latency_ms"]
+    assert lat.before is not None and lat.after is not None and lat.before > lat.after
+    assert lat.significant and lat.direction == "regression"
+    assert [m.metric for m in c.regressions] == ["latency_ms"]
+    # and a score that went down for nearly every call is a regression, whatever one outlier does
+    sb = {"score:relevance": [0.9 + i / 1000 for i in range(20)] + [-50.0], "error": [0.0] * 21}
+    sa = {"score:relevance": [0.5 + i / 1000 for i in range(21)], "error": [0.0] * 21}
+    rel = {m.metric: m for m in compare_windows(sb, sa).metrics}["score:relevance"]
+    assert rel.direction == "regression"

@@ -75,10 +75,11 @@ def _median(v: Sequence[float]) -> float | None:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def _direction(metric: str, before: float | None, after: float | None, sig: bool) -> Any:
-    if not sig or before is None or after is None or before == after:
+def _direction(metric: str, shift: float, sig: bool) -> Any:
+    """``shift`` > 0 when the metric went up after the release, < 0 when it went down."""
+    if not sig or shift == 0:
         return "none"
-    worse = after > before if metric in _LOWER_IS_BETTER else after < before
+    worse = shift > 0 if metric in _LOWER_IS_BETTER else shift < 0
     return "regression" if worse else "improvement"
 
 
@@ -107,6 +108,10 @@ def compare_windows(
                 stat = p = None
         mb, ma = _mean(b), _mean(a)
         sig = p is not None and p < alpha
+        # The direction is the test's: U of the after values against its null mean n_a n_b / 2
+        # (after tends higher when above). The means can point the other way: one outlier
+        # before the release outweighs every call getting slower after it.
+        shift = 0.0 if stat is None else stat - len(a) * len(b) / 2
         out.append(
             MetricChange(
                 metric=name,
@@ -121,12 +126,13 @@ def compare_windows(
                 statistic=stat,
                 p_value=p,
                 significant=sig,
-                direction=_direction(name, mb, ma, sig),
+                direction=_direction(name, shift, sig),
             )
         )
     eb, ea = list(before.get("error", ())), list(after.get("error", ()))
     xb, xa = int(sum(eb)), int(sum(ea))
-    zt = two_proportion_z(xb, len(eb), xa, len(ea)) if len(eb) >= _MIN_SAMPLES else None
+    enough = len(eb) >= _MIN_SAMPLES and len(ea) >= _MIN_SAMPLES
+    zt = two_proportion_z(xb, len(eb), xa, len(ea)) if enough else None
     rb = xb / len(eb) if eb else None
     ra = xa / len(ea) if ea else None
     sig = zt is not None and zt[1] < alpha
@@ -144,7 +150,7 @@ def compare_windows(
             statistic=zt[0] if zt else None,
             p_value=zt[1] if zt else None,
             significant=sig,
-            direction=_direction("error_rate", rb, ra, sig),
+            direction=_direction("error_rate", 0.0 if rb is None or ra is None else ra - rb, sig),
         )
     )
     out.sort(key=lambda m: (m.direction != "regression", m.metric))
