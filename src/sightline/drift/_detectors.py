@@ -85,9 +85,20 @@ def psi(baseline: Array, current: Array, *, bins: int = 10, eps: float = 1e-4) -
     """Population stability index with ``bins`` quantile bins of the baseline.
 
     PSI = Σ (cᵢ − bᵢ)·ln(cᵢ / bᵢ) over bins, shares floored at ``eps``. Rule of thumb: < 0.1
-    stable, 0.1–0.2 moderate, > 0.2 a significant shift.
+    stable, 0.1–0.2 moderate, > 0.2 a significant shift. When the top quantile is the
+    baseline's maximum (ties), values above the maximum get a bin of their own.
+
+    Example:
+        >>> round(psi(np.full(100, 1.0), np.full(100, 500.0)), 2)
+        18.42
     """
     edges = np.unique(np.quantile(baseline, np.linspace(0, 1, bins + 1)[1:-1]))
+    top = float(np.max(baseline))
+    if edges[-1] == top:
+        # The top bin [edges[-1], inf) would hold only the baseline's maximum, a tied value
+        # (a constant feature, a cap): values above it get a bin of their own, else a rise
+        # past the baseline's range lands in the same bin as the baseline and PSI stays 0.
+        edges = np.append(edges, np.nextafter(top, np.inf))
     b = np.bincount(np.searchsorted(edges, baseline, side="right"), minlength=len(edges) + 1)
     c = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
     pb = np.maximum(b / max(len(baseline), 1), eps)
