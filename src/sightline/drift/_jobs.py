@@ -9,6 +9,7 @@ alerts file; without one, a default job compares the last hour with the 7 days b
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -126,28 +127,50 @@ def parse_drift_jobs(raw: Any) -> list[DriftJob]:
     return jobs
 
 
+def _dataset_field(r: dict[str, Any], where: str, name: str, kind: type | tuple[type, ...]) -> Any:
+    v = r.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise ConfigError(f"{where}: {name}: expected {_KIND_NAMES[kind]}, got {v!r:.80}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"{where}: {name}: expected a finite number, got {v!r}")
+    return v
+
+
+_KIND_NAMES: dict[Any, str] = {str: "a string", int: "an integer", (int, float): "a number"}
+
+
 def _load_dataset(path: Path) -> list[SpanSample]:
+    """A pinned baseline's JSON lines; a field a line lacks is unknown, not zero."""
     out = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read drift baseline dataset {path}: {e}") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
+        where = f"{path}:{i + 1}"
         try:
             r = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise ConfigError(f"{path}:{i + 1}: not JSON") from None
+            raise ConfigError(f"{where}: not JSON") from None
+        if not isinstance(r, dict):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(r).__name__}")
+        latency = _dataset_field(r, where, "latency_ms", (int, float))
+        if latency is None:
+            latency = _dataset_field(r, where, "duration_ms", (int, float))
         out.append(
             SpanSample(
                 start_time=datetime.min,
-                model=r.get("model"),
-                input=r.get("input"),
-                output=r.get("output"),
-                input_tokens=r.get("input_tokens"),
-                output_tokens=r.get("output_tokens"),
-                duration_ms=float(r.get("latency_ms") or r.get("duration_ms") or 0.0),
+                model=_dataset_field(r, where, "model", str),
+                input=_dataset_field(r, where, "input", str),
+                output=_dataset_field(r, where, "output", str),
+                input_tokens=_dataset_field(r, where, "input_tokens", int),
+                output_tokens=_dataset_field(r, where, "output_tokens", int),
+                # a golden set without latencies has none to compare: not 0 ms each
+                duration_ms=None if latency is None else float(latency),
             )
         )
     return out
@@ -309,7 +332,10 @@ class DriftMonitor(DaemonTask):
             if self.stopping:
                 return
             for job in self.jobs.values():
-                self.run(p.id, job.name)
+                try:
+                    self.run(p.id, job.name)
+                except Exception:  # one broken job (an unreadable dataset) stops no other
+                    log.exception("drift_job_failed", project=p.id, job=job.name)
 
     def run(self, project_id: str, job_name: str | None = None) -> list[DriftResult]:
         """Run one job (or every job) for a project now; store and return the results."""

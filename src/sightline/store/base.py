@@ -484,7 +484,8 @@ class SpanSample:
     output: str | None
     input_tokens: int | None
     output_tokens: int | None
-    duration_ms: float
+    duration_ms: float | None
+    """None where unknown (a pinned baseline dataset's line without a latency)."""
     descriptors: Mapping[str, Any] | None = None
     """The ``descriptors`` evaluator's figures for the span, when it scored it."""
 
