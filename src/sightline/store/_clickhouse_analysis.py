@@ -155,6 +155,9 @@ class AnalysisMixin(CHBase):
         if q.start is not None:
             where.append("created_at >= {start:DateTime64(6, 'UTC')}")
             params["start"] = ch_ts(q.start)
+        if q.end is not None:
+            where.append("created_at < {end:DateTime64(6, 'UTC')}")
+            params["end"] = ch_ts(q.end)
         rows = self._q(
             f"SELECT {_cols(_DRIFT_FIELDS)} FROM drift_results"  # noqa: S608
             f" WHERE {' AND '.join(where)}"

@@ -502,6 +502,9 @@ def list_drift_results(store: DuckDBStore, q: DriftQuery) -> list[DriftResult]:
     if q.start is not None:
         where.append("created_at >= ?")
         params.append(_ts(q.start))
+    if q.end is not None:
+        where.append("created_at < ?")
+        params.append(_ts(q.end))
     params.append(q.limit)
     with store._cursor() as cur:
         rows = cur.execute(

@@ -458,6 +458,8 @@ class DriftQuery:
     detector: str | None = None
     fired: bool | None = None
     start: datetime | None = None
+    end: datetime | None = None
+    """Results created before this time (exclusive)."""
     limit: int = 100
 
 

@@ -32,6 +32,7 @@ async def list_drift(
     detector: str | None = Query(None, max_length=100),
     fired: bool | None = None,
     from_: str | None = Query(None, alias="from"),
+    to: str | None = Query(None, description="Results created before this time."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """Results newest first: score, threshold, p-value, fired, and examples that explain them.
@@ -45,6 +46,7 @@ async def list_drift(
         detector=detector,
         fired=fired,
         start=parse_time(from_, "from"),
+        end=parse_time(to, "to"),
         limit=limit,
     )
     results = await run_in_threadpool(state_of(request).store.list_drift_results, q)

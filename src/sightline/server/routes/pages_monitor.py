@@ -286,7 +286,7 @@ async def silence(
 def _drift(st: AppState, page: Page) -> dict[str, Any]:
     project = _project(page)
     results = st.store.list_drift_results(
-        DriftQuery(project_id=project, start=page.start, limit=300)
+        DriftQuery(project_id=project, start=page.start, end=page.end, limit=300)
     )
     series: dict[str, list[tuple[int, float | None]]] = {}
     for r in results:
