@@ -97,3 +97,18 @@ def test_bad_drift_jobs_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="detectors"):
         parse_drift_jobs([{"name": "x", "detectors": ["vibes"]}])
     assert parse_drift_jobs(None)[0].name == "default"
+
+
+def test_a_drift_filter_on_an_unknown_field_is_refused_at_load(tmp_path: Path) -> None:
+    # It loaded, then every run failed in the store ("cannot filter by 'team'"): a 400 from
+    # POST /drift/run, an error at every tick, and no result ever. And kind: the sample is of
+    # LLM calls, so kind=tool gave empty windows (insufficient_data) forever.
+    from sightline.drift import parse_drift_jobs
+    from sightline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="filter.*cannot filter by 'team'"):
+        parse_drift_jobs([{"name": "x", "filter": {"team": "search"}}])
+    with pytest.raises(ConfigError, match="kind cannot be filtered"):
+        parse_drift_jobs([{"name": "x", "filter": {"kind": "tool"}}])
+    job = parse_drift_jobs([{"name": "x", "filter": {"feature": "support", "model": "m"}}])[0]
+    assert job.filter == {"feature": "support", "model": "m"}

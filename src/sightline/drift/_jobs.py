@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import structlog
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sightline._clock import Clock, system_clock
 from sightline._daemon import DaemonTask
@@ -105,6 +113,20 @@ class DriftJob(BaseModel):
     alpha: float = Field(0.01, gt=0, lt=0.5)
     min_samples: int = Field(30, ge=5)
     permutations: int = Field(200, ge=50, le=2000)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        # checked here, at load, rather than by the store at every run
+        from sightline.store.base import DIMENSIONS
+
+        for k in v:
+            if k == "kind":
+                raise ValueError("drift compares LLM calls: kind cannot be filtered")
+            if k not in DIMENSIONS:
+                allowed = ", ".join(d for d in DIMENSIONS if d != "kind")
+                raise ValueError(f"cannot filter by {k!r}; expected one of {allowed}")
+        return v
 
 
 DEFAULT_JOB = DriftJob.model_validate({"name": "default"})
