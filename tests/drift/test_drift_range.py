@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _alerting import T0, Harness, harness
+from _alerting import T0, Harness, harness, span
 from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
 YAML = """
@@ -55,3 +55,35 @@ def test_results_after_the_range_are_not_shown(hd: Harness) -> None:
     assert {x["job"] for x in r.json()["latest"]} == {"early-job"}
     r = h.api("GET", "/api/v1/drift", params={"to": "not a time"})
     assert r.status_code == 400, r.text
+
+
+def test_latest_is_the_current_score_whatever_fired_and_limit_say(hd: Harness) -> None:
+    # docs/drift.md: latest holds the newest result of each (job, detector, feature). It was
+    # read off the filtered, limited data: with ?fired=true (the docs' own example) an old
+    # fired result passed for the current score, and with a small limit the features past
+    # it had no latest at all.
+    h = hd
+    h.post_spans(
+        [span(h.clock() - timedelta(hours=2) - timedelta(minutes=5 * i), output_tokens=10 + i)
+         for i in range(60)]
+        + [span(h.clock() - timedelta(seconds=30 * (i + 1)), output_tokens=400)
+           for i in range(60)]
+    )  # fmt: skip
+    drift = h.state.drift
+    first = {r.feature: r for r in drift.run("alerts", "early-job")}
+    assert first["output_tokens"].fired  # the jump from 10-70 to 400 tokens
+    h.clock.advance(days=3)  # nothing in either window any more
+    drift.run("alerts", "early-job")
+
+    r = h.api("GET", "/api/v1/drift", params={"fired": "true", "job": "early-job"})
+    assert r.status_code == 200, r.text
+    assert [x["feature"] for x in r.json()["data"]] == ["output_tokens"]
+    latest = {x["feature"]: x for x in r.json()["latest"]}
+    assert set(latest) == {"prompt_length", "response_length", "input_tokens",
+                           "output_tokens", "latency_ms"}  # fmt: skip
+    now = latest["output_tokens"]
+    assert not now["fired"] and now["status"] == "insufficient_data"
+    assert now["created_at"] == h.clock().isoformat()
+
+    r = h.api("GET", "/api/v1/drift", params={"job": "early-job", "limit": 1})
+    assert len(r.json()["data"]) == 1 and len(r.json()["latest"]) == 5

@@ -161,7 +161,9 @@ class AnalysisMixin(CHBase):
         rows = self._q(
             f"SELECT {_cols(_DRIFT_FIELDS)} FROM drift_results"  # noqa: S608
             f" WHERE {' AND '.join(where)}"
-            " ORDER BY created_at DESC, result_id LIMIT {limit:UInt32}",
+            " ORDER BY created_at DESC, result_id"
+            + (" LIMIT 1 BY job, detector, feature" if q.latest else "")
+            + " LIMIT {limit:UInt32}",
             params,
         )
         out = []

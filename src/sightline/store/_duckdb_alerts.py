@@ -506,10 +506,16 @@ def list_drift_results(store: DuckDBStore, q: DriftQuery) -> list[DriftResult]:
         where.append("created_at < ?")
         params.append(_ts(q.end))
     params.append(q.limit)
+    newest = (
+        " QUALIFY row_number() OVER (PARTITION BY job, detector, feature"
+        " ORDER BY created_at DESC, result_id) = 1"
+        if q.latest
+        else ""
+    )
     with store._cursor() as cur:
         rows = cur.execute(
             f"SELECT {', '.join(_DRIFT_FIELDS)} FROM drift_results"  # noqa: S608
-            f" WHERE {' AND '.join(where)} ORDER BY created_at DESC, result_id LIMIT ?",
+            f" WHERE {' AND '.join(where)}{newest} ORDER BY created_at DESC, result_id LIMIT ?",
             params,
         ).fetchall()
     out = []

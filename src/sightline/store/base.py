@@ -461,6 +461,8 @@ class DriftQuery:
     end: datetime | None = None
     """Results created before this time (exclusive)."""
     limit: int = 100
+    latest: bool = False
+    """Only the newest matching result of each (job, detector, feature)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

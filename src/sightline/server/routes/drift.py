@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,6 +16,9 @@ from sightline.server._state import project_of, state_of
 from sightline.store.base import DriftQuery
 
 router = APIRouter(prefix="/api/v1/drift", tags=["drift"])
+
+_MAX_LATEST = 1000
+"""At most this many (job, detector, feature) in ``latest`` (a job yields about a dozen)."""
 
 
 def _drift(request: Request) -> DriftMonitor:
@@ -37,8 +41,9 @@ async def list_drift(
 ) -> dict[str, Any]:
     """Results newest first: score, threshold, p-value, fired, and examples that explain them.
 
-    ``latest`` holds the newest result of each (job, detector, feature): the current drift
-    score of each.
+    ``latest`` holds the newest result of each (job, detector, feature) of the job, detector
+    and time range asked for, fired or not and however many results ``limit`` lets through:
+    the current drift score of each.
     """
     q = DriftQuery(
         project_id=project_id,
@@ -49,10 +54,13 @@ async def list_drift(
         end=parse_time(to, "to"),
         limit=limit,
     )
-    results = await run_in_threadpool(state_of(request).store.list_drift_results, q)
-    latest: dict[tuple[str, str, str], Any] = {}
-    for r in results:
-        latest.setdefault((r.job, r.detector, r.feature), r)
+    store = state_of(request).store
+    results = await run_in_threadpool(store.list_drift_results, q)
+    # Not read off ``results``: those are filtered by fired and cut at limit, so the newest
+    # fired result of days ago passed for the current score, and a feature whose results
+    # were past the limit had none.
+    newest = dataclasses.replace(q, fired=None, limit=_MAX_LATEST, latest=True)
+    latest = await run_in_threadpool(store.list_drift_results, newest)
     return {
         "data": [r.to_dict() for r in results],
         "latest": [
@@ -65,7 +73,7 @@ async def list_drift(
                 "status": r.status,
                 "created_at": r.created_at.isoformat(),
             }
-            for r in latest.values()
+            for r in latest
         ],
     }
 
