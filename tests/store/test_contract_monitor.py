@@ -610,6 +610,20 @@ class TestDrift:
         q = DriftQuery(project_id="p", detector="psi")
         assert any_store.list_drift_results(q) == []
 
+    def test_end_and_latest(self, any_store: TraceStore) -> None:
+        # r0..r5 hourly: prompt features of job prompts, r3 of job latency, r5 a response
+        rows = [self._result(i, job="latency" if i == 3 else "prompts") for i in range(5)]
+        any_store.add_drift_results([*rows, self._result(5, feature="response")])
+        any_store.add_drift_results([self._result(9, project_id="other")])
+        q = DriftQuery(project_id="p", end=T0 + timedelta(hours=3))
+        assert [r.result_id for r in any_store.list_drift_results(q)] == ["r2", "r1", "r0"]
+        newest = DriftQuery(project_id="p", latest=True)
+        assert [r.result_id for r in any_store.list_drift_results(newest)] == ["r5", "r4", "r3"]
+        q = dataclasses.replace(newest, end=T0 + timedelta(hours=3), job="prompts")
+        assert [r.result_id for r in any_store.list_drift_results(q)] == ["r2"]
+        q = dataclasses.replace(newest, fired=False)  # the newest of the unfired ones
+        assert [r.result_id for r in any_store.list_drift_results(q)] == ["r4"]
+
 
 class TestSampleSpans:
     def test_a_seeded_sample_is_repeatable_and_filtered(self, any_store: TraceStore) -> None:
