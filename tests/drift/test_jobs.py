@@ -112,3 +112,24 @@ def test_a_drift_filter_on_an_unknown_field_is_refused_at_load(tmp_path: Path) -
         parse_drift_jobs([{"name": "x", "filter": {"kind": "tool"}}])
     job = parse_drift_jobs([{"name": "x", "filter": {"feature": "support", "model": "m"}}])[0]
     assert job.filter == {"feature": "support", "model": "m"}
+
+
+def test_drift_windows_are_bounded_at_load(tmp_path: Path) -> None:
+    # current: 1000000w loaded, then every run overflowed (now - current before year 1):
+    # an OverflowError, a 500 from POST /drift/run. current: 0s compared empty windows forever.
+    from sightline.drift import parse_drift_jobs
+    from sightline.errors import ConfigError
+
+    for spec, where in (
+        ({"current": "1000000w"}, "current"),
+        ({"current": "0s"}, "current"),
+        ({"baseline": {"window": "0s"}}, "baseline.window"),
+        ({"baseline": {"window": "1d", "offset": "99999999w"}}, "baseline.offset"),
+        ({"baseline": {"window": "367d"}}, "baseline.window"),
+    ):
+        with pytest.raises(ConfigError, match=f"drift job x: {where}"):
+            parse_drift_jobs([{"name": "x", **spec}])
+    job = parse_drift_jobs(
+        [{"name": "x", "current": "366d", "baseline": {"window": "366d", "offset": "366d"}}]
+    )[0]
+    assert job.current == 366 * 86400 and job.baseline.offset == 366 * 86400

@@ -65,7 +65,12 @@ def _duration(v: Any) -> int:
     return parse_duration(v)
 
 
-Duration = Annotated[int, BeforeValidator(_duration)]
+MAX_DURATION_S = 366 * 86400
+"""The longest window or offset, as for alert rules: a longer one overflowed the date
+arithmetic of every run (a 500 from POST /drift/run, an error at each tick)."""
+
+Duration = Annotated[int, BeforeValidator(_duration), Field(ge=0, le=MAX_DURATION_S)]
+Window = Annotated[int, BeforeValidator(_duration), Field(gt=0, le=MAX_DURATION_S)]
 
 
 class Baseline(BaseModel):
@@ -77,7 +82,7 @@ class Baseline(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window: Duration | None = None
+    window: Window | None = None
     offset: Duration | None = Field(None, description="Gap before the current window; default 0.")
     start: datetime | None = None
     end: datetime | None = None
@@ -106,7 +111,7 @@ class DriftJob(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
     filter: dict[str, str] = Field(default_factory=dict)
-    current: Duration = 3600
+    current: Window = 3600
     baseline: Baseline = Baseline.model_validate({"window": 7 * 86400})
     detectors: list[DetectorName] = Field(default_factory=lambda: list(DETECTORS))
     sample: int = Field(300, ge=10, le=2000, description="Spans sampled per window.")
