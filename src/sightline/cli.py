@@ -375,6 +375,7 @@ def eval_run(
     --out results.jsonl --baseline last.jsonl --max-drop 0.02
     """
     import json
+    import math
 
     from sightline.errors import ConfigError
     from sightline.evals import (
@@ -387,6 +388,8 @@ def eval_run(
         summarize,
     )
 
+    if math.isnan(max_drop):  # FloatRange lets NaN through, and no drop is more than NaN
+        raise click.BadParameter("not a number", param_hint="'--max-drop'")
     opts = _evaluator_options(options_)
     try:
         rows = read_jsonl(dataset)
@@ -421,6 +424,17 @@ def eval_run(
         missing = [n for n in summary if n not in base_summary]
         if missing:
             click.echo(f"note: not in the baseline, not compared: {', '.join(missing)}", err=True)
+        unscored = [
+            n for n, b in base_summary.items()
+            if b.mean is not None and n in names and (n not in summary or summary[n].mean is None)
+        ]  # fmt: skip
+        if unscored:
+            # e.g. rows without contexts: the evaluator did not apply, so there is no mean
+            click.echo(
+                f"note: scored in the baseline but not in this run, not compared: "
+                f"{', '.join(unscored)}",
+                err=True,
+            )
         for reg in compare_to_baseline(summary, base_summary, max_drop=max_drop):
             click.echo(
                 f"regression: {reg.name} mean dropped by {reg.drop:.3f} "

@@ -154,6 +154,65 @@ class TestEvalRun:
         res = _run(str(ds), "--max-drop", "-1")
         assert res.exit_code == 2
 
+    def test_a_nan_max_drop_is_refused_not_a_gate_that_always_passes(self, tmp_path: Path) -> None:
+        base = tmp_path / "base.jsonl"
+        ok = _run(
+            str(_write(tmp_path / "a.jsonl", ROWS)), "--evaluators", "relevance", "--out", str(base)
+        )
+        assert ok.exit_code == 0, ok.output
+        worse = _write(tmp_path / "b.jsonl", WORSE)
+        for nan in ("nan", "NaN"):
+            res = _run(
+                str(worse), "--evaluators", "relevance", "--baseline", str(base), "--max-drop", nan
+            )
+            assert res.exit_code == 2, res.output
+            assert "--max-drop" in res.output and "not a number" in res.output
+
+    def test_unusable_numbers_in_a_baseline_are_ignored_without_a_traceback(
+        self, tmp_path: Path
+    ) -> None:
+        ds = _write(tmp_path / "a.jsonl", ROWS)
+        base = tmp_path / "base.jsonl"
+        good = {"question": "q", "answer": "a", "scores": {"relevance": {"score": 0.5}}}
+        base.write_text(
+            json.dumps(good)
+            + "\n"
+            + '{"question": "q", "answer": "a", "scores": {"relevance": {"score": 1'
+            + "0" * 400
+            + "}}}\n"
+            + '{"question": "q", "answer": "a", "scores": {"relevance": {"score": NaN}}}\n'
+            + '{"question": "q", "answer": "a", "scores": {"relevance": {"score": Infinity}}}\n'
+        )
+        res = _run(str(ds), "--evaluators", "relevance", "--baseline", str(base))
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        assert res.exit_code == 0, res.output
+        line = next(x for x in res.output.splitlines() if x.startswith("relevance"))
+        assert line.split()[5] == "0.500"  # the baseline's mean: of its one usable score
+
+    def test_a_utf8_byte_order_mark_is_not_part_of_the_first_row(self, tmp_path: Path) -> None:
+        ds = tmp_path / "bom.jsonl"
+        ds.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in ROWS).encode())
+        res = _run(str(ds), "--evaluators", "relevance")
+        assert res.exit_code == 0, res.output
+        assert "2 rows from" in res.output
+
+    def test_an_evaluator_scored_in_the_baseline_but_not_now_is_named(self, tmp_path: Path) -> None:
+        base = tmp_path / "base.jsonl"
+        names = "relevance,context_relevance"
+        ok = _run(
+            str(_write(tmp_path / "a.jsonl", ROWS)), "--evaluators", names, "--out", str(base)
+        )
+        assert ok.exit_code == 0, ok.output
+        # no contexts: context_relevance does not apply, so the gate cannot compare it
+        bare = [{k: v for k, v in r.items() if k != "contexts"} for r in ROWS]
+        res = _run(
+            str(_write(tmp_path / "b.jsonl", bare)), "--evaluators", names, "--baseline", str(base)
+        )
+        assert res.exit_code == 0, res.output
+        assert "scored in the baseline but not in this run, not compared: context_relevance" in (
+            res.output
+        )
+
 
 def test_a_crashing_evaluator_is_reported_and_the_others_go_on() -> None:
     from sightline.evals import EvalCase, EvalResult, evaluate_rows
@@ -172,3 +231,35 @@ def test_a_crashing_evaluator_is_reported_and_the_others_go_on() -> None:
     assert out[0]["scores"]["boom"]["label"] == "failed"
     assert out[0]["scores"]["user_correction"]["label"] == "corrected"
     assert "_line" not in out[0]
+
+
+def test_a_non_finite_score_fails_its_evaluator_and_numpy_scalars_are_plain_json() -> None:
+    import numpy as np
+
+    from sightline.evals import EvalCase, EvalResult, evaluate_rows, summarize
+
+    class Odd:
+        name = "odd"
+        version = "0"
+
+        def evaluate(self, cases: list[EvalCase]) -> list[EvalResult | None]:
+            return [EvalResult(score=float("nan")), EvalResult(score=0.25)]
+
+    class Numpy:
+        name = "numpy"
+        version = "0"
+
+        def evaluate(self, cases: list[EvalCase]) -> list[EvalResult | None]:
+            return [EvalResult(score=np.float32(0.5), passed=np.bool_(True))] * len(cases)  # type: ignore[arg-type]
+
+    rows = [
+        {"question": "q", "answer": "a", "_line": 1},
+        {"question": "q", "answer": "b", "_line": 2},
+    ]
+    out, errors = evaluate_rows(rows, [Odd(), Numpy()])
+    assert errors == {"odd": "score nan is not a finite number"}
+    assert out[0]["scores"]["odd"]["label"] == "failed" and out[1]["scores"]["odd"]["score"] == 0.25
+    summary = summarize(out)
+    assert summary["odd"].mean == 0.25 and summary["odd"].num_failed == 1
+    text = "".join(json.dumps(r, allow_nan=False) for r in out)  # valid JSON, no NaN
+    assert '"numpy": {"score": 0.5, "label": null, "passed": true' in text

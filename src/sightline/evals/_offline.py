@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,8 @@ _MAX_LINE_CHARS = 10_000_000
 def read_jsonl(path: Path, *, what: str = "dataset") -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; ConfigError naming the line of the first bad one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows tools write one) is not part of the first row
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{what} {path}: no such file") from None
     except IsADirectoryError:
@@ -99,7 +102,8 @@ def row_to_case(row: dict[str, Any], where: str) -> EvalCase:
 
 
 def _result_dict(r: EvalResult) -> dict[str, Any]:
-    return {"score": r.score, "label": r.label, "passed": r.passed, "explanation": r.explanation}
+    passed = None if r.passed is None else bool(r.passed)  # a numpy bool is not JSON
+    return {"score": r.score, "label": r.label, "passed": passed, "explanation": r.explanation}
 
 
 def evaluate_rows(
@@ -132,9 +136,31 @@ def evaluate_rows(
                     out[i]["scores"][ev.name] = dict(failed)
                 continue
             for i, r in enumerate(results, start=b):
-                if r is not None:
-                    out[i]["scores"][ev.name] = _result_dict(r)
+                if r is None:
+                    continue
+                score = _number(r.score)
+                if r.score is not None and score is None:
+                    # NaN would make the mean NaN, and a NaN mean passes every --max-drop
+                    err = f"score {r.score!r} is not a finite number"
+                    errors.setdefault(ev.name, err)
+                    out[i]["scores"][ev.name] = {
+                        "score": None, "label": "failed", "passed": None, "explanation": err
+                    }  # fmt: skip
+                    continue
+                # a plain float: a numpy scalar from a plugin is not JSON-serialisable
+                out[i]["scores"][ev.name] = _result_dict(r) | {"score": score}
     return out, errors
+
+
+def _number(v: object) -> float | None:
+    """``v`` as a finite float, else None (a baseline file or a plugin may give anything)."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond float's range
+        return None
+    return f if math.isfinite(f) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,9 +192,9 @@ def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Summary]:
             if s.get("label") == "failed":
                 failed[name] += 1
                 continue
-            v = s.get("score")
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                vals[name].append(float(v))
+            v = _number(s.get("score"))
+            if v is not None:
+                vals[name].append(v)
             p = s.get("passed")
             if isinstance(p, bool):
                 passes[name].append(p)
