@@ -187,6 +187,41 @@ class TestHumanLabelsAndAgreement:
         data = client.get("/api/v1/scores", params={"source": "human"}).json()["data"]
         assert len(data) == 3
 
+    def test_a_span_labelled_and_its_trace_labelled_is_one_pair(self, app_env: Any) -> None:
+        client, store, _ = app_env
+        trace = rag_trace(P, "Who signs invoices?", DOCS, "The finance team.", model="own-model")
+        insert(store, trace)
+        llm = _llm(trace)
+        tid, sid = llm["trace_id"], llm["span_id"]
+        # an evaluator of its own (as one reporting over OpenTelemetry would) passed the answer
+        store.add_scores(
+            [
+                Score(
+                    project_id=P,
+                    score_id=secrets.token_hex(8),
+                    trace_id=tid,
+                    span_id=sid,
+                    name="own_judge",
+                    value=0.9,
+                    passed=True,
+                    source="evaluator",
+                    evaluator="own",
+                    created_at=datetime.now(UTC),
+                )
+            ]
+        )
+        # a reviewer failed the whole trace, another passed this very span
+        for body in (
+            {"trace_id": tid, "name": "own_judge", "label": "incorrect"},
+            {"span_id": sid, "name": "own_judge", "label": "correct"},
+        ):
+            assert client.post("/api/v1/scores", json=body).status_code == 201
+        agg = {a["name"]: a for a in client.get("/api/v1/evaluators/agreement").json()["data"]}
+        own = agg["own_judge"]
+        # one span, one human verdict: the label on the span, not both
+        assert own["num_pairs"] == 1, own
+        assert (own["true_pass"], own["false_pass"], own["accuracy"]) == (1, 0, 1.0)
+
     def test_evaluators_listing(self, app_env: Any) -> None:
         client, _, _ = app_env
         body = client.get("/api/v1/evaluators").json()

@@ -303,12 +303,12 @@ def test_agreement_pairs_take_the_latest_verdicts(any_store: TraceStore) -> None
     pairs = any_store.list_agreement_pairs("p")
     got = sorted((p.span_id, p.evaluator_passed, p.evaluator_label, p.human_passed, p.human_label)
                  for p in pairs)  # fmt: skip
+    # s1 has a label of its own: it wins over the trace-wide one (one span, one pair)
     assert got == [
-        ("s1", False, "faithful", False, "trace-wide"),
         ("s1", False, "faithful", True, "right"),
         ("s2", True, None, False, "trace-wide"),
     ]
-    assert [(p.name, p.trace_id) for p in pairs] == [("faithfulness", "t1")] * 3
+    assert [(p.name, p.trace_id) for p in pairs] == [("faithfulness", "t1")] * 2
     assert [p.span_id for p in pairs] == sorted(p.span_id for p in pairs)
     assert any_store.list_agreement_pairs("nobody") == []
 

@@ -46,6 +46,7 @@ from sightline.store._eval_records import (
     SeqSpan,
     SeqSpanKey,
     SessionTurn,
+    agreement_pairs,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -437,14 +438,14 @@ class EvalsMixin(CHBase):
                 WHERE project_id = {{p:String}} AND source = 'human' AND passed IS NOT NULL
                 GROUP BY trace_id, span_id, `name`
             )
-            SELECT e.`name`, e.trace_id, e.span_id, e._p, e._l, h._p, h._l
+            SELECT e.`name`, e.trace_id, e.span_id, e._p, e._l, h._p, h._l, h.span_id
             FROM e INNER JOIN h ON e.trace_id = h.trace_id AND e.`name` = h.`name`
             WHERE h.span_id IS NULL OR h.span_id = e.span_id
             ORDER BY e.`name`, e.trace_id, e.span_id
             """,  # noqa: S608
             {"p": project_id},
         )
-        return [AgreementPair(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+        return agreement_pairs(rows)
 
     # -- datasets ------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from sightline.store._eval_records import (
     SeqSpan,
     SeqSpanKey,
     SessionTurn,
+    agreement_pairs,
 )
 from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
 
@@ -417,7 +418,7 @@ WITH e AS (
     WHERE project_id = ? AND source = 'human' AND passed IS NOT NULL
     GROUP BY trace_id, span_id, name
 )
-SELECT e.name, e.trace_id, e.span_id, e.passed, e.label, h.passed, h.label
+SELECT e.name, e.trace_id, e.span_id, e.passed, e.label, h.passed, h.label, h.span_id
 FROM e JOIN h ON e.trace_id = h.trace_id AND e.name = h.name
     AND (h.span_id IS NULL OR h.span_id = e.span_id)
 ORDER BY e.name, e.trace_id, e.span_id
@@ -427,7 +428,7 @@ ORDER BY e.name, e.trace_id, e.span_id
 def list_agreement_pairs(store: DuckDBStore, project_id: str) -> list[AgreementPair]:
     with store._cursor() as cur:
         rows = cur.execute(_AGREEMENT_SQL, [project_id, project_id]).fetchall()
-    return [AgreementPair(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+    return agreement_pairs(rows)
 
 
 # -- datasets ----------------------------------------------------------------------------------

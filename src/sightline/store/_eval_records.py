@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "SeqSpan",
     "SeqSpanKey",
     "SessionTurn",
+    "agreement_pairs",
 ]
 
 
@@ -104,6 +106,23 @@ class AgreementPair:
     evaluator_label: str | None
     human_passed: bool
     human_label: str | None
+
+
+def agreement_pairs(rows: Iterable[Sequence[Any]]) -> list[AgreementPair]:
+    """One pair per evaluator score from the stores' join rows.
+
+    A row is ``(name, trace_id, span_id, evaluator passed, evaluator label, human passed, human
+    label, human span_id)``; the human label is on the span or (span_id NULL) on its whole
+    trace. When a span has both, the label on the span wins: a span is counted once, with one
+    human verdict.
+    """
+    out: dict[tuple[str, str, str], AgreementPair] = {}
+    for r in rows:
+        key = (r[0], r[1], r[2])
+        if key in out and r[7] is None:
+            continue
+        out[key] = AgreementPair(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5]), r[6])
+    return list(out.values())
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
