@@ -67,6 +67,17 @@ def test_get_prompt_by_label_renders_text_and_messages(
         p.render(question="only one")
 
 
+def test_any_variable_name_the_registry_accepts_can_be_rendered(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _create(server, name="self-named", template=[{"role": "user", "content": "{{self}} and {{x}}"}])
+    _point_at(monkeypatch, server.url)
+    p = sightline.get_prompt("self-named")
+    # ``self`` is a valid {{variable}}: rendering it must not collide with the method's self
+    assert p.render(self="me", x="you") == [{"role": "user", "content": "me and you"}]
+    assert p.messages(self="me", x="you") == [{"role": "user", "content": "me and you"}]
+
+
 def test_cached_within_ttl_then_refreshed(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(server, name="cached", template="one", labels=["production"])
     _create(server, name="cached", template="two")

@@ -38,15 +38,17 @@ class Prompt:
     kind: str = "prompt"
     is_fallback: bool = False
 
-    def render(self, **variables: object) -> Any:
+    def render(self, /, **variables: object) -> Any:
         """The template filled in: a string for text prompts, a list of messages for chat ones.
+
+        ``self`` is positional-only, so a template may name a ``{{self}}`` variable.
 
         Raises:
             sightline.prompts.MissingVariables: a ``{{variable}}`` was not given (a ValueError).
         """
         return render(self.template, variables)
 
-    def messages(self, **variables: object) -> list[dict[str, Any]]:
+    def messages(self, /, **variables: object) -> list[dict[str, Any]]:
         """The filled-in prompt as chat messages (a text prompt becomes one user message)."""
         out = render(self.template, variables)
         if isinstance(out, str):
