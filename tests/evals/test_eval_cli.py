@@ -263,3 +263,19 @@ def test_a_non_finite_score_fails_its_evaluator_and_numpy_scalars_are_plain_json
     assert summary["odd"].mean == 0.25 and summary["odd"].num_failed == 1
     text = "".join(json.dumps(r, allow_nan=False) for r in out)  # valid JSON, no NaN
     assert '"numpy": {"score": 0.5, "label": null, "passed": true' in text
+
+
+def test_an_evaluator_returning_something_else_fails_without_a_traceback() -> None:
+    from sightline.evals import EvalCase, EvalResult, evaluate_rows
+
+    class Dicts:
+        name = "dicts"
+        version = "0"
+
+        def evaluate(self, cases: list[EvalCase]) -> list[EvalResult | None]:
+            return [{"score": 1.0}] * len(cases)  # type: ignore[list-item]
+
+    rows = [{"question": "q", "answer": "a", "_line": 1}]
+    out, errors = evaluate_rows(rows, [Dicts()])
+    assert errors == {"dicts": "TypeError: returned a dict, not an EvalResult or None"}
+    assert out[0]["scores"]["dicts"]["label"] == "failed"

@@ -128,6 +128,11 @@ def evaluate_rows(
                 results = ev.evaluate(chunk)
                 if len(results) != len(chunk):
                     raise ValueError(f"returned {len(results)} results for {len(chunk)} cases")
+                bad = next(
+                    (r for r in results if r is not None and not isinstance(r, EvalResult)), None
+                )
+                if bad is not None:
+                    raise TypeError(f"returned a {type(bad).__name__}, not an EvalResult or None")
             except Exception as e:  # one evaluator's failure is reported; the others go on
                 err = f"{type(e).__name__}: {e}"
                 errors.setdefault(ev.name, err)
