@@ -33,7 +33,10 @@ def test_missing_variables_are_all_named() -> None:
 @pytest.mark.parametrize(
     "bad",
     ["", [], [{"role": "user"}], [{"role": "robot", "content": "x"}],
-     [{"role": "user", "content": 3}], [{"role": "user", "content": "x", "extra": 1}], 7],
+     [{"role": "user", "content": 3}], [{"role": "user", "content": "x", "extra": 1}], 7,
+     [{"role": "user", "content": "x", "name": 5}],
+     [{"role": "user", "content": "x", "name": None}],
+     [{"role": "user", "content": "x", "name": {"nested": ["x" * 10]}}]],
 )  # fmt: skip
 def test_invalid_templates_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):

@@ -174,6 +174,17 @@ class TestBadInput:
             ({"name": "ok", "template": "x", "surprise": 1}, "surprise"),
             ({"name": "resolve", "template": "x"}, "reserved"),
             ({"name": "ok", "template": "x" * 200_001}, "longer than"),
+            (
+                {"name": "ok", "template": [{"role": "user", "content": "x", "name": {"a": 1}}]},
+                "name must be a string",
+            ),
+            (
+                {
+                    "name": "ok",
+                    "template": [{"role": "user", "content": "x", "name": "n" * 200_000}],
+                },
+                "longer than",
+            ),
             ({"name": "ok", "template": "x", "parameters": {"stop": ["y" * 30_000]}}, "larger"),
         ],
     )

@@ -66,6 +66,9 @@ def validate_template(template: object) -> Template:
             raise ValueError(f"message {i}: role must be one of {', '.join(sorted(_ROLES))}")
         if not isinstance(content, str):
             raise ValueError(f"message {i}: content must be a string")
+        if "name" in m and not isinstance(m["name"], str):
+            # the participant's name, sent on to the model API as it is: a string there too
+            raise ValueError(f"message {i}: name must be a string")
         out.append(dict(m))
     return out
 

@@ -56,7 +56,11 @@ class PromptIn(BaseModel):
     @classmethod
     def _template(cls, v: object) -> object:
         t = validate_template(v)
-        size = len(t) if isinstance(t, str) else sum(len(m["content"]) for m in t)
+        size = (
+            len(t)
+            if isinstance(t, str)
+            else sum(len(m["content"]) + len(m.get("name", "")) for m in t)
+        )
         if size > _MAX_TEMPLATE_CHARS:
             raise ValueError(f"template is longer than {_MAX_TEMPLATE_CHARS} characters")
         return check_json(t, "template")  # after the size check: it walks every value
