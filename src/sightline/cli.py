@@ -394,6 +394,11 @@ def eval_run(
     try:
         rows = read_jsonl(dataset)
         base_rows = read_jsonl(baseline, what="baseline") if baseline else None
+        if base_rows is not None and not any(isinstance(r.get("scores"), dict) for r in base_rows):
+            # a dataset given for a results file: the gate would compare nothing and pass
+            raise ConfigError(
+                f"baseline {baseline}: no row has 'scores'; give the --out of an earlier eval run"
+            )
         names = (
             [n.strip() for n in evaluators.split(",") if n.strip()]
             if evaluators

@@ -189,6 +189,15 @@ class TestEvalRun:
         line = next(x for x in res.output.splitlines() if x.startswith("relevance"))
         assert line.split()[5] == "0.500"  # the baseline's mean: of its one usable score
 
+    def test_a_baseline_without_scores_is_refused_not_compared_to_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        ds = _write(tmp_path / "a.jsonl", ROWS)
+        # the dataset itself given as the baseline: no evaluator could be compared
+        res = _run(str(ds), "--evaluators", "relevance", "--baseline", str(ds))
+        assert res.exit_code == 1, res.output
+        assert "no row has 'scores'" in res.output and "Traceback" not in res.output
+
     def test_a_utf8_byte_order_mark_is_not_part_of_the_first_row(self, tmp_path: Path) -> None:
         ds = tmp_path / "bom.jsonl"
         ds.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in ROWS).encode())
