@@ -15,6 +15,8 @@ __all__ = [
     "LogRecord",
     "Release",
     "ALERT_STATUSES",
+    "MAX_SCORE_NAME_CHARS",
+    "SCORE_NAME_PATTERN",
     "SCORE_SOURCES",
     "SPAN_FIELDS",
     "SPAN_KINDS",
@@ -129,6 +131,11 @@ SPAN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Span))
 
 ScoreSource = Literal["user", "human", "evaluator"]
 SCORE_SOURCES: tuple[str, ...] = get_args(ScoreSource)
+MAX_SCORE_NAME_CHARS = 128
+SCORE_NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""A score name a person may give: any text without control characters, so a human label can
+take the name of any evaluator, those reported over OpenTelemetry (``Relevance``, ``answer
+relevancy``...) included."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

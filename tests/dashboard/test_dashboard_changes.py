@@ -106,3 +106,20 @@ def test_an_admin_acks_silences_and_labels_and_each_is_audited(seeded: Seeded) -
     details = entries["score.label"]["details"]
     assert isinstance(details, dict) and details["label"] == "correct"
     assert all(e["project_id"] == PROJECT for e in entries.values())
+
+
+def test_the_label_form_takes_the_name_an_opentelemetry_evaluator_reported(
+    seeded: Seeded,
+) -> None:
+    # the review queue labels a failed score under its evaluator's name, kept as its emitter
+    # sent it (capitals, spaces): the form must accept what the queue gives it
+    name = "Answer Relevancy"
+    with _client(seeded) as admin:
+        csrf = login(admin)
+        r = admin.post(f"/quality/label?project={PROJECT}",
+                       data={"csrf": csrf, "span_id": seeded.llm_span, "label": "incorrect",
+                             "name": name})  # fmt: skip
+        assert r.status_code == 303, r.text
+    with seeded.server.client() as c:
+        scores = c.get("/api/v1/scores", params={"span_id": seeded.llm_span, "name": name}).json()
+    assert [(s["source"], s["label"]) for s in scores["data"]] == [("human", "incorrect")]

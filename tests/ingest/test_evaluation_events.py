@@ -158,6 +158,34 @@ def test_scores_are_stored_once_and_shown_with_their_span(server: Server) -> Non
     assert [s["trace_id"] for s in listed] == [tid]
 
 
+def test_an_evaluator_named_as_its_emitter_names_it_can_be_validated_by_people(
+    server: Server,
+) -> None:
+    """OpenTelemetry evaluation names are kept as sent (``Answer Relevancy``): a human label of
+    that name is accepted, listed by name and paired with the evaluator's verdict."""
+    tid, llm = os.urandom(16).hex(), os.urandom(8).hex()
+    now = time.time_ns()
+    name = "Answer Relevancy/v2 " + "x" * 100  # 120 characters, spaces, capitals, a slash
+    span = _span(tid, llm, attributes=_attrs(**{"gen_ai.operation.name": "chat"}))
+    span["startTimeUnixNano"], span["endTimeUnixNano"] = str(now - 10**9), str(now)
+    span["events"] = [_eval_event(now, **{"gen_ai.evaluation.name": name,
+                                          "gen_ai.evaluation.score.label": "fail"})]  # fmt: skip
+    with server.client() as c:
+        r = c.post(
+            "/v1/traces", content=_body([span]), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/scores", json={"span_id": llm, "name": name, "label": "incorrect"})
+        assert r.status_code == 201, r.text
+        listed = c.get("/api/v1/scores", params={"name": name}).json()
+        agreement = c.get("/api/v1/evaluators/agreement").json()["data"]
+        bad = c.post("/api/v1/scores", json={"span_id": llm, "name": "a\nb", "label": "correct"})
+    assert sorted(s["source"] for s in listed["data"]) == ["evaluator", "human"], listed
+    [mine] = [a for a in agreement if a["name"] == name]
+    assert (mine["num_pairs"], mine["true_fail"], mine["accuracy"]) == (1, 1, 1.0)
+    assert bad.status_code == 400  # control characters are still refused
+
+
 def test_a_log_record_without_a_time_gives_the_same_score_id_on_a_retry() -> None:
     # the record's time defaults to the arrival time, which a retry changes: the score id
     # must not (it is what makes a retried request store each score once)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sightline.model import Score
+from sightline.model import MAX_SCORE_NAME_CHARS, Score
 
 __all__ = [
     "EVALUATION_EVENT",
@@ -44,7 +44,7 @@ EVALUATION_NAME = "gen_ai.evaluation.name"
 _VALUE = "gen_ai.evaluation.score.value"
 _LABEL = "gen_ai.evaluation.score.label"
 _EXPLANATION = "gen_ai.evaluation.explanation"
-_MAX_NAME = 128
+_MAX_NAME = MAX_SCORE_NAME_CHARS
 _MAX_LABEL = 128
 _MAX_EXPLANATION = 8192
 _PASS_LABELS = frozenset(("pass", "passed", "true", "yes", "correct", "relevant", "good"))

@@ -15,7 +15,7 @@ from sightline.alerts import parse_duration
 from sightline.budgets import crossed, parse_budget
 from sightline.errors import SightlineError
 from sightline.evals import HUMAN_LABELS, agreement_by_evaluator, human_passed
-from sightline.model import Score
+from sightline.model import MAX_SCORE_NAME_CHARS, SCORE_NAME_PATTERN, Score
 from sightline.server._auth import create_project_with_key, hash_key, new_key
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
@@ -164,7 +164,7 @@ async def label(
     csrf: str = Form("", max_length=100),
     span_id: str = Form(..., pattern="^[0-9a-f]{16}$"),
     label: str = Form(..., max_length=20),
-    name: str = Form("label", max_length=100, pattern="^[a-z0-9_.-]+$"),
+    name: str = Form("label", max_length=MAX_SCORE_NAME_CHARS, pattern=SCORE_NAME_PATTERN),
 ) -> Response:
     check_csrf(page, csrf)
     st = state_of(request)

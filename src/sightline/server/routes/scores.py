@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import ConfigError, NotFound
 from sightline.evals import HUMAN_LABELS, human_passed
-from sightline.model import SCORE_SOURCES, Score
+from sightline.model import MAX_SCORE_NAME_CHARS, SCORE_NAME_PATTERN, SCORE_SOURCES, Score
 from sightline.server._params import parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store import ScoreQuery
@@ -29,7 +29,9 @@ async def list_scores(
     project_id: str = Depends(project_of),
     trace_id: str | None = Query(None, pattern="^[0-9a-fA-F]{32}$"),
     span_id: str | None = Query(None, pattern="^[0-9a-fA-F]{16}$"),
-    name: str | None = Query(None, max_length=100, description="Score name (relevance...)."),
+    name: str | None = Query(
+        None, max_length=MAX_SCORE_NAME_CHARS, description="Score name (relevance...)."
+    ),
     source: str | None = Query(None, description="evaluator, human or user"),
     label: str | None = Query(None, max_length=100),
     evaluator: str | None = Query(None, max_length=100),
@@ -67,8 +69,8 @@ class HumanScoreIn(BaseModel):
     span_id: str | None = Field(None, pattern="^[0-9a-fA-F]{16}$")
     name: str = Field(
         "label",
-        max_length=100,
-        pattern="^[a-z0-9_.-]+$",
+        max_length=MAX_SCORE_NAME_CHARS,
+        pattern=SCORE_NAME_PATTERN,
         description="What is judged: an evaluator's score name (faithfulness, relevance...) to "
         "validate that evaluator against people, or any name of your own.",
     )
