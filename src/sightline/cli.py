@@ -325,6 +325,18 @@ def _evaluator_options(value: str | None) -> dict[str, dict[str, Any]]:
     return data
 
 
+def _check_writable(out: Path) -> None:
+    """Raise ClickException when ``out`` cannot be written (without emptying it)."""
+    existed = out.exists()
+    try:
+        with out.open("a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise click.ClickException(f"--out {out}: {e.strerror or e}") from None
+    if not existed:
+        out.unlink(missing_ok=True)
+
+
 @eval_.command("run")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option(
@@ -379,6 +391,7 @@ def eval_run(
 
     from sightline.errors import ConfigError
     from sightline.evals import (
+        available_evaluators,
         compare_to_baseline,
         default_evaluator_names,
         evaluate_rows,
@@ -401,11 +414,20 @@ def eval_run(
             )
         names = (
             [n.strip() for n in evaluators.split(",") if n.strip()]
-            if evaluators
+            if evaluators is not None  # an empty --evaluators names none, not the defaults
             else default_evaluator_names(configured=opts)
         )
         if not names:
             raise ConfigError("no evaluators to run")
+        unknown = sorted(set(opts) - set(available_evaluators()))
+        if unknown:  # a misspelt name's options would be dropped without a word
+            raise ConfigError(
+                f"--options names no registered evaluator: {', '.join(unknown)}; "
+                f"registered: {', '.join(available_evaluators())}"
+            )
+        unused = sorted(set(opts) - set(names))
+        if out is not None:
+            _check_writable(out)  # before the evaluation, which may be long and paid for
         evs = load_evaluators(names, opts)
         results, errors = evaluate_rows(rows, evs, source=str(dataset), batch_size=batch_size)
     except ConfigError as e:
@@ -419,6 +441,8 @@ def eval_run(
             raise click.ClickException(f"--out {out}: {e.strerror or e}") from None
     summary = summarize(results)
     base_summary = summarize(base_rows) if base_rows is not None else None
+    if unused:
+        click.echo(f"note: --options for evaluators not run: {', '.join(unused)}", err=True)
     click.echo(f"{len(results)} rows from {dataset}")
     click.echo(format_summary(summary, base_summary))
     failed = False

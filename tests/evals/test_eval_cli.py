@@ -154,6 +154,43 @@ class TestEvalRun:
         res = _run(str(ds), "--max-drop", "-1")
         assert res.exit_code == 2
 
+    def test_mistakes_are_caught_before_anything_is_evaluated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import sightline.evals
+
+        def never(*args: Any, **kw: Any) -> Any:
+            raise AssertionError("evaluated despite the mistake")
+
+        monkeypatch.setattr(sightline.evals, "evaluate_rows", never)
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        # an --out that cannot be written was found only after the whole (maybe paid) run
+        res = _run(str(ds), "--evaluators", "relevance", "--out", str(tmp_path / "no" / "x.jsonl"))
+        assert res.exit_code == 1 and "--out" in res.output and "No such file" in res.output
+        # an empty --evaluators ran every default evaluator
+        res = _run(str(ds), "--evaluators", "")
+        assert res.exit_code == 1 and "no evaluators to run" in res.output
+        # options under a misspelt name were dropped without a word
+        res = _run(str(ds), "--evaluators", "relevance", "--options", '{"llm_judg": {"a": 1}}')
+        assert res.exit_code == 1 and "--options names no registered evaluator: llm_judg" in (
+            res.output
+        )
+
+    def test_options_of_an_evaluator_not_run_are_noted_and_out_is_kept_until_written(
+        self, tmp_path: Path
+    ) -> None:
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        out = tmp_path / "r.jsonl"
+        opts = '{"format": {"json": true}}'
+        res = _run(str(ds), "--evaluators", "relevance", "--options", opts, "--out", str(out))
+        assert res.exit_code == 0, res.output
+        assert "note: --options for evaluators not run: format" in res.output
+        assert len(out.read_text().splitlines()) == 2
+        # the same file as the baseline: checking --out early must not empty it before it is read
+        res = _run(str(ds), "--evaluators", "relevance", "--out", str(out), "--baseline", str(out))
+        assert res.exit_code == 0, res.output
+        assert len(out.read_text().splitlines()) == 2
+
     def test_a_nan_max_drop_is_refused_not_a_gate_that_always_passes(self, tmp_path: Path) -> None:
         base = tmp_path / "base.jsonl"
         ok = _run(

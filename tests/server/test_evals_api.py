@@ -376,6 +376,11 @@ class TestDatasets:
             ({"name": "", "filter": {}}, 400, "name"),
             ({"name": "x", "limit": 0}, 400, "limit"),
             ({"name": "x", "filter": {"colour": "red"}}, 400, "colour"),
+            (
+                {"name": "x", "filter": {"from": "2026-03-02T00:00:00Z", "to": "2026-03-01"}},
+                400,
+                "filter.from must be before filter.to",
+            ),
         ],
     )
     def test_bad_dataset_requests(

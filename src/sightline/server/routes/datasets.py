@@ -118,10 +118,14 @@ async def create_dataset(
         raise ConfigError(f"filter.kind: expected one of {', '.join(SPAN_KINDS)}")
     if f.status is not None and f.status not in ("ok", "error", "unset"):
         raise ConfigError("filter.status: expected ok, error or unset")
+    start, end = parse_time(f.from_, "filter.from"), parse_time(f.to, "filter.to")
+    if start is not None and end is not None and start >= end:
+        # saved, a reversed range is an empty dataset that looks like a real one
+        raise ConfigError("filter.from must be before filter.to")
     query = SpanQuery(
         project_id=project_id,
-        start=parse_time(f.from_, "filter.from"),
-        end=parse_time(f.to, "filter.to"),
+        start=start,
+        end=end,
         kind=f.kind,
         model=f.model,
         user_id=f.user_id,
