@@ -248,7 +248,6 @@ class TestFreeFormJson:
         [
             ("/api/v1/outcomes", _OUTCOME, "metadata.x"),
             ("/api/v1/prompts", _PROMPT, "parameters.a[0].seed"),
-            ("/api/v1/prompts", _MESSAGES, "template[0].name"),
         ],
     )
     def test_a_number_json_cannot_store_is_a_400(
@@ -257,6 +256,12 @@ class TestFreeFormJson:
         msg = _bad(_raw(h, path, body % number))
         assert f"(at {where})" in msg, msg
         assert "64 bits" in msg or "NaN and Infinity" in msg, msg
+
+    @pytest.mark.parametrize("number", [*_BAD_NUMBERS, "7"])
+    def test_a_message_name_that_is_a_number_is_a_400(self, h: TwoProjects, number: str) -> None:
+        # a message's name was free-form JSON; it is now a string, whatever the number
+        msg = _bad(_raw(h, "/api/v1/prompts", _MESSAGES % number))
+        assert "message 0: name must be a string" in msg, msg
 
     def test_the_64_bit_limits_and_floats_are_stored_as_sent(self, h: TwoProjects) -> None:
         meta = {"lo": -(2**63), "hi": 2**63 - 1, "f": 1.5e300, "b": True, "n": None}
