@@ -101,6 +101,25 @@ class TestCheck:
         assert h.api("GET", "/api/v1/budgets/check", params={"user": "u2"}).json()["allowed"]
         assert h.api("GET", "/api/v1/budgets/check").json()["allowed"]
 
+    def test_model_budget_counts_calls_by_the_model_asked_for(self, h: Harness) -> None:
+        # OpenAI answers gpt-4o-mini with a dated snapshot: the span's model is the answer's,
+        # but the SDK and the gateway check the budget with the model they ask for.
+        for name, match in (("mini", "gpt-4o-mini"), ("each", "*")):
+            body = {"name": name, "scope": "model", "match": match, "limit_usd": 1.0}
+            assert h.api("POST", "/api/v1/budgets", json={**body, "hard": True}).is_success
+        _spend(h, 1.5, request_model="gpt-4o-mini", model="gpt-4o-mini-2024-07-18")
+        _spend(h, 0.25, model="gpt-4o-mini")  # a span without its request's model
+        r = h.api("GET", "/api/v1/budgets/check", params={"model": "gpt-4o-mini"}).json()
+        assert {b["name"]: b["spent_usd"] for b in r["budgets"]} == {
+            "mini": pytest.approx(1.75),
+            "each": pytest.approx(1.75),
+        }
+        assert r["allowed"] is False
+        listed = {b["name"]: b["status"] for b in h.api("GET", "/api/v1/budgets").json()["data"]}
+        assert [(s["scope_value"], s["spent_usd"]) for s in listed["each"]] == [
+            ("gpt-4o-mini", pytest.approx(1.75))
+        ]
+
     def test_period_rolls_over(self, h: Harness) -> None:
         h.api(
             "POST",

@@ -54,8 +54,15 @@ _PROMPT_COLS = (
     "project_id, name, version, kind, type, template, model, parameters, author, message,"
     " created_at"
 )
-_BUDGET_COLUMNS = frozenset(("user_id", "tenant_id", "feature", "model"))
-"""The span columns a budget can be scoped by (never interpolated from user input otherwise)."""
+_BUDGET_COLUMNS = {
+    "user_id": "`user_id`",
+    "tenant_id": "`tenant_id`",
+    "feature": "`feature`",
+    "model": "coalesce(`request_model`, `model`)",
+}
+"""The span columns a budget can be scoped by, as SQL (never interpolated from user input
+otherwise). A model budget counts a call by the model it asked for, the name the SDK and the
+gateway check with: ``model`` is the answer's (``gpt-4o-mini-2024-07-18`` for ``gpt-4o-mini``)."""
 _MEMBER = "user_id = {u:String} AND project_id = {p:String}"
 _BUDGET = "project_id = {p:String} AND name = {n:String}"
 _LABEL = "project_id = {p:String} AND name = {n:String} AND label = {l:String}"
@@ -667,7 +674,7 @@ class ControlMixin(CHBase):
     def _budget_column(column: str) -> str:
         if column not in _BUDGET_COLUMNS:
             raise ValueError(f"not a budget scope column: {column!r}")
-        return column
+        return _BUDGET_COLUMNS[column]
 
     def budget_spend(
         self,
@@ -684,7 +691,7 @@ class ControlMixin(CHBase):
         )
         params: dict[str, Any] = {"p": project_id, "since": ch_ts(since)}
         if column is not None:
-            sql += f" AND `{self._budget_column(column)}` = {{v:Nullable(String)}}"
+            sql += f" AND {self._budget_column(column)} = {{v:Nullable(String)}}"
             params["v"] = value
         r = self._q(sql, params)[0]
         return BudgetSpend(float(r[0] or 0.0), int(r[1] or 0), float(r[2] or 0.0))
@@ -692,9 +699,9 @@ class ControlMixin(CHBase):
     def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
         col = self._budget_column(column)
         rows = self._q(
-            f"SELECT `{col}`, sum(cost_usd) FROM spans WHERE project_id = {{p:String}}"  # noqa: S608 - col is from _BUDGET_COLUMNS
+            f"SELECT {col} AS _v, sum(cost_usd) FROM spans WHERE project_id = {{p:String}}"  # noqa: S608 - col is from _BUDGET_COLUMNS
             f" AND start_time >= {{since:DateTime64(6, 'UTC')}} AND cost_usd IS NOT NULL"
-            f" AND `{col}` IS NOT NULL GROUP BY `{col}`",
+            f" AND _v IS NOT NULL GROUP BY _v",
             {"p": project_id, "since": ch_ts(since)},
         )
         return {str(r[0]): float(r[1]) for r in rows}

@@ -23,14 +23,21 @@ __all__ = [
     "put_budget",
 ]
 
-# The span columns a budget can be scoped by (never interpolated from user input otherwise).
-_COLUMNS = frozenset(("user_id", "tenant_id", "feature", "model"))
+# The span columns a budget can be scoped by, as SQL (never interpolated from user input
+# otherwise). A model budget counts a call by the model it asked for, the name the SDK and the
+# gateway check with: ``model`` is the answer's (``gpt-4o-mini-2024-07-18`` for ``gpt-4o-mini``).
+_COLUMNS = {
+    "user_id": "user_id",
+    "tenant_id": "tenant_id",
+    "feature": "feature",
+    "model": "coalesce(request_model, model)",
+}
 
 
 def _column(column: str) -> str:
     if column not in _COLUMNS:
         raise ValueError(f"not a budget scope column: {column!r}")
-    return column
+    return _COLUMNS[column]
 
 
 def list_budgets(store: DuckDBStore, project_id: str) -> list[BudgetRow]:
