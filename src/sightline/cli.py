@@ -706,6 +706,13 @@ def _rate(value: str | None) -> tuple[int, int]:
     show_default=True,
     help="Bytes of request bodies held at once over all requests (503 with Retry-After past it).",
 )
+@click.option(
+    "--prices-file",
+    envvar="SIGHTLINE_PRICES_FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML/JSON file of price overrides, as the server's --prices-file (docs/cost.md).",
+)
 @click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
 def gateway(
     host: str,
@@ -724,6 +731,7 @@ def gateway(
     body_idle_timeout_s: float,
     body_timeout_s: float,
     max_buffered_body_bytes: int,
+    prices_file: str | None,
     log_format: str,
 ) -> None:
     """Serve the OpenAI-compatible gateway: spans, budgets, rate limits, cache (docs/gateway.md)."""
@@ -747,6 +755,15 @@ def gateway(
             failover = load_routes(routes_path)
         except ValueError as e:
             raise click.BadParameter(f"{routes_path}: {e}", param_hint="--routes") from None
+    prices: tuple[Any, ...] = ()
+    if prices_file is not None:
+        from sightline.errors import ConfigError
+        from sightline.pricing import load_overrides
+
+        try:
+            prices = tuple(load_overrides(Path(prices_file)))
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--prices-file") from None
     configure_logging("info", log_format)
     opts = GatewayOptions(
         upstream=upstream,
@@ -761,6 +778,7 @@ def gateway(
         rate_window_s=window,
         failover=failover,
         timeout_s=upstream_timeout_s,
+        prices=prices,
         body_idle_timeout_s=body_idle_timeout_s,
         body_timeout_s=body_timeout_s,
         max_buffered_body_bytes=max_buffered_body_bytes,

@@ -40,7 +40,7 @@ from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
 from sightline.gateway._upstream import FastClient, UpstreamResponse, proxy_configured
-from sightline.pricing import Pricer
+from sightline.pricing import PriceOverride, Pricer
 
 __all__ = ["GatewayOptions", "ServerLink", "create_gateway_app"]
 
@@ -97,6 +97,8 @@ class GatewayOptions:
     failover: FailoverConfig | None = None
     """Routes with ordered fallback upstreams, the retry budget and circuit breakers (None: every
     call goes to ``upstream``, and its circuit, with the default thresholds)."""
+    prices: tuple[PriceOverride, ...] = ()
+    """Price overrides (``--prices-file``; mounted: the server's), winning over genai-prices."""
 
 
 _RATE_WINDOWS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "": 60}
@@ -238,7 +240,7 @@ class Gateway:
             self.recorder = SpanRecorder(sender=link.send_spans)
         elif opts.server:
             self.recorder = SpanRecorder(opts.server)
-        self.pricer = Pricer()
+        self.pricer = Pricer(list(opts.prices))
         self._checks: dict[tuple[str, tuple[str | None, ...]], tuple[float, Any]] = {}
         self._embedder: Any = None
         self.overhead_ms: deque[float] = deque(maxlen=10_000)
@@ -381,17 +383,23 @@ class Gateway:
 
     # -- spans ---------------------------------------------------------------------------------
 
-    def cost(self, call: _Call) -> float:
-        c = self.pricer.cost_usd(
+    def cost(self, call: _Call) -> float | None:
+        """The call's cost in USD; None for a model without a price.
+
+        Its span then goes without ``cost_usd``: the server prices it with its own price file,
+        or notes ``unknown_model``.
+        """
+        if call.input_tokens is None and call.output_tokens is None:
+            return 0.0
+        return self.pricer.cost_usd(
             model=call.response_model or str(call.body.get("model") or ""),
             provider="openai",
             input_tokens=call.input_tokens,
             output_tokens=call.output_tokens,
             cached_input_tokens=call.cached_tokens,
         )
-        return float(c or 0.0)
 
-    def record(self, call: _Call, cost_usd: float) -> None:
+    def record(self, call: _Call, cost_usd: float | None) -> None:
         end = time.perf_counter()
         duration_ms = (end - call.t0) * 1000
         model = str(call.body.get("model") or "")
@@ -766,8 +774,8 @@ async def _prologue(
     return call, held, str(info.get("project"))
 
 
-async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float) -> None:
-    spent = cost_usd + call.samples_cost
+async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float | None) -> None:
+    spent = (cost_usd or 0.0) + call.samples_cost
     for bid in held:
         await gw.backend.budget_commit(bid, spent)
     gw.record(call, cost_usd)
@@ -793,7 +801,7 @@ def _samples_wanted(request: Request) -> int | Response:
 
 
 async def _sample_and_finish(
-    gw: Gateway, call: _Call, held: list[str], cost: float, fwd: dict[str, str], n: int
+    gw: Gateway, call: _Call, held: list[str], cost: float | None, fwd: dict[str, str], n: int
 ) -> None:
     """Sample the answered prompt ``n`` more times, then finish the call.
 
@@ -816,7 +824,7 @@ async def _sample_and_finish(
                     return None, 0.0
                 sc = _Call(call.t0, call.start_epoch, body, {}, call.sl_key)
                 _read_completion(sc, orjson.loads(r.content))
-                return "".join(sc.text), gw.cost(sc)
+                return "".join(sc.text), gw.cost(sc) or 0.0
             except (httpx.HTTPError, orjson.JSONDecodeError) as e:
                 log.warning("gateway_sample_failed", error=str(e))
                 return None, 0.0
@@ -861,7 +869,7 @@ async def chat_completions(request: Request) -> Response:
             entry = orjson.loads(cached)
             data = entry["response"]
             call.cache = kind
-            call.saved_usd = float(entry.get("cost_usd", 0.0))
+            call.saved_usd = float(entry.get("cost_usd") or 0.0)
             _read_completion(call, data)
             call.first_s = time.perf_counter()
             await _finish(gw, call, held, 0.0)
@@ -917,7 +925,7 @@ async def chat_completions(request: Request) -> Response:
     first = sent.first
 
     async def relay() -> AsyncIterator[bytes]:
-        cost = 0.0
+        cost: float | None = 0.0
         try:
             try:
                 if first:
@@ -1093,9 +1101,13 @@ def _response_headers(r: httpx.Response | UpstreamResponse, call: _Call) -> dict
 
 
 async def _cache_put(
-    gw: Gateway, keys: tuple[str, str, str], vec: bytes, data: dict[str, Any], cost: float
+    gw: Gateway,
+    keys: tuple[str, str, str],
+    vec: bytes,
+    data: dict[str, Any],
+    cost: float | None,
 ) -> None:
-    entry = orjson.dumps({"response": data, "cost_usd": cost})
+    entry = orjson.dumps({"response": data, "cost_usd": cost or 0.0})
     await gw.backend.cache_put(keys[0], entry, gw.opts.cache_ttl_s)
     if gw.opts.cache == "semantic" and keys[2]:
         if not vec:

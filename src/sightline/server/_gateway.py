@@ -170,6 +170,7 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
             serve without them.
     """
     from sightline.gateway import GatewayOptions, check_cache, check_redis, load_routes, parse_rate
+    from sightline.pricing import load_overrides
 
     try:
         check_cache(settings.gateway_cache)
@@ -204,6 +205,7 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
         rate_window_s=window,
         failover=failover,
         timeout_s=settings.gateway_upstream_timeout_s,
+        prices=tuple(load_overrides(settings.prices_file)) if settings.prices_file else (),
     )
 
 
