@@ -207,3 +207,21 @@ def test_bad_budgets_file_fails_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="limit_usd"):
         for _ in harness(tmp_path, budgets_file=f):
             pass
+
+
+def test_a_budget_dropped_from_the_budgets_file_goes(tmp_path: Path) -> None:
+    f = tmp_path / "budgets.yaml"
+    f.write_text("budgets:\n  - name: org\n    limit_usd: 0.01\n    hard: true\n")
+    for hh in harness(tmp_path, budgets_file=f):
+        assert [b["name"] for b in hh.api("GET", "/api/v1/budgets").json()["data"]] == ["org"]
+    # restarted with another file: its budgets only, no longer the old hard limit
+    f.write_text("budgets:\n  - name: team\n    limit_usd: 5\n")
+    for hh in harness(tmp_path, budgets_file=f):
+        got = hh.api("GET", "/api/v1/budgets").json()["data"]
+        assert [(b["name"], b["source"]) for b in got] == [("team", "file")]
+        assert hh.api("GET", "/api/v1/budgets/check").json()["allowed"]
+    # restarted without a file: its former budgets are the API's to delete
+    for hh in harness(tmp_path):
+        assert hh.api("PUT", "/api/v1/budgets/team", json={"limit_usd": 9}).status_code == 200
+        assert hh.api("DELETE", "/api/v1/budgets/team").status_code == 200
+        assert hh.api("GET", "/api/v1/budgets").json()["data"] == []

@@ -104,7 +104,11 @@ class BudgetService(DaemonTask):
     # -- CRUD --------------------------------------------------------------------------------
 
     def _sync(self, project_id: str) -> None:
-        """Write the budgets file's budgets into the project (once per process)."""
+        """Write the budgets file's budgets into the project (once per process).
+
+        A budget an earlier budgets file wrote and this one no longer has is deleted: the file
+        says which budgets exist, and the API cannot delete a file's budget.
+        """
         if not self._file or project_id in self._synced:
             return
         with self._lock:
@@ -118,7 +122,18 @@ class BudgetService(DaemonTask):
                 if old is None or old.spec != body or old.source != "file":
                     created = old.created_at if old else now
                     self._store.put_budget(BudgetRow(project_id, name, body, "file", created, now))
+            for name, old in have.items():
+                if old.source == "file" and name not in self._file:
+                    self._store.delete_budget(project_id, name)
+                    log.info("budget_removed_from_file", project=project_id, budget=name)
             self._synced.add(project_id)
+
+    def _read_only(self, row: BudgetRow) -> bool:
+        """Whether the budget is one of this server's budgets file, not the API's to change.
+
+        One that a former budgets file wrote and this one does not have is the API's.
+        """
+        return row.source == "file" and row.name in self._file
 
     def list_budgets(self, project_id: str) -> list[BudgetRow]:
         """Every budget of the project."""
@@ -139,7 +154,7 @@ class BudgetService(DaemonTask):
         old = next((r for r in self.list_budgets(project_id) if r.name == spec.name), None)
         if old is not None and create:
             raise Conflict(f"a budget named {spec.name!r} exists")
-        if old is not None and old.source == "file":
+        if old is not None and self._read_only(old):
             raise Conflict(f"budget {spec.name!r} comes from the budgets file: edit the file")
         row = BudgetRow(
             project_id, spec.name, spec.model_dump(), "api", old.created_at if old else now, now
@@ -150,7 +165,7 @@ class BudgetService(DaemonTask):
     def delete_budget(self, project_id: str, name: str) -> None:
         """Delete a budget (404 if none, 409 for a file's)."""
         old = self.get_budget(project_id, name)
-        if old.source == "file":
+        if self._read_only(old):
             raise Conflict(f"budget {name!r} comes from the budgets file: edit the file")
         self._store.delete_budget(project_id, name)
 
