@@ -160,6 +160,10 @@ class TestUnknownAndOverrides:
             "- a\n-",
             "models: [{match: x, input_mtok: -1, output_mtok: 1}]",
             "models: [{match: x, input_mtok: 1, output_mtok: 1, z: 1}]",
+            # infinite prices cost NaN (0 cached tokens x inf): a NaN spend passes hard limits
+            "models: [{match: x, input_mtok: .inf, output_mtok: 1}]",
+            "models: [{match: x, input_mtok: 1, output_mtok: 1e400}]",
+            "models: [{match: x, input_mtok: 1, output_mtok: 1, cache_read_mtok: .nan}]",
         ],
     )
     def test_bad_override_file(self, tmp_path: Path, text: str) -> None:
@@ -167,6 +171,31 @@ class TestUnknownAndOverrides:
         f.write_text(text)
         with pytest.raises(ConfigError, match="invalid price file"):
             load_overrides(f)
+
+    def test_override_file_not_utf8(self, tmp_path: Path) -> None:
+        f = tmp_path / "p.yaml"
+        f.write_bytes(b"models:\n  - match: caf\xe9-*\n    input_mtok: 1\n    output_mtok: 1\n")
+        with pytest.raises(ConfigError, match="invalid price file .*not UTF-8"):
+            load_overrides(f)
+
+    def test_bad_files_stop_serve_with_a_message(self, tmp_path: Path) -> None:
+        from click.testing import CliRunner
+
+        from sightline.cli import main
+
+        prices = tmp_path / "p.yaml"
+        prices.write_bytes(b"models:\n  - match: caf\xe9\n    input_mtok: 1\n    output_mtok: 1\n")
+        budgets = tmp_path / "b.yaml"
+        budgets.write_bytes(b"budgets:\n  - name: caf\xe9\n    limit_usd: 1\n")
+        for flag, path in (("--prices-file", prices), ("--budgets", budgets)):
+            r = CliRunner().invoke(
+                main,
+                ["serve", "--port", "0", "--otlp-grpc-port", "0",
+                 "--data-dir", str(tmp_path / "data"), flag, str(path)],
+            )  # fmt: skip
+            assert r.exit_code == 1, r.output
+            assert "not UTF-8" in r.output and str(path) in r.output
+            assert r.exception is None or isinstance(r.exception, SystemExit)
 
     def test_missing_override_file(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="cannot read"):

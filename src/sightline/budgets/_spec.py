@@ -95,6 +95,8 @@ def load_budgets_file(path: Path) -> list[BudgetSpec]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"cannot read budgets file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"invalid budgets file {path}: not UTF-8 text ({e.reason})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid budgets file {path}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("budgets"), list):

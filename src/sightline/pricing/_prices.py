@@ -47,7 +47,9 @@ _PROVIDER_IDS = {
 class PriceOverride(BaseModel):
     """One entry of the user price file: prices in USD per million tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    # an infinite price makes costs NaN (0 cached tokens x inf), and a NaN spend never
+    # reaches a hard limit
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     match: str = Field(description="Model name, or a glob such as 'my-finetune-*'.")
     provider: str | None = Field(None, description="Only for spans of this provider.")
@@ -72,6 +74,8 @@ def load_overrides(path: Path) -> list[PriceOverride]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read price file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"invalid price file {path}: not UTF-8 text ({e.reason})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         return _PriceFile.model_validate(data).models
