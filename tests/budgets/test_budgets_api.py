@@ -120,6 +120,18 @@ class TestCheck:
             ("gpt-4o-mini", pytest.approx(1.75))
         ]
 
+    def test_a_negative_cost_takes_nothing_off_the_spend(self, h: Harness) -> None:
+        h.api("POST", "/api/v1/budgets", json={"name": "u", "scope": "user", "limit_usd": 1.0,
+                                               "hard": True})  # fmt: skip
+        _spend(h, 2.0, user_id="u1")
+        r = h.api("POST", "/api/v1/spans", json=[
+            span(h.clock() - timedelta(seconds=5), cost_usd=-1000.0, user_id="u1")])  # fmt: skip
+        assert r.status_code == 200 and r.json()["repaired_reasons"] == {"invalid_cost_usd": 1}
+        check = h.api("GET", "/api/v1/budgets/check", params={"user": "u1"}).json()
+        assert check["allowed"] is False
+        # the span is priced from its tokens instead (gpt-4o-mini, 500 in, 100 out)
+        assert check["budgets"][0]["spent_usd"] == pytest.approx(2.0 + 0.000135)
+
     def test_period_rolls_over(self, h: Harness) -> None:
         h.api(
             "POST",

@@ -649,7 +649,9 @@ def _decode_native(
             v = s.get(f)
             if v is not None:
                 fv = semconv._as_float(v)
-                if fv is None:
+                # a negative cost would take spend off budgets (and unblock a hard limit):
+                # dropped, the span is priced from its tokens instead
+                if fv is None or (f == "cost_usd" and fv < 0):
                     res.count(f"invalid_{f}")
                 else:
                     rec[f] = fv
