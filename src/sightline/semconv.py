@@ -637,8 +637,16 @@ _VERCEL_TOKENS = (
     ("input_tokens", ("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens")),
     ("output_tokens", ("ai.usage.outputTokens", "ai.usage.completionTokens")),
     ("total_tokens", ("ai.usage.totalTokens",)),
-    ("cached_input_tokens", ("ai.usage.cachedInputTokens",)),
-    ("reasoning_tokens", ("ai.usage.reasoningTokens",)),
+    # AI SDK 6 adds the details (its inputTokens counts the cache reads and writes)
+    (
+        "cached_input_tokens",
+        ("ai.usage.cachedInputTokens", "ai.usage.inputTokenDetails.cacheReadTokens"),
+    ),
+    ("cache_write_tokens", ("ai.usage.inputTokenDetails.cacheWriteTokens",)),
+    (
+        "reasoning_tokens",
+        ("ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
+    ),
 )
 _OTEL_DOTTED_PROVIDERS = ("gcp.", "aws.", "azure.")
 _VERCEL_CALL_STR = (
