@@ -9,8 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
+
+import pytest
 
 from _helpers import API_KEY, Server
+from sightline.errors import BudgetExceeded
 from sightline.pricing import Pricer
 from sightline.testing import FakeProvider
 
@@ -163,3 +167,37 @@ def test_a_forked_child_does_not_inherit_the_parents_held_locks_or_calls() -> No
     """)
     proc = subprocess.run([sys.executable, "-c", child], timeout=30, capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_the_guard_forgets_idle_users(server: Server, monkeypatch: Any) -> None:
+    # one answer and one ledger per user (and per day): a long-running app with many users
+    # kept them all
+    from sightline.sdk import _budget
+    from sightline.sdk._tracing import _TRACE_ATTRS
+
+    monkeypatch.setattr(_budget, "_MAX_SCOPES", 20, raising=False)
+    monkeypatch.setattr(_budget, "_IDLE_S", 0.0, raising=False)
+    with server.client() as c:
+        r = c.post("/api/v1/budgets", json={"name": "idle-users", "scope": "user",
+                                            "limit_usd": 0.5, "hard": True})  # fmt: skip
+        assert r.status_code == 201, r.text
+        now = time.time()
+        spent = {"trace_id": os.urandom(16).hex(), "span_id": os.urandom(8).hex(),
+                 "kind": "llm", "name": "chat", "start_time": now - 5, "duration_ms": 5,
+                 "model": "gpt-4o-mini", "user_id": "idle-spent", "cost_usd": 1.0}  # fmt: skip
+        assert c.post("/api/v1/spans", json=[spent]).status_code == 200
+    g = _budget.BudgetGuard(server.url, API_KEY, cache_s=0.001)
+    for i in range(100):
+        token = _TRACE_ATTRS.set({"sightline.user_id": f"idle-{i}"})
+        try:
+            g.release(g.admit("gpt-4o-mini"))
+        finally:
+            _TRACE_ATTRS.reset(token)
+        time.sleep(0.002)
+    assert len(g._snapshots) <= 21 and len(g._ledgers) <= 21
+    token = _TRACE_ATTRS.set({"sightline.user_id": "idle-spent"})
+    try:
+        with pytest.raises(BudgetExceeded):
+            g.admit("gpt-4o-mini")
+    finally:
+        _TRACE_ATTRS.reset(token)

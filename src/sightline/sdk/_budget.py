@@ -35,6 +35,10 @@ from sightline.sdk._tracing import _TRACE_ATTRS
 __all__ = ["BudgetGuard", "Ticket", "admit", "guard", "release", "set_guard"]
 
 _WAIT_S = 60.0  # the longest a call waits for calls in flight before it goes ahead anyway
+_MAX_SCOPES = 10_000
+"""Scopes (user, tenant, feature, model) whose answers are kept before idle ones are dropped."""
+_IDLE_S = 300.0
+"""An answer this old is dropped, with its ledgers (the calls they count are on the server)."""
 
 
 @dataclass(slots=True)
@@ -84,6 +88,7 @@ class BudgetGuard:
         self._refresh_lock = threading.Lock()
         self._snapshots: dict[tuple[str | None, ...], _Snapshot] = {}
         self._ledgers: dict[str, _Ledger] = {}
+        self._pruned_at = 0.0
         self.num_checks = 0
         """Requests made to the server."""
         self._warned = False
@@ -213,7 +218,24 @@ class BudgetGuard:
                 lg.completed = max(0, lg.completed - marks.get(bid, 0))
                 snap.budgets.append(bid)
             self._snapshots[key] = snap
+            if len(self._snapshots) > _MAX_SCOPES:
+                self._prune(snap.fetched_at)
             self._cond.notify_all()
+
+    def _prune(self, now: float) -> None:
+        """Forget idle scopes and the ledgers only they used. Under ``_cond``.
+
+        Each user (and each day of a daily budget) has its own: a long-running process would
+        otherwise keep them all.
+        """
+        if now - self._pruned_at < min(_IDLE_S, 30.0):
+            return
+        self._pruned_at = now
+        self._snapshots = {
+            k: s for k, s in self._snapshots.items() if now - s.fetched_at < max(s.ttl_s, _IDLE_S)
+        }
+        used = {bid for s in self._snapshots.values() for bid in s.budgets}
+        self._ledgers = {b: lg for b, lg in self._ledgers.items() if b in used or lg.in_flight}
 
     def _fetch(self, key: tuple[str | None, ...]) -> dict[str, Any] | None:
         params = {
