@@ -21,6 +21,9 @@ _BUDGET_TTL_S = 40 * 86400  # a budget counter outlives its period (a month at m
 _MAX_SEMANTIC = 500  # entries kept per cache scope (a linear scan of 384-d vectors)
 _MAX_EXACT = 20_000  # entries kept in memory
 _MAX_PROJECTS = 10_000  # projects whose statistics are kept in memory
+_MAX_BUDGETS = 100_000  # budget counters kept in memory before idle ones are dropped
+_BUDGET_IDLE_S = 600.0  # a counter unused this long is the server's figure by now
+_PRUNE_EVERY_S = 10.0
 
 
 class Backend(Protocol):
@@ -74,7 +77,10 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._windows: dict[str, deque[float]] = {}
-        self._budgets: dict[str, list[float]] = {}  # bid -> [spent, max, inflight]
+        # bid -> [spent, max, inflight, last used]: one per budget, scope value (each user of
+        # a per-user budget) and period, so idle ones are dropped past _MAX_BUDGETS
+        self._budgets: dict[str, list[float]] = {}
+        self._budgets_pruned_at = 0.0
         self._stats: dict[str, float] = {}
         self._project_stats: dict[str, dict[str, float]] = {}
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -99,10 +105,16 @@ class MemoryBackend:
     async def budget_reserve(
         self, bid: str, server_spent: float, server_max: float, limit: float
     ) -> Verdict:
-        b = self._budgets.setdefault(bid, [0.0, 0.0, 0.0])
+        now = time.monotonic()
+        b = self._budgets.get(bid)
+        if b is None:
+            if len(self._budgets) >= _MAX_BUDGETS:
+                self._prune_budgets(now)
+            b = self._budgets[bid] = [0.0, 0.0, 0.0, now]
+        b[3] = now
         b[0] = max(b[0], server_spent)
         b[1] = max(b[1], server_max)
-        spent, mx, inflight = b
+        spent, mx, inflight, _ = b
         if spent >= limit:
             return "deny"
         if (mx <= 0 and inflight > 0) or spent + inflight * mx >= limit:
@@ -111,10 +123,20 @@ class MemoryBackend:
         return "ok"
 
     async def budget_commit(self, bid: str, cost_usd: float) -> None:
-        b = self._budgets.setdefault(bid, [0.0, 0.0, 1.0])
+        b = self._budgets.setdefault(bid, [0.0, 0.0, 1.0, 0.0])
+        b[3] = time.monotonic()
         b[0] += cost_usd
         b[1] = max(b[1], cost_usd)
         b[2] = max(0.0, b[2] - 1)
+
+    def _prune_budgets(self, now: float) -> None:
+        """Drop the counters without a call in flight and unused ``_BUDGET_IDLE_S``."""
+        if now - self._budgets_pruned_at < _PRUNE_EVERY_S:
+            return
+        self._budgets_pruned_at = now
+        self._budgets = {
+            k: b for k, b in self._budgets.items() if b[2] > 0 or now - b[3] < _BUDGET_IDLE_S
+        }
 
     async def incr(self, values: dict[str, float], project: str | None = None) -> None:
         for k, v in values.items():
