@@ -132,6 +132,20 @@ class TestCheck:
         # the span is priced from its tokens instead (gpt-4o-mini, 500 in, 100 out)
         assert check["budgets"][0]["spent_usd"] == pytest.approx(2.0 + 0.000135)
 
+    def test_listing_shows_each_users_requests(self, h: Harness) -> None:
+        h.api("POST", "/api/v1/budgets", json={"name": "per-user", "scope": "user",
+                                               "limit_usd": 5.0, "hard": True})  # fmt: skip
+        _spend(h, 0.25, user_id="u1")
+        _spend(h, 0.5, user_id="u1")
+        _spend(h, 1.0, user_id="u2")
+        (listed,) = h.api("GET", "/api/v1/budgets").json()["data"]
+        got = [(s["scope_value"], s["spent_usd"], s["num_requests"], s["max_request_usd"])
+               for s in listed["status"]]  # fmt: skip
+        assert got == [("u1", 0.75, 2, 0.5), ("u2", 1.0, 1, 1.0)]
+        # the same figures as the check gives
+        (checked,) = h.api("GET", "/api/v1/budgets/check", params={"user": "u1"}).json()["budgets"]
+        assert (checked["num_requests"], checked["max_request_usd"]) == (2, 0.5)
+
     def test_period_rolls_over(self, h: Harness) -> None:
         h.api(
             "POST",

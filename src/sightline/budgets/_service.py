@@ -201,8 +201,11 @@ class BudgetService(DaemonTask):
         if column is None or spec.match != "*":
             return [self.status(project_id, spec, None if column is None else spec.match)]
         start, end = period_bounds(spec.period, self._clock())
-        by = self._store.budget_spend_by(project_id, start, column)
-        return [BudgetStatus(spec, v, start, end, s, 0, 0.0) for v, s in sorted(by.items())]
+        by = self._store.budget_spend_each(project_id, start, column)
+        return [
+            BudgetStatus(spec, v, start, end, s.spent_usd, s.num_requests, s.max_request_usd)
+            for v, s in sorted(by.items())
+        ]
 
     # -- threshold alerts --------------------------------------------------------------------
 

@@ -697,14 +697,20 @@ class ControlMixin(CHBase):
         return BudgetSpend(float(r[0] or 0.0), int(r[1] or 0), float(r[2] or 0.0))
 
     def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
+        each = self.budget_spend_each(project_id, since, column)
+        return {k: v.spent_usd for k, v in each.items()}
+
+    def budget_spend_each(
+        self, project_id: str, since: datetime, column: str
+    ) -> dict[str, BudgetSpend]:
         col = self._budget_column(column)
         rows = self._q(
-            f"SELECT {col} AS _v, sum(cost_usd) FROM spans WHERE project_id = {{p:String}}"  # noqa: S608 - col is from _BUDGET_COLUMNS
-            f" AND start_time >= {{since:DateTime64(6, 'UTC')}} AND cost_usd IS NOT NULL"
-            f" AND _v IS NOT NULL GROUP BY _v",
+            f"SELECT {col} AS _v, sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"  # noqa: S608 - col is from _BUDGET_COLUMNS
+            f" WHERE project_id = {{p:String}} AND start_time >= {{since:DateTime64(6, 'UTC')}}"
+            f" AND cost_usd IS NOT NULL AND _v IS NOT NULL GROUP BY _v",
             {"p": project_id, "since": ch_ts(since)},
         )
-        return {str(r[0]): float(r[1]) for r in rows}
+        return {str(r[0]): BudgetSpend(float(r[1]), int(r[2]), float(r[3])) for r in rows}
 
     def mark_budget_alert(
         self,

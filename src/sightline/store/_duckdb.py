@@ -878,6 +878,11 @@ class DuckDBStore:
     def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
         return _duckdb_budgets.budget_spend_by(self, project_id, since, column)
 
+    def budget_spend_each(
+        self, project_id: str, since: datetime, column: str
+    ) -> dict[str, BudgetSpend]:
+        return _duckdb_budgets.budget_spend_each(self, project_id, since, column)
+
     def mark_budget_alert(
         self,
         project_id: str,

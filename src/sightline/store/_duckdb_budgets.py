@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "budget_spend",
     "budget_spend_by",
+    "budget_spend_each",
     "delete_budget",
     "list_budgets",
     "mark_budget_alert",
@@ -115,14 +116,21 @@ def budget_spend(
 def budget_spend_by(
     store: DuckDBStore, project_id: str, since: datetime, column: str
 ) -> dict[str, float]:
+    return {k: v.spent_usd for k, v in budget_spend_each(store, project_id, since, column).items()}
+
+
+def budget_spend_each(
+    store: DuckDBStore, project_id: str, since: datetime, column: str
+) -> dict[str, BudgetSpend]:
     col = _column(column)
     sql = (
-        f"SELECT {col}, sum(cost_usd) FROM spans WHERE project_id = ? AND start_time >= ?"  # noqa: S608 - col is from _COLUMNS
-        f" AND cost_usd IS NOT NULL AND {col} IS NOT NULL GROUP BY {col}"
+        f"SELECT {col}, sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"  # noqa: S608 - col is from _COLUMNS
+        f" WHERE project_id = ? AND start_time >= ? AND cost_usd IS NOT NULL"
+        f" AND {col} IS NOT NULL GROUP BY {col}"
     )
     with _as_store_error("budget spend"), store._cursor() as cur:
         rows = cur.execute(sql, [project_id, _ts(since)]).fetchall()
-    return {str(r[0]): float(r[1]) for r in rows}
+    return {str(r[0]): BudgetSpend(float(r[1]), int(r[2]), float(r[3])) for r in rows}
 
 
 def mark_budget_alert(

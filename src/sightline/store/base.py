@@ -1177,6 +1177,12 @@ class TraceStore(AnalysisStore, Protocol):
         """Cost since ``since`` per distinct value of ``column`` (NULLs left out)."""
         ...
 
+    def budget_spend_each(
+        self, project_id: str, since: datetime, column: str
+    ) -> dict[str, BudgetSpend]:
+        """:meth:`budget_spend` per distinct value of ``column`` (NULLs left out)."""
+        ...
+
     def mark_budget_alert(
         self,
         project_id: str,
