@@ -66,6 +66,17 @@ class TestBudgetCrud:
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"]
 
+    def test_unknown_channel_is_400(self, h: Harness) -> None:
+        # its threshold alerts would go nowhere (alert rules refuse it the same way)
+        body = {"name": "x", "limit_usd": 1, "notify": ["hook", "finance-slack"]}
+        r = h.api("POST", "/api/v1/budgets", json=body)
+        assert r.status_code == 400, r.text
+        assert "unknown channel(s) finance-slack" in r.json()["error"]["message"]
+        assert h.api("PUT", "/api/v1/budgets/x", json=body).status_code == 400
+        assert h.api("GET", "/api/v1/budgets").json()["data"] == []
+        body["notify"] = ["hook"]
+        assert h.api("POST", "/api/v1/budgets", json=body).status_code == 201
+
     def test_name_mismatch_is_400(self, h: Harness) -> None:
         r = h.api("PUT", "/api/v1/budgets/a", json={"name": "b", "limit_usd": 1})
         assert r.status_code == 400
@@ -223,6 +234,16 @@ def test_budgets_file_is_read_only(tmp_path: Path) -> None:
         assert [(b["name"], b["source"], b["hard"]) for b in got] == [("org", "file", True)]
         assert hh.api("PUT", "/api/v1/budgets/org", json={"limit_usd": 1}).status_code == 409
         assert hh.api("DELETE", "/api/v1/budgets/org").status_code == 409
+
+
+def test_budgets_file_with_an_unknown_channel_fails_start(tmp_path: Path) -> None:
+    from sightline.errors import ConfigError
+
+    f = tmp_path / "budgets.yaml"
+    f.write_text("budgets:\n  - name: org\n    limit_usd: 5\n    notify: [finance-slack]\n")
+    with pytest.raises(ConfigError, match="unknown channel.*finance-slack"):
+        for _ in harness(tmp_path, budgets_file=f):
+            pass
 
 
 def test_bad_budgets_file_fails_start(tmp_path: Path) -> None:

@@ -150,6 +150,7 @@ class BudgetService(DaemonTask):
     def put_budget(self, project_id: str, raw: Any, *, create: bool = False) -> BudgetRow:
         """Create or replace a budget from untrusted input (409: exists on create, or a file's)."""
         spec = parse_budget(raw)
+        self._check_channels(spec)
         now = self._clock()
         old = next((r for r in self.list_budgets(project_id) if r.name == spec.name), None)
         if old is not None and create:
@@ -161,6 +162,16 @@ class BudgetService(DaemonTask):
         )
         self._store.put_budget(row)
         return row
+
+    def _check_channels(self, spec: BudgetSpec) -> None:
+        """400 for a channel the alerts file does not have (its alerts would go nowhere)."""
+        known = self._dispatcher.channels if self._dispatcher is not None else {}
+        unknown = [c for c in spec.notify if c not in known]
+        if unknown:
+            raise ConfigError(
+                f"budget {spec.name}: unknown channel(s) {', '.join(unknown)};"
+                f" configured: {', '.join(sorted(known)) or 'none'}"
+            )
 
     def delete_budget(self, project_id: str, name: str) -> None:
         """Delete a budget (404 if none, 409 for a file's)."""

@@ -88,6 +88,14 @@ def create_app(
     from sightline.budgets import BudgetService, load_budgets_file
 
     file_budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
+    channels = set(alerts_file.channels) if alerts_file is not None else set()
+    for b in file_budgets:  # fail at startup: the alerts of such a budget would go nowhere
+        unknown = [c for c in b.notify if c not in channels]
+        if unknown:
+            raise ConfigError(
+                f"budgets file {settings.budgets_file}: budget {b.name}: unknown channel(s)"
+                f" {', '.join(unknown)} (channels come from the alerts file)"
+            )
     if alerts_file is not None:  # fail at startup, not in the lifespan, on a bad digest
         from sightline.alerts._digest import parse_digest
 
