@@ -157,6 +157,19 @@ class TestCheck:
         (checked,) = h.api("GET", "/api/v1/budgets/check", params={"user": "u1"}).json()["budgets"]
         assert (checked["num_requests"], checked["max_request_usd"]) == (2, 0.5)
 
+    def test_a_span_dated_after_the_period_counts_in_its_own(self, h: Harness) -> None:
+        for period in ("day", "month"):
+            h.api("POST", "/api/v1/budgets", json={"name": period, "period": period,
+                                                   "limit_usd": 1.0, "hard": True})  # fmt: skip
+        # a client's clock years ahead (or a typo in a backfill): not this period's spend
+        h.post_spans([span(h.clock().replace(year=2099), cost_usd=5.0)])
+        _spend(h, 0.25)
+        check = h.api("GET", "/api/v1/budgets/check").json()
+        assert check["allowed"] is True
+        assert [b["spent_usd"] for b in check["budgets"]] == [0.25, 0.25]
+        listed = h.api("GET", "/api/v1/budgets").json()["data"]
+        assert [b["status"][0]["spent_usd"] for b in listed] == [0.25, 0.25]
+
     def test_period_rolls_over(self, h: Harness) -> None:
         h.api(
             "POST",

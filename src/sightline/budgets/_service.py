@@ -186,8 +186,10 @@ class BudgetService(DaemonTask):
         """The budget's spend this period for one scope value (None: project scope)."""
         start, end = period_bounds(spec.period, self._clock())
         column = SCOPE_COLUMNS[spec.scope]
+        # until the period's end: a span dated later (a client's clock ahead, or a year typo)
+        # counts in its own period, not in every period until then
         sp = self._store.budget_spend(
-            project_id, start, column=column, value=value if column else None
+            project_id, start, column=column, value=value if column else None, until=end
         )
         return BudgetStatus(
             spec, value, start, end, sp.spent_usd, sp.num_requests, sp.max_request_usd
@@ -212,7 +214,7 @@ class BudgetService(DaemonTask):
         if column is None or spec.match != "*":
             return [self.status(project_id, spec, None if column is None else spec.match)]
         start, end = period_bounds(spec.period, self._clock())
-        by = self._store.budget_spend_each(project_id, start, column)
+        by = self._store.budget_spend_each(project_id, start, column, until=end)
         return [
             BudgetStatus(spec, v, start, end, s.spent_usd, s.num_requests, s.max_request_usd)
             for v, s in sorted(by.items())

@@ -683,6 +683,7 @@ class ControlMixin(CHBase):
         *,
         column: str | None = None,
         value: str | None = None,
+        until: datetime | None = None,
     ) -> BudgetSpend:
         sql = (
             "SELECT sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"
@@ -690,25 +691,35 @@ class ControlMixin(CHBase):
             " AND cost_usd IS NOT NULL"
         )
         params: dict[str, Any] = {"p": project_id, "since": ch_ts(since)}
+        if until is not None:
+            sql += " AND start_time < {until:DateTime64(6, 'UTC')}"
+            params["until"] = ch_ts(until)
         if column is not None:
             sql += f" AND {self._budget_column(column)} = {{v:Nullable(String)}}"
             params["v"] = value
         r = self._q(sql, params)[0]
         return BudgetSpend(float(r[0] or 0.0), int(r[1] or 0), float(r[2] or 0.0))
 
-    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
-        each = self.budget_spend_each(project_id, since, column)
+    def budget_spend_by(
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
+    ) -> dict[str, float]:
+        each = self.budget_spend_each(project_id, since, column, until=until)
         return {k: v.spent_usd for k, v in each.items()}
 
     def budget_spend_each(
-        self, project_id: str, since: datetime, column: str
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
     ) -> dict[str, BudgetSpend]:
         col = self._budget_column(column)
+        params: dict[str, Any] = {"p": project_id, "since": ch_ts(since)}
+        bound = ""
+        if until is not None:
+            bound = " AND start_time < {until:DateTime64(6, 'UTC')}"
+            params["until"] = ch_ts(until)
         rows = self._q(
             f"SELECT {col} AS _v, sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"  # noqa: S608 - col is from _BUDGET_COLUMNS
             f" WHERE project_id = {{p:String}} AND start_time >= {{since:DateTime64(6, 'UTC')}}"
-            f" AND cost_usd IS NOT NULL AND _v IS NOT NULL GROUP BY _v",
-            {"p": project_id, "since": ch_ts(since)},
+            f"{bound} AND cost_usd IS NOT NULL AND _v IS NOT NULL GROUP BY _v",
+            params,
         )
         return {str(r[0]): BudgetSpend(float(r[1]), int(r[2]), float(r[3])) for r in rows}
 

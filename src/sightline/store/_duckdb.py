@@ -872,16 +872,19 @@ class DuckDBStore:
         *,
         column: str | None = None,
         value: str | None = None,
+        until: datetime | None = None,
     ) -> BudgetSpend:
-        return _duckdb_budgets.budget_spend(self, project_id, since, column, value)
+        return _duckdb_budgets.budget_spend(self, project_id, since, column, value, until)
 
-    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
-        return _duckdb_budgets.budget_spend_by(self, project_id, since, column)
+    def budget_spend_by(
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
+    ) -> dict[str, float]:
+        return _duckdb_budgets.budget_spend_by(self, project_id, since, column, until)
 
     def budget_spend_each(
-        self, project_id: str, since: datetime, column: str
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
     ) -> dict[str, BudgetSpend]:
-        return _duckdb_budgets.budget_spend_each(self, project_id, since, column)
+        return _duckdb_budgets.budget_spend_each(self, project_id, since, column, until)
 
     def mark_budget_alert(
         self,

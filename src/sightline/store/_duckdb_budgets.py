@@ -99,12 +99,16 @@ def budget_spend(
     since: datetime,
     column: str | None,
     value: str | None,
+    until: datetime | None = None,
 ) -> BudgetSpend:
     sql = (
         "SELECT coalesce(sum(cost_usd), 0), count(cost_usd), coalesce(max(cost_usd), 0)"
         " FROM spans WHERE project_id = ? AND start_time >= ? AND cost_usd IS NOT NULL"
     )
     params: list[Any] = [project_id, _ts(since)]
+    if until is not None:
+        sql += " AND start_time < ?"
+        params.append(_ts(until))
     if column is not None:
         sql += f" AND {_column(column)} = ?"
         params.append(value)
@@ -114,22 +118,36 @@ def budget_spend(
 
 
 def budget_spend_by(
-    store: DuckDBStore, project_id: str, since: datetime, column: str
+    store: DuckDBStore,
+    project_id: str,
+    since: datetime,
+    column: str,
+    until: datetime | None = None,
 ) -> dict[str, float]:
-    return {k: v.spent_usd for k, v in budget_spend_each(store, project_id, since, column).items()}
+    each = budget_spend_each(store, project_id, since, column, until)
+    return {k: v.spent_usd for k, v in each.items()}
 
 
 def budget_spend_each(
-    store: DuckDBStore, project_id: str, since: datetime, column: str
+    store: DuckDBStore,
+    project_id: str,
+    since: datetime,
+    column: str,
+    until: datetime | None = None,
 ) -> dict[str, BudgetSpend]:
     col = _column(column)
+    params: list[Any] = [project_id, _ts(since)]
+    bound = ""
+    if until is not None:
+        bound = " AND start_time < ?"
+        params.append(_ts(until))
     sql = (
         f"SELECT {col}, sum(cost_usd), count(cost_usd), max(cost_usd) FROM spans"  # noqa: S608 - col is from _COLUMNS
-        f" WHERE project_id = ? AND start_time >= ? AND cost_usd IS NOT NULL"
+        f" WHERE project_id = ? AND start_time >= ?{bound} AND cost_usd IS NOT NULL"
         f" AND {col} IS NOT NULL GROUP BY {col}"
     )
     with _as_store_error("budget spend"), store._cursor() as cur:
-        rows = cur.execute(sql, [project_id, _ts(since)]).fetchall()
+        rows = cur.execute(sql, params).fetchall()
     return {str(r[0]): BudgetSpend(float(r[1]), int(r[2]), float(r[3])) for r in rows}
 
 

@@ -1169,16 +1169,22 @@ class TraceStore(AnalysisStore, Protocol):
         *,
         column: str | None = None,
         value: str | None = None,
+        until: datetime | None = None,
     ) -> BudgetSpend:
-        """Cost of the project's spans since ``since`` (where ``column = value`` if given)."""
+        """Cost of the project's spans from ``since`` to ``until``, where ``column = value``.
+
+        ``until`` is excluded (None: no end); without ``column`` every span counts.
+        """
         ...
 
-    def budget_spend_by(self, project_id: str, since: datetime, column: str) -> dict[str, float]:
-        """Cost since ``since`` per distinct value of ``column`` (NULLs left out)."""
+    def budget_spend_by(
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
+    ) -> dict[str, float]:
+        """Cost from ``since`` to ``until`` per distinct value of ``column`` (NULLs left out)."""
         ...
 
     def budget_spend_each(
-        self, project_id: str, since: datetime, column: str
+        self, project_id: str, since: datetime, column: str, *, until: datetime | None = None
     ) -> dict[str, BudgetSpend]:
         """:meth:`budget_spend` per distinct value of ``column`` (NULLs left out)."""
         ...
