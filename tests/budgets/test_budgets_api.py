@@ -285,3 +285,47 @@ def test_a_budget_dropped_from_the_budgets_file_goes(tmp_path: Path) -> None:
         assert hh.api("PUT", "/api/v1/budgets/team", json={"limit_usd": 9}).status_code == 200
         assert hh.api("DELETE", "/api/v1/budgets/team").status_code == 200
         assert hh.api("GET", "/api/v1/budgets").json()["data"] == []
+
+
+class _Crash(BaseException):
+    """The process dying at that point (not an error any handler would catch)."""
+
+
+def test_a_crash_right_after_a_threshold_is_marked_does_not_lose_its_notification(
+    tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark and its deliveries are committed together: a process that dies right after,
+    before queueing anything, sends the notification at its next start (the deliveries were
+    stored after the mark: the threshold stayed marked and was never announced)."""
+    yaml = f"channels:\n  hook:\n    type: webhook\n    url: {receiver.url}/hook\n"
+    gen = harness(tmp_path, alerts_yaml=yaml)
+    h = next(gen)
+    try:
+        body = {"name": "team", "limit_usd": 1.0, "notify": ["hook"]}
+        assert h.api("POST", "/api/v1/budgets", json=body).status_code == 201
+        _spend(h, 0.6)
+        real = h.store.mark_budget_alert
+
+        def mark_then_die(*args: Any, **kw: Any) -> bool:
+            real(*args, **kw)
+            raise _Crash
+
+        monkeypatch.setattr(h.store, "mark_budget_alert", mark_then_die)
+        with pytest.raises(_Crash):
+            h.state.budgets.tick()
+        monkeypatch.undo()
+    finally:
+        gen.close()
+    assert receiver.bodies("/hook") == []
+    gen = harness(tmp_path, alerts_yaml=yaml)  # the next start, on the same data directory
+    h = next(gen)
+    try:
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        [got] = receiver.bodies("/hook")
+        assert got["rule"] == "budget:team" and got["labels"]["threshold_pct"] == "50"
+        h.state.budgets.tick()  # marked: not announced twice
+        h.clock.advance(seconds=1)
+        h.state.budgets.tick()
+        assert len(receiver.bodies("/hook")) == 1
+    finally:
+        gen.close()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sightline.errors import ConfigError, Conflict, NotFound
-from sightline.model import Outcome, PromptVersion
+from sightline.model import Delivery, Outcome, PromptVersion
 from sightline.store import Membership, User, UserSession
 from sightline.store._eval_records import Dataset
 from sightline.store.base import ApiKey, AuditEntry, BudgetRow, PrivacySettings, TraceStore
@@ -354,6 +354,27 @@ class TestBudgets:
         assert any_store.mark_budget_alert("p", "daily", "u1", T0, 1.0, 5.0, T0) is True
         nxt = T0 + timedelta(days=1)
         assert any_store.mark_budget_alert("p", "daily", "u1", nxt, 0.8, 4.0, nxt) is True
+
+    def test_a_marks_deliveries_are_stored_only_by_the_call_that_made_it(
+        self, any_store: TraceStore
+    ) -> None:
+        def d(i: int) -> Delivery:
+            return Delivery(
+                project_id="p",
+                delivery_id=f"d{i}",
+                alert_id="budget-1",
+                channel="hook",
+                event="firing",
+                status="pending",
+                payload={"i": i},
+                created_at=T0,
+                updated_at=T0,
+            )
+
+        args = ("p", "daily", "u1", T0, 0.8, 4.1, T0)
+        assert any_store.mark_budget_alert(*args, [d(0)]) is True
+        assert any_store.mark_budget_alert(*args, [d(1)]) is False
+        assert [x.delivery_id for x in any_store.list_deliveries("p")] == ["d0"]
 
 
 def _pv(

@@ -24,6 +24,7 @@ from sightline.budgets._spec import (
     period_bounds,
 )
 from sightline.errors import ConfigError, Conflict, NotFound, SightlineError
+from sightline.model import Delivery
 from sightline.store.base import BudgetRow, TraceStore
 
 if TYPE_CHECKING:
@@ -243,28 +244,39 @@ class BudgetService(DaemonTask):
             for st in self.statuses(project_id, spec):
                 for t in crossed(spec, st.spent_usd):
                     value = st.scope_value or ""
+                    # the notifications are stored with the mark, in one transaction: a
+                    # crash between the two left the threshold marked and never announced
+                    deliveries = self._deliveries(project_id, st, t, now)
                     if self._store.mark_budget_alert(
-                        project_id, spec.name, value, st.period_start, t, st.spent_usd, now
-                    ):
-                        self._alert(project_id, st, t, now)
+                        project_id, spec.name, value, st.period_start, t, st.spent_usd, now,
+                        deliveries,
+                    ):  # fmt: skip
+                        self._alerted(project_id, st, t)
+                        if self._dispatcher is not None:
+                            self._dispatcher.enqueue(deliveries)
 
-    def _alert(self, project_id: str, st: BudgetStatus, threshold: float, now: datetime) -> None:
+    def _alerted(self, project_id: str, st: BudgetStatus, threshold: float) -> None:
         spec = st.spec
         self.num_alerts += 1
-        key = f"{project_id}\0{spec.name}\0{st.scope_value}\0{st.period_start}\0{threshold}"
-        alert_id = "budget-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-        pct = round(threshold * 100)
         log.warning(
             "budget_threshold_reached",
             project=project_id,
             budget=spec.name,
             scope_value=st.scope_value,
-            threshold_pct=pct,
+            threshold_pct=round(threshold * 100),
             spent_usd=st.spent_usd,
             limit_usd=spec.limit_usd,
         )
+
+    def _deliveries(
+        self, project_id: str, st: BudgetStatus, threshold: float, now: datetime
+    ) -> list[Delivery]:
+        spec = st.spec
         if self._dispatcher is None or not spec.notify:
-            return
+            return []
+        key = f"{project_id}\0{spec.name}\0{st.scope_value}\0{st.period_start}\0{threshold}"
+        alert_id = "budget-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        pct = round(threshold * 100)
         group = {"budget": spec.name, "scope": spec.scope, "scope_value": st.scope_value or ""}
         payload = {
             "status": "firing",
@@ -285,4 +297,4 @@ class BudgetService(DaemonTask):
             "alert_id": alert_id,
             "project": project_id,
         }
-        self._dispatcher.submit(project_id, alert_id, "firing", payload, spec.notify)
+        return self._dispatcher.prepare(project_id, alert_id, "firing", payload, spec.notify)

@@ -22,13 +22,14 @@ ClickHouse has neither, so here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from sightline.errors import ConfigError, Conflict, NotFound, StoreError
-from sightline.model import PromptVersion
+from sightline.model import Delivery, PromptVersion
 from sightline.store._analysis_records import PromptSummary
 from sightline.store._clickhouse_base import CH_DT as _TS
 from sightline.store._clickhouse_base import CH_NDT as _NTS
@@ -82,6 +83,10 @@ def _now() -> datetime:
 
 class ControlMixin(CHBase):
     """Control-plane records: projects, keys, users, privacy, budgets, prompts."""
+
+    if TYPE_CHECKING:  # MonitorMixin's, in the store that combines them
+
+        def save_delivery(self, delivery: Delivery) -> None: ...
 
     DDL: ClassVar[list[str]] = [
         f"""CREATE TABLE IF NOT EXISTS projects (
@@ -732,8 +737,10 @@ class ControlMixin(CHBase):
         threshold: float,
         spent_usd: float,
         at: datetime,
+        deliveries: Sequence[Delivery] = (),
     ) -> bool:
-        # a uniqueness claim: of two monitors racing, one marks (and alerts) the threshold
+        # a uniqueness claim: of two monitors racing, one marks (and alerts) the threshold;
+        # no transactions here: the winner stores its deliveries right after the claim
         params = {"p": project_id, "b": budget, "v": scope_value,
                   "ps": ch_ts(period_start), "th": float(threshold)}  # fmt: skip
 
@@ -781,6 +788,8 @@ class ControlMixin(CHBase):
             )
         except KeyTaken:
             return False
+        for d in deliveries:
+            self.save_delivery(d)
         return True
 
     # -- the prompt registry -------------------------------------------------------------------

@@ -895,10 +895,12 @@ class DuckDBStore:
         threshold: float,
         spent_usd: float,
         at: datetime,
+        deliveries: Sequence[Delivery] = (),
     ) -> bool:
         return _duckdb_budgets.mark_budget_alert(
-            self, project_id, budget, scope_value, period_start, threshold, spent_usd, at
-        )
+            self, project_id, budget, scope_value, period_start, threshold, spent_usd, at,
+            deliveries,
+        )  # fmt: skip
 
     # -- OTLP metrics and logs, releases (SQL in _duckdb_otel) ---------------------------------
 

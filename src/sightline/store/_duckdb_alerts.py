@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
 
 __all__ = [
+    "SAVE_DELIVERY",
     "add_drift_results",
     "add_rule_version",
+    "delivery_row",
     "get_alert",
     "list_active_alerts",
     "list_alert_events",
@@ -220,7 +222,7 @@ def save_alerts(
                 )
                 cur.unregister("_events_in")
             if deliveries:
-                rows = [_delivery_row(d) for d in deliveries]
+                rows = [delivery_row(d) for d in deliveries]
                 cur.register("_deliveries_in", _arrow(_DELIVERY_FIELDS, rows))
                 cur.execute(
                     f"INSERT OR REPLACE INTO alert_deliveries ({_DELIVERY_COLS})"  # noqa: S608
@@ -387,13 +389,13 @@ _DELIVERY_FIELDS = (
 
 
 _DELIVERY_COLS = ", ".join(_DELIVERY_FIELDS)
-_SAVE_DELIVERY = (
+SAVE_DELIVERY = (
     f"INSERT OR REPLACE INTO alert_deliveries ({_DELIVERY_COLS})"  # noqa: S608
     f" VALUES ({', '.join('?' * len(_DELIVERY_FIELDS))})"
 )
 
 
-def _delivery_row(d: Delivery) -> list[Any]:
+def delivery_row(d: Delivery) -> list[Any]:
     return [
         d.project_id,
         d.delivery_id,
@@ -411,7 +413,7 @@ def _delivery_row(d: Delivery) -> list[Any]:
 
 def save_delivery(store: DuckDBStore, d: Delivery) -> None:
     with store._admin_lock, store._cursor() as cur:
-        cur.execute(_SAVE_DELIVERY, _delivery_row(d))
+        cur.execute(SAVE_DELIVERY, delivery_row(d))
 
 
 def list_deliveries(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
 
+from sightline.model import Delivery
+from sightline.store._duckdb_alerts import SAVE_DELIVERY, delivery_row
 from sightline.store._duckdb_security import _admin, _as_store_error, _ts
 from sightline.store.base import BudgetRow, BudgetSpend
 
@@ -160,6 +163,7 @@ def mark_budget_alert(
     threshold: float,
     spent_usd: float,
     at: datetime,
+    deliveries: Sequence[Delivery] = (),
 ) -> bool:
     def work(cur: duckdb.DuckDBPyConnection) -> bool:
         n = cur.execute(
@@ -167,6 +171,9 @@ def mark_budget_alert(
             " RETURNING budget",
             [project_id, budget, scope_value, _ts(period_start), threshold, spent_usd, _ts(at)],
         ).fetchall()
+        if n:
+            for d in deliveries:  # a few rows: one per channel of the budget
+                cur.execute(SAVE_DELIVERY, delivery_row(d))
         return bool(n)
 
     with _as_store_error("mark budget alert"):

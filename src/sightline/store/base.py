@@ -1198,8 +1198,13 @@ class TraceStore(AnalysisStore, Protocol):
         threshold: float,
         spent_usd: float,
         at: datetime,
+        deliveries: Sequence[Delivery] = (),
     ) -> bool:
-        """Record that a threshold alerted; False when it already had (so it alerts once)."""
+        """Record that a threshold alerted; False when it already had (so it alerts once).
+
+        ``deliveries`` (the notifications announcing it) are stored with the mark, in one
+        transaction where the store has them, and only when this call made the mark.
+        """
         ...
 
     # -- dashboard users ---------------------------------------------------------------------
