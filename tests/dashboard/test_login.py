@@ -85,6 +85,23 @@ class TestLogin:
                                        "csrf": _form_csrf(form.text), "next": nxt})  # fmt: skip
             assert r.status_code == 303 and r.headers["location"] == "/"
 
+    def test_a_non_ascii_csrf_token_is_a_wrong_one(self, srv: Server) -> None:
+        """403, never a 500 (secrets.compare_digest raises TypeError on non-ASCII str)."""
+        with _client(srv) as c:
+            c.get("/login")  # the login form's CSRF cookie
+            r = c.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                       "csrf": "é" * 20})  # fmt: skip
+            assert r.status_code == 403 and "sl_session" not in r.headers.get("set-cookie", "")
+            token = login(c)
+            for path, data in (("/logout", {}),
+                               ("/settings/keys?project=test", {"role": "read"}),
+                               ("/quality/label", {"span_id": "ab" * 8, "label": "correct"}),
+                               ("/alerts/silence", {"rule": "r"})):  # fmt: skip
+                r = c.post(path, data={**data, "csrf": token[:-1] + "é"})
+                assert r.status_code == 403, (path, r.status_code, r.text[-300:])
+                assert "this form expired" in r.text
+            assert c.get("/settings").status_code == 200  # still logged in, still serving
+
     def test_logout_ends_the_session(self, srv: Server) -> None:
         with _client(srv) as c:
             token = login(c)
@@ -175,6 +192,11 @@ def test_first_run_without_an_admin_prints_a_one_time_setup_link(tmp_path: Path)
         path = _setup_path(s)
         with httpx.Client(base_url=s.url, follow_redirects=False) as c:
             assert c.get(path[:-3] + "abc").status_code == 404
+            # a token with a non-ASCII character is just a wrong token (was a 500: TypeError
+            # from secrets.compare_digest), for the form and for a claim
+            assert c.get(path[:-3] + "%C3%A9").status_code == 404
+            r = c.post(path[:-3] + "%C3%A9", data={"email": "x@example.com", "password": "y" * 12})
+            assert r.status_code == 404
             form = c.get("/login")
             assert "one-time setup link" in form.text
             assert c.get(path).status_code == 200

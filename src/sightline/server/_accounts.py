@@ -157,7 +157,10 @@ class Accounts:
     def setup_open(self, token: str) -> bool:
         """True while ``token`` is the unused setup token."""
         current = self.setup_token
-        return current is not None and secrets.compare_digest(token, current)
+        # as bytes: compare_digest raises TypeError on a str with a non-ASCII character
+        return current is not None and secrets.compare_digest(
+            token.encode("utf-8", "surrogatepass"), current.encode()
+        )
 
     def claim_setup(self, token: str, email: str, password: str) -> User:
         """Create the first admin through the setup link, once.

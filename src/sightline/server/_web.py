@@ -30,6 +30,7 @@ __all__ = [
     "page_of",
     "render",
     "safe_next",
+    "same_token",
 ]
 
 _HERE = Path(__file__).resolve().parent
@@ -184,9 +185,22 @@ WebPage = Annotated[Page, Depends(page_of)]
 """A page route parameter: the logged-in user, project and range (login redirect otherwise)."""
 
 
+def same_token(given: str | None, expected: str | None) -> bool:
+    """A constant-time comparison of a token someone sent with ours; False when either is empty.
+
+    Compared as UTF-8 bytes: :func:`secrets.compare_digest` raises TypeError on a ``str`` with
+    a non-ASCII character, and what a form, a cookie or a URL path carries is anyone's text.
+    """
+    if not given or not expected:
+        return False
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def check_csrf(page: Page, token: str | None) -> None:
     """403 unless a form sent back its session's CSRF token."""
-    if not token or not secrets.compare_digest(token, page.csrf):
+    if not same_token(token, page.csrf):
         raise PageError(403, "this form expired or did not come from this site: reload the page")
 
 

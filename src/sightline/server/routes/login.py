@@ -12,7 +12,15 @@ from sightline.errors import ConfigError, TooManyRequests
 from sightline.server._accounts import Accounts, SetupUsed
 from sightline.server._security import new_audit
 from sightline.server._state import state_of
-from sightline.server._web import SESSION_COOKIE, PageError, check_csrf, page_of, render, safe_next
+from sightline.server._web import (
+    SESSION_COOKIE,
+    PageError,
+    check_csrf,
+    page_of,
+    render,
+    safe_next,
+    same_token,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +74,7 @@ async def login(
     next: str = Form("/", max_length=2000),
 ) -> Response:
     cookie = request.cookies.get(_LOGIN_CSRF)
-    if not cookie or not csrf or not secrets.compare_digest(cookie, csrf):
+    if not same_token(csrf, cookie):
         return _login_form(
             request, error="The form expired: please try again.", status=403, next=next
         )
