@@ -609,6 +609,9 @@ class TestDrift:
         assert [r.result_id for r in any_store.list_drift_results(q)] == ["r4"]
         q = DriftQuery(project_id="p", detector="psi")
         assert any_store.list_drift_results(q) == []
+        # a range in the past: created at or after start, before end
+        q = DriftQuery(project_id="p", start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=3))
+        assert [r.result_id for r in any_store.list_drift_results(q)] == ["r2", "r1"]
 
     def test_end_and_latest(self, any_store: TraceStore) -> None:
         # r0..r5 hourly: prompt features of job prompts, r3 of job latency, r5 a response

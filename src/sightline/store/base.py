@@ -458,6 +458,7 @@ class DriftQuery:
     detector: str | None = None
     fired: bool | None = None
     start: datetime | None = None
+    """Results created at or after."""
     end: datetime | None = None
     """Results created before this time (exclusive)."""
     limit: int = 100

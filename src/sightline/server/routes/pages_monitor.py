@@ -193,7 +193,10 @@ def _alerts(st: AppState, page: Page) -> dict[str, Any]:
     store = st.store
     active = store.list_alerts(AlertQuery(project_id=project, status=("firing", "pending"),
                                           limit=200))  # fmt: skip
-    history = store.list_alerts(AlertQuery(project_id=project, start=page.start, limit=100))
+    # the alerts that went pending in the page's range (a past range ends before now)
+    history = store.list_alerts(
+        AlertQuery(project_id=project, start=page.start, end=page.end, limit=100)
+    )
     rules = st.monitor.list_rules(project) if st.monitor is not None else []
     runbooks = {v.version.name: v.version.spec.get("runbook") for v in rules}
     now = datetime.now(UTC)
