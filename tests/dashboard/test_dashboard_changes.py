@@ -8,7 +8,12 @@ changes are. Real server, real logins through the login form.
 
 from __future__ import annotations
 
+import html
+import re
+import secrets
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -123,3 +128,47 @@ def test_the_label_form_takes_the_name_an_opentelemetry_evaluator_reported(
     with seeded.server.client() as c:
         scores = c.get("/api/v1/scores", params={"span_id": seeded.llm_span, "name": name}).json()
     assert [(s["source"], s["label"]) for s in scores["data"]] == [("human", "incorrect")]
+
+
+def _otlp_span_with_evaluation(trace_id: str, span_id: str, evaluation: str) -> dict[str, Any]:
+    """An LLM span carrying a failed ``gen_ai.evaluation.result`` event named ``evaluation``."""
+    ns = time.time_ns()
+
+    def kv(k: str, v: str) -> dict[str, Any]:
+        return {"key": k, "value": {"stringValue": v}}
+
+    event = {"name": "gen_ai.evaluation.result", "timeUnixNano": str(ns),
+             "attributes": [kv("gen_ai.evaluation.name", evaluation),
+                            kv("gen_ai.evaluation.score.label", "fail")]}  # fmt: skip
+    span = {"traceId": trace_id, "spanId": span_id, "name": "chat", "kind": 3,
+            "startTimeUnixNano": str(ns - 10**9), "endTimeUnixNano": str(ns),
+            "attributes": [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "m1")],
+            "events": [event]}  # fmt: skip
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+
+def test_the_queue_labels_an_answer_an_outside_evaluator_failed(seeded: Seeded) -> None:
+    """An OTel evaluation named as frameworks name them ("Answer Relevancy") is labelled from
+    the queue under that name (was a JSON 400: the form's name had to be lowercase ASCII)."""
+    trace_id, span_id, name = secrets.token_hex(16), secrets.token_hex(8), "Answer Relevancy"
+    with seeded.server.client() as c:
+        r = c.post("/v1/traces", json=_otlp_span_with_evaluation(trace_id, span_id, name))
+        assert r.status_code == 200, r.text
+    with _client(seeded) as admin:
+        login(admin)
+        page = admin.get("/quality", params={"project": PROJECT, "range": "1h"})
+        row = re.search(rf'<tr data-span="{span_id}">(.*?)</tr>', page.text, re.S)
+        assert row, "the failed answer is not in the annotation queue"
+        form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', row.group(1))
+        assert form
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
+                                 form.group(2)))  # fmt: skip
+        assert fields["name"] == name
+        r = admin.post(html.unescape(form.group(1)), data={**fields, "label": "incorrect"})
+        assert r.status_code == 303, r.text
+        page = admin.get("/quality", params={"project": PROJECT, "range": "1h"}).text
+        agreement = re.search(r'id="agreement">(.*?)</table>', page, re.S)
+        assert agreement and name in agreement.group(1)  # judge and human paired by the name
+    with seeded.server.client() as c:
+        got = c.get("/api/v1/scores", params={"span_id": span_id, "source": "human"}).json()
+    assert [(s["name"], s["label"]) for s in got["data"]] == [(name, "incorrect")]
