@@ -102,6 +102,33 @@ class TestLogin:
                 assert "this form expired" in r.text
             assert c.get("/settings").status_code == 200  # still logged in, still serving
 
+    @pytest.mark.parametrize(
+        ("action", "page"),
+        [("/settings/keys?project=test", "/settings?project=test"),
+         ("/settings/keys/0123456789abcdef/revoke?project=test", "/settings?project=test"),
+         ("/alerts/some-alert/ack?project=test&range=1h", "/alerts?project=test&range=1h"),
+         ("/quality/label?project=test", "/quality?project=test"),
+         ("/prompts/greeting/labels?project=test", "/prompts/greeting?project=test"),
+         ("/logout", "/")],
+    )  # fmt: skip
+    def test_a_form_sent_without_a_session_comes_back_to_its_page(
+        self, srv: Server, action: str, page: str
+    ) -> None:
+        """An expired session: after logging in, the form's page (a GET of the form's action
+        was a 405 JSON answer)."""
+        with _client(srv) as c:
+            r = c.post(action, data={"csrf": "x"})
+            assert r.status_code == 303
+            nxt = httpx.URL(r.headers["location"]).params["next"]
+            assert nxt == page
+            form = c.get(r.headers["location"])
+            r = c.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                       "csrf": _form_csrf(form.text), "next": nxt})  # fmt: skip
+            assert r.status_code == 303 and r.headers["location"] == page
+            back = c.get(page)
+            assert back.status_code in (200, 404), back.text  # 404: no prompt "greeting"
+            assert "text/html" in back.headers["content-type"]
+
     def test_logout_ends_the_session(self, srv: Server) -> None:
         with _client(srv) as c:
             token = login(c)

@@ -15,6 +15,7 @@ import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from sightline.errors import ConfigError
 from sightline.server._accounts import Accounts, LoggedIn
@@ -228,6 +229,21 @@ def render(
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
+def _page_of_form(app: FastAPI, action: str) -> str:
+    """The page a form posting to ``action`` is on: the nearest path up it that answers GET.
+
+    ``/settings/keys/{id}/revoke`` is on ``/settings``, ``/prompts/{name}/labels`` on
+    ``/prompts/{name}``, ``/logout`` on ``/``.
+    """
+    parts = action.rstrip("/").split("/")
+    for n in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:n]) or "/"
+        scope = {"type": "http", "path": candidate, "root_path": "", "method": "GET"}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            return candidate
+    return "/"
+
+
 def install_web(app: FastAPI) -> None:
     """Static files and the pages' error handlers."""
     from fastapi.staticfiles import StaticFiles
@@ -236,7 +252,12 @@ def install_web(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
-        nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # After logging in the browser GETs `next`: for a form sent with an expired session,
+        # that is the page the form is on (a GET of the form's action would be a 405).
+        path = request.url.path
+        if request.method not in ("GET", "HEAD"):
+            path = _page_of_form(app, path)
+        nxt = path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(
             "/login?" + urlencode({"next": nxt}), status_code=303, headers=_headers()
         )
