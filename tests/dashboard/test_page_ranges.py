@@ -1,8 +1,9 @@
-"""The pages show the URL's time range, also a range that ended in the past.
+"""The pages show the URL's time range: all of it, and nothing outside it.
 
 ``?from=…&to=…`` names a past range (a chart point's bucket, a link a colleague sent): what
 happened after ``to`` is not in it. Alerts and drift results are written to the store the real
-server then opens, an old one and a recent one of each.
+server then opens, an old one and a recent one of each; and more evaluator scores than the
+quality page reads one by one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
 from _helpers import PROJECT, Server, free_port
-from sightline.model import Alert, DriftResult
+from sightline.model import Alert, DriftResult, Score
 from sightline.store import open_store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -39,6 +40,12 @@ def _drift(result_id: str, feature: str, at: datetime) -> DriftResult:
                        num_current=100, score=0.4, threshold=0.2, fired=True)  # fmt: skip
 
 
+def _score(score_id: str, name: str, value: float, at: datetime) -> Score:
+    return Score(project_id=PROJECT, score_id=score_id, trace_id="ab" * 16, span_id="cd" * 8,
+                 name=name, value=value, passed=value >= 0.5, source="evaluator",
+                 evaluator=name, created_at=at)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("ranges") / "data"
@@ -56,6 +63,10 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store.add_drift_results(
         [_drift("drift-old", "old_feature", OLD), _drift("drift-new", "new_feature", recent)]
     )
+    # 2,050 recent scores of one evaluator, 40 older ones of another, all within the last hour
+    scores = [_score(f"a{i}", "busy_eval", 0.9, NOW - timedelta(minutes=5)) for i in range(2050)]
+    scores += [_score(f"b{i}", "rare_eval", 0.1, NOW - timedelta(minutes=40)) for i in range(40)]
+    store.add_scores(scores)
     store.close()
     s = Server(data_dir=data, port=free_port(),
                env={"SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
@@ -89,3 +100,15 @@ def test_a_past_range_leaves_out_what_came_after_it(srv: Server, path: str) -> N
     assert new in recent_text and old not in recent_text
     assert old in then_text
     assert new not in then_text, f"{path}: what happened after `to` is on the page"
+
+
+def test_the_quality_page_counts_every_score_of_the_range(srv: Server) -> None:
+    """Distribution, mean and pass rate of each evaluator over the whole range (they were of
+    the newest 2,000 scores: an evaluator whose scores were older vanished from the table)."""
+    with httpx.Client(base_url=srv.url, follow_redirects=False, timeout=30) as c:
+        login(c)
+        page = c.get("/quality", params={"range": "1h"})
+    assert page.status_code == 200, page.text
+    row = r"<tr><td>(\w+_eval)</td><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td>"
+    got = {name: (n, mean, rate) for name, n, mean, rate in re.findall(row, page.text)}
+    assert got == {"busy_eval": ("2050", "0.900", "100.0%"), "rare_eval": ("40", "0.100", "0.0%")}

@@ -234,6 +234,32 @@ def test_a_bad_score_cursor_is_a_config_error(any_store: TraceStore) -> None:
         any_store.query_scores(ScoreQuery(project_id="p", cursor="%%%"))
 
 
+def test_score_distributions_count_every_score_of_the_window(any_store: TraceStore) -> None:
+    at = T0 + timedelta(minutes=1)
+    values = [0.0, 0.05, 0.1, 0.55, 0.999, 1.0, 1.5, -0.2, None]
+    passed = [True, False, None, True, True, None, False, False, True]
+    rel = [score(name="rel", value=v, passed=p, created_at=at)
+           for v, p in zip(values, passed, strict=True)]  # fmt: skip
+    any_store.add_scores(
+        rel
+        + [score(name="tox", value=0.3, passed=True, created_at=at) for _ in range(3)]
+        + [score(name="rel", value=0.5, created_at=T0 - timedelta(seconds=1)),  # before
+           score(name="rel", value=0.5, created_at=T0 + timedelta(hours=1)),  # at the end
+           score(name="rel", value=0.5, created_at=at, source="human"),
+           score(name="rel", value=0.5, created_at=at, project_id="q")]
+    )  # fmt: skip
+    got = any_store.score_distributions("p", T0, T0 + timedelta(hours=1), source="evaluator")
+    assert [d.name for d in got] == ["rel", "tox"]
+    dist, tox = got
+    assert dist.num_scores == 9
+    # [0, .1): 0.0, 0.05, -0.2 · [.1, .2): 0.1 · [.5, .6): 0.55 · [.9, 1]: 0.999, 1.0, 1.5
+    assert dist.bins == (3, 1, 0, 0, 0, 1, 0, 0, 0, 3)
+    assert dist.mean == pytest.approx(sum(v for v in values if v is not None) / 8)
+    assert dist.pass_rate == pytest.approx(4 / 7)
+    assert (tox.num_scores, tox.bins[3], tox.mean, tox.pass_rate) == (3, 3, pytest.approx(0.3), 1.0)
+    assert any_store.score_distributions("p", T0, T0 + timedelta(hours=1), source="user") == []
+
+
 def test_list_trace_scores(any_store: TraceStore) -> None:
     a = score(trace_id="t1", created_at=T0 + timedelta(seconds=3))
     b = score(trace_id="t2", created_at=T0 + timedelta(seconds=1))

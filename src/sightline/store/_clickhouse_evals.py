@@ -48,7 +48,13 @@ from sightline.store._eval_records import (
     SessionTurn,
     agreement_pairs,
 )
-from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
+from sightline.store.base import (
+    DIMENSIONS,
+    SCORE_BINS,
+    MetricQuery,
+    MetricSeries,
+    ScoreDistribution,
+)
 
 __all__ = ["CH_AGG_SQL", "CH_SCORE_FORMULAS", "EvalsMixin"]
 
@@ -397,6 +403,26 @@ class EvalsMixin(CHBase):
         if len(rows) > query.limit and scores:
             nxt = _encode_cursor(scores[-1].created_at, scores[-1].score_id)
         return ScorePage(scores, nxt)
+
+    def score_distributions(
+        self, project_id: str, start: datetime, end: datetime, *, source: str
+    ) -> list[ScoreDistribution]:
+        rows = self._q(
+            f"""
+            SELECT `name`,
+                if(value IS NULL OR isNaN(value), NULL,
+                   toInt32(least(greatest(floor(value * {SCORE_BINS}), 0), {SCORE_BINS - 1})))
+                    AS bin,
+                count(), count(value), sum(value), count(passed), countIf(passed)
+            FROM scores FINAL
+            WHERE project_id = {{p:String}} AND source = {{src:String}}
+                AND created_at >= {{start:DateTime64(6, 'UTC')}}
+                AND created_at < {{end:DateTime64(6, 'UTC')}}
+            GROUP BY `name`, bin
+            """,  # noqa: S608
+            {"p": project_id, "src": source, "start": ch_ts(start), "end": ch_ts(end)},
+        )
+        return ScoreDistribution.fold(rows)
 
     def list_trace_scores(self, project_id: str, trace_ids: Sequence[str]) -> list[Score]:
         if not trace_ids:

@@ -91,6 +91,7 @@ from sightline.store.base import (
     PrivacySettings,
     Project,
     SampleQuery,
+    ScoreDistribution,
     SpanPage,
     SpanQuery,
     SpanSample,
@@ -592,6 +593,11 @@ class DuckDBStore:
 
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         return _ev.query_scores(self, query)
+
+    def score_distributions(
+        self, project_id: str, start: datetime, end: datetime, *, source: str
+    ) -> list[ScoreDistribution]:
+        return _ev.score_distributions(self, project_id, start, end, source)
 
     # -- scale-out coordination ------------------------------------------------------------------
 

@@ -29,7 +29,13 @@ from sightline.store._eval_records import (
     SessionTurn,
     agreement_pairs,
 )
-from sightline.store.base import DIMENSIONS, MetricQuery, MetricSeries
+from sightline.store.base import (
+    DIMENSIONS,
+    SCORE_BINS,
+    MetricQuery,
+    MetricSeries,
+    ScoreDistribution,
+)
 
 if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
@@ -345,6 +351,24 @@ def _encode_cursor(ts: datetime, score_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     ts, (sid,) = decode_cursor(cursor, 1)
     return ts.replace(tzinfo=None), sid
+
+
+def score_distributions(
+    store: DuckDBStore, project_id: str, start: datetime, end: datetime, source: str
+) -> list[ScoreDistribution]:
+    sql = f"""
+        SELECT name,
+            CASE WHEN value IS NULL OR isnan(value) THEN NULL
+                 ELSE CAST(least(greatest(floor(value * {SCORE_BINS}), 0), {SCORE_BINS - 1})
+                           AS INTEGER) END AS bin,
+            count(*), count(value), sum(value), count(passed), count(*) FILTER (WHERE passed)
+        FROM scores
+        WHERE project_id = ? AND source = ? AND created_at >= ? AND created_at < ?
+        GROUP BY 1, 2
+    """  # noqa: S608
+    with store._cursor() as cur:
+        rows = cur.execute(sql, [project_id, source, _ts(start), _ts(end)]).fetchall()
+    return ScoreDistribution.fold(rows)
 
 
 def query_scores(store: DuckDBStore, query: ScoreQuery) -> ScorePage:

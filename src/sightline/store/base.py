@@ -71,6 +71,7 @@ __all__ = [
     "SpanQuery",
     "SpanSample",
     "SampleQuery",
+    "ScoreDistribution",
     "TraceStore",
     "WindowAgg",
     "WindowValue",
@@ -599,6 +600,50 @@ class GuardrailStats:
         return d
 
 
+SCORE_BINS = 10
+"""Bins of a :class:`ScoreDistribution`'s histogram over [0, 1]."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreDistribution:
+    """How the scores of one name spread over a window: histogram, mean and pass rate."""
+
+    name: str
+    num_scores: int
+    bins: tuple[int, ...]
+    """Values in [0, 0.1), [0.1, 0.2) ... [0.9, 1]: a value below 0 counts in the first bin, one
+    above 1 in the last; scores without a value in none."""
+    mean: float | None
+    """Of the values (None without any)."""
+    pass_rate: float | None
+    """Passed of the scores with a verdict (None without any)."""
+
+    @classmethod
+    def fold(
+        cls, rows: Sequence[tuple[str, int | None, int, int, float | None, int, int]]
+    ) -> list[ScoreDistribution]:
+        """Fold the stores' rows into one distribution per name, sorted by name.
+
+        A row per (name, bin): name, bin (None: no value), scores, values, sum of the values,
+        verdicts, passed.
+        """
+        acc: dict[str, list[Any]] = {}
+        for name, b, n, n_values, total, n_verdicts, n_passed in rows:
+            a = acc.setdefault(name, [0, [0] * SCORE_BINS, 0, 0.0, 0, 0])
+            a[0] += int(n)
+            if b is not None:
+                a[1][min(max(int(b), 0), SCORE_BINS - 1)] += int(n_values)
+            a[2] += int(n_values)
+            a[3] += float(total or 0.0)
+            a[4] += int(n_verdicts)
+            a[5] += int(n_passed)
+        return [
+            cls(name=name, num_scores=a[0], bins=tuple(a[1]),
+                mean=a[3] / a[2] if a[2] else None, pass_rate=a[5] / a[4] if a[4] else None)
+            for name, a in sorted(acc.items())
+        ]  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Project:
     """A project: the unit of data isolation."""
@@ -845,6 +890,15 @@ class TraceStore(AnalysisStore, Protocol):
 
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         """Scores matching ``query``, newest first."""
+        ...
+
+    def score_distributions(
+        self, project_id: str, start: datetime, end: datetime, *, source: str
+    ) -> list[ScoreDistribution]:
+        """Each score name's histogram, count, mean and pass rate, sorted by name.
+
+        Over every score of ``source`` created in [start, end), however many (one aggregate).
+        """
         ...
 
     # -- scale-out coordination (docs/scale-out.md); a backend without compare-and-set (e.g.

@@ -80,26 +80,18 @@ async def _audit(st: AppState, entry: AuditEntry) -> None:
 def _quality(st: AppState, page: Page) -> dict[str, Any]:
     project = _project(page)
     store = st.store
+    # the distributions count every score of the range (one aggregate in the store); the worst
+    # examples and the annotation queue read the newest scores only
+    dists = [
+        {"name": d.name, "n": d.num_scores, "bins": list(d.bins), "top": max(d.bins),
+         "mean": d.mean, "pass_rate": d.pass_rate}
+        for d in store.score_distributions(project, page.start, page.end, source="evaluator")
+    ]  # fmt: skip
     recent = store.query_scores(
         ScoreQuery(
             project_id=project, source="evaluator", start=page.start, end=page.end, limit=2000
         )  # fmt: skip
     ).scores
-    by_name: dict[str, list[Score]] = {}
-    for s in recent:
-        by_name.setdefault(s.name, []).append(s)
-    dists = []
-    for name, ss in sorted(by_name.items()):
-        values = [s.value for s in ss if s.value is not None]
-        bins = [0] * 10
-        for v in values:
-            bins[min(int(max(v, 0.0) * 10), 9)] += 1
-        passed = [s.passed for s in ss if s.passed is not None]
-        dists.append({
-            "name": name, "n": len(ss), "bins": bins, "top": max(bins) if bins else 0,
-            "mean": sum(values) / len(values) if values else None,
-            "pass_rate": sum(passed) / len(passed) if passed else None,
-        })  # fmt: skip
     worst = sorted(
         (s for s in recent if s.passed is False or (s.value is not None and s.value < 0.5)),
         key=lambda s: s.value if s.value is not None else 0.0,
