@@ -6,6 +6,7 @@ spans (script tags, onerror images, javascript: links) must render as text and r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,6 +234,29 @@ def test_a_chart_point_links_to_its_traces(page: tuple[Page, Watch], seeded: See
     pg.wait_for_url("**/traces?**from=**")
     assert pg.locator("table.traces tbody tr a.trace-link").count() >= 1
     watch.assert_clean("chart link")
+
+
+def test_the_header_keeps_a_custom_range_or_leaves_it(
+    page: tuple[Page, Watch], seeded: Seeded
+) -> None:
+    """On a custom range (a chart point's bucket) the header's selects still work: the project
+    select keeps the range (it sent range=custom without from/to: a 400 page), the range
+    select leaves it for the one chosen."""
+    pg, watch = page
+    now = int(time.time())
+    pg.goto(f"/traces?project=test&from={now - 7200}&to={now + 60}")
+    assert pg.locator("table.traces tbody tr a.trace-link").count() >= 1
+    with pg.expect_navigation():
+        pg.select_option("header select[name=project]", "test")
+    assert pg.title().startswith("Traces"), text(pg, "main")
+    assert f"from={now - 7200}" in pg.url and pg.locator("a.trace-link").count() >= 1
+    assert pg.locator("header select[name=range] option:checked").text_content() == "custom"
+    with pg.expect_navigation():
+        pg.select_option("header select[name=range]", "1h")
+    assert pg.title().startswith("Traces"), text(pg, "main")
+    assert pg.locator("header select[name=range] option:checked").text_content() == "1h"
+    assert pg.locator("header input[name=from]").count() == 0  # left the custom range
+    watch.assert_clean("header selects on a custom range")
 
 
 def test_forms_without_the_csrf_token_are_refused(seeded: Seeded) -> None:

@@ -166,7 +166,9 @@ async def page_of(request: Request) -> Page:
         raise PageError(404, f"no project {project!r} among yours")
     rng = q.get("range") or "24h"
     try:
-        if q.get("from") or q.get("to"):
+        # A named range wins over from/to: the header's form sends both when someone leaves a
+        # custom range (a chart point's bucket) for "1h"; range=custom keeps from/to.
+        if (q.get("from") or q.get("to")) and q.get("range") in (None, "", "custom"):
             end = parse_time(q.get("to"), "to") or datetime.now(UTC)
             start = parse_time(q.get("from"), "from") or end - timedelta(hours=24)
             rng = "custom"
