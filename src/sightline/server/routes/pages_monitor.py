@@ -414,10 +414,15 @@ def _prompts(st: AppState, page: Page) -> dict[str, Any]:
     cols = (("requests", "count"), ("latency_ms", "p95"), ("error_rate", "rate"),
             ("cost_per_request", "avg"))  # fmt: skip
     sums = summary(store, page, cols, (versions, ("variant",)))
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def version_key(name: Any, version: Any) -> tuple[str, str | None]:
+        # a prompt without a version stays versionless (not the string "None")
+        return str(name), None if version is None else str(version)
+
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
     for key, v in sums[versions].items():
         if key[0] is not None:
-            rows[(str(key[0]), str(key[1]))] = {k.split(":")[0]: x for k, x in v.items()}
+            rows[version_key(*key)] = {k.split(":")[0]: x for k, x in v.items()}
     variants: dict[str, dict[str, Any]] = {}
     for key, v in sums[("variant",)].items():
         if key[0] is not None:
@@ -425,13 +430,16 @@ def _prompts(st: AppState, page: Page) -> dict[str, Any]:
     # score-derived columns: one query each, over spans that carry a prompt or a variant
     for name in ("relevance",):
         for s in metric(store, page, name, group_by=versions):
-            key = (str(s.group.get("prompt_name")), str(s.group.get("prompt_version")))
+            key = version_key(s.group.get("prompt_name"), s.group.get("prompt_version"))
             if key in rows:
                 rows[key][name] = s.points[0][1] if s.points else None
         for s in metric(store, page, name, group_by=("variant",)):
             if str(s.group.get("variant")) in variants:
                 variants[str(s.group.get("variant"))][name] = s.points[0][1] if s.points else None
-    return {"versions": sorted(rows.items()), "variants": sorted(variants.items()),
+    # versionless first under each name (None does not compare with a str)
+    by_version = sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None,
+                                                      kv[0][1] or ""))  # fmt: skip
+    return {"versions": by_version, "variants": sorted(variants.items()),
             "registry": _registered_prompts(st, _project(page)),
             "editor": _is_project_admin(st, page)}  # fmt: skip
 
