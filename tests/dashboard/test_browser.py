@@ -259,6 +259,36 @@ def test_the_header_keeps_a_custom_range_or_leaves_it(
     watch.assert_clean("header selects on a custom range")
 
 
+_RECORD_TIMERS = """
+window.__timers = [];
+const _setTimeout = window.setTimeout;
+window.setTimeout = function (f, ms) {
+  window.__timers.push(ms);
+  return _setTimeout.apply(this, arguments);
+};
+"""
+
+
+def test_auto_refresh_never_sends_a_form_again(page: tuple[Page, Watch], seeded: Seeded) -> None:
+    """The answer to "Create key" is not reloaded by auto-refresh: a reload sent the form
+    again, 30 s later, and made another key."""
+    pg, watch = page
+    pg.add_init_script(_RECORD_TIMERS)
+    pg.goto("/settings?project=test")
+    pg.check("#autorefresh")
+    pg.reload()
+    assert 30000 in pg.evaluate("window.__timers")  # a page of its own: reloaded every 30 s
+    form = pg.locator("form:has(input[name=name][maxlength='100'])")  # "Create key"
+    form.locator("input[name=name]").fill("auto-refresh probe")
+    with pg.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert pg.locator("#new-key").count() == 1
+    assert 30000 not in pg.evaluate("window.__timers"), "the answer to the form would reload"
+    assert pg.locator("#autorefresh").is_disabled()
+    pg.evaluate("window.localStorage.setItem('sl-autorefresh', '0')")
+    watch.assert_clean("auto-refresh after a form")
+
+
 def test_forms_without_the_csrf_token_are_refused(seeded: Seeded) -> None:
     from _dashboard import login
 

@@ -106,6 +106,12 @@
     var box = document.getElementById("autorefresh");
     if (!box) { return; }
     box.checked = window.localStorage.getItem("sl-autorefresh") === "1";
+    if (document.body.getAttribute("data-refresh") === "off") {
+      // the answer to a form (a new API key...): a reload would send the form again
+      box.disabled = true;
+      box.title = "not on the answer to a form: reloading would send it again";
+      return;
+    }
     var timer = null;
     function arm() {
       if (timer) { window.clearTimeout(timer); timer = null; }
