@@ -63,14 +63,19 @@ def create_project_with_key(
     store: TraceStore, name: str, *, key: str | None = None, actor: str = "cli"
 ) -> str:
     """Create a project and an admin key for it; return the key (shown once)."""
-    validate_project_id(name)
-    store.create_project(name)
+    create_project(store, name, actor=actor)
     key = key or new_key()
     rec = ApiKey(hash_key(key), key[:10], name, "admin", datetime.now(UTC))
     store.add_api_key(rec)
-    _audit(store, name, actor, "project.create", name)
     _audit(store, name, actor, "key.create", rec.key_id)
     return key
+
+
+def create_project(store: TraceStore, name: str, *, actor: str) -> None:
+    """Create a project without any key (its members make the keys they need)."""
+    validate_project_id(name)
+    store.create_project(name)
+    _audit(store, name, actor, "project.create", name)
 
 
 def ensure_project_with_key(store: TraceStore, name: str, key: str | None) -> None:

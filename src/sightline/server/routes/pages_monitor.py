@@ -16,7 +16,8 @@ from sightline.budgets import crossed, parse_budget
 from sightline.errors import SightlineError
 from sightline.evals import HUMAN_LABELS, agreement_by_evaluator, human_passed
 from sightline.model import MAX_SCORE_NAME_CHARS, SCORE_NAME_PATTERN, Score
-from sightline.server._auth import create_project_with_key, hash_key, new_key
+from sightline.server._auth import create_project as create_project_record
+from sightline.server._auth import hash_key, new_key
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
 from sightline.server._web import Page, PageError, WebPage, check_csrf, render
@@ -572,7 +573,9 @@ async def create_project(
     st = state_of(request)
 
     def work() -> None:
-        create_project_with_key(st.store, name, actor=_actor(page))
+        # no key: one made here could not be shown (the answer is a redirect), and a live
+        # admin key nobody holds is only clutter; the creator, a member, makes the keys
+        create_project_record(st.store, name, actor=_actor(page))
         page.accounts.add_member(page.login.user.user_id, name, "admin")
 
     try:
