@@ -172,3 +172,20 @@ def test_the_queue_labels_an_answer_an_outside_evaluator_failed(seeded: Seeded) 
     with seeded.server.client() as c:
         got = c.get("/api/v1/scores", params={"span_id": span_id, "source": "human"}).json()
     assert [(s["name"], s["label"]) for s in got["data"]] == [(name, "incorrect")]
+
+
+def test_the_overview_row_of_calls_without_a_model_is_not_a_link_to_every_call(
+    seeded: Seeded,
+) -> None:
+    # it linked to /traces with no model filter: every trace, not the calls without a model
+    now = time.time()
+    span = {"trace_id": secrets.token_hex(16), "span_id": secrets.token_hex(8), "kind": "llm",
+            "name": "chat", "start_time": now - 5, "duration_ms": 100.0}  # fmt: skip
+    with seeded.server.client() as c:
+        assert c.post("/api/v1/spans", json=[span]).status_code == 200
+    with _client(seeded) as admin:
+        login(admin)
+        page = admin.get("/", params={"project": PROJECT, "range": "1h"}).text
+    row = re.search(r"<tr><td>(<a [^>]*>)?\(none\)(</a>)?</td>", page)
+    assert row is not None, page
+    assert row.group(1) is None, row.group(0)
