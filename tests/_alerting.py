@@ -152,6 +152,20 @@ def harness(
         yield Harness(client, clock, tmp)
 
 
+class Crash(BaseException):
+    """The process dying at that point (not an error any handler would catch)."""
+
+
+def then_crash(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that, once it has returned (committed), kills the 'process' (raises Crash)."""
+
+    def call(*args: Any, **kw: Any) -> Any:
+        fn(*args, **kw)
+        raise Crash
+
+    return call
+
+
 # -- receivers ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from _alerting import T0, Harness, HttpReceiver, harness, wait_for
+from _alerting import T0, Crash, Harness, HttpReceiver, harness, then_crash, wait_for
 from _helpers import free_port
 from sightline.alerts._notify import check_host
 from sightline.errors import NotifyError, StoreError
@@ -414,10 +414,6 @@ rules:
 """
 
 
-class _Crash(BaseException):
-    """The process dying at that point (not an error any handler would catch)."""
-
-
 def test_a_crash_right_after_an_alert_fires_does_not_lose_its_notification(
     tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -430,14 +426,8 @@ def test_a_crash_right_after_an_alert_fires_does_not_lose_its_notification(
     h = next(gen)
     try:
         h.traffic(20, T0, error=True)
-        real = h.store.save_alerts
-
-        def commit_then_die(*args: Any, **kw: Any) -> None:
-            real(*args, **kw)
-            raise _Crash
-
-        monkeypatch.setattr(h.store, "save_alerts", commit_then_die)
-        with pytest.raises(_Crash):
+        monkeypatch.setattr(h.store, "save_alerts", then_crash(h.store.save_alerts))
+        with pytest.raises(Crash):
             h.state.monitor.tick()
         monkeypatch.undo()
         [a] = h.alerts(status="firing")

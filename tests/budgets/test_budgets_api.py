@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from _alerting import Harness, HttpReceiver, harness, span, wait_for
+from _alerting import Crash, Harness, HttpReceiver, harness, span, then_crash, wait_for
 
 
 @pytest.fixture
@@ -287,10 +287,6 @@ def test_a_budget_dropped_from_the_budgets_file_goes(tmp_path: Path) -> None:
         assert hh.api("GET", "/api/v1/budgets").json()["data"] == []
 
 
-class _Crash(BaseException):
-    """The process dying at that point (not an error any handler would catch)."""
-
-
 def test_a_crash_right_after_a_threshold_is_marked_does_not_lose_its_notification(
     tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,14 +300,8 @@ def test_a_crash_right_after_a_threshold_is_marked_does_not_lose_its_notificatio
         body = {"name": "team", "limit_usd": 1.0, "notify": ["hook"]}
         assert h.api("POST", "/api/v1/budgets", json=body).status_code == 201
         _spend(h, 0.6)
-        real = h.store.mark_budget_alert
-
-        def mark_then_die(*args: Any, **kw: Any) -> bool:
-            real(*args, **kw)
-            raise _Crash
-
-        monkeypatch.setattr(h.store, "mark_budget_alert", mark_then_die)
-        with pytest.raises(_Crash):
+        monkeypatch.setattr(h.store, "mark_budget_alert", then_crash(h.store.mark_budget_alert))
+        with pytest.raises(Crash):
             h.state.budgets.tick()
         monkeypatch.undo()
     finally:
