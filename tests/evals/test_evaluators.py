@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,49 @@ class TestFormat:
         f.write_text(json.dumps(self.SCHEMA))
         [r] = Format(schema=f).evaluate([EvalCase(answer="[]")])
         assert r is not None and r.label == "schema_violation"
+
+    def test_an_unclosed_fence_before_blank_lines_is_checked_in_linear_time(self) -> None:
+        # The fence regex backtracked cubically: 2,500 newlines took ~15 s (20,000: hours),
+        # and the runner waits for the batch, so every evaluator stalled behind one answer.
+        answers = ["```\n" + "\n" * 2500 + "x", "```json\n" + " " * 2500 + "x"]
+        t0 = time.perf_counter()
+        results = Format(json=True).evaluate([EvalCase(answer=a) for a in answers])
+        assert time.perf_counter() - t0 < 1.0
+        assert all(r is not None and r.label == "invalid_json" for r in results)
+        # fences are still read: a language tag, blank lines, indentation around them
+        fenced = ["```json\n[1]\n```", "  ```\n\n{}\n\n```  ", "``` json\n{}\n```"]
+        assert all(
+            r is not None and r.passed
+            for r in Format(json=True).evaluate([EvalCase(answer=a) for a in fenced])
+        )
+
+    def test_deeply_nested_json_fails_its_case_not_the_batch(self) -> None:
+        # json.loads raises RecursionError (not ValueError) past ~1,000 levels: the whole
+        # batch's scores were marked failed because of one answer.
+        good, deep = Format(json=True).evaluate(
+            [EvalCase(answer="[1]"), EvalCase(answer="[" * 100_000)]
+        )
+        assert good is not None and good.passed
+        assert deep is not None and deep.label == "invalid_json" and deep.passed is False
+        recursive = {"type": "array", "items": {"$ref": "#"}}
+        [r] = Format(schema=recursive).evaluate([EvalCase(answer="[" * 900 + "]" * 900)])
+        assert r is not None and r.passed is False and "deep" in (r.explanation or "")
+
+
+class TestDescriptors:
+    def test_fenced_and_deep_answers_are_described_quickly_and_without_raising(self) -> None:
+        from sightline.evals._descriptors import _is_json
+        from sightline.evals.evaluators import Descriptors
+
+        t0 = time.perf_counter()
+        assert _is_json("```" + "\n" * 2500 + "x") is False  # ~8 s with the old regex
+        assert time.perf_counter() - t0 < 1.0
+        assert _is_json('```json\n{"a": 1}\n```') and _is_json("```[1, 2]```")
+        assert not _is_json("```python\nprint(1)\n```")
+        ok, deep = Descriptors().evaluate(
+            [EvalCase(answer="Fine, thanks."), EvalCase(answer="[" * 100_000)]
+        )
+        assert ok is not None and deep is not None and deep.details["json"] is False
 
 
 class TestUserCorrection:
