@@ -199,6 +199,15 @@ class Settings(BaseSettings):
         description="Run the online evaluators in a niced child process (false: in a thread of "
         "the server, where their Python work competes with ingestion for the GIL).",
     )
+    eval_timeout_s: float = Field(
+        600.0,
+        ge=0.0,
+        description="Longest one evaluator may take on one batch in the evaluator process "
+        "(`eval_process`): past it the process is stopped (and restarted for the next batch), "
+        "and that evaluator's scores of the batch are stored as failed, so one stuck evaluator "
+        "(a catastrophic regex, a huge text, a judge that never answers) does not stop online "
+        "evaluation. 0: no limit.",
+    )
     evaluators: Annotated[list[str] | None, NoDecode] = Field(
         None,
         description="Comma-separated evaluators to run online; default: every registered one "

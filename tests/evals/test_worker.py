@@ -130,3 +130,57 @@ def test_child_exits_quietly_when_the_server_is_gone() -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stdout.strip() == "exited"
+
+
+REDOS = {"format": {"regex": r"(a+)+$"}}
+"""A catastrophic pattern: ``fullmatch`` on 40 a's and a "!" backtracks for ages."""
+STUCK = EvalCase(answer="a" * 40 + "!")
+
+
+def test_a_stuck_evaluator_is_stopped_after_the_timeout_and_the_next_call_works() -> None:
+    w = EvalWorker(["format"], REDOS, load_evaluators(["format"], REDOS), timeout_s=2.0)
+    try:
+        [ev] = w.evaluators
+        assert ev.evaluate([EvalCase(answer="aaa")])[0] is not None  # child up, models loaded
+        pid = w._proc.pid
+        t0 = time.monotonic()
+        with pytest.raises(EvaluatorWorkerError, match="took more than 2 s on 1 cases"):
+            ev.evaluate([STUCK])
+        assert time.monotonic() - t0 < 10
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+        [r] = ev.evaluate([EvalCase(answer="aaaa")])  # a fresh child
+        assert r is not None and r.passed and w._proc.pid != pid
+    finally:
+        w.stop()
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_runner_marks_a_stuck_evaluators_batch_failed_and_scores_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Before, the runner waited on the child forever: no evaluator scored anything again."""
+    names = ["format", "refusal"]
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    try:
+        insert(store, rag_trace("proj", "Say a's", ["a"], STUCK.answer or ""))
+        worker = EvalWorker(names, REDOS, load_evaluators(names, REDOS), timeout_s=3.0)
+        runner = EvalRunner(
+            store, worker.evaluators, options=RunnerOptions(grace_s=0), on_stop=worker.stop
+        )
+        t0 = time.monotonic()
+        runner.step()
+        runner.step()
+        assert time.monotonic() - t0 < 30
+        by_name = {s.name: s for s in store.query_scores(ScoreQuery(project_id="proj")).scores}
+        fmt = by_name["format"]
+        assert fmt.label == "failed" and fmt.value is None
+        assert "took more than 3 s" in (fmt.explanation or "")
+        assert by_name["refusal"].label != "failed"
+        assert runner.num_failed == {"format": 1}
+        runner.stop()
+    finally:
+        store.close()

@@ -47,6 +47,10 @@ def _child_main(conn: Connection, names: list[str], options: dict[str, dict[str,
     from sightline.evals._registry import load_evaluators
 
     evaluators = load_evaluators(names, options)
+    try:
+        conn.send(("ready", None))  # the models are loaded: from here on calls are timed
+    except (BrokenPipeError, ConnectionResetError):
+        return
     while True:
         try:
             msg = conn.recv()
@@ -93,6 +97,12 @@ class EvalWorker:
     answers. Calls are serialised (the runner has one thread). If the child dies, the call that
     saw it fails (the runner stores that batch's scores as failed) and the next one starts a
     fresh child.
+
+    With ``timeout_s``, a call the child has not answered within that many seconds (a
+    catastrophic regular expression, a huge text, a judge that never answers) kills the child
+    and raises :class:`EvaluatorWorkerError`: the runner stores that evaluator's scores of the
+    batch as failed and goes on, instead of waiting forever with every other evaluator. The
+    time the child takes to load its models at start is not counted.
     """
 
     def __init__(
@@ -100,7 +110,10 @@ class EvalWorker:
         names: Sequence[str],
         options: Mapping[str, Mapping[str, Any]],
         local: Sequence[Evaluator],
+        *,
+        timeout_s: float | None = None,
     ) -> None:
+        self.timeout_s = timeout_s or None
         self._names = list(names)
         self._options = {k: dict(v) for k, v in options.items()}
         self.evaluators: list[Evaluator] = [
@@ -123,15 +136,25 @@ class EvalWorker:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        # Wait for the models to load (untimed), so a call's time limit is the call's own.
+        # The child dies instead of answering when an evaluator cannot be built: EOFError.
+        parent.recv()
         log.info("eval_worker_started", pid=proc.pid, evaluators=self._names)
         return parent
 
     def call(self, index: int, cases: list[EvalCase]) -> list[EvalResult | None]:
         """Run evaluator ``index`` on ``cases`` in the child; re-raise what it raised."""
         with self._lock:
-            conn = self._conn if self._conn is not None else self._start()
             try:
+                conn = self._conn if self._conn is not None else self._start()
                 conn.send((index, cases))
+                if self.timeout_s is not None and not conn.poll(self.timeout_s):
+                    self._reap(kill=True)
+                    raise EvaluatorWorkerError(
+                        f"evaluator {self.evaluators[index].name!r} took more than "
+                        f"{self.timeout_s:g} s on {len(cases)} cases (eval_timeout_s): its "
+                        "process was stopped"
+                    )
                 status, value = conn.recv()
             except (EOFError, OSError) as e:
                 self._reap()
@@ -140,11 +163,13 @@ class EvalWorker:
             return list(value)
         raise value
 
-    def _reap(self) -> None:
+    def _reap(self, *, kill: bool = False) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if self._proc is not None:
+            if kill:
+                self._proc.kill()
             self._proc.join(5)
             if self._proc.is_alive():
                 self._proc.kill()

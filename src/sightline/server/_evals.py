@@ -75,7 +75,12 @@ def build_runner(
         return None
     worker = None
     if settings.eval_process:
-        worker = EvalWorker(_online_names(settings), evaluator_options(settings), evaluators)
+        worker = EvalWorker(
+            _online_names(settings),
+            evaluator_options(settings),
+            evaluators,
+            timeout_s=settings.eval_timeout_s,
+        )
         evaluators = worker.evaluators
     return EvalRunner(
         store,
