@@ -58,6 +58,35 @@ def test_lookalikes_are_not_pii(text: str) -> None:
     assert _found(text, types=[t for t in PII_TYPES if t != "person"]) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An address ending a sentence was missed: the pattern refused any "." after it.
+        ("The server is 203.0.113.7.", ("ip_address", "203.0.113.7")),
+        ("Blocked 198.51.100.23. Then it retried.", ("ip_address", "198.51.100.23")),
+        # The commonest way to write a US number was missed (only - and . were separators).
+        ("Call me at 415 555 0132.", ("phone", "415 555 0132")),
+        ("my cell is 212 555 0147, thanks", ("phone", "212 555 0147")),
+    ],
+)
+def test_common_formats_at_sentence_ends_and_with_spaces(
+    text: str, expected: tuple[str, str]
+) -> None:
+    assert _found(text, types=[t for t in PII_TYPES if t != "person"]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "versions 1.2.3.4.5 and host 10.0.0.1.nip.io",
+        "sizes 100 200 3000 and 415 555 0132 7 in a table",
+        "readings 3.415 555 0132 and 1 212 555 0147 9",
+    ],
+)
+def test_spaced_numbers_and_dotted_names_stay_unflagged(text: str) -> None:
+    assert _found(text, types=[t for t in PII_TYPES if t != "person"]) == []
+
+
 def test_checksums() -> None:
     assert luhn_valid("4539148803436467") and not luhn_valid("4539148803436468")
     assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765433")

@@ -125,12 +125,15 @@ def _ssns(text: str) -> _Found:
             yield m.start(1), m.end(1), "us_ssn"
 
 
-# A leading + and country code, or a North American 3-3-4 number; separators optional.
+# A leading + and country code, or a North American 3-3-4 number: (415) 555-0132,
+# 415-555-0132, 415.555.0132, or 415 555 0132 (spaced: valid area and exchange codes, and not
+# inside a longer run of numbers).
 _PHONE = re.compile(
     r"(?<![\w+])(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"
     r"|\d{3}[.-]\d{3}[.-]\d{4}"
+    r"|(?<![.,])(?<![\d.,] )[2-9]\d{2} [2-9]\d{2} \d{4}(?! \d|[.,]\d)"
     r")(?![\w-])"
 )
 
@@ -144,7 +147,9 @@ def _phones(text: str) -> _Found:
             yield m.start(), m.end(), "international" if m.group()[0] == "+" else "nanp"
 
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
+# Not part of a longer dotted name or number ("1.2.3.4.5", "10.0.0.1.nip.io"), but the
+# full stop of a sentence may follow ("The server is 203.0.113.7.").
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*)$")
 
