@@ -20,6 +20,8 @@ class FakeJudge:
         self.fail_status = 503
         self.garbage = False
         self.status_always: int | None = None
+        self.bodies: list[Any] = []
+        """Answer bodies sent (200) before the usual grades, one per request."""
         self._lock = threading.Lock()
         judge = self
 
@@ -37,6 +39,10 @@ class FakeJudge:
                     return self._send(404, {"error": "not found"})
                 if judge.status_always is not None:
                     return self._send(judge.status_always, {"error": {"message": "no"}})
+                if judge.bodies:
+                    with judge._lock:
+                        raw = judge.bodies.pop(0)
+                    return self._send(200, raw)
                 if n <= judge.fail_first:
                     return self._send(judge.fail_status, {"error": "busy"}, {"retry-after": "0"})
                 prompt = body["messages"][0]["content"]

@@ -80,6 +80,31 @@ class TestLLMJudge:
         # the judge's tokens were spent on both attempts, and are recorded
         assert r.details["input_tokens"] == 200 and r.details["attempts"] == 2
 
+    def test_an_answer_body_that_is_not_an_object_is_retried_not_raised(
+        self, judge: FakeJudge
+    ) -> None:
+        # A list or a string body, or a usage that is not an object, raised AttributeError out
+        # of evaluate: every case of the batch was stored as failed, its good grades with them.
+        judge.bodies = [["not", "an", "object"], "busy", {"usage": "n/a", "choices": []}]
+        good, bad = _judge(judge, concurrency=1, max_retries=3).evaluate([GOOD, BAD])
+        assert good is not None and good.score == 1.0 and good.details["attempts"] == 4
+        assert "not an object" not in (good.explanation or "")
+        assert bad is not None and bad.score == 0.0 and bad.details["attempts"] == 1
+        judge.bodies = [[1]] * 2
+        [r] = _judge(judge, max_retries=1).evaluate([GOOD])
+        assert r is not None and r.label == "failed" and r.score is None
+        assert "not an object" in (r.explanation or "") and r.details["attempts"] == 2
+
+    def test_odd_token_counts_do_not_throw_away_a_grade(self, judge: FakeJudge) -> None:
+        # int() of these raised inside the attempt: a usable grade was retried, then failed
+        choice = {"message": {"content": '{"score": 4, "explanation": "ok"}'}}
+        judge.bodies = [
+            {"choices": [choice], "usage": {"prompt_tokens": "120.0", "completion_tokens": [7]}}
+        ]
+        [r] = _judge(judge, max_retries=0).evaluate([GOOD])
+        assert r is not None and r.score == 0.75 and r.details["attempts"] == 1
+        assert r.details["input_tokens"] == 120 and r.details["output_tokens"] == 0
+
     def test_a_refused_request_is_not_retried(self, judge: FakeJudge) -> None:
         judge.status_always = 401
         [r] = _judge(judge).evaluate([GOOD])

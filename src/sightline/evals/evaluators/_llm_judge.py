@@ -242,9 +242,14 @@ class LLMJudge:
                     break  # a request the judge refuses will not succeed on retry
                 else:
                     data = r.json()
-                    usage = data.get("usage") or {}
-                    tokens[0] += int(usage.get("prompt_tokens") or 0)
-                    tokens[1] += int(usage.get("completion_tokens") or 0)
+                    if not isinstance(data, dict):
+                        raise _JudgeError(
+                            f"the answer is JSON {type(data).__name__}, not an object"
+                        )
+                    usage = data.get("usage")
+                    if isinstance(usage, dict):
+                        tokens[0] += _count(usage.get("prompt_tokens"))
+                        tokens[1] += _count(usage.get("completion_tokens"))
                     model = str(data.get("model") or model)
                     score, explanation = _parse(data)
                     norm = (score - 1.0) / 4.0
@@ -299,6 +304,18 @@ class LLMJudge:
         return self._pricer.cost_usd(  # type: ignore[no-any-return]
             model=model, provider=None, input_tokens=tokens[0], output_tokens=tokens[1]
         )
+
+
+def _count(value: Any) -> int:
+    """A token count from the judge's ``usage``; 0 for what is not a count (the grade stands)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return 0
+    return int(min(value, 1e12))
 
 
 def _retry_after(value: str | None) -> float:
