@@ -146,6 +146,9 @@ class TestSelfConsistency:
         assert SelfConsistency().evaluate([EvalCase(answer="x")]) == [None]
         bad = EvalCase(answer="x", metadata={"samples": "not json ["})
         assert SelfConsistency().evaluate([bad]) == [None]
+        # json.loads raised RecursionError here, failing the batch's other cases with it
+        deep = EvalCase(answer="x", metadata={"samples": "[" * 100_000})
+        assert SelfConsistency().evaluate([deep]) == [None]
 
     def test_rejects_out_of_range_options(self) -> None:
         with pytest.raises(ValueError):
@@ -184,6 +187,17 @@ class TestUncertainty:
         assert r_unsure is not None and r_unsure.label == "uncertain"
         assert r_unsure.score == pytest.approx(0.301, abs=1e-3)
         assert r_none is None
+
+    def test_a_positive_min_logprob_does_not_fail_the_batch(self) -> None:
+        # exp(1000) raised OverflowError: every case of the batch was stored as failed
+        ok = case_from_span(self._span(**{"sightline.logprobs.mean": -0.05}))
+        odd = case_from_span(
+            self._span(**{"sightline.logprobs.mean": -0.1, "sightline.logprobs.min": 1000.0})
+        )
+        r_ok, r_odd = Uncertainty().evaluate([ok, odd])
+        assert r_ok is not None and r_ok.label == "confident"
+        assert r_odd is not None and r_odd.score == pytest.approx(0.905, abs=1e-3)
+        assert r_odd.details["min_logprob"] == 0.0
 
     def test_garbage_summaries_are_not_applicable(self) -> None:
         for v in ("nan", "abc", True, None, [1]):

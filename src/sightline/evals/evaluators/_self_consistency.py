@@ -187,7 +187,7 @@ def _samples(raw: Any) -> list[str]:
 
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply: not a list of answers
             return []
     if not isinstance(raw, list | tuple):
         return []

@@ -61,6 +61,9 @@ class Uncertainty:
                 continue
             confidence = math.exp(min(mean, 0.0))
             low = _num(lp.get("min"))
+            if low is not None:
+                low = min(low, 0.0)  # a log-probability; exp() of a bogus 1000 raised
+                # OverflowError, and the whole batch's uncertainty scores were failed with it
             ent = _num(lp.get("entropy_mean"))
             passed = confidence >= self.threshold
             out.append(
