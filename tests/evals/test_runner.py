@@ -644,3 +644,44 @@ class TestYieldToIngest:
         t0 = time.monotonic()
         r.run_once()
         assert time.monotonic() - t0 < 10.0 and r.yielded_s == 0.0
+
+
+class Sloppy:
+    """A plugin evaluator whose results the store cannot take, but for the first case."""
+
+    name = "sloppy"
+    version = "0"
+
+    def evaluate(self, cases: Sequence[EvalCase]) -> list[EvalResult | None]:
+        import numpy as np
+
+        odd: list[object] = [
+            EvalResult(score=float("nan")),
+            EvalResult(score="0.5"),  # type: ignore[arg-type]
+            EvalResult(score=0.5, details={"sim": np.float32(0.5)}),
+            {"score": 1.0},
+        ]
+        return [EvalResult(score=0.9, label="ok", passed=True), *odd][: len(cases)]  # type: ignore[list-item]
+
+
+def test_results_the_store_cannot_take_fail_their_case_and_the_runner_moves_on(
+    store: DuckDBStore,
+) -> None:
+    """Before, writing the batch raised every tick: the cursor never moved again."""
+    clock = Clock()
+    traces = [rag_trace(P, f"{Q} {i}", DOCS, ANSWER, start_ms=i) for i in range(5)]
+    insert(store, [s for t in traces for s in t])
+    r = _runner(store, [Sloppy(), Moon()], clock, grace_s=0.0)
+    r.step()
+    got = _scores(store, name="sloppy")
+    assert len(got) == 5
+    ok = [s for s in got if s.label == "ok"]
+    assert len(ok) == 1 and ok[0].value == 0.9
+    failed = [s for s in got if s.label == "failed"]
+    assert len(failed) == 4 and all(s.value is None for s in failed)
+    reasons = " | ".join(sorted(s.explanation or "" for s in failed))
+    assert "score nan" in reasons and "score '0.5'" in reasons
+    assert "not JSON" in reasons and "returned dict" in reasons
+    assert len(_scores(store, name="faithfulness")) == 5  # the other evaluator's, stored
+    assert r.num_failed == {"sloppy": 4} and r.num_scores["sloppy"] == 1
+    assert r.lag_s() == 0.0 and not r.step()  # caught up: nothing is read again

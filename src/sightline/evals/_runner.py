@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -691,14 +692,27 @@ class EvalRunner(DaemonTask):
                 for a, c in zip(anchors, cases, strict=True)
             ]
         out = []
+        bad = 0
         for a, c, r in zip(anchors, cases, results, strict=True):
             if r is None:
+                continue
+            problem = _unstorable(r)
+            if problem is not None:
+                # A result the store cannot take (a plugin's NaN, a string score, NumPy values
+                # in details) failed the whole write, so the batch was read again every tick
+                # and no evaluator scored anything after it: that case is failed instead.
+                bad += 1
+                r = EvalResult(score=None, label="failed", explanation=f"evaluator {problem}")
+                out.append(_score(a, ev.name, version, now, r, case_id=c.case_id))
                 continue
             details = dict(r.details) if r.details else {}
             if c.case_id and a.span_id not in c.case_id:
                 details["judged_by"] = c.case_id  # a later turn judged this span's answer
             out.append(_score(a, ev.name, version, now, r, details or None, case_id=c.case_id))
-        self.num_scores[ev.name] = self.num_scores.get(ev.name, 0) + len(out)
+        if bad:
+            log.error("evaluator_bad_results", evaluator=ev.name, num_cases=bad)
+            self.num_failed[ev.name] = self.num_failed.get(ev.name, 0) + bad
+        self.num_scores[ev.name] = self.num_scores.get(ev.name, 0) + len(out) - bad
         return out
 
     # -- thumbs-down feedback on traces already past the cursor --------------------------------
@@ -764,6 +778,31 @@ def _cursor(seq: int, pos: str = "") -> EvalCursor:
     from sightline.store._eval_records import EvalCursor
 
     return EvalCursor(seq, pos)
+
+
+def _unstorable(r: Any) -> str | None:
+    """Why an evaluator's result cannot be stored as a score, or None when it can."""
+    if not isinstance(r, EvalResult):
+        return f"returned {type(r).__name__}, not an EvalResult"
+    score = r.score
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score)
+    ):
+        return f"returned score {score!r}: not a finite number"
+    if r.label is not None and not isinstance(r.label, str):
+        return f"returned label {r.label!r}: not text"
+    if r.explanation is not None and not isinstance(r.explanation, str):
+        return f"returned explanation of type {type(r.explanation).__name__}: not text"
+    if r.passed is not None and not isinstance(r.passed, bool):
+        return f"returned passed {r.passed!r}: not a boolean"
+    if r.details:
+        import orjson  # as the store writes details (a server dependency, like the store)
+
+        try:
+            orjson.dumps(dict(r.details), option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, ValueError) as e:
+            return f"returned details that are not JSON: {e}"
+    return None
 
 
 def _thumbs_down(scores: Sequence[Score]) -> set[str]:
