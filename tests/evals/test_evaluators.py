@@ -19,6 +19,7 @@ from sightline.evals import (
     available_evaluators,
     default_evaluator_names,
     load_evaluator,
+    load_evaluators,
 )
 from sightline.evals.evaluators import (
     ContextRelevance,
@@ -318,6 +319,13 @@ class TestLLMJudgeOptions:
             LLMJudge(rubric="custom")
         with pytest.raises(ValueError, match="unknown rubric"):
             LLMJudge(rubric="vibes")
+
+    def test_the_documented_name_option_reaches_the_judge_through_the_registry(self) -> None:
+        # load_evaluator's own `name` parameter took it: TypeError "got multiple values for
+        # argument 'name'", so SIGHTLINE_EVAL_OPTIONS could not name the judge's scores.
+        opts = {"llm_judge": {"name": "judge_tone", "rubric": "tone"}}
+        [judge] = load_evaluators(["llm_judge"], opts)
+        assert judge.name == "judge_tone" and judge.version == "1+tone.1"
 
 
 def test_importing_evaluators_loads_no_store_or_server() -> None:

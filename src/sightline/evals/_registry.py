@@ -61,8 +61,11 @@ def evaluator_class(name: str) -> type[Any]:
     return cls
 
 
-def load_evaluator(name: str, **options: Any) -> Evaluator:
+def load_evaluator(name: str, /, **options: Any) -> Evaluator:
     """An instance of the evaluator registered as ``name``, built with ``options``.
+
+    ``name`` is positional-only: ``llm_judge`` takes a ``name`` option of its own (its score
+    name), which raised "got multiple values for argument 'name'" at startup.
 
     Raises:
         ConfigError: unknown name, a plugin that cannot be imported, or options the
