@@ -548,6 +548,40 @@ class TestEvalSettings:
         with pytest.raises(ConfigError, match="evaluator 'format': invalid options"):
             create_app(Settings(data_dir=tmp_path, eval_options={"format": {"regex": "("}}))
 
+    def test_a_sample_rate_that_applies_to_nothing_stops_the_server(self, tmp_path: Path) -> None:
+        """Rates are keyed by score name; one naming nothing was ignored (100 % sampled)."""
+        from sightline.errors import ConfigError
+
+        judge = {"llm_judge": {"name": "judge_tone", "rubric": "tone"}}
+        with pytest.raises(ConfigError, match="'llm_judge' scores as 'judge_tone'"):
+            create_app(
+                Settings(
+                    data_dir=tmp_path,
+                    evaluators=["llm_judge"],
+                    eval_options=judge,
+                    eval_sample_rates={"llm_judge": 0.05},
+                )
+            )
+        with pytest.raises(ConfigError, match="no evaluator is named 'relevence'"):
+            create_app(
+                Settings(
+                    data_dir=tmp_path,
+                    evaluators=["format"],
+                    eval_options={"format": {"json": True}},
+                    eval_sample_rates={"relevence": 0.1},
+                )
+            )
+        ok = Settings(
+            data_dir=tmp_path,
+            evaluators=["llm_judge"],
+            eval_options=judge,
+            # its score name; and a registered evaluator that is not running
+            eval_sample_rates={"judge_tone": 0.05, "relevance": 0.5},
+        )
+        from sightline.server._evals import load_online_evaluators
+
+        assert [e.name for e in load_online_evaluators(ok)] == ["judge_tone"]
+
     def test_evaluation_can_be_turned_off(self, tmp_path: Path) -> None:
         app = create_app(
             Settings(

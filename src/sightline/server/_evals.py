@@ -12,11 +12,13 @@ from prometheus_client.registry import Collector
 
 from sightline.config import Settings
 from sightline.coordination import Coordinator, new_owner_id
+from sightline.errors import ConfigError
 from sightline.evals import (
     EvalRunner,
     Evaluator,
     EvalWorker,
     RunnerOptions,
+    available_evaluators,
     default_evaluator_names,
     load_evaluators,
 )
@@ -45,7 +47,38 @@ def load_online_evaluators(settings: Settings) -> list[Evaluator]:
     """
     if not settings.eval_enabled:
         return []
-    return load_evaluators(_online_names(settings), evaluator_options(settings))
+    names = _online_names(settings)
+    evaluators = load_evaluators(names, evaluator_options(settings))
+    _check_sample_rates(settings, names, evaluators)
+    return evaluators
+
+
+def _check_sample_rates(
+    settings: Settings, names: Sequence[str], evaluators: Sequence[Evaluator]
+) -> None:
+    """Refuse a sample rate that would apply to nothing (the runner keys rates by score name).
+
+    A typo ("relevence=0.1"), or the registry name of an evaluator that scores under another
+    name (``llm_judge`` with ``"name": "judge_tone"``), was ignored: that evaluator then scored
+    every span, a paid judge included. The name of a registered evaluator that is not running
+    is accepted (the same settings serve with and without it).
+    """
+    running = {ev.name for ev in evaluators}
+    registered = set(available_evaluators())
+    for key in settings.eval_sample_rates:
+        if key in running:
+            continue
+        runs_as = sorted({ev.name for n, ev in zip(names, evaluators, strict=True) if n == key})
+        if runs_as:
+            raise ConfigError(
+                f"eval_sample_rates: {key!r} scores as {runs_as[0]!r}: "
+                f"key its rate by that name ({runs_as[0]}=...)"
+            )
+        if key not in registered:
+            raise ConfigError(
+                f"eval_sample_rates: no evaluator is named {key!r}; running: "
+                f"{', '.join(sorted(running)) or 'none'}"
+            )
 
 
 def _online_names(settings: Settings) -> list[str]:
