@@ -231,6 +231,27 @@ class TestFormat:
         [r] = Format(schema=f).evaluate([EvalCase(answer="[]")])
         assert r is not None and r.label == "schema_violation"
 
+    def test_a_schema_whose_refs_do_not_resolve_is_rejected_at_start(self) -> None:
+        # check_schema accepted them; every evaluation then raised, so every format score
+        # was stored as failed on a server that had started as if configured.
+        for ref in ("#/definitions/missing", "#/$defs/answer", "http://127.0.0.1:9/s.json"):
+            schema = {"properties": {"answer": {"$ref": ref}}}
+            with pytest.raises(ValueError, match="does not resolve"):
+                Format(schema=schema)
+            with pytest.raises(ConfigError, match="does not resolve"):
+                load_evaluator("format", schema=schema)
+        good = [
+            {"$defs": {"a": {"type": "string"}}, "properties": {"answer": {"$ref": "#/$defs/a"}}},
+            {"definitions": {"a~b": {"type": "string"}}, "items": {"$ref": "#/definitions/a~0b"}},
+            {"$defs": {"x": {"$anchor": "ans", "type": "string"}}, "items": {"$ref": "#ans"}},
+            {"type": "array", "items": {"$ref": "#"}},
+            {"$ref": "https://json-schema.org/draft/2020-12/schema"},  # a meta-schema: known
+            {"const": {"$ref": "#/nowhere"}},  # data, not a reference
+        ]
+        for schema in good:
+            [r] = Format(schema=schema).evaluate([EvalCase(answer="[]")])
+            assert r is not None and r.label in ("compliant", "schema_violation")
+
     def test_an_unclosed_fence_before_blank_lines_is_checked_in_linear_time(self) -> None:
         # The fence regex backtracked cubically: 2,500 newlines took ~15 s (20,000: hours),
         # and the runner waits for the batch, so every evaluator stalled behind one answer.

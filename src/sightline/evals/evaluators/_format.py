@@ -57,6 +57,7 @@ class Format:
                 cls.check_schema(schema)
             except jsonschema.SchemaError as e:
                 raise ValueError(f"invalid JSON Schema: {e.message}") from None
+            _check_refs(schema, cls)
             self._validator = cls(schema)
         try:
             self._regex = re.compile(regex, re.DOTALL) if regex is not None else None
@@ -105,6 +106,62 @@ class Format:
         if not checked:
             return None
         return EvalResult(score=1.0, label="compliant", passed=True, details={"checked": checked})
+
+
+_NOT_SCHEMAS = frozenset({"const", "enum", "examples", "default"})
+"""Keywords whose values are data, not schemas: a "$ref" key inside them is no reference."""
+
+
+def _check_refs(schema: Any, cls: Any) -> None:
+    """Raise ValueError for a ``$ref`` that does not resolve within the schema.
+
+    ``check_schema`` accepts them, and jsonschema looks them up only when an answer reaches
+    them: every evaluation then raised, so every format score was stored as failed while the
+    server had started as if configured. Remote references are not fetched (nor are they when
+    validating). A schema with nested ``$id``s (other base URIs) is left to jsonschema.
+    """
+    import referencing
+    import referencing.exceptions
+    import referencing.jsonschema
+
+    refs: list[str] = []
+    nested_ids = False
+
+    def walk(node: Any, root: bool) -> None:
+        nonlocal nested_ids
+        if isinstance(node, dict):
+            if not root and isinstance(node.get("$id"), str):
+                nested_ids = True
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for k, v in node.items():
+                if k not in _NOT_SCHEMAS:
+                    walk(v, False)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, False)
+
+    walk(schema, True)
+    if not refs or nested_ids or not isinstance(schema, dict):
+        return
+    dialect = cls.META_SCHEMA.get("$schema", "") if isinstance(cls.META_SCHEMA, dict) else ""
+    spec = referencing.jsonschema.specification_with(
+        dialect, default=referencing.jsonschema.DRAFT202012
+    )
+    resource = referencing.Resource.from_contents(schema, default_specification=spec)
+    base = resource.id() or ""
+    # with the meta-schemas, as jsonschema resolves them
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+
+    resolver = REGISTRY.with_resource(base, resource).resolver(base_uri=base)
+    for ref in refs:
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable as e:
+            raise ValueError(
+                f"invalid JSON Schema: $ref {ref!r} does not resolve ({type(e).__name__}; "
+                "remote schemas are not fetched)"
+            ) from None
 
 
 def _unfence(text: str) -> str | None:
