@@ -341,6 +341,19 @@ class TestLLMJudgeOptions:
         with pytest.raises(ValueError, match="unknown rubric"):
             LLMJudge(rubric="vibes")
 
+    def test_a_custom_template_str_format_cannot_fill_is_rejected_at_start(self) -> None:
+        # It passed the constructor, then raised KeyError/ValueError on every case: every
+        # judge score was stored as failed.
+        for template, match in [
+            ('Grade {answer}. Reply as {"score": n}', "names \\['\"score\"'\\]"),
+            ("Grade {answer} for {user}", "names \\['user'\\]"),
+            ("Grade {answer", "expected '}'"),
+        ]:
+            with pytest.raises(ValueError, match=match):
+                LLMJudge(rubric="custom", template=template)
+        ok = LLMJudge(rubric="custom", template='Grade {answer}. Reply as {{"score": n}}')
+        assert ok.prompt(EvalCase(answer="x")) == 'Grade x. Reply as {"score": n}'
+
     def test_the_documented_name_option_reaches_the_judge_through_the_registry(self) -> None:
         # load_evaluator's own `name` parameter took it: TypeError "got multiple values for
         # argument 'name'", so SIGHTLINE_EVAL_OPTIONS could not name the judge's scores.

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import string
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,8 @@ class LLMJudge:
                 raise ValueError(
                     f"rubric template names {unknown}; it can use {', '.join(RUBRIC_VARIABLES)}"
                 )
+            if not used:
+                _check_format_template(template)
             self.rubric = Rubric(
                 rubric_name or "custom", rubric_version or digest, template, registry=bool(used)
             )
@@ -303,6 +306,24 @@ class LLMJudge:
             self._pricer = Pricer()
         return self._pricer.cost_usd(  # type: ignore[no-any-return]
             model=model, provider=None, input_tokens=tokens[0], output_tokens=tokens[1]
+        )
+
+
+def _check_format_template(template: str) -> None:
+    """Raise ValueError unless ``str.format`` fills ``template`` from :data:`RUBRIC_VARIABLES`.
+
+    A literal brace ({"score": 1}) or another name ({user}) passed the constructor, then
+    raised on every case: every score of the judge was stored as failed.
+    """
+    hint = "write a literal brace as {{ or }}"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise ValueError(f"rubric template: {e} ({hint})") from None
+    unknown = [f for f in fields if f not in RUBRIC_VARIABLES]
+    if unknown:
+        raise ValueError(
+            f"rubric template names {unknown}; it can use {', '.join(RUBRIC_VARIABLES)} ({hint})"
         )
 
 
