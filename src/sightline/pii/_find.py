@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import heapq
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -267,20 +269,66 @@ def find_pii(text: str, *, types: Iterable[str] | None = None) -> list[PiiMatch]
     if unknown:
         raise ValueError(f"unknown PII types {sorted(unknown)}; known: {list(PII_TYPES)}")
     found: list[PiiMatch] = []
-    taken: list[tuple[int, int]] = []
+    taken = _Taken()
     for type_, recognize in _RECOGNIZERS.items():
         if type_ not in wanted:
             continue
         for start, end, kind in recognize(text):
-            if not any(start < e and s < end for s, e in taken):
+            if taken.add(start, end):
                 found.append(PiiMatch(type_, start, end, kind))
-                taken.append((start, end))
+        taken.commit()
     if "person" in wanted:
         for start, end in _person_spans(text):
-            if not any(start < e and s < end for s, e in taken):
+            if taken.add(start, end):
                 found.append(PiiMatch("person", start, end, "person"))
     found.sort(key=lambda m: m.start)
     return found
+
+
+class _Taken:
+    """The spans already reported, disjoint and sorted: overlap tests by bisection.
+
+    Every finding used to be tested against every earlier one: a 72 kB text of 8,000 emails
+    took 4 s, a 1 MiB one (the longest text ingest keeps) about 15 minutes of an ingest worker.
+    A type's spans are kept apart until :meth:`commit` (they mostly come in order: appends),
+    then merged, so a text mixing types does not insert into the middle of one long list.
+    """
+
+    __slots__ = ("ends", "new_ends", "new_starts", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.new_starts: list[int] = []
+        self.new_ends: list[int] = []
+
+    def add(self, start: int, end: int) -> bool:
+        """Take ``[start, end)`` unless it overlaps a span taken before; whether it was taken."""
+        if _overlaps(self.starts, self.ends, start, end):
+            return False
+        if _overlaps(self.new_starts, self.new_ends, start, end):
+            return False
+        i = bisect.bisect_left(self.new_starts, start)
+        self.new_starts.insert(i, start)
+        self.new_ends.insert(i, end)
+        return True
+
+    def commit(self) -> None:
+        """Merge the spans added since the last commit into the sorted ones."""
+        if not self.new_starts:
+            return
+        old = zip(self.starts, self.ends, strict=True)
+        merged = list(heapq.merge(old, zip(self.new_starts, self.new_ends, strict=True)))
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+        self.new_starts, self.new_ends = [], []
+
+
+def _overlaps(starts: list[int], ends: list[int], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of the disjoint, sorted spans ``starts``/``ends``."""
+    i = bisect.bisect_left(starts, end)  # the spans [0, i) start before this one ends
+    # disjoint and sorted: the (i-1)th of them ends last
+    return bool(i) and ends[i - 1] > start
 
 
 _nlp: Any = None
