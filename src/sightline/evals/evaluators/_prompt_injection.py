@@ -31,7 +31,8 @@ _RULES = re.compile(
     r"|\b(?:ai|llm|assistant)s?(?: agents?| models?)?(?: reading this| processing this)?\s*[:,]"
     r"\s*(?:ignore|disregard|forward|send|run|mark|insert|silently|do not|don't|respond|"
     r"rate|recommend|tell)"
-    r"|\b(?:to any ai|any ai reading)\b|<\|im_start\|>|\[system\]|^\s*system\s*:|"
+    # [^\S\n]*: blank lines before "system:" were each a start, quadratic in their number
+    r"|\b(?:to any ai|any ai reading)\b|<\|im_start\|>|\[system\]|^[^\S\n]*system\s*:|"
     r"\bsystem override\b|\bsafety filter is disabled\b"
     r"|\b(?:do not|don't|never) (?:tell|mention|inform) (?:this|the user)\b"
     r"|\bexfiltrat\w*|\bforward (?:all|every) (?:emails?|messages?|files?)\b"
