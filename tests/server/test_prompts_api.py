@@ -130,6 +130,22 @@ class TestVersions:
         r = client.post("/api/v1/prompts/greet/render", json={"variables": {"who": "Ana"}})
         assert r.status_code == 400 and "missing variables: q" in r.json()["error"]["message"]
 
+    def test_render_writes_json_values_as_json(self, client: TestClient) -> None:
+        # a JSON client's true was filled in as Python writes it: True
+        _create(client, name="typed", template="{{a}} {{b}} {{c}} {{d}} {{e}}|{{f}}|")
+        r = client.post(
+            "/api/v1/prompts/typed/render",
+            json={"variables": {"a": True, "b": False, "c": 2.5, "d": 7, "e": "té", "f": None}},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["prompt"] == "true false 2.5 7 té||"
+        r = client.post(
+            "/api/v1/prompts/typed/render",
+            content=b'{"variables": {"a": NaN, "b": 1, "c": 1, "d": 1, "e": 1, "f": 1}}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400 and "variables.a: NaN" in r.text, r.text
+
     def test_rubrics_are_versioned_in_the_same_registry(self, client: TestClient) -> None:
         r1 = _create(
             client,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -268,7 +270,14 @@ async def render_version(
     """Fill a version's ``{{variables}}``; 400 naming the missing ones."""
     request.state.audited = True  # a POST that changes nothing: not an admin action to log
     pv = await _resolve(request, project_id, name, body.version, body.label)
-    variables = {k: "" if v is None else v for k, v in body.variables.items()}
+    for k, v in body.variables.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"variables.{k}: NaN and Infinity are not values a prompt can hold")
+    # JSON values as JSON text (true, not Python's True); strings as they are; null as ""
+    variables = {
+        k: "" if v is None else v if isinstance(v, str) else orjson.dumps(v).decode()
+        for k, v in body.variables.items()
+    }
     try:
         out = render(pv.template, variables)
     except MissingVariables as e:
