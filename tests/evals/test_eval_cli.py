@@ -191,6 +191,21 @@ class TestEvalRun:
         assert res.exit_code == 0, res.output
         assert len(out.read_text().splitlines()) == 2
 
+    def test_a_lone_surrogate_in_a_row_becomes_a_replacement_character(
+        self, tmp_path: Path
+    ) -> None:
+        # a cut emoji (one half of a UTF-16 pair, as JavaScript writes it) crashed the
+        # tokenizer-based evaluators and the results file
+        ds = tmp_path / "ds.jsonl"
+        ds.write_text(json.dumps(dict(ROWS[1], question="How do I reset my password? \ud83d")))
+        assert ds.read_text().count("\\ud83d") == 1  # json.dumps escapes the lone half
+        out = tmp_path / "out.jsonl"
+        res = _run(str(ds), "--evaluators", "relevance,pii_leak", "--out", str(out))
+        assert res.exit_code == 0, res.output
+        [got] = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+        assert got["question"] == "How do I reset my password? \ufffd"
+        assert set(got["scores"]) == {"relevance", "pii_leak"}
+
     def test_a_nan_max_drop_is_refused_not_a_gate_that_always_passes(self, tmp_path: Path) -> None:
         base = tmp_path / "base.jsonl"
         ok = _run(

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import numbers
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,30 @@ def read_jsonl(path: Path, *, what: str = "dataset") -> list[dict[str, Any]]:
             raise ConfigError(f"{what} {path}, line {n}: invalid JSON ({e})") from None
         if not isinstance(row, dict):
             raise ConfigError(f"{what} {path}, line {n}: expected a JSON object")
+        if "\\u" in line and _SURROGATE.search(line.lower()):
+            row = _repair_surrogates(row)
         row["_line"] = n
         rows.append(row)
     if not rows:
         raise ConfigError(f"{what} {path}: no rows")
     return rows
+
+
+# an escaped UTF-16 half (\ud800-\udfff): json.loads makes a pair one character, but leaves a
+# lone half in the string, which tokenizers and the UTF-8 results file cannot take
+_SURROGATE = re.compile(r"\\ud[89a-f][0-9a-f]{2}")
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def _repair_surrogates(v: Any) -> Any:
+    """``v`` with each lone surrogate in its strings (and keys) replaced by U+FFFD."""
+    if isinstance(v, str):
+        return _LONE.sub("\ufffd", v)
+    if isinstance(v, list):
+        return [_repair_surrogates(x) for x in v]
+    if isinstance(v, dict):
+        return {_repair_surrogates(k): _repair_surrogates(x) for k, x in v.items()}
+    return v
 
 
 def _text(row: dict[str, Any], key: str, where: str, *, required: bool) -> str | None:
