@@ -66,6 +66,19 @@ class TestBudgetCrud:
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"]
 
+    def test_concurrent_creates_of_one_name_make_one_budget(self, h: Harness) -> None:
+        import concurrent.futures
+
+        body = {"name": "race", "limit_usd": 1.0}
+
+        def create(i: int) -> int:
+            r = h.api("POST", "/api/v1/budgets", json={**body, "limit_usd": 1.0 + i})
+            return int(r.status_code)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(create, range(8)))
+        assert codes == [201] + [409] * 7, codes
+
     def test_unknown_channel_is_400(self, h: Harness) -> None:
         # its threshold alerts would go nowhere (alert rules refuse it the same way)
         body = {"name": "x", "limit_usd": 1, "notify": ["hook", "finance-slack"]}

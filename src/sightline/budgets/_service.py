@@ -99,6 +99,8 @@ class BudgetService(DaemonTask):
         self._file = {b.name: b for b in file_budgets}
         self._synced: set[str] = set()
         self._lock = threading.Lock()
+        # one change at a time: two creates of one name both found none and both answered 201
+        self._write_lock = threading.Lock()
         self.num_alerts = 0
         """Threshold alerts sent since start."""
 
@@ -152,16 +154,17 @@ class BudgetService(DaemonTask):
         """Create or replace a budget from untrusted input (409: exists on create, or a file's)."""
         spec = parse_budget(raw)
         self._check_channels(spec)
-        now = self._clock()
-        old = next((r for r in self.list_budgets(project_id) if r.name == spec.name), None)
-        if old is not None and create:
-            raise Conflict(f"a budget named {spec.name!r} exists")
-        if old is not None and self._read_only(old):
-            raise Conflict(f"budget {spec.name!r} comes from the budgets file: edit the file")
-        row = BudgetRow(
-            project_id, spec.name, spec.model_dump(), "api", old.created_at if old else now, now
-        )
-        self._store.put_budget(row)
+        with self._write_lock:
+            now = self._clock()
+            old = next((r for r in self.list_budgets(project_id) if r.name == spec.name), None)
+            if old is not None and create:
+                raise Conflict(f"a budget named {spec.name!r} exists")
+            if old is not None and self._read_only(old):
+                raise Conflict(f"budget {spec.name!r} comes from the budgets file: edit the file")
+            row = BudgetRow(
+                project_id, spec.name, spec.model_dump(), "api", old.created_at if old else now, now
+            )
+            self._store.put_budget(row)
         return row
 
     def _check_channels(self, spec: BudgetSpec) -> None:
@@ -176,10 +179,11 @@ class BudgetService(DaemonTask):
 
     def delete_budget(self, project_id: str, name: str) -> None:
         """Delete a budget (404 if none, 409 for a file's)."""
-        old = self.get_budget(project_id, name)
-        if self._read_only(old):
-            raise Conflict(f"budget {name!r} comes from the budgets file: edit the file")
-        self._store.delete_budget(project_id, name)
+        with self._write_lock:
+            old = self.get_budget(project_id, name)
+            if self._read_only(old):
+                raise Conflict(f"budget {name!r} comes from the budgets file: edit the file")
+            self._store.delete_budget(project_id, name)
 
     # -- check -------------------------------------------------------------------------------
 
