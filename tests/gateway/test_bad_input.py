@@ -74,6 +74,15 @@ class _Upstream(BaseHTTPRequestHandler):
                           "prompt_tokens_details": {"cached_tokens": "all"}},
             }).encode())  # fmt: skip
             return
+        if mode == "reasoning":
+            self._send(200, json.dumps({
+                "id": "x", "model": "o3-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "42"},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 30,
+                          "completion_tokens_details": {"reasoning_tokens": 28}},
+            }).encode())  # fmt: skip
+            return
         if mode == "not-json":  # a proxy in front of the provider, say
             self._send(200, b"<html><body>upstream busy</body></html>", "text/html")
             return
@@ -207,6 +216,14 @@ def test_choices_that_are_not_a_list_are_passed_on_and_recorded(gw: Gateway) -> 
     assert r.status_code == 200 and r.json()["choices"] == 5
     s = _span("oc")
     assert s["status"] == "ok" and s["input_tokens"] == 3
+
+
+def test_reasoning_tokens_are_recorded_within_the_output_tokens(gw: Gateway) -> None:
+    # before: not read, the span had no reasoning_tokens
+    with _client(gw, "reasoning", "rs") as client:
+        client.chat.completions.create(model="o3-mini", messages=MSGS)
+    s = _span("rs")
+    assert (s["input_tokens"], s["output_tokens"], s["reasoning_tokens"]) == (10, 30, 28)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings"])

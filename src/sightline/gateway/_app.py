@@ -182,6 +182,7 @@ class _Call:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
     response_model: str | None = None
     finish_reason: str | None = None
     text: list[str] = field(default_factory=list)
@@ -422,6 +423,7 @@ class Gateway:
             "input_tokens": call.input_tokens,
             "output_tokens": call.output_tokens,
             "cached_input_tokens": call.cached_tokens,
+            "reasoning_tokens": call.reasoning_tokens,
             "cost_usd": cost_usd,
             "finish_reason": call.finish_reason,
             "is_streaming": bool(call.body.get("stream")),
@@ -519,6 +521,10 @@ def _usage(call: _Call, usage: Any) -> None:
     details = usage.get("prompt_tokens_details")
     if isinstance(details, dict):
         call.cached_tokens = _count(details.get("cached_tokens"), call.cached_tokens)
+    # part of completion_tokens (and priced as output): recorded to be seen, not priced again
+    out = usage.get("completion_tokens_details")
+    if isinstance(out, dict):
+        call.reasoning_tokens = _count(out.get("reasoning_tokens"), call.reasoning_tokens)
 
 
 def _choices(data: dict[str, Any]) -> list[dict[str, Any]]:
