@@ -15,6 +15,8 @@ def _found(text: str, **kw: object) -> list[tuple[str, str]]:
     ("text", "expected"),
     [
         ("Mail jane.doe@example.com now", ("email", "jane.doe@example.com")),
+        ("Mail sean.o'brien@example.ie now", ("email", "sean.o'brien@example.ie")),
+        ("write to 'ana@example.com' please", ("email", "ana@example.com")),
         ("Call +1 (415) 555-0198 today", ("phone", "+1 (415) 555-0198")),
         ("Call 212-555-0147 today", ("phone", "212-555-0147")),
         ("Card 4539 1488 0343 6467 exp", ("credit_card", "4539 1488 0343 6467")),

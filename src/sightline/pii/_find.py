@@ -48,8 +48,10 @@ class PiiMatch:
 
 _Found = Iterator[tuple[int, int, str]]
 
+# An apostrophe inside the local part (o'brien@, d'angelo@) is legal and common in names: a
+# match that started after it left "o'" in the redacted text.
 _EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+'-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"
 )
 
 
