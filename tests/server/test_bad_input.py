@@ -160,6 +160,12 @@ class TestTimes:
         r = h.api("POST", "/api/v1/alerts/silences", json=body)
         assert "ends_at: " in _bad(r)
 
+    def test_a_release_too_old_to_compare_is_a_400(self, h: TwoProjects) -> None:
+        # it was stored, and its compare endpoint answered 400 whatever the hours
+        body = {"service": "s", "version": "v", "time": "1950-01-01T00:00:00Z"}
+        r = h.api("POST", "/api/v1/releases", json=body)
+        assert _bad(r).startswith("time: before 1971-01-31"), r.text
+
     def test_a_body_time_in_range_is_stored_in_utc(self, h: TwoProjects) -> None:
         body = {"service": "s", "version": "v", "time": "2026-03-02T14:00:00+02:00"}
         r = h.api("POST", "/api/v1/releases", json=body)

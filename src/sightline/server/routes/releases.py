@@ -32,6 +32,10 @@ class ReleaseIn(BaseModel):
     notes: str | None = Field(None, max_length=10_000)
 
 
+# the comparison looks up to 720 hours back, and not before 1971
+_EARLIEST = datetime(1971, 1, 1, tzinfo=UTC) + timedelta(hours=720)
+
+
 @router.post("/releases", status_code=201, summary="Record a release marker")
 async def post_release(
     request: Request, body: ReleaseIn, project_id: str = Depends(project_of)
@@ -41,6 +45,8 @@ async def post_release(
     at = body.time or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
+    if at < _EARLIEST:  # stored, it could never be compared (its window starts before 1971)
+        raise ConfigError(f"time: before {_EARLIEST.date()}; a release marker is a recent event")
     rel = Release(
         project_id=project_id,
         release_id=uuid.uuid4().hex,
