@@ -214,6 +214,40 @@ class TestOtelMetrics:
                         end=T0 + timedelta(minutes=1))  # fmt: skip
         assert _metric(any_store, q)[0].points == [(T0, 30.0)]
 
+    def test_counter_increase_spans_steps_and_resets(self, any_store: TraceStore) -> None:
+        # a cumulative counter scraped every 15 s (+1 a second): each 1-minute step gained 60,
+        # and a step holding one sample still knows its increase since the previous one
+        rows = MetricRows("p")
+
+        def add(name: str, t: datetime, v: float, start: datetime | None) -> None:
+            rows.add(name=name, type_="sum", attributes="{}", resource_attributes="{}",
+                     service_name="s", time_ns=_ns(t), value=v, temporality="cumulative",
+                     monotonic=True, start_ns=_ns(start) if start else None)  # fmt: skip
+
+        for i in range(16):
+            add("ticks", T0 + timedelta(seconds=15 * i), 15.0 * i, T0 - timedelta(hours=1))
+        # no start time (a scraped Prometheus counter): the drop from 120 to 5 is a reset
+        for i, v in enumerate((100.0, 110.0, 120.0, 5.0, 15.0)):
+            add("resets", T0 + timedelta(seconds=15 * i), v, None)
+        t = rows.table()
+        assert t is not None
+        any_store.insert_signal_batches("metrics", [t])
+        m = otel_metric("otel:ticks")
+        assert m is not None
+        q = MetricQuery(project_id="p", metric=m, agg="sum", start=T0,
+                        end=T0 + timedelta(minutes=4), step_s=60)  # fmt: skip
+        [s] = _metric(any_store, q)
+        assert [v for _, v in s.points] == [45.0, 60.0, 60.0, 60.0]
+        q = MetricQuery(project_id="p", metric=m, agg="rate", start=T0,
+                        end=T0 + timedelta(minutes=1), step_s=15)  # fmt: skip
+        [s] = _metric(any_store, q)
+        assert [v for _, v in s.points] == [None, 1.0, 1.0, 1.0]
+        r = otel_metric("otel:resets")
+        assert r is not None
+        q = MetricQuery(project_id="p", metric=r, agg="sum", start=T0,
+                        end=T0 + timedelta(minutes=2))  # fmt: skip
+        assert [s.points for s in _metric(any_store, q)] == [[(T0, 35.0)]]  # 10 + 10 + 5 + 10
+
     def test_empty_and_bad_attribute_names(self, any_store: TraceStore) -> None:
         m = otel_metric("otel:queue_depth")
         assert m is not None

@@ -27,7 +27,7 @@ from sightline.store._clickhouse_base import CH_NF as _F
 from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_base import ch_aware as _utc
-from sightline.store._histogram import Point, aggregate, increases
+from sightline.store._histogram import Point, aggregate, increases, steps
 from sightline.store.base import (
     BATCH_KEY,
     DIMENSIONS,
@@ -331,10 +331,7 @@ class SignalsMixin(CHBase):
             by.setdefault(g, {}).setdefault(b, []).append(p)
         out = []
         for g, buckets in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-            pts: list[tuple[datetime, float | None]] = []
-            for b in sorted(buckets):
-                bstart = query.start + timedelta(seconds=b * step)
-                pts.append((bstart, aggregate(increases(buckets[b], bstart), query.agg, step)))
+            pts = steps(buckets, query.start, step, query.agg)
             out.append(MetricSeries(dict(zip(query.group_by, g, strict=True)), pts))
         return out
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError, UnstorableBatch
 from sightline.model import LogRecord, Release
-from sightline.store._histogram import Point, aggregate, increases
+from sightline.store._histogram import Point, aggregate, increases, steps
 from sightline.store.base import (
     BATCH_KEY,
     LogQuery,
@@ -325,11 +325,7 @@ def query_otel_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSeri
         by.setdefault(g, {}).setdefault(b, []).append(p)
     out = []
     for g, buckets in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        pts: list[tuple[datetime, float | None]] = []
-        for b in sorted(buckets):
-            bstart = query.start + timedelta(seconds=b * step)
-            value = aggregate(increases(buckets[b], bstart), query.agg, step)
-            pts.append((bstart, value))
+        pts = steps(buckets, query.start, step, query.agg)
         out.append(MetricSeries(dict(zip(query.group_by, g, strict=True)), pts))
     return out
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-__all__ = ["Hist", "Point", "aggregate", "increases", "quantile"]
+__all__ = ["Hist", "Point", "aggregate", "increases", "quantile", "steps"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -109,11 +109,19 @@ def quantile(hists: Sequence[Hist], q: float) -> float | None:
     return x0 + (x1 - x0) * min(1.0, (rank - f0) / (f1s - f0))
 
 
-def increases(points: Iterable[Point], window_start: datetime) -> list[Point]:
+def increases(
+    points: Iterable[Point],
+    window_start: datetime,
+    before: dict[tuple[object, ...], Point] | None = None,
+) -> list[Point]:
     """Cumulative series turned into what happened inside the window; delta points as they are.
 
-    A cumulative series (same attributes and start time) counts from its first point in the
-    window, or from zero when the series itself started inside the window.
+    A cumulative series (same attributes and start time) counts from its last point before the
+    window when ``before`` holds one (the previous step of a query: so the increase between two
+    steps is not lost), else from its first point in the window, or from zero when the series
+    itself started inside the window. A value that drops (a counter reset where the exporter
+    gives no new start time, as a scraped Prometheus counter) counts from zero again, as
+    Prometheus' ``increase`` does. ``before`` is updated with each series' last point.
     """
     out: list[Point] = []
     series: dict[tuple[object, ...], list[Point]] = {}
@@ -122,18 +130,31 @@ def increases(points: Iterable[Point], window_start: datetime) -> list[Point]:
             series.setdefault((*p.series, p.start_time), []).append(p)
         else:
             out.append(p)
-    for pts in series.values():
+    for key, pts in series.items():
         pts.sort(key=lambda p: p.time)
-        last = pts[-1]
-        first = pts[0]
-        fresh = last.start_time is not None and last.start_time >= window_start
-        if fresh:
-            out.append(last)
-            continue
-        if len(pts) < 2:
-            continue  # one cumulative point and an older start: no increase is known
-        out.append(_minus(last, first))
+        prev = before.get(key) if before is not None else None
+        if before is not None:
+            before[key] = pts[-1]
+        acc: Point | None = None
+        if prev is None:
+            first = pts[0]
+            if first.start_time is not None and first.start_time >= window_start:
+                acc = first  # the series started in the window: counted from zero
+            prev, pts = first, pts[1:]
+        for p in pts:
+            d = p if _reset(p, prev) else _minus(p, prev)
+            acc = d if acc is None else _plus(acc, d)
+            prev = p
+        if acc is not None:
+            out.append(acc)  # (one point and an older start: no increase is known)
     return out
+
+
+def _reset(a: Point, b: Point) -> bool:
+    """Whether cumulative ``a`` restarted from zero after ``b`` (its value or count dropped)."""
+    if a.value is not None and b.value is not None:
+        return a.value < b.value
+    return a.count is not None and b.count is not None and a.count < b.count
 
 
 def _minus(a: Point, b: Point) -> Point:
@@ -150,6 +171,36 @@ def _minus(a: Point, b: Point) -> Point:
         sum=d(a.sum, b.sum),
         counts=counts,
     )
+
+
+def _plus(a: Point, b: Point) -> Point:
+    """Two successive increases of one series as one (``b`` the later)."""
+
+    def s(x: float | None, y: float | None) -> float | None:
+        return y if x is None else x if y is None else x + y
+
+    counts = b.counts
+    if a.counts is not None and b.counts is not None and a.bounds == b.bounds:
+        counts = [x + y for x, y in zip(a.counts, b.counts, strict=True)]
+    return dataclasses.replace(
+        b, value=s(a.value, b.value), count=s(a.count, b.count), sum=s(a.sum, b.sum),
+        counts=counts,
+    )  # fmt: skip
+
+
+def steps(
+    buckets: dict[int, list[Point]], start: datetime, step_s: float, agg: str
+) -> list[tuple[datetime, float | None]]:
+    """One aggregate per step of a query (``buckets``: the points of each step's index).
+
+    A cumulative series' increase in a step counts from its last point in an earlier step.
+    """
+    before: dict[tuple[object, ...], Point] = {}
+    out: list[tuple[datetime, float | None]] = []
+    for b in sorted(buckets):
+        bstart = start + timedelta(seconds=b * step_s)
+        out.append((bstart, aggregate(increases(buckets[b], start, before), agg, step_s)))
+    return out
 
 
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
