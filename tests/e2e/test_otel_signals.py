@@ -209,6 +209,56 @@ class TestMetricsHttp:
         assert "invalid_time=1" in ps["errorMessage"] and "missing_value=1" in ps["errorMessage"]
         assert _value(server, name=name, agg="sum") == 7.5
 
+    def test_nan_infinite_and_no_recorded_value_points_do_not_null_the_window(
+        self, server: Server
+    ) -> None:
+        # a Prometheus staleness marker arrives as a NaN with FLAG_NO_RECORDED_VALUE; a NaN or
+        # infinity stored as a value made avg, p50 and sum of the whole window null
+        name = f"stale_gauge_{uuid.uuid4().hex[:8]}"
+        now = time.time_ns()
+        body = _metrics_json(
+            name,
+            [
+                {"timeUnixNano": str(now), "asDouble": 2.0},
+                {"timeUnixNano": str(now), "asDouble": 4.0},
+                {"timeUnixNano": str(now), "asDouble": "NaN", "flags": 1},  # a gap: skipped
+                {"timeUnixNano": str(now), "asDouble": "NaN"},  # rejected
+                {"timeUnixNano": str(now), "asDouble": "Infinity"},  # rejected
+            ],
+        )
+        hname = f"inf_hist_{uuid.uuid4().hex[:8]}"
+        hist = {
+            "resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": hname, "histogram": {
+                "aggregationTemporality": 1,
+                "dataPoints": [
+                    {"timeUnixNano": str(now), "count": "4", "sum": 10.0, "max": 5.0,
+                     "bucketCounts": ["2", "2"], "explicitBounds": [2.0]},
+                    {"timeUnixNano": str(now), "count": "1", "sum": "Infinity",
+                     "max": "Infinity", "bucketCounts": ["0", "1"], "explicitBounds": [2.0]},
+                    {"timeUnixNano": str(now), "count": "1", "bucketCounts": ["1", "0"],
+                     "explicitBounds": ["NaN"]},  # refused: a NaN bound
+                ],
+            }}]}]}]
+        }  # fmt: skip
+        with server.client() as c:
+            r = c.post("/v1/metrics", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200, r.text
+            ps = r.json()["partialSuccess"]
+            assert ps["rejectedDataPoints"] == "2" and "invalid_value=2" in ps["errorMessage"]
+            r = c.post(
+                "/v1/metrics",
+                content=json.dumps(hist).encode(),
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
+        assert _value(server, name=name, agg="avg") == 3.0
+        assert _value(server, name=name, agg="max") == 4.0
+        assert _value(server, name=name, agg="count") == 2
+        assert _value(server, name=hname, agg="count") == 5
+        assert _value(server, name=hname, agg="max") == 5.0
+        assert _value(server, name=hname, agg="p50") is not None
+
     def test_dcgm_over_otlp_gets_its_shared_name(self, server: Server) -> None:
         now = time.time_ns()
         pts = [

@@ -308,7 +308,12 @@ def _ok_ns(ns: int) -> bool:
 
 
 def _fin(v: float) -> float | None:
-    return v if not math.isnan(v) else None
+    return v if math.isfinite(v) else None
+
+
+_NO_RECORDED_VALUE = 1
+"""``DataPointFlags.FLAG_NO_RECORDED_VALUE``: the point marks a gap (a Prometheus staleness
+marker, say) and carries no value."""
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -527,6 +532,8 @@ def _number_points(
     get = cache.get
     n = 0
     for p in data:
+        if p.flags & _NO_RECORDED_VALUE:
+            continue  # no value by definition: nothing to store, nothing refused
         t = p.time_unix_nano
         if not 0 < t < _MAX_NS:
             res.reject("invalid_time")
@@ -535,11 +542,16 @@ def _number_points(
         if w is None:
             res.reject("missing_value")
             continue
+        v = p.as_double if w == "as_double" else float(p.as_int)
+        if not math.isfinite(v):
+            # a NaN or infinity would make every aggregate of its window null
+            res.reject("invalid_value")
+            continue
         key = tuple(p.attributes)
         code = get(key, _MISSING)
         c_attrs.append(attrs_code(key) if code is _MISSING else code)
         c_time.append(t)
-        c_value.append(p.as_double if w == "as_double" else float(p.as_int))
+        c_value.append(v)
         c_start.append(p.start_time_unix_nano or None)
         n += 1
     if n:
@@ -581,6 +593,8 @@ def _histogram_points(
     checked: dict[tuple[float, ...], list[float]] = {}
     n = 0
     for hp in data:
+        if hp.flags & _NO_RECORDED_VALUE:
+            continue
         t = hp.time_unix_nano
         if not 0 < t < _MAX_NS:
             res.reject("invalid_time")
@@ -588,7 +602,9 @@ def _histogram_points(
         raw_bounds = tuple(hp.explicit_bounds)
         bounds = checked.get(raw_bounds)
         if bounds is None:
-            if any(b2 <= b1 for b1, b2 in zip(raw_bounds, raw_bounds[1:], strict=False)):
+            if not all(map(math.isfinite, raw_bounds)) or any(
+                b2 <= b1 for b1, b2 in zip(raw_bounds, raw_bounds[1:], strict=False)
+            ):
                 res.reject("invalid_histogram_buckets")
                 continue
             bounds = list(raw_bounds)
@@ -605,9 +621,10 @@ def _histogram_points(
         c_start.append(hp.start_time_unix_nano or None)
         c_value.append(None)
         c_count.append(float(hp.count))
-        c_sum.append(hp.sum if hp.HasField("sum") else None)
-        c_min.append(hp.min if hp.HasField("min") else None)
-        c_max.append(hp.max if hp.HasField("max") else None)
+        # (a NaN or infinite sum, min or max is dropped: it would make avg, p99... null)
+        c_sum.append(_fin(hp.sum) if hp.HasField("sum") else None)
+        c_min.append(_fin(hp.min) if hp.HasField("min") else None)
+        c_max.append(_fin(hp.max) if hp.HasField("max") else None)
         c_bounds.append(bounds if counts else None)
         c_counts.append(counts or None)
         c_scale.append(None)
@@ -624,6 +641,8 @@ def _exp_histogram_points(
 ) -> int:
     n = 0
     for ep in data:
+        if ep.flags & _NO_RECORDED_VALUE:
+            continue
         if not _ok_ns(ep.time_unix_nano):
             res.reject("invalid_time")
             continue
@@ -649,9 +668,9 @@ def _exp_histogram_points(
             attrs_code(key) if code is _MISSING else code,
             ep,
             count=float(ep.count),
-            sum=ep.sum if ep.HasField("sum") else None,
-            min=ep.min if ep.HasField("min") else None,
-            max=ep.max if ep.HasField("max") else None,
+            sum=_fin(ep.sum) if ep.HasField("sum") else None,
+            min=_fin(ep.min) if ep.HasField("min") else None,
+            max=_fin(ep.max) if ep.HasField("max") else None,
             bounds=bounds,
             bucket_counts=counts,
             exp_scale=ep.scale,
@@ -669,6 +688,8 @@ def _summary_points(
 ) -> int:
     n = 0
     for sp in data:
+        if sp.flags & _NO_RECORDED_VALUE:
+            continue
         if not _ok_ns(sp.time_unix_nano):
             res.reject("invalid_time")
             continue
