@@ -410,6 +410,37 @@ class TestLogsExporter:
             ]
             assert c.get("/api/v1/logs", params={"trace_id": "zz"}).status_code == 400
 
+    def test_a_record_with_an_invalid_trace_or_span_id_is_kept_without_it(
+        self, server: Server
+    ) -> None:
+        # OTLP: an id of the wrong length means "not associated with a trace (span)"; the
+        # record was rejected whole
+        tag = uuid.uuid4().hex
+        tid, sid = "ab" * 16, "cd" * 8
+        recs = [
+            {"traceId": "abcd", "spanId": sid, "body": {"stringValue": f"{tag} short trace"}},
+            {"traceId": tid, "spanId": "cdcd", "body": {"stringValue": f"{tag} short span"}},
+            {"traceId": tid, "spanId": sid, "body": {"stringValue": f"{tag} valid ids"}},
+        ]
+        for r in recs:
+            r["timeUnixNano"] = str(time.time_ns())
+        body = {"resourceLogs": [{"scopeLogs": [{"logRecords": recs}]}]}
+        with server.client() as c:
+            r = c.post(
+                "/v1/logs", content=json.dumps(body), headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 200, r.text
+            assert not r.json().get("partialSuccess"), r.text
+            got = {
+                x["body"].split(" ", 1)[1]: (x["trace_id"], x["span_id"])
+                for x in c.get("/api/v1/logs", params={"q": tag}).json()["data"]
+            }
+        assert got == {
+            "short trace": (None, sid),
+            "short span": (tid, None),
+            "valid ids": (tid, sid),
+        }
+
     def test_grpc_logs_service(self, server: Server) -> None:
         body = f"grpc-log-{uuid.uuid4().hex}"
         req = ExportLogsServiceRequest()

@@ -831,8 +831,13 @@ def _decode_logs(
                     continue
                 tid_b, sid_b = r.trace_id, r.span_id
                 if (tid_b and len(tid_b) != 16) or (sid_b and len(sid_b) != 8):
-                    res.reject("invalid_trace_id")
-                    continue
+                    # an invalid id means "not associated with a trace (span)" (OTLP's
+                    # LogRecord): the record is kept without it
+                    res.repair("invalid_trace_id")
+                    if len(tid_b) != 16:
+                        tid_b = b""
+                    if len(sid_b) != 8:
+                        sid_b = b""
                 tid = tid_b.hex() if tid_b else None
                 sid = sid_b.hex() if sid_b else None
                 key = tuple(r.attributes)
