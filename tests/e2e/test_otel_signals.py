@@ -474,6 +474,43 @@ def _logs_json(body: str, attrs: dict[str, str]) -> bytes:
     return json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
 
 
+class TestOutOfRangeTimes:
+    def test_a_start_or_observed_time_past_int64_is_dropped_not_a_500(self, server: Server) -> None:
+        # uint64 nanoseconds past 2**63 (year 2262) did not fit the timestamp column: the
+        # whole request answered 500
+        now = time.time_ns()
+        name = f"far_start_{uuid.uuid4().hex[:8]}"
+        metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": name, "sum": {
+            "aggregationTemporality": 1, "isMonotonic": True,
+            "dataPoints": [{"timeUnixNano": str(now), "startTimeUnixNano": str(10**19),
+                            "asDouble": 3.0}],
+        }}]}]}]}  # fmt: skip
+        tag = uuid.uuid4().hex
+        logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+            {"timeUnixNano": str(now), "observedTimeUnixNano": str(10**19),
+             "body": {"stringValue": tag}},
+        ]}]}]}  # fmt: skip
+        with server.client() as c:
+            for path, body in (("/v1/metrics", metrics), ("/v1/logs", logs)):
+                r = c.post(
+                    path, content=json.dumps(body), headers={"content-type": "application/json"}
+                )
+                assert r.status_code == 200, r.text
+            [rec] = c.get("/api/v1/logs", params={"q": tag}).json()["data"]
+        assert rec["observed_time"] is None and rec["time"] is not None
+        assert _value(server, name=name, agg="sum") == 3.0
+        # an event time there is a broken clock: the point is rejected, not the request
+        late = {"timeUnixNano": str(10**19), "asDouble": 1.0}
+        with server.client() as c:
+            r = c.post(
+                "/v1/metrics",
+                content=_metrics_json(name, [late]),
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 200, r.text
+        assert "invalid_time=1" in r.json()["partialSuccess"]["errorMessage"]
+
+
 class TestResentBatches:
     """An exporter resends a request whose answer it lost: it is stored once."""
 

@@ -65,7 +65,9 @@ __all__ = [
 Signal = Literal["metrics", "logs"]
 
 _MAX_NAME = 255
-_MAX_NS = 10_413_792_000 * 10**9  # year 2300: anything later is a broken clock
+_MAX_NS = 7_258_118_400 * 10**9
+"""Year 2200: anything later is a broken clock (and past 2**63 ns, year 2262, a time does not
+fit the timestamp columns: year 2300 here let 1e19 through to fail the whole request)."""
 _TEMPORALITY = {1: "delta", 2: "cumulative"}
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -305,6 +307,14 @@ def exp_to_explicit(
 
 def _ok_ns(ns: int) -> bool:
     return 0 < ns < _MAX_NS
+
+
+def _opt_ns(ns: int) -> int | None:
+    """An optional time (a start or observed time): None when missing or out of range.
+
+    (A uint64 past 2**63 does not fit the timestamp column: it failed the whole request.)
+    """
+    return ns if 0 < ns < _MAX_NS else None
 
 
 def _fin(v: float) -> float | None:
@@ -552,7 +562,8 @@ def _number_points(
         c_attrs.append(attrs_code(key) if code is _MISSING else code)
         c_time.append(t)
         c_value.append(v)
-        c_start.append(p.start_time_unix_nano or None)
+        st = p.start_time_unix_nano
+        c_start.append(st if 0 < st < _MAX_NS else None)  # (_opt_ns, inline: the hot loop)
         n += 1
     if n:
         nones = [None] * n
@@ -571,7 +582,7 @@ def _point(
     c = cols.lists
     cols.dicts["attributes"].codes.append(code)
     c["time"].append(p.time_unix_nano)
-    c["start_time"].append(p.start_time_unix_nano or None)
+    c["start_time"].append(_opt_ns(p.start_time_unix_nano))
     for k in _METRIC_FIELDS:
         c[k].append(fields.get(k))
 
@@ -618,7 +629,7 @@ def _histogram_points(
         code = cache.get(key, _MISSING)
         c_attrs.append(attrs_code(key) if code is _MISSING else code)
         c_time.append(t)
-        c_start.append(hp.start_time_unix_nano or None)
+        c_start.append(_opt_ns(hp.start_time_unix_nano))
         c_value.append(None)
         c_count.append(float(hp.count))
         # (a NaN or infinite sum, min or max is dropped: it would make avg, p99... null)
@@ -870,7 +881,7 @@ def _decode_logs(
                     if redact is not None:
                         body = redact(body)
                 c_time.append(t)
-                c_obs.append(r.observed_time_unix_nano or None)
+                c_obs.append(_opt_ns(r.observed_time_unix_nano))
                 c_sev.append(r.severity_number or None)
                 sev_codes.append(sev_col.code(r.severity_text or None))
                 c_body.append(body)
