@@ -510,6 +510,24 @@ class TestOutOfRangeTimes:
         assert r.status_code == 200, r.text
         assert "invalid_time=1" in r.json()["partialSuccess"]["errorMessage"]
 
+    def test_a_log_record_with_a_broken_event_time_takes_its_observed_time(
+        self, server: Server
+    ) -> None:
+        # it was rejected (invalid_time), though its observed time was good
+        now = time.time_ns()
+        tag = uuid.uuid4().hex
+        rec = {"timeUnixNano": str(13 * 10**18), "observedTimeUnixNano": str(now),
+               "body": {"stringValue": tag}}  # fmt: skip
+        body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [rec]}]}]}
+        with server.client() as c:
+            r = c.post(
+                "/v1/logs", content=json.dumps(body), headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 200, r.text
+            assert not r.json().get("partialSuccess"), r.text
+            [got] = c.get("/api/v1/logs", params={"q": tag}).json()["data"]
+        assert got["time"] == got["observed_time"] is not None
+
 
 class TestResentBatches:
     """An exporter resends a request whose answer it lost: it is stored once."""

@@ -748,7 +748,8 @@ def decode_logs(
 ) -> tuple[pa.Table | None, SignalResult]:
     """Decode an ``ExportLogsServiceRequest`` (protobuf or JSON) into log rows.
 
-    A record's time is its ``time_unix_nano``, else its observed time, else ``now_ns``. The
+    A record's time is its ``time_unix_nano``, else (missing or out of range) its observed
+    time, else ``now_ns`` if it has neither. The
     body is kept as text (structured bodies as JSON), cut at ``max_text_bytes``, and redacted
     by the project's policy like span text; so are the string values of the attributes.
     Invalid UTF-8 in a protobuf body becomes U+FFFD (``repaired["invalid_utf8"]`` counts the
@@ -836,10 +837,20 @@ def _decode_logs(
             scope = sl.scope.name or None
             n = 0
             for r in sl.log_records:
-                t = r.time_unix_nano or r.observed_time_unix_nano or now_ns
+                t = r.time_unix_nano
                 if not 0 < t < _MAX_NS:
-                    res.reject("invalid_time")
-                    continue
+                    # no event time, or a broken one (a misparsed date): the observed time
+                    # stands in, else the time of receipt for a record that has neither
+                    obs = r.observed_time_unix_nano
+                    if 0 < obs < _MAX_NS:
+                        if t:
+                            res.repair("invalid_time")
+                        t = obs
+                    elif t or obs:
+                        res.reject("invalid_time")
+                        continue
+                    else:
+                        t = now_ns
                 tid_b, sid_b = r.trace_id, r.span_id
                 if (tid_b and len(tid_b) != 16) or (sid_b and len(sid_b) != 8):
                     # an invalid id means "not associated with a trace (span)" (OTLP's
