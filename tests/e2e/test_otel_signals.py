@@ -421,6 +421,8 @@ class TestLogsExporter:
             {"traceId": "abcd", "spanId": sid, "body": {"stringValue": f"{tag} short trace"}},
             {"traceId": tid, "spanId": "cdcd", "body": {"stringValue": f"{tag} short span"}},
             {"traceId": tid, "spanId": sid, "body": {"stringValue": f"{tag} valid ids"}},
+            # neither hex nor base64 (OTLP/JSON only): the whole request was a 400
+            {"traceId": "abcde", "spanId": sid, "body": {"stringValue": f"{tag} garbled"}},
         ]
         for r in recs:
             r["timeUnixNano"] = str(time.time_ns())
@@ -439,6 +441,7 @@ class TestLogsExporter:
             "short trace": (None, sid),
             "short span": (tid, None),
             "valid ids": (tid, sid),
+            "garbled": (None, sid),
         }
 
     def test_grpc_logs_service(self, server: Server) -> None:

@@ -380,7 +380,12 @@ def _ids_to_b64(v: Any) -> None:
                     try:
                         x[k] = base64.b64encode(bytes.fromhex(val)).decode()
                     except ValueError:
-                        pass  # not hex: maybe already base64; ParseDict decides
+                        try:  # not hex: maybe base64 already
+                            base64.b64decode(val, validate=True)
+                        except ValueError:
+                            # neither: no id, as OTLP reads a bad one ("not linked"); the
+                            # whole request was a 400
+                            x[k] = ""
                 elif isinstance(val, dict | list):
                     stack.append(val)
         elif isinstance(x, list):
