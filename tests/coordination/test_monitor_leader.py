@@ -148,3 +148,40 @@ rules:
             n.leadership.stop()
             n.monitoring.stop()
         store.close()
+
+
+def test_a_reelected_leader_does_not_send_again_what_it_had_queued(
+    tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    """Deposed with deliveries queued (its channel was down), a leader stops its notifiers; the
+    next leader sends them from the store. Elected again later, it sends none of them twice
+    (its in-memory queue kept them), and it can still send (its HTTP client was closed)."""
+    from sightline.alerts import Dispatcher, WebhookChannel
+
+    store = DuckDBStore(tmp_path / "d.duckdb")
+    store.migrate()
+    ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
+    ch = {"hook": WebhookChannel(type="webhook", url=f"{receiver.url}/hook", backoff_s=5.0)}
+    a = Dispatcher(store, ch, allow_private=True)
+    b = Dispatcher(store, ch, allow_private=True)
+    receiver.fail_paths["/hook"] = 503
+    try:
+        a.start()
+        for i in range(3):
+            a.submit(P, f"alert-{i}", "firing", {"n": i}, ["hook"])
+        wait_for(lambda: receiver.attempts.get("/hook", 0) >= 1)
+        a.stop()  # deposed: alert-0 is waiting for its retry, alert-1 and -2 are queued
+        receiver.fail_paths.clear()
+        b.start()  # the new leader resumes the pending deliveries
+        wait_for(lambda: len(receiver.bodies("/hook")) == 3)
+        b.stop()
+        a.start()  # re-elected: it sends a new alert, and nothing again
+        a.submit(P, "alert-3", "firing", {"n": 3}, ["hook"])
+        wait_for(lambda: len(receiver.bodies("/hook")) >= 4, timeout_s=10)
+        time.sleep(0.5)
+        assert sorted(x["n"] for x in receiver.bodies("/hook")) == [0, 1, 2, 3]
+        assert {d.status for d in store.list_deliveries(None, limit=10)} == {"delivered"}
+    finally:
+        a.stop()
+        b.stop()
+        store.close()

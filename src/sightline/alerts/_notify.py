@@ -422,9 +422,19 @@ class _ChannelWorker(DaemonTask):
         self._ch = ch
         self._store = store
         self._clock = clock
+        self._allow_private = allow_private
         self._notifier = _notifier(ch, allow_private)
         self._on_result = on_result
         self.queue: queue.Queue[Delivery] = queue.Queue(maxsize=10_000)
+
+    def start(self) -> None:
+        """Start delivering; a worker stopped before (a deposed leader) gets a new client."""
+        if self._thread is None and self._closed:
+            self._notifier = _notifier(self._ch, self._allow_private)
+            self._closed = False
+        super().start()
+
+    _closed = False
 
     def run_once(self) -> None:
         try:
@@ -479,7 +489,16 @@ class _ChannelWorker(DaemonTask):
             self._on_result(d)
 
     def on_stop(self) -> None:
+        # What is still queued stays pending in the store: the next start (here, or the leader
+        # that takes over) queues it from there. Kept here, a re-elected leader would send it
+        # again after the other leader had, with a stale copy of its status.
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
         self._notifier.close()
+        self._closed = True
 
 
 class Dispatcher:
