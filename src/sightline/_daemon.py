@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import structlog
@@ -32,6 +33,8 @@ class DaemonTask:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.gate: Callable[[], bool] | None = None
+        """Asked before each run: False skips it (a leader's loops, past its lease)."""
 
     def run_once(self) -> None:
         """One unit of work; called every ``interval_s``."""
@@ -65,6 +68,9 @@ class DaemonTask:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.gate is not None and not self.gate():
+                self._stop.wait(max(self.interval_s, 0.2))
+                continue
             try:
                 self.run_once()
             except Exception as e:  # a daemon loop logs and goes on (STYLE 22)

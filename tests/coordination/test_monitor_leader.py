@@ -117,6 +117,7 @@ rules:
             on_elected=mon.start,
             on_deposed=mon.stop,
         )
+        mon.set_gate(lambda lead=lead: lead.is_leader)  # as the server wires it
         nodes.append(Node(mon, lead))
     try:
         for n in nodes:
@@ -138,6 +139,79 @@ rules:
         wait_for(lambda: len(receiver.bodies("/hook")) >= 2)
         time.sleep(1.0)  # the new leader ticks on: m1 is still firing, and not sent again
         assert other.monitoring.monitor.num_ticks > 2
+        bodies = receiver.bodies("/hook")
+        assert sorted((b["status"], b["group"]["model"]) for b in bodies) == [
+            ("firing", "m1"),
+            ("firing", "m2"),
+        ]
+    finally:
+        for n in nodes:
+            n.leadership.stop()
+            n.monitoring.stop()
+        store.close()
+
+
+def test_a_leader_whose_renewals_stall_stops_acting_when_its_lease_runs_out(
+    tmp_path: Path, make: MakeCoordinator, receiver: HttpReceiver
+) -> None:
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(
+        f"""
+channels:
+  hook: {{type: webhook, url: "{receiver.url}/hook", backoff_s: 0.05}}
+rules:
+  - name: errors
+    metric: error_rate
+    op: ">"
+    threshold: 0.5
+    window: 1m
+    min_requests: 5
+    severity: P1
+    group_by: [model]
+    notify: [hook]
+"""
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        monitor_interval_s=0.2,
+        drift_interval_s=0,
+        default_alert_rules=False,
+        notify_allow_private=True,
+        alerts_file=alerts,
+    )
+    store = DuckDBStore(settings.db_path)
+    store.migrate()
+    ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
+    file = load_alerts_file(alerts)
+    nodes: list[Node] = []
+    for name in ("a", "b"):
+        mon = build_monitoring(settings, store, system_clock, file)
+        lead = Leadership(
+            make(store),
+            "monitor",
+            owner=name,
+            lease_s=LEASE_S,
+            on_elected=mon.start,
+            on_deposed=mon.stop,
+        )
+        mon.set_gate(lambda lead=lead: lead.is_leader)  # as the server wires it
+        nodes.append(Node(mon, lead))
+    """Its renewals stuck (a hung Redis connection, a busy thread), the leader's loops go on,
+    but only until its lease runs out by its own clock: the next leader notifies alone."""
+    try:
+        for n in nodes:
+            n.leadership.start()
+        wait_for(lambda: any(n.leadership.is_leader for n in nodes))
+        [leader] = [n for n in nodes if n.leadership.is_leader]
+        [other] = [n for n in nodes if n is not leader]
+        _errors(store, "m1")
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        with leader.leadership._lock:  # its renewal thread is stuck from now on
+            wait_for(lambda: other.leadership.is_leader, timeout_s=10)
+            assert not leader.leadership.is_leader  # by its own clock
+            _errors(store, "m2")
+            wait_for(lambda: len(receiver.bodies("/hook")) >= 2)
+            time.sleep(1.0)  # the stalled leader's monitor would tick m2 five times here
         bodies = receiver.bodies("/hook")
         assert sorted((b["status"], b["group"]["model"]) for b in bodies) == [
             ("firing", "m1"),

@@ -521,6 +521,11 @@ class Dispatcher:
             for name, ch in channels.items()
         }
 
+    @property
+    def workers(self) -> list[_ChannelWorker]:
+        """One delivery loop per channel."""
+        return list(self._workers.values())
+
     def start(self) -> None:
         """Start the workers and resume deliveries left pending by the last run."""
         for w in self._workers.values():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -256,6 +256,7 @@ def create_app(
                 on_elected=group.start,
                 on_deposed=group.stop,
             )
+            group.set_gate(lambda: leadership is not None and leadership.is_leader)
             app.state.sightline.leadership = leadership
             leadership.start()
         elif role == "all":
@@ -388,6 +389,14 @@ class _MonitorGroup:
         self.detector = detector
         self.security = security
         self.settings = settings
+
+    def set_gate(self, gate: Callable[[], bool]) -> None:
+        """Every loop skips its runs while ``gate()`` is False (see Monitoring.set_gate)."""
+        self.monitoring.set_gate(gate)
+        self.budgets.gate = gate
+        self.security.retention.gate = gate
+        if self.detector is not None:
+            self.detector.gate = gate
 
     def start(self) -> None:
         self.monitoring.start()

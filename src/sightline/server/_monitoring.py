@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -10,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sightline._clock import Clock
+from sightline._daemon import DaemonTask
 from sightline.alerts import AlertsFile, Dispatcher, Monitor, default_rules
 from sightline.alerts._digest import DigestTask, parse_digest
 from sightline.config import Settings
@@ -40,6 +42,19 @@ class Monitoring:
             self.monitor.start()
         if self.settings.drift_interval_s > 0:
             self.drift.start()
+
+    def set_gate(self, gate: Callable[[], bool]) -> None:
+        """Skip every loop's run (notifiers included) while ``gate()`` is False.
+
+        A leader's loops ask its :attr:`Leadership.is_leader` before each run, so a leader
+        whose renewals stalled (an unreachable Redis, a frozen process) stops acting when its
+        lease runs out by its own clock, before its leadership thread notices.
+        """
+        tasks: list[DaemonTask] = [self.monitor, self.drift, *self.dispatcher.workers]
+        if self.digest is not None:
+            tasks.append(self.digest)
+        for t in tasks:
+            t.gate = gate
 
     def stop(self) -> None:
         """Stop the loops, then the notifiers (pending deliveries resume at the next start)."""
