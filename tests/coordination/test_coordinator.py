@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from _coord import BACKENDS, MakeCoordinator, coordinators
-from sightline.coordination import Claim
+from sightline.coordination import Claim, Leadership
 from sightline.store import DuckDBStore
 
 
@@ -136,3 +136,33 @@ class TestLeader:
         assert not b.acquire_leader("monitor", owner="b", lease_s=30)
         a.release_leader("monitor", owner="a")
         assert b.acquire_leader("monitor", owner="b", lease_s=30)
+
+    def test_a_leader_whose_start_fails_hands_over_and_starts_again_later(
+        self, make: MakeCoordinator, store: DuckDBStore
+    ) -> None:
+        """Elected, its work failed to start (the store was down while the monitor reloaded
+        its alerts): it must neither sit on the lease running nothing nor stay half started."""
+        calls: list[str] = []
+
+        def elected() -> None:
+            calls.append("start")
+            if calls.count("start") == 1:
+                raise RuntimeError("store unreachable")
+
+        lead = Leadership(
+            make(store),
+            "monitor",
+            owner="a",
+            lease_s=30,
+            on_elected=elected,
+            on_deposed=lambda: calls.append("stop"),
+        )
+        lead.run_once()  # logged, not raised
+        assert calls == ["start", "stop"] and not lead.is_leader
+        b = make(store)
+        assert b.acquire_leader("monitor", owner="b", lease_s=30)  # handed over
+        b.release_leader("monitor", owner="b")
+        lead.run_once()  # the next renewal elects it again, and its work starts
+        assert calls == ["start", "stop", "start"] and lead.is_leader
+        lead.stop()
+        assert calls[-1] == "stop"

@@ -80,7 +80,14 @@ class Leadership(DaemonTask):
                 self.num_elected += 1
                 log.info("leader_elected", lease=self.lease_name, owner=self.owner)
                 if self._on_elected is not None:
-                    self._on_elected()
+                    try:
+                        self._on_elected()
+                    except Exception:
+                        # half started (e.g. the store failed while the monitor reloaded its
+                        # alerts): holding the lease would keep every node from running the
+                        # leader's work. Stop what started, hand over, try again next time.
+                        log.exception("leader_start_failed", lease=self.lease_name)
+                        self._resign()
             elif not held and self._held:
                 self._held = False
                 log.warning("leader_deposed", lease=self.lease_name, owner=self.owner)
@@ -91,10 +98,17 @@ class Leadership(DaemonTask):
         """Stop the leader's work, then hand the lease over."""
         with self._lock:
             if self._held:
-                self._held = False
-                if self._on_deposed is not None:
-                    self._on_deposed()
-                try:
-                    self.coordinator.release_leader(self.lease_name, owner=self.owner)
-                except Exception:  # the lease runs out by itself
-                    log.exception("leader_release_failed", lease=self.lease_name)
+                self._resign()
+
+    def _resign(self) -> None:
+        """Stop the leader's work and release the lease (holding ``_lock``)."""
+        self._held = False
+        self._valid_until = 0.0
+        try:
+            if self._on_deposed is not None:
+                self._on_deposed()
+        finally:
+            try:
+                self.coordinator.release_leader(self.lease_name, owner=self.owner)
+            except Exception:  # the lease runs out by itself
+                log.exception("leader_release_failed", lease=self.lease_name)
