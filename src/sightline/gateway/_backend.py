@@ -14,7 +14,11 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Literal, Protocol
 
+import structlog
+
 __all__ = ["Backend", "MemoryBackend", "RedisBackend", "Verdict", "check_redis", "open_backend"]
+
+log = structlog.get_logger("sightline.gateway")
 
 Verdict = Literal["ok", "deny", "wait"]
 _BUDGET_TTL_S = 40 * 86400  # a budget counter outlives its period (a month at most)
@@ -24,6 +28,8 @@ _MAX_PROJECTS = 10_000  # projects whose statistics are kept in memory
 _MAX_BUDGETS = 100_000  # budget counters kept in memory before idle ones are dropped
 _BUDGET_IDLE_S = 600.0  # a counter unused this long is the server's figure by now
 _PRUNE_EVERY_S = 10.0
+_REDIS_TIMEOUT_S = 2.0  # a Redis that does not answer this fast is taken as unavailable
+_REDIS_RETRY_S = 5.0  # then this instance's memory decides, and Redis is asked again after this
 
 
 class Backend(Protocol):
@@ -230,26 +236,67 @@ return 0
 
 
 class RedisBackend:
-    """State shared by every gateway instance pointed at the same Redis database."""
+    """State shared by every gateway instance pointed at the same Redis database.
+
+    When Redis cannot be answered (down, restarting, a network that hangs: a call gives up after
+    ``_REDIS_TIMEOUT_S``), each decision falls back to this instance's memory, so the gateway's
+    callers keep being served and limited (per instance meanwhile), and Redis is tried again
+    ``_REDIS_RETRY_S`` later. Each fall-back period is logged once (``gateway_redis_unavailable``).
+    """
 
     def __init__(self, url: str, *, prefix: str = "sightline:gw:") -> None:
         import redis.asyncio as aioredis
 
-        self._r: Any = aioredis.Redis.from_url(url)
+        self._r: Any = aioredis.Redis.from_url(
+            url, socket_timeout=_REDIS_TIMEOUT_S, socket_connect_timeout=_REDIS_TIMEOUT_S
+        )
         self._p = prefix
         self._reserve = self._r.register_script(_RESERVE)
         self._commit = self._r.register_script(_COMMIT)
         self._rate = self._r.register_script(_RATE)
+        self._fallback = MemoryBackend()
+        self._down_until = 0.0
+        self._down = False
 
     async def ping(self) -> None:
         """Raise when Redis cannot be reached."""
         await self._r.ping()
 
+    async def _shared(self, op: str, redis_call: Any, *args: Any) -> Any:
+        """``redis_call(*args)``, or the memory backend's ``op`` while Redis is unavailable."""
+        from redis.exceptions import RedisError
+
+        if time.monotonic() >= self._down_until:
+            try:
+                out = await redis_call(*args)
+            except (RedisError, OSError) as e:
+                self._down_until = time.monotonic() + _REDIS_RETRY_S
+                if not self._down:
+                    self._down = True
+                    log.warning("gateway_redis_unavailable", op=op, error=str(e)[:300])
+            else:
+                if self._down:
+                    self._down = False
+                    log.info("gateway_redis_available")
+                return out
+        return await getattr(self._fallback, op)(*args)
+
     async def rate_hit(self, key: str, limit: int, window_s: int) -> int:
+        return int(await self._shared("rate_hit", self._rate_hit, key, limit, window_s))
+
+    async def _rate_hit(self, key: str, limit: int, window_s: int) -> int:
         member = secrets.token_hex(8)  # two instances may add in the same microsecond
         return int(await self._rate(keys=[f"{self._p}rate:{key}"], args=[limit, window_s, member]))
 
     async def budget_reserve(
+        self, bid: str, server_spent: float, server_max: float, limit: float
+    ) -> Verdict:
+        v: Verdict = await self._shared(
+            "budget_reserve", self._budget_reserve, bid, server_spent, server_max, limit
+        )
+        return v
+
+    async def _budget_reserve(
         self, bid: str, server_spent: float, server_max: float, limit: float
     ) -> Verdict:
         v = await self._reserve(
@@ -260,9 +307,15 @@ class RedisBackend:
         return "ok" if s == "ok" else "deny" if s == "deny" else "wait"
 
     async def budget_commit(self, bid: str, cost_usd: float) -> None:
+        await self._shared("budget_commit", self._budget_commit, bid, cost_usd)
+
+    async def _budget_commit(self, bid: str, cost_usd: float) -> None:
         await self._commit(keys=[f"{self._p}budget:{bid}"], args=[repr(cost_usd), _BUDGET_TTL_S])
 
     async def incr(self, values: dict[str, float], project: str | None = None) -> None:
+        await self._shared("incr", self._incr, values, project)
+
+    async def _incr(self, values: dict[str, float], project: str | None = None) -> None:
         pipe = self._r.pipeline(transaction=False)
         for k, v in values.items():
             pipe.hincrbyfloat(f"{self._p}stats", k, v)
@@ -271,22 +324,42 @@ class RedisBackend:
         await pipe.execute()
 
     async def stats(self, project: str | None = None) -> dict[str, float]:
+        out: dict[str, float] = await self._shared("stats", self._stats, project)
+        return out
+
+    async def _stats(self, project: str | None = None) -> dict[str, float]:
         key = f"{self._p}stats" if project is None else f"{self._p}stats:project:{project}"
         raw = await self._r.hgetall(key)
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def cache_get(self, key: str) -> bytes | None:
+        out: bytes | None = await self._shared("cache_get", self._cache_get, key)
+        return out
+
+    async def _cache_get(self, key: str) -> bytes | None:
         v = await self._r.get(f"{self._p}cache:{key}")
         return bytes(v) if v is not None else None
 
     async def cache_put(self, key: str, value: bytes, ttl_s: int) -> None:
+        await self._shared("cache_put", self._cache_put, key, value, ttl_s)
+
+    async def _cache_put(self, key: str, value: bytes, ttl_s: int) -> None:
         await self._r.set(f"{self._p}cache:{key}", value, ex=ttl_s)
 
     async def semantic_entries(self, scope: str) -> list[tuple[bytes, str]]:
+        out: list[tuple[bytes, str]] = await self._shared(
+            "semantic_entries", self._semantic_entries, scope
+        )
+        return out
+
+    async def _semantic_entries(self, scope: str) -> list[tuple[bytes, str]]:
         raw = await self._r.lrange(f"{self._p}sem:{scope}", 0, _MAX_SEMANTIC - 1)
         return [(bytes(e[64:]), e[:64].decode()) for e in raw]
 
     async def semantic_add(self, scope: str, vector: bytes, key: str, ttl_s: int) -> None:
+        await self._shared("semantic_add", self._semantic_add, scope, vector, key, ttl_s)
+
+    async def _semantic_add(self, scope: str, vector: bytes, key: str, ttl_s: int) -> None:
         k = f"{self._p}sem:{scope}"
         pipe = self._r.pipeline(transaction=True)
         pipe.lpush(k, key.encode() + vector)  # keys are 64 hex digits
