@@ -259,3 +259,59 @@ def test_a_reelected_leader_does_not_send_again_what_it_had_queued(
         a.stop()
         b.stop()
         store.close()
+
+
+def test_an_alert_acknowledged_on_an_api_node_stops_the_leaders_repeats(
+    tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    """Split roles: the api node's monitor does not tick (its alerts were read at its start),
+    the monitor node's does. Acknowledging an alert fired since the api node started answered
+    409 'no longer active'; and the leader, ticking from its own memory, never saw an
+    acknowledgement made elsewhere: it kept re-notifying and wrote the alert back unacked."""
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(
+        f"""
+channels:
+  hook: {{type: webhook, url: "{receiver.url}/hook", backoff_s: 0.05}}
+rules:
+  - name: errors
+    metric: error_rate
+    op: ">"
+    threshold: 0.5
+    window: 1m
+    min_requests: 5
+    group_by: [model]
+    notify: [hook]
+    repeat_interval: 1s
+"""
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        monitor_interval_s=0.2,
+        drift_interval_s=0,
+        default_alert_rules=False,
+        notify_allow_private=True,
+        alerts_file=alerts,
+    )
+    store = DuckDBStore(settings.db_path)
+    store.migrate()
+    ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
+    file = load_alerts_file(alerts)
+    api = build_monitoring(settings, store, system_clock, file)  # built, never started
+    leader = build_monitoring(settings, store, system_clock, file)
+    try:
+        leader.start()
+        _errors(store, "m1")
+        wait_for(lambda: len(receiver.bodies("/hook")) >= 2)  # fired, then repeated
+        [a] = api.monitor.firing(P)
+        acked = api.monitor.acknowledge(P, a.alert_id, by="oncall", comment=None, expires_at=None)
+        assert acked.acknowledged_by == "oncall"
+        time.sleep(0.5)  # the leader's next ticks see it
+        n = len(receiver.bodies("/hook"))
+        time.sleep(2.5)  # over two repeat intervals
+        assert len(receiver.bodies("/hook")) == n
+        [stored] = [x for x in store.list_active_alerts() if x.alert_id == a.alert_id]
+        assert stored.acknowledged_by == "oncall"
+    finally:
+        leader.stop()
+        store.close()

@@ -169,6 +169,7 @@ class Monitor(DaemonTask):
     def tick(self) -> None:
         """Evaluate every project's rules once, at the clock's current time."""
         now = self._clock()
+        self._merge_acks()
         for p in self._store.list_projects():
             try:
                 self.evaluate_project(p.id, now)
@@ -177,6 +178,28 @@ class Monitor(DaemonTask):
             except Exception:  # one project's failure must not stop the others' alerting
                 log.exception("monitor_project_failed", project=p.id)
         self.num_ticks += 1
+
+    def _merge_acks(self) -> None:
+        """Take the acknowledgements another process stored (an ``api`` node's monitor).
+
+        Without them this one would repeat the alert, and store it back unacknowledged.
+        """
+        stored = {a.alert_id: a for a in self._store.list_active_alerts() if a.acknowledged_at}
+        if not stored:
+            return
+        with self._lock:
+            for active in self._active.values():
+                for k, a in active.items():
+                    s = stored.get(a.alert_id)
+                    if s is None or s.acknowledged_at is None:
+                        continue
+                    if a.acknowledged_at is None or s.acknowledged_at > a.acknowledged_at:
+                        active[k] = dataclasses.replace(
+                            a,
+                            acknowledged_at=s.acknowledged_at,
+                            acknowledged_by=s.acknowledged_by,
+                            ack_expires_at=s.ack_expires_at,
+                        )
 
     def evaluate_project(self, project_id: str, now: datetime) -> None:
         """One tick of one project."""
@@ -598,6 +621,9 @@ class Monitor(DaemonTask):
         """Acknowledge an active alert: no repeat notifications until it resolves (or expiry)."""
         now = self._clock()
         with self._lock:
+            if self._thread is None and self.interval_s > 0:
+                # not ticking in this process (an api node): its alerts are the store's
+                self._load_active()
             active = self._active.get(project_id, {})
             found = next(((k, a) for k, a in active.items() if a.alert_id == alert_id), None)
             if found is None:
