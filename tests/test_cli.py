@@ -82,3 +82,94 @@ def test_import_sightline_stays_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _serve(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "sightline", "serve", "--port", str(free_port()),
+         "--ingest-workers", "0", "--log-format", "console", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SIGHTLINE_EVAL_ENABLED": "false", **(env or {})},
+    )  # fmt: skip
+
+
+def test_serve_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    """The lifespan fails on it: the command used to print a traceback and exit 3."""
+    f = tmp_path / "afile"
+    f.write_text("x")
+    proc = _serve(tmp_path, "--otlp-grpc-port", "0", env={"SIGHTLINE_DATA_DIR": str(f)})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Error: cannot start:" in proc.stderr and str(f) in proc.stderr
+
+
+def test_serve_on_a_store_another_process_holds_is_a_clear_error(tmp_path: Path) -> None:
+    import duckdb
+
+    tmp_path.joinpath("data").mkdir()
+    held = duckdb.connect(str(tmp_path / "data" / "sightline.duckdb"))  # holds the file's lock
+    try:
+        proc = _serve(tmp_path, "--otlp-grpc-port", "0", "--data-dir", str(tmp_path / "data"))
+    finally:
+        held.close()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Error: cannot start: cannot open DuckDB store" in proc.stderr
+
+
+def test_serve_on_a_taken_grpc_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = _serve(tmp_path, "--otlp-grpc-port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"Error: cannot start: cannot bind OTLP/gRPC to 127.0.0.1:{port}" in proc.stderr
+
+
+def test_serve_short_init_admin_password_is_a_clear_error(tmp_path: Path) -> None:
+    proc = _serve(
+        tmp_path,
+        "--otlp-grpc-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"SIGHTLINE_INIT_ADMIN_EMAIL": "a@b.example", "SIGHTLINE_INIT_ADMIN_PASSWORD": "short"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "at least 12 characters" in proc.stderr
+
+
+def test_env_setting_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
+    """pydantic-settings raises SettingsError (not a ValidationError) on a bad JSON value."""
+    result = CliRunner().invoke(
+        main,
+        ["projects", "create", "shop", "--data-dir", str(tmp_path)],
+        env={"SIGHTLINE_EVAL_OPTIONS": "{not json"},
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not a SettingsError escaping
+    assert "eval_options" in result.output and "invalid settings" in result.output
+
+
+def test_unknown_log_level_and_format_are_refused(tmp_path: Path) -> None:
+    """They used to fall back to info / console logs without a word."""
+    for name, value in (("SIGHTLINE_LOG_LEVEL", "verbose"), ("SIGHTLINE_LOG_FORMAT", "xml")):
+        result = CliRunner().invoke(
+            main, ["projects", "create", "shop", "--data-dir", str(tmp_path)], env={name: value}
+        )
+        assert result.exit_code == 1, (name, result.output)
+        assert "invalid settings" in result.output and repr(value) in result.output
+    from sightline.config import Settings
+
+    assert Settings(log_level="WARNING").log_level == "warning"

@@ -29,6 +29,7 @@ def main() -> None:
 
 def _settings(**flags: Any) -> Any:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from sightline.config import Settings
 
@@ -36,6 +37,9 @@ def _settings(**flags: Any) -> Any:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as e:
         raise click.ClickException(f"invalid settings: {e}") from None
+    except SettingsError as e:  # a SIGHTLINE_* value that should be JSON and is not
+        cause = f": {e.__cause__}" if e.__cause__ is not None else ""
+        raise click.ClickException(f"invalid settings: {e}{cause}") from None
 
 
 def _run(settings: Any) -> None:
@@ -50,9 +54,55 @@ def _run(settings: Any) -> None:
         app = create_app(settings)
     except SightlineError as e:
         raise click.ClickException(str(e)) from None
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
-    )
+    failed = _catch_startup_errors(app)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    except SystemExit:
+        if failed:  # uvicorn exits 3 after a failed startup
+            raise click.ClickException(f"cannot start: {failed[0]}") from None
+        raise
+
+
+def _catch_startup_errors(app: Any) -> list[BaseException]:
+    """Collect what fails the app's startup for a reason the user can fix, untraced.
+
+    The lifespan opens the store, bootstraps accounts and binds the gRPC port: a data dir that
+    is a file, a DuckDB file another server holds, a taken port or a bad SIGHTLINE_* value
+    fails there. Starlette hands uvicorn the whole traceback to log; for these the command
+    prints one ``Error:`` line instead (other exceptions keep their traceback: they are bugs).
+    """
+    import logging
+    from contextlib import asynccontextmanager
+
+    from sightline.errors import SightlineError
+
+    failed: list[BaseException] = []
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> Any:
+        started = False
+        try:
+            async with inner(a) as state:
+                started = True
+                yield state
+        except (SightlineError, OSError) as e:
+            if not started:
+                failed.append(e)
+            raise
+
+    def no_traceback(record: logging.LogRecord) -> bool:
+        return not (failed and str(record.msg).startswith("Traceback"))
+
+    app.router.lifespan_context = lifespan
+    logging.getLogger("uvicorn.error").addFilter(no_traceback)
+    return failed
 
 
 _serve_options = [

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "check_memory_limit", "expand_env"]
@@ -23,6 +23,12 @@ def _default_workers() -> int:
     # (each is a ~100 MB process, and one DuckDB writer cannot take more than ~4 feed it).
     n = os.cpu_count() or 1
     return min(n, 4) if n > 1 else 0
+
+
+_LOG_CHOICES = {
+    "log_level": ("debug", "info", "warning", "error", "critical"),
+    "log_format": ("json", "console"),
+}
 
 
 class Settings(BaseSettings):
@@ -188,7 +194,7 @@ class Settings(BaseSettings):
             " the longest a key revoked through another process (node, role) still works here."
         ),
     )
-    log_level: str = Field("info", description="debug, info, warning or error.")
+    log_level: str = Field("info", description="debug, info, warning, error or critical.")
     log_format: str = Field("json", description="json (machines) or console (people).")
 
     eval_enabled: bool = Field(
@@ -355,6 +361,16 @@ class Settings(BaseSettings):
                 " received"
             )
         return self
+
+    @field_validator("log_level", "log_format")
+    @classmethod
+    def _log_choice(cls, v: str, info: ValidationInfo) -> str:
+        # an unknown value used to fall back to info / console without a word
+        choices = _LOG_CHOICES[info.field_name or ""]
+        low = v.strip().lower()
+        if low not in choices:
+            raise ValueError(f"{v!r}: expected one of {', '.join(choices)}")
+        return low
 
     @field_validator("duckdb_memory_limit")
     @classmethod

@@ -228,7 +228,10 @@ def start_grpc_server(
             ),
         )
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio raises where it used to answer 0
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot bind OTLP/gRPC to {host}:{port}")
     server.start()
