@@ -553,6 +553,7 @@ def _decode_otlp_json(
 
 _NATIVE_INT = (*_TOKEN_FIELDS, "max_tokens", "seed")
 _NATIVE_FLOAT = ("ttft_ms", "tpot_ms", "temperature", "top_p", "cost_usd")
+_NON_NEGATIVE = frozenset(("ttft_ms", "tpot_ms", "cost_usd"))
 _NATIVE_STR = _TEXT_FIELDS
 _NATIVE_LIST = ("input_messages", "output_messages", "documents")
 
@@ -650,8 +651,9 @@ def _decode_native(
             if v is not None:
                 fv = semconv._as_float(v)
                 # a negative cost would take spend off budgets (and unblock a hard limit):
-                # dropped, the span is priced from its tokens instead
-                if fv is None or (f == "cost_usd" and fv < 0):
+                # dropped, the span is priced from its tokens instead; a negative TTFT/TPOT
+                # (dropped by the OTLP path too) would take time off /metrics' histogram sums
+                if fv is None or (f in _NON_NEGATIVE and fv < 0):
                     res.count(f"invalid_{f}")
                 else:
                     rec[f] = fv

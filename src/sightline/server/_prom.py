@@ -29,6 +29,10 @@ MAX_MODELS = 1000
 """Models with their own series per project; spans of further models count under
 :data:`OTHER_MODEL` (the model name comes from clients: memory and scrapes stay bounded)."""
 OTHER_MODEL = "_other"
+MAX_MODEL_LABEL = 256
+"""Longest model name with its own series; a longer one counts under :data:`OTHER_MODEL`
+(a stored model name may be up to ``max_text_bytes`` long, and each series repeats its label:
+four 1 MB names made a 112 MB scrape)."""
 
 
 @dataclass
@@ -202,6 +206,8 @@ class Metrics:
                     current = (pid, self.project(pid).llm)
                 coll = current[1]
                 model = c["model"][i] or "unknown"
+                if len(model) > MAX_MODEL_LABEL:
+                    model = OTHER_MODEL
                 with coll.lock:
                     s = coll.models.get(model)
                     if s is None:
