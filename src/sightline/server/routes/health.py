@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import StoreError
 from sightline.server._monitoring import render_monitoring
@@ -27,7 +28,9 @@ async def readyz(request: Request) -> JSONResponse:
     """
     st = state_of(request)
     try:
-        st.store.ping()
+        # off the event loop: a ClickHouse that does not answer (or an embedded store busy
+        # with a long query) would otherwise stall every request, /healthz included
+        await run_in_threadpool(st.store.ping)
     except StoreError as e:
         return JSONResponse({"status": "unavailable", "error": str(e)}, status_code=503)
     if not st.writer.ready:
@@ -44,8 +47,11 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request, project_id: str = Depends(project_of)) -> Response:
     """Ingest counters, per-model LLM series, firing alerts and SLO error budgets."""
     st = state_of(request)
-    return Response(
-        st.metrics.render(project_id, st.writer.queued_spans)
-        + render_monitoring(st.monitor, project_id),
-        media_type=CONTENT_TYPE_LATEST,
-    )
+
+    def render() -> bytes:
+        # an api node reads the firing alerts from the store
+        return st.metrics.render(project_id, st.writer.queued_spans) + render_monitoring(
+            st.monitor, project_id
+        )
+
+    return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)
