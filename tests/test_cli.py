@@ -173,3 +173,16 @@ def test_unknown_log_level_and_format_are_refused(tmp_path: Path) -> None:
     from sightline.config import Settings
 
     assert Settings(log_level="WARNING").log_level == "warning"
+
+
+def test_demo_rate_must_be_a_positive_bounded_number(tmp_path: Path) -> None:
+    """--rate 0 or below killed the traffic thread with a traceback (the server ran on, empty);
+    an unbounded rate spawned a thread per simulated request without limit."""
+    for rate in ("0", "-1", "nan", "inf", "1e9"):
+        # --port 99999: the old code, accepting the rate, fails on the port (exit 1) instead
+        # of starting a demo
+        result = CliRunner().invoke(
+            main, ["demo", "--rate", rate, "--data-dir", str(tmp_path), "--port", "99999"]
+        )
+        assert result.exit_code == 2, (rate, result.output)
+        assert "--rate" in result.output and "Traceback" not in result.output

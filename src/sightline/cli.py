@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,13 @@ DEMO_ADMIN_PASSWORD = "demo-password-change-me"  # noqa: S105 - printed by the d
 @main.command()
 @_with_serve_options
 @click.option(
-    "--rate", type=float, default=4.0, show_default=True, help="Simulated user requests per second."
+    "--rate",
+    # 0 or less killed the traffic thread (ZeroDivisionError, negative sleep); each request is
+    # a thread living for its simulated latency, so the rate is bounded
+    type=click.FloatRange(0, 200, min_open=True),
+    default=4.0,
+    show_default=True,
+    help="Simulated user requests per second (at most 200).",
 )
 @click.option(
     "--scenario",
@@ -263,6 +270,8 @@ def demo(rate: float, scenario: str | None, **flags: Any) -> None:
 
     from sightline.demo import SCENARIOS, start_demo_traffic
 
+    if math.isnan(rate):  # FloatRange lets NaN through
+        raise click.BadParameter("not a number", param_hint="'--rate'")
     flags.setdefault("log_format", None)
     if flags.get("alerts_file") is None:
         # short windows, so alerts fire and resolve within minutes
@@ -437,7 +446,6 @@ def eval_run(
     --out results.jsonl --baseline last.jsonl --max-drop 0.02
     """
     import json
-    import math
 
     from sightline.errors import ConfigError
     from sightline.evals import (
