@@ -186,3 +186,26 @@ def test_demo_rate_must_be_a_positive_bounded_number(tmp_path: Path) -> None:
         )
         assert result.exit_code == 2, (rate, result.output)
         assert "--rate" in result.output and "Traceback" not in result.output
+
+
+def test_conflicting_settings_are_refused_before_starting(tmp_path: Path) -> None:
+    """Each used to be accepted: the first failed only after startup (the HTTP bind), the others
+    did nothing (no key registered, no admin created) and left the user guessing."""
+    cases = [
+        (["--port", "17999", "--otlp-grpc-port", "17999"], {}, "port and otlp_grpc_port"),
+        ([], {"SIGHTLINE_INIT_API_KEY": "sl_k_0123456789abcdef"}, "without init_project"),
+        ([], {"SIGHTLINE_INIT_ADMIN_PASSWORD": "a-long-password"}, "without init_admin_email"),
+    ]
+    # a data dir that is a file: the old code, accepting the settings, fails fast at startup
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    for args, env, message in cases:
+        result = CliRunner().invoke(
+            main, ["serve", *args], env={"SIGHTLINE_DATA_DIR": str(not_a_dir), **env}
+        )
+        assert result.exit_code == 1, (args, env, result.output)
+        assert "invalid settings" in result.output and message in result.output
+    from sightline.config import Settings
+
+    # the demo's settings, and a project with its key, stay valid
+    Settings(init_project="p", init_api_key="sl_k_0123456789abcdef", port=0, otlp_grpc_port=0)

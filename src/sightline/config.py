@@ -362,6 +362,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _conflicts(self) -> Settings:
+        # each of these used to be accepted, and then failed late or did nothing
+        if self.port and self.port == self.otlp_grpc_port:
+            raise ValueError(
+                f"port and otlp_grpc_port are both {self.port}: the HTTP and gRPC receivers"
+                " need a port each"
+            )
+        if self.init_api_key and not self.init_project:
+            raise ValueError(
+                "init_api_key is set without init_project: the key would not be registered"
+            )
+        if self.init_admin_password is not None and not self.init_admin_email:
+            raise ValueError(
+                "init_admin_password is set without init_admin_email: no admin would be created"
+            )
+        return self
+
     @field_validator("log_level", "log_format")
     @classmethod
     def _log_choice(cls, v: str, info: ValidationInfo) -> str:
