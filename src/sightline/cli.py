@@ -44,6 +44,8 @@ def _settings(**flags: Any) -> Any:
 
 
 def _run(settings: Any) -> None:
+    import logging
+
     import uvicorn
 
     from sightline._logging import configure_logging
@@ -55,7 +57,9 @@ def _run(settings: Any) -> None:
         app = create_app(settings)
     except SightlineError as e:
         raise click.ClickException(str(e)) from None
-    failed = _catch_startup_errors(app)
+    failed, no_traceback = _catch_startup_errors(app)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(no_traceback)
     try:
         uvicorn.run(
             app,
@@ -68,15 +72,18 @@ def _run(settings: Any) -> None:
         if failed:  # uvicorn exits 3 after a failed startup
             raise click.ClickException(f"cannot start: {failed[0]}") from None
         raise
+    finally:
+        uvicorn_log.removeFilter(no_traceback)
 
 
-def _catch_startup_errors(app: Any) -> list[BaseException]:
+def _catch_startup_errors(app: Any) -> tuple[list[BaseException], Any]:
     """Collect what fails the app's startup for a reason the user can fix, untraced.
 
     The lifespan opens the store, bootstraps accounts and binds the gRPC port: a data dir that
     is a file, a DuckDB file another server holds, a taken port or a bad SIGHTLINE_* value
     fails there. Starlette hands uvicorn the whole traceback to log; for these the command
     prints one ``Error:`` line instead (other exceptions keep their traceback: they are bugs).
+    Returns the errors caught and a filter of uvicorn's log that drops that traceback.
     """
     import logging
     from contextlib import asynccontextmanager
@@ -102,8 +109,7 @@ def _catch_startup_errors(app: Any) -> list[BaseException]:
         return not (failed and str(record.msg).startswith("Traceback"))
 
     app.router.lifespan_context = lifespan
-    logging.getLogger("uvicorn.error").addFilter(no_traceback)
-    return failed
+    return failed, no_traceback
 
 
 _serve_options = [
