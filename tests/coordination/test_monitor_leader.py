@@ -74,9 +74,10 @@ def _errors(store: DuckDBStore, model: str, n: int = 10) -> None:
     )
 
 
-def test_one_monitor_notifies_and_another_takes_over_when_it_dies(
+def _two_monitors(
     tmp_path: Path, make: MakeCoordinator, receiver: HttpReceiver
-) -> None:
+) -> tuple[DuckDBStore, list[Node]]:
+    """Two monitor nodes on one store, competing for the lease (not started)."""
     alerts = tmp_path / "alerts.yaml"
     alerts.write_text(
         f"""
@@ -119,6 +120,13 @@ rules:
         )
         mon.set_gate(lambda lead=lead: lead.is_leader)  # as the server wires it
         nodes.append(Node(mon, lead))
+    return store, nodes
+
+
+def test_one_monitor_notifies_and_another_takes_over_when_it_dies(
+    tmp_path: Path, make: MakeCoordinator, receiver: HttpReceiver
+) -> None:
+    store, nodes = _two_monitors(tmp_path, make, receiver)
     try:
         for n in nodes:
             n.leadership.start()
@@ -154,50 +162,9 @@ rules:
 def test_a_leader_whose_renewals_stall_stops_acting_when_its_lease_runs_out(
     tmp_path: Path, make: MakeCoordinator, receiver: HttpReceiver
 ) -> None:
-    alerts = tmp_path / "alerts.yaml"
-    alerts.write_text(
-        f"""
-channels:
-  hook: {{type: webhook, url: "{receiver.url}/hook", backoff_s: 0.05}}
-rules:
-  - name: errors
-    metric: error_rate
-    op: ">"
-    threshold: 0.5
-    window: 1m
-    min_requests: 5
-    severity: P1
-    group_by: [model]
-    notify: [hook]
-"""
-    )
-    settings = Settings(
-        data_dir=tmp_path,
-        monitor_interval_s=0.2,
-        drift_interval_s=0,
-        default_alert_rules=False,
-        notify_allow_private=True,
-        alerts_file=alerts,
-    )
-    store = DuckDBStore(settings.db_path)
-    store.migrate()
-    ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
-    file = load_alerts_file(alerts)
-    nodes: list[Node] = []
-    for name in ("a", "b"):
-        mon = build_monitoring(settings, store, system_clock, file)
-        lead = Leadership(
-            make(store),
-            "monitor",
-            owner=name,
-            lease_s=LEASE_S,
-            on_elected=mon.start,
-            on_deposed=mon.stop,
-        )
-        mon.set_gate(lambda lead=lead: lead.is_leader)  # as the server wires it
-        nodes.append(Node(mon, lead))
     """Its renewals stuck (a hung Redis connection, a busy thread), the leader's loops go on,
     but only until its lease runs out by its own clock: the next leader notifies alone."""
+    store, nodes = _two_monitors(tmp_path, make, receiver)
     try:
         for n in nodes:
             n.leadership.start()
