@@ -604,8 +604,84 @@ class TestVercelAiSdk:
         )
         assert rec["kind"] == "llm" and rec["is_streaming"] is False
         assert (rec["model"], rec["provider"]) == ("claude-sonnet-4-5", "anthropic")
+        # AI SDK 5's Anthropic provider passes Anthropic's input_tokens through: the 500 do not
+        # include the 400 cache reads (AI SDK 6 made inputTokens the total)
+        assert (rec["input_tokens"], rec["cached_input_tokens"]) == (900, 400)
+        assert (rec["output_tokens"], rec["reasoning_tokens"], rec["total_tokens"]) == (40, 10, 940)
+
+    def test_ai_sdk_5_anthropic_counts_are_made_cache_inclusive(self) -> None:
+        # as AI SDK 5 sends them: the GenAI names repeat the exclusive count, the cache writes
+        # are only in the provider metadata
+        rec, rest = _norm(
+            {
+                "ai.operationId": "ai.streamText.doStream",
+                "ai.model.id": "claude-sonnet-4-5",
+                "ai.model.provider": "anthropic.messages",
+                "gen_ai.system": "anthropic.messages",
+                "gen_ai.usage.input_tokens": 12,
+                "gen_ai.usage.output_tokens": 30,
+                "ai.usage.inputTokens": 12,
+                "ai.usage.outputTokens": 30,
+                "ai.usage.totalTokens": 42,
+                "ai.usage.cachedInputTokens": 6209,
+                "ai.response.providerMetadata": (
+                    '{"anthropic": {"cacheCreationInputTokens": 150, "usage": {}}}'
+                ),
+            }
+        )
+        assert (rec["input_tokens"], rec["cached_input_tokens"], rec["cache_write_tokens"]) == (
+            12 + 6209 + 150,
+            6209,
+            150,
+        )
+        assert rec["total_tokens"] == 12 + 6209 + 150 + 30
+        assert "ai.response.providerMetadata" in rest
+        # uncached input larger than the cache reads: the case the "cache > input" rule missed
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "anthropic.messages",
+                "gen_ai.usage.input_tokens": 5000,
+                "ai.usage.inputTokens": 5000,
+                "ai.usage.cachedInputTokens": 1000,
+            }
+        )
+        assert (rec["input_tokens"], rec["cached_input_tokens"]) == (6000, 1000)
+
+    def test_ai_sdk_5_openai_and_ai_sdk_6_counts_stay_as_sent(self) -> None:
+        # OpenAI's prompt_tokens already include the cached ones
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "openai.chat",
+                "ai.usage.inputTokens": 500,
+                "ai.usage.cachedInputTokens": 400,
+            }
+        )
         assert (rec["input_tokens"], rec["cached_input_tokens"]) == (500, 400)
-        assert (rec["output_tokens"], rec["reasoning_tokens"], rec["total_tokens"]) == (40, 10, 540)
+        # AI SDK 6 (details present): inputTokens is the total, also for Anthropic
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "anthropic.messages",
+                "ai.usage.inputTokens": 500,
+                "ai.usage.cachedInputTokens": 400,
+                "ai.usage.inputTokenDetails.cacheReadTokens": 400,
+                "ai.usage.inputTokenDetails.noCacheTokens": 100,
+            }
+        )
+        assert (rec["input_tokens"], rec["cached_input_tokens"]) == (500, 400)
+        # bad metadata or counts are ignored, not a crash
+        rec, _ = _norm(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "anthropic.messages",
+                "ai.usage.inputTokens": "x",
+                "ai.usage.cachedInputTokens": 4,
+                "ai.response.providerMetadata": "{not json",
+            }
+        )
+        assert (rec["input_tokens"], rec["cached_input_tokens"]) == (4, 4)
 
     def test_ai_sdk_3_names_and_object_output(self) -> None:
         rec, rest = _norm(

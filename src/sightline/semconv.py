@@ -656,6 +656,48 @@ _VERCEL_CALL_STR = (
 )
 
 
+def _vercel_exclusive_input(rec: dict[str, Any], rest: Attrs) -> tuple[int, int, int] | None:
+    """AI SDK 5's Anthropic counts, read before ``_vercel`` takes them: input, cache reads, writes.
+
+    Before AI SDK 6, each provider passed its own input count through: OpenAI's includes the
+    cached tokens, Anthropic's (``input_tokens``) counts neither the cache reads
+    (``cachedInputTokens``) nor the cache writes (only in ``ai.response.providerMetadata``).
+    AI SDK 6 made ``inputTokens`` the total and added ``inputTokenDetails``, so a span with
+    those is left alone. ``None`` when nothing is to be added.
+    """
+    p = rec.get("provider")
+    if not isinstance(p, str):
+        p = rest.get("ai.model.provider")
+    if not isinstance(p, str) or "anthropic" not in p:
+        return None
+    if any(k.startswith("ai.usage.inputTokenDetails.") for k in rest):
+        return None
+    inp = _as_int(rest.get("ai.usage.inputTokens"))
+    if inp is None:
+        inp = rec.get("input_tokens")  # from the GenAI names, read before
+    cached = _as_int(rest.get("ai.usage.cachedInputTokens")) or 0
+    written = 0
+    meta = _loads(rest.get("ai.response.providerMetadata"))
+    if isinstance(meta, dict) and isinstance(meta.get("anthropic"), dict):
+        written = _as_int(meta["anthropic"].get("cacheCreationInputTokens")) or 0
+    if inp is None or inp < 0 or cached < 0 or written < 0 or not (cached or written):
+        return None
+    return inp, cached, written
+
+
+def _vercel_cache_inclusive(rec: dict[str, Any], inp: int, cached: int, written: int) -> None:
+    # the GenAI names on the same span repeat the exclusive count: the total replaces both
+    rec["input_tokens"] = inp + cached + written
+    if cached:
+        rec["cached_input_tokens"] = cached
+    if written and rec.get("cache_write_tokens") is None:
+        rec["cache_write_tokens"] = written
+    total = rec.get("total_tokens")
+    out = rec.get("output_tokens")
+    if total is not None and out is not None and total == inp + out:
+        rec["total_tokens"] = inp + cached + written + out
+
+
 def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
     """Fill ``rec`` from the Vercel AI SDK's ``ai.*`` attributes, taking them out of ``rest``.
 
@@ -683,11 +725,14 @@ def _vercel(rec: dict[str, Any], rest: Attrs, special: dict[str, Any]) -> None:
         p = rec.get("provider")
         if isinstance(p, str) and "." in p and not p.startswith(_OTEL_DOTTED_PROVIDERS):
             rec["provider"] = p.split(".", 1)[0]
+        exclusive = _vercel_exclusive_input(rec, rest)
         for field, keys in _VERCEL_TOKENS:
             for key in keys:
                 v = _as_int(rest.pop(key, None))
                 if v is not None and rec.get(field) is None:
                     rec[field] = v
+        if exclusive is not None:
+            _vercel_cache_inclusive(rec, *exclusive)
         for key in ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"):
             ttft = _as_float(rest.pop(key, None))
             if ttft is not None and ttft >= 0 and rec.get("ttft_ms") is None:

@@ -67,3 +67,34 @@ def test_ai_sdk_6_cache_writes_are_priced_as_writes(server: Server) -> None:
     # $3/M fresh, $0.30/M read, $3.75/M written, $15/M out
     assert want == pytest.approx((500 * 3 + 8_000 * 0.3 + 1_500 * 3.75 + 200 * 15) / 1e6)
     assert got["cost_usd"] == pytest.approx(want)
+
+
+def test_ai_sdk_5_anthropic_cache_reads_and_writes_are_priced(server: Server) -> None:
+    # AI SDK 5 on Anthropic: inputTokens (and gen_ai.usage.input_tokens) are Anthropic's
+    # input_tokens, the fresh ones only; the reads come apart, the writes in the metadata
+    got = _post_span(
+        server,
+        {
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.model.id": "claude-sonnet-4-5",
+            "ai.model.provider": "anthropic.messages",
+            "gen_ai.system": "anthropic.messages",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.usage.input_tokens": 5_000,
+            "gen_ai.usage.output_tokens": 200,
+            "ai.usage.inputTokens": 5_000,
+            "ai.usage.outputTokens": 200,
+            "ai.usage.cachedInputTokens": 1_000,
+            "ai.response.providerMetadata": json.dumps(
+                {"anthropic": {"cacheCreationInputTokens": 2_000}}
+            ),
+        },
+    )
+    assert (got["input_tokens"], got["cached_input_tokens"], got["cache_write_tokens"]) == (
+        8_000,
+        1_000,
+        2_000,
+    )
+    # $3/M fresh, $0.30/M read, $3.75/M written, $15/M out
+    want = (5_000 * 3 + 1_000 * 0.3 + 2_000 * 3.75 + 200 * 15) / 1e6
+    assert got["cost_usd"] == pytest.approx(want)
