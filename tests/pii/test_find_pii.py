@@ -190,3 +190,125 @@ def test_many_findings_in_one_text_take_linear_time() -> None:
     assert time.perf_counter() - t0 < 10
     assert len(found) == 40_000 and out.startswith("<EMAIL> <IP_ADDRESS> <EMAIL>")
     assert "ab@cd.io" not in out and "10.0.0.7" not in out
+
+
+_PATTERN_TYPES = [t for t in PII_TYPES if t != "person"]
+
+
+class TestCompressedIpv6LowercaseIbanAndZeroZeroPhones:
+    """Forms people write that were missed: ``fe80::1``, ``gb82 west ...``, ``0044 20 ...``."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            # two colons around "::" were refused: the filter wanted 3+ colons
+            ("link-local fe80::1 on eth0", ("ip_address", "fe80::1")),
+            ("ping fe80::1%eth0 now", ("ip_address", "fe80::1")),
+            ("open http://[fd00::7]:8080/ please", ("ip_address", "fd00::7")),
+            ("multicast to ff02::1.", ("ip_address", "ff02::1")),
+            ("from 2001:db8::8a2e:370:7334 too", ("ip_address", "2001:db8::8a2e:370:7334")),
+            # an IBAN in lower case (the pattern wanted upper case letters)
+            ("iban gb82 west 1234 5698 7654 32 thanks", ("iban", "gb82 west 1234 5698 7654 32")),
+            ("iban: gb82west12345698765432.", ("iban", "gb82west12345698765432")),
+            ("pay to de89 3704 0044 0532 0130 00 today", ("iban", "de89 3704 0044 0532 0130 00")),
+            ("Iban Gb82 West 1234 5698 7654 32", ("iban", "Gb82 West 1234 5698 7654 32")),
+            # 00, the international prefix outside North America, instead of the +
+            ("call 0044 20 7946 0958 today", ("phone", "0044 20 7946 0958")),
+            ("appelez le 0033 1 23 45 67 89.", ("phone", "0033 1 23 45 67 89")),
+            ("Tel. 0049-30-901820 (office)", ("phone", "0049-30-901820")),
+            ("from abroad 001 415 555 0132", ("phone", "001 415 555 0132")),
+            ("Irish mobile 00353 87 123 4567", ("phone", "00353 87 123 4567")),
+        ],
+    )
+    def test_is_found(self, text: str, expected: tuple[str, str]) -> None:
+        assert _found(text, types=_PATTERN_TYPES) == [expected]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            # loopback and unspecified, as 127.0.0.1 and 0.0.0.0 (docs/security.md)
+            "bind to ::1 or :: locally",
+            # code: C++, Rust and Ruby paths, Python and NumPy slices
+            "std::string s; std::vector<int> v; use std::io;",
+            "Foo::Bar::baz and a::b and dead::beef and cafe::f00d",
+            "xs[1::2], data[::2], a[100::2], f()[100::3], m[:, ::3], s[::-1]",
+            # times, ratios, versions, prefixes without a host, MAC addresses, digests
+            "at 12:30 or 12:30:45, ratio 16:9, 1::2",
+            "version 2.1.0 v1.2.3.4 build 10.0.19045 release 2024.06",
+            "the prefix fe80::/10 and fe80:: itself",
+            "NIC 00:1a:2b:3c:4d:5e",
+            "sha 3f786850e387550fdab836ed7e6dc881de23001b md5 de12abcd34ef56ab78cd90ef12345678",
+            # IBAN shapes failing the checksum or the country's length, in any case
+            "iban gb82 west 1234 5698 7654 33 is wrong",
+            "gb82 west 1234 5698 7654 3 is short",
+            "ab12 cdef ghij klmn op is no country",
+            "word de12 then plenty of lowercase words follow here",
+            # zero-padded numbers that are not phones
+            "order 00123456789 and part 0012 3456 7890 1234",
+            "ids 0000 1234 5678 and 0044",
+            "iban DE89 3704 0044 0532 0130 01 bad checksum, account 3.0044 20 7946 0958",
+        ],
+    )
+    def test_lookalikes_stay_unflagged(self, text: str) -> None:
+        assert _found(text, types=_PATTERN_TYPES) == []
+
+    def test_a_zero_zero_number_hashes_to_the_tag_of_its_plus_form(self) -> None:
+        from sightline.redact import RedactionPolicy, Redactor
+
+        r = Redactor(RedactionPolicy.from_dict({"types": {"phone": "hash"}}), secret=b"k")
+        assert r("call 0044 20 7946 0958") == r("call +44 20 7946 0958") != "call <PHONE>"
+
+    def test_redaction_of_json_messages_finds_a_two_colon_address(self) -> None:
+        """The cheap whole-value check skipped messages whose strings held no 3 colons."""
+        from sightline.redact import Redactor
+
+        rec = {
+            "input_messages": [{"role": "user", "content": "my box is fe80::1"}],
+            "ingest_notes": [],
+        }
+        assert Redactor().redact_record(rec) == {"ip_address": 1}
+        assert rec["input_messages"] == [{"role": "user", "content": "my box is <IP_ADDRESS>"}]
+
+
+@pytest.mark.timeout(120)
+def test_adversarial_colons_hex_and_digit_runs_take_linear_time() -> None:
+    """100 kB built to make the address, IBAN and phone patterns backtrack costs about what
+    100 kB of prose does (best of 3 each, measured here, so a slow machine slows both)."""
+    import random
+    import time
+
+    from sightline.redact import Redactor
+
+    n = 100_000
+    rng = random.Random(5)
+    hostile = {
+        "hex_and_colons": "".join(rng.choice("0123456789abcdef:") for _ in range(n)),
+        "colon_runs": "".join(rng.choice(["::", ":", "1", "fe80", " ", "a1::"]) for _ in range(n))[
+            :n
+        ],
+        "compressed_groups": ("fe80::1:" * n)[:n],
+        "spaced_groups": (" fe80::" * n)[:n],
+        "slices": ("a[1::2]" * n)[:n],
+        "iban_heads": ("gb82 west " * n)[:n],
+        "zero_zero_runs": ("0044 1 " * n)[:n],
+        "digit_run": "0044 " + "1" * (n - 5),
+    }
+    prose = ("The quick brown fox jumps over the lazy dog while it sleeps. " * (n // 50))[:n]
+    redact = Redactor()
+
+    def best(text: str) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            find_pii(text, types=_PATTERN_TYPES)
+            redact(text)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    baseline = best(prose)
+    for name, text in hostile.items():
+        assert len(text) == n
+        took = best(text)
+        # linear patterns stay within a small factor of prose (~2-4x here); a backtracking
+        # one takes seconds to hours on 100 kB
+        assert took < 40 * baseline + 0.05, (name, took, baseline)

@@ -87,17 +87,19 @@ def _cards(text: str) -> _Found:
             yield m.start(), m.end(), brand
 
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+# Any case: people type "gb82 west 1234 ..." as readily as the printed upper case. The
+# country's length and mod-97 still decide, so a lower-case word and two digits are not enough.
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
 
 
 def _ibans(text: str) -> _Found:
     for m in _IBAN.finditer(text):
-        compact = m.group().replace(" ", "")
+        compact = m.group().replace(" ", "").upper()
         # The pattern may swallow a following word; retry on shorter prefixes ending in a group.
         if iban_valid(compact):
             yield m.start(), m.end(), "iban"
             continue
-        parts = m.group().split(" ")
+        parts = m.group().upper().split(" ")
         for k in range(len(parts) - 1, 0, -1):
             cand = "".join(parts[:k])
             if iban_valid(cand):
@@ -129,12 +131,17 @@ def _ssns(text: str) -> _Found:
             yield m.start(1), m.end(1), "us_ssn"
 
 
-# A leading + and country code, or a North American 3-3-4 number: (415) 555-0132,
-# 415-555-0132, 415.555.0132, or 415 555 0132 (spaced: valid area and exchange codes, and not
-# inside a longer run of numbers).
+# A leading + and country code; the same after 00, the international prefix most of the world
+# dials (0044 20 7946 0958: the country code is followed by a separator and is an assigned one,
+# so zero-padded ids like 00123456789 or 0012 3456 stay unflagged); or a North American 3-3-4
+# number: (415) 555-0132, 415-555-0132, 415.555.0132, or 415 555 0132. The spaced forms
+# without a + must not sit inside a longer run of numbers (and the North American one needs
+# valid area and exchange codes).
 _PHONE = re.compile(
     r"(?<![\w+])(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|(?<!\d[ .,-])00[1-9]\d{0,2}[ .-](?:\(\d{1,4}\)[ .-]?)?\d{1,4}"
+    r"(?:[ .-]?\d{2,4}){1,4}(?![ .-]\d|[.,]\d)"
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"
     r"|\d{3}[.-]\d{3}[.-]\d{4}"
     r"|(?<![.,])(?<![\d.,] )[2-9]\d{2} [2-9]\d{2} \d{4}(?! \d|[.,]\d)"
@@ -142,13 +149,37 @@ _PHONE = re.compile(
 )
 
 
+_COUNTRY_CODES = frozenset(
+    "1 7 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 "
+    "62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
+)
+"""The one- and two-digit country calling codes (ITU-T E.164 assignments)."""
+_COUNTRY_CODE_ZONES = frozenset(
+    "21 22 23 24 25 26 29 35 37 38 42 50 59 67 68 69 80 85 87 88 96 97 99".split()
+)
+"""The first two digits of the three-digit country calling codes."""
+
+
+def _country_code(cc: str) -> bool:
+    """Whether ``cc`` (1-3 digits) is an assigned country calling code, or may be one."""
+    return cc in _COUNTRY_CODES if len(cc) < 3 else cc[:2] in _COUNTRY_CODE_ZONES
+
+
 def _phones(text: str) -> _Found:
     if _fewer_digits(text, 8):  # what is kept has 8 digits at least
         return
     for m in _PHONE.finditer(text):
-        n = sum(c.isdigit() for c in m.group())
+        s = m.group()
+        n = sum(c.isdigit() for c in s)
+        if s[0] == "0":  # 00, the international prefix, stands for the +
+            n -= 2
+            end = 2
+            while s[end].isdigit():
+                end += 1
+            if not _country_code(s[2:end]):
+                continue
         if 8 <= n <= 15:
-            yield m.start(), m.end(), "international" if m.group()[0] == "+" else "nanp"
+            yield m.start(), m.end(), "nanp" if s[0] not in "+0" else "international"
 
 
 # Not part of a longer dotted name or number ("1.2.3.4.5", "10.0.0.1.nip.io"), but the
@@ -158,6 +189,30 @@ _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*)$")
 
 
+_SUBSCRIPTED = frozenset("_)]\"'")
+"""What may stand before the ``[`` of a subscript (``a[1::2]``, ``f()[100::3]``)."""
+
+
+def _ipv6_candidate(text: str, start: int, value: str) -> bool:
+    """Whether a match of ``_IPV6`` looks like an address rather than code or a slice.
+
+    Two colons can only make an address around ``::`` with one group on a side at most
+    (``fe80::1``), the shape of C++ and Rust paths (``a::b``) and Python slices (``[1::2]``,
+    ``[::2]``). Those are taken when the left group is a network's: 3-4 hex digits, at least one
+    a digit (``fe80``, ``fd00``, ``ff02``, ``2001``), a host after it, and no subscript before.
+    ``::1`` itself is the loopback address, not reported, like ``127.0.0.1``.
+    """
+    if value.count(":") > 2:
+        return True
+    left, sep, right = value.partition("::")
+    if not sep or not right or not 3 <= len(left) <= 4 or left.isalpha():
+        return False
+    if start >= 2 and text[start - 1] == "[":
+        before = text[start - 2]
+        return not (before.isalnum() or before in _SUBSCRIPTED)
+    return True
+
+
 def _ips(text: str) -> _Found:
     for m in _IPV4.finditer(text):
         if _VERSION_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
@@ -165,8 +220,9 @@ def _ips(text: str) -> _Found:
         if ip_is_reportable(m.group()):
             yield m.start(), m.end(), "ipv4"
     for m in _IPV6.finditer(text):
-        # Times like 12:30:45 are not addresses; a real IPv6 has hex groups and 3+ colons.
-        if m.group().count(":") >= 3 and ip_is_reportable(m.group()):
+        # Times like 12:30:45 are not addresses (ipaddress refuses them: 3 groups, no "::").
+        value = m.group()
+        if _ipv6_candidate(text, m.start(), value) and ip_is_reportable(value):
             yield m.start(), m.end(), "ipv6"
 
 

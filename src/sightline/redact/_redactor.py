@@ -127,7 +127,7 @@ def _json_clean(v: Any, actions: dict[str, str], max_nodes: int, b: bytes | None
     Asked once of the value serialized by orjson (at C speed), with conditions that hold of
     the serialized text whenever they hold of one string in it: without a digit, an ``@``,
     "://" or "BEGIN", the only findings left are an IPv6 address (colons at most 4 hex digits
-    apart: never so in JSON's structure) and an assigned secret (a keyword and an ``=``,
+    apart, or a "::": never so in JSON's structure) and an assigned secret (a keyword and an ``=``,
     `` is `` or a colon inside a string: structural colons follow a quote, quotes inside strings
     are escaped). A False costs the usual walk; a True is always right.
     """
@@ -146,8 +146,10 @@ def _json_clean(v: Any, actions: dict[str, str], max_nodes: int, b: bytes | None
     # Colons inside strings, at most: all colons but the keys' (each right after a quote),
     # plus those after an escaped quote.
     inner_colons = b.count(b":") - b.count(b'":') + b.count(b'\\":')
-    if inner_colons >= 3 and _IPV6_HINT_B(b) is not None:
-        return False  # a reported IPv6 address has 3+ colons
+    if inner_colons >= 2 and (b"::" in b or (inner_colons >= 3 and _IPV6_HINT_B(b) is not None)):
+        # a reported IPv6 address has 3+ colons, or 2 around "::" (fe80::1), which JSON's
+        # structure never writes
+        return False
     if "secret" in actions and (inner_colons or b"=" in b or b" is " in b):
         low = b.lower()
         if any(k in low for k in _KEYWORDS_B) or _KELVIN_B in b:
@@ -160,7 +162,9 @@ def _canonical(type_: str, value: str) -> str:
     if type_ in ("email", "ip_address"):
         return value.lower()
     if type_ in ("phone", "credit_card", "national_id", "iban"):
-        return "".join(c for c in value if c.isalnum()).upper()
+        compact = "".join(c for c in value if c.isalnum()).upper()
+        # 0044 20 7946 0958 is +44 20 7946 0958 dialled from abroad: one number, one tag
+        return compact[2:] if type_ == "phone" and compact.startswith("00") else compact
     return value
 
 
