@@ -60,6 +60,7 @@ __all__ = [
     "decode_logs",
     "decode_metrics",
     "exp_to_explicit",
+    "severity_from_text",
 ]
 
 Signal = Literal["metrics", "logs"]
@@ -731,6 +732,45 @@ def _num_points(m: Any, which: str | None) -> int:
 # -- logs ---------------------------------------------------------------------------------------
 
 
+_SEVERITY_RANGES = ("trace", "debug", "info", "warn", "error", "fatal")
+"""OTLP's six severity ranges, 1-4 TRACE ... 21-24 FATAL (the logs data model)."""
+
+
+def _severity_names() -> dict[str, int]:
+    names: dict[str, int] = {}
+    for i, short in enumerate(_SEVERITY_RANGES):
+        low = 4 * i + 1
+        for k in range(4):  # the data model's short names: INFO, INFO2, INFO3, INFO4
+            name = short if k == 0 else f"{short}{k + 1}"
+            names[name] = names[f"severity_number_{name}"] = low + k
+    # The level names of common sources, as the data model's Appendix B maps them (syslog,
+    # Windows Event Log, log4j, zap, java.util.logging, .NET) and Serilog's abbreviations.
+    # "critical" is FATAL as the Python and .NET OpenTelemetry bridges send it (syslog's
+    # Critical is ERROR2 in the appendix; either is an error to min_severity=17).
+    names.update(
+        {
+            "finest": 1, "verbose": 5, "vrb": 5, "finer": 5, "dbg": 5, "fine": 6,
+            "config": 7, "information": 9, "informational": 9, "inf": 9, "notice": 10,
+            "warning": 13, "wrn": 13, "err": 17, "severe": 17, "dpanic": 18, "alert": 19,
+            "panic": 19, "critical": 21, "crit": 21, "ftl": 21, "emergency": 21, "emerg": 21,
+        }
+    )  # fmt: skip
+    return names
+
+
+_SEVERITY_BY_NAME = _severity_names()
+"""Lower-cased severity texts and the OTLP severity numbers they stand for."""
+
+
+def severity_from_text(text: str) -> int:
+    """The OTLP severity number a record's severity text names, or 0 (unspecified).
+
+    Case and surrounding blanks do not matter (``"ERROR"``, ``"warn"``, ``"Critical"``);
+    an unknown text is 0.
+    """
+    return _SEVERITY_BY_NAME.get(text.strip().lower(), 0)
+
+
 def _parse_logs(raw: bytes, fmt: str) -> Any:
     if fmt == "otlp_proto":
         try:
@@ -754,7 +794,9 @@ def decode_logs(
     """Decode an ``ExportLogsServiceRequest`` (protobuf or JSON) into log rows.
 
     A record's time is its ``time_unix_nano``, else (missing or out of range) its observed
-    time, else ``now_ns`` if it has neither. The
+    time, else ``now_ns`` if it has neither. A severity number outside OTLP's 1-24 is
+    unspecified (``repaired["invalid_severity_number"]``); an unspecified one is derived from
+    the severity text when that names a level (``"ERROR"`` 17, ``"warn"`` 13). The
     body is kept as text (structured bodies as JSON), cut at ``max_text_bytes``, and redacted
     by the project's policy like span text; so are the string values of the attributes.
     Invalid UTF-8 in a protobuf body becomes U+FFFD (``repaired["invalid_utf8"]`` counts the
@@ -832,6 +874,7 @@ def _decode_logs(
     sev_codes, ev_codes = sev_col.codes, ev_col.codes
     runs = (d["project_id"], d["resource_attributes"], d["service_name"], d["scope"])
     zero_tid, zero_sid = "0" * 32, "0" * 16
+    sev_by_text: dict[str, int] = {}
     n_rows = 0
     for rl in req.resource_logs:
         res_attrs = _pb_attrs(rl.resource.attributes)
@@ -898,8 +941,23 @@ def _decode_logs(
                         body = redact(body)
                 c_time.append(t)
                 c_obs.append(_opt_ns(r.observed_time_unix_nano))
-                c_sev.append(r.severity_number or None)
-                sev_codes.append(sev_col.code(r.severity_text or None))
+                sev = r.severity_number
+                if not 0 <= sev <= 24:
+                    # outside OTLP's ranges (an enum is any int32 on the wire): unspecified,
+                    # as a comparison with min_severity would make it mean anything
+                    res.repair("invalid_severity_number")
+                    sev = 0
+                sev_text = r.severity_text
+                if not sev and sev_text:
+                    # many bridges send only the level's name: derive the number, so that
+                    # min_severity finds the record (the text is kept as sent)
+                    sev = sev_by_text.get(sev_text, -1)
+                    if sev < 0:
+                        sev = severity_from_text(sev_text)
+                        if len(sev_by_text) < _MAX_CACHED:
+                            sev_by_text[sev_text] = sev
+                c_sev.append(sev or None)
+                sev_codes.append(sev_col.code(sev_text or None))
                 c_body.append(body)
                 ev_codes.append(ev_col.code(str(event_name) if event_name else None))
                 c_attrs.append(entry[0])
