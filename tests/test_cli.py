@@ -209,3 +209,136 @@ def test_conflicting_settings_are_refused_before_starting(tmp_path: Path) -> Non
 
     # the demo's settings, and a project with its key, stay valid
     Settings(init_project="p", init_api_key="sl_k_0123456789abcdef", port=0, otlp_grpc_port=0)
+
+
+class TestHttpBindFailure:
+    """A port or host uvicorn cannot listen on used to end in uvicorn's log line and exit 3,
+    after the store, decode workers and evaluators had started."""
+
+    @staticmethod
+    def _run(*args: str, eval_enabled: bool = False) -> subprocess.CompletedProcess[str]:
+        import os
+        import signal
+        import time
+
+        with subprocess.Popen(
+            [sys.executable, "-m", "sightline", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group: what it leaves behind is findable
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("SIGHTLINE_")},
+                "SIGHTLINE_EVAL_ENABLED": str(eval_enabled).lower(),
+            },
+        ) as popen:
+            out, err = popen.communicate(timeout=120)
+        proc = subprocess.CompletedProcess(popen.args, popen.returncode, out, err)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.killpg(popen.pid, 0)
+            except ProcessLookupError:
+                break  # the group is empty: no worker or evaluator process outlived it
+            if time.monotonic() > deadline:
+                os.killpg(popen.pid, signal.SIGKILL)
+                raise AssertionError(f"processes left behind:\n{proc.stderr}")
+            time.sleep(0.1)
+        return proc
+
+    def test_serve_on_a_taken_port_exits_1_and_the_data_dir_serves_right_after(
+        self, tmp_path: Path
+    ) -> None:
+        import socket
+
+        data = tmp_path / "data"
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            proc = self._run(
+                "serve", "--port", str(port), "--data-dir", str(data), "--otlp-grpc-port", "0",
+                "--ingest-workers", "2", "--log-format", "console", eval_enabled=True,
+            )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert (
+            f"Error: cannot start: cannot bind HTTP to 127.0.0.1:{port}: address already in use"
+            in proc.stderr
+        )
+        srv = Server(data_dir=data, port=free_port()).start()  # no DuckDB lock left
+        try:
+            with srv.client() as c:
+                assert c.get("/api/v1/spans").status_code == 200
+        finally:
+            srv.stop()
+
+    def test_serve_on_a_host_that_does_not_resolve(self, tmp_path: Path) -> None:
+        proc = self._run(
+            "serve", "--host", "999.1.1.1", "--port", str(free_port()), "--data-dir",
+            str(tmp_path / "data"), "--otlp-grpc-port", "0", "--log-format", "console",
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "Error: cannot start: cannot bind HTTP to 999.1.1.1:" in proc.stderr
+        assert "cannot resolve host '999.1.1.1'" in proc.stderr
+
+    def test_serve_on_an_address_not_of_this_machine(self, tmp_path: Path) -> None:
+        proc = self._run(
+            "serve", "--host", "192.0.2.1", "--port", str(free_port()), "--data-dir",
+            str(tmp_path / "data"), "--otlp-grpc-port", "0", "--log-format", "console",
+        )  # fmt: skip  # 192.0.2.0/24 is TEST-NET-1, never assigned
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "Error: cannot start: cannot bind HTTP to 192.0.2.1:" in proc.stderr
+        assert "not an address of this machine" in proc.stderr
+
+    def test_gateway_on_a_taken_port(self) -> None:
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            proc = self._run("gateway", "--port", str(port), "--upstream", "http://127.0.0.1:9/v1")
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert (
+            f"Error: cannot start: cannot bind HTTP to 127.0.0.1:{port}: address already in use"
+            in proc.stderr
+        )
+
+    def test_gateway_on_a_host_that_does_not_resolve(self) -> None:
+        proc = self._run(
+            "gateway", "--host", "999.1.1.1", "--port", str(free_port()),
+            "--upstream", "http://127.0.0.1:9/v1",
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "Error: cannot start: cannot bind HTTP to 999.1.1.1:" in proc.stderr
+
+    def test_demo_on_a_taken_port_sends_no_traffic_to_its_holder(self, tmp_path: Path) -> None:
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            taken.setblocking(False)
+            port = taken.getsockname()[1]
+            proc = self._run(
+                "demo", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+                "--otlp-grpc-port", "0", "--ingest-workers", "0", "--log-format", "console",
+            )  # fmt: skip
+            try:
+                conn, _ = taken.accept()
+            except BlockingIOError:
+                conn = None
+            if conn is not None:
+                conn.close()
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert (
+            f"Error: cannot start: cannot bind HTTP to 127.0.0.1:{port}: address already in use"
+            in proc.stderr
+        )
+        assert conn is None, "the demo's traffic went to the process holding the port"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,23 +59,99 @@ def _run(settings: Any) -> None:
         app = create_app(settings)
     except SightlineError as e:
         raise click.ClickException(str(e)) from None
+    # after the settings' own errors, before the lifespan starts decode workers and evaluator
+    # processes and takes the DuckDB lock
+    _check_http_bind(settings.host, settings.port)
     failed, no_traceback = _catch_startup_errors(app)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(no_traceback)
     try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-        )
+        with _bind_failure(settings.host, settings.port):
+            uvicorn.run(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                timeout_graceful_shutdown=10,
+            )
     except SystemExit:
         if failed:  # uvicorn exits 3 after a failed startup
             raise click.ClickException(f"cannot start: {failed[0]}") from None
         raise
     finally:
         uvicorn_log.removeFilter(no_traceback)
+
+
+def _bind_error(host: str, port: int, e: OSError) -> click.ClickException:
+    import errno
+    import socket
+
+    if isinstance(e, socket.gaierror):
+        reason = f"cannot resolve host {host!r} ({e.strerror or e})"
+    elif e.errno == errno.EADDRINUSE:
+        reason = f"address already in use (another process listens on port {port})"
+    elif e.errno == errno.EADDRNOTAVAIL:
+        reason = f"{host} is not an address of this machine ({e.strerror})"
+    else:
+        reason = e.strerror or str(e)
+    return click.ClickException(f"cannot start: cannot bind HTTP to {host}:{port}: {reason}")
+
+
+def _check_http_bind(host: str, port: int) -> None:
+    """Raise ClickException if uvicorn could not listen on ``host:port``, before anything starts.
+
+    uvicorn binds only after the app's lifespan has started (store, workers, evaluators) and
+    answers a failure with one log line and exit code 3. This binds as asyncio's
+    ``create_server`` will (every address the host resolves to, SO_REUSEADDR, v6-only), then
+    lets go: a port another process takes in between is still caught by :func:`_bind_failure`.
+    """
+    import socket
+
+    sockets: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(addr)
+    except OSError as e:
+        raise _bind_error(host, port, e) from None
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _bind_failure(host: str, port: int) -> Iterator[None]:
+    """Turn uvicorn's own bind failure (log line, exit 3) into the ``cannot start`` error.
+
+    uvicorn has already shut the app's lifespan down when it exits, so nothing is left running.
+    """
+    import logging
+
+    errors: list[OSError] = []
+
+    def catch(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and isinstance(record.msg, OSError):
+            errors.append(record.msg)
+            return False  # the Error: line says it
+        return True
+
+    log = logging.getLogger("uvicorn.error")
+    log.addFilter(catch)
+    try:
+        yield
+    except SystemExit:
+        if errors:
+            raise _bind_error(host, port, errors[0]) from None
+        raise
+    finally:
+        log.removeFilter(catch)
 
 
 def _catch_startup_errors(app: Any) -> tuple[list[BaseException], Any]:
@@ -292,6 +370,8 @@ def demo(rate: float, scenario: str | None, **flags: Any) -> None:
         drift_interval_s=60.0,
         **flags,
     )
+    # before the traffic starts: it would go to whatever else holds the port
+    _check_http_bind(settings.host, settings.port)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(
         f"Sightline demo on {base}\n"
@@ -860,8 +940,12 @@ def gateway(
             check_redis(redis_url)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
+    _check_http_bind(host, port)
     # every call is a span already: no access log line per request on the hot path
-    uvicorn.run(create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False)
+    with _bind_failure(host, port):
+        uvicorn.run(
+            create_gateway_app(opts), host=host, port=port, log_config=None, access_log=False
+        )
 
 
 @main.command()
