@@ -193,3 +193,46 @@ def test_nanosecond_start_times_are_stored_to_the_microsecond(any_store: TraceSt
     # DuckDB rounds to the nearest microsecond, ClickHouse truncates
     assert abs(s.start_time - T0) <= timedelta(microseconds=1)
     assert any_store.count_spans("p") == 1
+
+
+class TestTracePages:
+    """A trace read in bounded pages, and its totals without reading its spans."""
+
+    def _trace(self, any_store: TraceStore) -> tuple[str, list[str]]:
+        tid = "ab" * 16
+        # two share a start time: the span id orders them; the tool span's tokens do not count
+        recs = [
+            span_record(trace_id=tid, start=T0 + timedelta(seconds=i // 2), duration_ms=500.0)
+            for i in range(7)
+        ]
+        recs.append(span_record(trace_id=tid, kind="tool", start=T0, input_tokens=999))
+        any_store.insert_batches([batch(*recs)])
+        any_store.insert_batches([batch(recs[0])])  # a resent span counts once
+        every = [s.span_id for s in any_store.get_trace("p", tid)]
+        return tid, every
+
+    def test_limit_and_after_walk_the_trace_in_start_order(self, any_store: TraceStore) -> None:
+        tid, every = self._trace(any_store)
+        assert len(every) == 8
+        first = any_store.get_trace("p", tid, limit=3)
+        assert [s.span_id for s in first] == every[:3]
+        got = [s.span_id for s in first]
+        while True:
+            last = any_store.get_trace("p", tid, limit=3, after=(first[-1].start_time, got[-1]))
+            if not last:
+                break
+            got += [s.span_id for s in last]
+            first = last
+        assert got == every
+
+    def test_summary_counts_every_span_once(self, any_store: TraceStore) -> None:
+        tid, _ = self._trace(any_store)
+        summary = any_store.summarize_trace("p", tid)
+        assert summary is not None
+        assert summary.num_spans == 8
+        assert summary.start_time == T0
+        assert summary.end_time == T0 + timedelta(seconds=3, milliseconds=500)
+        assert summary.input_tokens == 700 and summary.output_tokens == 140
+        assert summary.cost_usd == pytest.approx(0.008)
+        assert any_store.summarize_trace("p", "cd" * 16) is None
+        assert any_store.summarize_trace("other", tid) is None

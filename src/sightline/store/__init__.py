@@ -29,6 +29,7 @@ from sightline.store.base import (
     SpanQuery,
     SpanSample,
     TraceStore,
+    TraceSummary,
     WindowAgg,
     WindowValue,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "SpanQuery",
     "SpanSample",
     "TraceStore",
+    "TraceSummary",
     "User",
     "UserSession",
     "WindowAgg",

@@ -39,7 +39,7 @@ from sightline.store._clickhouse_coord import CoordMixin
 from sightline.store._clickhouse_evals import EvalsMixin
 from sightline.store._clickhouse_monitor import MonitorMixin
 from sightline.store._clickhouse_signals import SignalsMixin
-from sightline.store.base import MetricQuery, MetricSeries, SpanPage, SpanQuery
+from sightline.store.base import MetricQuery, MetricSeries, SpanPage, SpanQuery, TraceSummary
 
 __all__ = ["ClickHouseStore", "SEQ_SETTLE_US"]
 
@@ -263,11 +263,38 @@ class ClickHouseStore(
             cursor = encode_cursor(last.start_time, last.trace_id, last.span_id)
         return SpanPage(spans, cursor)
 
-    def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
+    def get_trace(
+        self,
+        project_id: str,
+        trace_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Span]:
         # Two steps: the trace's hours from the narrow key columns, then the whole rows within
         # those hours (a prefix of the sorting key). Filtering all 49 columns by trace_id alone
         # reads every granule the bloom filter keeps: 2x slower here at 200k spans.
-        hours = [
+        hours = self._trace_hours(project_id, trace_id)
+        if not hours:
+            return []
+        params: dict[str, Any] = {"p": project_id, "t": trace_id, "h": hours}
+        sql = (
+            f"SELECT {_SELECT} FROM spans"  # noqa: S608
+            " WHERE project_id = {p:String}"
+            " AND toStartOfHour(start_time) IN {h:Array(DateTime('UTC'))}"
+            " AND trace_id = {t:String}"
+        )
+        if after is not None:
+            sql += " AND (start_time, span_id) > ({a_ts:DateTime64(6, 'UTC')}, {a_sid:String})"
+            params.update(a_ts=ch_ts(after[0]), a_sid=after[1])
+        sql += " ORDER BY start_time, span_id LIMIT 1 BY span_id"
+        if limit is not None:
+            sql += " LIMIT {limit:UInt64}"
+            params["limit"] = limit
+        return [row_to_span(r) for r in self._q(sql, params)]
+
+    def _trace_hours(self, project_id: str, trace_id: str) -> list[Any]:
+        return [
             r[0]
             for r in self._q(
                 "SELECT DISTINCT toStartOfHour(start_time) FROM spans"
@@ -275,17 +302,33 @@ class ClickHouseStore(
                 {"p": project_id, "t": trace_id},
             )
         ]
+
+    def summarize_trace(self, project_id: str, trace_id: str) -> TraceSummary | None:
+        hours = self._trace_hours(project_id, trace_id)
         if not hours:
-            return []
+            return None
+        # each span once: a retried batch may still hold a second row until a merge
         rows = self._q(
-            f"SELECT {_SELECT} FROM spans"  # noqa: S608
-            " WHERE project_id = {p:String}"
+            "SELECT count(), min(start_time), max(end_time), sum(coalesce(cost_usd, 0)),"
+            " sum(if(kind = 'llm', coalesce(input_tokens, 0), 0)),"
+            " sum(if(kind = 'llm', coalesce(output_tokens, 0), 0))"
+            " FROM (SELECT start_time, end_time, cost_usd, kind, input_tokens, output_tokens"
+            " FROM spans WHERE project_id = {p:String}"
             " AND toStartOfHour(start_time) IN {h:Array(DateTime('UTC'))}"
-            " AND trace_id = {t:String}"
-            " ORDER BY start_time, span_id LIMIT 1 BY span_id",
+            " AND trace_id = {t:String} LIMIT 1 BY span_id)",
             {"p": project_id, "t": trace_id, "h": hours},
         )
-        return [row_to_span(r) for r in rows]
+        if not rows or not rows[0][0]:
+            return None
+        n, start, end, cost, inp, out = rows[0]
+        return TraceSummary(
+            num_spans=int(n),
+            start_time=start.replace(tzinfo=UTC),
+            end_time=end.replace(tzinfo=UTC),
+            cost_usd=float(cost or 0.0),
+            input_tokens=int(inp or 0),
+            output_tokens=int(out or 0),
+        )
 
     def query_metrics(self, queries: Sequence[MetricQuery]) -> list[list[MetricSeries]]:
         # One query each: ClickHouse scans the columns of each metric in parallel anyway, and

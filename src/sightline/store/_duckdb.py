@@ -95,6 +95,7 @@ from sightline.store.base import (
     SpanPage,
     SpanQuery,
     SpanSample,
+    TraceSummary,
     WindowAgg,
     WindowValue,
 )
@@ -509,16 +510,51 @@ class DuckDBStore:
             cursor = _encode_cursor(last.start_time, last.trace_id, last.span_id)
         return SpanPage(spans, cursor)
 
-    def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
+    def get_trace(
+        self,
+        project_id: str,
+        trace_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Span]:
+        # _key_trace (the key's hashed prefix) narrows a 1M-span scan ~6x before the string
+        # compares (95 -> 15 ms here)
+        sql = (
+            f"SELECT {_SELECT} FROM spans WHERE _key_trace = hash(?, ?)"  # noqa: S608
+            " AND project_id = ? AND trace_id = ?"
+        )
+        params: list[Any] = [project_id, trace_id, project_id, trace_id]
+        if after is not None:
+            sql += " AND (start_time, span_id) > (?, ?)"
+            params += [_ts(after[0]), after[1]]
+        sql += " ORDER BY start_time, span_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
         with self._cursor() as cur:
-            rows = cur.execute(
-                # _key_trace (the key's hashed prefix) narrows a 1M-span scan ~6x before the
-                # string compares (95 -> 15 ms here)
-                f"SELECT {_SELECT} FROM spans WHERE _key_trace = hash(?, ?)"  # noqa: S608
-                " AND project_id = ? AND trace_id = ? ORDER BY start_time, span_id",
-                [project_id, trace_id, project_id, trace_id],
-            ).fetchall()
+            rows = cur.execute(sql, params).fetchall()
         return [_row_to_span(r) for r in rows]
+
+    def summarize_trace(self, project_id: str, trace_id: str) -> TraceSummary | None:
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT count(*), min(start_time), max(end_time), sum(coalesce(cost_usd, 0)),"
+                " sum(CASE WHEN kind = 'llm' THEN coalesce(input_tokens, 0) ELSE 0 END),"
+                " sum(CASE WHEN kind = 'llm' THEN coalesce(output_tokens, 0) ELSE 0 END)"
+                " FROM spans WHERE _key_trace = hash(?, ?) AND project_id = ? AND trace_id = ?",
+                [project_id, trace_id, project_id, trace_id],
+            ).fetchone()
+        if row is None or not row[0]:
+            return None
+        return TraceSummary(
+            num_spans=int(row[0]),
+            start_time=row[1].replace(tzinfo=UTC),
+            end_time=row[2].replace(tzinfo=UTC),
+            cost_usd=float(row[3] or 0.0),
+            input_tokens=int(row[4] or 0),
+            output_tokens=int(row[5] or 0),
+        )
 
     def add_scores(self, scores: Sequence[Score]) -> None:
         with self._admin_lock, self._cursor() as cur:

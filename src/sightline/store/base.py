@@ -73,6 +73,7 @@ __all__ = [
     "SampleQuery",
     "ScoreDistribution",
     "TraceStore",
+    "TraceSummary",
     "WindowAgg",
     "WindowValue",
 ]
@@ -372,6 +373,18 @@ class SpanQuery:
     """Only spans without a parent (one row per trace: the dashboard's trace list)."""
     limit: int = 100
     cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TraceSummary:
+    """Totals over every span of one trace (tokens of ``llm`` spans only)."""
+
+    num_spans: int
+    start_time: datetime
+    end_time: datetime
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -790,8 +803,23 @@ class TraceStore(AnalysisStore, Protocol):
         """Spans matching ``query``, newest first."""
         ...
 
-    def get_trace(self, project_id: str, trace_id: str) -> list[Span]:
-        """Every span of a trace, in start order."""
+    def get_trace(
+        self,
+        project_id: str,
+        trace_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Span]:
+        """The spans of a trace in start order (start time, then span id).
+
+        ``limit`` keeps the first that many (None: every span); ``after`` (a span's start time
+        and span id) starts after that span, to read a large trace page by page.
+        """
+        ...
+
+    def summarize_trace(self, project_id: str, trace_id: str) -> TraceSummary | None:
+        """Totals over every span of a trace without reading the spans; None if it has none."""
         ...
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
@@ -14,7 +15,7 @@ from sightline.errors import ConfigError
 from sightline.model import LogRecord, Span
 from sightline.server._state import state_of
 from sightline.server._web import Page, PageError, WebPage, render
-from sightline.server.routes.traces import build_tree
+from sightline.server.routes.traces import TRACE_SPANS_DEFAULT, load_trace_page
 from sightline.store.base import (
     METRICS,
     Agg,
@@ -300,10 +301,10 @@ def _flatten(tree: dict[str, Any], total_ms: float) -> list[dict[str, Any]]:
 
 
 def _trace(store: TraceStore, project: str, trace_id: str) -> dict[str, Any] | None:
-    spans: list[Span] = store.get_trace(project, trace_id)
-    if not spans:
+    # bounded: a trace of 100k spans (an agent loop, a batch job) made a page of hundreds of MB
+    tree = load_trace_page(store, project, trace_id, limit=TRACE_SPANS_DEFAULT)
+    if tree is None:
         return None
-    tree = build_tree(spans)
     scores = store.list_scores(project, trace_id)
     by_span: dict[str | None, list[Any]] = {}
     for sc in scores:
@@ -352,7 +353,9 @@ async def trace(
         for p in page.login.projects:
             if p == page.project:
                 continue
-            found: list[Span] = await run_in_threadpool(state_of(request).store.get_trace, p, tid)
+            found: list[Span] = await run_in_threadpool(
+                functools.partial(state_of(request).store.get_trace, p, tid, limit=1)
+            )
             if found:
                 return RedirectResponse(page.url(f"/traces/{tid}", project=p), status_code=303)
         raise PageError(404, "no such trace in this project")
