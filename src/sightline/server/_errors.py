@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sightline.errors import Overloaded, SightlineError, TooManyRequests
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["describe_validation_error", "error_response", "install_error_handlers"]
 
 log = structlog.get_logger("sightline.server")
 
@@ -23,6 +23,15 @@ def error_response(
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+def describe_validation_error(exc: RequestValidationError) -> str:
+    """One line naming each field FastAPI could not validate and why (``limit: ...; name: ...``)."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
+        parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+    return "; ".join(parts) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -49,11 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
-            parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
-        return error_response(400, "invalid_request", "; ".join(parts) or "invalid request")
+        return error_response(400, "invalid_request", describe_validation_error(exc))
 
     @app.exception_handler(duckdb.OutOfMemoryException)
     async def _store_memory(request: Request, exc: duckdb.OutOfMemoryException) -> JSONResponse:

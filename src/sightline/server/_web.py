@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,18 +14,23 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from sightline.errors import ConfigError
+from sightline.errors import ConfigError, SightlineError
 from sightline.server._accounts import Accounts, LoggedIn
+from sightline.server._errors import describe_validation_error
 from sightline.server._params import parse_time
 
 __all__ = [
     "PAGE_CSP",
     "SESSION_COOKIE",
     "Page",
+    "PageRoute",
     "WebPage",
     "check_csrf",
     "install_web",
@@ -101,6 +107,32 @@ class PageError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PageRoute(APIRoute):
+    """The route class of the dashboard's pages and forms: malformed input is an HTML page.
+
+    FastAPI refuses a form, query or path field it cannot validate (missing, over-long, not
+    matching its pattern) with RequestValidationError, and a body it cannot parse with a 400
+    HTTPException; the API renders both as JSON, which a browser user posting a form would
+    see raw. On a page they become a :class:`PageError` (400), the dashboard's error page.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as e:
+                raise PageError(400, describe_validation_error(e)) from None
+            except StarletteHTTPException as e:
+                # a body that stopped arriving (408) or could not be held (503) keeps its answer
+                if e.status_code != 400 or isinstance(e.__cause__, SightlineError):
+                    raise
+                raise PageError(400, f"this form could not be read: {e.detail}") from None
+
+        return page_handler
 
 
 @dataclass
@@ -266,4 +298,10 @@ def install_web(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
-        return render(request, "error.html", status=exc.status, message=str(exc))
+        back = None
+        if request.method not in ("GET", "HEAD"):
+            # the page the form is on, to try again
+            back = _page_of_form(app, request.url.path)
+            if request.url.query:
+                back += f"?{request.url.query}"
+        return render(request, "error.html", status=exc.status, message=str(exc), back=back)

@@ -15,6 +15,7 @@ from sightline.server._state import state_of
 from sightline.server._web import (
     SESSION_COOKIE,
     PageError,
+    PageRoute,
     check_csrf,
     page_of,
     render,
@@ -22,7 +23,7 @@ from sightline.server._web import (
     same_token,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 _LOGIN_CSRF = "sl_login_csrf"
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import ConfigError
 from sightline.model import LogRecord, Span
 from sightline.server._state import state_of
-from sightline.server._web import Page, PageError, WebPage, render
+from sightline.server._web import Page, PageError, PageRoute, WebPage, render
 from sightline.server.routes.traces import TRACE_SPANS_DEFAULT, load_trace_page
 from sightline.store.base import (
     METRICS,
@@ -27,7 +27,7 @@ from sightline.store.base import (
     WindowAgg,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 _PAGE_SIZE = 50
 _STATUSES = ("ok", "error", "unset")

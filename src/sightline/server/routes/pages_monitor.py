@@ -20,7 +20,7 @@ from sightline.server._auth import create_project as create_project_record
 from sightline.server._auth import hash_key, new_key
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
-from sightline.server._web import Page, PageError, WebPage, check_csrf, render
+from sightline.server._web import Page, PageError, PageRoute, WebPage, check_csrf, render
 from sightline.server.routes.pages import (
     chart_data,
     metric,
@@ -35,7 +35,7 @@ from sightline.store.base import SCORE_METRICS, ApiKey, AuditEntry
 
 log = structlog.get_logger("sightline.server")
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 LABELS = tuple(HUMAN_LABELS)
 """The annotation queue's buttons: correct, incorrect, harmful, off-topic."""

@@ -25,7 +25,7 @@ from sightline.model import PromptVersion
 from sightline.prompts import KINDS, NAME_PATTERN, TEMPLATE_TYPES
 from sightline.server._security import new_audit
 from sightline.server._state import AppState, state_of
-from sightline.server._web import Page, PageError, WebPage, check_csrf, render
+from sightline.server._web import Page, PageError, PageRoute, WebPage, check_csrf, render
 from sightline.server.routes.pages_monitor import _is_project_admin, _project
 from sightline.server.routes.prompts import (
     _RESERVED_NAMES,
@@ -34,7 +34,7 @@ from sightline.server.routes.prompts import (
     new_prompt_version,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 _NAME = Path(max_length=200)
