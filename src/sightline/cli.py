@@ -825,6 +825,15 @@ def _rate(value: str | None) -> tuple[int, int]:
     " routes file's timeout_s sets it per upstream.",
 )
 @click.option(
+    "--max-response-bytes",
+    envvar="SIGHTLINE_GATEWAY_MAX_RESPONSE_BYTES",
+    type=click.IntRange(min=1024),
+    default=64 << 20,
+    show_default=True,
+    help="Most bytes read of one upstream answer, a stream's as a whole (502"
+    " upstream_response_too_large past it, or an error event ending the stream).",
+)
+@click.option(
     "--body-idle-timeout",
     "body_idle_timeout_s",
     envvar="SIGHTLINE_BODY_IDLE_TIMEOUT_S",
@@ -872,6 +881,7 @@ def gateway(
     rate_limit: str | None,
     routes_path: str | None,
     upstream_timeout_s: float,
+    max_response_bytes: int,
     body_idle_timeout_s: float,
     body_timeout_s: float,
     max_buffered_body_bytes: int,
@@ -922,6 +932,7 @@ def gateway(
         rate_window_s=window,
         failover=failover,
         timeout_s=upstream_timeout_s,
+        max_response_bytes=max_response_bytes,
         prices=prices,
         body_idle_timeout_s=body_idle_timeout_s,
         body_timeout_s=body_timeout_s,

@@ -342,6 +342,12 @@ class Settings(BaseSettings):
         description="Seconds the mounted gateway waits for an upstream's whole answer (504 past"
         " it); a routes file's timeout_s sets it per upstream.",
     )
+    gateway_max_response_bytes: int = Field(
+        64 << 20,
+        ge=1024,
+        description="Most bytes the mounted gateway reads of one upstream answer, a stream's as"
+        " a whole (502 upstream_response_too_large past it).",
+    )
     init_admin_email: str | None = Field(
         None, description="First run: create this dashboard admin (with init_admin_password)."
     )

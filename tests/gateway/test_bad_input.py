@@ -331,4 +331,4 @@ def test_a_stream_event_that_never_ends_is_not_held_whole() -> None:
         p.feed(mib, 0.0)
         assert len(p.buf) <= _MAX_SSE_EVENT_BYTES + len(mib)
     p.feed(b"tail\n\n" + _chunk("after"), 1.0)  # the endless event ends: parsing resumes
-    assert p.call.text == ["after"] and len(p.chunks) == 1
+    assert p.call.text == ["after"] and p.num_chunks == 1 and p.first is not None

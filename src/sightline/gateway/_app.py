@@ -39,7 +39,13 @@ from sightline.errors import Overloaded, SightlineError
 from sightline.gateway._backend import Backend, open_backend
 from sightline.gateway._failover import Breaker, FailoverConfig, RetryBudget, Upstream
 from sightline.gateway._record import SpanRecorder
-from sightline.gateway._upstream import FastClient, UpstreamResponse, proxy_configured
+from sightline.gateway._upstream import (
+    FastClient,
+    ResponseTooLarge,
+    UpstreamResponse,
+    proxy_configured,
+    read_capped,
+)
 from sightline.pricing import PriceOverride, Pricer
 
 __all__ = ["GatewayOptions", "ServerLink", "create_gateway_app"]
@@ -84,6 +90,13 @@ class GatewayOptions:
     budget_cache_s: float = 2.0
     timeout_s: float = 600.0
     max_body_bytes: int = 4 << 20
+    max_response_bytes: int = 64 << 20
+    """Most bytes the gateway reads of one upstream answer (502 past it), a stream's as a whole.
+
+    An upstream's answer is held whole to be recorded (and cached); without a cap, one that
+    never ends its body grows the gateway's memory without bound. 64 MiB: four times the
+    server's largest request body, and room for a batch of 2,048 embeddings of 3,072
+    dimensions in base64 (the OpenAI SDK's default encoding, ~34 MB)."""
     body_idle_timeout_s: float = 30.0
     """Standalone: seconds a request body may go without a byte arriving (408 past it)."""
     body_timeout_s: float = 120.0
@@ -587,7 +600,9 @@ class _SseParser:
     def __init__(self, call: _Call) -> None:
         self.call = call
         self.buf = b""
-        self.chunks: list[dict[str, Any]] = []
+        self.first: dict[str, Any] | None = None
+        """The stream's first chunk (its id and created, for the cache); later ones are not kept."""
+        self.num_chunks = 0
         self.skipping = False
         """Past an event longer than ``_MAX_SSE_EVENT_BYTES``: its bytes are not kept."""
 
@@ -618,6 +633,10 @@ class _SseParser:
                 if isinstance(c, dict):
                     self._chunk(c, now)
 
+    def mid_event(self) -> bool:
+        """Whether the bytes fed so far end inside an event."""
+        return bool(self.buf) or self.skipping
+
     def _chunk(self, c: dict[str, Any], now: float) -> None:
         call = self.call
         if isinstance(c.get("model"), str):
@@ -633,11 +652,13 @@ class _SseParser:
                 call.first_s = now
             call.finish_reason = _finish_reason(ch, call.finish_reason)
         _usage(call, c.get("usage"))
-        self.chunks.append(c)
+        if self.first is None:
+            self.first = c
+        self.num_chunks += 1
 
     def completion(self) -> dict[str, Any]:
         """The stream as one chat.completion (what the cache keeps)."""
-        first = self.chunks[0] if self.chunks else {}
+        first = self.first or {}
         call = self.call
         usage = None
         if call.input_tokens is not None:
@@ -825,13 +846,15 @@ async def _sample_and_finish(
 
         async def one() -> tuple[str | None, float]:
             try:
-                r = await gw.client.post(url, content=content, headers=fwd)
+                req = gw.client.build_request("POST", url, content=content, headers=fwd)
+                r = await gw.client.send(req, stream=True)
+                raw = await read_capped(r, gw.opts.max_response_bytes)
                 if r.status_code != 200:
                     return None, 0.0
                 sc = _Call(call.t0, call.start_epoch, body, {}, call.sl_key)
-                _read_completion(sc, orjson.loads(r.content))
+                _read_completion(sc, orjson.loads(raw))
                 return "".join(sc.text), gw.cost(sc) or 0.0
-            except (httpx.HTTPError, orjson.JSONDecodeError) as e:
+            except (httpx.HTTPError, orjson.JSONDecodeError, ResponseTooLarge) as e:
                 log.warning("gateway_sample_failed", error=str(e))
                 return None, 0.0
 
@@ -895,7 +918,7 @@ async def chat_completions(request: Request) -> Response:
         up1 = time.perf_counter()
         data = None
         try:
-            data = orjson.loads(r.content)
+            data = orjson.loads(sent.content)
         except orjson.JSONDecodeError:
             pass
         call.first_s = time.perf_counter()
@@ -913,8 +936,8 @@ async def chat_completions(request: Request) -> Response:
             await _finish(gw, call, held, cost)
         if r.status_code == 200 and keys is not None and isinstance(data, dict):
             await _cache_put(gw, keys, vec, data, cost)
-        out = Response(r.content, status_code=r.status_code, headers=_response_headers(r, call),
-                       background=task)  # fmt: skip
+        out = Response(sent.content, status_code=r.status_code,
+                       headers=_response_headers(r, call), background=task)  # fmt: skip
         gw.overhead_ms.append((time.perf_counter() - call.t0 - (up1 - up0)) * 1000)
         return out
     sent = await _send(gw, call, "/chat/completions", fwd, stream=True)
@@ -925,24 +948,50 @@ async def chat_completions(request: Request) -> Response:
     if r.status_code != 200:
         call.status, call.status_message = "error", f"upstream {r.status_code}"
         await _finish(gw, call, held, 0.0)
-        return Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+        return Response(sent.content, status_code=r.status_code,
+                        headers=_response_headers(r, call))  # fmt: skip
     parser = _SseParser(call)
     chunks = sent.chunks or _no_chunks()
     first = sent.first
+
+    cap = gw.opts.max_response_bytes
 
     async def relay() -> AsyncIterator[bytes]:
         cost: float | None = 0.0
         try:
             try:
+                size = len(first)
+                if size > cap:
+                    raise ResponseTooLarge(cap)
                 if first:
                     arrived = sent.first_at
                     yield first
                     parser.feed(first, arrived)
+                prev = first
                 async for chunk in chunks:
                     arrived = time.perf_counter()
+                    # Relayed as it comes, but what is recorded of it (the output, and the
+                    # cache entry) grows with the stream: bounded as a whole answer is.
+                    size += len(chunk)
+                    if size > cap:
+                        # the event in progress ends first, if this chunk ends it: a cut
+                        # event before the error event would be a JSON error in the SDKs
+                        n = _event_end(prev, chunk) if parser.mid_event() else 0
+                        if n:
+                            yield chunk[:n]
+                            parser.feed(chunk[:n], arrived)
+                        raise ResponseTooLarge(cap)
+                    prev = chunk
                     yield chunk
                     gw.forward_ms.append((time.perf_counter() - arrived) * 1000)
                     parser.feed(chunk, arrived)
+            except ResponseTooLarge as e:
+                call.status, call.status_message = "error", f"upstream response too large: {e}"
+                await gw.count(call, {"upstream_errors": 1})
+                log.warning("gateway_upstream_response_too_large", upstream=call.upstream,
+                            max_bytes=e.max_bytes)  # fmt: skip
+                yield _stream_error(parser, f"{e} (the gateway's max_response_bytes)",
+                                    "upstream_response_too_large")  # fmt: skip
             except httpx.HTTPError as e:
                 call.status, call.status_message = "error", f"upstream stream failed: {e}"
                 # Said in the stream, as OpenAI does (its SDKs raise APIError): ended without
@@ -952,18 +1001,26 @@ async def chat_completions(request: Request) -> Response:
             await r.aclose()
             cost = gw.cost(call)
             await _finish(gw, call, held, cost)
-            if call.status == "ok" and keys is not None and parser.chunks:
+            if call.status == "ok" and keys is not None and parser.first is not None:
                 await _cache_put(gw, keys, vec, parser.completion(), cost)
 
     return StreamingResponse(relay(), media_type="text/event-stream",
                              headers=_response_headers(r, call))  # fmt: skip
 
 
-def _stream_error(parser: _SseParser, message: str) -> bytes:
+def _stream_error(parser: _SseParser, message: str, code: str = "upstream_stream_failed") -> bytes:
     """An SSE error event, after the end of an event the upstream left unfinished."""
     err = {"error": {"message": message, "type": "api_error", "param": None,
-                     "code": "upstream_stream_failed"}}  # fmt: skip
-    return (b"\n\n" if parser.buf else b"") + b"data: " + orjson.dumps(err) + b"\n\n"
+                     "code": code}}  # fmt: skip
+    return (b"\n\n" if parser.mid_event() else b"") + b"data: " + orjson.dumps(err) + b"\n\n"
+
+
+def _event_end(prev: bytes, chunk: bytes) -> int:
+    """How many bytes of ``chunk`` end the event in progress (after ``prev``); 0: none do."""
+    if prev.endswith(b"\n") and chunk.startswith(b"\n"):
+        return 1
+    i = chunk.find(b"\n\n")
+    return 0 if i < 0 else i + 2
 
 
 async def _no_chunks() -> AsyncIterator[bytes]:
@@ -976,9 +1033,18 @@ class _Sent:
     """What an upstream answered: the response (read unless streaming) and the first chunk."""
 
     response: httpx.Response | UpstreamResponse
+    content: bytes = b""
+    """The body, read (at most ``max_response_bytes``) unless the answer is a 200 stream."""
     chunks: AsyncIterator[bytes] | None = None
     first: bytes = b""
     first_at: float = 0.0
+
+
+async def _read_body(r: httpx.Response | UpstreamResponse, max_bytes: int) -> bytes:
+    """A response's whole body, at most ``max_bytes`` (ResponseTooLarge past it)."""
+    if isinstance(r, UpstreamResponse):
+        return await r.aread(max_bytes)
+    return await read_capped(r, max_bytes)
 
 
 def _retryable(status: int) -> bool:
@@ -996,6 +1062,7 @@ async def _send(
     answer (its last failure when every attempt failed) or the gateway's own error response.
     """
     ups, routed = gw.upstreams_for(str(call.body.get("model")))
+    cap = gw.opts.max_response_bytes
     gw.retry_budget.call()
     reasons: list[str] = []
     last: _Sent | None = None
@@ -1028,30 +1095,44 @@ async def _send(
                 if gw.fast is not None:
                     r = await gw.fast.post(up.url + path, orjson.dumps(body), fwd,
                                            timeout_s=up.timeout_s, stream=stream,
-                                           connect_s=min(10.0, up.timeout_s))  # fmt: skip
-                elif not stream:
-                    timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
-                    r = await gw.client.post(up.url + path, content=orjson.dumps(body),
-                                             headers=fwd, timeout=timeout)  # fmt: skip
-                else:
+                                           connect_s=min(10.0, up.timeout_s),
+                                           max_bytes=cap)  # fmt: skip
+                else:  # read as a stream either way: a plain post reads a body of any size
                     timeout = httpx.Timeout(up.timeout_s, connect=min(10.0, up.timeout_s))
                     req = gw.client.build_request("POST", up.url + path, content=orjson.dumps(body),
                                                   headers=fwd, timeout=timeout)  # fmt: skip
                     r = await gw.client.send(req, stream=True)
                 if not stream:
-                    sent = _Sent(r)
+                    if isinstance(r, UpstreamResponse):  # read by post, within the cap
+                        sent = _Sent(r, r.content)
+                    else:
+                        sent = _Sent(r, await read_capped(r, cap))
                 else:
                     if r.status_code != 200:
-                        await r.aread()
+                        content = await _read_body(r, cap)
                         await r.aclose()
-                        sent = _Sent(r)
+                        sent = _Sent(r, content)
                     else:
                         it = r.aiter_raw()
                         first = b""
                         async for first in it:
                             if first:
                                 break
-                        sent = _Sent(r, it, first, time.perf_counter())
+                        sent = _Sent(r, b"", it, first, time.perf_counter())
+        except ResponseTooLarge as e:
+            # The answer is this call's, not a sign the upstream is down: no failover (it
+            # would pay for the same answer again) and no mark against its circuit.
+            if r is not None:
+                await r.aclose()
+            br.release()
+            call.status = "error"
+            call.status_message = f"upstream response too large: {e}"
+            call.fallback_reason = "; ".join(reasons) or None
+            await gw.count(call, {"upstream_errors": 1})
+            log.warning("gateway_upstream_response_too_large", upstream=up.url,
+                        max_bytes=e.max_bytes)  # fmt: skip
+            return _error(502, f"{e} (the gateway's max_response_bytes); not passed on",
+                          "api_error", "upstream_response_too_large")  # fmt: skip
         except (httpx.HTTPError, TimeoutError) as e:
             if r is not None:
                 await r.aclose()
@@ -1135,7 +1216,7 @@ async def embeddings(request: Request) -> Response:
     r = sent.response
     if r.status_code == 200:
         try:
-            data = orjson.loads(r.content)
+            data = orjson.loads(sent.content)
         except orjson.JSONDecodeError:
             data = None
         if isinstance(data, dict):
@@ -1148,18 +1229,24 @@ async def embeddings(request: Request) -> Response:
         call.status, call.status_message = "error", f"upstream {r.status_code}"
     call.output_tokens = None
     await _finish(gw, call, held, gw.cost(call))
-    return Response(r.content, status_code=r.status_code, headers=_response_headers(r, call))
+    return Response(sent.content, status_code=r.status_code, headers=_response_headers(r, call))
 
 
 async def models(request: Request) -> Response:
     """GET /v1/models: the upstream's list."""
     gw: Gateway = request.app.state.gateway
     try:
-        r = await gw.client.get(gw.upstream + "/models", headers=_forward_headers(request))
+        req = gw.client.build_request("GET", gw.upstream + "/models",
+                                      headers=_forward_headers(request))  # fmt: skip
+        r = await gw.client.send(req, stream=True)
+        content = await read_capped(r, gw.opts.max_response_bytes)
     except httpx.HTTPError as e:
         return _error(502, f"the upstream could not be reached ({type(e).__name__})",
                       "api_error", "upstream_unreachable")  # fmt: skip
-    return Response(r.content, status_code=r.status_code,
+    except ResponseTooLarge as e:
+        return _error(502, f"{e} (the gateway's max_response_bytes); not passed on",
+                      "api_error", "upstream_response_too_large")  # fmt: skip
+    return Response(content, status_code=r.status_code,
                     media_type=r.headers.get("content-type", "application/json"))  # fmt: skip
 
 

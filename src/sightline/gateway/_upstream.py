@@ -23,10 +23,46 @@ from urllib.parse import urlsplit
 import httptools
 import httpx
 
-__all__ = ["FastClient", "UpstreamResponse", "proxy_configured"]
+__all__ = [
+    "FastClient",
+    "ResponseTooLarge",
+    "UpstreamResponse",
+    "proxy_configured",
+    "read_capped",
+]
 
 _MAX_IDLE_PER_HOST = 200
 _PAUSE_BYTES = 1 << 20  # stop reading a streamed body while this much waits unread
+
+
+class ResponseTooLarge(Exception):  # noqa: N818 - reads as what happened, like httpx's
+    """An upstream's body passed the most the gateway reads of one answer (``max_bytes``).
+
+    Not an ``httpx.HTTPError``: the upstream answered, so it is no reason to fail over.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the upstream's answer is larger than {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+async def read_capped(r: httpx.Response, max_bytes: int) -> bytes:
+    """The (decoded) body of a streamed ``httpx`` response, closing it past ``max_bytes``.
+
+    Raises:
+        ResponseTooLarge: the body passed ``max_bytes``; the connection is closed.
+    """
+    parts = []
+    size = 0
+    try:
+        async for chunk in r.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(max_bytes)
+            parts.append(chunk)
+    finally:
+        await r.aclose()
+    return b"".join(parts)
 
 
 def proxy_configured() -> bool:
@@ -180,17 +216,36 @@ class UpstreamResponse:
         self.headers: dict[str, str] = conn.headers
         self.content = b""
 
-    async def aread(self) -> bytes:
-        """Read the whole body (decompressed) and free the connection."""
-        parts = [chunk async for chunk in self.aiter_raw()]
+    async def aread(self, max_bytes: int | None = None) -> bytes:
+        """Read the whole body (decompressed) and free the connection.
+
+        Raises:
+            ResponseTooLarge: the body, as sent or decompressed, passed ``max_bytes``; the
+                connection is closed (what else the upstream sends is not read).
+        """
+        parts = []
+        size = 0
+        async for chunk in self.aiter_raw():
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                await self.aclose()
+                raise ResponseTooLarge(max_bytes)
+            parts.append(chunk)
         content = b"".join(parts)
         enc = self.headers.get("content-encoding", "").strip().lower()
         if enc in ("gzip", "deflate") and content:
             try:
                 d = zlib.decompressobj(wbits=47 if enc == "gzip" else 15)
-                content = d.decompress(content) + d.flush()
+                # bounded: a few kB of gzip can inflate to gigabytes
+                limit = 0 if max_bytes is None else max_bytes + 1
+                out = d.decompress(content, limit)
+                if max_bytes is not None and (len(out) > max_bytes or d.unconsumed_tail):
+                    raise ResponseTooLarge(max_bytes)
+                content = out + d.flush()
             except zlib.error as e:
                 raise httpx.DecodingError(f"cannot decode the upstream's {enc} body: {e}") from e
+            if max_bytes is not None and len(content) > max_bytes:
+                raise ResponseTooLarge(max_bytes)
             del self.headers["content-encoding"]
         self.content = content
         return content
@@ -292,11 +347,15 @@ class FastClient:
         timeout_s: float,
         connect_s: float,
         stream: bool = False,
+        max_bytes: int | None = None,
     ) -> UpstreamResponse:
         """POST ``content``; the answer with its body read, or, ``stream``, still to read.
 
         ``timeout_s`` bounds each wait for the upstream (the headers, then every piece of the
         body), as ``httpx``'s read timeout does.
+
+        Raises:
+            ResponseTooLarge: not ``stream``, and the body passed ``max_bytes``.
         """
         key, path, hostport = self._target(url)
         lines = [b"POST ", path, b" HTTP/1.1\r\nhost: ", hostport.encode("idna"),
@@ -339,7 +398,7 @@ class FastClient:
                 raise
             r = UpstreamResponse(self, key, conn, timeout_s)
             if not stream:
-                await r.aread()
+                await r.aread(max_bytes)
             return r
         raise AssertionError("unreachable")
 

@@ -205,6 +205,7 @@ def gateway_options(settings: Settings, upstream: str) -> Any:
         rate_window_s=window,
         failover=failover,
         timeout_s=settings.gateway_upstream_timeout_s,
+        max_response_bytes=settings.gateway_max_response_bytes,
         prices=tuple(load_overrides(settings.prices_file)) if settings.prices_file else (),
     )
 
