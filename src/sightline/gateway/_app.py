@@ -211,6 +211,8 @@ class _Call:
     fallback_reason: str | None = None
     samples: list[str] | None = None
     samples_cost: float = 0.0
+    refused: dict[str, Any] | None = None
+    """Refused before forwarding: the ``sightline.gateway.refused*`` attributes of its span."""
 
 
 class ServerLink(Protocol):
@@ -417,6 +419,8 @@ class Gateway:
         end = time.perf_counter()
         duration_ms = (end - call.t0) * 1000
         model = str(call.body.get("model") or "")
+        # a refused call was never looked up in the cache
+        cache = {"sightline.cache": call.cache, "sightline.cache.saved_usd": call.saved_usd}
         span: dict[str, Any] = {
             "trace_id": call.trace_id,
             "span_id": secrets.token_hex(8),
@@ -442,8 +446,7 @@ class Gateway:
             "is_streaming": bool(call.body.get("stream")),
             "attributes": {
                 "sightline.gateway": True,
-                "sightline.cache": call.cache,
-                "sightline.cache.saved_usd": call.saved_usd,
+                **(call.refused if call.refused is not None else cache),
                 **({"sightline.replay_of": call.replay_of} if call.replay_of else {}),
                 **(
                     {
@@ -744,23 +747,41 @@ def _caller(sl_key: str) -> str:
 
 
 async def _prologue(
-    request: Request, gw: Gateway, operation: str
+    request: Request,
+    gw: Gateway,
+    operation: str,
+    *,
+    invalid: JSONResponse | None = None,
+    samples: int = 0,
 ) -> tuple[_Call, list[str], str] | Response:
-    """Parse, authenticate, rate-limit and admit a call: (call, budget places, project)."""
+    """Parse, authenticate, rate-limit and admit a call: (call, budget places, project).
+
+    A call refused once its key is known (``invalid``, the caller's check of its headers; a
+    bad model or stream_options; the rate limit; a hard budget) is recorded, see
+    :func:`_refuse`.
+    """
     t0 = time.perf_counter()
     start_epoch = time.time()
     sl_key = request.headers.get("x-sightline-api-key") or gw.opts.api_key
     if not sl_key:
         msg = "no Sightline API key: send x-sightline-api-key (or start the gateway with --api-key)"
         return _error(401, msg, "authentication_error", "missing_sightline_key")
+    # A body that cannot be read or is not a JSON object is answered without a span: there is
+    # no request to show (no model, no messages), and its key is not checked yet.
     body = await _read_json(request, gw)
     if isinstance(body, Response):
         return body
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return _error(400, "model: a model name is required", "invalid_request_error", "model")
-    if not isinstance(body.get("stream_options", {}), dict | None):  # the gateway adds to it
-        return _error(400, "stream_options: expected an object", "invalid_request_error",
-                      "stream_options")  # fmt: skip
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    if invalid is None and not model:
+        invalid = _error(400, "model: a model name is required", "invalid_request_error",
+                         "model")  # fmt: skip
+    # stream_options: the gateway adds to it
+    elif invalid is None and not isinstance(body.get("stream_options", {}), dict | None):
+        invalid = _error(400, "stream_options: expected an object", "invalid_request_error",
+                         "stream_options")  # fmt: skip
+    elif invalid is None and samples and (body.get("stream") or body.get("n", 1) != 1):
+        invalid = _error(400, "x-sightline-samples: only for non-streaming requests with n = 1",
+                         "invalid_request_error", "invalid_samples")  # fmt: skip
     tags = {}
     for h, f in _TAGS.items():
         v = request.headers.get(h)
@@ -777,28 +798,55 @@ async def _prologue(
     tp = request.headers.get("traceparent", "").lower().split("-")
     if len(tp) == 4 and _hex_id(tp[1], 32) and _hex_id(tp[2], 16):
         call.trace_id, call.parent_span_id = tp[1], tp[2]
-    scope = (tags.get("user_id"), tags.get("tenant_id"), tags.get("feature"), body["model"])
+    scope = (tags.get("user_id"), tags.get("tenant_id"), tags.get("feature"), model)
     info = await gw.check(sl_key, scope)
-    if isinstance(info, int):
+    if isinstance(info, int):  # no span: the server would refuse it with the same key
         return _error(401, "the Sightline API key was refused by the server",
                       "authentication_error", "invalid_sightline_key")  # fmt: skip
     if gw.link is not None:  # mounted: the key's project, checked by the server
         call.project = str(info.get("project"))
+    if invalid is not None:
+        return _refuse(gw, call, "invalid_request", invalid)
     if gw.opts.rate_limit > 0:
         retry = await gw.backend.rate_hit(_caller(sl_key), gw.opts.rate_limit,
                                           gw.opts.rate_window_s)  # fmt: skip
         if retry:
             await gw.count(call, {"rate_limited": 1})
-            return _error(429, f"rate limit of {gw.opts.rate_limit} requests per "
-                          f"{gw.opts.rate_window_s}s reached for this key", "rate_limit_exceeded",
-                          "rate_limit_exceeded", **{"retry-after": str(retry)})  # fmt: skip
+            return _refuse(gw, call, "rate_limit",
+                           _error(429, f"rate limit of {gw.opts.rate_limit} requests per "
+                                  f"{gw.opts.rate_window_s}s reached for this key",
+                                  "rate_limit_exceeded", "rate_limit_exceeded",
+                                  **{"retry-after": str(retry)}))  # fmt: skip
     held, refused = await gw.admit(str(info.get("project")), info.get("budgets") or [])
     if refused is not None:
         await gw.count(call, {"budget_denied": 1})
-        return _error(429, f"budget {refused['name']!r} is spent: ${refused['spent_usd']:.6f} of "
-                      f"${refused['limit_usd']:g} this {refused['period']}", "insufficient_quota",
-                      "budget_exceeded")  # fmt: skip
+        return _refuse(gw, call, "budget",
+                       _error(429, f"budget {refused['name']!r} is spent: "
+                              f"${refused['spent_usd']:.6f} of ${refused['limit_usd']:g} this "
+                              f"{refused['period']}", "insufficient_quota", "budget_exceeded"),
+                       budget=str(refused["name"]))  # fmt: skip
     return call, held, str(info.get("project"))
+
+
+def _refuse(
+    gw: Gateway, call: _Call, reason: str, response: JSONResponse, *, budget: str | None = None
+) -> JSONResponse:
+    """Record a call the gateway refuses before forwarding, and answer it with ``response``.
+
+    The span is an error with ``sightline.gateway.refused`` = ``reason`` and the answer's code;
+    it has no cost (so it is no spend, nor a request in a budget's ``num_requests``, which
+    count priced calls), no tokens and no upstream: its duration is the gateway's alone.
+    """
+    err = orjson.loads(response.body)["error"]
+    call.status, call.status_message = "error", str(err["message"])
+    call.refused = {
+        "sightline.gateway.refused": reason,
+        "sightline.gateway.refused_code": str(err["code"]),
+        "sightline.gateway.refused_status": response.status_code,
+        **({"sightline.gateway.refused_budget": budget} if budget is not None else {}),
+    }
+    gw.record(call, None)
+    return response
 
 
 async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float | None) -> None:
@@ -813,7 +861,7 @@ async def _finish(gw: Gateway, call: _Call, held: list[str], cost_usd: float | N
     await gw.count(call, stats)
 
 
-def _samples_wanted(request: Request) -> int | Response:
+def _samples_wanted(request: Request) -> int | JSONResponse:
     raw = request.headers.get("x-sightline-samples")
     if raw is None:
         return 0
@@ -869,20 +917,16 @@ async def _sample_and_finish(
 async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions, streaming or not."""
     gw: Gateway = request.app.state.gateway
-    want = _samples_wanted(request)
-    if isinstance(want, Response):
-        return want
-    pro = await _prologue(request, gw, "chat")
+    asked = _samples_wanted(request)
+    want = asked if isinstance(asked, int) else 0
+    # a bad header is refused (and recorded) in the prologue, once the key is known
+    invalid = asked if isinstance(asked, JSONResponse) else None
+    pro = await _prologue(request, gw, "chat", invalid=invalid, samples=want)
     if isinstance(pro, Response):
         return pro
     call, held, project = pro
     body = call.body
     stream = bool(body.get("stream"))
-    if want and (stream or body.get("n", 1) != 1):
-        for bid in held:
-            await gw.backend.budget_commit(bid, 0.0)
-        return _error(400, "x-sightline-samples: only for non-streaming requests with n = 1",
-                      "invalid_request_error", "invalid_samples")  # fmt: skip
     keys = gw.cache_keys(project, body, _credentials(request))
     vec = b""
     if keys is not None:
