@@ -190,13 +190,20 @@ def hostile() -> Iterator[_Hostile]:
     h.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["fast", "httpx"])
 def gw_hostile(
-    hostile: _Hostile, server: Server, tmp_path_factory: pytest.TempPathFactory
+    hostile: _Hostile,
+    server: Server,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Gateway]:
+    """The gateway's own HTTP client, or httpx (which it uses when a proxy is configured)."""
+    env = {"SIGHTLINE_GATEWAY_MAX_RESPONSE_BYTES": str(1 << 20)}
+    if request.param == "httpx":  # a proxy named, and bypassed for the loopback upstream
+        env |= {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}
     g = Gateway(f"http://127.0.0.1:{hostile.port}/v1",
                 ["--server", server.url, "--api-key", API_KEY, "--upstream-timeout", "20"],
-                env={"SIGHTLINE_GATEWAY_MAX_RESPONSE_BYTES": str(1 << 20)})  # fmt: skip
+                env=env)  # fmt: skip
     g.start(tmp_path_factory.mktemp("gw-hostile"))
     yield g
     g.stop()
