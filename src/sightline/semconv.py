@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "GEN_AI_OPERATION_KINDS",
     "OPENINFERENCE_KINDS",
+    "USER_ID_ATTRIBUTES",
     "normalise",
 ]
 
@@ -632,6 +633,14 @@ _VERCEL_IDENTITY = (
     ("tenant_id", "ai.telemetry.metadata.tenantId"),
     ("feature", "ai.telemetry.functionId"),
 )
+USER_ID_ATTRIBUTES: tuple[str, ...] = (
+    *_STR_FIELDS["user_id"],
+    *(name for field, name in _VERCEL_IDENTITY if field == "user_id"),
+)
+"""Every attribute name a user id is read from (spans), or may be carried in (OTLP log records).
+
+Erasure looks for the user in log records' attributes by these names.
+"""
 # field -> names, first present wins (AI SDK 5 names, then those of 3 and 4)
 _VERCEL_TOKENS = (
     ("input_tokens", ("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens")),

@@ -49,6 +49,39 @@ def test_erase_then_compact_leaves_no_bytes(tmp_path: Path) -> None:
         again.stop()
 
 
+def _log(body: str, user: str, *, resource: bool = False) -> dict[str, object]:
+    """An OTLP/JSON log request of one record naming ``user`` (no trace of theirs)."""
+    attr = [{"key": "enduser.id" if resource else "user.id", "value": {"stringValue": user}}]
+    rec = {"timeUnixNano": str(1772452800 * 10**9), "body": {"stringValue": body},
+           "attributes": [] if resource else attr}  # fmt: skip
+    return {"resourceLogs": [{"resource": {"attributes": attr if resource else []},
+                              "scopeLogs": [{"logRecords": [rec]}]}]}  # fmt: skip
+
+
+def test_erase_takes_log_records_naming_the_user_and_other_users_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    """Logs sent over OTLP with the user's id but no trace of theirs are erased too."""
+    srv = start_server(tmp_path, grpc_port=0)
+    try:
+        with srv.client() as c:
+            assert c.post("/api/v1/spans", json=_spans("victim", "span text", 1)).status_code == 200
+            for req in (_log("VICTIMLOG attr", "victim"),
+                        _log("VICTIMLOG resource", "victim", resource=True),
+                        _log("keep other", "other"), _log("keep near", "victim2")):  # fmt: skip
+                assert c.post("/v1/logs", json=req).status_code == 200
+            r = c.delete("/api/v1/users/victim/data")
+            assert r.status_code == 200 and r.json()["deleted_spans"] == 1
+            assert c.get("/api/v1/logs", params={"q": "VICTIMLOG"}).json()["data"] == []
+            left = c.get("/api/v1/logs", params={"q": "keep"}).json()["data"]
+            assert sorted(x["body"] for x in left) == ["keep near", "keep other"]
+            # erasing again is fine and finds nothing
+            r = c.delete("/api/v1/users/victim/data")
+            assert r.status_code == 200 and r.json()["deleted_spans"] == 0
+    finally:
+        srv.stop()
+
+
 def test_compact_refuses_a_missing_store(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "sightline", "compact", "--data-dir", str(tmp_path / "none")],

@@ -272,6 +272,40 @@ class TestRetentionAndErasure:
         assert len(any_store.get_dataset_rows("p", "d2")) == 1
         assert len(any_store.get_dataset_rows("q", "d3")) == 1  # another project's: untouched
 
+    def test_erase_user_removes_log_records_naming_them(self, any_store: TraceStore) -> None:
+        """Log records without a trace of the user's, but with their id as an attribute."""
+        import pyarrow as pa
+
+        from sightline.ingest._signals import LOG_SCHEMA, dumps_attrs
+        from sightline.store.base import LogQuery
+
+        def log(
+            body: str, attrs: dict[str, object], res: dict[str, object] | None = None,
+            project: str = "p",
+        ) -> dict[str, object]:  # fmt: skip
+            return {"project_id": project, "time": int(T0.timestamp() * 1e9), "body": body,
+                    "attributes": dumps_attrs(attrs),
+                    "resource_attributes": dumps_attrs(res or {})}  # fmt: skip
+
+        recs = [
+            log("mine user.id", {"user.id": "u1"}),
+            log("mine enduser.id", {"enduser.id": "u1", "x": 1}),
+            log("mine resource", {}, {"enduser.id": "u1"}),
+            log("mine ai sdk", {"ai.telemetry.metadata.userId": "u1"}),
+            log("theirs", {"user.id": "u12"}),
+            log("other key", {"note": "u1"}),
+            log("other project", {"user.id": "u1"}, project="q"),
+        ]
+        cols: dict[str, list[object]] = {f.name: [] for f in LOG_SCHEMA}
+        for r in recs:
+            for f in LOG_SCHEMA:
+                cols[f.name].append(r.get(f.name))
+        any_store.insert_signal_batches("logs", [pa.table(cols, schema=LOG_SCHEMA)])
+        any_store.erase_user("p", "u1")
+        left = any_store.list_logs(LogQuery(project_id="p", limit=100))
+        assert sorted(x.body or "" for x in left) == ["other key", "theirs"]
+        assert len(any_store.list_logs(LogQuery(project_id="q", limit=100))) == 1
+
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""
         if not hasattr(any_store, "_q"):

@@ -30,6 +30,7 @@ import orjson
 
 from sightline.errors import ConfigError, Conflict, NotFound, StoreError
 from sightline.model import Delivery, PromptVersion
+from sightline.semconv import USER_ID_ATTRIBUTES
 from sightline.store._analysis_records import PromptSummary
 from sightline.store._clickhouse_base import CH_DT as _TS
 from sightline.store._clickhouse_base import CH_NDT as _NTS
@@ -567,7 +568,9 @@ class ControlMixin(CHBase):
                 base,
             )
         ]
-        p = {**base, "t": traces, "s": sessions}
+        # the user id as it appears inside JSON text: a cheap filter before parsing it
+        needle = orjson.dumps(user_id).decode()[1:-1]
+        p = {**base, "t": traces, "s": sessions, "needle": needle}
 
         def erase(table: str, where: str) -> int:
             if table not in tables:
@@ -578,7 +581,21 @@ class ControlMixin(CHBase):
             return n
 
         in_traces = "project_id = {p:String} AND trace_id IN {t:Array(String)}"
-        erase("otel_logs", in_traces)
+        # log records of the user's traces, and those naming the user in their attributes
+        # (JSONExtractRaw: a number is its digits, as the span's user id is)
+        names = ", ".join(f"'{name}'" for name in USER_ID_ATTRIBUTES)
+        names_user = " OR ".join(
+            f"arrayExists(k -> JSONExtractString({col}, k) = {{u:String}}"
+            f" OR JSONExtractRaw({col}, k) = {{u:String}}, [{names}])"
+            for col in ("attributes", "resource_attributes")
+        )
+        erase(
+            "otel_logs",
+            "project_id = {p:String} AND (trace_id IN {t:Array(String)}"
+            " OR ((positionUTF8(attributes, {needle:String}) > 0"
+            " OR positionUTF8(resource_attributes, {needle:String}) > 0)"
+            f" AND ({names_user})))",
+        )
         num_scores = erase(
             "scores",
             "project_id = {p:String} AND (user_id = {u:String} OR trace_id IN {t:Array(String)})",

@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from sightline.errors import StoreError
+from sightline.semconv import USER_ID_ATTRIBUTES
 from sightline.store.base import ApiKey, AuditEntry, Deleted, PrivacySettings
 
 if TYPE_CHECKING:
@@ -191,16 +192,35 @@ def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Delet
     return _admin(store, work)
 
 
+def _logs_of_user(user_id: str) -> tuple[str, list[Any]]:
+    """SQL matching the log records whose attributes or resource attributes name the user."""
+    # the user id as it appears inside the JSON text: a cheap filter before parsing the JSON
+    needle = orjson.dumps(user_id).decode()[1:-1]
+    paths = [f'$."{name}"' for name in USER_ID_ATTRIBUTES]
+    tests = " OR ".join(
+        f"json_extract_string({col}, ?) = ?"
+        for col in ("attributes", "resource_attributes")
+        for _ in paths
+    )
+    params: list[Any] = [needle, needle]
+    for _col in ("attributes", "resource_attributes"):
+        for path in paths:
+            params += [path, user_id]
+    return f"((contains(attributes, ?) OR contains(resource_attributes, ?)) AND ({tests}))", params
+
+
 def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
     # A trace is the user's when any of its spans names them: child spans (retrieval, tools)
     # often carry no user id of their own, and they hold the same prompt.
     def work(cur: duckdb.DuckDBPyConnection) -> Deleted:
-        # the user's traces' log records (GenAI content events hold their prompts) go too
-        cur.execute(
-            "DELETE FROM otel_logs WHERE project_id = ? AND trace_id IN"
-            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
-            [project_id, project_id, user_id],
+        # the user's traces' log records (GenAI content events hold their prompts) go too, and
+        # so do records that name the user in their attributes without a trace of theirs
+        where, params = _logs_of_user(user_id)
+        sql = (
+            "DELETE FROM otel_logs WHERE project_id = ? AND (trace_id IN"  # noqa: S608 - where: constants
+            f" (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?) OR {where})"
         )
+        cur.execute(sql, [project_id, project_id, user_id, *params])
         scores = cur.execute(
             "DELETE FROM scores WHERE project_id = ? AND (user_id = ? OR trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
