@@ -82,6 +82,24 @@ def test_erase_takes_log_records_naming_the_user_and_other_users_keep_theirs(
         srv.stop()
 
 
+def test_a_user_id_with_a_slash_can_be_erased(tmp_path: Path) -> None:
+    """``org/alice`` is sent as ``org%2Falice``; the route used to answer 404 to it."""
+    srv = start_server(tmp_path, grpc_port=0)
+    try:
+        with srv.client() as c:
+            r = c.post("/api/v1/spans", json=_spans("org/alice", "alice's", 2))
+            assert r.status_code == 200
+            assert c.post("/api/v1/spans", json=_spans("org", "org's", 1)).status_code == 200
+            r = c.delete("/api/v1/users/org%2Falice/data")
+            assert r.status_code == 200, r.text
+            assert r.json()["deleted_spans"] == 2
+            left = c.get("/api/v1/spans", params={"limit": 100}).json()["data"]
+            assert [s["user_id"] for s in left] == ["org"]
+            assert c.delete("/api/v1/users//data").status_code // 100 == 4
+    finally:
+        srv.stop()
+
+
 def test_compact_refuses_a_missing_store(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "sightline", "compact", "--data-dir", str(tmp_path / "none")],

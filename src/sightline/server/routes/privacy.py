@@ -91,7 +91,9 @@ async def put_privacy(
     return await run_in_threadpool(sec.privacy.describe, project_id)
 
 
-@router.delete("/users/{user_id}/data", summary="Erase a user's data (GDPR)")
+# ``:path``: user ids may hold a "/" (``org/alice``), which the client sends as %2F and the
+# server decodes before routing; without it such a user could never be erased (404).
+@router.delete("/users/{user_id:path}/data", summary="Erase a user's data (GDPR)")
 async def erase_user(
     request: Request,
     key: AdminKey,
