@@ -133,3 +133,31 @@ def test_drift_windows_are_bounded_at_load(tmp_path: Path) -> None:
         [{"name": "x", "current": "366d", "baseline": {"window": "366d", "offset": "366d"}}]
     )[0]
     assert job.current == 366 * 86400 and job.baseline.offset == 366 * 86400
+
+
+def test_erasing_a_user_removes_their_prompts_from_drift_examples(hd: Harness) -> None:
+    """Drift results quote prompts as examples: a user's erasure must take those quotes too."""
+    h = hd
+    _traffic(h, BASE_MIX, T0 - timedelta(days=1, hours=1), 24, 300, seed=1)
+    rng = random.Random(2)
+    texts = sample(SHIFTED_MIX, 150, rng)
+    step = timedelta(hours=1) / 151
+    # half the new traffic is one user's (whose prompts name them), half everyone else's
+    mine = [f"{t} (asked by VICTIM-{i})" for i, t in enumerate(texts[:75])]
+    h.post_spans(
+        [span(T0 - timedelta(hours=1) + step * (i + 1), text=t, user_id="victim")
+         for i, t in enumerate(mine)]
+        + [span(T0 - timedelta(hours=1) + step * (76 + i), text=t, user_id="other")
+           for i, t in enumerate(texts[75:])]
+    )  # fmt: skip
+    r = h.api("POST", "/api/v1/drift/run", json={"job": "prompts"})
+    assert r.status_code == 200, r.text
+    assert "VICTIM-" in r.text  # the examples quote the user's prompts
+    r = h.api("DELETE", "/api/v1/users/victim/data")
+    assert r.status_code == 200 and r.json()["deleted_spans"] == 75
+    stored = h.api("GET", "/api/v1/drift", params={"limit": 1000})
+    assert stored.status_code == 200
+    assert "VICTIM-" not in stored.text
+    topics = [x for x in stored.json()["data"] if x["detector"] == "emerging_topics"]
+    # what the user did not send stays explained
+    assert any(e for x in topics for t in x["details"]["topics"] for e in t["examples"])

@@ -220,8 +220,23 @@ class TestRetentionAndErasure:
             [_outcome("o1", trace_id=old[0]["trace_id"], created_at=T0 - timedelta(days=10)),
              _outcome("o2", trace_id=new[0]["trace_id"])]
         )  # fmt: skip
+        from sightline.model import DriftResult
+        from sightline.store.base import DriftQuery
+
+        def drift(rid: str, at: datetime, project: str = "p") -> DriftResult:
+            return DriftResult(project_id=project, result_id=rid, job="j", detector="d",
+                               feature="prompt", created_at=at, current_start=at,
+                               current_end=at, num_baseline=1, num_current=1, score=0.5,
+                               fired=True, details={"examples": [f"prompt of {rid}"]})  # fmt: skip
+
+        old_at = T0 - timedelta(days=10)
+        any_store.add_drift_results([drift("r-old", old_at), drift("r-new", T0),
+                                     drift("r-q", old_at, "q")])  # fmt: skip
         d = any_store.purge_before("p", T0 - timedelta(days=1))
         assert d.spans == 3
+        kept = any_store.list_drift_results(DriftQuery(project_id="p", limit=10))
+        assert [r.result_id for r in kept] == ["r-new"]
+        assert len(any_store.list_drift_results(DriftQuery(project_id="q", limit=10))) == 1
         assert any_store.count_spans("p") == 2 and any_store.count_spans("q") == 1
         assert [o.outcome_id for o in any_store.list_outcomes("p")] == ["o2"]
         assert any_store.purge_before("p", T0 - timedelta(days=1)).spans == 0
@@ -305,6 +320,50 @@ class TestRetentionAndErasure:
         left = any_store.list_logs(LogQuery(project_id="p", limit=100))
         assert sorted(x.body or "" for x in left) == ["other key", "theirs"]
         assert len(any_store.list_logs(LogQuery(project_id="q", limit=100))) == 1
+
+    def test_erase_user_removes_their_texts_quoted_in_drift_results(
+        self, any_store: TraceStore
+    ) -> None:
+        """Drift detectors quote prompts and answers (cut at 300 characters) as examples."""
+        from sightline.model import DriftResult
+        from sightline.store.base import DriftQuery
+
+        long_prompt = "alice asks about her diagnosis " * 20  # > 300 characters
+        mine = span_record(user_id="u1", input=long_prompt, output="alice's answer")
+        child = span_record(trace_id=mine["trace_id"], parent_span_id=mine["span_id"],
+                            input="alice's retrieval query")  # fmt: skip
+        theirs = span_record(user_id="u2", input="bob's prompt", output="bob's answer")
+        any_store.insert_batches([batch(mine, child, theirs)])
+
+        def result(rid: str, details: dict[str, object], project: str = "p") -> DriftResult:
+            return DriftResult(project_id=project, result_id=rid, job="j", detector="d",
+                               feature="prompt", created_at=T0, current_start=T0,
+                               current_end=T0, num_baseline=1, num_current=1, score=0.5,
+                               fired=True, details=details)  # fmt: skip
+
+        any_store.add_drift_results([
+            result("mmd", {"sigma2": 1.5, "examples": [long_prompt[:300], "bob's prompt",
+                                                        "alice's retrieval query"]}),
+            result("same", {"num_prompts": 2, "examples": [
+                {"prompt": "alice's answer", "mean_cos": 0.1},
+                {"prompt": "bob's answer", "mean_cos": 0.2}]}),
+            result("topics", {"novel_prompts": 3, "topics": [
+                {"size": 2, "keywords": ["alice"], "examples": [long_prompt[:300]]}]}),
+            result("psi", {"bins": [1, 2]}),
+            result("other", {"examples": [long_prompt[:300]]}, project="q"),
+        ])  # fmt: skip
+        any_store.erase_user("p", "u1")
+        got = {r.result_id: r.details for r in any_store.list_drift_results(
+            DriftQuery(project_id="p", limit=100))}  # fmt: skip
+        assert got == {
+            "mmd": {"sigma2": 1.5, "examples": ["bob's prompt"]},
+            "same": {"num_prompts": 2, "examples": [{"prompt": "bob's answer", "mean_cos": 0.2}]},
+            "topics": {"novel_prompts": 3, "topics": [
+                {"size": 2, "keywords": ["alice"], "examples": []}]},
+            "psi": {"bins": [1, 2]},
+        }  # fmt: skip
+        other = any_store.list_drift_results(DriftQuery(project_id="q", limit=10))
+        assert other[0].details == {"examples": [long_prompt[:300]]}  # another project's
 
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""

@@ -37,6 +37,7 @@ from sightline.store._clickhouse_base import CH_NDT as _NTS
 from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts, ch_us
 from sightline.store._clickhouse_base import ch_aware as _utc
+from sightline.store._scrub import example_texts, scrub_examples
 from sightline.store._users import Membership, User, UserSession
 from sightline.store.base import (
     ApiKey,
@@ -524,8 +525,10 @@ class ControlMixin(CHBase):
             num_scores = self._count("scores", w, p)
             if num_scores:
                 self._cmd(f"DELETE FROM scores WHERE {w}", p)  # noqa: S608
+        # drift results quote the prompts and answers of their window as examples
         for table, col in (("outcomes", "created_at"), ("otel_logs", "`time`"),
-                           ("otel_metric_points", "`time`")):  # fmt: skip
+                           ("otel_metric_points", "`time`"),
+                           ("drift_results", "created_at")):  # fmt: skip
             if table in tables:
                 w = f"project_id = {{p:String}} AND {col} < {{c:DateTime64(6, 'UTC')}}"
                 if self._count(table, w, p):
@@ -634,6 +637,8 @@ class ControlMixin(CHBase):
                     {**p, "ds": touched},
                 )
         num_spans = 0
+        if traces and "drift_results" in tables:
+            self._scrub_drift_examples(p)
         if traces:
             num_spans = int(
                 self._q(
@@ -644,6 +649,38 @@ class ControlMixin(CHBase):
             )
             self._cmd(f"ALTER TABLE spans DELETE WHERE {in_traces}{_ERASE_SYNC}", p)  # noqa: S608
         return Deleted(num_spans, num_scores)
+
+    def _scrub_drift_examples(self, p: dict[str, Any]) -> None:
+        """Remove the prompts and answers of the traces ``p["t"]`` quoted in drift results."""
+        texts = example_texts(
+            (str(r[0]) if r[0] is not None else None, str(r[1]) if r[1] is not None else None)
+            for r in self._q(
+                "SELECT input, output FROM spans WHERE project_id = {p:String}"
+                " AND trace_id IN {t:Array(String)}",
+                p,
+            )
+        )
+        if not texts:
+            return
+        ids, values = [], []
+        for result_id, details in self._q(
+            "SELECT result_id, details FROM drift_results WHERE project_id = {p:String}"
+            " AND position(details, '\"examples\"') > 0",
+            p,
+        ):
+            new = scrub_examples(orjson.loads(details), texts)
+            if new is not None:
+                ids.append(str(result_id))
+                values.append(orjson.dumps(new).decode())
+        if ids:
+            # one mutation for every result: each ALTER rewrites the parts it touches
+            self._cmd(
+                "ALTER TABLE drift_results UPDATE details = transform(result_id,"
+                " {ids:Array(String)}, {vals:Array(String)}, details)"
+                " WHERE project_id = {p:String} AND result_id IN {ids:Array(String)}"
+                f"{_ERASE_SYNC}",
+                {"p": p["p"], "ids": ids, "vals": values},
+            )
 
     # -- budgets -------------------------------------------------------------------------------
 

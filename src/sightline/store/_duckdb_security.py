@@ -14,6 +14,7 @@ import structlog
 
 from sightline.errors import StoreError
 from sightline.semconv import USER_ID_ATTRIBUTES
+from sightline.store._scrub import example_texts, scrub_examples
 from sightline.store.base import ApiKey, AuditEntry, Deleted, PrivacySettings
 
 if TYPE_CHECKING:
@@ -187,6 +188,10 @@ def purge_before(store: DuckDBStore, project_id: str, cutoff: datetime) -> Delet
         cur.execute(
             'DELETE FROM otel_metric_points WHERE project_id = ? AND "time" < ?', [project_id, c]
         )
+        # drift results quote the prompts and answers of their window as examples
+        cur.execute(
+            "DELETE FROM drift_results WHERE project_id = ? AND created_at < ?", [project_id, c]
+        )
         return Deleted(int(spans[0][0]), int(scores[0][0]))
 
     return _admin(store, work)
@@ -207,6 +212,31 @@ def _logs_of_user(user_id: str) -> tuple[str, list[Any]]:
         for path in paths:
             params += [path, user_id]
     return f"((contains(attributes, ?) OR contains(resource_attributes, ?)) AND ({tests}))", params
+
+
+def _scrub_drift_examples(cur: duckdb.DuckDBPyConnection, project_id: str, user_id: str) -> None:
+    """Remove the user's prompts and answers quoted as examples in drift results."""
+    texts = example_texts(
+        cur.execute(
+            "SELECT input, output FROM spans WHERE project_id = ? AND trace_id IN"
+            " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
+            [project_id, project_id, user_id],
+        ).fetchall()
+    )
+    if not texts:
+        return
+    rows = cur.execute(
+        "SELECT result_id, details FROM drift_results WHERE project_id = ?"
+        " AND contains(details, '\"examples\"')",
+        [project_id],
+    ).fetchall()
+    for result_id, details in rows:
+        new = scrub_examples(orjson.loads(details), texts)
+        if new is not None:
+            cur.execute(
+                "UPDATE drift_results SET details = ? WHERE result_id = ?",
+                [orjson.dumps(new).decode(), result_id],
+            )
 
 
 def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
@@ -248,6 +278,7 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
             " WHERE project_id = ?",
             [project_id],
         )
+        _scrub_drift_examples(cur, project_id, user_id)
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
