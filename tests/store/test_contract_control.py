@@ -365,6 +365,29 @@ class TestRetentionAndErasure:
         other = any_store.list_drift_results(DriftQuery(project_id="q", limit=10))
         assert other[0].details == {"examples": [long_prompt[:300]]}  # another project's
 
+    def test_erase_user_removes_their_per_user_budget_marks(self, any_store: TraceStore) -> None:
+        """budget_alerts rows hold the user's id and spend; marks of the others stay."""
+        any_store.put_budget(BudgetRow("p", "per-user", {"scope": "user", "limit_usd": 1},
+                                       "api", T0, T0))  # fmt: skip
+        any_store.put_budget(BudgetRow("p", "per-tenant", {"scope": "tenant", "limit_usd": 1},
+                                       "api", T0, T0))  # fmt: skip
+
+        def mark(budget: str, value: str, project: str = "p") -> bool:
+            return any_store.mark_budget_alert(project, budget, value, T0, 0.5, 0.6, T0)
+
+        marks = [("per-user", "u1"), ("per-user", "u2"), ("per-tenant", "u1"),
+                 ("gone-budget", "u1")]  # fmt: skip
+        for budget, value in marks:
+            assert mark(budget, value)
+        assert mark("per-user", "u1", project="q")
+        any_store.erase_user("p", "u1")
+        # a mark that is gone can be made again; one that stayed cannot
+        assert mark("per-user", "u1")  # erased
+        assert mark("gone-budget", "u1")  # erased: its budget (and scope) is unknown now
+        assert not mark("per-user", "u2")
+        assert not mark("per-tenant", "u1")  # a tenant named like the user keeps its mark
+        assert not mark("per-user", "u1", project="q")
+
     def test_erasure_rewrites_the_rows_out_not_only_masks_them(self, any_store: TraceStore) -> None:
         """ClickHouse: erased rows are gone from the parts, unlike a lightweight delete's."""
         if not hasattr(any_store, "_q"):

@@ -575,12 +575,13 @@ class ControlMixin(CHBase):
         needle = orjson.dumps(user_id).decode()[1:-1]
         p = {**base, "t": traces, "s": sessions, "needle": needle}
 
-        def erase(table: str, where: str) -> int:
+        def erase(table: str, where: str, more: dict[str, Any] | None = None) -> int:
             if table not in tables:
                 return 0
-            n = self._count(table, where, p)
+            params = {**p, **(more or {})}
+            n = self._count(table, where, params)
             if n:
-                self._cmd(f"ALTER TABLE {table} DELETE WHERE {where}{_ERASE_SYNC}", p)  # noqa: S608
+                self._cmd(f"ALTER TABLE {table} DELETE WHERE {where}{_ERASE_SYNC}", params)  # noqa: S608
             return n
 
         in_traces = "project_id = {p:String} AND trace_id IN {t:Array(String)}"
@@ -636,6 +637,23 @@ class ControlMixin(CHBase):
                     " GROUP BY dataset_id) c ON c.dataset_id = d.dataset_id",
                     {**p, "ds": touched},
                 )
+        if "budget_alerts" in tables:
+            # the thresholds a per-user budget alerted for the user (their id and spend); a
+            # budget of another scope whose value happens to equal the id keeps its marks
+            others = [
+                str(r[0])
+                for r in self._q(
+                    "SELECT name FROM budgets FINAL WHERE project_id = {p:String}"
+                    " AND JSONExtractString(spec, 'scope') != 'user'",
+                    p,
+                )
+            ]
+            erase(
+                "budget_alerts",
+                "project_id = {p:String} AND scope_value = {u:String}"
+                " AND budget NOT IN {others:Array(String)}",
+                {"others": others},
+            )
         num_spans = 0
         if traces and "drift_results" in tables:
             self._scrub_drift_examples(p)

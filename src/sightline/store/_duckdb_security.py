@@ -279,6 +279,14 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
             [project_id],
         )
         _scrub_drift_examples(cur, project_id, user_id)
+        # the thresholds a per-user budget alerted for the user (their id and spend); a budget
+        # of another scope whose value happens to equal the id keeps its marks
+        cur.execute(
+            "DELETE FROM budget_alerts WHERE project_id = ? AND scope_value = ? AND budget NOT IN"
+            " (SELECT name FROM budgets WHERE project_id = ?"
+            " AND coalesce(json_extract_string(spec, '$.scope'), 'project') <> 'user')",
+            [project_id, user_id, project_id],
+        )
         spans = cur.execute(
             "DELETE FROM spans WHERE project_id = ? AND trace_id IN"
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?)",
