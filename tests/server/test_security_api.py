@@ -134,7 +134,9 @@ class TestPrivacyApi:
     @pytest.mark.parametrize(
         "body",
         [{"policy": {"types": {"email": "blur"}}}, {"retention_days": -1}, {"nope": 1},
-         {"policy": {"fields": {"prompt": "mask"}}}],
+         {"policy": {"fields": {"prompt": "mask"}}},
+         # true is not "retention on": it was read as 1 day, and everything older purged
+         {"retention_days": True}, {"retention_days": False}],
     )  # fmt: skip
     def test_bad_settings_are_400(self, h: TwoProjects, body: dict[str, object]) -> None:
         r = h.api("PUT", "/api/v1/projects/alpha/privacy", json=body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import ConfigError, NotFound
@@ -44,6 +44,14 @@ class PrivacyIn(BaseModel):
     retention_days: int | None = Field(
         None, ge=0, le=36_500, description="Days spans are kept (0: forever); null: default."
     )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _not_a_bool(cls, v: object) -> object:
+        # pydantic reads true as 1: "retention on" would keep one day and purge the rest
+        if isinstance(v, bool):
+            raise ValueError("expected a number of days (0: forever), not a boolean")
+        return v
 
 
 @router.get("/projects/{project_id}/privacy", summary="A project's redaction policy and retention")
