@@ -180,6 +180,37 @@ class TestRetentionAndErasure:
         assert entry["action"] == "retention.purge" and entry["actor"] == "system"
         assert entry["details"]["spans"] == 2 and entry["details"]["scores"] == 1
 
+    def test_a_failing_purge_does_not_hold_up_the_other_projects(self, h: TwoProjects) -> None:
+        """alpha's purge fails (a store error): beta, listed after it, is purged all the same."""
+        from sightline.errors import StoreError
+
+        st = h.app.state.sightline
+        real = st.store
+
+        class FailingAlpha:  # the real store, but alpha's purge fails
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            def purge_before(self, project_id: str, cutoff: object) -> object:
+                if project_id == "alpha":
+                    raise StoreError("write conflict: alpha")
+                return real.purge_before(project_id, cutoff)
+
+        start = h.clock() - timedelta(days=40)
+        for p in ("alpha", "beta"):
+            old = spans_for(p, 2, user="old", marker="old", start=start)
+            assert h.api("POST", "/api/v1/spans", json=old, project=p).status_code == 200
+            r = h.api("PUT", f"/api/v1/projects/{p}/privacy", json={"retention_days": 30},
+                      project=p)  # fmt: skip
+            assert r.status_code == 200, r.text
+        task = RetentionTask(FailingAlpha(), st.security.privacy, interval_s=0, clock=h.clock)  # type: ignore[arg-type]
+        task.run_once()
+        assert real.count_spans("alpha") == 5  # 3 recent + 2 old, kept for the next run
+        assert real.count_spans("beta") == 3
+        assert h.api("GET", "/api/v1/audit", project="beta").json()["data"][0]["action"] == (
+            "retention.purge"
+        )
+
     def test_erasure_deletes_a_users_traces_scores_and_feedback(self, h: TwoProjects) -> None:
         a = h.projects["alpha"]
         other = spans_for("alpha", 1, user="someone-else", marker="keep", start=h.clock())

@@ -306,27 +306,35 @@ class RetentionTask(DaemonTask):
         self._clock = clock
 
     def run_once(self) -> None:
-        """Purge every project once."""
+        """Purge every project once; a project whose purge fails does not hold up the others."""
         now = self._clock()
         for p in self._store.list_projects():
-            days = self._privacy.retention_days(p.id)
-            if days <= 0:
-                continue
-            cutoff = now - timedelta(days=days)
-            deleted = self._store.purge_before(p.id, cutoff)
-            if deleted.spans or deleted.scores:
-                log.info("retention_purged", project=p.id, spans=deleted.spans,
-                         scores=deleted.scores)  # fmt: skip
-                self._store.add_audit(
-                    new_audit(
-                        p.id,
-                        "system",
-                        "retention.purge",
-                        None,
-                        {"before": cutoff.isoformat(), "spans": deleted.spans,
-                         "scores": deleted.scores, "retention_days": days},
-                    )
-                )  # fmt: skip
+            try:
+                self._purge(p.id, now)
+            except SightlineError as e:
+                # the next run tries again; the projects after this one are purged meanwhile
+                log.error("retention_failed", project=p.id, error=str(e))
+
+    def _purge(self, project_id: str, now: datetime) -> None:
+        days = self._privacy.retention_days(project_id)
+        if days <= 0:
+            return
+        cutoff = now - timedelta(days=days)
+        deleted = self._store.purge_before(project_id, cutoff)
+        if not (deleted.spans or deleted.scores):
+            return
+        log.info("retention_purged", project=project_id, spans=deleted.spans,
+                 scores=deleted.scores)  # fmt: skip
+        self._store.add_audit(
+            new_audit(
+                project_id,
+                "system",
+                "retention.purge",
+                None,
+                {"before": cutoff.isoformat(), "spans": deleted.spans,
+                 "scores": deleted.scores, "retention_days": days},
+            )
+        )  # fmt: skip
 
 
 class KeyTouchTask(DaemonTask):
