@@ -147,11 +147,12 @@ class TestCompareValues:
     def test_scores_of_the_interval_spans(self, any_store: TraceStore) -> None:
         _needs_scores(any_store)
         a, b = span_record(service_name="a"), span_record(service_name="b")
-        any_store.insert_batches([batch(a, b)])
+        a2 = span_record(service_name="a")
+        any_store.insert_batches([batch(a, a2, b)])
         any_store.add_scores(
             [
                 _score(a, "relevance", value=0.75),
-                _score(a, "relevance", value=0.25),
+                _score(a2, "relevance", value=0.25),
                 _score(b, "relevance", value=0.5),
                 _score(a, "faithfulness", value=None, label="x"),
                 _score(a, "feedback", value=1.0, span_id=None, source="user"),
@@ -506,3 +507,54 @@ class TestGuardrails:
         assert (got[2].latency_ms_p50, got[2].latency_ms_p95) == (20.0, pytest.approx(29.0))
         assert got[2].num_reviewed_blocked == 0 and got[2].num_bypass_inputs == 0
         assert any_store.guardrail_stats("p", END, END + timedelta(hours=1)) == []
+
+
+class TestReRunScoresCountOnce:
+    """An evaluator re-run (or a relabel, a changed vote) appends rows: the A/B sample, the
+    release values and task outcomes read each span's newest verdict of each name and source."""
+
+    def _scored(self, st: TraceStore) -> list[dict[str, Any]]:
+        _needs_scores(st)
+        recs = [span_record(variant="A", service_name="a", start=T0 + timedelta(minutes=i))
+                for i in range(4)]  # fmt: skip
+        st.insert_batches([batch(*recs)])
+        first, rerun = T0 + timedelta(hours=4), T0 + timedelta(hours=5)
+        st.add_scores(
+            [_score(r, "relevance", value=0.2, passed=False, created_at=first) for r in recs]
+            + [_score(r, "relevance", value=0.9, passed=True, created_at=rerun) for r in recs]
+            # an evaluator run that raised does not erase the verdict before it
+            + [_score(recs[0], "relevance", label="failed", created_at=rerun + timedelta(1))]
+            # a person's label of the same name is a verdict of its own (``human.relevance``)
+            + [_score(recs[1], "relevance", value=0.0, passed=False, source="human",
+                      created_at=first)]
+            # a changed thumbs vote on one trace: the newest counts
+            + [_score(recs[2], "feedback", value=v, span_id=None, source="user",
+                      created_at=first + timedelta(minutes=i))
+               for i, v in enumerate([-1.0, 1.0])]
+        )  # fmt: skip
+        return recs
+
+    def test_compare_sample_counts_each_span_once_with_its_newest_score(
+        self, any_store: TraceStore
+    ) -> None:
+        self._scored(any_store)
+        got = any_store.compare_sample(CostQuery(project_id="p", start=T0, end=END), "variant", "A")
+        assert got.num_spans == 4
+        assert got.scores == {"relevance": [0.9] * 4, "human.relevance": [0.0]}
+        assert got.passed == {"relevance": [True] * 4, "human.relevance": [False]}
+        assert got.feedback == [1.0]
+
+    def test_compare_values_count_each_span_once_with_its_newest_score(
+        self, any_store: TraceStore
+    ) -> None:
+        self._scored(any_store)
+        got = any_store.compare_values("p", T0, END, "a")
+        # the human label is a score of the calls too (docs/releases.md), once
+        assert sorted(got["score:relevance"]) == [0.0, 0.9, 0.9, 0.9, 0.9]
+
+    def test_task_costs_read_the_newest_verdicts(self, any_store: TraceStore) -> None:
+        recs = self._scored(any_store)
+        # the re-run passed every span; only the person's fail (span 1) still fails its task,
+        # and the changed vote (span 2's trace) is positive
+        (got,) = any_store.task_costs(CostQuery(project_id="p", start=T0, end=END), ())
+        assert (got.tasks, got.successful, got.failed, got.unjudged) == (len(recs), 3, 1, 0)

@@ -35,7 +35,7 @@ from sightline.store._clickhouse_base import CH_DT as _DT
 from sightline.store._clickhouse_base import CH_NDT as _NDT
 from sightline.store._clickhouse_base import CH_NF as _NF
 from sightline.store._clickhouse_base import CH_NSTR as _NSTR
-from sightline.store._clickhouse_base import CHBase, ch_ts
+from sightline.store._clickhouse_base import CHBase, ch_newest_score, ch_ts
 from sightline.store._clickhouse_base import ch_aware as _aware
 from sightline.store._clickhouse_base import ch_json as _json
 from sightline.store._clickhouse_base import ch_us as _us
@@ -337,10 +337,13 @@ class AnalysisMixin(CHBase):
             "error": [float(r[2]) for r in rows],
         }
         if self._has_scores():
+            # the newest of each span, score name and source (SCORE_KEY), as on DuckDB
             scores = self._q(
-                "SELECT name, value FROM scores FINAL WHERE project_id = {p:String}"  # noqa: S608
+                f"SELECT `name`, _r.1 FROM (SELECT `name`, {ch_newest_score('`value`')} AS _r"  # noqa: S608
+                " FROM scores FINAL WHERE project_id = {p:String}"
                 " AND value IS NOT NULL AND (trace_id, span_id) IN"
-                f" (SELECT trace_id, span_id FROM spans WHERE {w}) LIMIT 200000",
+                f" (SELECT trace_id, span_id FROM spans WHERE {w})"
+                " GROUP BY trace_id, span_id, `name`, source) LIMIT 200000",
                 params,
             )
             for name, value in scores:
@@ -369,12 +372,15 @@ class AnalysisMixin(CHBase):
         out.output_tokens = [float(r[4]) for r in rows if r[4] is not None]
         if not self._has_scores():
             return out
+        # each span counts once per score, with its newest verdict (SCORE_KEY), as on DuckDB
         scores = self._q(
-            "SELECT if(source = 'human', concat('human.', name), name), value, passed"  # noqa: S608
+            "SELECT if(source = 'human', concat('human.', `name`), `name`), _r.1, _r.2 FROM ("  # noqa: S608
+            f" SELECT `name`, source, {ch_newest_score('`value`', 'passed')} AS _r,"
+            " max(created_at) AS _c"
             " FROM scores FINAL WHERE project_id = {project_id:String}"
             " AND source IN ('evaluator', 'human') AND coalesce(label, '') <> 'failed'"
             f" AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM ({sel}))"
-            " ORDER BY name, created_at",
+            " GROUP BY trace_id, span_id, `name`, source) ORDER BY `name`, _c",
             params,
         )
         for name, v, passed in scores:
@@ -383,9 +389,10 @@ class AnalysisMixin(CHBase):
             if passed is not None:
                 out.passed.setdefault(name, []).append(bool(passed))
         fb = self._q(
-            "SELECT value FROM scores FINAL WHERE project_id = {project_id:String}"  # noqa: S608
+            f"SELECT _r.1 FROM (SELECT {ch_newest_score('`value`')} AS _r"  # noqa: S608
+            " FROM scores FINAL WHERE project_id = {project_id:String}"
             " AND source = 'user' AND name = 'feedback' AND value IS NOT NULL"
-            f" AND trace_id IN (SELECT trace_id FROM ({sel}))",
+            f" AND trace_id IN (SELECT trace_id FROM ({sel})) GROUP BY trace_id, span_id)",
             params,
         )
         out.feedback = [float(r[0]) for r in fb]
@@ -469,13 +476,16 @@ class AnalysisMixin(CHBase):
                     GROUP BY trace_id
                 ) fb ON fb.trace_id = t.trace_id
                 LEFT JOIN (
-                    SELECT trace_id, min(passed) AS ok FROM scores FINAL
-                    WHERE project_id = {project_id:String} AND source IN ('evaluator', 'human')
-                        AND passed IS NOT NULL AND coalesce(label, '') <> 'failed'
-                        AND trace_id IN (SELECT trace_id FROM t)
-                    GROUP BY trace_id
+                    SELECT trace_id, min(_r.1) AS ok FROM (
+                        SELECT trace_id, NEWEST AS _r FROM scores FINAL
+                        WHERE project_id = {project_id:String}
+                            AND source IN ('evaluator', 'human')
+                            AND passed IS NOT NULL AND coalesce(label, '') <> 'failed'
+                            AND trace_id IN (SELECT trace_id FROM t)
+                        GROUP BY trace_id, span_id, `name`, source
+                    ) GROUP BY trace_id
                 ) ev ON ev.trace_id = t.trace_id
-            """
+            """.replace("NEWEST", ch_newest_score("passed"))
             outcome = (
                 "multiIf(fb.v > 0, 'success', fb.v < 0, 'failed', ev.ok, 'success',"
                 " NOT ev.ok, 'failed', 'unjudged')"

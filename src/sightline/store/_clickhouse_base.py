@@ -33,6 +33,7 @@ __all__ = [
     "KeyTaken",
     "ch_aware",
     "ch_json",
+    "ch_newest_score",
     "ch_ts",
     "ch_us",
     "parse_clickhouse_url",
@@ -61,6 +62,16 @@ def ch_aware(dt: datetime | None) -> datetime | None:
 
 def ch_json(v: Any) -> str:
     return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def ch_newest_score(*cols: str, q: str = "") -> str:
+    """The newest score row's ``cols`` (a tuple) of a group of scores by ``SCORE_KEY``.
+
+    ClickHouse's counterpart of ``store.base.newest_score``: a hash aggregation, not a sort.
+    A tuple is never NULL, so its NULL members come from the newest row (``argMax`` of a bare
+    Nullable column would skip NULLs and mix rows). ``q`` qualifies the columns (``"sc."``).
+    """
+    return f"argMax(tuple({', '.join(q + c for c in cols)}), tuple({q}created_at, {q}score_id))"
 
 
 def ch_ts(dt: datetime | None) -> datetime | None:

@@ -14,7 +14,7 @@ from sightline.store._analysis_records import (
     LengthSeries,
     TaskCost,
 )
-from sightline.store.base import DIMENSIONS
+from sightline.store.base import DIMENSIONS, newest_score
 
 if TYPE_CHECKING:
     from sightline.store._duckdb import DuckDBStore
@@ -58,7 +58,8 @@ def compare_sample(store: DuckDBStore, q: CostQuery, dimension: str, value: str)
     where += f' AND "{dimension}" = ?'
     params.append(value)
     sel = (
-        "SELECT trace_id, span_id, duration_ms, cost_usd, output_tokens, status"  # noqa: S608
+        "SELECT trace_id, span_id, duration_ms, cost_usd, output_tokens, status,"  # noqa: S608
+        " _key_trace, _key_span"
         f" FROM spans WHERE {where} ORDER BY start_time DESC LIMIT {_MAX_SAMPLES}"
     )
     out = GroupSample()
@@ -70,14 +71,19 @@ def compare_sample(store: DuckDBStore, q: CostQuery, dimension: str, value: str)
         out.latency_ms = [float(r[2]) for r in rows]
         out.cost_usd = [float(r[3]) for r in rows if r[3] is not None]
         out.output_tokens = [float(r[4]) for r in rows if r[4] is not None]
+        # A re-run evaluator (or a relabel) appends rows: each span counts once per score, with
+        # its newest verdict (docs/evals.md), or n and the tests' confidence inflate.
         scores = cur.execute(
             f"WITH sel AS ({sel})"  # noqa: S608
-            " SELECT CASE WHEN sc.source = 'human' THEN 'human.' || sc.name ELSE sc.name END,"
-            " sc.value, sc.passed FROM scores sc"
+            " SELECT CASE WHEN source = 'human' THEN 'human.' || name ELSE name END,"
+            " _r.value, _r.passed FROM ("
+            f" SELECT sc.name, sc.source, {newest_score('value', 'passed', q='sc.')} AS _r,"
+            " max(sc.created_at) AS _c FROM scores sc"
             " JOIN sel s ON sc.trace_id = s.trace_id AND sc.span_id = s.span_id"
             " WHERE sc.project_id = ? AND sc.source IN ('evaluator', 'human')"
             " AND coalesce(sc.label, '') <> 'failed'"
-            " ORDER BY sc.name, sc.created_at",
+            # the span's integer primary key stands for (trace_id, span_id): cheaper to group
+            " GROUP BY s._key_trace, s._key_span, sc.name, sc.source) ORDER BY name, _c",
             [*params, q.project_id],
         ).fetchall()
         for name, v, passed in scores:
@@ -87,9 +93,10 @@ def compare_sample(store: DuckDBStore, q: CostQuery, dimension: str, value: str)
                 out.passed.setdefault(name, []).append(bool(passed))
         fb = cur.execute(
             f"WITH sel AS ({sel})"  # noqa: S608
-            " SELECT value FROM scores WHERE project_id = ? AND source = 'user'"
+            f" SELECT _r.value FROM (SELECT {newest_score('value')} AS _r FROM scores"
+            " WHERE project_id = ? AND source = 'user'"
             " AND name = 'feedback' AND value IS NOT NULL"
-            " AND trace_id IN (SELECT DISTINCT trace_id FROM sel)",
+            " AND trace_id IN (SELECT DISTINCT trace_id FROM sel) GROUP BY trace_id, span_id)",
             [*params, q.project_id],
         ).fetchall()
         out.feedback = [float(r[0]) for r in fb]
@@ -183,9 +190,12 @@ def task_costs(store: DuckDBStore, q: CostQuery, group_by: tuple[str, ...]) -> l
             GROUP BY trace_id
         ),
         ev AS (
-            SELECT trace_id, bool_and(passed) AS ok FROM scores
-            WHERE project_id = ? AND source IN ('evaluator', 'human') AND passed IS NOT NULL
-                AND coalesce(label, '') <> 'failed' AND trace_id IN (SELECT trace_id FROM t)
+            SELECT trace_id, bool_and(_r.passed) AS ok FROM (
+                SELECT trace_id, {newest_score("passed")} AS _r FROM scores
+                WHERE project_id = ? AND source IN ('evaluator', 'human') AND passed IS NOT NULL
+                    AND coalesce(label, '') <> 'failed' AND trace_id IN (SELECT trace_id FROM t)
+                GROUP BY trace_id, span_id, name, source
+            )
             GROUP BY trace_id
         ),
         o AS (

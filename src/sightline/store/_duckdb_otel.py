@@ -21,6 +21,7 @@ from sightline.store.base import (
     MetricSeries,
     WindowAgg,
     WindowValue,
+    newest_score,
 )
 
 if TYPE_CHECKING:
@@ -490,7 +491,8 @@ def compare_values(
 ) -> dict[str, list[float]]:
     """Per-request values of an interval: latency_ms, cost_usd, error (0/1), and quality scores.
 
-    Quality is every evaluator score on the interval's LLM spans, by score name.
+    Quality is every score on the interval's LLM spans, by score name: the newest of each span,
+    score name and source (``SCORE_KEY``), so an evaluator re-run does not count a span twice.
     """
     where = ["project_id = ?", "kind = 'llm'", "start_time >= ?", "start_time < ?"]
     params: list[Any] = [project_id, _ts(start), _ts(end)]
@@ -505,10 +507,12 @@ def compare_values(
             params,
         ).fetchall()
         scores = cur.execute(
-            "SELECT sc.name, sc.value FROM scores sc JOIN spans s ON s.project_id ="  # noqa: S608
+            f"SELECT sc.name, ({newest_score('value', q='sc.')}).value FROM scores sc"  # noqa: S608
+            " JOIN spans s ON s.project_id ="
             " sc.project_id AND s.trace_id = sc.trace_id AND s.span_id = sc.span_id"
             f" WHERE sc.value IS NOT NULL AND {' AND '.join('s.' + x for x in where)}"
-            " LIMIT 200000",
+            # the joined span's integer primary key stands for (trace_id, span_id): cheaper
+            " GROUP BY s._key_trace, s._key_span, sc.name, sc.source LIMIT 200000",
             params,
         ).fetchall()
     out: dict[str, list[float]] = {
