@@ -50,6 +50,28 @@ def fill_lower(data_dir: Path, n: int) -> None:
     store.close()
 
 
+SCORED = ("relevance", "faithfulness")
+
+
+def fill_scores(data_dir: Path, runs: int) -> int:
+    """Each span scored by the ``SCORED`` evaluators ``runs`` times (a re-run adds rows)."""
+    store = DuckDBStore(data_dir / "sightline.duckdb")
+    for r in range(runs):
+        for name in SCORED:
+            store._write.execute(
+                "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, passed,"
+                " source, evaluator, evaluator_version, created_at)"
+                f" SELECT project_id, md5(span_id || '{name}{r}'), trace_id, span_id, '{name}',"
+                " random(), random() > 0.3, 'evaluator', ?, '1',"
+                f" start_time + INTERVAL 5 SECOND + INTERVAL {r} HOUR FROM spans",
+                [name],
+            )
+    store._write.execute("CHECKPOINT")
+    (count,) = store._write.execute("SELECT count(*) FROM scores").fetchone() or (0,)
+    store.close()
+    return int(count)
+
+
 def login(c: httpx.Client) -> None:
     form = c.get("/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
@@ -99,6 +121,10 @@ def main() -> None:
     ap.add_argument(
         "--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)"
     )
+    ap.add_argument(
+        "--score-runs", type=int, default=1,
+        help=f"times each span is scored by {', '.join(SCORED)} (0: no scores; 2: a re-run)",
+    )  # fmt: skip
     args = ap.parse_args()
     n = 50_000 if args.quick else 1_000_000
     ranges = {
@@ -109,7 +135,8 @@ def main() -> None:
         data = Path(tmp)
         t0 = time.perf_counter()
         fill_lower(data, n)
-        print(f"generated {n:,} spans in {time.perf_counter() - t0:.1f}s")
+        scores = fill_scores(data, args.score_runs)
+        print(f"generated {n:,} spans and {scores:,} scores in {time.perf_counter() - t0:.1f}s")
         env = {"SIGHTLINE_INIT_ADMIN_EMAIL": EMAIL, "SIGHTLINE_INIT_ADMIN_PASSWORD": PASSWORD,
                "SIGHTLINE_MONITOR_INTERVAL_S": "0", "SIGHTLINE_DRIFT_INTERVAL_S": "0",
                "SIGHTLINE_EVAL_ENABLED": "false"}  # fmt: skip
