@@ -67,8 +67,9 @@ def _trace(
     ]  # fmt: skip
 
 
-def start_dashboard_server(tmp: Path) -> Seeded:
-    srv = Server(
+def admin_server(tmp: Path, args: list[str] | None = None) -> Server:
+    """A started server in ``tmp`` with the dashboard admin and no default alert rules."""
+    return Server(
         data_dir=tmp / "data",
         port=free_port(),
         env={
@@ -76,8 +77,12 @@ def start_dashboard_server(tmp: Path) -> Seeded:
             "SIGHTLINE_INIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SIGHTLINE_DEFAULT_ALERT_RULES": "false",
         },
-        args=["--monitor-interval", "1"],
+        args=args or [],
     ).start()
+
+
+def start_dashboard_server(tmp: Path) -> Seeded:
+    srv = admin_server(tmp, ["--monitor-interval", "1"])
     seeded = Seeded(srv)
     now = datetime.now(UTC)
     spans: list[dict[str, Any]] = []

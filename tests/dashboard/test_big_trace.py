@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
-from _helpers import PROJECT, Server, free_port
+from _dashboard import admin_server, login
+from _helpers import PROJECT, Server
 
 NUM_SPANS = 2_345
 PAGE = 2_000
@@ -26,15 +26,7 @@ PAGE = 2_000
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, list[str]]]:
     tmp: Path = tmp_path_factory.mktemp("big-trace")
-    srv = Server(
-        data_dir=tmp / "data",
-        port=free_port(),
-        env={
-            "SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
-            "SIGHTLINE_INIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "SIGHTLINE_DEFAULT_ALERT_RULES": "false",
-        },
-    ).start()
+    srv = admin_server(tmp)
     try:
         tid = secrets.token_hex(16)
         t0 = datetime.now(UTC) - timedelta(minutes=5)

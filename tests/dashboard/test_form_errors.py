@@ -14,22 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, login
-from _helpers import PROJECT, Server, free_port
+from _dashboard import admin_server, login
+from _helpers import PROJECT, Server
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp("form-errors")
-    s = Server(
-        data_dir=tmp / "data",
-        port=free_port(),
-        env={
-            "SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
-            "SIGHTLINE_INIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "SIGHTLINE_DEFAULT_ALERT_RULES": "false",
-        },
-    ).start()
+    s = admin_server(tmp)
     try:
         yield s
     finally:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 import sightline
-from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, XSS, login
-from _helpers import API_KEY, PROJECT, Server, free_port
+from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, XSS, admin_server, login
+from _helpers import API_KEY, PROJECT, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWER_EMAIL = "viewer@example.com"
@@ -27,15 +27,7 @@ VIEWER_PASSWORD = "viewer password 1234"
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with a dashboard admin, and a viewer the admin added through Settings."""
-    s = Server(
-        data_dir=tmp_path_factory.mktemp("promptui") / "data",
-        port=free_port(),
-        env={
-            "SIGHTLINE_INIT_ADMIN_EMAIL": ADMIN_EMAIL,
-            "SIGHTLINE_INIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "SIGHTLINE_DEFAULT_ALERT_RULES": "false",
-        },
-    ).start()
+    s = admin_server(tmp_path_factory.mktemp("promptui"))
     try:
         with httpx.Client(base_url=s.url, timeout=30) as c:
             csrf = login(c)
