@@ -61,10 +61,10 @@ def fill_scores(data_dir: Path, runs: int) -> int:
             store._write.execute(
                 "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, passed,"
                 " source, evaluator, evaluator_version, created_at)"
-                f" SELECT project_id, md5(span_id || '{name}{r}'), trace_id, span_id, '{name}',"
+                " SELECT project_id, md5(span_id || ?), trace_id, span_id, ?,"
                 " random(), random() > 0.3, 'evaluator', ?, '1',"
-                f" start_time + INTERVAL 5 SECOND + INTERVAL {r} HOUR FROM spans",
-                [name],
+                " start_time + INTERVAL 5 SECOND + to_hours(CAST(? AS BIGINT)) FROM spans",
+                [f"{name}{r}", name, name, r],
             )
     store._write.execute("CHECKPOINT")
     (count,) = store._write.execute("SELECT count(*) FROM scores").fetchone() or (0,)

@@ -148,9 +148,10 @@ SCORE_KEY: tuple[str, ...] = ("trace_id", "span_id", "name", "source")
 """What one verdict is about: a span (or a trace, ``span_id`` NULL), a score name, and who gave
 it. Scores are append-only, so an evaluator re-run, a relabel or a changed thumbs vote adds a row
 with the same key; the A/B and release comparisons and task costs read only the newest row of
-each key (docs/evals.md), as drift and evaluator agreement do (score metrics not yet). ``source`` is part of the key: a human label must not replace the
-evaluator's verdict of the same name (the A/B comparison and agreement read both), nor an
-evaluator re-run hide a person's label. Rows are filtered first (failed runs, the source or
+each key (docs/evals.md), as drift and evaluator agreement do (score metrics not yet).
+``source`` is part of the key: a human label must not replace the evaluator's verdict of the
+same name (the A/B comparison and agreement read both), nor an evaluator re-run hide a
+person's label. Rows are filtered first (failed runs, the source or
 name asked for): an evaluator run that raised does not erase the verdict before it."""
 
 
