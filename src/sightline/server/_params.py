@@ -7,7 +7,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator
+from starlette.requests import Request
 
 from sightline.errors import ConfigError
 
@@ -18,10 +20,15 @@ __all__ = [
     "ApiTime",
     "check_json",
     "check_time",
+    "check_window",
+    "known_query",
     "parse_step",
     "parse_time",
 ]
 
+# Epoch seconds as ASCII digits only: float() also takes "1_767_225_600", "２０２６" (full-width
+# digits) and "nan", which would otherwise be read as a time nobody meant.
+_EPOCH_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 # at most 15 digits: int() of a longer one costs time (and fails past 4300 digits)
 _STEP_RE = re.compile(r"^(\d{1,15})\s*(s|m|h|d)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -78,10 +85,11 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     """
     if value is None or value == "":
         return None
-    try:
-        epoch: float | None = float(value)
-    except ValueError:
-        epoch = None
+    epoch: float | None = None
+    if _EPOCH_RE.fullmatch(value):
+        epoch = float(value)
+    elif value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise ConfigError(f"{name}: timestamp out of range")
     if epoch is not None:
         try:
             dt = datetime.fromtimestamp(epoch, UTC)
@@ -93,6 +101,50 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     except ValueError:
         raise ConfigError(f"{name}: expected epoch seconds or ISO-8601, got {value!r}") from None
     return check_time(dt, name)
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    """ConfigError (400) when both ends are given and ``from`` comes after ``to``.
+
+    Swapped ends otherwise answer an empty list, which reads as "no data" rather than as the
+    mistake it is. Equal ends are an empty window, not an error, for the list routes.
+    """
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"from ({start.isoformat()}) is after to ({end.isoformat()})")
+
+
+_known_names: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    names = _known_names.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        stack = [route.dependant]
+        while stack:
+            d = stack.pop()
+            found.update(f.alias for f in d.query_params)
+            stack.extend(d.dependencies)
+        names = _known_names[id(route)] = frozenset(found)
+    return names
+
+
+def known_query(request: Request) -> None:
+    """A route dependency: ConfigError (400) for a query parameter the route does not take.
+
+    A misspelt filter (``modle=gpt-4o``) would otherwise be ignored and the answer would be the
+    unfiltered data, which looks like a filtered answer.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
+    unknown = sorted({k for k in request.query_params if k not in known})
+    if unknown:
+        raise ConfigError(
+            f"unknown query parameter {unknown[0][:100]!r}; this route takes: "
+            + ", ".join(sorted(known))
+        )
 
 
 def parse_step(value: str | None) -> int | None:

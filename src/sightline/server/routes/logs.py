@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from sightline.server._params import parse_time
+from sightline.server._params import check_window, known_query, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import LogQuery
 
@@ -17,7 +17,7 @@ _HEX32 = "^[0-9a-fA-F]{32}$"
 _HEX16 = "^[0-9a-fA-F]{16}$"
 
 
-@router.get("/logs", summary="Search log records")
+@router.get("/logs", summary="Search log records", dependencies=[Depends(known_query)])
 async def list_logs(
     request: Request,
     project_id: str = Depends(project_of),
@@ -34,6 +34,8 @@ async def list_logs(
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """Newest first; the records of one trace come in time order."""
+    start, end = parse_time(from_, "from"), parse_time(to, "to")
+    check_window(start, end)
     query = LogQuery(
         project_id=project_id,
         trace_id=trace_id.lower() if trace_id else None,
@@ -41,8 +43,8 @@ async def list_logs(
         service_name=service_name,
         event_name=event_name,
         min_severity=min_severity,
-        start=parse_time(from_, "from"),
-        end=parse_time(to, "to"),
+        start=start,
+        end=end,
         text=q,
         limit=limit,
     )

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from sightline.errors import ConfigError
-from sightline.server._params import parse_step, parse_time
+from sightline.model import SPAN_KINDS
+from sightline.server._params import known_query, parse_step, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import (
     AGGS,
@@ -19,12 +20,17 @@ from sightline.store.base import (
     Agg,
     MetricDef,
     MetricQuery,
+    MetricSeries,
     otel_metric,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
 _MAX_BUCKETS = 20_000
+MAX_SERIES = 1000
+"""Series (groups) in one answer: ``group_by=session_id`` over a busy window otherwise answers
+one series per session, megabytes of JSON no chart can draw."""
+_STATUSES = ("ok", "error", "unset")
 _NO_ATTRS: list[str] = []
 # Named in DESIGN but not a windowed aggregate of spans: drift scores are results of drift jobs
 # (GET /api/v1/drift); asked for here, they answer with an explicit 400 saying where to look.
@@ -33,7 +39,7 @@ LIVE_METRICS = ("eval_lag_s",)
 """Process gauges rather than span aggregates: one current value, no agg, groups or filters."""
 
 
-@router.get("/metrics", summary="Evaluate a metric")
+@router.get("/metrics", summary="Evaluate a metric", dependencies=[Depends(known_query)])
 async def get_metric(
     request: Request,
     project_id: str = Depends(project_of),
@@ -75,7 +81,32 @@ async def get_metric(
     store = state_of(request).store
     if m is None and await run_in_threadpool(store.has_otel_metric, project_id, name):
         m = otel_metric(OTEL_PREFIX + name)
+    span_filters = {
+        k: v
+        for k, v in {
+            "kind": kind,
+            "model": model,
+            "provider": provider,
+            "user_id": user_id,
+            "session_id": session_id,
+            "tenant_id": tenant_id,
+            "feature": feature,
+            "prompt_name": prompt_name,
+            "prompt_version": prompt_version,
+            "variant": variant,
+            "environment": environment,
+            "status": status,
+        }.items()
+        if v is not None
+    }
     if m is not None and m.otel_name is not None:
+        if span_filters:
+            # these name span columns; an OTLP point has attributes instead, and ignoring the
+            # filter would answer the unfiltered metric
+            raise ConfigError(
+                f"{', '.join(span_filters)}: filters of span metrics; filter OTLP and scraped "
+                "metrics with attr=key=value (or service_name)"
+            )
         return await _otel_metric(
             request, project_id, m, agg, group_by, from_, to, step, service_name, attr
         )
@@ -86,6 +117,15 @@ async def get_metric(
                 "read it at GET /api/v1/drift"
             )
         raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+    if attr:
+        raise ConfigError(
+            f"attr: filters OTLP and scraped metrics only; {name!r} is computed from spans, "
+            f"filter it by {', '.join(DIMENSIONS)}"
+        )
+    if kind is not None and kind not in SPAN_KINDS:
+        raise ConfigError(f"kind: expected one of {', '.join(SPAN_KINDS)}")
+    if status is not None and status not in _STATUSES:
+        raise ConfigError(f"status: expected one of {', '.join(_STATUSES)}")
     a = agg or m.default_agg
     if a not in AGGS:
         raise ConfigError(f"agg: expected one of {', '.join(AGGS)}")
@@ -103,29 +143,13 @@ async def get_metric(
             f"too many buckets: choose a step of at least "
             f"{int((end - start).total_seconds() // _MAX_BUCKETS) + 1}s"
         )
-    groups = tuple(g.strip() for g in group_by.split(",") if g.strip()) if group_by else ()
+    groups = _groups(group_by)
     for g in groups:
         if g not in DIMENSIONS:
             raise ConfigError(f"group_by: cannot group by {g!r}; use {', '.join(DIMENSIONS)}")
-    filters = {
-        k: v
-        for k, v in {
-            "kind": kind,
-            "model": model,
-            "provider": provider,
-            "user_id": user_id,
-            "session_id": session_id,
-            "tenant_id": tenant_id,
-            "feature": feature,
-            "prompt_name": prompt_name,
-            "prompt_version": prompt_version,
-            "variant": variant,
-            "environment": environment,
-            "service_name": service_name,
-            "status": status,
-        }.items()
-        if v is not None
-    }
+    filters = dict(span_filters)
+    if service_name is not None:
+        filters["service_name"] = service_name
     query = MetricQuery(
         project_id=project_id,
         metric=m,
@@ -136,7 +160,7 @@ async def get_metric(
         group_by=groups,
         filters=filters,
     )
-    series = await run_in_threadpool(state_of(request).store.query_metric, query)
+    series = _bounded(await run_in_threadpool(state_of(request).store.query_metric, query), groups)
     return {
         "releases": await _markers(request, project_id, start, end),
         "name": name,
@@ -151,6 +175,23 @@ async def get_metric(
             for s in series
         ],
     }
+
+
+def _groups(group_by: str | None) -> tuple[str, ...]:
+    """The names of ``group_by`` in order, each once (``model,model`` groups by model)."""
+    if not group_by:
+        return ()
+    return tuple(dict.fromkeys(g.strip() for g in group_by.split(",") if g.strip()))
+
+
+def _bounded(series: list[MetricSeries], groups: tuple[str, ...]) -> list[MetricSeries]:
+    """``series``, or ConfigError (400) past MAX_SERIES series."""
+    if len(series) > MAX_SERIES:
+        raise ConfigError(
+            f"group_by {','.join(groups)}: more than {MAX_SERIES} groups in this window; "
+            "narrow it with a filter or a shorter window, or group by fewer names"
+        )
+    return series
 
 
 async def _markers(
@@ -220,7 +261,7 @@ async def _otel_metric(
     if a not in AGGS:
         raise ConfigError(f"agg: expected one of {', '.join(AGGS)}")
     start, end, step_s = _window(from_, to, step)
-    groups = tuple(g.strip() for g in group_by.split(",") if g.strip()) if group_by else ()
+    groups = _groups(group_by)
     filters: dict[str, str] = {}
     for f in attr:
         k, sep, v = f.partition("=")
@@ -239,7 +280,7 @@ async def _otel_metric(
         group_by=groups,
         filters=filters,
     )
-    series = await run_in_threadpool(state_of(request).store.query_metric, query)
+    series = _bounded(await run_in_threadpool(state_of(request).store.query_metric, query), groups)
     return {
         "releases": await _markers(request, project_id, start, end),
         "name": m.name,
@@ -257,7 +298,11 @@ async def _otel_metric(
     }
 
 
-@router.get("/otel-metrics", summary="OTLP and scraped metrics of the project")
+@router.get(
+    "/otel-metrics",
+    summary="OTLP and scraped metrics of the project",
+    dependencies=[Depends(known_query)],
+)
 async def list_otel_metrics(
     request: Request, project_id: str = Depends(project_of)
 ) -> dict[str, Any]:

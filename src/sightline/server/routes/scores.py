@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline.errors import ConfigError, NotFound
 from sightline.evals import HUMAN_LABELS, human_passed
 from sightline.model import MAX_SCORE_NAME_CHARS, SCORE_NAME_PATTERN, SCORE_SOURCES, Score
-from sightline.server._params import parse_time
+from sightline.server._params import check_window, known_query, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store import ScoreQuery
 
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["scores"])
 _MAX_LIMIT = 1000
 
 
-@router.get("/scores", summary="List scores, newest first")
+@router.get("/scores", summary="List scores, newest first", dependencies=[Depends(known_query)])
 async def list_scores(
     request: Request,
     project_id: str = Depends(project_of),
@@ -43,6 +43,8 @@ async def list_scores(
     """Scores matching every given filter; follow ``next_cursor`` for the next page."""
     if source is not None and source not in SCORE_SOURCES:
         raise ConfigError(f"source: expected one of {', '.join(SCORE_SOURCES)}")
+    start, end = parse_time(from_, "from"), parse_time(to, "to")
+    check_window(start, end)
     query = ScoreQuery(
         project_id=project_id,
         trace_id=trace_id.lower() if trace_id else None,
@@ -51,8 +53,8 @@ async def list_scores(
         source=source,
         label=label,
         evaluator=evaluator,
-        start=parse_time(from_, "from"),
-        end=parse_time(to, "to"),
+        start=start,
+        end=end,
         limit=limit,
         cursor=cursor,
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sightline.errors import ConfigError, SightlineError
 from sightline.model import SPAN_KINDS
 from sightline.server._body import read_body
-from sightline.server._params import parse_time
+from sightline.server._params import check_window, known_query, parse_time
 from sightline.server._state import project_of, state_of
 from sightline.store.base import SpanQuery
 
@@ -57,7 +57,7 @@ async def ingest_spans(request: Request, project_id: str = Depends(project_of)) 
     }
 
 
-@router.get("/spans", summary="List spans, newest first")
+@router.get("/spans", summary="List spans, newest first", dependencies=[Depends(known_query)])
 async def list_spans(
     request: Request,
     project_id: str = Depends(project_of),
@@ -78,10 +78,12 @@ async def list_spans(
         raise ConfigError(f"kind: expected one of {', '.join(SPAN_KINDS)}")
     if status is not None and status not in ("ok", "error", "unset"):
         raise ConfigError("status: expected ok, error or unset")
+    start, end = parse_time(from_, "from"), parse_time(to, "to")
+    check_window(start, end)
     query = SpanQuery(
         project_id=project_id,
-        start=parse_time(from_, "from"),
-        end=parse_time(to, "to"),
+        start=start,
+        end=end,
         kind=kind,
         model=model,
         user_id=user_id,

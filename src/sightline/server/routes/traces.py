@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from sightline._cursor import decode_cursor, encode_cursor
 from sightline.errors import NotFound
 from sightline.model import Span
+from sightline.server._params import known_query
 from sightline.server._state import project_of, state_of
 from sightline.store.base import LogQuery, TraceStore, TraceSummary
 
@@ -100,7 +101,11 @@ def load_trace_page(
     return tree
 
 
-@router.get("/traces/{trace_id}", summary="A trace as a span tree with per-span timings")
+@router.get(
+    "/traces/{trace_id}",
+    summary="A trace as a span tree with per-span timings",
+    dependencies=[Depends(known_query)],
+)
 async def get_trace(
     request: Request,
     trace_id: str = Path(pattern="^[0-9a-fA-F]{32}$"),
