@@ -55,9 +55,19 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _is_raw(kwargs: Mapping[str, Any]) -> bool:
+def _reads_bytes(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the app will read the HTTP body itself (``with_streaming_response``).
+
+    Such an app sees the bytes, so nothing may be added to the stream. ``with_raw_response``
+    (header value ``true``) is read through ``parse()``, whose stream Sightline observes and
+    hides its usage chunk from, as for a plain stream.
+    """
     headers = kwargs.get("extra_headers")
-    return isinstance(headers, Mapping) and any(str(k).lower() == _RAW_HEADER for k in headers)
+    if not isinstance(headers, Mapping):
+        return False
+    return any(
+        str(k).lower() == _RAW_HEADER and str(v).lower() != "true" for k, v in headers.items()
+    )
 
 
 def _given(v: Any) -> bool:
@@ -90,7 +100,7 @@ class ChatApi:
         if call is None:
             return None
         prep = Prepared(call, kwargs, kwargs)
-        if kwargs.get("stream") is True and self.stream_usage and not _is_raw(kwargs):
+        if kwargs.get("stream") is True and self.stream_usage and not _reads_bytes(kwargs):
             opts = kwargs.get("stream_options")
             opts = dict(opts) if isinstance(opts, Mapping) else {}
             if not opts.get("include_usage"):

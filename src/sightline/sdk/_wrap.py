@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -122,42 +123,99 @@ def _hook_closes(stream: Any, call: LlmCall, reading: list[bool], names: tuple[s
                 internal_error("llm_response_close")
 
 
-def _finish_sync(api: Api, prep: Prepared, result: Any) -> Any:
+def _observe_stream(
+    api: Api, call: LlmCall, stream: Any, state: dict[str, Any], reading: list[bool]
+) -> None:
+    """Observe ``stream`` in place: its iterator, and its closes (sync or async)."""
+    original = stream._iterator
+    if hasattr(original, "__anext__"):
+        stream._iterator = _observe_async(api, call, original, state, reading)
+        _hook_closes(stream, call, reading, ("aclose",))
+    else:
+        stream._iterator = _observe_sync(api, call, original, state, reading)
+        _hook_closes(stream, call, reading, ("close",))
+
+
+def _finish(api: Api, prep: Prepared, result: Any) -> Any:
+    """Record ``result`` (response, stream or raw response); end the call unless read later."""
     call = prep.call
-    stream: Any = result
     try:
         if isinstance(result, api.stream_types):
-            reading = [False]
-            original = stream._iterator
-            stream._iterator = _observe_sync(api, call, original, prep.state, reading)
-            _hook_closes(stream, call, reading, ("close",))
+            _observe_stream(api, call, result, prep.state, [False])
             call.detach()
             return result
         if isinstance(result, api.response_types):
             api.response(call, result)
+        elif _is_raw_response(result) and _observe_raw(api, prep, result):
+            call.detach()
+            return result
     except Exception:
         internal_error("llm_response")
     call.end()
     return result
 
 
-async def _finish_async(api: Api, prep: Prepared, result: Any) -> Any:
+def _is_raw_response(result: Any) -> bool:
+    """``with_raw_response`` / ``with_streaming_response`` results: an HTTP response to parse."""
+    return callable(getattr(result, "parse", None)) and hasattr(result, "http_response")
+
+
+def _observe_raw(api: Api, prep: Prepared, raw: Any) -> bool:
+    """Record a raw response when the app parses it; True when the call stays open until then.
+
+    The clients' ``with_raw_response`` (and ``with_streaming_response``) return the HTTP
+    response, and the stream or completion only comes out of ``parse()``: that is where the
+    stream is observed, as if ``create`` had returned it. A body already read (a call that did
+    not stream) is recorded at once from its JSON, without parsing it for the app. A response
+    never parsed ends the call when it is closed (or, at the latest, collected).
+    """
     call = prep.call
-    stream: Any = result
-    try:
-        if isinstance(result, api.stream_types):
-            reading = [False]
-            original = stream._iterator
-            stream._iterator = _observe_async(api, call, original, prep.state, reading)
-            _hook_closes(stream, call, reading, ("aclose",))
-            call.detach()
-            return result
-        if isinstance(result, api.response_types):
-            api.response(call, result)
-    except Exception:
-        internal_error("llm_response")
-    call.end()
-    return result
+    http = raw.http_response
+    if prep.kwargs.get("stream") is not True:
+        try:
+            body = json.loads(http.content)
+        except Exception:  # not read yet (with_streaming_response), or not JSON: parse() says
+            body = None
+        if isinstance(body, dict):
+            api.response(call, body)
+            return False
+    reading = [False]
+    original_parse = raw.parse
+    seen: set[int] = set()
+
+    def observe(parsed: Any) -> Any:
+        try:
+            if id(parsed) in seen:  # parse() caches: the same stream again
+                return parsed
+            seen.add(id(parsed))
+            if isinstance(parsed, api.stream_types):
+                _observe_stream(api, call, parsed, prep.state, reading)
+            elif isinstance(parsed, api.response_types):
+                api.response(call, parsed)
+                call.end()
+        except Exception:
+            internal_error("llm_raw_parse")
+        return parsed
+
+    if inspect.iscoroutinefunction(original_parse):
+
+        @functools.wraps(original_parse)
+        async def parse_async(*args: Any, **kwargs: Any) -> Any:
+            return observe(await original_parse(*args, **kwargs))
+
+        raw.parse = parse_async
+    else:
+
+        @functools.wraps(original_parse)
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            return observe(original_parse(*args, **kwargs))
+
+        raw.parse = parse
+    # the response closed without being parsed (its bytes read by the app, or not at all)
+    _end_on_close(raw, "close", call, reading)
+    for name in ("close", "aclose"):
+        _end_on_close(http, name, call, reading)
+    return True
 
 
 def _observe_sync(
@@ -238,7 +296,7 @@ def _call_sync(api: Api, kwargs: dict[str, Any], send: Callable[[dict[str, Any]]
         prep.call.end(e)
         raise
     CURRENT_CALL.reset(token)
-    return _finish_sync(api, prep, result)
+    return _finish(api, prep, result)
 
 
 async def _call_async(
@@ -272,7 +330,7 @@ async def _call_async(
         prep.call.end(e)
         raise
     CURRENT_CALL.reset(token)
-    return await _finish_async(api, prep, result)
+    return _finish(api, prep, result)
 
 
 def wrap_sync(original: Callable[..., Any], api: Api) -> Callable[..., Any]:
