@@ -163,3 +163,69 @@ def test_spans_of_forked_multiprocessing_children_are_sent() -> None:
     assert proc.returncode == 0, proc.stderr
     # a forked child leaves through os._exit: without a flush, its spans were lost
     assert json.loads(proc.stdout) == ["child-1", "child-2", "child-3"]
+
+
+REINIT = textwrap.dedent("""
+    import json, sys, time
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import sightline
+
+    class Printing(InMemorySpanExporter):
+        def __init__(self, delay_s):
+            super().__init__()
+            self.delay_s = delay_s
+
+        def export(self, spans):
+            time.sleep(self.delay_s)
+            print(json.dumps(["exported", sorted(s.name for s in spans)]), flush=True)
+            return super().export(spans)
+
+    first, second = Printing(0.5), Printing(0.0)  # the first collector is slow to answer
+    case = sys.argv[1]
+    if case == "queued":
+        # the app exits right after its second init: the first one's queue must still leave
+        sightline.init(span_exporter=first, instrument=False, check_budgets=False)
+        with sightline.span("before"):
+            pass
+        sightline.init(span_exporter=second, instrument=False, check_budgets=False)
+        with sightline.span("after"):
+            pass
+    elif case == "open-trace":
+        # an unsampled trace, open across the second init, with a span that failed before it
+        sightline.init(span_exporter=first, instrument=False, sample_rate=0.0)
+        with sightline.trace("root"):
+            try:
+                with sightline.span("failing"):
+                    raise RuntimeError("boom")
+            except RuntimeError:
+                pass
+            sightline.init(span_exporter=second, instrument=False, sample_rate=0.0)
+    elif case == "rate":
+        # the second init's sample rate applies (it was the first one's, 0: nothing exported)
+        sightline.init(span_exporter=first, instrument=False, sample_rate=0.0)
+        sightline.init(span_exporter=second, instrument=False, sample_rate=1.0)
+        for i in range(3):
+            with sightline.trace(f"t{i}"):
+                pass
+""")
+
+
+def _exported(case: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", REINIT, case], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = [n for line in proc.stdout.splitlines() for n in json.loads(line)[1]]
+    return sorted(names)
+
+
+class TestInitCalledAgain:
+    def test_spans_queued_by_the_first_init_are_sent_at_exit(self) -> None:
+        assert _exported("queued") == ["after", "before"]
+
+    def test_an_open_unsampled_trace_keeps_its_failed_span(self) -> None:
+        assert _exported("open-trace") == ["failing", "root"]
+
+    def test_the_new_sample_rate_applies(self) -> None:
+        assert _exported("rate") == ["t0", "t1", "t2"]

@@ -21,7 +21,7 @@ from sightline.sdk._config import SdkOptions, _bool, _env, resolve_options
 from sightline.sdk._errors import handle_internal_errors
 from sightline.sdk._providers import instrument_installed, keep_span
 from sightline.sdk._request_log import RequestLogProcessor
-from sightline.sdk._sampling import ErrorKeepingProcessor, sampler_for
+from sightline.sdk._sampling import ConfiguredSampler, ErrorKeepingProcessor, sampler_for
 from sightline.sdk._threads import instrument_threads
 from sightline.sdk._tracing import _Content, add_trace_attributes, use_provider
 
@@ -159,6 +159,9 @@ def init(
         current = otel_trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             provider = current
+            if isinstance(provider.sampler, ConfiguredSampler):
+                # init called again: its sample rate applies (an app's own sampler is kept)
+                provider.sampler.delegate = sampler_for(opts.sample_rate)
         else:
             attrs: dict[str, str] = {"service.name": opts.service_name}
             if opts.service_version:
@@ -166,7 +169,8 @@ def init(
             if opts.environment:
                 attrs["deployment.environment.name"] = opts.environment
             provider = TracerProvider(
-                resource=Resource.create(attrs), sampler=sampler_for(opts.sample_rate)
+                resource=Resource.create(attrs),
+                sampler=ConfiguredSampler(sampler_for(opts.sample_rate)),
             )
             otel_trace.set_tracer_provider(provider)
             if otel_trace.get_tracer_provider() is not provider:  # someone set it first
@@ -188,7 +192,7 @@ def init(
         # replace the old ones, and each span is exported once, not once per init
         for old in _state.exporting:
             if not old.retired:
-                old.retire(shutdown=old.exporter is not span_exporter)
+                old.retire(shutdown=old.exporter is not span_exporter, successor=exporting)
         _state.exporting.append(exporting)
         _state.provider = provider
         _state.options = opts

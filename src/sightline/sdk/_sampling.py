@@ -28,7 +28,7 @@ from opentelemetry.util.types import Attributes
 
 from sightline.sdk._errors import handle_internal_errors, internal_error, logger
 
-__all__ = ["ErrorKeepingProcessor", "RecordUnsampled", "sampler_for"]
+__all__ = ["ConfiguredSampler", "ErrorKeepingProcessor", "RecordUnsampled", "sampler_for"]
 
 _MAX_TRACES = 1_000
 _MAX_SPANS_PER_TRACE = 512
@@ -59,6 +59,34 @@ class RecordUnsampled(Sampler):
 
     def get_description(self) -> str:
         return f"RecordUnsampled({self._ratio.get_description()})"
+
+
+class ConfiguredSampler(Sampler):
+    """The sampler of the provider ``init`` creates: a later ``init`` can change its rate.
+
+    Tracers copy their provider's sampler when they are made, so the provider's sampler cannot
+    be replaced; this one delegates, and ``init`` called again swaps what it delegates to.
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return self.delegate.get_description()
 
 
 def sampler_for(rate: float) -> Sampler:
@@ -118,6 +146,7 @@ class ErrorKeepingProcessor(SpanProcessor):
         self._filter: Callable[[ReadableSpan], bool] | None = None
         self.retired = False
         """Replaced by a later ``init``: passes nothing on (see :meth:`retire`)."""
+        self._retiring: threading.Thread | None = None
         # BatchSpanProcessor.on_start does nothing: not called for every span
         self._inner_on_start = type(inner).on_start not in (
             BatchSpanProcessor.on_start,
@@ -128,19 +157,49 @@ class ErrorKeepingProcessor(SpanProcessor):
         """Export only the spans ``keep`` accepts (set by the provider instrumentation)."""
         self._filter = keep
 
-    def retire(self, *, shutdown: bool = True) -> None:
+    def retire(
+        self, *, shutdown: bool = True, successor: ErrorKeepingProcessor | None = None
+    ) -> None:
         """Stop exporting (a later ``init`` replaced this processor); send what it still holds.
 
         OpenTelemetry cannot remove a processor from a provider: without this, every span
         would be exported once per ``init`` call. ``shutdown=False`` only flushes, for an
         exporter the new processor uses too (shutting the batch down would shut it down).
+        The traces still open here (unsampled, waiting for their root to see whether one of
+        their spans failed) go to ``successor``, which ends them: their spans that ended
+        before are kept. The export runs aside; ``force_flush`` and ``shutdown_within`` wait
+        for it (so at exit, the spans queued here are sent too).
         """
         self.retired = True
+        if successor is not None:
+            successor._adopt(self)
         inner = self._inner
         target: Callable[[], object] = (
-            (lambda: self.shutdown_within(5.0)) if shutdown else (lambda: inner.force_flush(5000))
+            (lambda: self._shutdown_inner(5.0)) if shutdown else (lambda: inner.force_flush(5000))
         )
-        threading.Thread(target=target, name="sightline-retire", daemon=True).start()
+        self._retiring = threading.Thread(target=target, name="sightline-retire", daemon=True)
+        self._retiring.start()
+
+    def _adopt(self, old: ErrorKeepingProcessor) -> None:
+        """Take over ``old``'s open unsampled traces (merged with what this one has of them)."""
+        with old._lock:
+            pending, old._pending = old._pending, OrderedDict()
+        with self._lock:
+            for trace_id, (spans, errored) in pending.items():
+                mine, mine_errored = self._pending.pop(trace_id, ([], False))
+                # a span that ended between the two processors' swap was seen by both
+                seen = {id(s) for s in spans}
+                merged = spans + [s for s in mine if id(s) not in seen]
+                self._pending[trace_id] = (merged[:_MAX_SPANS_PER_TRACE], errored or mine_errored)
+            while len(self._pending) > _MAX_TRACES:
+                self._pending.popitem(last=False)
+
+    def _wait_retired(self, timeout_s: float) -> bool:
+        t = self._retiring
+        if t is None:
+            return True
+        t.join(max(timeout_s, 0.0))
+        return not t.is_alive()
 
     def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
         if self._inner_on_start and not self.retired:
@@ -192,6 +251,14 @@ class ErrorKeepingProcessor(SpanProcessor):
 
     def shutdown_within(self, timeout_s: float) -> None:
         """Shut the exporting processor down, waiting at most about ``timeout_s``."""
+        if self.retired:
+            # its retirement flushes (or shuts down) the batch: a second shutdown would not
+            # wait for that export, and would shut an exporter the successor shares
+            self._wait_retired(timeout_s)
+            return
+        self._shutdown_inner(timeout_s)
+
+    def _shutdown_inner(self, timeout_s: float) -> None:
         if self.dropped and not self._reported:
             self._reported = True
             logger.warning("sightline dropped %d spans: the export queue was full", self.dropped)
@@ -204,5 +271,5 @@ class ErrorKeepingProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self.retired:
-            return True
+            return self._wait_retired(timeout_millis / 1000)
         return self._inner.force_flush(timeout_millis)
