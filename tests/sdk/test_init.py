@@ -229,3 +229,62 @@ class TestInitCalledAgain:
 
     def test_the_new_sample_rate_applies(self) -> None:
         assert _exported("rate") == ["t0", "t1", "t2"]
+
+
+FORKED_SERVER_DOWN = textwrap.dedent("""
+    import json, multiprocessing, os, socket, sys, time
+    import sightline
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: the server is down
+    sightline.init(endpoint=f"http://127.0.0.1:{port}", instrument=False, check_budgets=False)
+
+    def work(n):
+        for i in range(n):
+            with sightline.span(f"child-{i}"):
+                pass
+
+    def timed(start):
+        t = time.perf_counter()
+        start()
+        return round(time.perf_counter() - t, 2)
+
+    if __name__ == "__main__":
+        ctx = multiprocessing.get_context("fork")
+        out = {}
+        for n in (0, 1):
+            p = ctx.Process(target=work, args=(n,))
+            out[f"process-{n}"] = timed(lambda: (p.start(), p.join()))
+
+        def gunicorn_like(n):
+            pid = os.fork()
+            if pid == 0:  # a worker leaving through sys.exit: atexit handlers run
+                work(n)
+                sys.exit(0)
+            os.waitpid(pid, 0)
+
+        for n in (0, 1):
+            out[f"sys-exit-{n}"] = timed(lambda: gunicorn_like(n))
+        print(json.dumps(out), flush=True)
+        os._exit(0)  # the parent's own exit is not what is measured
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_exits_promptly_when_the_server_is_down() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", FORKED_SERVER_DOWN],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    took = json.loads(proc.stdout)
+    # it waited 3 s (the main process's exit limit) for spans that could not leave
+    assert took["process-1"] < 1.5 and took["sys-exit-1"] < 1.5, took
+    # nothing pending: nothing to wait for
+    assert took["process-0"] < 0.5 and took["sys-exit-0"] < 0.5, took

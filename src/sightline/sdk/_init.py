@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -37,6 +38,8 @@ class _State:
     options: SdkOptions | None = None
     exporting: list[_TracingExportProcessor] = []  # one process, one state
     request_log = False
+    pid = 0
+    """The process that called ``init`` (another one is a forked child)."""
     exit_hook = False
     fork_hook = False
 
@@ -63,6 +66,11 @@ _MAX_QUEUE_SPANS = 4096
 # At exit the app waits at most this long for the last spans to leave (a hanging collector
 # must not hold the process): OpenTelemetry's own default is 30 s.
 _EXIT_TIMEOUT_S = 3.0
+# A forked child (a multiprocessing or gunicorn worker) waits less: workers exit in numbers,
+# and their parent (a pool's join, a graceful reload) waits on each. One batch to a collector
+# that answers takes milliseconds; one that is down (the exporter backs off ~1 s after a
+# refused connection) or hanging would hold every exit for the whole limit.
+_CHILD_EXIT_TIMEOUT_S = 0.5
 
 
 def init(
@@ -196,6 +204,7 @@ def init(
         _state.exporting.append(exporting)
         _state.provider = provider
         _state.options = opts
+        _state.pid = os.getpid()
         if not _state.exit_hook:
             # Registered after the provider's own handler, so it runs first (atexit is LIFO).
             atexit.register(_at_exit)
@@ -243,7 +252,7 @@ def dropped_spans() -> int:
 def shutdown(timeout_s: float = 5.0) -> None:
     """Flush pending spans, waiting at most ``timeout_s`` (a hanging collector cannot hold it).
 
-    Called at exit too, with a 3 s limit.
+    Called at exit too (when spans are pending), with a 3 s limit; 0.5 s in a forked child.
     """
     provider = _state.provider
     if provider is None:
@@ -266,9 +275,16 @@ def _flush_for_budget() -> None:
         provider.force_flush(5000)
 
 
+def _pending() -> bool:
+    """Whether this process has spans still to export (nothing to wait for otherwise)."""
+    return any(p.has_pending() for p in _state.exporting)
+
+
 def _at_exit() -> None:
     with handle_internal_errors("exit"):
-        shutdown(_EXIT_TIMEOUT_S)
+        forked = os.getpid() != _state.pid
+        if _pending():
+            shutdown(_CHILD_EXIT_TIMEOUT_S if forked else _EXIT_TIMEOUT_S)
         for p in _state.exporting:
             p.shutdown_within(0.1)
 
@@ -292,4 +308,5 @@ def _after_fork_in_child(_: object) -> None:
 
 def _flush_in_child() -> None:
     with handle_internal_errors("exit"):
-        shutdown(_EXIT_TIMEOUT_S)
+        if _pending():
+            shutdown(_CHILD_EXIT_TIMEOUT_S)

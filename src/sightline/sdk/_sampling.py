@@ -194,6 +194,19 @@ class ErrorKeepingProcessor(SpanProcessor):
             while len(self._pending) > _MAX_TRACES:
                 self._pending.popitem(last=False)
 
+    def has_pending(self) -> bool:
+        """Whether spans wait here to be exported (queued, being sent, or being retired)."""
+        if self.retired:
+            t = self._retiring
+            return t is not None and t.is_alive()
+        q = self._queue
+        if q is None:
+            return True  # an OpenTelemetry that moved its queue: assume there is something
+        if len(q):
+            return True
+        lock = getattr(getattr(self._inner, "_batch_processor", None), "_export_lock", None)
+        return lock is None or bool(lock.locked())
+
     def _wait_retired(self, timeout_s: float) -> bool:
         t = self._retiring
         if t is None:
