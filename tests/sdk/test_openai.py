@@ -479,3 +479,44 @@ class TestSeveralChoices:
         assert out["tool_calls"] == [{"id": "a", "name": "f0", "arguments": '{"x":1}'}]
         out = json.loads((whole_span.attributes or {})["gen_ai.output.messages"])[0]
         assert out["content"] == "" and [t["id"] for t in out["tool_calls"]] == ["a"]
+
+
+class TestStreamedRefusal:
+    def test_a_streamed_refusal_is_recorded_as_the_output_as_when_not_streamed(
+        self, capture_spans: CapturedSpans
+    ) -> None:
+        httpx = pytest.importorskip("httpx2")
+        words = ["I'm sorry, ", "I can't ", "help with that."]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return f"data: {json.dumps({**body, 'choices': [choice]})}\n\n"
+
+        sse = (
+            chunk({"role": "assistant", "content": None, "refusal": ""})
+            + "".join(chunk({"refusal": w}) for w in words)
+            + chunk({}, "stop")
+            + "data: [DONE]\n\n"
+        )
+
+        def handler(request: Any) -> Any:
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=sse.encode()
+            )
+
+        client = openai.OpenAI(
+            api_key="test",
+            base_url="http://refusing.invalid/v1",
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        )
+        _OPEN.append(client)
+        got = [
+            c.choices[0].delta.refusal
+            for c in client.chat.completions.create(model="m", messages=Q, stream=True)
+            if c.choices and c.choices[0].delta.refusal
+        ]
+        assert got == words  # the app sees its chunks unchanged
+        a = capture_spans.attributes("chat m")
+        assert json.loads(a["gen_ai.output.messages"])[0]["content"] == "".join(words)
+        assert a["sightline.ttft_ms"] > 0

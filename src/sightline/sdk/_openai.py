@@ -162,6 +162,9 @@ class ChatApi:
                     call.first_token()
                     if _get(choice, "index") in (0, None):  # n > 1: the first choice's, as text
                         _tool_call_delta(call, _get(delta, "tool_calls"))
+                        refusal = _get(delta, "refusal")
+                        if isinstance(refusal, str):  # the text, as a call not streamed records
+                            call.text_parts.append(refusal)
             fr = _get(choice, "finish_reason")
             if fr:
                 call.finish_reasons.append(str(fr))
