@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 import sightline
+from _sdk import close_tracked
 from sightline.testing import FakeProvider
 
 
@@ -21,3 +22,9 @@ def instrumented() -> Iterator[None]:
     yield
     sightline.uninstrument_openai()
     sightline.uninstrument_anthropic()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    close_tracked()

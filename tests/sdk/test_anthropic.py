@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import pytest
 from opentelemetry.trace import StatusCode
 
+from _sdk import anthropic_client
 from sightline.sdk._providers import keep_span
 from sightline.testing import CapturedSpans, FakeProvider
 
@@ -18,22 +18,12 @@ Q = [{"role": "user", "content": "Can I get a refund on an annual plan?"}]
 REPLY = "Annual plans are refundable within thirty days."
 MODEL = "claude-haiku-4-5"
 NAME = f"chat {MODEL}"
-_OPEN: list[anthropic.Anthropic] = []
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
 
 def _client(fake: FakeProvider, **kw: Any) -> anthropic.Anthropic:
-    client = anthropic.Anthropic(base_url=fake.base_url, api_key="test", **kw)
-    _OPEN.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
+    return anthropic_client(fake, **kw)
 
 
 class TestMessages:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -19,6 +18,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from _sdk import anthropic_client, openai_client
 from sightline.sdk._providers import keep_span
 from sightline.testing import CapturedSpans, FakeProvider
 
@@ -36,26 +36,14 @@ class Refund(pydantic.BaseModel):
 
 
 REFUND_JSON = '{"refundable": true, "days": 30}'
-_OPEN: list[Any] = []
 
 
 def _oai(fake: FakeProvider, **kw: Any) -> openai.OpenAI:
-    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", **kw)
-    _OPEN.append(client)
-    return client
+    return openai_client(fake, **kw)
 
 
 def _claude(fake: FakeProvider, **kw: Any) -> anthropic.Anthropic:
-    client = anthropic.Anthropic(base_url=fake.base_url, api_key="test", **kw)
-    _OPEN.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
+    return anthropic_client(fake, **kw)
 
 
 def _exported(capture: CapturedSpans) -> list[ReadableSpan]:

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import sightline
+from _sdk import openai_client, track
 from sightline.sdk._tracing import _Content
 from sightline.testing import CapturedSpans, FakeProvider
 
@@ -20,20 +21,8 @@ Q = [{"role": "user", "content": "Can I get a refund on an annual plan?"}]
 REPLY = "Annual plans are refundable within thirty days."
 
 
-_OPEN: list[openai.OpenAI] = []
-
-
 def _client(fake: FakeProvider, **kw: Any) -> openai.OpenAI:
-    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", **kw)
-    _OPEN.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
+    return openai_client(fake, **kw)
 
 
 def _aclient(fake: FakeProvider, **kw: Any) -> openai.AsyncOpenAI:
@@ -395,7 +384,7 @@ class TestInjectedStreamOptions:
             max_retries=0,
             http_client=httpx.Client(transport=httpx.MockTransport(handler)),
         )
-        _OPEN.append(client)
+        track(client)
         stream = client.chat.completions.create(model="m", messages=Q, stream=True)
         assert [c.choices[0].delta.content for c in stream] == ["hi"]
         assert [("stream_options" in b) for b in sent] == [True, False]
@@ -470,7 +459,7 @@ class TestSeveralChoices:
             base_url="http://several.invalid/v1",
             http_client=httpx.Client(transport=httpx.MockTransport(handler)),
         )
-        _OPEN.append(client)
+        track(client)
         for _ in client.chat.completions.create(model="m", messages=Q, n=2, stream=True):
             pass
         client.chat.completions.create(model="m", messages=Q, n=2)
@@ -510,7 +499,7 @@ class TestStreamedRefusal:
             base_url="http://refusing.invalid/v1",
             http_client=httpx.Client(transport=httpx.MockTransport(handler)),
         )
-        _OPEN.append(client)
+        track(client)
         got = [
             c.choices[0].delta.refusal
             for c in client.chat.completions.create(model="m", messages=Q, stream=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -17,6 +16,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import sightline
+from _sdk import anthropic_client, openai_client
 from sightline.testing import CapturedSpans, FakeProvider
 
 Q = [{"role": "user", "content": "Can I get a refund on an annual plan?"}]
@@ -26,26 +26,13 @@ CLAUDE = "claude-haiku-4-5"
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
-_OPEN: list[Any] = []
-
 
 def _openai(fake: FakeProvider) -> openai.OpenAI:
-    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
-    _OPEN.append(client)
-    return client
+    return openai_client(fake, max_retries=0)
 
 
 def _anthropic(fake: FakeProvider) -> anthropic.Anthropic:
-    client = anthropic.Anthropic(base_url=fake.base_url, api_key="test", max_retries=0)
-    _OPEN.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
+    return anthropic_client(fake, max_retries=0)
 
 
 def _assert_streamed_call(a: Any, *, input_tokens: bool = True) -> None:
