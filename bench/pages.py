@@ -54,16 +54,18 @@ SCORED = ("relevance", "faithfulness")
 
 
 def fill_scores(data_dir: Path, runs: int) -> int:
-    """Each span scored by the ``SCORED`` evaluators ``runs`` times (a re-run adds rows)."""
+    """Each span scored by the ``SCORED`` evaluators ``runs`` times (a re-run adds rows), as
+    the evaluation runner stores them (with their span's start time)."""
     store = DuckDBStore(data_dir / "sightline.duckdb")
     for r in range(runs):
         for name in SCORED:
             store._write.execute(
                 "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, passed,"
-                " source, evaluator, evaluator_version, created_at)"
+                " source, evaluator, evaluator_version, created_at, span_start_time)"
                 " SELECT project_id, md5(span_id || ?), trace_id, span_id, ?,"
                 " random(), random() > 0.3, 'evaluator', ?, '1',"
-                " start_time + INTERVAL 5 SECOND + to_hours(CAST(? AS BIGINT)) FROM spans",
+                " start_time + INTERVAL 5 SECOND + to_hours(CAST(? AS BIGINT)), start_time"
+                " FROM spans",  # the span's start time kept on its score, as the runner's
                 [f"{name}{r}", name, name, r],
             )
     store._write.execute("CHECKPOINT")

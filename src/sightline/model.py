@@ -160,10 +160,15 @@ class Score:
     created_at: datetime
     details: dict[str, Any] | None = None
     """Extra figures kept with the score (an LLM judge's tokens and cost, ROUGE-L...)."""
+    span_start_time: datetime | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The scored span's start time, given by a writer that has the span at hand (an
+    evaluator): a store keeps it so that score metrics, which count a score in its span's
+    time, need not join the spans; it looks the span up itself when this is None. A hint for
+    the store, not part of :meth:`to_dict` or of the scores it returns."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
         d["created_at"] = self.created_at.isoformat()
         return d
 

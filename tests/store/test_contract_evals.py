@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -607,6 +607,58 @@ def test_score_metrics_bucket_group_filter_and_aggregate(any_store: TraceStore) 
         assert _points(got) == {(): [(T0, round(want, 9))]}, agg
     assert metric(any_store, _q("relevance")) == []
     assert metric(any_store, _q("faithfulness", project_id="nobody")) == []
+
+
+def test_a_score_stored_before_its_span_counts_in_its_time_once_the_span_arrives(
+    any_store: TraceStore,
+) -> None:
+    early = span_record(start=T0 + timedelta(minutes=10))
+    any_store.add_scores([_on(early, value=0.2)])  # e.g. an OTLP evaluation event sent first
+    assert metric(any_store, _q("faithfulness")) == []
+    later = span_record(start=T0 + timedelta(minutes=20))
+    any_store.insert_batches([batch(early, later)])
+    any_store.add_scores([_on(later, value=0.6)])
+    quarter = T0 + timedelta(minutes=15)
+    assert _points(metric(any_store, _q("faithfulness"))) == {(): [(T0, 0.4)]}
+    assert _points(metric(any_store, _q("faithfulness", step_s=900))) == {
+        (): [(T0, 0.2), (quarter, 0.6)]
+    }
+    assert _points(metric(any_store, _q("faithfulness", start=quarter))) == {(): [(quarter, 0.6)]}
+    assert _points(metric(any_store, _q("faithfulness", group_by=("model",)))) == {
+        ("gpt-4o",): [(T0, 0.4)]
+    }
+
+
+def test_a_score_counts_in_the_span_start_time_its_writer_gives(any_store: TraceStore) -> None:
+    r = _scored_spans(any_store)
+    a, late = r["a"], r["late"]
+    east = timezone(timedelta(hours=5))  # an aware time in another zone is the same instant
+
+    def at(rec: dict[str, Any]) -> datetime:
+        return datetime.fromtimestamp(rec["start_ns"] / 1e9, UTC).astimezone(east)
+
+    any_store.add_scores(
+        [
+            _on(a, value=0.2, span_start_time=at(a)),
+            _on(late, value=1.0, span_start_time=at(late)),  # outside the range
+            # a trace-level evaluator score counts nowhere, its time given or not
+            score(trace_id=a["trace_id"], span_id=None, value=0.0, span_start_time=at(a)),
+        ]
+    )
+    assert _points(metric(any_store, _q("faithfulness"))) == {(): [(T0, 0.2)]}
+    assert _points(metric(any_store, _q("faithfulness", step_s=300))) == {
+        (): [(T0 + timedelta(minutes=5), 0.2)]
+    }
+    assert _points(metric(any_store, _q("faithfulness", group_by=("model",)))) == {
+        ("gpt-4o",): [(T0, 0.2)]
+    }
+    late_range = _q("faithfulness", start=T0 + timedelta(hours=4), end=T0 + timedelta(hours=6))
+    assert _points(metric(any_store, late_range)) == {(): [(T0 + timedelta(hours=4), 1.0)]}
+    # a hint of the store, not part of the score
+    stored = any_store.list_scores("p", a["trace_id"])
+    assert {s.value for s in stored} == {0.2, 0.0}
+    assert all(s.span_start_time is None for s in stored)
+    assert "span_start_time" not in stored[0].to_dict()
 
 
 def test_user_feedback_counts_on_the_traces_last_llm_span(any_store: TraceStore) -> None:

@@ -12,6 +12,7 @@ from _payload import llm_request
 from sightline.ingest._service import _prepare
 from sightline.store import DuckDBStore, SpanQuery, _duckdb
 from sightline.store._migrations import MIGRATIONS
+from sightline.store.base import SCORE_METRICS, MetricQuery
 from store._spans import T0, batch, span_record, spans_over
 
 
@@ -105,7 +106,7 @@ class TestSpansWithoutKey:
         assert self._keys(store) == ["PRIMARY KEY"]  # the previous schema
         store.close()
 
-        monkeypatch.setattr(_duckdb, "MIGRATIONS", MIGRATIONS)
+        monkeypatch.setattr(_duckdb, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 15])
         store = DuckDBStore(path)
         assert store.migrate() == 15
         try:
@@ -303,3 +304,52 @@ def test_commits_checkpoint_only_past_a_larger_log_than_duckdbs_default(tmp_path
         (threshold,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
     assert threshold == "64.0 MiB"  # DuckDB's own: 16.0 MiB; the writer checkpoints in pauses
     assert not DuckDBStore(":memory:").checkpoint_when_idle()
+
+
+def test_migration_16_keeps_each_scores_span_start_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scores stored before it get their span's start time, and count in it."""
+    path = tmp_path / "db.duckdb"
+    monkeypatch.setattr(_duckdb, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 15])
+    store = DuckDBStore(path)
+    assert store.migrate() == 15
+    a = span_record(start=T0 + timedelta(minutes=5))
+    b = span_record(start=T0 + timedelta(minutes=40), model="claude")
+    store.insert_batches([batch(a, b)])
+    rows = [  # (trace, span, value): two of a span, one of a trace, one of no stored span
+        (a["trace_id"], a["span_id"], 0.2),
+        (b["trace_id"], b["span_id"], 0.8),
+        (a["trace_id"], None, 0.0),
+        ("ab" * 16, "cd" * 8, 1.0),
+    ]
+    for i, (tid, sid, v) in enumerate(rows):
+        store._write.execute(
+            "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, source,"
+            " created_at) VALUES ('p', ?, ?, ?, 'faithfulness', ?, 'evaluator', ?)",
+            [f"s{i}", tid, sid, v, datetime(2030, 1, 1)],
+        )
+    q = MetricQuery(project_id="p", metric=SCORE_METRICS["faithfulness"], agg="avg",
+                    start=T0, end=T0 + timedelta(hours=1), step_s=1800)  # fmt: skip
+    store.close()
+
+    monkeypatch.setattr(_duckdb, "MIGRATIONS", MIGRATIONS)
+    store = DuckDBStore(path)
+    try:
+        assert store.migrate() == 16
+        kept = store._write.execute(
+            "SELECT score_id, span_start_time FROM scores ORDER BY score_id"
+        ).fetchall()
+        assert kept == [
+            ("s0", (T0 + timedelta(minutes=5)).replace(tzinfo=None)),
+            ("s1", (T0 + timedelta(minutes=40)).replace(tzinfo=None)),
+            ("s2", None),
+            ("s3", None),
+        ]
+        (after,) = store.query_metric(q)  # as the join of the scores and spans counted them
+        assert [(p[0] - T0, p[1]) for p in after.points] == [
+            (timedelta(0), 0.2),
+            (timedelta(minutes=30), 0.8),
+        ]
+    finally:
+        store.close()

@@ -850,4 +850,5 @@ def _score(
         evaluator_version=version,
         created_at=now,
         details=details if details is not None else (dict(r.details) if r.details else None),
+        span_start_time=span.start_time,
     )

@@ -428,13 +428,14 @@ def _prompts(st: AppState, page: Page) -> dict[str, Any]:
     for key, v in sums[("variant",)].items():
         if key[0] is not None:
             variants[str(key[0])] = {k.split(":")[0]: x for k, x in v.items()}
-    # score-derived columns: one query each, over spans that carry a prompt or a variant
+    # score-derived columns: one query each, over spans that carry a prompt or a variant (a
+    # join of the range's scores and spans: not asked when no span of the range has either)
     for name in ("relevance",):
-        for s in metric(store, page, name, group_by=versions):
+        for s in metric(store, page, name, group_by=versions) if rows else ():
             key = version_key(s.group.get("prompt_name"), s.group.get("prompt_version"))
             if key in rows:
                 rows[key][name] = s.points[0][1] if s.points else None
-        for s in metric(store, page, name, group_by=("variant",)):
+        for s in metric(store, page, name, group_by=("variant",)) if variants else ():
             if str(s.group.get("variant")) in variants:
                 variants[str(s.group.get("variant"))][name] = s.points[0][1] if s.points else None
     # versionless first under each name (None does not compare with a str)
