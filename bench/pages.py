@@ -28,6 +28,7 @@ import _server  # noqa: E402
 import query  # noqa: E402
 from query import END, START  # noqa: E402
 from sightline.store import DuckDBStore  # noqa: E402
+from sightline.store._duckdb_evals import mark_superseded  # noqa: E402
 
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway server's login
@@ -68,6 +69,9 @@ def fill_scores(data_dir: Path, runs: int) -> int:
                 " FROM spans",  # the span's start time kept on its score, as the runner's
                 [f"{name}{r}", name, name, r],
             )
+    # a re-run's older scores are superseded, as the store marks them when it writes
+    for (project,) in store._write.execute("SELECT DISTINCT project_id FROM scores").fetchall():
+        mark_superseded(store._write, project)
     store._write.execute("CHECKPOINT")
     (count,) = store._write.execute("SELECT count(*) FROM scores").fetchone() or (0,)
     store.close()

@@ -40,10 +40,11 @@ def _drift(result_id: str, feature: str, at: datetime) -> DriftResult:
                        num_current=100, score=0.4, threshold=0.2, fired=True)  # fmt: skip
 
 
-def _score(score_id: str, name: str, value: float, at: datetime) -> Score:
-    return Score(project_id=PROJECT, score_id=score_id, trace_id="ab" * 16, span_id="cd" * 8,
-                 name=name, value=value, passed=value >= 0.5, source="evaluator",
-                 evaluator=name, created_at=at)  # fmt: skip
+def _score(score_id: str, name: str, value: float, at: datetime, span: int) -> Score:
+    # a span each: the newest score of a span is the one that counts
+    return Score(project_id=PROJECT, score_id=score_id, trace_id="ab" * 16,
+                 span_id=f"{span:016x}", name=name, value=value, passed=value >= 0.5,
+                 source="evaluator", evaluator=name, created_at=at)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,10 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         [_drift("drift-old", "old_feature", OLD), _drift("drift-new", "new_feature", recent)]
     )
     # 2,050 recent scores of one evaluator, 40 older ones of another, all within the last hour
-    scores = [_score(f"a{i}", "busy_eval", 0.9, NOW - timedelta(minutes=5)) for i in range(2050)]
-    scores += [_score(f"b{i}", "rare_eval", 0.1, NOW - timedelta(minutes=40)) for i in range(40)]
+    scores = [_score(f"a{i}", "busy_eval", 0.9, NOW - timedelta(minutes=5), i)
+              for i in range(2050)]  # fmt: skip
+    scores += [_score(f"b{i}", "rare_eval", 0.1, NOW - timedelta(minutes=40), i)
+               for i in range(40)]  # fmt: skip
     store.add_scores(scores)
     store.close()
     s = Server(data_dir=data, port=free_port(),

@@ -234,19 +234,23 @@ def test_a_bad_score_cursor_is_a_config_error(any_store: TraceStore) -> None:
         any_store.query_scores(ScoreQuery(project_id="p", cursor="%%%"))
 
 
-def test_score_distributions_count_every_score_of_the_window(any_store: TraceStore) -> None:
+def test_score_distributions_count_every_span_of_the_window(any_store: TraceStore) -> None:
     at = T0 + timedelta(minutes=1)
     values = [0.0, 0.05, 0.1, 0.55, 0.999, 1.0, 1.5, -0.2, None]
     passed = [True, False, None, True, True, None, False, False, True]
-    rel = [score(name="rel", value=v, passed=p, created_at=at)
+    spans = iter(f"{i:016x}" for i in range(1, 100))  # one score per span: each counts
+    rel = [score(name="rel", value=v, passed=p, created_at=at, span_id=next(spans))
            for v, p in zip(values, passed, strict=True)]  # fmt: skip
     any_store.add_scores(
         rel
-        + [score(name="tox", value=0.3, passed=True, created_at=at) for _ in range(3)]
-        + [score(name="rel", value=0.5, created_at=T0 - timedelta(seconds=1)),  # before
-           score(name="rel", value=0.5, created_at=T0 + timedelta(hours=1)),  # at the end
-           score(name="rel", value=0.5, created_at=at, source="human"),
-           score(name="rel", value=0.5, created_at=at, project_id="q")]
+        + [score(name="tox", value=0.3, passed=True, created_at=at, span_id=next(spans))
+           for _ in range(3)]
+        + [score(name="rel", value=0.5, created_at=T0 - timedelta(seconds=1),  # before
+                 span_id=next(spans)),
+           score(name="rel", value=0.5, created_at=T0 + timedelta(hours=1),  # at the end
+                 span_id=next(spans)),
+           score(name="rel", value=0.5, created_at=at, source="human", span_id=next(spans)),
+           score(name="rel", value=0.5, created_at=at, project_id="q", span_id=next(spans))]
     )  # fmt: skip
     got = any_store.score_distributions("p", T0, T0 + timedelta(hours=1), source="evaluator")
     assert [d.name for d in got] == ["rel", "tox"]
@@ -661,6 +665,46 @@ def test_a_score_counts_in_the_span_start_time_its_writer_gives(any_store: Trace
     assert "span_start_time" not in stored[0].to_dict()
 
 
+def test_only_the_newest_score_of_a_span_counts(any_store: TraceStore) -> None:
+    r = _scored_spans(any_store)
+    a, b = r["a"], r["b"]
+    t = T0 + timedelta(hours=3)
+    any_store.add_scores([_on(a, value=0.2, created_at=t), _on(b, value=0.4, created_at=t)])
+    any_store.add_scores([_on(a, value=0.6, created_at=t + timedelta(minutes=1))])  # a re-run
+    # a run that raised does not erase the verdict; an older one sent late does not replace it
+    any_store.add_scores([_on(a, value=None, label="failed", created_at=t + timedelta(minutes=2))])
+    any_store.add_scores([_on(a, value=0.0, created_at=t - timedelta(minutes=1))])
+    # a person's label of the same name is another verdict
+    any_store.add_scores([_on(a, value=1.0, source="human", evaluator=None, created_at=t)])
+    assert _points(metric(any_store, _q("faithfulness"))) == {(): [(T0, 0.5)]}  # 0.6 and 0.4
+    assert _points(metric(any_store, _q("faithfulness", agg="count"))) == {(): [(T0, 2.0)]}
+    assert _points(metric(any_store, _q("faithfulness", group_by=("model",)))) == {
+        ("gpt-4o",): [(T0, 0.5)]
+    }
+    window = (t - timedelta(hours=1), t + timedelta(hours=1))
+    (dist,) = any_store.score_distributions("p", *window, source="evaluator")
+    assert (dist.num_scores, dist.mean) == (3, pytest.approx(0.5))  # the failed run, 0.6, 0.4
+    (human,) = any_store.score_distributions("p", *window, source="human")
+    assert (human.num_scores, human.mean) == (1, 1.0)
+
+
+def test_erasing_a_newest_label_lets_the_one_before_count(any_store: TraceStore) -> None:
+    r = _scored_spans(any_store)
+    t = T0 + timedelta(hours=3)
+
+    def label(value: float, user: str, minutes: int) -> Score:
+        return _on(r["a"], value=value, source="human", evaluator=None, user_id=user,
+                   created_at=t + timedelta(minutes=minutes))  # fmt: skip
+
+    any_store.add_scores([label(0.0, "yves", 0), label(1.0, "xena", 1)])
+    window = (t - timedelta(hours=1), t + timedelta(hours=1))
+    (human,) = any_store.score_distributions("p", *window, source="human")
+    assert (human.num_scores, human.mean) == (1, 1.0)
+    any_store.erase_user("p", "xena")
+    (human,) = any_store.score_distributions("p", *window, source="human")
+    assert (human.num_scores, human.mean) == (1, 0.0)
+
+
 def test_user_feedback_counts_on_the_traces_last_llm_span(any_store: TraceStore) -> None:
     tid = os.urandom(16).hex()
     root = span_record(trace_id=tid, kind="chain", model=None, start=T0)
@@ -684,8 +728,8 @@ def test_user_feedback_counts_on_the_traces_last_llm_span(any_store: TraceStore)
 
     any_store.add_scores(
         [
-            fb(tid, 1.0),
             fb(tid, -1.0),
+            fb(tid, 1.0, created_at=T0 + timedelta(minutes=1)),  # the vote changed: this counts
             fb(tid2, 1.0),
             fb(tid, 1.0, span_id=llm1["span_id"]),  # a span-level one counts on its span
             fb("ff" * 16, -1.0),  # a trace without spans in the window
@@ -693,10 +737,13 @@ def test_user_feedback_counts_on_the_traces_last_llm_span(any_store: TraceStore)
     )
     got = metric(any_store, _q("feedback_positive_rate", group_by=("model",)))
     assert _points(got) == {
-        ("claude",): [(T0, 0.5)],
+        ("claude",): [(T0, 1.0)],
         ("gpt-4o",): [(T0, 1.0)],
         ("router",): [(T0, 1.0)],
     }
+    any_store.add_scores([fb(tid, -1.0, created_at=T0 + timedelta(minutes=2))])
+    got = metric(any_store, _q("feedback_positive_rate", group_by=("model",)))
+    assert _points(got)[("claude",)] == [(T0, 0.0)]
 
 
 def test_score_metrics_refuse_unknown_dimensions(any_store: TraceStore) -> None:

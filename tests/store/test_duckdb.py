@@ -306,10 +306,10 @@ def test_commits_checkpoint_only_past_a_larger_log_than_duckdbs_default(tmp_path
     assert not DuckDBStore(":memory:").checkpoint_when_idle()
 
 
-def test_migration_16_keeps_each_scores_span_start_time(
+def test_migrations_16_17_keep_each_scores_span_start_time_and_its_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Scores stored before it get their span's start time, and count in it."""
+    """Scores stored before them get their span's start time, and the newest of a span counts."""
     path = tmp_path / "db.duckdb"
     monkeypatch.setattr(_duckdb, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 15])
     store = DuckDBStore(path)
@@ -317,17 +317,18 @@ def test_migration_16_keeps_each_scores_span_start_time(
     a = span_record(start=T0 + timedelta(minutes=5))
     b = span_record(start=T0 + timedelta(minutes=40), model="claude")
     store.insert_batches([batch(a, b)])
-    rows = [  # (trace, span, value): two of a span, one of a trace, one of no stored span
+    rows = [  # (trace, span, value): of two spans, of a trace, of no stored span; a re-run
         (a["trace_id"], a["span_id"], 0.2),
         (b["trace_id"], b["span_id"], 0.8),
         (a["trace_id"], None, 0.0),
         ("ab" * 16, "cd" * 8, 1.0),
+        (a["trace_id"], a["span_id"], 0.4),
     ]
     for i, (tid, sid, v) in enumerate(rows):
         store._write.execute(
             "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, source,"
             " created_at) VALUES ('p', ?, ?, ?, 'faithfulness', ?, 'evaluator', ?)",
-            [f"s{i}", tid, sid, v, datetime(2030, 1, 1)],
+            [f"s{i}", tid, sid, v, datetime(2030, 1, 1, 0, i)],
         )
     q = MetricQuery(project_id="p", metric=SCORE_METRICS["faithfulness"], agg="avg",
                     start=T0, end=T0 + timedelta(hours=1), step_s=1800)  # fmt: skip
@@ -336,19 +337,21 @@ def test_migration_16_keeps_each_scores_span_start_time(
     monkeypatch.setattr(_duckdb, "MIGRATIONS", MIGRATIONS)
     store = DuckDBStore(path)
     try:
-        assert store.migrate() == 16
+        assert store.migrate() == max(v for v, _ in MIGRATIONS)
         kept = store._write.execute(
-            "SELECT score_id, span_start_time FROM scores ORDER BY score_id"
+            "SELECT score_id, span_start_time, superseded FROM scores ORDER BY score_id"
         ).fetchall()
+        a_start = (T0 + timedelta(minutes=5)).replace(tzinfo=None)
         assert kept == [
-            ("s0", (T0 + timedelta(minutes=5)).replace(tzinfo=None)),
-            ("s1", (T0 + timedelta(minutes=40)).replace(tzinfo=None)),
-            ("s2", None),
-            ("s3", None),
+            ("s0", a_start, True),  # migration 17: the re-run s4 is newer
+            ("s1", (T0 + timedelta(minutes=40)).replace(tzinfo=None), False),
+            ("s2", None, False),
+            ("s3", None, False),
+            ("s4", a_start, False),
         ]
-        (after,) = store.query_metric(q)  # as the join of the scores and spans counted them
+        (after,) = store.query_metric(q)
         assert [(p[0] - T0, p[1]) for p in after.points] == [
-            (timedelta(0), 0.2),
+            (timedelta(0), 0.4),
             (timedelta(minutes=30), 0.8),
         ]
     finally:

@@ -30,7 +30,7 @@ import orjson
 
 from sightline.errors import ConfigError, StoreError
 from sightline.model import SPAN_FIELDS, Score
-from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_ts
+from sightline.store._clickhouse_base import CHBase, KeyTaken, ch_newest_score, ch_ts
 from sightline.store._duckdb_evals import (
     SCORE_FIELDS,
     _decode_cursor,
@@ -410,14 +410,24 @@ class EvalsMixin(CHBase):
         rows = self._q(
             f"""
             SELECT `name`,
-                if(value IS NULL OR isNaN(value), NULL,
-                   toInt32(least(greatest(floor(value * {SCORE_BINS}), 0), {SCORE_BINS - 1})))
+                if(v IS NULL OR isNaN(v), NULL,
+                   toInt32(least(greatest(floor(v * {SCORE_BINS}), 0), {SCORE_BINS - 1})))
                     AS bin,
-                count(), count(value), sum(value), count(passed), countIf(passed)
-            FROM scores FINAL
-            WHERE project_id = {{p:String}} AND source = {{src:String}}
-                AND created_at >= {{start:DateTime64(6, 'UTC')}}
-                AND created_at < {{end:DateTime64(6, 'UTC')}}
+                count(), count(v), sum(v), count(ok), countIf(ok)
+            FROM (
+                SELECT `name`, `value` AS v, passed AS ok, created_at AS at FROM scores FINAL
+                WHERE project_id = {{p:String}} AND source = {{src:String}}
+                    AND coalesce(label, '') = 'failed'
+                UNION ALL
+                -- of the others, the newest of each span (or trace) and name counts
+                SELECT `name`, _r.1 AS v, _r.2 AS ok, _r.3 AS at FROM (
+                    SELECT `name`, {ch_newest_score("`value`", "passed", "created_at")} AS _r
+                    FROM scores FINAL
+                    WHERE project_id = {{p:String}} AND source = {{src:String}}
+                        AND coalesce(label, '') <> 'failed'
+                    GROUP BY trace_id, span_id, `name`)
+            )
+            WHERE at >= {{start:DateTime64(6, 'UTC')}} AND at < {{end:DateTime64(6, 'UTC')}}
             GROUP BY `name`, bin
             """,  # noqa: S608
             {"p": project_id, "src": source, "start": ch_ts(start), "end": ch_ts(end)},
@@ -588,10 +598,16 @@ class EvalsMixin(CHBase):
                 raise ConfigError(f"cannot group by {dim!r}")
         dims = sorted(set(query.group_by))
         span_cols = ", ".join(["project_id", "trace_id", "span_id", "start_time", *dims])
+        # the newest score of each span (or trace) counts (SCORE_KEY; the DuckDB store marks
+        # the others superseded when it writes)
+        newest = ch_newest_score("`value`", "label", "passed", "details")
         scores = (
-            "SELECT project_id, trace_id, span_id, `value`, label, passed, details"
+            "SELECT project_id, trace_id, span_id, _r.1 AS `value`, _r.2 AS label,"  # noqa: S608
+            " _r.3 AS passed, _r.4 AS details FROM ("
+            f"SELECT project_id, trace_id, span_id, {newest} AS _r"
             " FROM scores FINAL WHERE project_id = {p:String} AND `name` = {sn:String}"
             " AND source = {src:String} AND coalesce(label, '') <> 'failed'"
+            " GROUP BY project_id, trace_id, span_id)"
         )
         if m.score_source == "user":
             # Trace-level scores (end-user feedback) count on the trace's answer: its last LLM

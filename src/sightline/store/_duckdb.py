@@ -330,6 +330,11 @@ class DuckDBStore:
                     raise
                 log.info("migration_applied", version=v)
                 version = max(version, v)
+                # DuckDB 2.0.1 fails the next commit that appends to a table of several row
+                # groups after an ALTER TABLE ... ADD COLUMN in the same process ("Corrupted
+                # segment tree", seen on 2M scores; a table of one row group is spared) unless
+                # the change is checkpointed first
+                con.execute("CHECKPOINT")
             # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection
             # and refuses the writer's next statement.
             rows = con.execute("SELECT coalesce(max(ingest_seq), 0) FROM spans").fetchall()
@@ -558,7 +563,13 @@ class DuckDBStore:
 
     def add_scores(self, scores: Sequence[Score]) -> None:
         with self._admin_lock, self._cursor() as cur:
-            _ev.insert_scores(cur, scores)
+            cur.execute("BEGIN")
+            try:
+                _ev.insert_scores(cur, scores)
+                cur.execute("COMMIT")
+            except duckdb.Error as e:
+                cur.execute("ROLLBACK")
+                raise StoreError(f"score insert failed: {e}") from e
 
     def list_scores(self, project_id: str, trace_id: str) -> list[Score]:
         with self._cursor() as cur:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sightline._cursor import decode_cursor, encode_cursor
 from sightline.errors import ConfigError, StoreError
@@ -49,6 +50,7 @@ __all__ = [
     "get_eval_cursor",
     "get_traces",
     "insert_scores",
+    "mark_superseded",
     "list_agreement_pairs",
     "list_datasets",
     "list_scores_created_after",
@@ -141,37 +143,101 @@ def _scores_table(scores: Sequence[Score]) -> pa.Table:
     return pa.table(cols, schema=_SCORE_SCHEMA)
 
 
-def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> None:
-    """Insert scores through Arrow (one statement, not one per row).
+def _fill_span_starts(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+    """``table`` with the stored spans' start times where the writer gave none."""
+    col = table.column("span_start_time")
+    missing = pc.and_(pc.is_null(col), pc.is_valid(table.column("span_id")))
+    if not pc.any(missing).as_py():
+        return table
+    keys = table.filter(missing).select(["project_id", "trace_id", "span_id"])
+    con.register("_score_spans", keys)
+    try:
+        rows = con.execute(
+            "SELECT b.project_id, b.trace_id, b.span_id, min(s.start_time) FROM"  # noqa: S608
+            " (SELECT DISTINCT project_id, trace_id, span_id FROM _score_spans) b"
+            f" JOIN spans s ON {_SPAN_OF_SCORE.format(b='b')} GROUP BY ALL"
+        ).fetchall()
+    finally:
+        con.unregister("_score_spans")
+    if not rows:
+        return table
+    found = {(r[0], r[1], r[2]): r[3] for r in rows}
+    starts = [
+        t if t is not None else found.get((p, tr, sp))
+        for p, tr, sp, t in zip(
+            table.column("project_id").to_pylist(),
+            table.column("trace_id").to_pylist(),
+            table.column("span_id").to_pylist(),
+            col.to_pylist(),
+            strict=True,
+        )
+    ]
+    i = table.schema.get_field_index("span_start_time")
+    return table.set_column(i, "span_start_time", pa.array(starts, pa.timestamp("us")))
 
-    Each score keeps its span's start time: the writer's (``Score.span_start_time``), else the
-    stored span's, looked up here for the scores that lack it (a human label, an OTLP
-    evaluation event); NULL while the span is not stored.
+
+# An inserted score supersedes the older ones of its key (SCORE_KEY), or is itself superseded
+# by a newer one already stored (an event sent late): only the newest counts in the score
+# metrics and distributions (docs/evals.md). Failed runs neither supersede nor count. The
+# older scores of a span have its start time: {prune} bounds the scan to the batch's span
+# times when every score has one, so DuckDB's zone maps skip the other row groups.
+_SUPERSEDE = """
+UPDATE scores SET superseded = true WHERE rowid IN (
+    SELECT rid FROM (
+        SELECT s.rowid AS rid, row_number() OVER (
+            PARTITION BY s.project_id, s.trace_id, s.span_id, s.name, s.source
+            ORDER BY s.created_at DESC, s.score_id DESC) AS rn
+        FROM scores s JOIN (
+            SELECT DISTINCT project_id, trace_id, span_id, name, source FROM _scores_in
+            WHERE coalesce(label, '') <> 'failed') k
+        ON s.project_id = k.project_id AND s.trace_id = k.trace_id
+            AND s.span_id IS NOT DISTINCT FROM k.span_id AND s.name = k.name
+            AND s.source = k.source
+        WHERE coalesce(s.label, '') <> 'failed' AND NOT coalesce(s.superseded, false) {prune}
+    ) WHERE rn > 1
+)
+"""
+
+
+def mark_superseded(con: duckdb.DuckDBPyConnection, project_id: str) -> None:
+    """Mark again which scores of ``project_id`` are superseded, all of them (after a delete)."""
+    con.execute(
+        "UPDATE scores SET superseded = false WHERE project_id = ? AND superseded", [project_id]
+    )
+    con.execute(
+        "UPDATE scores SET superseded = true WHERE rowid IN (SELECT rid FROM"
+        " (SELECT rowid AS rid, row_number() OVER (PARTITION BY trace_id, span_id, name, source"
+        " ORDER BY created_at DESC, score_id DESC) AS rn FROM scores WHERE project_id = ?"
+        " AND coalesce(label, '') <> 'failed') WHERE rn > 1)",
+        [project_id],
+    )
+
+
+def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> None:
+    """Insert scores through Arrow, in the caller's transaction; mark the ones they supersede.
+
+    One statement, not one per row; the superseded ones: see ``_SUPERSEDE``. Each score keeps
+    its span's start time: the writer's (``Score.span_start_time``), else the stored span's,
+    looked up here for the scores that lack it (a human label, an OTLP evaluation event); NULL
+    while the span is not stored.
     """
     if not scores:
         return
-    con.register("_scores_in", _scores_table(scores))
+    table = _fill_span_starts(con, _scores_table(scores))
+    con.register("_scores_in", table)
     try:
-        if any(s.span_start_time is None and s.span_id is not None for s in scores):
-            on = _SPAN_OF_SCORE.format(b="b")
-            found = (
-                "SELECT b.project_id, b.trace_id, b.span_id, min(s.start_time) AS t"  # noqa: S608
-                " FROM (SELECT DISTINCT project_id, trace_id, span_id FROM _scores_in"
-                "       WHERE span_start_time IS NULL AND span_id IS NOT NULL) b"
-                f" JOIN spans s ON {on} GROUP BY ALL"
-            )
-            start = "coalesce(i.span_start_time, f.t)"
-            source = (
-                f"_scores_in i LEFT JOIN ({found}) f ON f.project_id = i.project_id"
-                " AND f.trace_id = i.trace_id AND f.span_id = i.span_id"
-            )
-        else:
-            start, source = "i.span_start_time", "_scores_in i"
-        picked = ", ".join(f"i.{c}" for c in SCORE_FIELDS)
         con.execute(
             f"INSERT INTO scores ({_SCORE_COLUMNS}, span_start_time)"  # noqa: S608
-            f" SELECT {picked}, {start} FROM {source}"
+            f" SELECT {_SCORE_COLUMNS}, span_start_time FROM _scores_in"
         )
+        starts = table.column("span_start_time")
+        prune, params = "", []
+        if starts.null_count == 0:
+            bounds = pc.min_max(starts).as_py()
+            # a score stored before its span has none: it may be one of the older ones
+            prune = "AND (s.span_start_time BETWEEN ? AND ? OR s.span_start_time IS NULL)"
+            params = [bounds["min"], bounds["max"]]
+        con.execute(_SUPERSEDE.format(prune=prune), params)
     finally:
         con.unregister("_scores_in")
 
@@ -397,6 +463,7 @@ def score_distributions(
             count(*), count(value), sum(value), count(passed), count(*) FILTER (WHERE passed)
         FROM scores
         WHERE project_id = ? AND source = ? AND created_at >= ? AND created_at < ?
+            AND NOT coalesce(superseded, false)
         GROUP BY 1, 2
     """  # noqa: S608
     with store._cursor() as cur:
@@ -615,6 +682,7 @@ def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSer
         "sc.name = ?",
         "sc.source = ?",
         "coalesce(sc.label, '') <> 'failed'",
+        "NOT coalesce(sc.superseded, false)",  # the newest score of each span counts
         "s.start_time >= ?",
         "s.start_time < ?",
     ]
@@ -635,7 +703,7 @@ def query_score_metric(store: DuckDBStore, query: MetricQuery) -> list[MetricSer
     if m.score_source != "user" and not query.filters and not dims:
         # no span column asked: the span's start time kept on the score ranges it, and only
         # the scores stored before their span (if any) are joined
-        base = where[:4]
+        base = where[:5]
         joined = f"""
             SELECT sc.span_start_time AS start_time, {picked} FROM scores sc
             WHERE {" AND ".join(base)} AND sc.span_start_time >= ? AND sc.span_start_time < ?

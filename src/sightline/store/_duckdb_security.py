@@ -256,6 +256,12 @@ def erase_user(store: DuckDBStore, project_id: str, user_id: str) -> Deleted:
             " (SELECT trace_id FROM spans WHERE project_id = ? AND user_id = ?))",
             [project_id, user_id, project_id, user_id],
         ).fetchall()
+        if scores[0][0]:
+            # a label the user gave may have been the newest of its span: the one before it
+            # counts again
+            from sightline.store._duckdb_evals import mark_superseded
+
+            mark_superseded(cur, project_id)
         # Outcomes the user's app reported: theirs by user id, trace or session.
         cur.execute(
             "DELETE FROM outcomes WHERE project_id = ? AND (user_id = ? OR trace_id IN"

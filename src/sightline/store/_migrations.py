@@ -570,4 +570,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " AND s.span_id = scores.span_id",
         ],
     ),
+    (
+        17,
+        [
+            # Only the newest score of each (span or trace, name, source) counts in the score
+            # metrics and distributions (docs/evals.md): the older ones are marked when a newer
+            # one is written (_duckdb_evals._SUPERSEDE); here for the scores stored before.
+            "ALTER TABLE scores ADD COLUMN superseded BOOLEAN DEFAULT false",
+            "UPDATE scores SET superseded = true WHERE rowid IN (SELECT rid FROM"
+            " (SELECT rowid AS rid, row_number() OVER (PARTITION BY project_id, trace_id,"
+            " span_id, name, source ORDER BY created_at DESC, score_id DESC) AS rn"
+            " FROM scores WHERE coalesce(label, '') <> 'failed') WHERE rn > 1)",
+        ],
+    ),
 ]

@@ -148,7 +148,7 @@ SCORE_KEY: tuple[str, ...] = ("trace_id", "span_id", "name", "source")
 """What one verdict is about: a span (or a trace, ``span_id`` NULL), a score name, and who gave
 it. Scores are append-only, so an evaluator re-run, a relabel or a changed thumbs vote adds a row
 with the same key; the A/B and release comparisons and task costs read only the newest row of
-each key (docs/evals.md), as drift and evaluator agreement do (score metrics not yet).
+each key (docs/evals.md), as drift, evaluator agreement, score metrics and distributions do.
 ``source`` is part of the key: a human label must not replace the evaluator's verdict of the
 same name (the A/B comparison and agreement read both), nor an evaluator re-run hide a
 person's label. Rows are filtered first (failed runs, the source or
@@ -952,7 +952,8 @@ class TraceStore(AnalysisStore, Protocol):
     ) -> list[ScoreDistribution]:
         """Each score name's histogram, count, mean and pass rate, sorted by name.
 
-        Over every score of ``source`` created in [start, end), however many (one aggregate).
+        Over the scores of ``source`` created in [start, end): the newest of each key
+        (``SCORE_KEY``), and every failed run (label ``failed``) apart; one aggregate.
         """
         ...
 

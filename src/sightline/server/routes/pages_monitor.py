@@ -81,8 +81,8 @@ async def _audit(st: AppState, entry: AuditEntry) -> None:
 def _quality(st: AppState, page: Page) -> dict[str, Any]:
     project = _project(page)
     store = st.store
-    # the distributions count every score of the range (one aggregate in the store); the worst
-    # examples and the annotation queue read the newest scores only
+    # the distributions count the newest score of each span (one aggregate in the store); the
+    # worst examples and the annotation queue read the newest scores only
     dists = [
         {"name": d.name, "n": d.num_scores, "bins": list(d.bins), "top": max(d.bins),
          "mean": d.mean, "pass_rate": d.pass_rate}
