@@ -5,11 +5,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from _evalspans import insert, span
 from _payload import llm_request
 from sightline.ingest._service import _prepare
+from sightline.model import Score
 from sightline.store import DuckDBStore, SpanQuery, _duckdb
 from sightline.store._migrations import MIGRATIONS
 from sightline.store.base import SCORE_METRICS, MetricQuery
@@ -354,5 +356,40 @@ def test_migrations_16_17_keep_each_scores_span_start_time_and_its_newest(
             (timedelta(0), 0.4),
             (timedelta(minutes=30), 0.8),
         ]
+    finally:
+        store.close()
+
+
+def test_scores_are_written_after_the_migrations_that_add_their_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB 2.0.1 failed the first commit appending to a table of row groups larger than the
+    store's after an ALTER TABLE ... ADD COLUMN in the same process ("Corrupted segment
+    tree"): migrate() checkpoints after each migration."""
+    path = tmp_path / "db.duckdb"
+    monkeypatch.setattr(_duckdb, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 15])
+    store = DuckDBStore(path)
+    store.migrate()
+    store.close()
+    # several row groups of DuckDB's default size, as stores made before ROW_GROUP_SIZE have
+    con = duckdb.connect(str(path))
+    con.execute(
+        "INSERT INTO scores (project_id, score_id, trace_id, span_id, name, value, source,"
+        " created_at) SELECT 'p', 's' || i, 'ab', lpad(to_hex(i), 16, '0'), 'relevance', 0.5,"
+        " 'evaluator', TIMESTAMP '2030-01-01' FROM range(300000) t(i)"
+    )
+    con.close()
+    monkeypatch.setattr(_duckdb, "MIGRATIONS", MIGRATIONS)
+    store = DuckDBStore(path)
+    try:
+        store.migrate()
+        store.add_scores([Score(project_id="p", score_id="new", trace_id="ab", span_id="0" * 16,
+                                name="relevance", value=1.0, source="evaluator",
+                                created_at=datetime(2030, 1, 2, tzinfo=UTC))])  # fmt: skip
+        rows = store._write.execute(
+            "SELECT score_id, superseded FROM scores WHERE span_id = ? ORDER BY score_id",
+            ["0" * 16],
+        ).fetchall()
+        assert rows == [("new", False), ("s0", True)]
     finally:
         store.close()

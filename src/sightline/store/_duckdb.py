@@ -330,10 +330,11 @@ class DuckDBStore:
                     raise
                 log.info("migration_applied", version=v)
                 version = max(version, v)
-                # DuckDB 2.0.1 fails the next commit that appends to a table of several row
-                # groups after an ALTER TABLE ... ADD COLUMN in the same process ("Corrupted
-                # segment tree", seen on 2M scores; a table of one row group is spared) unless
-                # the change is checkpointed first
+                # DuckDB 2.0.1 fails the next commit that appends to a table after an ALTER
+                # TABLE ... ADD COLUMN in the same process ("Corrupted segment tree") when the
+                # table's row groups are larger than ROW_GROUP_SIZE (a store made before it,
+                # or filled by a parallel INSERT ... SELECT), unless the change is
+                # checkpointed first
                 con.execute("CHECKPOINT")
             # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection
             # and refuses the writer's next statement.
