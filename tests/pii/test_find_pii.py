@@ -292,6 +292,14 @@ def test_adversarial_colons_hex_and_digit_runs_take_linear_time() -> None:
         "iban_heads": ("gb82 west " * n)[:n],
         "zero_zero_runs": ("0044 1 " * n)[:n],
         "digit_run": "0044 " + "1" * (n - 5),
+        "spaced_zero_zero_runs": ("00 44 1 " * n)[:n],
+        "spaced_zero_zero_digit_run": "00 44 " + "1" * (n - 6),
+        "spaced_pairs": ("00 44 12 34 56 78 " * n)[:n],
+        "hex_colons_and_dots": "".join(rng.choice("0123456789abcdef:.") for _ in range(n)),
+        "mapped_heads": (" ::ffff:1.2.3." * n)[:n],
+        "dotted_tails": (" 64:ff9b::1.2.3.999" * n)[:n],
+        "mapped_runs": ("::ffff:1.2.3.4:" * n)[:n],
+        "long_dotted_tail": " ::ffff:" + "1." * ((n - 8) // 2),
     }
     prose = ("The quick brown fox jumps over the lazy dog while it sleeps. " * (n // 50))[:n]
     redact = Redactor()
@@ -312,3 +320,73 @@ def test_adversarial_colons_hex_and_digit_runs_take_linear_time() -> None:
         # linear patterns stay within a small factor of prose (~2-4x here); a backtracking
         # one takes seconds to hours on 100 kB
         assert took < 40 * baseline + 0.05, (name, took, baseline)
+
+
+class TestEmbeddedIpv4Eui64AndSpacedZeroZeroPhones:
+    """IPv6 with a dotted IPv4 tail, EUI-64 interface ids, and ``00 44 20 ...`` phones."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            # the dotted tail was found as IPv4, leaving "::ffff:" or the network prefix behind
+            ("client ::ffff:192.0.2.44 connected", ("ip_address", "::ffff:192.0.2.44")),
+            ("from [::FFFF:192.0.2.44]:443 now", ("ip_address", "::FFFF:192.0.2.44")),
+            ("client ::ffff:c000:22c connected", ("ip_address", "::ffff:c000:22c")),
+            ("nat64 64:ff9b::192.0.2.33 ok", ("ip_address", "64:ff9b::192.0.2.33")),
+            ("nat64 64:ff9b:1::192.0.2.33.", ("ip_address", "64:ff9b:1::192.0.2.33")),
+            ("siit ::ffff:0:192.0.2.1 today", ("ip_address", "::ffff:0:192.0.2.1")),
+            ("full 2001:db8:1:2:3:4:192.0.2.1 too", ("ip_address", "2001:db8:1:2:3:4:192.0.2.1")),
+            ("compat ::192.0.2.1 too", ("ip_address", "::192.0.2.1")),
+            # EUI-64 interface ids (the MAC address inside: a device id)
+            ("nd fe80::0211:22ff:fe33:4455 up", ("ip_address", "fe80::0211:22ff:fe33:4455")),
+            ("ping FE80::211:22FF:FE33:4455%eth0", ("ip_address", "FE80::211:22FF:FE33:4455")),
+            ("slaac 2001:db8::211:22ff:fe33:4455.", ("ip_address", "2001:db8::211:22ff:fe33:4455")),
+            (
+                "host 2001:0db8:0000:0000:0211:22ff:fe33:4455 up",
+                ("ip_address", "2001:0db8:0000:0000:0211:22ff:fe33:4455"),
+            ),
+            # 00, a space, then the country code
+            ("call 00 44 20 7946 0958 today", ("phone", "00 44 20 7946 0958")),
+            ("from abroad 00 1 415 555 0132.", ("phone", "00 1 415 555 0132")),
+            ("appelez le 00 33 1 23 45 67 89", ("phone", "00 33 1 23 45 67 89")),
+            ("Tel. 00 49 30 901820 (office)", ("phone", "00 49 30 901820")),
+            ("mobile 00 353 87 123 4567", ("phone", "00 353 87 123 4567")),
+            ("ring 00 44 (0)20 7946 0958", ("phone", "00 44 (0)20 7946 0958")),
+        ],
+    )
+    def test_is_found_whole(self, text: str, expected: tuple[str, str]) -> None:
+        assert _found(text, types=_PATTERN_TYPES) == [expected]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            # mapped loopback, unspecified and broadcast, as their IPv4 forms
+            "bind ::ffff:127.0.0.1 and ::ffff:7f00:1 and ::ffff:0.0.0.0 or ::255.255.255.255",
+            "via 64:ff9b::127.0.0.1 locally",
+            # a dotted tail that is no IPv4 address is not cut to a hex group
+            "ratio fe80::1.5 and ::ffff:1.2.3 and ::ffff:10.0.0.1.nip.io and ::ffff:1.2.3.4567",
+            "slice a[1::2.5] at 12:30:45.123",
+            # numbers after 00 and a space that are not phones
+            "scores 00 12 34 56 78 90",  # 12 is no country code
+            "elapsed 00 44 12",  # too few digits
+            "dump 0a 00 44 12 34 56 78 ff",  # a hex dump: two digits a group
+            "lotto 00 44 20 79 46 09 58",
+            "table 1 00 44 20 7946 0958 and 00 44 20 7946 0958 12 34 56",  # inside a run of numbers
+            "price 3.00 44 20 7946 0958 and 1,00 44 20 7946 0958",
+            "at 12:00 44 20 7946 0958 rows",
+            "zeros 00 00 44 20 7946 0958",
+            "padded 00 0044 1234 5678",
+        ],
+    )
+    def test_lookalikes_stay_unflagged(self, text: str) -> None:
+        assert _found(text, types=_PATTERN_TYPES) == []
+
+    def test_the_whole_address_is_one_redaction(self) -> None:
+        from sightline.redact import RedactionPolicy, Redactor
+
+        assert Redactor()("client ::ffff:192.0.2.44 and 64:ff9b::192.0.2.33") == (
+            "client <IP_ADDRESS> and <IP_ADDRESS>"
+        )
+        r = Redactor(RedactionPolicy.from_dict({"types": {"phone": "hash"}}), secret=b"k")
+        assert r("call 00 44 20 7946 0958") == r("call +44 20 7946 0958") != "call <PHONE>"
+        assert r("call 00 1 415 555 0132") == r("call +1 415 555 0132")

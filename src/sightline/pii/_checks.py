@@ -68,11 +68,17 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 
 
 def ip_is_reportable(text: str) -> bool:
-    """A valid IP address other than loopback, unspecified or broadcast."""
+    """A valid IP address other than loopback, unspecified or broadcast.
+
+    An IPv4-mapped IPv6 address (``::ffff:192.0.2.44``) is judged as its IPv4 address.
+    """
     try:
-        ip = ipaddress.ip_address(text)
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        # ::ffff:127.0.0.1 is the loopback address as 127.0.0.1 is (ipaddress says so from 3.13)
+        ip = ip.ipv4_mapped
     if ip.is_loopback or ip.is_unspecified:
         return False
     return not (ip.version == 4 and str(ip) == "255.255.255.255")

@@ -132,15 +132,15 @@ def _ssns(text: str) -> _Found:
 
 
 # A leading + and country code; the same after 00, the international prefix most of the world
-# dials (0044 20 7946 0958: the country code is followed by a separator and is an assigned one,
-# so zero-padded ids like 00123456789 or 0012 3456 stay unflagged); or a North American 3-3-4
-# number: (415) 555-0132, 415-555-0132, 415.555.0132, or 415 555 0132. The spaced forms
-# without a + must not sit inside a longer run of numbers (and the North American one needs
-# valid area and exchange codes).
+# dials (0044 20 7946 0958, or 00 44 20 7946 0958: the country code is followed by a separator
+# and is an assigned one, so zero-padded ids like 00123456789 or 0012 3456 stay unflagged); or
+# a North American 3-3-4 number: (415) 555-0132, 415-555-0132, 415.555.0132, or 415 555 0132.
+# The spaced forms without a + must not sit inside a longer run of numbers or follow a time
+# (12:00 44 ...), and the North American one needs valid area and exchange codes.
 _PHONE = re.compile(
     r"(?<![\w+])(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|(?<!\d[ .,-])00[1-9]\d{0,2}[ .-](?:\(\d{1,4}\)[ .-]?)?\d{1,4}"
+    r"|(?<!\d[ .,:-])00 ?[1-9]\d{0,2}[ .-](?:\(\d{1,4}\)[ .-]?)?\d{1,4}"
     r"(?:[ .-]?\d{2,4}){1,4}(?![ .-]\d|[.,]\d)"
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"
     r"|\d{3}[.-]\d{3}[.-]\d{4}"
@@ -160,6 +160,9 @@ _COUNTRY_CODE_ZONES = frozenset(
 """The first two digits of the three-digit country calling codes."""
 
 
+_DIGIT_GROUP = re.compile(r"\d+")
+
+
 def _country_code(cc: str) -> bool:
     """Whether ``cc`` (1-3 digits) is an assigned country calling code, or may be one."""
     return cc in _COUNTRY_CODES if len(cc) < 3 else cc[:2] in _COUNTRY_CODE_ZONES
@@ -173,10 +176,14 @@ def _phones(text: str) -> _Found:
         n = sum(c.isdigit() for c in s)
         if s[0] == "0":  # 00, the international prefix, stands for the +
             n -= 2
-            end = 2
+            cc = end = 3 if s[2] == " " else 2
             while s[end].isdigit():
                 end += 1
-            if not _country_code(s[2:end]):
+            if not _country_code(s[cc:end]):
+                continue
+            # "00 44 12 34 56 78": two-digit groups after "00 " are a hex dump or a table of
+            # numbers; national numbers are written in longer groups or lead with one digit
+            if cc == 3 and all(len(g) == 2 for g in _DIGIT_GROUP.findall(s, end)):
                 continue
         if 8 <= n <= 15:
             yield m.start(), m.end(), "nanp" if s[0] not in "+0" else "international"
@@ -185,7 +192,14 @@ def _phones(text: str) -> _Found:
 # Not part of a longer dotted name or number ("1.2.3.4.5", "10.0.0.1.nip.io"), but the
 # full stop of a sentence may follow ("The server is 203.0.113.7.").
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+# The last 32 bits may be written as a dotted IPv4 address (::ffff:192.0.2.44, NAT64's
+# 64:ff9b::192.0.2.33). A dotted tail that is no IPv4 address fails the match: a hex group
+# before ".digit" was taken instead (::ffff:1.2.3 as ::ffff:1, fe80::1.5 as fe80::1), a
+# fragment reported and the rest left in the text.
+_IPV6 = re.compile(
+    r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+    r"(?:(?:\d{1,3}\.){3}\d{1,3}(?!\.\w)|[0-9A-Fa-f]{0,4}(?!\.\d))(?![\w:])"
+)
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*)$")
 
 
@@ -201,7 +215,13 @@ def _ipv6_candidate(text: str, start: int, value: str) -> bool:
     ``[::2]``). Those are taken when the left group is a network's: 3-4 hex digits, at least one
     a digit (``fe80``, ``fd00``, ``ff02``, ``2001``), a host after it, and no subscript before.
     ``::1`` itself is the loopback address, not reported, like ``127.0.0.1``.
+
+    A dotted tail settles it whatever the colons (``::192.0.2.1``): the address is taken when
+    that IPv4 address would be on its own, so it is one finding rather than an IPv4 one with
+    its IPv6 prefix left in the text.
     """
+    if "." in value:
+        return ip_is_reportable(value[value.rfind(":") + 1 :])
     if value.count(":") > 2:
         return True
     left, sep, right = value.partition("::")
@@ -214,11 +234,20 @@ def _ipv6_candidate(text: str, start: int, value: str) -> bool:
 
 
 def _ips(text: str) -> _Found:
+    # In order of position: an IPv6 address with a dotted tail starts before the IPv4 address
+    # inside it, so it is taken first and that IPv4 match overlaps it and is dropped.
+    return heapq.merge(_ipv4s(text), _ipv6s(text))
+
+
+def _ipv4s(text: str) -> _Found:
     for m in _IPV4.finditer(text):
         if _VERSION_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
             continue
         if ip_is_reportable(m.group()):
             yield m.start(), m.end(), "ipv4"
+
+
+def _ipv6s(text: str) -> _Found:
     for m in _IPV6.finditer(text):
         # Times like 12:30:45 are not addresses (ipaddress refuses them: 3 groups, no "::").
         value = m.group()
