@@ -75,10 +75,63 @@ class TestCursors:
             ("/api/v1/alerts", "-99999999999999999:x"),
             ("/api/v1/alerts", "nope"),
             ("/api/v1/scores", "99999999999999999999999:x"),
+            ("/api/v1/logs", "1:aa"),
+            ("/api/v1/logs", f"1:{1 << 64}:1"),
+            ("/api/v1/logs", "1:5:0"),
+            ("/api/v1/logs", "99999999999999999999999:5:1"),
         ],
     )
     def test_a_forged_cursor_is_a_400(self, h: TwoProjects, path: str, raw: str) -> None:
         assert _bad(h.api("GET", path, params={"cursor": _b64(raw)})) == "invalid cursor"
+
+
+def _walk_logs(h: TwoProjects, params: dict[str, Any]) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = h.api(
+            "GET", "/api/v1/logs", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        assert len(page.json()["data"]) <= params["limit"]
+        seen += [x["body"] for x in page.json()["data"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+class TestLogCursors:
+    def test_pages_walk_every_record_once_in_order(self, h: TwoProjects) -> None:
+        """Past ``limit`` records, most of them sharing a timestamp; with and without a trace."""
+        tid, svc = secrets.token_hex(16), f"svc-{secrets.token_hex(4)}"
+        ns = str(int(h.clock().timestamp() * 1e9))
+        recs = [
+            {"timeUnixNano": ns if i % 4 else str(int(ns) - i * 1000),
+             "traceId": tid if i % 3 == 0 else "", "spanId": f"{i % 2:016x}" if i % 3 == 0 else "",
+             "severityNumber": 17 if i % 2 else 9, "body": {"stringValue": f"r{i}"}}
+            for i in range(45)
+        ]  # fmt: skip
+        recs.append(dict(recs[1]))  # an exact copy: both are returned
+        body = {"resourceLogs": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": svc}}]},
+            "scopeLogs": [{"logRecords": recs}]}]}  # fmt: skip
+        assert h.api("POST", "/v1/logs", json=body).status_code == 200
+        for filters in ({}, {"trace_id": tid}, {"min_severity": 17}):
+            params = {"service_name": svc, **filters}
+            whole = h.api("GET", "/api/v1/logs", params={**params, "limit": 1000}).json()
+            assert whole["next_cursor"] is None
+            want = [x["body"] for x in whole["data"]]
+            assert len(want) == {"trace_id": 15, "min_severity": 23}.get(
+                next(iter(filters), ""), 46
+            )
+            for limit in (1, 7):
+                assert _walk_logs(h, {**params, "limit": limit}) == want, (filters, limit)
+        page = h.api("GET", "/api/v1/logs", params={"service_name": svc, "limit": 7}).json()
+        assert len(page["data"]) == 7 and page["next_cursor"] is not None
+        other = h.api(
+            "GET", "/api/v1/logs", params={"trace_id": tid, "cursor": page["next_cursor"]}
+        )
+        assert _bad(other) == "invalid cursor"  # a newest-first cursor in a trace's order
 
 
 def _time_params() -> list[tuple[str, str]]:

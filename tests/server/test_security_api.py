@@ -169,7 +169,7 @@ class TestRetentionAndErasure:
         st = h.app.state.sightline
         task = RetentionTask(st.store, st.security.privacy, interval_s=0, clock=h.clock)
         task.run_once()
-        logs = st.store.list_logs(LogQuery(project_id="alpha", trace_id=old[0]["trace_id"]))
+        logs = st.store.list_logs(LogQuery(project_id="alpha", trace_id=old[0]["trace_id"])).records
         assert [x.body for x in logs] == ["log 1d"]  # the 40-day-old record aged out
         left = h.api("GET", "/api/v1/spans", params={"limit": 100}).json()["data"]
         assert {s["user_id"] for s in left} == {"user-alpha"} and len(left) == 3
@@ -225,9 +225,12 @@ class TestRetentionAndErasure:
         r = h.api("DELETE", f"/api/v1/users/{a.user_id}/data")
         assert r.status_code == 200, r.text
         store = h.app.state.sightline.store
-        assert store.list_logs(LogQuery(project_id="alpha", trace_id=a.trace_ids[0])) == []
+        assert store.list_logs(LogQuery(project_id="alpha", trace_id=a.trace_ids[0])).records == []
         assert (
-            len(store.list_logs(LogQuery(project_id="alpha", trace_id=other[0]["trace_id"]))) == 1
+            len(
+                store.list_logs(LogQuery(project_id="alpha", trace_id=other[0]["trace_id"])).records
+            )
+            == 1
         )
         assert r.json()["deleted_spans"] == 3 and r.json()["deleted_scores"] == 2
         assert a.user_id not in r.text

@@ -317,9 +317,9 @@ class TestRetentionAndErasure:
                 cols[f.name].append(r.get(f.name))
         any_store.insert_signal_batches("logs", [pa.table(cols, schema=LOG_SCHEMA)])
         any_store.erase_user("p", "u1")
-        left = any_store.list_logs(LogQuery(project_id="p", limit=100))
+        left = any_store.list_logs(LogQuery(project_id="p", limit=100)).records
         assert sorted(x.body or "" for x in left) == ["other key", "theirs"]
-        assert len(any_store.list_logs(LogQuery(project_id="q", limit=100))) == 1
+        assert len(any_store.list_logs(LogQuery(project_id="q", limit=100)).records) == 1
 
     def test_erase_user_removes_their_texts_quoted_in_drift_results(
         self, any_store: TraceStore

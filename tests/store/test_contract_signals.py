@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 
 from sightline.errors import ConfigError, StoreError
 from sightline.ingest._signals import LOG_SCHEMA, MetricRows, dumps_attrs
-from sightline.model import Outcome
+from sightline.model import LogRecord, Outcome
 from sightline.store.base import (
     OUTCOME_METRICS,
+    LogPage,
     LogQuery,
     MetricQuery,
     MetricSeries,
@@ -127,7 +129,7 @@ class TestLogs:
                 )
             ],
         )  # fmt: skip
-        newest = any_store.list_logs(LogQuery(project_id="p"))
+        newest = any_store.list_logs(LogQuery(project_id="p")).records
         assert [r.body for r in newest] == ["other", "choice", "User said: Refund please"]
         first = newest[-1]
         assert first.time == T0 and first.time.tzinfo is UTC
@@ -137,11 +139,11 @@ class TestLogs:
         assert (first.severity_number, first.severity_text, first.scope) == (9, "INFO", "app")
         assert first.event_name == "gen_ai.user.message" and first.span_id == "02" * 8
         assert newest[0].trace_id is None and newest[0].observed_time is None
-        trace = any_store.list_logs(LogQuery(project_id="p", trace_id=tid))
+        trace = any_store.list_logs(LogQuery(project_id="p", trace_id=tid)).records
         assert [r.body for r in trace] == ["User said: Refund please", "choice"]  # time order
 
         def bodies(**kw: Any) -> list[str | None]:
-            return [r.body for r in any_store.list_logs(LogQuery(project_id="p", **kw))]
+            return [r.body for r in any_store.list_logs(LogQuery(project_id="p", **kw)).records]
 
         assert bodies(min_severity=9) == ["choice", "User said: Refund please"]
         assert bodies(service_name="worker") == ["other"]
@@ -151,7 +153,124 @@ class TestLogs:
         assert bodies(text="100%") == []
         assert bodies(start=T0 + timedelta(seconds=1), end=T0 + timedelta(minutes=5)) == ["choice"]
         assert bodies(limit=1) == ["other"]
-        assert any_store.list_logs(LogQuery(project_id="none")) == []
+        assert any_store.list_logs(LogQuery(project_id="none")) == LogPage([], None)
+
+
+def _walk_logs(store: TraceStore, limit: int, **kw: Any) -> list[LogRecord]:
+    """Every record of the query, page after page of ``limit``."""
+    out: list[LogRecord] = []
+    cursor = None
+    for _ in range(1000):
+        page = store.list_logs(LogQuery(project_id="p", limit=limit, cursor=cursor, **kw))
+        assert len(page.records) <= limit
+        out += page.records
+        if page.next_cursor is None:
+            return out
+        assert len(page.records) == limit  # only a full page has a next one
+        cursor = page.next_cursor
+    raise AssertionError("the cursor never ended")
+
+
+class TestLogPages:
+    """Pages of log records: every record once, in the order of a single read."""
+
+    TID = "cd" * 16
+
+    def _store_many(self, store: TraceStore) -> list[dict[str, Any]]:
+        """Records, most of them sharing a few timestamps; 4 exact copies of one record."""
+        recs: list[dict[str, Any]] = []
+        for i in range(40):  # one timestamp, distinct bodies: the tiebreaker decides
+            recs.append({"time": T0, "body": f"same-{i}", "service_name": "bot"})
+        for i in range(30):  # one trace, two timestamps, several spans, some without one
+            recs.append({"time": T0 + timedelta(seconds=i % 2), "body": f"trace-{i}",
+                         "trace_id": self.TID, "span_id": None if i % 5 == 0 else f"{i % 3:016x}",
+                         "severity_number": 17 if i % 2 else 9, "service_name": "bot"})  # fmt: skip
+        recs += [{"time": T0 + timedelta(minutes=1), "body": "copy"}] * 4
+        for i in range(10):
+            recs.append({"time": T0 - timedelta(seconds=i), "body": f"older-{i}",
+                         "service_name": "worker", "severity_number": 13})  # fmt: skip
+        store.insert_signal_batches("logs", [_logs(*recs[:50]), _logs(*recs[50:])])
+        return recs
+
+    @pytest.mark.parametrize("limit", [1, 3, 7, 1000])
+    def test_newest_first_pages_hold_every_record_once(
+        self, any_store: TraceStore, limit: int
+    ) -> None:
+        recs = self._store_many(any_store)
+        whole = any_store.list_logs(LogQuery(project_id="p", limit=1000))
+        assert whole.next_cursor is None and len(whole.records) == len(recs) == 84
+        assert sorted(r["body"] for r in recs) == sorted(r.body or "" for r in whole.records)
+        times = [r.time for r in whole.records]
+        assert times == sorted(times, reverse=True)
+        assert _walk_logs(any_store, limit) == whole.records
+
+    @pytest.mark.parametrize("limit", [1, 4, 11])
+    def test_the_pages_of_one_trace_come_in_time_order(
+        self, any_store: TraceStore, limit: int
+    ) -> None:
+        self._store_many(any_store)
+        whole = any_store.list_logs(LogQuery(project_id="p", trace_id=self.TID, limit=1000))
+        assert sorted(r.body or "" for r in whole.records) == sorted(
+            f"trace-{i}" for i in range(30)
+        )
+        assert [r.time for r in whole.records] == [T0] * 15 + [T0 + timedelta(seconds=1)] * 15
+        assert _walk_logs(any_store, limit, trace_id=self.TID) == whole.records
+
+    def test_a_cursor_keeps_the_filters_it_is_passed_with(self, any_store: TraceStore) -> None:
+        self._store_many(any_store)
+        want = any_store.list_logs(
+            LogQuery(project_id="p", service_name="bot", min_severity=9, limit=1000)
+        ).records
+        assert len(want) == 30 and {r.body[:6] for r in want if r.body} == {"trace-"}
+        assert _walk_logs(any_store, 4, service_name="bot", min_severity=9) == want
+        got = _walk_logs(any_store, 6, text="SAME-", start=T0, end=T0 + timedelta(seconds=1))
+        assert sorted(r.body or "" for r in got) == sorted(f"same-{i}" for i in range(40))
+        assert _walk_logs(any_store, 2, trace_id=self.TID, min_severity=17) == [
+            r for r in any_store.list_logs(
+                LogQuery(project_id="p", trace_id=self.TID, limit=1000)
+            ).records if r.severity_number == 17
+        ]  # fmt: skip
+
+    def test_a_record_stored_between_pages_at_the_cursor_time_shifts_nothing(
+        self, any_store: TraceStore
+    ) -> None:
+        any_store.insert_signal_batches(
+            "logs", [_logs(*({"time": T0, "body": f"b{i}"} for i in range(20)))]
+        )
+        first = any_store.list_logs(LogQuery(project_id="p", limit=8))
+        late = [{"time": T0, "body": f"late{i}"} for i in range(20)]
+        any_store.insert_signal_batches("logs", [_logs(*late)])
+        rest = _walk_rest(any_store, first.next_cursor)
+        bodies = [r.body or "" for r in first.records + rest]
+        assert len(bodies) == len(set(bodies))  # none twice
+        assert {f"b{i}" for i in range(20)} <= set(bodies)  # none of the earlier ones skipped
+
+    def test_a_cursor_of_the_other_order_or_a_forged_one_is_refused(
+        self, any_store: TraceStore
+    ) -> None:
+        self._store_many(any_store)
+        newest = any_store.list_logs(LogQuery(project_id="p", limit=2)).next_cursor
+        trace = any_store.list_logs(
+            LogQuery(project_id="p", trace_id=self.TID, limit=2)
+        ).next_cursor
+        assert newest is not None and trace is not None
+        with pytest.raises(ConfigError, match="invalid cursor"):
+            any_store.list_logs(LogQuery(project_id="p", trace_id=self.TID, cursor=newest))
+        with pytest.raises(ConfigError, match="invalid cursor"):
+            any_store.list_logs(LogQuery(project_id="p", cursor=trace))
+        for raw in ("nope", "1:2", f"1:{1 << 64}:1", "1:5:0", "1:5:-1", "x:5:1", "1:five:1"):
+            forged = base64.urlsafe_b64encode(raw.encode()).decode()
+            with pytest.raises(ConfigError, match="invalid cursor"):
+                any_store.list_logs(LogQuery(project_id="p", cursor=forged))
+
+
+def _walk_rest(store: TraceStore, cursor: str | None) -> list[LogRecord]:
+    out: list[LogRecord] = []
+    while cursor is not None:
+        page = store.list_logs(LogQuery(project_id="p", limit=8, cursor=cursor))
+        out += page.records
+        cursor = page.next_cursor
+    return out
 
 
 class TestOtelMetrics:

@@ -28,9 +28,11 @@ from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_base import ch_aware as _utc
 from sightline.store._histogram import Point, aggregate, increases, steps
+from sightline.store._log_pages import decode_log_cursor, log_page
 from sightline.store.base import (
     BATCH_KEY,
     DIMENSIONS,
+    LogPage,
     LogQuery,
     MetricQuery,
     MetricSeries,
@@ -48,6 +50,9 @@ _LOG_COLS = (
     "project_id, `time`, observed_time, severity_number, severity_text, body, event_name,"
     " attributes, resource_attributes, service_name, scope, trace_id, span_id"
 )
+_LOG_HASH = f"cityHash64(tuple({_LOG_COLS.split(', ', 2)[2]}))"
+"""The tiebreaker of records of one time: every column but the project and the time (in a tuple:
+``cityHash64`` of a NULL is NULL, a tuple's hash tells NULL from empty)."""
 _OUTCOME_COLS = (
     "project_id, outcome_id, trace_id, session_id, name, value, user_id, metadata, created_at"
 )
@@ -164,8 +169,11 @@ class SignalsMixin(CHBase):
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def list_logs(self, query: LogQuery) -> list[LogRecord]:
-        """Log records of a project, newest first (or in time order for one trace)."""
+    def list_logs(self, query: LogQuery) -> LogPage:
+        """Log records of a project, newest first (or in time order for one trace), paged.
+
+        The order ends with a hash of the record's columns (``sightline.store._log_pages``).
+        """
         where = ["project_id = {p:String}"]
         params: dict[str, Any] = {"p": query.project_id}
         for col in ("trace_id", "span_id", "service_name", "event_name"):
@@ -185,31 +193,40 @@ class SignalsMixin(CHBase):
         if query.text:
             where.append("positionCaseInsensitiveUTF8(coalesce(body, ''), {text:String}) > 0")
             params["text"] = query.text
-        order = "`time`, span_id" if query.trace_id else "`time` DESC"
-        params["limit"] = max(0, int(query.limit))
-        rows = self._q(
-            f"SELECT {_LOG_COLS} FROM otel_logs WHERE {' AND '.join(where)}"  # noqa: S608
-            f" ORDER BY {order} LIMIT {{limit:UInt64}}",
-            params,
+        after = decode_log_cursor(query)
+        by_trace = query.trace_id is not None
+        if after is not None:
+            # the hash is computed (short-circuit) only for the records of the cursor's time
+            params.update(c_t=ch_ts(after.time), c_sid=after.span_id, c_h=after.row_hash)
+            c_t = "{c_t:DateTime64(6, 'UTC')}"
+            if by_trace:
+                where.append(
+                    f"`time` >= {c_t} AND (`time` > {c_t} OR (coalesce(span_id, ''), {_LOG_HASH})"
+                    " >= ({c_sid:String}, {c_h:UInt64}))"
+                )
+            else:
+                where.append(
+                    f"`time` <= {c_t} AND (`time` < {c_t} OR {_LOG_HASH} <= {{c_h:UInt64}})"
+                )
+        params["limit"] = max(0, int(query.limit)) + 1
+        params["offset"] = after.num_seen if after is not None else 0
+        # The page's last time first, in the table's order (reads the times alone), then the
+        # page's records, hashed only from that time on. Sorting every record of the project by
+        # its hash read all its columns: 1M records, 76 ms a page; this way 28 (8 without the
+        # hash, which paged nothing).
+        cond = " AND ".join(where)
+        if by_trace:
+            edge, order = "`time` <= (SELECT max(`time`)", "`time`, coalesce(span_id, ''), _h"
+        else:
+            edge, order = "`time` >= (SELECT min(`time`)", "`time` DESC, _h DESC"
+        sql = (
+            f"SELECT {_LOG_COLS}, {_LOG_HASH} AS _h FROM otel_logs WHERE {cond} AND {edge}"  # noqa: S608
+            f" FROM (SELECT `time` FROM otel_logs WHERE {cond} ORDER BY {order.split(',')[0]}"
+            " LIMIT {limit:UInt64} + {offset:UInt64}))"
+            f" ORDER BY {order} LIMIT {{limit:UInt64}} OFFSET {{offset:UInt64}}"
         )
-        return [
-            LogRecord(
-                project_id=r[0],
-                time=r[1].replace(tzinfo=UTC),
-                observed_time=_utc(r[2]),
-                severity_number=r[3],
-                severity_text=r[4],
-                body=r[5],
-                event_name=r[6],
-                attributes=orjson.loads(r[7]),
-                resource_attributes=orjson.loads(r[8]),
-                service_name=r[9],
-                scope=r[10],
-                trace_id=r[11],
-                span_id=r[12],
-            )
-            for r in rows
-        ]
+        rows = self._q(sql, params)
+        return log_page(query, [(_log_record(r), int(r[13])) for r in rows], after)
 
     # -- OTLP metrics --------------------------------------------------------------------------
 
@@ -511,6 +528,24 @@ class SignalsMixin(CHBase):
                 s = series[key] = MetricSeries(dict(g.group), [])
             s.points.append((g.t, getattr(g, query.metric.name)))
         return list(series.values())
+
+
+def _log_record(r: Sequence[Any]) -> LogRecord:
+    return LogRecord(
+        project_id=r[0],
+        time=r[1].replace(tzinfo=UTC),
+        observed_time=_utc(r[2]),
+        severity_number=r[3],
+        severity_text=r[4],
+        body=r[5],
+        event_name=r[6],
+        attributes=orjson.loads(r[7]),
+        resource_attributes=orjson.loads(r[8]),
+        service_name=r[9],
+        scope=r[10],
+        trace_id=r[11],
+        span_id=r[12],
+    )
 
 
 def _batch_key(b: pa.Table) -> str | None:

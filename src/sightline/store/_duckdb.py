@@ -26,7 +26,6 @@ from sightline.model import (
     AlertEvent,
     Delivery,
     DriftResult,
-    LogRecord,
     Outcome,
     PromptVersion,
     Release,
@@ -83,6 +82,7 @@ from sightline.store.base import (
     Deleted,
     DriftQuery,
     GuardrailStats,
+    LogPage,
     LogQuery,
     MetricQuery,
     MetricSeries,
@@ -961,7 +961,7 @@ class DuckDBStore:
     def insert_signal_batches(self, signal: str, batches: Sequence[pa.Table]) -> int:
         return _otel.insert_signal_batches(self, signal, batches)
 
-    def list_logs(self, query: LogQuery) -> list[LogRecord]:
+    def list_logs(self, query: LogQuery) -> LogPage:
         return _otel.list_logs(self, query)
 
     def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:

@@ -14,8 +14,10 @@ import pyarrow as pa
 from sightline.errors import ConfigError, StoreError, UnstorableBatch
 from sightline.model import LogRecord, Release
 from sightline.store._histogram import Point, aggregate, increases, steps
+from sightline.store._log_pages import decode_log_cursor, log_page
 from sightline.store.base import (
     BATCH_KEY,
+    LogPage,
     LogQuery,
     MetricQuery,
     MetricSeries,
@@ -54,6 +56,10 @@ _LOG_COLS = (
     "trace_id",
     "span_id",
 )
+_LOG_HASH = f"hash({', '.join(_LOG_COLS[2:])})"
+"""The tiebreaker of records of one time: every column but the project and the time."""
+_SPAN = "coalesce(span_id, '')"
+"""The span in the order of one trace: a record without one comes first among its time's."""
 _MAX_POINTS = 1_000_000
 """Most data points one metric query reads (a bound on memory, not a sampling)."""
 
@@ -149,8 +155,12 @@ def insert_signal_batches(store: DuckDBStore, signal: str, batches: Sequence[pa.
 # -- logs ---------------------------------------------------------------------------------------
 
 
-def list_logs(store: DuckDBStore, query: LogQuery) -> list[LogRecord]:
-    """Log records of a project, newest first (or in time order for one trace)."""
+def list_logs(store: DuckDBStore, query: LogQuery) -> LogPage:
+    """Log records of a project, newest first (or in time order for one trace), paged.
+
+    The order ends with a hash of the record's columns, so records of one time come in the
+    same order on every read (``sightline.store._log_pages``).
+    """
     where = ["project_id = ?"]
     params: list[Any] = [query.project_id]
     for col in ("trace_id", "span_id", "service_name", "event_name"):
@@ -170,32 +180,44 @@ def list_logs(store: DuckDBStore, query: LogQuery) -> list[LogRecord]:
     if query.text:
         where.append("contains(lower(body), ?)")
         params.append(query.text.lower())
-    order = '"time", span_id' if query.trace_id else '"time" DESC'
+    after = decode_log_cursor(query)
+    by_trace = query.trace_id is not None
+    if after is not None:
+        # the plain time bound lets the zone maps skip row groups; the row compare does not
+        t = _ts(after.time)
+        if by_trace:
+            where.append(f'"time" >= ? AND ("time", {_SPAN}, _h) >= (?, ?, ?::UBIGINT)')
+            params += [t, t, after.span_id, after.row_hash]
+        else:
+            where.append('"time" <= ? AND ("time", _h) <= (?, ?::UBIGINT)')
+            params += [t, t, after.row_hash]
+    order = f'"time", {_SPAN}, _h' if by_trace else '"time" DESC, _h DESC'
     sql = (
-        f"SELECT {', '.join(_LOG_COLS)} FROM otel_logs WHERE {' AND '.join(where)}"  # noqa: S608
-        f" ORDER BY {order} LIMIT ?"
+        f"SELECT {', '.join(_LOG_COLS)}, _h FROM (SELECT *, {_LOG_HASH} AS _h FROM otel_logs)"  # noqa: S608
+        f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?"
     )
-    params.append(query.limit)
+    params += [query.limit + 1, after.num_seen if after is not None else 0]
     with store._cursor() as cur:
         rows = cur.execute(sql, params).fetchall()
-    return [
-        LogRecord(
-            project_id=r[0],
-            time=r[1].replace(tzinfo=UTC),
-            observed_time=_utc(r[2]),
-            severity_number=r[3],
-            severity_text=r[4],
-            body=r[5],
-            event_name=r[6],
-            attributes=orjson.loads(r[7]),
-            resource_attributes=orjson.loads(r[8]),
-            service_name=r[9],
-            scope=r[10],
-            trace_id=r[11],
-            span_id=r[12],
-        )
-        for r in rows
-    ]
+    return log_page(query, [(_log_record(r), int(r[13])) for r in rows], after)
+
+
+def _log_record(r: tuple[Any, ...]) -> LogRecord:
+    return LogRecord(
+        project_id=r[0],
+        time=r[1].replace(tzinfo=UTC),
+        observed_time=_utc(r[2]),
+        severity_number=r[3],
+        severity_text=r[4],
+        body=r[5],
+        event_name=r[6],
+        attributes=orjson.loads(r[7]),
+        resource_attributes=orjson.loads(r[8]),
+        service_name=r[9],
+        scope=r[10],
+        trace_id=r[11],
+        span_id=r[12],
+    )
 
 
 # -- metrics ------------------------------------------------------------------------------------

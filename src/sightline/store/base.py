@@ -788,6 +788,16 @@ class LogQuery:
     end: datetime | None = None
     text: str | None = None
     limit: int = 100
+    cursor: str | None = None
+    """A ``next_cursor`` of the same query: the page after it."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogPage:
+    """One page of log records, in the query's order (``sightline.store._log_pages``)."""
+
+    records: list[LogRecord]
+    next_cursor: str | None
 
 
 class TraceStore(AnalysisStore, Protocol):
@@ -1186,8 +1196,11 @@ class TraceStore(AnalysisStore, Protocol):
         """
         ...
 
-    def list_logs(self, query: LogQuery) -> list[LogRecord]:
-        """Log records matching ``query``."""
+    def list_logs(self, query: LogQuery) -> LogPage:
+        """Log records matching ``query``: newest first, or in time order for one trace.
+
+        ConfigError on a cursor not made by this backend for a query of the same order.
+        """
         ...
 
     def list_otel_metrics(self, project_id: str) -> list[dict[str, Any]]:

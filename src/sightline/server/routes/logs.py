@@ -32,8 +32,12 @@ async def list_logs(
     from_: str | None = Query(None, alias="from"),
     to: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=200, description="A `next_cursor` returned."),
 ) -> dict[str, Any]:
-    """Newest first; the records of one trace come in time order."""
+    """Newest first; the records of one trace come in time order.
+
+    Follow ``next_cursor`` (None on the last page) for the next page of the same filters.
+    """
     start, end = parse_time(from_, "from"), parse_time(to, "to")
     check_window(start, end)
     query = LogQuery(
@@ -47,6 +51,7 @@ async def list_logs(
         end=end,
         text=q,
         limit=limit,
+        cursor=cursor,
     )
-    rows = await run_in_threadpool(state_of(request).store.list_logs, query)
-    return {"data": [r.to_dict() for r in rows]}
+    page = await run_in_threadpool(state_of(request).store.list_logs, query)
+    return {"data": [r.to_dict() for r in page.records], "next_cursor": page.next_cursor}

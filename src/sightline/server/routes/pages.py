@@ -310,7 +310,7 @@ def _trace(store: TraceStore, project: str, trace_id: str) -> dict[str, Any] | N
     for sc in scores:
         by_span.setdefault(sc.span_id, []).append(sc)
     rows = _flatten(tree, tree["duration_ms"])
-    logs = store.list_logs(LogQuery(project_id=project, trace_id=trace_id, limit=1000))
+    logs = store.list_logs(LogQuery(project_id=project, trace_id=trace_id, limit=1000)).records
     logs_by_span: dict[str | None, list[LogRecord]] = {}
     for rec in logs:
         logs_by_span.setdefault(rec.span_id, []).append(rec)

@@ -141,7 +141,7 @@ async def get_trace(
     logs = await run_in_threadpool(
         store.list_logs, LogQuery(project_id=project_id, trace_id=trace_id.lower(), limit=1000)
     )
-    tree["logs"] = [r.to_dict() for r in logs]
+    tree["logs"] = [r.to_dict() for r in logs.records]
     logs_by_span: dict[str, list[dict[str, Any]]] = {}
     for rec in tree["logs"]:
         if rec["span_id"] is not None:
