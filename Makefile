@@ -47,6 +47,7 @@ bench: $(STAMP) ## Run the benchmarks in full and print their medians
 	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/score_write.py
 	$(BIN)/python bench/signals.py
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/store_compare.py

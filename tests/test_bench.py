@@ -165,3 +165,11 @@ def test_span_insert_forms_benchmark_quick() -> None:
             assert re.search(
                 rf"span_insert forms rows={rows} form={form} cpu_ms_median=[\d.]+ \(n=6\)", out
             ), out
+
+
+def test_score_write_benchmark_quick() -> None:
+    out = _run("score_write.py")
+    for case in ("recent_hinted_new", "recent_hinted_rerun", "random_hinted_rerun",
+                 "random_lookup_rerun", "one_label"):  # fmt: skip
+        assert re.search(rf"case={case} median_ms=[\d.]+", out), out
+    assert re.search(r"superseded=3010 ", out), out
