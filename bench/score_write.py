@@ -12,7 +12,9 @@ The store is bench/pages.py's (spans of 7 days, each scored by ``relevance`` and
 - ``recent_hinted_rerun``: the same, under ``relevance`` (each supersedes the span's score);
 - ``random_hinted_rerun``: 100 spans from anywhere in the 7 days (a re-run over old spans);
 - ``random_lookup_rerun``: the same without the start time (the store looks the spans up);
-- ``one_label``: one score without the start time (a person's label through the API).
+- ``one_label``: one score without the start time (a person's label through the API);
+- ``one_thumbs_vote``: one end-user feedback score of a trace (no span), the same trace each
+  time (each supersedes the one before).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def _scores(rows: list[tuple[Any, ...]], name: str, hinted: bool) -> list[Score]
     ]  # fmt: skip
 
 
+def _feedback(span: tuple[Any, ...], i: int) -> Score:
+    """End-user feedback on the span's whole trace: the user changing their vote."""
+    return Score(project_id=span[0], score_id=os.urandom(8).hex(), trace_id=span[1],
+                 name="feedback", value=float(i % 2), source="user",
+                 created_at=datetime.now(UTC))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="50,000 spans instead of 1,000,000")
@@ -73,7 +82,8 @@ def main() -> None:
             ],
             "one_label": [
                 _scores(anywhere[2000 + i : 2001 + i], "relevance", False) for i in range(BATCHES)
-            ],  # fmt: skip
+            ],
+            "one_thumbs_vote": [[_feedback(anywhere[2050], i)] for i in range(BATCHES)],
         }
         for case, batches in cases.items():
             times = []
@@ -85,7 +95,8 @@ def main() -> None:
         (superseded,) = store._write.execute(
             "SELECT count_if(superseded) FROM scores"
         ).fetchone() or (0,)
-        print(f"spans={n} superseded={superseded} (the re-runs' {3 * BATCHES * 100 + BATCHES})")
+        want = 3 * BATCHES * 100 + BATCHES + BATCHES - 1
+        print(f"spans={n} superseded={superseded} (the re-runs' and votes' {want})")
         store.close()
 
 

@@ -170,6 +170,6 @@ def test_span_insert_forms_benchmark_quick() -> None:
 def test_score_write_benchmark_quick() -> None:
     out = _run("score_write.py")
     for case in ("recent_hinted_new", "recent_hinted_rerun", "random_hinted_rerun",
-                 "random_lookup_rerun", "one_label"):  # fmt: skip
+                 "random_lookup_rerun", "one_label", "one_thumbs_vote"):  # fmt: skip
         assert re.search(rf"case={case} median_ms=[\d.]+", out), out
-    assert re.search(r"superseded=3010 ", out), out
+    assert re.search(r"superseded=3019 ", out), out

@@ -213,6 +213,25 @@ def mark_superseded(con: duckdb.DuckDBPyConnection, project_id: str) -> None:
     )
 
 
+def _supersede(table: pa.Table) -> tuple[str, list[Any]]:
+    """``_SUPERSEDE`` for the batch ``table``, its scan bounded where the batch allows it.
+
+    A span's scores have its start time, or none (stored before it); a trace's (end-user
+    feedback) have none: a batch whose span scores all have one bounds the scan to their range
+    and to the scores without one (row groups of evaluator scores have none, so their zone maps
+    skip them: a thumbs vote does not read every score).
+    """
+    span_level = table.filter(pc.is_valid(table.column("span_id")))
+    starts = span_level.column("span_start_time")
+    if starts.null_count:
+        return _SUPERSEDE.format(prune=""), []  # a score of a span not stored (yet)
+    if not len(starts):
+        return _SUPERSEDE.format(prune="AND s.span_start_time IS NULL"), []
+    bounds = pc.min_max(starts).as_py()
+    prune = "AND (s.span_start_time BETWEEN ? AND ? OR s.span_start_time IS NULL)"
+    return _SUPERSEDE.format(prune=prune), [bounds["min"], bounds["max"]]
+
+
 def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> None:
     """Insert scores through Arrow, in the caller's transaction; mark the ones they supersede.
 
@@ -230,14 +249,7 @@ def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> No
             f"INSERT INTO scores ({_SCORE_COLUMNS}, span_start_time)"  # noqa: S608
             f" SELECT {_SCORE_COLUMNS}, span_start_time FROM _scores_in"
         )
-        starts = table.column("span_start_time")
-        prune, params = "", []
-        if starts.null_count == 0:
-            bounds = pc.min_max(starts).as_py()
-            # a score stored before its span has none: it may be one of the older ones
-            prune = "AND (s.span_start_time BETWEEN ? AND ? OR s.span_start_time IS NULL)"
-            params = [bounds["min"], bounds["max"]]
-        con.execute(_SUPERSEDE.format(prune=prune), params)
+        con.execute(*_supersede(table))
     finally:
         con.unregister("_scores_in")
 
