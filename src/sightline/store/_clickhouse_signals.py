@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError
-from sightline.model import LogRecord, Outcome
+from sightline.model import Outcome
 from sightline.store._clickhouse_base import CH_DT as _TS
 from sightline.store._clickhouse_base import CH_NDT as _NTS
 from sightline.store._clickhouse_base import CH_NF as _F
@@ -28,7 +28,7 @@ from sightline.store._clickhouse_base import CH_NSTR as _S
 from sightline.store._clickhouse_base import CHBase, ch_ts
 from sightline.store._clickhouse_base import ch_aware as _utc
 from sightline.store._histogram import Point, aggregate, increases, steps
-from sightline.store._log_pages import decode_log_cursor, log_page
+from sightline.store._log_pages import decode_log_cursor, log_page, row_to_log_record
 from sightline.store.base import (
     BATCH_KEY,
     DIMENSIONS,
@@ -226,7 +226,7 @@ class SignalsMixin(CHBase):
             f" ORDER BY {order} LIMIT {{limit:UInt64}} OFFSET {{offset:UInt64}}"
         )
         rows = self._q(sql, params)
-        return log_page(query, [(_log_record(r), int(r[13])) for r in rows], after)
+        return log_page(query, [(row_to_log_record(r), int(r[13])) for r in rows], after)
 
     # -- OTLP metrics --------------------------------------------------------------------------
 
@@ -528,24 +528,6 @@ class SignalsMixin(CHBase):
                 s = series[key] = MetricSeries(dict(g.group), [])
             s.points.append((g.t, getattr(g, query.metric.name)))
         return list(series.values())
-
-
-def _log_record(r: Sequence[Any]) -> LogRecord:
-    return LogRecord(
-        project_id=r[0],
-        time=r[1].replace(tzinfo=UTC),
-        observed_time=_utc(r[2]),
-        severity_number=r[3],
-        severity_text=r[4],
-        body=r[5],
-        event_name=r[6],
-        attributes=orjson.loads(r[7]),
-        resource_attributes=orjson.loads(r[8]),
-        service_name=r[9],
-        scope=r[10],
-        trace_id=r[11],
-        span_id=r[12],
-    )
 
 
 def _batch_key(b: pa.Table) -> str | None:

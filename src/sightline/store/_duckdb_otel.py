@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from sightline.errors import ConfigError, StoreError, UnstorableBatch
-from sightline.model import LogRecord, Release
+from sightline.model import Release
 from sightline.store._histogram import Point, aggregate, increases, steps
-from sightline.store._log_pages import decode_log_cursor, log_page
+from sightline.store._log_pages import decode_log_cursor, log_page, row_to_log_record
 from sightline.store.base import (
     BATCH_KEY,
     LogPage,
@@ -199,25 +198,7 @@ def list_logs(store: DuckDBStore, query: LogQuery) -> LogPage:
     params += [query.limit + 1, after.num_seen if after is not None else 0]
     with store._cursor() as cur:
         rows = cur.execute(sql, params).fetchall()
-    return log_page(query, [(_log_record(r), int(r[13])) for r in rows], after)
-
-
-def _log_record(r: tuple[Any, ...]) -> LogRecord:
-    return LogRecord(
-        project_id=r[0],
-        time=r[1].replace(tzinfo=UTC),
-        observed_time=_utc(r[2]),
-        severity_number=r[3],
-        severity_text=r[4],
-        body=r[5],
-        event_name=r[6],
-        attributes=orjson.loads(r[7]),
-        resource_attributes=orjson.loads(r[8]),
-        service_name=r[9],
-        scope=r[10],
-        trace_id=r[11],
-        span_id=r[12],
-    )
+    return log_page(query, [(row_to_log_record(r), int(r[13])) for r in rows], after)
 
 
 # -- metrics ------------------------------------------------------------------------------------

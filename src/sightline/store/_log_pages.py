@@ -14,14 +14,18 @@ or the other: it is read once or not at all, and shifts no page. Offsets would n
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from sightline._cursor import decode_cursor, encode_cursor, epoch_us
 from sightline.errors import ConfigError
 from sightline.model import LogRecord
 from sightline.store.base import LogPage, LogQuery
 
-__all__ = ["LogCursor", "decode_log_cursor", "log_page"]
+__all__ = ["LogCursor", "decode_log_cursor", "log_page", "row_to_log_record"]
 
 _U64 = 1 << 64
 
@@ -83,3 +87,26 @@ def log_page(
         num_seen += after.num_seen  # the whole page shares the cursor's key
     ids = [str(last[2]), str(num_seen)] + ([last[1]] if by_trace else [])
     return LogPage(records, encode_cursor(page[-1][0].time, *ids))
+
+
+def row_to_log_record(r: Sequence[Any]) -> LogRecord:
+    """A log record from the 13 columns both stores select, in ``LogRecord``'s order.
+
+    Times come naive UTC, attributes as JSON text.
+    """
+    observed: datetime | None = r[2]
+    return LogRecord(
+        project_id=r[0],
+        time=r[1].replace(tzinfo=UTC),
+        observed_time=observed.replace(tzinfo=UTC) if observed is not None else None,
+        severity_number=r[3],
+        severity_text=r[4],
+        body=r[5],
+        event_name=r[6],
+        attributes=orjson.loads(r[7]),
+        resource_attributes=orjson.loads(r[8]),
+        service_name=r[9],
+        scope=r[10],
+        trace_id=r[11],
+        span_id=r[12],
+    )
