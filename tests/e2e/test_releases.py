@@ -33,7 +33,8 @@ def test_version_change_marks_a_release_and_the_comparison_finds_the_regression(
     srv: Server,
 ) -> None:
     """v1.4 for two hours; v1.5 ships an hour ago with slower calls, more errors and worse
-    relevance; cost is unchanged. The marker appears on its own at v1.5's first span."""
+    relevance labels (a person's, ``score:human.relevance``); cost is unchanged. The marker
+    appears on its own at v1.5's first span."""
     rng = random.Random(7)
     now = datetime.now(UTC).replace(microsecond=0)
     shipped = now - timedelta(hours=1)
@@ -79,7 +80,7 @@ def test_version_change_marks_a_release_and_the_comparison_finds_the_regression(
     assert r.status_code == 200, r.text
     body = r.json()
     metrics = {x["metric"]: x for x in body["metrics"]}
-    assert set(body["regressions"]) == {"latency_ms", "error_rate", "score:relevance"}
+    assert set(body["regressions"]) == {"latency_ms", "error_rate", "score:human.relevance"}
     lat = metrics["latency_ms"]
     assert lat["test"] == "mann_whitney_u" and lat["p_value"] < 1e-6
     assert lat["num_before"] == 60 and lat["num_after"] == 60  # 1 h each side

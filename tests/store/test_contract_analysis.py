@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ from sightline.errors import ConfigError
 from sightline.model import Release, Score
 from sightline.store import open_store
 from sightline.store._analysis_records import COST_DIMENSIONS, CostQuery
-from sightline.store.base import TraceStore
+from sightline.store.base import METRICS, MetricQuery, TraceStore
 from store._spans import BACKENDS, T0, batch, span_record, spans_over, store_url
 
 END = T0 + timedelta(hours=3)
@@ -508,6 +509,34 @@ class TestGuardrails:
         assert got[2].num_reviewed_blocked == 0 and got[2].num_bypass_inputs == 0
         assert any_store.guardrail_stats("p", END, END + timedelta(hours=1)) == []
 
+    def test_a_rerun_that_passed_clears_the_bypass(self, any_store: TraceStore) -> None:
+        """Only the newest verdict of a span counts (docs/evals.md): a toxicity failure that a
+        re-run passed no longer makes the check that let the output through a bypass."""
+        _needs_scores(any_store)
+        rerun, still, failed_run = (os.urandom(16).hex() for _ in range(3))
+        recs = []
+        for tid in (rerun, still, failed_run):
+            recs.append(span_record(trace_id=tid))  # the answer, scored
+            stage = {"sightline.guardrail.stage": "output"}
+            recs.append(span_record(trace_id=tid, kind="guardrail", name="tox", attributes=stage))
+        any_store.insert_batches([batch(*recs)])
+        first, later = T0 + timedelta(hours=4), T0 + timedelta(hours=5)
+        llm = {r["trace_id"]: r for r in recs if r["kind"] == "llm"}
+        any_store.add_scores(
+            [_score(llm[t], "toxicity", value=0.1, passed=False, created_at=first)
+             for t in (rerun, still, failed_run)]
+            + [_score(llm[rerun], "toxicity", value=0.9, passed=True, created_at=later)]
+            # a run that raised is no verdict: the failure before it stands
+            + [_score(llm[failed_run], "toxicity", label="failed", created_at=later)]
+        )  # fmt: skip
+        [g] = any_store.guardrail_stats("p", T0, END)
+        assert (g.num_checks, g.num_bypass_outputs) == (3, 2)
+        q = MetricQuery(
+            project_id="p", metric=METRICS["guardrail_bypass_rate"], agg="avg", start=T0, end=END
+        )
+        [series] = any_store.query_metric(q)
+        assert series.points[0][1] == pytest.approx(2 / 3)
+
 
 class TestReRunScoresCountOnce:
     """An evaluator re-run (or a relabel, a changed vote) appends rows: the A/B sample, the
@@ -549,8 +578,10 @@ class TestReRunScoresCountOnce:
     ) -> None:
         self._scored(any_store)
         got = any_store.compare_values("p", T0, END, "a")
-        # the human label is a score of the calls too (docs/releases.md), once
-        assert sorted(got["score:relevance"]) == [0.0, 0.9, 0.9, 0.9, 0.9]
+        # the human label is a score of the calls too (docs/releases.md), once, under its own
+        # name: a person's 0/1 verdict is not mixed into the evaluator's distribution
+        assert got["score:relevance"] == [0.9] * 4
+        assert got["score:human.relevance"] == [0.0]
 
     def test_task_costs_read_the_newest_verdicts(self, any_store: TraceStore) -> None:
         recs = self._scored(any_store)

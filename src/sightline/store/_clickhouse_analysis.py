@@ -339,9 +339,11 @@ class AnalysisMixin(CHBase):
         if self._has_scores():
             # the newest of each span, score name and source (SCORE_KEY), as on DuckDB
             scores = self._q(
-                f"SELECT `name`, _r.1 FROM (SELECT `name`, {ch_newest_score('`value`')} AS _r"  # noqa: S608
+                "SELECT if(source = 'human', concat('human.', `name`), `name`), _r.1"  # noqa: S608
+                f" FROM (SELECT `name`, source, {ch_newest_score('`value`')} AS _r"
                 " FROM scores FINAL WHERE project_id = {p:String}"
-                " AND value IS NOT NULL AND (trace_id, span_id) IN"
+                " AND value IS NOT NULL AND source IN ('evaluator', 'human')"
+                " AND (trace_id, span_id) IN"
                 f" (SELECT trace_id, span_id FROM spans WHERE {w})"
                 " GROUP BY trace_id, span_id, `name`, source) LIMIT 200000",
                 params,

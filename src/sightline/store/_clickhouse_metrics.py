@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from sightline.errors import ConfigError
+from sightline.store._clickhouse_base import ch_newest_score
 from sightline.store.base import METRICS, MetricDef
 
 __all__ = [
@@ -109,8 +110,13 @@ def guardrail_source(where: str, *, with_scores: bool = True) -> str:
         LEFT JOIN (
             SELECT trace_id, max(name = 'prompt_injection') AS fin,
                 max(name IN ('toxicity', 'pii_leak')) AS fout
-            {scores} AND source = 'evaluator' AND passed = false
-                AND name IN ('prompt_injection', 'toxicity', 'pii_leak')
+            FROM (
+                -- the newest verdict of each span and name: a re-run that passed clears it
+                SELECT trace_id, `name`, {ch_newest_score("passed")} AS _r
+                {scores} AND source = 'evaluator' AND coalesce(label, '') <> 'failed'
+                    AND name IN ('prompt_injection', 'toxicity', 'pii_leak')
+                GROUP BY trace_id, span_id, `name`
+            ) WHERE coalesce(_r.1, true) = false
             GROUP BY trace_id
         ) fl ON fl.trace_id = g.trace_id
     )"""  # noqa: S608 - fixed fragments; values are parameters

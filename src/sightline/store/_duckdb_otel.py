@@ -494,8 +494,10 @@ def compare_values(
 ) -> dict[str, list[float]]:
     """Per-request values of an interval: latency_ms, cost_usd, error (0/1), and quality scores.
 
-    Quality is every score on the interval's LLM spans, by score name: the newest of each span,
-    score name and source (``SCORE_KEY``), so an evaluator re-run does not count a span twice.
+    Quality is every evaluator score and human label on the interval's LLM spans, by score
+    name (a label as ``human.<name>``, as in :meth:`compare_sample`: a person's verdict is not
+    mixed into an evaluator's distribution): the newest of each span, score name and source
+    (``SCORE_KEY``), so an evaluator re-run does not count a span twice.
     """
     where = ["project_id = ?", "kind = 'llm'", "start_time >= ?", "start_time < ?"]
     params: list[Any] = [project_id, _ts(start), _ts(end)]
@@ -510,10 +512,12 @@ def compare_values(
             params,
         ).fetchall()
         scores = cur.execute(
-            f"SELECT sc.name, ({newest_score('value', q='sc.')}).value FROM scores sc"  # noqa: S608
+            "SELECT CASE WHEN sc.source = 'human' THEN 'human.' || sc.name ELSE sc.name END,"  # noqa: S608
+            f" ({newest_score('value', q='sc.')}).value FROM scores sc"
             " JOIN spans s ON s.project_id ="
             " sc.project_id AND s.trace_id = sc.trace_id AND s.span_id = sc.span_id"
-            f" WHERE sc.value IS NOT NULL AND {' AND '.join('s.' + x for x in where)}"
+            " WHERE sc.value IS NOT NULL AND sc.source IN ('evaluator', 'human')"
+            f" AND {' AND '.join('s.' + x for x in where)}"
             # the joined span's integer primary key stands for (trace_id, span_id): cheaper
             " GROUP BY s._key_trace, s._key_span, sc.name, sc.source LIMIT 200000",
             params,

@@ -185,9 +185,11 @@ GUARDRAIL_HUMAN_LABEL = (
     " spans.project_id AND sc.trace_id = spans.trace_id AND (sc.span_id = spans.span_id OR"
     " sc.span_id IS NULL) AND sc.source = 'human' AND sc.label IS NOT NULL)"
 )
+# a re-run that passed supersedes the failure before it (docs/evals.md: only the newest counts)
 _FLAGGED = (
     "EXISTS (SELECT 1 FROM scores sc WHERE sc.project_id = spans.project_id AND sc.trace_id ="
-    " spans.trace_id AND sc.source = 'evaluator' AND sc.name IN ({}) AND sc.passed = false)"
+    " spans.trace_id AND sc.source = 'evaluator' AND sc.name IN ({}) AND sc.passed = false"
+    " AND NOT coalesce(sc.superseded, false))"
 )
 GUARDRAIL_INPUT_FLAGGED = _FLAGGED.format("'prompt_injection'")
 GUARDRAIL_OUTPUT_FLAGGED = _FLAGGED.format("'toxicity', 'pii_leak'")
