@@ -238,7 +238,7 @@ class Faithfulness:
     """
 
     name = "faithfulness"
-    version = "3"
+    version = "4"  # 4: a restatement of one clause is read whole for its negations
 
     def __init__(
         self,
@@ -427,6 +427,13 @@ class Faithfulness:
         ]
         if not parts and _CONDITION.match(claim.text):
             return
+        whole = content_stems(normalise_negation(claim.text))
+        if len(parts) > 1 and any(whole <= c for c in support.clause_stems):
+            # Every word of the claim is in one clause: it restates that clause, whose
+            # negations are read over the whole clause, so the claim's are too. A part alone
+            # loses the negation its clause shares with the next ("does not match, when the
+            # bank blocks...") and a restatement word for word was a contradiction.
+            parts = [claim.text]
         for part in parts or [claim.text]:
             reason = self._polarity(content_stems(normalise_negation(part)), part, support)
             if reason:
