@@ -14,7 +14,10 @@ The store is bench/pages.py's (spans of 7 days, each scored by ``relevance`` and
 - ``random_lookup_rerun``: the same without the start time (the store looks the spans up);
 - ``one_label``: one score without the start time (a person's label through the API);
 - ``one_thumbs_vote``: one end-user feedback score of a trace (no span), the same trace each
-  time (each supersedes the one before).
+  time (each supersedes the one before);
+- ``link_no_orphans`` / ``link_1000_orphans``: the writer's idle link of scores stored before
+  their span (``DuckDBStore._link_orphan_scores``), with none such and with 1,000 whose span
+  never came.
 """
 
 from __future__ import annotations
@@ -90,6 +93,22 @@ def main() -> None:
             for batch in batches:
                 t0 = time.perf_counter()
                 store.add_scores(batch)
+                times.append((time.perf_counter() - t0) * 1000)
+            print(f"spans={n} scores={scores} case={case} median_ms={statistics.median(times):.1f}")
+        # The writer's idle upkeep (at most every LINK_SCORES_INTERVAL_S): linking the scores
+        # stored before their span. With none such, a scan of one column; with 1,000 whose
+        # span never came, the join runs every time.
+        for case, orphans in (("link_no_orphans", 0), ("link_1000_orphans", 1000)):
+            if orphans:
+                store.add_scores(
+                    _scores([(p, os.urandom(16).hex(), os.urandom(8).hex(), None)
+                             for p, *_ in anywhere[:orphans]], "relevance", False)
+                )  # fmt: skip
+            store.link_scores_interval_s = 0.0
+            times = []
+            for _ in range(BATCHES):
+                t0 = time.perf_counter()
+                store._link_orphan_scores()
                 times.append((time.perf_counter() - t0) * 1000)
             print(f"spans={n} scores={scores} case={case} median_ms={statistics.median(times):.1f}")
         (superseded,) = store._write.execute(

@@ -369,3 +369,68 @@ def test_a_refused_batch_among_many_costs_a_few_commits_not_one_each(store: Gate
     w.stop()
     assert w.num_commits - commits <= 2 * 4  # halving 16 requests: ~log2(16) commits a level
     assert store.count_spans("p") == 1 + 15 * 2
+
+
+def test_a_pause_links_the_scores_stored_before_their_span(tmp_path: Path) -> None:
+    """A score written before its span (an OTLP evaluation event sent first) has no span start
+    time, so every metric of its name joins the spans again; the writer's upkeep, once the span
+    is committed, gives it one (the earliest start of the span, as an insert does)."""
+    from sightline.model import Score
+    from sightline.store._duckdb_evals import _has_orphans
+    from store._spans import T0, batch, span_record
+
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    store.link_scores_interval_s = 0.0
+    rec = span_record()
+    store.add_scores(
+        [
+            Score(project_id="p", score_id=f"s{i}", trace_id=rec["trace_id"], span_id=sid,
+                  name="faithfulness", value=0.5, source="evaluator", created_at=T0)
+            for i, sid in enumerate([rec["span_id"], "ab" * 8])  # its span; one never sent
+        ]
+    )  # fmt: skip
+    assert _has_orphans(store, ["p", "faithfulness", "evaluator"])
+    w = GroupCommitWriter(store, idle_s=0.05)
+    w.start()
+    try:
+        assert w.submit(batch(rec), 1).result(10) == 1
+        deadline = time.monotonic() + 10
+        while store.num_linked_scores == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        w.stop()
+    with store._cursor() as cur:
+        rows = cur.execute("SELECT score_id, span_start_time FROM scores ORDER BY 1").fetchall()
+    assert rows == [("s0", T0.replace(tzinfo=None)), ("s1", None)]
+    assert store.num_linked_scores == 1
+    # the span that never came keeps its score joined; a store whose scores all have a start
+    # skips the join
+    assert _has_orphans(store, ["p", "faithfulness", "evaluator"])
+    with store._cursor() as cur:
+        cur.execute("DELETE FROM scores WHERE score_id = 's1'")
+    assert not _has_orphans(store, ["p", "faithfulness", "evaluator"])
+    store.close()
+
+
+def test_the_link_of_orphan_scores_waits_its_interval(tmp_path: Path) -> None:
+    from sightline.model import Score
+    from store._spans import T0, batch, span_record
+
+    store = DuckDBStore(tmp_path / "db.duckdb")
+    store.migrate()
+    store.link_scores_interval_s = 3600.0
+    first, second = span_record(), span_record()
+    scores = [
+        Score(project_id="p", score_id=r["span_id"], trace_id=r["trace_id"], span_id=r["span_id"],
+              name="relevance", value=1.0, source="evaluator", created_at=T0)
+        for r in (first, second)
+    ]  # fmt: skip
+    store.add_scores(scores[:1])
+    store.insert_batches([batch(first)])
+    assert store.checkpoint_when_idle() and store.num_linked_scores == 1
+    store.add_scores(scores[1:])
+    store.insert_batches([batch(second)])
+    store.checkpoint_when_idle()
+    assert store.num_linked_scores == 1  # within the hour: not again
+    store.close()

@@ -319,6 +319,8 @@ def test_migrations_16_17_keep_each_scores_span_start_time_and_its_newest(
     a = span_record(start=T0 + timedelta(minutes=5))
     b = span_record(start=T0 + timedelta(minutes=40), model="claude")
     store.insert_batches([batch(a, b)])
+    # b re-sent with another start is stored twice: its scores take the earliest, as an insert
+    store.insert_batches([batch({**b, "start_ns": b["start_ns"] - 300 * 10**9})])
     rows = [  # (trace, span, value): of two spans, of a trace, of no stored span; a re-run
         (a["trace_id"], a["span_id"], 0.2),
         (b["trace_id"], b["span_id"], 0.8),
@@ -346,7 +348,7 @@ def test_migrations_16_17_keep_each_scores_span_start_time_and_its_newest(
         a_start = (T0 + timedelta(minutes=5)).replace(tzinfo=None)
         assert kept == [
             ("s0", a_start, True),  # migration 17: the re-run s4 is newer
-            ("s1", (T0 + timedelta(minutes=40)).replace(tzinfo=None), False),
+            ("s1", (T0 + timedelta(minutes=35)).replace(tzinfo=None), False),
             ("s2", None, False),
             ("s3", None, False),
             ("s4", a_start, False),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,8 @@ default is 16 MiB). A checkpoint blocks commits while it runs (40-250 ms under l
 writer checkpoints in the pauses between commits from ``IDLE_CHECKPOINT_BYTES`` on, and only a
 burst with no pause (~45,000 spans of ``bench/ingest.py``) reaches this. Uncheckpointed rows
 cost memory: ~80 MiB of DuckDB's at 64 MiB of log, ~20 MiB at 16."""
+LINK_SCORES_INTERVAL_S = 30.0
+"""How often, at most, the writer's idle upkeep links scores stored before their span."""
 IDLE_CHECKPOINT_BYTES = 16 << 20
 """Write-ahead log size from which the writer checkpoints while idle: DuckDB's own threshold.
 Each checkpoint rewrites the table's unfinished last row group, so checkpointing smaller logs
@@ -255,6 +258,9 @@ class DuckDBStore:
         self._config["checkpoint_threshold"] = f"{CHECKPOINT_THRESHOLD}B"
         self.idle_checkpoint_bytes = IDLE_CHECKPOINT_BYTES
         self.num_idle_checkpoints = 0
+        self.link_scores_interval_s = LINK_SCORES_INTERVAL_S
+        self.num_linked_scores = 0
+        self._next_link = 0.0  # monotonic time of the next link of orphan scores
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # where DuckDB spills beyond the limit: its default for a file opened directly
@@ -363,9 +369,17 @@ class DuckDBStore:
     def checkpoint_when_idle(self) -> bool:
         """Checkpoint once the write-ahead log holds ``idle_checkpoint_bytes`` (writer only).
 
-        See :data:`CHECKPOINT_THRESHOLD`.
+        See :data:`CHECKPOINT_THRESHOLD`. First, every ``link_scores_interval_s``, the scores
+        stored before their span get its start time (``_duckdb_evals.link_orphan_scores``): the
+        writer is idle after a commit, when a span such a score waited for may have come.
         """
-        if self.path == ":memory:" or self._invalid or self._closed:
+        if self._invalid or self._closed:
+            return False
+        linked = self._link_orphan_scores()
+        return self._checkpoint_when_idle() or linked
+
+    def _checkpoint_when_idle(self) -> bool:
+        if self.path == ":memory:" or self._invalid:
             return False
         try:
             wal = os.path.getsize(self.path + ".wal")
@@ -384,6 +398,35 @@ class DuckDBStore:
             raise StoreError(f"checkpoint failed: {e}{_memory_hint(e)}") from e
         self.num_idle_checkpoints += 1
         return True
+
+    def _link_orphan_scores(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_link:
+            return False
+        self._next_link = now + self.link_scores_interval_s
+        # a score write holds the lock for milliseconds; the writer does not wait for it (it
+        # would hold up the next span commit): the next idle moment tries again
+        if not self._admin_lock.acquire(blocking=False):
+            self._next_link = now
+            return False
+        try:
+            with self._cursor() as cur:
+                cur.execute("BEGIN")
+                try:
+                    n = _ev.link_orphan_scores(cur)
+                    cur.execute("COMMIT")
+                except duckdb.Error as e:
+                    with suppress(duckdb.Error):  # an invalidated database: the probe reopens
+                        cur.execute("ROLLBACK")
+                    # upkeep: logged, not raised; the metrics still count these scores (joined)
+                    log.warning("link_orphan_scores_failed", error=str(e))
+                    return False
+        finally:
+            self._admin_lock.release()
+        if n:
+            self.num_linked_scores += n
+            log.debug("orphan_scores_linked", scores=n)
+        return n > 0
 
     def _rollback_after(self, e: duckdb.Error) -> None:
         """Roll the writer's transaction back after ``e``; remember a fatal error."""

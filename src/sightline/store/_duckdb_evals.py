@@ -50,6 +50,7 @@ __all__ = [
     "get_eval_cursor",
     "get_traces",
     "insert_scores",
+    "link_orphan_scores",
     "mark_superseded",
     "list_agreement_pairs",
     "list_datasets",
@@ -230,6 +231,34 @@ def _supersede(table: pa.Table) -> tuple[str, list[Any]]:
     bounds = pc.min_max(starts).as_py()
     prune = "AND (s.span_start_time BETWEEN ? AND ? OR s.span_start_time IS NULL)"
     return _SUPERSEDE.format(prune=prune), [bounds["min"], bounds["max"]]
+
+
+# Scores stored before their span (an OTLP evaluation event ahead of its span, a label on a
+# span still in a client's queue) have no span start time: every score metric of their (name,
+# source) then joins the spans again (``_has_orphans``), ~250 ms at 1M spans instead of ~10.
+# Once the span is stored, this gives them its start time (the earliest, as at insert).
+_LINK_ORPHANS = f"""
+UPDATE scores SET span_start_time = f.st FROM (
+    SELECT sc.rowid AS rid, min(s.start_time) AS st FROM scores sc
+    JOIN spans s ON {_SPAN_OF_SCORE.format(b="sc")}
+    WHERE sc.span_start_time IS NULL AND sc.span_id IS NOT NULL
+    GROUP BY sc.rowid
+) f WHERE scores.rowid = f.rid
+"""  # noqa: S608 - fixed fragments
+
+
+def link_orphan_scores(con: duckdb.DuckDBPyConnection) -> int:
+    """Give the scores stored before their span its start time, now that it is stored.
+
+    In the caller's transaction; the number of scores linked. A cheap check first: a scan of
+    one column when no score lacks it.
+    """
+    if not con.execute(
+        "SELECT 1 FROM scores WHERE span_start_time IS NULL AND span_id IS NOT NULL LIMIT 1"
+    ).fetchall():
+        return 0
+    row = con.execute(_LINK_ORPHANS).fetchone()
+    return int(row[0]) if row else 0
 
 
 def insert_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Score]) -> None:

@@ -562,12 +562,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             # else looked up); here for the scores stored before. A score whose span is not
             # stored keeps NULL and is still joined, so it counts once its span arrives.
             "ALTER TABLE scores ADD COLUMN span_start_time TIMESTAMP",
-            "UPDATE scores SET span_start_time = s.start_time FROM spans s"
-            " WHERE scores.span_id IS NOT NULL"
-            " AND s._key_trace = hash(scores.project_id, scores.trace_id)"
-            " AND s._key_span = TRY_CAST('0x' || scores.span_id AS UBIGINT)"
-            " AND s.project_id = scores.project_id AND s.trace_id = scores.trace_id"
-            " AND s.span_id = scores.span_id",
+            # a span stored twice (re-sent with another start) gives its earliest start, as
+            # an insert does (_duckdb_evals._fill_span_starts)
+            "UPDATE scores SET span_start_time = f.st FROM (SELECT sc.rowid AS rid,"
+            " min(s.start_time) AS st FROM scores sc JOIN spans s"
+            " ON s._key_trace = hash(sc.project_id, sc.trace_id)"
+            " AND s._key_span = TRY_CAST('0x' || sc.span_id AS UBIGINT)"
+            " AND s.project_id = sc.project_id AND s.trace_id = sc.trace_id"
+            " AND s.span_id = sc.span_id WHERE sc.span_id IS NOT NULL GROUP BY sc.rowid) f"
+            " WHERE scores.rowid = f.rid",
         ],
     ),
     (
