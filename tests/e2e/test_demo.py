@@ -78,3 +78,28 @@ def test_demo_serves_its_traffic(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert b"API key: " + DEMO_KEY.encode() in err
     assert f"email: {DEMO_ADMIN_EMAIL}    password: {DEMO_ADMIN_PASSWORD}".encode() in err
+
+
+def test_the_demos_healthy_answers_keep_the_default_quality_rules_quiet() -> None:
+    """Without a scenario, `make demo` fires no quality alert: `hallucination-rate-high` (> 5%)
+    and `relevance-low` (mean < 0.7) are the scenarios' to fire. The fake model answers with the
+    best retrieved document, word for word: faithfulness once flagged one of them as its own
+    contradiction, and the retriever found no teammate for "teammates" (mean relevance ~0.69)."""
+    from opentelemetry import trace
+
+    from sightline.demo._app import QUESTIONS, SupportBot
+    from sightline.evals import EvalCase
+    from sightline.evals.evaluators import Faithfulness, Relevance
+
+    bot = SupportBot(trace.get_tracer("demo-test"))
+    cases = []
+    for q in QUESTIONS:
+        docs = bot._retrieve(q)
+        assert docs and docs[0][0] > 0 or q.startswith("Ignore previous"), q
+        answer = docs[0][1].text if docs[0][0] > 0 else "I don't know."
+        cases.append(EvalCase(question=q, answer=answer, contexts=tuple(c.text for _, c in docs)))
+    assert [r.label for r in Faithfulness().evaluate(cases)] == ["faithful"] * len(cases)
+    relevance = [r.score for r in Relevance().evaluate(cases)]
+    assert all(s is not None for s in relevance)
+    mean = sum(relevance) / len(relevance)  # type: ignore[arg-type]
+    assert mean >= 0.75, list(zip(QUESTIONS, relevance, strict=True))

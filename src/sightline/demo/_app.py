@@ -32,6 +32,17 @@ _STOP = frozenset(
     "a an the to of and or is are can be i my how do does what why when your you"
     " for in on with it at by from".split()
 )
+
+
+def _words(text: str) -> frozenset[str]:
+    """Content words, a plural's "s" dropped: "guest" finds "Guests see only..."."""
+    return frozenset(
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in _WORD.findall(text.lower())
+        if w not in _STOP
+    )
+
+
 QUESTIONS = [
     "How do I reset my password?",
     "What is your refund policy for annual plans?",
@@ -143,7 +154,7 @@ def _load_corpus() -> list[_Chunk]:
             continue
         for i, line in enumerate(f.read_text(encoding="utf-8").splitlines()):
             if line.strip():
-                words = frozenset(_WORD.findall(line.lower())) - _STOP
+                words = _words(line)
                 chunks.append(_Chunk(f"{f.name[:-3]}#{i}", line.strip(), words))
     return chunks
 
@@ -238,7 +249,7 @@ class SupportBot:
             return answer
 
     def _retrieve(self, question: str, k: int = 3) -> list[tuple[float, _Chunk]]:
-        q = frozenset(_WORD.findall(question.lower())) - _STOP
+        q = _words(question)
         scored = [(len(q & c.words) / (len(q) or 1), c) for c in self._corpus]
         scored.sort(key=lambda x: -x[0])
         return [(round(s, 3), c) for s, c in scored[:k]]
