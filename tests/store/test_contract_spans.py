@@ -236,3 +236,12 @@ class TestTracePages:
         assert summary.cost_usd == pytest.approx(0.008)
         assert any_store.summarize_trace("p", "cd" * 16) is None
         assert any_store.summarize_trace("other", tid) is None
+
+
+def test_first_span_time_is_the_projects_earliest_start(any_store: TraceStore) -> None:
+    assert any_store.first_span_time("p") is None
+    any_store.insert_batches([spans_over(3, step=timedelta(minutes=7))])
+    any_store.insert_batches([batch(span_record(project_id="q", start=T0 - timedelta(days=2)))])
+    assert any_store.first_span_time("p") == T0
+    assert any_store.first_span_time("q") == T0 - timedelta(days=2)
+    assert any_store.first_span_time("nobody") is None

@@ -197,6 +197,8 @@ async def page_of(request: Request) -> Page:
         # the same answer as for a project that does not exist: membership is not disclosed
         raise PageError(404, f"no project {project!r} among yours")
     rng = q.get("range") or "24h"
+    if not (q.get("range") or q.get("from") or q.get("to")):
+        rng = await _default_range(request, project)
     try:
         # A named range wins over from/to: the header's form sends both when someone leaves a
         # custom range (a chart point's bucket) for "1h"; range=custom keeps from/to.
@@ -214,6 +216,41 @@ async def page_of(request: Request) -> Page:
     if start >= end:
         raise PageError(400, "from must be before to")
     return Page(request, accounts, login, project, start, end, rng)
+
+
+# A named range shorter than a day, for a project whose first span is younger (a fresh `make
+# demo`): its minutes of data over 24 hours draw one point at each chart's right edge.
+_YOUNG_RANGES = ("15m", "1h", "6h")
+# How long a young project's first span time is reused: a span sent late with an older start
+# (a client's retry queue, a backfill) widens the default range within this.
+_FIRST_SPAN_TTL_S = 30.0
+
+
+async def _default_range(request: Request, project: str | None) -> str:
+    """The range of a page asked for without one: 24h, or the shortest covering all the data."""
+    if project is None:
+        return "24h"
+    cache: dict[str, tuple[datetime | None, float]] | None = getattr(
+        request.app.state, "sightline_first_span", None
+    )
+    if cache is None:
+        cache = request.app.state.sightline_first_span = {}
+    now = datetime.now(UTC)
+    first, checked = cache.get(project, (None, -_FIRST_SPAN_TTL_S))
+    old = first is not None and (now - first).total_seconds() > RANGES[_YOUNG_RANGES[-1]]
+    if not old and time.monotonic() - checked >= _FIRST_SPAN_TTL_S:
+        from sightline.server._state import state_of
+
+        try:
+            first = await run_in_threadpool(state_of(request).store.first_span_time, project)
+        except SightlineError:
+            return "24h"  # the store is down: the page says so itself
+        # a project older than the young ranges stays so: asked once
+        cache[project] = (first, time.monotonic())
+    if first is None:
+        return "24h"
+    age = (now - first).total_seconds()
+    return next((r for r in _YOUNG_RANGES if age <= RANGES[r]), "24h")
 
 
 WebPage = Annotated[Page, Depends(page_of)]

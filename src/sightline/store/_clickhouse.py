@@ -347,6 +347,16 @@ class ClickHouseStore(
         rows = self._q("SELECT count() FROM spans WHERE project_id = {p:String}", {"p": project_id})
         return int(rows[0][0]) if rows else 0
 
+    def first_span_time(self, project_id: str) -> datetime | None:
+        rows = self._q(
+            "SELECT minOrNull(start_time) FROM spans WHERE project_id = {p:String}",
+            {"p": project_id},
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        at: datetime = rows[0][0]
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
 
 def row_to_span(row: Sequence[Any]) -> Span:
     d = dict(zip(SPAN_FIELDS, row, strict=True))

@@ -635,6 +635,13 @@ class DuckDBStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def first_span_time(self, project_id: str) -> datetime | None:
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT min(start_time) FROM spans WHERE project_id = ?", [project_id]
+            ).fetchone()
+        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+
     # -- evaluation: SQL in _duckdb_evals.py -------------------------------------------------
 
     def last_ingest_seq(self) -> int:

@@ -889,6 +889,10 @@ class TraceStore(AnalysisStore, Protocol):
         """Number of spans stored for a project."""
         ...
 
+    def first_span_time(self, project_id: str) -> datetime | None:
+        """Start of the project's earliest stored span (None: no span)."""
+        ...
+
     # -- evaluation (scores, cursors, datasets) ---------------------------------------------------
 
     def last_ingest_seq(self) -> int:
