@@ -85,7 +85,7 @@ def test_import_sightline_stays_light() -> None:
 
 
 def _serve(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     import os
 
@@ -94,7 +94,7 @@ def _serve(
          "--ingest-workers", "0", "--log-format", "console", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, "SIGHTLINE_EVAL_ENABLED": "false", **(env or {})},
     )  # fmt: skip
 
@@ -133,7 +133,32 @@ def test_serve_on_a_taken_grpc_port_is_a_clear_error(tmp_path: Path) -> None:
         proc = _serve(tmp_path, "--otlp-grpc-port", str(port), "--data-dir", str(tmp_path / "data"))
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert f"Error: cannot start: cannot bind OTLP/gRPC to 127.0.0.1:{port}" in proc.stderr
+    assert (
+        f"Error: cannot start: cannot bind OTLP/gRPC to 127.0.0.1:{port}: address already in use"
+        in proc.stderr
+    )
+
+
+def test_second_server_on_the_same_grpc_port_is_a_clear_error(tmp_path: Path) -> None:
+    """gRPC sets SO_REUSEPORT by default: a second server used to bind the same port, log
+    otlp_grpc_listening and have the kernel split the exporters' spans between two stores."""
+    grpc_port = free_port()
+    first = Server(data_dir=tmp_path / "first", port=free_port(), grpc_port=grpc_port).start()
+    try:
+        proc = _serve(
+            tmp_path, "--otlp-grpc-port", str(grpc_port), "--data-dir", str(tmp_path / "second"),
+            timeout=60,  # before the fix it served on, and this timed out
+        )  # fmt: skip
+        assert first.proc is not None and first.proc.poll() is None
+    finally:
+        first.stop()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "otlp_grpc_listening" not in proc.stderr
+    assert (
+        f"Error: cannot start: cannot bind OTLP/gRPC to 127.0.0.1:{grpc_port}: "
+        "address already in use" in proc.stderr
+    )
 
 
 def test_serve_short_init_admin_password_is_a_clear_error(tmp_path: Path) -> None:

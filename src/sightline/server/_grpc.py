@@ -190,6 +190,29 @@ def _raw_export(
     )
 
 
+def _bind_reason(host: str, port: int) -> str:
+    """Why gRPC could not bind, which grpcio does not say.
+
+    ": address already in use" where a plain socket cannot bind that port either, else "".
+    """
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return ""
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(addr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return f": address already in use (another process listens on port {port})"
+    return ""
+
+
 def start_grpc_server(
     host: str,
     port: int,
@@ -203,7 +226,12 @@ def start_grpc_server(
     """Start the receiver; return it and the bound port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sightline-grpc"),
-        options=[("grpc.max_receive_message_length", max_message_bytes)],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second server on the same port would bind
+            # too, and the kernel would split the exporters' connections between two stores.
+            ("grpc.so_reuseport", 0),
+        ],
     )
     auth = _Auth(keys, limiter)
     server.add_generic_rpc_handlers(
@@ -233,6 +261,6 @@ def start_grpc_server(
     except RuntimeError:  # grpcio raises where it used to answer 0
         bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind OTLP/gRPC to {host}:{port}")
+        raise OSError(f"cannot bind OTLP/gRPC to {host}:{port}{_bind_reason(host, port)}")
     server.start()
     return server, bound
