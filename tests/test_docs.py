@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sightline.config import Settings
@@ -25,3 +26,33 @@ def test_every_metric_is_documented() -> None:
 def test_readme_starts_with_the_two_commands() -> None:
     readme = (DOCS.parent / "README.md").read_text()
     assert readme.index("make demo") < readme.index("make test") < 1500
+
+
+def _curl_commands(text: str) -> list[str]:
+    """Each ``curl`` command of a markdown text, its backslash-continued lines joined."""
+    out = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        if re.search(r"\bcurl\b", lines[i]):
+            cmd = lines[i]
+            while cmd.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                cmd += "\n" + lines[i]
+            out.append(cmd)
+        i += 1
+    return out
+
+
+def test_every_curl_that_sends_json_says_so() -> None:
+    """``curl -d`` alone sends application/x-www-form-urlencoded, which the API answers 415."""
+    files = [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]
+    sending = []
+    for f in files:
+        for cmd in _curl_commands(f.read_text()):
+            if re.search(r"(^|\s)(-d|--data|--data-raw|--data-binary)(\s|=|')", cmd):
+                sending.append(cmd)
+                assert re.search(r"-H\s+['\"]content-type:\s*application/json['\"]", cmd, re.I), (
+                    f"{f.name}: {cmd}"
+                )
+    assert len(sending) >= 10  # the docs' examples were found

@@ -34,6 +34,42 @@ def describe_validation_error(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The 415 message when a JSON body was sent without a JSON content type, else None.
+
+    FastAPI parses a body as JSON only under ``application/json`` (or ``+json``); any other
+    content type (``curl -d`` sends ``application/x-www-form-urlencoded``), or none, hands the
+    route's body field the raw bytes, which fail validation as "Input should be a valid
+    dictionary". Form fields are parsed into strings, so raw bytes in a body error mean this.
+    """
+    for e in exc.errors():
+        loc = e.get("loc", ())
+        if loc and loc[0] == "body" and isinstance(e.get("input"), bytes | bytearray):
+            got = request.headers.get("content-type") or "no Content-Type"
+            return f"expected a JSON body (Content-Type: application/json), got {got[:200]}"
+    return None
+
+
+def _json_syntax(exc: RequestValidationError) -> str | None:
+    """``invalid JSON body at line L, column C: <what>`` for a body that is not JSON, else None.
+
+    FastAPI reports it as ``{"type": "json_invalid", "loc": ("body", pos)}`` with json's own
+    message in ``ctx`` and the text in ``exc.body``; line and column are counted from those.
+    """
+    for e in exc.errors():
+        loc = e.get("loc", ())
+        if e.get("type") != "json_invalid" or len(loc) != 2 or not isinstance(loc[1], int):
+            continue
+        pos, doc = loc[1], exc.body
+        what = str((e.get("ctx") or {}).get("error") or "not valid JSON")
+        if isinstance(doc, str) and 0 <= pos <= len(doc):
+            line = doc.count("\n", 0, pos) + 1
+            column = pos - doc.rfind("\n", 0, pos)
+            return f"invalid JSON body at line {line}, column {column}: {what}"
+        return f"invalid JSON body at character {pos + 1}: {what}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render Sightline, HTTP, validation and unexpected errors the same way."""
 
@@ -58,7 +94,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", describe_validation_error(exc))
+        not_json = _not_json(request, exc)
+        if not_json is not None:
+            return error_response(415, "unsupported_media_type", not_json)
+        if any(e.get("loc") == ("body",) and e.get("type") == "missing" for e in exc.errors()):
+            return error_response(400, "invalid_request", "a JSON body is required")
+        message = _json_syntax(exc) or describe_validation_error(exc)
+        return error_response(400, "invalid_request", message)
 
     @app.exception_handler(duckdb.OutOfMemoryException)
     async def _store_memory(request: Request, exc: duckdb.OutOfMemoryException) -> JSONResponse:
