@@ -18,6 +18,7 @@ from sightline.ingest import GroupCommitWriter, IngestService, Limits
 from sightline.ingest._scrape import Scraper, parse_scrape_targets
 from sightline.pricing import load_overrides
 from sightline.server._accounts import Accounts
+from sightline.server._apidocs import install_api_docs
 from sightline.server._auth import KeyRing, ensure_project_with_key
 from sightline.server._body import BodyGuard
 from sightline.server._errors import install_error_handlers
@@ -308,9 +309,12 @@ def create_app(
         "/healthz and /readyz needs a project API key: `Authorization: Bearer <key>` or "
         "`x-api-key: <key>`.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_api_docs, not a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_web(app)
+    install_api_docs(app)
     app.add_middleware(
         BodyGuard,
         idle_timeout_s=settings.body_idle_timeout_s,

@@ -390,12 +390,13 @@ def build_security(settings: Settings, store: TraceStore, keys: KeyRing, clock: 
 # -- middleware ----------------------------------------------------------------------------------
 
 _API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from jsDelivr with inline scripts.
+# /docs and /redoc (sightline.server._apidocs) load Swagger UI / ReDoc from this server and
+# start them with an inline script; ReDoc runs a worker from a blob.
 _DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-    "https://fastapi.tiangolo.com; worker-src blob:; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src blob:; frame-ancestors 'none'; base-uri 'none'"
 )
+_DOCS_PAGES = frozenset(("/docs", "/docs/oauth2-redirect", "/redoc"))
 _HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -426,7 +427,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        csp = (_DOCS_CSP if path in ("/docs", "/redoc") else _API_CSP).encode()
+        csp = (_DOCS_CSP if path in _DOCS_PAGES else _API_CSP).encode()
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 500
 
