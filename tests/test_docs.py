@@ -56,3 +56,35 @@ def test_every_curl_that_sends_json_says_so() -> None:
                     f"{f.name}: {cmd}"
                 )
     assert len(sending) >= 10  # the docs' examples were found
+
+
+def _anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives a markdown file's headings (lowercase, punctuation dropped,
+    spaces to dashes)."""
+    out = set()
+    in_code = False
+    for line in doc.read_text().split("\n"):
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and (m := re.match(r"#{1,6}\s+(.*)", line)):
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            out.add(slug)
+    return out
+
+
+def test_every_docs_path_the_code_and_pages_name_exists() -> None:
+    """A page or message that says "see docs/x.md#y" names a file and heading that exist."""
+    src = DOCS.parent / "src" / "sightline"
+    named = []
+    for f in sorted(src.rglob("*")):
+        if f.suffix not in (".py", ".html", ".js", ".txt") or not f.is_file():
+            continue
+        for m in re.finditer(r"docs/([\w./-]+\.md)(?:#([\w-]+))?", f.read_text()):
+            named.append(m.group(0))
+            doc = DOCS / m.group(1)
+            where = f"{f.relative_to(src)}: {m.group(0)}"
+            assert doc.is_file(), where
+            if m.group(2):
+                assert m.group(2) in _anchors(doc), where
+    assert any(n.startswith("docs/cost.md#") for n in named)  # the cost page's budgets link
+    assert len(named) > 20  # the references were found
