@@ -245,3 +245,91 @@ def test_first_span_time_is_the_projects_earliest_start(any_store: TraceStore) -
     assert any_store.first_span_time("p") == T0
     assert any_store.first_span_time("q") == T0 - timedelta(days=2)
     assert any_store.first_span_time("nobody") is None
+
+
+class TestTraceList:
+    """The dashboard's trace list: root spans, each with a rollup of its trace's spans."""
+
+    def _traces(self, any_store: TraceStore) -> tuple[str, str, str]:
+        failed, fine, lone = "a1" * 16, "b2" * 16, "c3" * 16
+        root_f = span_record(trace_id=failed, kind="chain", model=None, input_tokens=None,
+                             output_tokens=None, total_tokens=None, cost_usd=None,
+                             status="unset", start=T0)  # fmt: skip
+        root_o = {**root_f, "trace_id": fine, "span_id": "0e" * 8}
+        root_o["start_ns"] += 10**9
+        recs = [
+            root_f,
+            span_record(trace_id=failed, parent_span_id=root_f["span_id"], model="gpt-4o"),
+            span_record(
+                trace_id=failed,
+                parent_span_id=root_f["span_id"],
+                kind="tool",
+                model=None,
+                status="error",
+                input_tokens=999,
+                cost_usd=None,
+            ),  # fmt: skip
+            root_o,
+            span_record(
+                trace_id=fine,
+                parent_span_id=root_o["span_id"],
+                model="gpt-4o-mini",
+                status="unset",
+                cost_usd=0.000042,
+            ),  # fmt: skip
+            span_record(trace_id=fine, parent_span_id=root_o["span_id"], model="gpt-4o"),
+            span_record(trace_id=lone, start=T0 + timedelta(seconds=2), status="unset"),
+        ]
+        any_store.insert_batches([batch(*recs)])
+        any_store.insert_batches([batch(recs[1])])  # a resent span counts once
+        return failed, fine, lone
+
+    def test_rollup_sums_each_trace_over_its_spans(self, any_store: TraceStore) -> None:
+        failed, fine, lone = self._traces(any_store)
+        got = {r.trace_id: r for r in any_store.summarize_traces("p", [failed, fine, "dd" * 16])}
+        assert set(got) == {failed, fine}
+        f, o = got[failed], got[fine]
+        assert (f.num_spans, f.errors, f.models) == (3, 1, ("gpt-4o",))
+        assert (f.input_tokens, f.output_tokens) == (100, 20)  # the tool span's do not count
+        assert f.cost_usd == pytest.approx(0.001)
+        assert (o.num_spans, o.errors, o.models) == (3, 0, ("gpt-4o", "gpt-4o-mini"))
+        assert (o.input_tokens, o.output_tokens) == (200, 40)
+        assert o.cost_usd == pytest.approx(0.001042)
+        assert any_store.summarize_traces("p", []) == []
+        assert any_store.summarize_traces("other", [failed]) == []
+
+    def test_trace_status_filters_roots_by_any_errored_span(self, any_store: TraceStore) -> None:
+        failed, fine, lone = self._traces(any_store)
+
+        def roots(status: str | None) -> list[str]:
+            q = SpanQuery(project_id="p", root_only=True, trace_status=status)
+            return [s.trace_id for s in any_store.list_spans(q).spans]
+
+        assert roots(None) == [lone, fine, failed]
+        assert roots("error") == [failed]
+        assert roots("ok") == [lone, fine]
+
+    def test_trace_status_pages_walk_every_hour_of_the_range(self, any_store: TraceStore) -> None:
+        # 40 traces over 13 hours, every third with an errored child: pages of 3 newest first
+        recs, want = [], {"ok": [], "error": []}
+        for i in range(40):
+            root = span_record(start=T0 - timedelta(minutes=20 * i), kind="chain", status="unset")
+            child = span_record(trace_id=root["trace_id"], parent_span_id=root["span_id"],
+                                start=T0 - timedelta(minutes=20 * i - 1),
+                                status="error" if i % 3 == 0 else "ok")  # fmt: skip
+            recs += [root, child]
+            want["error" if i % 3 == 0 else "ok"].append(root["trace_id"])
+        any_store.insert_batches([batch(*recs)])
+        for status, expected in want.items():
+            got: list[str] = []
+            cursor = None
+            while True:
+                q = SpanQuery(project_id="p", root_only=True, trace_status=status, limit=3,
+                              start=T0 - timedelta(days=1), end=T0 + timedelta(hours=1),
+                              cursor=cursor)  # fmt: skip
+                page = any_store.list_spans(q)
+                got += [s.trace_id for s in page.spans]
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+            assert got == expected, status

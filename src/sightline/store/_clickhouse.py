@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -39,7 +39,14 @@ from sightline.store._clickhouse_coord import CoordMixin
 from sightline.store._clickhouse_evals import EvalsMixin
 from sightline.store._clickhouse_monitor import MonitorMixin
 from sightline.store._clickhouse_signals import SignalsMixin
-from sightline.store.base import MetricQuery, MetricSeries, SpanPage, SpanQuery, TraceSummary
+from sightline.store.base import (
+    MetricQuery,
+    MetricSeries,
+    SpanPage,
+    SpanQuery,
+    TraceRollup,
+    TraceSummary,
+)
 
 __all__ = ["ClickHouseStore", "SEQ_SETTLE_US"]
 
@@ -236,6 +243,17 @@ class ClickHouseStore(
             params["end"] = ch_ts(query.end)
         if query.root_only:
             where.append("parent_span_id IS NULL")
+        if query.trace_status is not None:
+            op = "IN" if query.trace_status == "error" else "NOT IN"
+            # an errored span starts after its root but for an hour of clock skew
+            since = ""
+            if query.start is not None:
+                since = " AND start_time >= {skew_start:DateTime64(6, 'UTC')}"
+                params["skew_start"] = ch_ts(query.start - timedelta(hours=1))
+            where.append(
+                f"trace_id {op} (SELECT trace_id FROM spans"  # noqa: S608 - constants
+                f" WHERE project_id = {{project_id:String}} AND status = 'error'{since})"
+            )
         if query.text:
             where.append(
                 "(positionCaseInsensitiveUTF8(coalesce(input, ''), {text:String}) > 0"
@@ -329,6 +347,44 @@ class ClickHouseStore(
             input_tokens=int(inp or 0),
             output_tokens=int(out or 0),
         )
+
+    def summarize_traces(
+        self, project_id: str, trace_ids: Sequence[str], *, since: datetime | None = None
+    ) -> list[TraceRollup]:
+        ids = sorted(set(trace_ids))
+        if not ids:
+            return []
+        params: dict[str, Any] = {"p": project_id, "t": ids}
+        bound = ""
+        if since is not None:
+            bound = " AND start_time >= {since:DateTime64(6, 'UTC')}"
+            params["since"] = ch_ts(since)
+        # each span once: a retried batch may still hold a second row until a merge
+        rows = self._q(
+            "SELECT trace_id, count(), countIf(status = 'error'),"  # noqa: S608 - bound: constant
+            " arraySort(groupUniqArrayIf(assumeNotNull(model),"
+            " kind = 'llm' AND model IS NOT NULL)),"
+            " sum(coalesce(cost_usd, 0)),"
+            " sum(if(kind = 'llm', coalesce(input_tokens, 0), 0)),"
+            " sum(if(kind = 'llm', coalesce(output_tokens, 0), 0))"
+            " FROM (SELECT trace_id, status, model, kind, cost_usd, input_tokens, output_tokens"
+            " FROM spans WHERE project_id = {p:String} AND trace_id IN {t:Array(String)}"
+            + bound
+            + " LIMIT 1 BY trace_id, span_id) GROUP BY trace_id",
+            params,
+        )
+        return [
+            TraceRollup(
+                trace_id=str(r[0]),
+                num_spans=int(r[1]),
+                errors=int(r[2]),
+                models=tuple(r[3] or ()),
+                cost_usd=float(r[4] or 0.0),
+                input_tokens=int(r[5] or 0),
+                output_tokens=int(r[6] or 0),
+            )
+            for r in rows
+        ]
 
     def query_metrics(self, queries: Sequence[MetricQuery]) -> list[list[MetricSeries]]:
         # One query each: ClickHouse scans the columns of each metric in parallel anyway, and

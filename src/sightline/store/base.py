@@ -74,6 +74,7 @@ __all__ = [
     "SampleQuery",
     "ScoreDistribution",
     "TraceStore",
+    "TraceRollup",
     "TraceSummary",
     "WindowAgg",
     "WindowValue",
@@ -400,6 +401,9 @@ class SpanQuery:
     """Case-insensitive substring of input or output."""
     root_only: bool = False
     """Only spans without a parent (one row per trace: the dashboard's trace list)."""
+    trace_status: str | None = None
+    """``error``: only spans of traces with an errored span; ``ok``: only spans of traces
+    without one (OTel's ``unset`` is no error). With ``root_only``: the trace list's filter."""
     limit: int = 100
     cursor: str | None = None
 
@@ -411,6 +415,24 @@ class TraceSummary:
     num_spans: int
     start_time: datetime
     end_time: datetime
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TraceRollup:
+    """One trace of the trace list, summed over its spans.
+
+    Tokens count ``llm`` spans only, as in ``TraceSummary``.
+    """
+
+    trace_id: str
+    num_spans: int
+    errors: int
+    """Spans with status ``error``."""
+    models: tuple[str, ...]
+    """The models of its ``llm`` spans, sorted."""
     cost_usd: float
     input_tokens: int
     output_tokens: int
@@ -859,6 +881,17 @@ class TraceStore(AnalysisStore, Protocol):
 
     def summarize_trace(self, project_id: str, trace_id: str) -> TraceSummary | None:
         """Totals over every span of a trace without reading the spans; None if it has none."""
+        ...
+
+    def summarize_traces(
+        self, project_id: str, trace_ids: Sequence[str], *, since: datetime | None = None
+    ) -> list[TraceRollup]:
+        """A rollup of each listed trace that has spans, in no particular order.
+
+        The trace list's rows: one query for the page. ``since`` leaves out the spans starting
+        before it: a bound on the scan (the trace list passes its oldest root's start less an
+        hour of clock skew between services).
+        """
         ...
 
     def query_metric(self, query: MetricQuery) -> list[MetricSeries]:

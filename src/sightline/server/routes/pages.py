@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from fastapi import APIRouter, Path, Request
@@ -23,6 +23,7 @@ from sightline.store.base import (
     MetricQuery,
     MetricSeries,
     SpanQuery,
+    TraceRollup,
     TraceStore,
     WindowAgg,
 )
@@ -31,6 +32,10 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 _PAGE_SIZE = 50
 _STATUSES = ("ok", "error", "unset")
+_TRACE_STATUSES = ("ok", "error")
+_CLOCK_SKEW = timedelta(hours=1)
+"""How much earlier than its trace's root a span may start (the trace list's rollup)."""
+"""A trace's status on the trace list: error if any of its spans errored."""
 
 
 def step_for(page: Page) -> int:
@@ -251,6 +256,12 @@ def _trace_query(page: Page) -> SpanQuery:
     text = (q.get("q") or "").strip()[:200] or None
     if page.project is None:
         raise PageError(404, "you belong to no project yet")
+    root_only = model is None and not q.get("kind")
+    trace_status = None
+    if root_only and status is not None:
+        # a trace's status: error if any of its spans errored, else ok (OTel's unset is no
+        # error: an old link's status=unset lists the traces without one)
+        status, trace_status = None, ("error" if status == "error" else "ok")
     return SpanQuery(
         project_id=page.project,
         start=page.start,
@@ -262,8 +273,9 @@ def _trace_query(page: Page) -> SpanQuery:
         user_id=q.get("user_id") or None,
         session_id=q.get("session_id") or None,
         status=status,
+        trace_status=trace_status,
         text=text,
-        root_only=model is None and not q.get("kind"),
+        root_only=root_only,
         limit=_PAGE_SIZE,
         cursor=q.get("cursor") or None,
     )
@@ -279,8 +291,18 @@ async def traces(request: Request, page: WebPage) -> Response:
         result = await run_in_threadpool(store.list_spans, query)
     except ConfigError as e:
         raise PageError(400, str(e)) from None
-    return render(request, "traces.html", page=page, rows=result.spans,
-                  next_cursor=result.next_cursor, statuses=_STATUSES)  # fmt: skip
+    rollups: dict[str, TraceRollup] = {}
+    if query.root_only and result.spans:
+        # a trace's row is its root span (a chain, say) with its spans' models, tokens, cost
+        # and errors
+        ids = [s.trace_id for s in result.spans]
+        # a child starts after its root but for clock skew between services
+        since = min(s.start_time for s in result.spans) - _CLOCK_SKEW
+        got = await run_in_threadpool(store.summarize_traces, query.project_id, ids, since=since)
+        rollups = {r.trace_id: r for r in got}
+    return render(request, "traces.html", page=page, rows=result.spans, rollups=rollups,
+                  next_cursor=result.next_cursor,
+                  statuses=_TRACE_STATUSES if query.root_only else _STATUSES)  # fmt: skip
 
 
 def _flatten(tree: dict[str, Any], total_ms: float) -> list[dict[str, Any]]:
