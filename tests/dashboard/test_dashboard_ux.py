@@ -13,7 +13,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from _dashboard import ADMIN_EMAIL, ADMIN_PASSWORD, admin_server
-from _helpers import Server
+from _helpers import PROJECT, Server
+from sightline.model import Score
+from sightline.store import open_store
+from store._spans import batch, span_record
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -25,19 +28,28 @@ def _trace(now: datetime, calls: list[dict[str, Any]], *, tool_status: str) -> l
     """A chain root (status unset, as an SDK sends it), its LLM calls and a tool call."""
     tid, root = secrets.token_hex(16), secrets.token_hex(8)
     t0 = now - timedelta(seconds=30)
-
-    def at(ms: float) -> str:
-        return (t0 + timedelta(milliseconds=ms)).isoformat()
-
-    spans = [{"trace_id": tid, "span_id": root, "name": "rag-request", "kind": "chain",
-              "start_time": at(0), "duration_ms": 900, "input": "q", "output": "a"}]  # fmt: skip
+    bare = {"model": None, "provider": None, "input_tokens": None, "output_tokens": None,
+            "total_tokens": None, "cost_usd": None}  # fmt: skip
+    spans = [
+        span_record(
+            project_id=PROJECT,
+            trace_id=tid,
+            span_id=root,
+            name="rag-request",
+            kind="chain",
+            status="unset",
+            start=t0,
+            duration_ms=900,
+            **bare,
+        )
+    ]
     for i, c in enumerate(calls):
-        spans.append({"trace_id": tid, "span_id": secrets.token_hex(8), "parent_span_id": root,
-                      "name": "chat", "kind": "llm", "provider": "openai", "status": "ok",
-                      "start_time": at(10 + i), "duration_ms": 300, **c})  # fmt: skip
-    spans.append({"trace_id": tid, "span_id": secrets.token_hex(8), "parent_span_id": root,
-                  "name": "lookup", "kind": "tool", "status": tool_status,
-                  "start_time": at(400), "duration_ms": 20})  # fmt: skip
+        spans.append(span_record(project_id=PROJECT, trace_id=tid, parent_span_id=root,
+                                 name="chat", start=t0 + timedelta(milliseconds=10 + i),
+                                 duration_ms=300, **c))  # fmt: skip
+    spans.append(span_record(project_id=PROJECT, trace_id=tid, parent_span_id=root, name="lookup",
+                             kind="tool", status=tool_status, **bare,
+                             start=t0 + timedelta(milliseconds=400), duration_ms=20))  # fmt: skip
     return spans
 
 
@@ -48,7 +60,7 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    srv = admin_server(tmp_path_factory.mktemp("ux"))
+    tmp = tmp_path_factory.mktemp("ux")
     now = datetime.now(UTC)
     failed = _trace(now, [{"model": "gpt-4o", "input_tokens": 400, "output_tokens": 80,
                            "cost_usd": 0.0123}], tool_status="error")  # fmt: skip
@@ -57,9 +69,27 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                     "cost_usd": 0.000042},
                    {"model": "claude-3-5-haiku", "provider": "anthropic", "input_tokens": 1000,
                     "output_tokens": 200, "cost_usd": 0.0082}], tool_status="unset")  # fmt: skip
+    # the store the server then opens: the spans, and a toxicity score of each LLM call (the
+    # evaluator's score: 1 = clean)
+    (tmp / "data").mkdir()
+    store = open_store(str(tmp / "data" / "sightline.duckdb"))
+    store.migrate()
+    store.insert_batches([batch(*failed, *fine)])
+    store.add_scores([
+        Score(project_id=PROJECT, score_id=f"tox{i}", trace_id=s["trace_id"],
+              span_id=s["span_id"], name="toxicity", value=0.92, passed=True,
+              source="evaluator", evaluator="toxicity", created_at=now)
+        for i, s in enumerate(x for x in failed + fine if x["kind"] == "llm")
+    ])  # fmt: skip
+    store.close()
+    srv = admin_server(tmp)
     with srv.client() as c:
-        r = c.post("/api/v1/spans", json=failed + fine)
-        assert r.status_code == 200 and r.json()["accepted"] == len(failed + fine), r.text
+        # a deploy's releases in the last minutes, at the charts' right edge (as in the demo)
+        for i in range(7):
+            at = (now - timedelta(minutes=i)).isoformat()
+            release = {"service": f"acme-support-bot-{i}", "version": f"2.{i}.0-rc", "time": at}
+            r = c.post("/api/v1/releases", json=release)
+            assert r.status_code == 201, r.text
     yield Seeded(srv, failed[0]["trace_id"], fine[0]["trace_id"])
     srv.stop()
 
@@ -120,3 +150,36 @@ def test_a_trace_row_shows_its_spans_models_tokens_cost_and_errors(
         assert links.count() == 1
         assert shown in (links.first.get_attribute("href") or "")
     assert page.locator("select[name=status] option").all_text_contents() == ["any", "ok", "error"]
+
+
+@pytest.mark.parametrize("path", ["/", "/quality", "/cost"])
+def test_release_labels_stay_inside_their_charts(page: Page, path: str) -> None:
+    page.goto(path)
+    page.wait_for_selector("a.release-marker")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    charts = page.locator(".u-over")
+    assert charts.count() >= 1
+    for i in range(charts.count()):
+        over = charts.nth(i)
+        ob = over.bounding_box()
+        assert ob is not None
+        boxes = []
+        for label in over.locator("a.release-marker, .release-more").all():
+            b = label.bounding_box()
+            assert b is not None
+            assert ob["x"] - 0.5 <= b["x"] and b["x"] + b["width"] <= ob["x"] + ob["width"] + 0.5
+            boxes.append(b)
+        # no two labels overlap: the ones past the stack are counted in "+N more"
+        for j, a in enumerate(boxes):
+            for b in boxes[j + 1 :]:
+                apart = (
+                    a["x"] + a["width"] <= b["x"]
+                    or b["x"] + b["width"] <= a["x"]
+                    or a["y"] + a["height"] <= b["y"]
+                    or b["y"] + b["height"] <= a["y"]
+                )
+                assert apart, (a, b)
+        more = over.locator(".release-more")
+        if boxes:
+            assert more.count() >= 1
+            assert "more" in (more.first.text_content() or "")

@@ -15,30 +15,80 @@
 
   // Release markers: a labelled vertical line per release, linking to its before/after page.
   // Built as DOM nodes over the plot (textContent, never HTML: versions are untrusted text).
+  // Labels stay inside the plot: one that would cross the right edge ends at its line instead
+  // of starting there. A label that would overlap another goes one row down; past MAX_STACK - 1
+  // rows it is counted in a "+N more" on the last row (a deploy often brings a new service
+  // version, model and prompt version in the same minute: the demo has seven at "now").
+  var MAX_STACK = 3;
+  var ROW_H = 13;
+
+  function stopClick(ev) { ev.stopPropagation(); }
+
+  // Put a label at its line (x) on a row; return its box [from, to] in the plot.
+  function placeLabel(u, node, x, row) {
+    var width = u.over.clientWidth;
+    node.classList.remove("end");
+    node.style.top = (row * ROW_H) + "px";
+    node.style.left = x + "px";
+    if (!node.parentNode) { u.over.appendChild(node); }
+    var w = node.offsetWidth;
+    var from = x;
+    if (x + w > width) {
+      node.classList.add("end");
+      from = Math.max(0, x - w + 1);
+      node.style.left = from + "px";
+    }
+    return [from, from + w];
+  }
+
+  function overlaps(box, boxes) {
+    return boxes.some(function (b) { return box[0] < b[1] + 3 && b[0] < box[1] + 3; });
+  }
+
   function placeMarkers(u, markers, fig) {
-    u.over.querySelectorAll(".release-marker, .release-line").forEach(function (n) { n.remove(); });
-    // labels closer than a label's width stack downwards instead of overlapping (a deploy often
-    // brings a new service version, model and prompt version in the same minute)
-    var placed = [];
+    u.over.querySelectorAll(".release-marker, .release-line, .release-more")
+      .forEach(function (n) { n.remove(); });
+    var width = u.over.clientWidth;
+    var rows = [];
+    for (var r = 0; r < MAX_STACK; r++) { rows.push([]); }
+    var mores = [];
     markers.slice().sort(function (x, y) { return x.t - y.t; }).forEach(function (m) {
-      var left = u.valToPos(m.t, "x");
-      if (!isFinite(left) || left < 0 || left > u.over.clientWidth) { return; }
-      var level = placed.filter(function (p) { return left - p < 110; }).length;
-      placed.push(left);
+      var x = u.valToPos(m.t, "x");
+      if (!isFinite(x) || x < 0 || x > width) { return; }
+      // the line lets clicks through to the chart; only a label is a link
+      var line = document.createElement("div");
+      line.className = "release-line";
+      line.style.left = x + "px";
+      u.over.appendChild(line);
       var a = document.createElement("a");
       a.className = "release-marker";
       a.href = m.link;
       a.title = m.label + " (" + m.kind + "): compare before/after";
       a.textContent = m.label;
-      a.style.left = left + "px";
-      a.style.top = (level * 13) + "px";
-      a.addEventListener("click", function (ev) { ev.stopPropagation(); });
-      // the line lets clicks through to the chart; only the label at its top is the link
-      var line = document.createElement("div");
-      line.className = "release-line";
-      line.style.left = left + "px";
-      u.over.appendChild(line);
-      u.over.appendChild(a);
+      a.addEventListener("click", stopClick);
+      for (var row = 0; row < MAX_STACK - 1; row++) {
+        var box = placeLabel(u, a, x, row);
+        if (!overlaps(box, rows[row])) { rows[row].push(box); return; }
+      }
+      a.remove();
+      // no free row: counted in the "+N more" its label would have overlapped, or a new one
+      var last = MAX_STACK - 1;
+      var more = document.createElement("span");
+      more.className = "release-more";
+      more.textContent = "+1 more";
+      var mine = placeLabel(u, more, x, last);
+      var hit = mores.filter(function (o) { return overlaps(mine, [o.box]); })[0];
+      if (hit) {
+        more.remove();
+        hit.names.push(m.label + " (" + m.kind + ")");
+        hit.node.textContent = "+" + hit.names.length + " more";
+        hit.node.title = hit.names.join("\n");
+        hit.box = placeLabel(u, hit.node, hit.x, last);
+        return;
+      }
+      more.title = m.label + " (" + m.kind + ")";
+      more.addEventListener("click", stopClick);
+      mores.push({ node: more, x: x, box: mine, names: [m.label + " (" + m.kind + ")"] });
     });
     fig.setAttribute("data-markers", String(u.over.querySelectorAll("a.release-marker").length));
   }
