@@ -183,3 +183,22 @@ def test_release_labels_stay_inside_their_charts(page: Page, path: str) -> None:
         if boxes:
             assert more.count() >= 1
             assert "more" in (more.first.text_content() or "")
+
+
+def test_small_costs_keep_their_digits(page: Page, seeded: Seeded) -> None:
+    # one gpt-4o-mini call of $0.000042: four decimals showed $0.0000
+    page.goto("/cost")
+    row = page.locator("table.grid tbody tr:has(a:text-is('gpt-4o-mini'))").first
+    cells = [c.strip() for c in row.locator("td").all_text_contents()]
+    assert cells[1:] == ["$0.000042", "1", "$0.000042"]
+    # the cost chart's legend, under the cursor at the newest bucket (app.js formats it alike)
+    over = page.locator("#chart-cost .u-over")
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)
+    legend = page.locator("#chart-cost .u-legend .u-series:has-text('gpt-4o-mini') .u-value")
+    assert legend.text_content() == "$0.000042"
+    # the trace page: the call's own cost; the trace's total, $0.008242, keeps four decimals
+    page.goto(f"/traces/{seeded.fine}")
+    assert "$0.000042" in (page.text_content("main") or "")
+    assert page.locator(".card:has-text('Cost') b").first.text_content() == "$0.0082"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -68,9 +69,19 @@ def _ms(v: float | None) -> str:
 
 
 def _usd(v: float | None) -> str:
+    """Money with at least two significant digits ($1,234.56, $0.0482, $0.000042).
+
+    A call of a small model costs $0.000042, which four decimals showed as $0.0000; app.js's
+    ``usd`` formats the charts' values alike.
+    """
     if v is None:
         return "–"
-    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+    a = abs(v)
+    if a >= 1 or a == 0:
+        return f"${v:,.2f}"
+    if a >= 0.001:
+        return f"${v:.4f}"
+    return f"${v:.{min(12, 1 - math.floor(math.log10(a)))}f}"
 
 
 def _num(v: float | None, digits: int = 0) -> str:

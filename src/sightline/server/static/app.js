@@ -4,6 +4,18 @@
   "use strict";
   var PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777"];
 
+  // Money with at least two significant digits, as the pages' Jinja filter ``usd`` (_web.py):
+  // $1,234.56, $0.0482, $0.000042.
+  function usd(v) {
+    if (v == null || !isFinite(v)) { return "–"; }
+    var a = Math.abs(v);
+    if (a >= 1 || a === 0) {
+      return "$" + v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+    if (a >= 0.001) { return "$" + v.toFixed(4); }
+    return "$" + v.toFixed(Math.min(12, 1 - Math.floor(Math.log10(a))));
+  }
+
   function bucketLink(base, from, to, seriesName) {
     var u = new URL(base, window.location.href);
     u.searchParams.delete("range");
@@ -107,11 +119,15 @@
     var step = data.step || 60;
     var series = [{}];
     var cols = [data.x];
+    var money = fig.getAttribute("data-unit") === "USD";
     data.series.forEach(function (s, i) {
-      series.push({
+      var opts = {
         label: s.name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
         points: { show: true, size: 5 },
-      });
+      };
+      // the legend's value under the cursor (uPlot's default keeps 3 decimals: $0.000042 was 0)
+      if (money) { opts.value = function (u, v) { return v == null ? "--" : usd(v); }; }
+      series.push(opts);
       cols.push(s.values);
     });
     var link = fig.getAttribute("data-link");
