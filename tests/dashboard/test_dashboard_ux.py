@@ -202,3 +202,16 @@ def test_small_costs_keep_their_digits(page: Page, seeded: Seeded) -> None:
     page.goto(f"/traces/{seeded.fine}")
     assert "$0.000042" in (page.text_content("main") or "")
     assert page.locator(".card:has-text('Cost') b").first.text_content() == "$0.0082"
+
+
+def test_toxicity_says_which_way_it_reads(page: Page) -> None:
+    # the evaluator scores 0.92 (1 = clean); the toxicity metric is 1 - that
+    page.goto("/")
+    card = page.locator(".cards.quality .card:has(span:text-matches('^toxicity'))")
+    assert (card.locator("span").text_content() or "").strip() == "toxicity (0 = clean)"
+    assert card.locator("b").text_content() == "0.080"
+    page.goto("/quality")
+    row = page.locator("tr:has(td:first-child:text-matches('^toxicity')) td")
+    assert (row.nth(0).text_content() or "").strip() == "toxicity (toxicity-free score: 1 = clean)"
+    assert row.nth(2).text_content() == "0.920"
+    assert page.locator("#chart-toxicity figcaption").text_content() == "toxicity trend (0 = clean)"

@@ -98,6 +98,27 @@ def _when(v: datetime | None) -> str:
     return "–" if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+SCORE_READINGS = {
+    "toxicity": "toxicity-free score: 1 = clean",
+    "pii_leak": "1 = no personal data",
+    "prompt_injection": "1 = no injection found",
+}
+"""How to read an evaluator's score whose name is a harm: its score is 1 when the harm is
+absent (the Quality page's table), while the metric of the same name may count the harm."""
+METRIC_READINGS = {"toxicity": "0 = clean", "hallucination_rate": "0 = none"}
+"""How to read a score metric the pages show beside scores (Overview cards, Quality trends):
+``toxicity`` is 1 − the evaluator's score."""
+
+
+def _score_note(name: str | None) -> str:
+    """The reading of a score name (``score:toxicity`` on a release page too), or ''."""
+    return SCORE_READINGS.get((name or "").removeprefix("score:"), "")
+
+
+def _metric_note(name: str | None) -> str:
+    return METRIC_READINGS.get(name or "", "")
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
     autoescape=True,  # every value is escaped: prompts and responses are attacker-controlled
@@ -106,6 +127,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 _ENV.filters.update(pretty=_pretty, ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when)
+_ENV.globals.update(score_note=_score_note, metric_note=_metric_note)
 
 
 class LoginRequired(Exception):
