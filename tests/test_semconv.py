@@ -234,6 +234,31 @@ class TestOtelGenAiOlder:
         )
         assert rec["input"] == "look at this"
 
+    def test_tool_blocks_and_images_are_kept_beside_the_text(self) -> None:
+        """Anthropic's tool_use/tool_result blocks and an image part have no text: the message
+        kept only its text, so a turn of tool results was an empty message, and an image was
+        gone. They are kept as ``parts``, the image's inline data cut short."""
+        image = "data:image/png;base64," + "A" * 50_000
+        msgs = [
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"},
+                                         {"type": "image_url", "image_url": {"url": image}}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "tu1", "name": "weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "tu1", "content": "18°C, cloudy"}]},
+            {"role": "user", "content": [{"type": "text", "text": "plain"}]},
+        ]  # fmt: skip
+        rec, _ = _norm({"gen_ai.request.model": "m", "gen_ai.input.messages": json.dumps(msgs)})
+        got = rec["input_messages"]
+        assert [m["content"] for m in got] == ["Weather in Paris?", "Let me check.", "", "plain"]
+        assert got[1]["parts"][1] == msgs[1]["content"][1]  # type: ignore[index]
+        assert got[2]["parts"] == msgs[2]["content"]
+        assert "parts" not in got[3]  # text alone is not stored twice
+        url = got[0]["parts"][1]["image_url"]["url"]
+        assert url.startswith("data:image/png;base64,AAA") and url.endswith("(50,022 characters)")
+        assert len(url) < 300
+
     def test_prompt_and_completion_events(self) -> None:
         events: list[semconv.Event] = [
             (

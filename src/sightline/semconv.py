@@ -948,7 +948,12 @@ def _read_messages(value: Any) -> list[dict[str, Any]]:
             content = msg.get("content")
             if not isinstance(content, str):
                 parts = msg.get("parts")
-                msg["content"] = _content_text(content if parts is None else parts)
+                if parts is None:
+                    msg["content"], kept = _content(content)
+                    if kept is not None:
+                        msg["parts"] = kept
+                else:
+                    msg["content"] = _content_text(parts)
             if "role" not in msg:
                 msg["role"] = "user"
             msgs.append(msg)
@@ -990,6 +995,44 @@ def _content_text(parts: Any) -> str:
     return str(parts)
 
 
+def _content(parts: Any) -> tuple[str, list[Any] | None]:
+    """Text of a content value, and its parts as sent when some are not text.
+
+    Tool calls and results (Anthropic's ``tool_use``/``tool_result`` blocks), images and files
+    have no text: the text alone lost them, and a turn of tool results read as an empty
+    message. Inline data (an image's base64) is cut to its first characters.
+    """
+    if isinstance(parts, str):
+        if parts[:1] not in ("[", "{"):
+            return parts, None
+        parts = _loads(parts)
+        if isinstance(parts, str):
+            return parts, None
+    text = _content_text(parts)
+    items = [parts] if isinstance(parts, dict) else parts
+    if isinstance(items, list) and any(p is not None and _part_text(p) is None for p in items):
+        return text, [_shorten_data(p) for p in items if p is not None]
+    return text, None
+
+
+_MAX_INLINE_DATA = 256
+"""Characters kept of an inline payload (a data: URL, base64 ``data``) in a kept part."""
+
+
+def _shorten_data(v: Any, key: str = "") -> Any:
+    if isinstance(v, dict):
+        return {k: _shorten_data(x, k) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_shorten_data(x) for x in v]
+    if (
+        isinstance(v, str)
+        and len(v) > _MAX_INLINE_DATA
+        and (key in ("data", "b64_json") or v.startswith("data:"))
+    ):
+        return f"{v[:_MAX_INLINE_DATA]}… ({len(v):,} characters)"
+    return v
+
+
 def _indexed_messages(
     indexed: dict[str, Any], prefix: str, *, openinference: bool = False
 ) -> list[dict[str, Any]] | None:
@@ -1026,7 +1069,9 @@ def _indexed_messages(
         if "content" not in msg and parts:
             msg["content"] = "\n".join(str(parts[j]) for j in sorted(parts))
         elif "content" in msg:
-            msg["content"] = _content_text(msg["content"])
+            msg["content"], kept = _content(msg["content"])
+            if kept is not None:
+                msg["parts"] = kept
         else:
             msg["content"] = ""
         msg.setdefault("role", "user")

@@ -126,7 +126,19 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(pretty=_pretty, ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when)
+
+
+def _other_parts(message: Any) -> list[Any]:
+    """A stored message's parts that are not its text: tool calls and results, images."""
+    parts = message.get("parts") if isinstance(message, dict) else None
+    if not isinstance(parts, list):
+        return []
+    text = ("text", "input_text", "output_text")
+    return [p for p in parts if not (isinstance(p, dict) and p.get("type", "text") in text)]
+
+
+_ENV.filters.update(pretty=_pretty, ms=_ms, usd=_usd, num=_num, pct=_pct, when=_when,
+                    other_parts=_other_parts)  # fmt: skip
 _ENV.globals.update(score_note=_score_note, metric_note=_metric_note)
 
 
