@@ -506,6 +506,14 @@ def _check_writable(out: Path) -> None:
     help="Largest allowed drop of an evaluator's mean against the baseline.",
 )
 @click.option(
+    "--max-coverage-drop",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=0.1,
+    show_default=True,
+    help="Largest allowed drop of the share of rows an evaluator scored against the baseline "
+    "(scoring no row always fails).",
+)
+@click.option(
     "--options",
     "options_",
     default=None,
@@ -518,6 +526,7 @@ def eval_run(
     out: Path | None,
     baseline: Path | None,
     max_drop: float,
+    max_coverage_drop: float,
     options_: str | None,
     batch_size: int,
 ) -> None:
@@ -526,7 +535,8 @@ def eval_run(
     A row has `question`, `answer`, optional `contexts` (list of strings), `reference` and `id`.
     Each output row is the input row plus `scores: {evaluator: {score, label, passed,
     explanation}}`. Exits 1 when an evaluator fails or, with --baseline, when an evaluator's
-    mean dropped by more than --max-drop.
+    mean dropped by more than --max-drop, or an evaluator the baseline scored scores no row
+    (or a share of the rows smaller by more than --max-coverage-drop).
 
     Example: sightline eval run golden.jsonl --evaluators relevance,context_relevance
     --out results.jsonl --baseline last.jsonl --max-drop 0.02
@@ -535,7 +545,9 @@ def eval_run(
 
     from sightline.errors import ConfigError
     from sightline.evals import (
+        Summary,
         available_evaluators,
+        compare_coverage,
         compare_to_baseline,
         default_evaluator_names,
         evaluate_rows,
@@ -547,6 +559,8 @@ def eval_run(
 
     if math.isnan(max_drop):  # FloatRange lets NaN through, and no drop is more than NaN
         raise click.BadParameter("not a number", param_hint="'--max-drop'")
+    if math.isnan(max_coverage_drop):
+        raise click.BadParameter("not a number", param_hint="'--max-coverage-drop'")
     opts = _evaluator_options(options_)
     try:
         rows = read_jsonl(dataset)
@@ -584,6 +598,10 @@ def eval_run(
         except OSError as e:
             raise click.ClickException(f"--out {out}: {e.strerror or e}") from None
     summary = summarize(results)
+    # an evaluator run that scored no row (it applied to none) still gets its line in the table
+    summary = {
+        n: summary.get(n, Summary(n, 0, None, None, 0)) for n in sorted(set(summary) | set(names))
+    }
     base_summary = summarize(base_rows) if base_rows is not None else None
     if unused:
         click.echo(f"note: --options for evaluators not run: {', '.join(unused)}", err=True)
@@ -597,17 +615,27 @@ def eval_run(
         missing = [n for n in summary if n not in base_summary]
         if missing:
             click.echo(f"note: not in the baseline, not compared: {', '.join(missing)}", err=True)
-        unscored = [
-            n for n, b in base_summary.items()
-            if b.mean is not None and n in names and (n not in summary or summary[n].mean is None)
-        ]  # fmt: skip
-        if unscored:
-            # e.g. rows without contexts: the evaluator did not apply, so there is no mean
+        for cov in compare_coverage(
+            summary,
+            len(results),
+            base_summary,
+            len(base_rows or ()),
+            names=names,
+            max_drop=max_coverage_drop,
+        ):
+            # e.g. empty answers: the evaluators skip them, and a mean over none passes any gate
             click.echo(
-                f"note: scored in the baseline but not in this run, not compared: "
-                f"{', '.join(unscored)}",
+                f"regression: {cov.name} scored {cov.scored} of {cov.rows} rows, the baseline "
+                f"{cov.baseline_scored} of {cov.baseline_rows}"
+                + (
+                    " (it applied to no row of this run)"
+                    if cov.scored == 0
+                    else f", a drop of {cov.drop:.3f}, more than --max-coverage-drop "
+                    f"{max_coverage_drop}"
+                ),
                 err=True,
             )
+            failed = True
         for reg in compare_to_baseline(summary, base_summary, max_drop=max_drop):
             click.echo(
                 f"regression: {reg.name} mean dropped by {reg.drop:.3f} "

@@ -257,22 +257,80 @@ class TestEvalRun:
         assert res.exit_code == 0, res.output
         assert "2 rows from" in res.output
 
-    def test_an_evaluator_scored_in_the_baseline_but_not_now_is_named(self, tmp_path: Path) -> None:
+    def test_an_evaluator_scored_in_the_baseline_but_not_now_is_a_regression(
+        self, tmp_path: Path
+    ) -> None:
         base = tmp_path / "base.jsonl"
         names = "relevance,context_relevance"
         ok = _run(
             str(_write(tmp_path / "a.jsonl", ROWS)), "--evaluators", names, "--out", str(base)
         )
         assert ok.exit_code == 0, ok.output
-        # no contexts: context_relevance does not apply, so the gate cannot compare it
+        # no contexts: context_relevance does not apply, so the gate has nothing to compare
         bare = [{k: v for k, v in r.items() if k != "contexts"} for r in ROWS]
         res = _run(
             str(_write(tmp_path / "b.jsonl", bare)), "--evaluators", names, "--baseline", str(base)
         )
-        assert res.exit_code == 0, res.output
-        assert "scored in the baseline but not in this run, not compared: context_relevance" in (
-            res.output
+        assert res.exit_code == 1, res.output
+        assert (
+            "regression: context_relevance scored 0 of 2 rows, the baseline 2 of 2 "
+            "(it applied to no row of this run)" in res.output
         )
+        assert "regression: relevance" not in res.output
+        line = next(x for x in res.output.splitlines() if x.startswith("context_relevance"))
+        assert line.split()[:5] == ["context_relevance", "0", "-", "-", "0"]
+
+    def test_empty_answers_fail_the_gate_not_pass_it_unscored(self, tmp_path: Path) -> None:
+        # every evaluator of the answer skips an empty one: the candidate was "not compared"
+        # on them, and a model that answers nothing passed the gate with exit 0
+        base = tmp_path / "base.jsonl"
+        names = "relevance,context_relevance,toxicity"
+        ok = _run(
+            str(_write(tmp_path / "a.jsonl", ROWS)), "--evaluators", names, "--out", str(base)
+        )
+        assert ok.exit_code == 0, ok.output
+        empty = [dict(r, answer="") for r in ROWS]
+        res = _run(
+            str(_write(tmp_path / "b.jsonl", empty)),
+            "--evaluators",
+            names,
+            "--baseline",
+            str(base),
+            "--max-drop",
+            "0.02",
+        )
+        assert res.exit_code == 1, res.output
+        for name in ("relevance", "toxicity"):
+            assert f"regression: {name} scored 0 of 2 rows, the baseline 2 of 2" in res.output
+        assert "regression: context_relevance" not in res.output  # it grades the contexts
+        # half the answers empty: far fewer rows scored, whatever the mean of the others
+        half = [ROWS[0], dict(ROWS[1], answer="")]
+        res = _run(
+            str(_write(tmp_path / "c.jsonl", half)),
+            "--evaluators",
+            "relevance",
+            "--baseline",
+            str(base),
+            "--max-drop",
+            "1",
+        )
+        assert res.exit_code == 1, res.output
+        assert (
+            "regression: relevance scored 1 of 2 rows, the baseline 2 of 2, a drop of 0.500, "
+            "more than --max-coverage-drop 0.1" in res.output
+        )
+        lenient = _run(
+            str(tmp_path / "c.jsonl"),
+            "--evaluators",
+            "relevance",
+            "--baseline",
+            str(base),
+            "--max-drop",
+            "1",
+            "--max-coverage-drop",
+            "0.5",
+        )
+        assert lenient.exit_code == 0, lenient.output
 
 
 def test_a_crashing_evaluator_is_reported_and_the_others_go_on() -> None:

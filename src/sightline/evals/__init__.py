@@ -10,8 +10,10 @@ from sightline.evals._agreement import (
 from sightline.evals._cases import case_from_span, cases_from_trace
 from sightline.evals._embed import DIM, MODEL_L3, MODEL_L6, MODELS, Embedder, default_embedder
 from sightline.evals._offline import (
+    CoverageDrop,
     Regression,
     Summary,
+    compare_coverage,
     compare_to_baseline,
     evaluate_rows,
     format_summary,
@@ -37,6 +39,7 @@ __all__ = [
     "MODEL_L3",
     "MODEL_L6",
     "Agreement",
+    "CoverageDrop",
     "EvalCase",
     "EvalResult",
     "EvalRunner",
@@ -52,6 +55,7 @@ __all__ = [
     "available_evaluators",
     "case_from_span",
     "cases_from_trace",
+    "compare_coverage",
     "compare_to_baseline",
     "default_embedder",
     "default_evaluator_names",

@@ -20,8 +20,10 @@ from sightline.errors import ConfigError
 from sightline.evals.base import EvalCase, EvalResult, Evaluator
 
 __all__ = [
+    "CoverageDrop",
     "Regression",
     "Summary",
+    "compare_coverage",
     "compare_to_baseline",
     "evaluate_rows",
     "format_summary",
@@ -261,6 +263,49 @@ def compare_to_baseline(
         # rounding guard: a drop of exactly max_drop is allowed
         if b.mean - s.mean > max_drop + 1e-12:
             out.append(Regression(name, b.mean, s.mean))
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CoverageDrop:
+    """An evaluator that scored a smaller share of the rows than in the baseline."""
+
+    name: str
+    baseline_scored: int
+    baseline_rows: int
+    scored: int
+    rows: int
+
+    @property
+    def drop(self) -> float:
+        """Baseline share of rows scored minus this run's."""
+        return self.baseline_scored / self.baseline_rows - self.scored / self.rows
+
+
+def compare_coverage(
+    new: dict[str, Summary],
+    num_rows: int,
+    baseline: dict[str, Summary],
+    baseline_rows: int,
+    *,
+    names: Iterable[str],
+    max_drop: float,
+) -> list[CoverageDrop]:
+    """Evaluators of ``names`` the baseline scored whose share of rows scored fell too far.
+
+    That is: they now score no row, or a share of the rows smaller by more than ``max_drop``
+    (empty answers, lost contexts: a mean over the few rows left, or over none, would pass).
+    """
+    out = []
+    for name in names:
+        b = baseline.get(name)
+        if b is None or b.num_scored == 0 or baseline_rows <= 0 or num_rows <= 0:
+            continue
+        s = new.get(name)
+        scored = s.num_scored if s is not None else 0
+        cov = CoverageDrop(name, b.num_scored, baseline_rows, scored, num_rows)
+        if scored == 0 or cov.drop > max_drop + 1e-12:
+            out.append(cov)
     return out
 
 
