@@ -534,9 +534,10 @@ def eval_run(
 
     A row has `question`, `answer`, optional `contexts` (list of strings), `reference` and `id`.
     Each output row is the input row plus `scores: {evaluator: {score, label, passed,
-    explanation}}`. Exits 1 when an evaluator fails or, with --baseline, when an evaluator's
-    mean dropped by more than --max-drop, or an evaluator the baseline scored scores no row
-    (or a share of the rows smaller by more than --max-coverage-drop).
+    explanation}}`. Exits 1 when an evaluator fails (raises, or labels any row `failed`) or,
+    with --baseline, when an evaluator's mean dropped by more than --max-drop, or an evaluator
+    the baseline scored scores no row (or a share of the rows smaller by more than
+    --max-coverage-drop).
 
     Example: sightline eval run golden.jsonl --evaluators relevance,context_relevance
     --out results.jsonl --baseline last.jsonl --max-drop 0.02
@@ -611,6 +612,24 @@ def eval_run(
     for name, err in errors.items():
         click.echo(f"error: evaluator {name} failed: {err}", err=True)
         failed = True
+    for name, s in summary.items():
+        if s.num_failed and name not in errors:
+            # rows the evaluator itself labelled failed (a judge that answered garbage, or is not
+            # running): each is a case it could not grade, so its mean is not the run's
+            first = next(
+                (
+                    r["scores"][name].get("explanation")
+                    for r in results
+                    if r["scores"].get(name, {}).get("label") == "failed"
+                ),
+                None,
+            )
+            click.echo(
+                f"error: evaluator {name} failed on {s.num_failed} of {len(results)} rows"
+                + (f", e.g.: {first}" if first else ""),
+                err=True,
+            )
+            failed = True
     if base_summary is not None:
         missing = [n for n in summary if n not in base_summary]
         if missing:

@@ -398,3 +398,69 @@ def test_an_evaluator_returning_something_else_fails_without_a_traceback() -> No
     out, errors = evaluate_rows(rows, [Dicts()])
     assert errors == {"dicts": "TypeError: returned a dict, not an EvalResult or None"}
     assert out[0]["scores"]["dicts"]["label"] == "failed"
+
+
+def _judge_options(base_url: str, **kw: Any) -> str:
+    opts = {"base_url": base_url, "model": "gpt-4o-mini", "max_retries": 0, "backoff_s": 0.01}
+    return json.dumps({"llm_judge": opts | kw})
+
+
+def _reply(content: str) -> dict[str, Any]:
+    return {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+
+class TestFailedRows:
+    """Rows an evaluator labels `failed` (it did not raise) fail the run: one is enough."""
+
+    def test_a_judge_answering_garbage_fails_the_run(self, tmp_path: Path) -> None:
+        from _fake_judge import FakeJudge
+
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        with FakeJudge() as judge:
+            judge.garbage = True
+            res = _run(
+                str(ds), "--evaluators", "llm_judge", "--options", _judge_options(judge.base_url)
+            )
+        assert res.exit_code == 1, res.output
+        line = next(x for x in res.output.splitlines() if x.startswith("llm_judge"))
+        assert line.split()[1:] == ["0", "-", "-", "2"]
+        assert "error: evaluator llm_judge failed on 2 of 2 rows, e.g.:" in res.output
+        assert "no JSON object" in res.output and "Traceback" not in res.output
+
+    def test_a_score_out_of_range_on_one_row_fails_the_run(self, tmp_path: Path) -> None:
+        from _fake_judge import FakeJudge
+
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        with FakeJudge() as judge:
+            judge.bodies = [_reply('{"score": 9, "explanation": "off the scale"}')]
+            res = _run(
+                str(ds),
+                "--evaluators",
+                "llm_judge",
+                "--options",
+                _judge_options(judge.base_url, concurrency=1),
+            )
+        assert res.exit_code == 1, res.output
+        line = next(x for x in res.output.splitlines() if x.startswith("llm_judge"))
+        assert line.split()[1:3] == ["1", "1.000"] and line.split()[4] == "1"
+        assert "error: evaluator llm_judge failed on 1 of 2 rows" in res.output
+
+    def test_a_judge_that_is_not_running_fails_the_run(self, tmp_path: Path) -> None:
+        import socket
+
+        with socket.socket() as s:  # a free port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        ds = _write(tmp_path / "ds.jsonl", ROWS)
+        res = _run(
+            str(ds),
+            "--evaluators",
+            "relevance,llm_judge",
+            "--options",
+            _judge_options(f"http://127.0.0.1:{port}/v1", timeout_s=2),
+        )
+        assert res.exit_code == 1, res.output
+        assert "error: evaluator llm_judge failed on 2 of 2 rows, e.g.: judge unreachable" in (
+            res.output
+        )
+        assert "evaluator relevance" not in res.output
