@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -587,6 +588,9 @@ def eval_run(
         unused = sorted(set(opts) - set(names))
         if out is not None:
             _check_writable(out)  # before the evaluation, which may be long and paid for
+        env_key = os.environ.get("SIGHTLINE_EVAL_JUDGE_API_KEY")
+        if env_key and "llm_judge" in names:  # as serve: an api_key in --options wins
+            opts = opts | {"llm_judge": {"api_key": env_key, **opts.get("llm_judge", {})}}
         evs = load_evaluators(names, opts)
         results, errors = evaluate_rows(rows, evs, source=str(dataset), batch_size=batch_size)
     except ConfigError as e:

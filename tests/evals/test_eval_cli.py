@@ -464,3 +464,38 @@ class TestFailedRows:
             res.output
         )
         assert "evaluator relevance" not in res.output
+
+
+class TestJudgeApiKey:
+    """SIGHTLINE_EVAL_JUDGE_API_KEY reaches the judge, as in `serve`; --options' api_key wins."""
+
+    def test_the_environment_key_is_sent_and_an_options_key_wins(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from _fake_judge import FakeJudge
+
+        monkeypatch.setenv("SIGHTLINE_EVAL_JUDGE_API_KEY", "sk-from-env")
+        ds = _write(tmp_path / "ds.jsonl", ROWS[:1])
+        with FakeJudge() as judge:
+            res = _run(
+                str(ds), "--evaluators", "llm_judge", "--options", _judge_options(judge.base_url)
+            )
+            assert res.exit_code == 0, res.output
+            assert [h.get("authorization") for h in judge.headers] == ["Bearer sk-from-env"]
+            res = _run(
+                str(ds),
+                "--evaluators",
+                "llm_judge",
+                "--options",
+                _judge_options(judge.base_url, api_key="sk-from-options"),
+            )
+            assert res.exit_code == 0, res.output
+            assert judge.headers[1].get("authorization") == "Bearer sk-from-options"
+
+    def test_the_environment_key_alone_does_not_add_the_judge(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SIGHTLINE_EVAL_JUDGE_API_KEY", "sk-from-env")
+        res = _run(str(_write(tmp_path / "ds.jsonl", ROWS)), "--evaluators", "relevance")
+        assert res.exit_code == 0, res.output
+        assert "llm_judge" not in res.output
