@@ -488,7 +488,8 @@ def _check_writable(out: Path) -> None:
 @click.option(
     "--evaluators",
     default=None,
-    help="Comma-separated evaluator names [every registered one that needs no options].",
+    help="Comma-separated evaluator names [every registered one but format, llm_judge and "
+    "reference_similarity, unless given --options].",
 )
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results JSONL."

@@ -217,8 +217,8 @@ class Settings(BaseSettings):
     evaluators: Annotated[list[str] | None, NoDecode] = Field(
         None,
         description="Comma-separated evaluators to run online; default: every registered one "
-        "that needs no options (llm_judge, format, reference_similarity need them) plus the "
-        "ones in eval_options.",
+        "but llm_judge and format (they need options) and reference_similarity (it needs a "
+        "reference answer), plus the ones in eval_options.",
     )
     eval_sample_rate: float = Field(
         1.0, ge=0.0, le=1.0, description="Share of spans each evaluator scores online."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -499,3 +500,39 @@ class TestJudgeApiKey:
         res = _run(str(_write(tmp_path / "ds.jsonl", ROWS)), "--evaluators", "relevance")
         assert res.exit_code == 0, res.output
         assert "llm_judge" not in res.output
+
+
+class TestDocsExample:
+    """docs/evals.md's `eval run` example prints what the command prints."""
+
+    DOC = Path(__file__).resolve().parents[2] / "docs" / "evals.md"
+
+    def test_the_golden_example_prints_the_documented_table(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import shlex
+
+        text = self.DOC.read_text()
+        m = re.search(
+            r"cat > golden\.jsonl <<'JSONL'\n(.*?)\nJSONL\n(sightline eval run [^\n]*)\n```\n\n"
+            r"```\n(.*?)\n```",
+            text,
+            re.S,
+        )
+        assert m is not None, "the golden.jsonl example is not in docs/evals.md"
+        (tmp_path / "golden.jsonl").write_text(m.group(1) + "\n")
+        monkeypatch.chdir(tmp_path)
+        res = CliRunner().invoke(main, shlex.split(m.group(2))[1:])
+        assert res.exit_code == 0, res.output
+        assert res.output.splitlines() == m.group(3).splitlines()
+
+    def test_the_documented_defaults_leave_out_what_the_code_leaves_out(self) -> None:
+        from sightline.evals import available_evaluators, default_evaluator_names
+
+        text = " ".join(self.DOC.read_text().split())
+        start = text.index("`--evaluators` defaults to")
+        sentence = text[start : text.index(";", start)]
+        left_out = set(available_evaluators()) - set(default_evaluator_names())
+        assert left_out == {"format", "llm_judge", "reference_similarity"}
+        named = set(re.findall(r"`(\w+)`", sentence)) - {"serve"}
+        assert named - {"--evaluators"} == left_out, sentence
