@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -467,3 +468,58 @@ def test_a_tick_whose_save_fails_notifies_at_the_next_tick(
         assert receiver.bodies("/hook")[0]["alert_id"] == a["alert_id"]
     finally:
         gen.close()
+
+
+@pytest.mark.parametrize("how", ["disabled", "deleted", "deleted after a restart"])
+def test_disabling_or_deleting_a_rule_sends_the_resolved_notification(
+    tmp_path: Path, receiver: HttpReceiver, how: str
+) -> None:
+    # the alert ended (event "rule disabled"/"rule deleted") but nothing was sent: the on-call
+    # tool that got the firing kept its incident open
+    yaml = f"""
+channels:
+  hook:
+    type: webhook
+    url: {receiver.url}/hook
+"""
+    rule = {
+        "name": "errors",
+        "metric": "error_rate",
+        "op": ">",
+        "threshold": 0.05,
+        "window": "1m",
+        "min_requests": 10,
+        "group_by": ["model"],
+        "notify": ["hook"],
+    }
+    restart = "restart" in how
+
+    def end_the_rule(h: Harness, alert_id: str) -> None:
+        if how == "disabled":
+            h.put_rule({**rule, "enabled": False})
+        else:
+            assert h.api("DELETE", "/api/v1/alerts/rules/errors").status_code == 200
+        h.tick()
+        wait_for(lambda: len(receiver.bodies("/hook")) == 2)
+        resolved = receiver.bodies("/hook")[1]
+        assert resolved["status"] == "resolved" and resolved["alert_id"] == alert_id
+        assert resolved["ended_at"] == h.clock().isoformat()
+        reason = "rule disabled" if how == "disabled" else "rule deleted"
+        assert resolved["summary"].startswith(f"{reason}; last: error_rate = 1 > 0.05")
+        assert h.api("GET", f"/api/v1/alerts/{alert_id}").json()["status"] == "resolved"
+        h.tick(minutes=5)  # once
+        time.sleep(0.3)
+        assert len(receiver.bodies("/hook")) == 2
+
+    for h in harness(tmp_path, alerts_yaml=yaml):
+        h.put_rule(rule)
+        h.traffic(20, T0, error=True, model="gpt-4o")
+        h.tick()
+        [a] = h.alerts(status="firing")
+        wait_for(lambda: len(receiver.bodies("/hook")) == 1)
+        if not restart:
+            h.clock.advance(seconds=30)
+            end_the_rule(h, a["alert_id"])
+    if restart:  # the rule version that fired is read back from the store
+        for h in harness(tmp_path, alerts_yaml=yaml, start=T0 + timedelta(seconds=30)):
+            end_the_rule(h, a["alert_id"])

@@ -293,10 +293,23 @@ class Monitor(DaemonTask):
         entries: list[RuleVersion],
     ) -> None:
         silences = [s for s in self._store.list_silences(project_id) if s.ends_at > now]
+        evaluated = {v.name for v, _ in runnable}
+        live = {v.name for v in entries}
+        # the rules that fired the alerts of deleted or disabled rules: those alerts resolve,
+        # and whoever the firing was sent to hears it (read before the lock: a store read)
+        with self._lock:
+            ending = {
+                (name, a.rule_version)
+                for (name, _), a in self._active.get(project_id, {}).items()
+                if name not in evaluated
+                and (name not in live or status.get(name, ("",))[0] == "disabled")
+                and a.status == "firing"
+                and a.last_notified_at is not None
+            }
+        fired_by = {key: self._rule_version(project_id, *key) for key in ending}
         changed: list[Alert] = []
         events: list[AlertEvent] = []
         notify: list[tuple[Alert, str, Rule]] = []
-        live = {v.name for v in entries}
         with self._lock:
             # a copy, kept only once saved: a tick whose save fails leaves the state as it
             # was, and the next tick makes the same changes (and notifications) again
@@ -343,18 +356,27 @@ class Monitor(DaemonTask):
                     if step.notify:
                         notify.append((a, step.notify, rule))
                 status.setdefault(v.name, (state, now, None))
-            # Alerts of rules that were deleted or disabled resolve.
-            evaluated = {v.name for v, _ in runnable}
+            # Alerts of rules that were deleted or disabled resolve, and a firing one that was
+            # notified says so (on-call tools would keep its incident open), with the reason.
             for (name, k), a in list(active.items()):
                 gone = name not in live or status.get(name, ("",))[0] == "disabled"
                 if name in evaluated or not gone:
                     continue
                 reason = "rule deleted" if name not in live else "rule disabled"
                 status_: AlertStatus = "cancelled" if a.status == "pending" else "resolved"
+                was_notified = a.status == "firing" and a.last_notified_at is not None
                 a = dataclasses.replace(a, status=status_, ended_at=now, last_evaluated_at=now)
+                if status_ == "resolved":
+                    a = dataclasses.replace(a, summary=f"{reason}; last: {a.summary}")
                 del active[(name, k)]
                 changed.append(a)
                 events.append(self._event(a, status_, reason, now))
+                fired = fired_by.get((name, a.rule_version))
+                if was_notified and fired is not None:
+                    info = _info(fired, a.rule_version)
+                    labels = alert_labels(info, a.severity, a.group)
+                    if matching_silence(silences, labels, now) is None:
+                        notify.append((a, "resolved", fired))
             deliveries = []
             if self._dispatcher is not None:
                 for a, kind, rule in notify:
@@ -453,6 +475,21 @@ class Monitor(DaemonTask):
         return out
 
     # -- rules -------------------------------------------------------------------------------
+
+    def _rule_version(self, project_id: str, name: str, version: int) -> Rule | None:
+        """The rule as it was at ``version`` (None when that version is gone or unparsable)."""
+        r = self._parsed.get((project_id, name, version))
+        if r is None:
+            try:
+                versions = self._store.list_rule_versions(project_id, name)
+                found = [v for v in versions if v.version == version]
+            except SightlineError as e:
+                log.error("rule_version_unreadable", project=project_id, rule=name, error=str(e))
+                return None
+            if not found:
+                return None
+            r = self._parse(found[0])
+        return None if isinstance(r, ConfigError) else r
 
     def _parse(self, v: RuleVersion) -> Rule | ConfigError:
         key = (v.project_id, v.name, v.version)
