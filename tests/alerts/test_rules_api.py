@@ -436,3 +436,28 @@ def test_a_count_below_a_threshold_keeps_firing_when_traffic_stops(h: Harness) -
     h.traffic(10, h.clock())
     h.tick(seconds=1)
     assert [x["status"] for x in h.alerts()] == ["resolved"]
+
+
+@pytest.mark.parametrize("repeat", ["0s", "5s", "59s"])
+def test_a_repeat_interval_under_a_minute_is_refused(
+    h: Harness, tmp_path: Path, repeat: str
+) -> None:
+    """`repeat_interval: 0s` was accepted, and a firing alert paged on every tick."""
+    from sightline.config import Settings
+    from sightline.errors import ConfigError
+    from sightline.server import create_app
+
+    for method, path in (("POST", "/api/v1/alerts/rules"), ("PUT", "/api/v1/alerts/rules/slow")):
+        r = h.api(method, path, json={**RULE, "repeat_interval": repeat})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["code"] == "invalid_config"
+        assert "repeat_interval: must be at least 1m" in err["message"], err
+    assert h.api("GET", "/api/v1/alerts/rules").json()["data"] == []
+    assert h.put_rule({**RULE, "repeat_interval": "1m"})["spec"]["repeat_interval"] == "1m"
+    f = tmp_path / "alerts.yaml"
+    f.write_text(
+        f"rules:\n  - {{name: x, metric: latency_ms, threshold: 1, repeat_interval: {repeat}}}\n"
+    )
+    with pytest.raises(ConfigError, match="repeat_interval: must be at least 1m"):
+        create_app(Settings(data_dir=tmp_path / "other", alerts_file=f))

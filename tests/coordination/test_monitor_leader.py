@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from _alerting import HttpReceiver, wait_for
 from _coord import BACKENDS, MakeCoordinator, coordinators
 from _evalspans import _T0, insert, span
-from sightline._clock import system_clock
+from sightline._clock import FakeClock, system_clock
 from sightline.alerts import load_alerts_file
 from sightline.config import Settings
 from sightline.coordination import Leadership
@@ -245,11 +246,11 @@ rules:
     metric: error_rate
     op: ">"
     threshold: 0.5
-    window: 1m
+    window: 10m
     min_requests: 5
     group_by: [model]
     notify: [hook]
-    repeat_interval: 1s
+    repeat_interval: 1m
 """
     )
     settings = Settings(
@@ -264,18 +265,24 @@ rules:
     store.migrate()
     ensure_project_with_key(store, P, "sl_leader_test_key_0123456789")
     file = load_alerts_file(alerts)
-    api = build_monitoring(settings, store, system_clock, file)  # built, never started
-    leader = build_monitoring(settings, store, system_clock, file)
+    # repeat_interval is at least 1m: the nodes' clock is moved past it (the spans are real
+    # time, inside the 10m window)
+    clock = FakeClock(datetime.now(UTC))
+    api = build_monitoring(settings, store, clock, file)  # built, never started
+    leader = build_monitoring(settings, store, clock, file)
     try:
         leader.start()
         _errors(store, "m1")
-        wait_for(lambda: len(receiver.bodies("/hook")) >= 2)  # fired, then repeated
+        wait_for(lambda: len(receiver.bodies("/hook")) >= 1)  # fired
+        clock.advance(seconds=61)
+        wait_for(lambda: len(receiver.bodies("/hook")) >= 2)  # repeated
         [a] = api.monitor.firing(P)
         acked = api.monitor.acknowledge(P, a.alert_id, by="oncall", comment=None, expires_at=None)
         assert acked.acknowledged_by == "oncall"
         time.sleep(0.5)  # the leader's next ticks see it
         n = len(receiver.bodies("/hook"))
-        time.sleep(2.5)  # over two repeat intervals
+        clock.advance(seconds=130)  # over two repeat intervals
+        time.sleep(1.0)  # several ticks
         assert len(receiver.bodies("/hook")) == n
         [stored] = [x for x in store.list_active_alerts() if x.alert_id == a.alert_id]
         assert stored.acknowledged_by == "oncall"

@@ -28,6 +28,7 @@ from sightline.model import Severity
 
 __all__ = [
     "DESIGN_METRICS",
+    "MIN_REPEAT_INTERVAL_S",
     "AnomalyRule",
     "BurnAlert",
     "CompositeRule",
@@ -50,6 +51,8 @@ _MAX_DURATION_S = 366 * 86400
 this far back (a longer one overflowed the tick's date arithmetic), ``for`` and
 ``repeat_interval`` are past any real use beyond it."""
 _MAX_COUNT = 1_000_000_000
+MIN_REPEAT_INTERVAL_S = 60
+"""The shortest ``repeat_interval``: a firing alert is re-notified at most once a minute."""
 
 DESIGN_METRICS = frozenset(
     {
@@ -128,8 +131,19 @@ class _RuleBase(_Spec):
     notify: list[str] = Field(default_factory=list, description="Channel names.")
     enabled: bool = True
     repeat_interval: Duration = Field(
-        4 * 3600, description="Re-notify a firing, unacknowledged alert this often."
+        4 * 3600, description="Re-notify a firing, unacknowledged alert this often (>= 1m)."
     )
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _repeat_interval(cls, v: int) -> int:
+        # 0s (or a few seconds) paged on every tick of the monitor
+        if v < MIN_REPEAT_INTERVAL_S:
+            raise ValueError(
+                f"must be at least {format_duration(MIN_REPEAT_INTERVAL_S)} "
+                "(a shorter one re-notifies on every tick of the monitor)"
+            )
+        return v
 
     @field_validator("labels")
     @classmethod
