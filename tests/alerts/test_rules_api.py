@@ -461,3 +461,31 @@ def test_a_repeat_interval_under_a_minute_is_refused(
     )
     with pytest.raises(ConfigError, match="repeat_interval: must be at least 1m"):
         create_app(Settings(data_dir=tmp_path / "other", alerts_file=f))
+
+
+def test_alerts_firing_is_0_for_each_enabled_rule_when_nothing_fires(h: Harness) -> None:
+    """The series vanished when nothing fired: Grafana's sum(sightline_alerts_firing) showed
+    "No data" instead of 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def firing() -> dict[tuple[str, str], float]:
+        text = h.api("GET", "/metrics").text
+        return {
+            (s.labels["rule"], s.labels["severity"]): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.name == "sightline_alerts_firing"
+        }
+
+    h.put_rule({**RULE, "severity": "P1"})
+    h.put_rule({**RULE, "name": "off", "enabled": False})
+    h.put_rule({"name": "avail", "type": "slo", "sli": "availability", "objective": 0.99})
+    h.tick()
+    assert h.alerts() == []
+    assert firing() == {("slow", "P1"): 0, ("avail", "P1"): 0, ("avail", "P2"): 0}
+    h.traffic(10, h.clock(), latency_ms=5000)
+    h.tick()
+    assert firing() == {("slow", "P1"): 1, ("avail", "P1"): 0, ("avail", "P2"): 0}
+    assert h.api("DELETE", "/api/v1/alerts/rules/slow").status_code == 200
+    h.tick()
+    assert firing() == {("avail", "P1"): 0, ("avail", "P2"): 0}

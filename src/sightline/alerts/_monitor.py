@@ -741,6 +741,27 @@ class Monitor(DaemonTask):
         with self._lock:
             return [a for a in self._active.get(project_id, {}).values() if a.status == "firing"]
 
+    def firing_counts(self, project_id: str) -> dict[tuple[str, str], int]:
+        """Firing alerts per (rule, severity), with 0 for each severity an enabled rule fires at.
+
+        A gauge series that vanishes when nothing fires makes ``sum(sightline_alerts_firing)``
+        "No data" rather than 0.
+        """
+        counts: dict[tuple[str, str], int] = {}
+        self._sync(project_id, self._clock())
+        for v in self._store.list_rules(project_id):
+            rule = self._parse(v)
+            if isinstance(rule, ConfigError) or not rule.enabled:
+                continue
+            sevs = {rule.severity}
+            if isinstance(rule, SloRule):  # an SLO fires at its burn alerts' severities
+                sevs = {b.severity for b in rule.burn_alerts} or sevs
+            for sev in sevs:
+                counts[(v.name, sev)] = 0
+        for a in self.firing(project_id):
+            counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
+        return counts
+
     def now(self) -> datetime:
         """The monitor's clock."""
         return self._clock()

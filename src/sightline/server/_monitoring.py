@@ -110,10 +110,7 @@ class _AlertCollector(Collector):
         firing = GaugeMetricFamily(
             "sightline_alerts_firing", "Firing alerts.", labels=["rule", "severity"]
         )
-        counts: dict[tuple[str, str], int] = {}
-        for a in self._monitor.firing(self._project):
-            counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
-        for (rule, sev), n in sorted(counts.items()):
+        for (rule, sev), n in sorted(self._monitor.firing_counts(self._project).items()):
             firing.add_metric([rule, sev], n)
         budget = GaugeMetricFamily(
             "sightline_slo_error_budget_remaining",
