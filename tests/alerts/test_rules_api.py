@@ -489,3 +489,24 @@ def test_alerts_firing_is_0_for_each_enabled_rule_when_nothing_fires(h: Harness)
     assert h.api("DELETE", "/api/v1/alerts/rules/slow").status_code == 200
     h.tick()
     assert firing() == {("avail", "P1"): 0, ("avail", "P2"): 0}
+
+
+def test_a_rule_stored_before_the_minimum_runs_with_it(h: Harness) -> None:
+    """A version written when 5s was allowed is not refused when read back (its rule would
+    stop: state error, its alerts never resolving): it repeats every minute instead."""
+    from datetime import UTC, datetime
+
+    from sightline.alerts._rules import parse_rule
+    from sightline.errors import ConfigError
+    from sightline.model import RuleVersion
+
+    with pytest.raises(ConfigError, match="repeat_interval"):
+        parse_rule({**RULE, "repeat_interval": "5s"})
+    assert parse_rule({**RULE, "repeat_interval": "5s"}, stored=True).repeat_interval == 60
+    h.store.add_rule_version(
+        RuleVersion(project_id="alerts", name="slow", version=1, source="api",
+                    spec={**RULE, "repeat_interval": "5s"}, created_at=datetime.now(UTC))
+    )  # fmt: skip
+    h.tick(seconds=1)
+    [rule] = h.api("GET", "/api/v1/alerts/rules").json()["data"]
+    assert rule["name"] == "slow" and rule.get("state") != "error", rule

@@ -496,7 +496,7 @@ class Monitor(DaemonTask):
         r = self._parsed.get(key)
         if r is None:
             try:
-                r = parse_rule(v.spec)
+                r = parse_rule(v.spec, stored=True)
             except ConfigError as e:
                 r = e
             self._parsed[key] = r

@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -136,8 +137,11 @@ class _RuleBase(_Spec):
 
     @field_validator("repeat_interval")
     @classmethod
-    def _repeat_interval(cls, v: int) -> int:
-        # 0s (or a few seconds) paged on every tick of the monitor
+    def _repeat_interval(cls, v: int, info: ValidationInfo) -> int:
+        # 0s (or a few seconds) paged on every tick of the monitor. A rule stored before the
+        # minimum existed keeps working (and its alerts resolving) with the minimum instead.
+        if v < MIN_REPEAT_INTERVAL_S and info.context and info.context.get("stored"):
+            return MIN_REPEAT_INTERVAL_S
         if v < MIN_REPEAT_INTERVAL_S:
             raise ValueError(
                 f"must be at least {format_duration(MIN_REPEAT_INTERVAL_S)} "
@@ -410,12 +414,16 @@ _ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
 _TYPES = frozenset({"threshold", "anomaly", "composite", "slo", "no_traffic", "drift"})
 
 
-def parse_rule(spec: Any) -> Rule:
-    """Validate one rule (``type`` defaults to threshold); ConfigError with every problem."""
+def parse_rule(spec: Any, *, stored: bool = False) -> Rule:
+    """Validate one rule (``type`` defaults to threshold); ConfigError with every problem.
+
+    ``stored``: a version read back from the store, written under older limits: a limit added
+    since is applied instead of refusing the rule (a ``repeat_interval`` under 1m becomes 1m).
+    """
     if isinstance(spec, dict) and "type" not in spec:
         spec = {**spec, "type": "threshold"}
     try:
-        return _ADAPTER.validate_python(spec)
+        return _ADAPTER.validate_python(spec, context={"stored": stored})
     except ValidationError as e:
         name = spec.get("name") if isinstance(spec, dict) else None
         raise ConfigError(f"rule {name or '?'}: {_errors(e)}") from None
