@@ -201,3 +201,28 @@ def test_the_guard_forgets_idle_users(server: Server, monkeypatch: Any) -> None:
             g.admit("gpt-4o-mini")
     finally:
         _TRACE_ATTRS.reset(token)
+
+
+def test_a_failed_check_pauses_the_checks_of_every_scope_then_asks_again(
+    monkeypatch: Any,
+) -> None:
+    from sightline.sdk import _budget
+    from sightline.sdk._tracing import _TRACE_ATTRS
+
+    monkeypatch.setattr(_budget, "_BACKOFF_S", 0.5)
+    g = _budget.BudgetGuard("http://127.0.0.1:9", None, timeout_s=0.5)  # nothing listens
+
+    def admit_as(user: str) -> _budget.Ticket:
+        token = _TRACE_ATTRS.set({"sightline.user_id": user})
+        try:
+            return g.admit("gpt-4o-mini")
+        finally:
+            _TRACE_ATTRS.reset(token)
+
+    assert admit_as("a") == () and g.num_checks == 1
+    # other users, within the pause: not asked, they go ahead
+    assert [admit_as(f"u{i}") for i in range(5)] == [()] * 5
+    assert g.num_checks == 1
+    time.sleep(0.6)
+    assert admit_as("b") == () and g.num_checks == 2  # one probe after the pause
+    assert admit_as("c") == () and g.num_checks == 2

@@ -197,3 +197,59 @@ def test_queue_is_bounded_and_drops_are_counted_and_logged_once(hanging_collecto
     total = 20_000 + 2 * PER_ROUND
     assert isinstance(dropped, int) and total - 4_096 - 2 * 512 <= dropped <= total - 4_096
     assert stderr.count("sightline export queue full") == 1, stderr
+
+
+BUDGET_APP = textwrap.dedent("""
+    import json, sys, time
+    import openai
+    import sightline
+
+    endpoint, key, base_url, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    # budget checks on (the default with an endpoint): the same server answers them
+    sightline.init(endpoint=endpoint, api_key=key, service_name="never-hurt-budget")
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+    took = []
+    for i in range(n):
+        t = time.perf_counter()
+        with sightline.trace("req", user_id="user-%d" % i):  # a new user each call
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        took.append(time.perf_counter() - t)
+    print(json.dumps({"took": took}), flush=True)
+    sightline.shutdown(timeout_s=0.5)
+""")
+
+
+def test_hanging_server_costs_one_budget_check_timeout_not_one_per_new_user(
+    hanging_collector: str,
+) -> None:
+    # the budget check's failure was remembered per (user, tenant, feature, model): each new
+    # user paid the check's whole 2 s timeout again
+    from sightline.testing import FakeProvider
+
+    n = 8
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    with FakeProvider(reply="ok") as fake:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                BUDGET_APP,
+                hanging_collector,
+                API_KEY,
+                fake.openai_base_url,
+                str(n),
+            ],  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == n
+    took = json.loads(proc.stdout.strip().splitlines()[-1])["took"]
+    assert len(took) == n
+    # the first call waits for the check's timeout (2 s); every later one goes ahead unchecked
+    assert sum(1 for t in took if t > 1.0) <= 1, took
+    assert sum(took) < 2.0 + 2.0, took
+    assert proc.stderr.count("sightline budget check failed") == 1, proc.stderr

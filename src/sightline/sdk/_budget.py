@@ -13,6 +13,9 @@ concurrent callers of one process never overspend a hard limit by more than one 
   server's own spend has reached the limit.
 
 When the server cannot be reached the call goes ahead (fail-open) and the failure is logged.
+A failed check (refused, timed out, an answer that is not JSON) pauses the checks of the whole
+process for ``_BACKOFF_S``, whatever the call's user or model: a hanging server costs one call
+the check's timeout per pause, not one per new user. The first call after the pause asks again.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ _MAX_SCOPES = 10_000
 """Scopes (user, tenant, feature, model) whose answers are kept before idle ones are dropped."""
 _IDLE_S = 300.0
 """An answer this old is dropped, with its ledgers (the calls they count are on the server)."""
+_BACKOFF_S = 30.0
+"""After a failed check no call of the process is checked for this long (they go ahead)."""
 
 
 @dataclass(slots=True)
@@ -92,6 +97,8 @@ class BudgetGuard:
         self.num_checks = 0
         """Requests made to the server."""
         self._warned = False
+        self._down_until = 0.0
+        """Monotonic time until which checks are skipped (the last one failed)."""
 
     @staticmethod
     def scope(model: str | None) -> tuple[str | None, ...]:
@@ -134,7 +141,8 @@ class BudgetGuard:
                         refreshed = False
                         continue
                     exact = True  # the estimate says no: ask with this process's spans sent
-            self._refresh(key, exact=exact)
+            if not self._refresh(key, exact=exact):
+                return ()  # the server did not answer (now or lately): fail open
             refreshed = True
 
     def _verdict(self, snap: _Snapshot) -> tuple[str, _Ledger | None]:
@@ -184,26 +192,36 @@ class BudgetGuard:
                     lg.completed += 1
             self._cond.notify_all()
 
-    def _refresh(self, key: tuple[str | None, ...], *, exact: bool) -> None:
+    def _refresh(self, key: tuple[str | None, ...], *, exact: bool) -> bool:
         """Ask the server again; ``exact`` first sends this process's ended spans.
 
         Without the flush, calls this process finished may not be in the server's figure yet,
-        so they stay counted here too (counted twice at worst, never missed).
+        so they stay counted here too (counted twice at worst, never missed). False when the
+        server did not answer, or failed to within the last ``_BACKOFF_S``: the call goes ahead.
         """
+        if time.monotonic() < self._down_until:
+            return False
         with self._refresh_lock:
-            self._refresh_locked(key, exact=exact)
+            # another thread's check may have failed while this one waited for the lock
+            if time.monotonic() < self._down_until:
+                return False
+            return self._refresh_locked(key, exact=exact)
 
-    def _refresh_locked(self, key: tuple[str | None, ...], *, exact: bool) -> None:
+    def _refresh_locked(self, key: tuple[str | None, ...], *, exact: bool) -> bool:
         with self._cond:
             marks = {bid: lg.completed for bid, lg in self._ledgers.items()} if exact else {}
         if exact and self._flush is not None:
             self._flush()
         data = self._fetch(key)
+        if data is None:
+            # no check for a while, for any scope: a hanging server costs one call the check's
+            # timeout per pause, not one per new user (tenant, feature, model)
+            self._down_until = time.monotonic() + _BACKOFF_S
+            return False
+        self._down_until = 0.0
         with self._cond:
-            # an unreachable server is asked again after a longer pause, so that a hanging one
-            # costs a call the check's timeout at most every 30 s
-            snap = _Snapshot(time.monotonic(), self.cache_s if data else max(self.cache_s, 30.0))
-            for b in data.get("budgets", []) if data else []:
+            snap = _Snapshot(time.monotonic(), self.cache_s)
+            for b in data.get("budgets", []):
                 if not b.get("hard"):
                     continue
                 bid = f"{b['name']}\0{b.get('scope_value')}\0{b['period_start']}"
@@ -221,6 +239,7 @@ class BudgetGuard:
             if len(self._snapshots) > _MAX_SCOPES:
                 self._prune(snap.fetched_at)
             self._cond.notify_all()
+        return True
 
     def _prune(self, now: float) -> None:
         """Forget idle scopes and the ledgers only they used. Under ``_cond``.
@@ -248,12 +267,19 @@ class BudgetGuard:
         self.num_checks += 1
         try:
             with urllib.request.urlopen(req, timeout=self._timeout_s) as r:  # noqa: S310
-                data: dict[str, Any] = json.loads(r.read())
+                data = json.loads(r.read())
+                if not isinstance(data, dict):
+                    raise ValueError("the answer is not a JSON object")
+                self._warned = False
                 return data
         except (OSError, ValueError, urllib.error.URLError) as e:
-            if not self._warned:
+            if not self._warned:  # once per outage
                 self._warned = True
-                logger.warning("sightline budget check failed (calls go ahead): %s", e)
+                logger.warning(
+                    "sightline budget check failed (calls go ahead, unchecked for %g s): %s",
+                    _BACKOFF_S,
+                    e,
+                )
             return None
 
 
