@@ -230,6 +230,55 @@ class TestInitCalledAgain:
     def test_the_new_sample_rate_applies(self) -> None:
         assert _exported("rate") == ["t0", "t1", "t2"]
 
+    def test_the_new_service_name_version_and_environment_apply(self) -> None:
+        # the provider of the first init was reused with its resource: the second init's
+        # service name, version and environment were silently ignored
+        from sightline.testing import FakeProvider
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+        with FakeProvider(reply="ok") as fake:
+            proc = subprocess.run(
+                [sys.executable, "-c", REINIT_IDENTITY, fake.openai_base_url],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert proc.returncode == 0, proc.stderr
+        first, second = (json.loads(line) for line in proc.stdout.splitlines())
+        assert first == [["chat gpt-4o-mini", "module", None, "staging"]]
+        assert second == [["chat gpt-4o-mini", "worker", "2.0", "prod"]]
+
+
+REINIT_IDENTITY = textwrap.dedent("""
+    import json, sys
+    import openai
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import sightline
+
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+
+    def call():
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+
+    def shown(exporter):
+        sightline.shutdown()
+        return [[s.name, s.resource.attributes.get("service.name"),
+                 s.resource.attributes.get("service.version"),
+                 s.resource.attributes.get("deployment.environment.name")]
+                for s in exporter.get_finished_spans()]
+
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+    sightline.init(span_exporter=first, service_name="module", environment="staging")
+    call()
+    print(json.dumps(shown(first)))
+    sightline.init(span_exporter=second, service_name="worker", service_version="2.0",
+                   environment="prod")
+    call()
+    print(json.dumps(shown(second)))
+""")
+
 
 FORKED_SERVER_DOWN = textwrap.dedent("""
     import json, multiprocessing, os, socket, sys, time

@@ -12,9 +12,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from sightline.redact import RedactionPolicy
 from sightline.sdk._budget import BudgetGuard, set_guard
@@ -71,6 +71,58 @@ _EXIT_TIMEOUT_S = 3.0
 # that answers takes milliseconds; one that is down (the exporter backs off ~1 s after a
 # refused connection) or hanging would hold every exit for the whole limit.
 _CHILD_EXIT_TIMEOUT_S = 0.5
+
+
+_IDENTITY_KEYS = ("service.name", "service.version", "deployment.environment.name")
+
+
+def _identity(opts: SdkOptions) -> dict[str, str]:
+    """The resource attributes that ``init``'s options set."""
+    attrs: dict[str, str] = {"service.name": opts.service_name}
+    if opts.service_version:
+        attrs["service.version"] = opts.service_version
+    if opts.environment:
+        attrs["deployment.environment.name"] = opts.environment
+    return attrs
+
+
+def _resource_with(resource: Resource, opts: SdkOptions) -> Resource:
+    """``resource`` with the service name, version and environment of ``opts`` instead."""
+    kept = {k: v for k, v in resource.attributes.items() if k not in _IDENTITY_KEYS}
+    return Resource({**kept, **_identity(opts)}, resource.schema_url)
+
+
+class _ResourceExporter(SpanExporter):
+    """Exports spans with another resource: a provider's own resource is fixed once created."""
+
+    def __init__(self, inner: SpanExporter, resource: Resource) -> None:
+        self.inner = inner
+        self.resource = resource
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self._rebuilt(s) for s in spans])
+
+    def _rebuilt(self, span: ReadableSpan) -> ReadableSpan:
+        return ReadableSpan(
+            name=span.name,
+            context=span.get_span_context(),
+            parent=span.parent,
+            resource=self.resource,
+            attributes=span.attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def init(
@@ -156,28 +208,31 @@ def init(
             span_exporter = OTLPSpanExporter(
                 endpoint=f"{opts.endpoint}/v1/traces", headers=headers, timeout=5
             )
+        current = otel_trace.get_tracer_provider()
+        exported_by: SpanExporter = span_exporter
+        if isinstance(current, TracerProvider) and isinstance(current.sampler, ConfiguredSampler):
+            # init called again on the provider an earlier init made: its resource cannot
+            # change, so the new service name, version and environment are set on each span as
+            # it leaves (an app's own provider keeps its own resource)
+            resource = _resource_with(current.resource, opts)
+            if resource.attributes != current.resource.attributes:
+                exported_by = _ResourceExporter(span_exporter, resource)
         # A bounded queue: when the server is down or slow, spans beyond it are dropped (and
         # counted), never buffered without limit or waited for.
         batch = BatchSpanProcessor(
-            span_exporter,
+            exported_by,
             max_queue_size=_MAX_QUEUE_SPANS,
             schedule_delay_millis=1000,
             export_timeout_millis=5000,
         )
-        current = otel_trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             provider = current
             if isinstance(provider.sampler, ConfiguredSampler):
                 # init called again: its sample rate applies (an app's own sampler is kept)
                 provider.sampler.delegate = sampler_for(opts.sample_rate)
         else:
-            attrs: dict[str, str] = {"service.name": opts.service_name}
-            if opts.service_version:
-                attrs["service.version"] = opts.service_version
-            if opts.environment:
-                attrs["deployment.environment.name"] = opts.environment
             provider = TracerProvider(
-                resource=Resource.create(attrs),
+                resource=Resource.create(_identity(opts)),
                 sampler=ConfiguredSampler(sampler_for(opts.sample_rate)),
             )
             otel_trace.set_tracer_provider(provider)
