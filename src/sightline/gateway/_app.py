@@ -944,7 +944,8 @@ async def chat_completions(request: Request) -> Response:
             call.cache = kind
             call.saved_usd = float(entry.get("cost_usd") or 0.0)
             _read_completion(call, data)
-            call.first_s = time.perf_counter()
+            if stream:  # a time to first token only where there is a stream (as the SDK does)
+                call.first_s = time.perf_counter()
             await _finish(gw, call, held, 0.0)
             headers = {"x-sightline-cache": f"hit-{kind}", "x-sightline-trace-id": call.trace_id}
             if stream:
@@ -965,7 +966,8 @@ async def chat_completions(request: Request) -> Response:
             data = orjson.loads(sent.content)
         except orjson.JSONDecodeError:
             pass
-        call.first_s = time.perf_counter()
+        # no time to first token nor per output token: the whole answer came at once (it was
+        # the whole latency, and the time per token a meaningless 0.01 ms)
         if r.status_code == 200 and not isinstance(data, dict):
             _not_json(call)
         elif r.status_code == 200:
