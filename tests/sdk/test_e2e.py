@@ -170,3 +170,44 @@ def test_openai_streaming_call_lands_with_tokens_cost_ttft_tpot(server: Server) 
     assert llm["input"] == "Can I get a refund on an annual plan?"
     assert llm["feature"] == "support-answer" and llm["user_id"] == "u-9"
     assert stages["retrieve"]["documents"][0]["id"] == "kb-12"
+
+
+EMBED_APP = textwrap.dedent("""
+    import sys
+    import openai
+    import sightline
+
+    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], service_name="rag-app")
+    client = openai.OpenAI(base_url=sys.argv[3], api_key="test")
+    with sightline.trace("index", user_id="u-emb") as root:
+        client.embeddings.create(model="text-embedding-3-small",
+                                 input=["refund policy", "annual plan terms"])
+        print(format(root.otel.get_span_context().trace_id, "032x"))
+    sightline.shutdown()
+""")
+
+
+def test_openai_embeddings_call_lands_as_an_embedding_span(server: Server) -> None:
+    # the SDK sent sightline.span.kind "llm" for embeddings: stored as kind llm, where the
+    # gateway (and gen_ai.operation.name "embeddings") say embedding
+    from sightline.testing import FakeProvider
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    with FakeProvider(reply="unused") as fake:
+        proc = subprocess.run(
+            [sys.executable, "-c", EMBED_APP, server.url, API_KEY, fake.openai_base_url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    trace_id = proc.stdout.strip()
+    with server.client() as c:
+        t = c.get(f"/api/v1/traces/{trace_id}").json()
+    [root] = t["spans"]
+    [emb] = root["children"]
+    assert emb["name"] == "embeddings text-embedding-3-small"
+    assert emb["kind"] == "embedding" and emb["model"] == "text-embedding-3-small"
+    assert emb["provider"] == "openai" and emb["input_tokens"] == 5
+    assert emb["cost_usd"] and emb["cost_usd"] > 0

@@ -213,6 +213,7 @@ class TestOpenAIEmbeddings:
         assert len(res.data) == 2 and len(res.data[0].embedding) == 16
         a = _one_llm_span(capture_spans, "embeddings text-embedding-3-small").attributes or {}
         assert a["gen_ai.operation.name"] == "embeddings"
+        assert a["sightline.span.kind"] == "embedding"
         assert a["gen_ai.provider.name"] == "openai"
         assert a["gen_ai.response.model"] == "text-embedding-3-small"
         assert a["gen_ai.usage.input_tokens"] == res.usage.prompt_tokens == 5

@@ -102,7 +102,8 @@ class LlmCall:
         attributes: dict[str, Any],
     ) -> LlmCall | None:
         """Start the span (current until ``detach``); None when instrumentation failed."""
-        attributes["sightline.span.kind"] = "llm"
+        # the server's kind for the operation (semconv.GEN_AI_OPERATION_KINDS), as the gateway
+        attributes["sightline.span.kind"] = "embedding" if operation == "embeddings" else "llm"
         attributes["gen_ai.operation.name"] = operation
         attributes["gen_ai.provider.name"] = provider
         if model:
