@@ -128,6 +128,41 @@ class TestOpenAIRawResponse:
         assert a["gen_ai.response.finish_reasons"] == ("stop",)
         assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
 
+    def test_not_streamed_streaming_response_records_tokens_and_output(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        # the body is read inside parse() (or json()), and the read closes the response: that
+        # close ended the call before the answer was recorded (no tokens, cost or output)
+        client = _openai(fake)
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=Q
+        ) as response:
+            assert response.parse().choices[0].message.content == REPLY
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=Q
+        ) as response:
+            assert response.json()["choices"][0]["message"]["content"] == REPLY
+
+        async def main() -> str:
+            async with openai.AsyncOpenAI(
+                base_url=fake.openai_base_url, api_key="test", max_retries=0
+            ) as aclient:
+                async with aclient.chat.completions.with_streaming_response.create(
+                    model="gpt-4.1", messages=Q
+                ) as aresponse:
+                    parsed = await aresponse.parse()
+                    return parsed.choices[0].message.content or ""
+
+        assert asyncio.run(main()) == REPLY
+        for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1"):
+            span = capture_spans.one(f"chat {model}")
+            a = span.attributes or {}
+            assert span.status.status_code != StatusCode.ERROR
+            assert a["gen_ai.usage.output_tokens"] == 7, model
+            assert a["gen_ai.usage.input_tokens"] > 0
+            assert a["gen_ai.response.finish_reasons"] == ("stop",)
+            assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
+
     def test_an_error_status_is_raised_unchanged_and_recorded(
         self, fake: FakeProvider, capture_spans: CapturedSpans
     ) -> None:
@@ -169,6 +204,17 @@ class TestAnthropicRawResponse:
 
         assert asyncio.run(main()) == REPLY
         _assert_streamed_call(capture_spans.attributes(f"chat {CLAUDE}"))
+
+    def test_not_streamed_streaming_response_records_tokens_and_output(
+        self, fake: FakeProvider, capture_spans: CapturedSpans
+    ) -> None:
+        with _anthropic(fake).messages.with_streaming_response.create(
+            model=CLAUDE, max_tokens=100, messages=Q
+        ) as response:
+            assert response.parse().content[0].text == REPLY  # type: ignore[union-attr]
+        a = capture_spans.attributes(f"chat {CLAUDE}")
+        assert a["gen_ai.usage.output_tokens"] == 7
+        assert json.loads(a["gen_ai.output.messages"])[0]["content"] == REPLY
 
     def test_not_streamed_raw_call_records_tokens_and_output(
         self, fake: FakeProvider, capture_spans: CapturedSpans

@@ -193,24 +193,49 @@ def _observe_raw(api: Api, prep: Prepared, raw: Any) -> bool:
             elif isinstance(parsed, api.response_types):
                 api.response(call, parsed)
                 call.end()
+            elif isinstance(parsed, dict) and prep.kwargs.get("stream") is not True:
+                api.response(call, parsed)  # json(): the body the app read itself
+                call.end()
+            elif getattr(http, "is_closed", False):  # parsed to a type of the app's own
+                call.end()
         except Exception:
             internal_error("llm_raw_parse")
         return parsed
 
-    if inspect.iscoroutinefunction(original_parse):
+    def hook(original: Callable[..., Any]) -> Callable[..., Any]:
+        """``original`` (parse, json), observed.
 
-        @functools.wraps(original_parse)
-        async def parse_async(*args: Any, **kwargs: Any) -> Any:
-            return observe(await original_parse(*args, **kwargs))
+        With ``with_streaming_response`` the body is read inside it, and the read closes the
+        response: that close must not end the call before the answer is recorded (``reading``
+        marks it as the client's own).
+        """
+        if inspect.iscoroutinefunction(original):
 
-        raw.parse = parse_async
-    else:
+            @functools.wraps(original)
+            async def hooked_async(*args: Any, **kwargs: Any) -> Any:
+                was, reading[0] = reading[0], True
+                try:
+                    parsed = await original(*args, **kwargs)
+                finally:
+                    reading[0] = was
+                return observe(parsed)
 
-        @functools.wraps(original_parse)
-        def parse(*args: Any, **kwargs: Any) -> Any:
-            return observe(original_parse(*args, **kwargs))
+            return hooked_async
 
-        raw.parse = parse
+        @functools.wraps(original)
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            was, reading[0] = reading[0], True
+            try:
+                parsed = original(*args, **kwargs)
+            finally:
+                reading[0] = was
+            return observe(parsed)
+
+        return hooked
+
+    raw.parse = hook(original_parse)
+    if callable(getattr(raw, "json", None)):
+        raw.json = hook(raw.json)
     # the response closed without being parsed (its bytes read by the app, or not at all)
     _end_on_close(raw, "close", call, reading)
     for name in ("close", "aclose"):
