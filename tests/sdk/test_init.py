@@ -67,6 +67,26 @@ def test_bad_instrument_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
         _opts()
 
 
+@pytest.mark.parametrize("bad", ["127.0.0.1:7600", "localhost", "ftp://host:7600", "http://"])
+def test_an_endpoint_the_exporter_could_not_send_to_is_refused(
+    bad: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a scheme every export failed later ("No connection adapters"), far from init."""
+    with pytest.raises(ValueError, match="endpoint must be an http"):
+        _opts(endpoint=bad)
+    monkeypatch.setenv("SIGHTLINE_ENDPOINT", bad)
+    with pytest.raises(ValueError, match="endpoint must be an http"):
+        _opts()
+
+
+def test_the_otlp_traces_url_names_the_server_too() -> None:
+    """The README's OpenTelemetry setup names .../v1/traces: the exporter appended it again."""
+    for given in ("http://127.0.0.1:7600/v1/traces", "http://127.0.0.1:7600/v1/traces/ ",
+                  "http://127.0.0.1:7600/"):  # fmt: skip
+        assert _opts(endpoint=given).endpoint == "http://127.0.0.1:7600"  # type: ignore[attr-defined]
+    assert _opts(endpoint="https://sl.example/base").endpoint == "https://sl.example/base"  # type: ignore[attr-defined]
+
+
 def test_log_requests_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not _opts().log_requests  # type: ignore[attr-defined]
     monkeypatch.setenv("SIGHTLINE_LOG_REQUESTS", "1")

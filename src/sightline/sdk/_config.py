@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sightline.redact import RedactionPolicy, as_text_redactor
 
@@ -75,11 +76,11 @@ def resolve_options(
         raise ValueError(f"sample_rate must be between 0 and 1, got {rate}")
     libs = _instrument(instrument)
     return SdkOptions(
-        endpoint=(
+        endpoint=_endpoint(
             endpoint
             or _env("SIGHTLINE_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
             or DEFAULT_ENDPOINT
-        ).rstrip("/"),
+        ),
         api_key=api_key or _env("SIGHTLINE_API_KEY"),
         service_name=service_name
         or _env("SIGHTLINE_SERVICE_NAME", "OTEL_SERVICE_NAME")
@@ -96,6 +97,22 @@ def resolve_options(
         if log_requests is not None
         else _bool(_env("SIGHTLINE_LOG_REQUESTS"), False),
     )
+
+
+def _endpoint(url: str) -> str:
+    """The server's base URL; ValueError for one the exporter could never send to.
+
+    Without a scheme ("127.0.0.1:7600") every export failed later with "No connection
+    adapters"; the OTLP traces URL (".../v1/traces", as the README's OpenTelemetry setup
+    names it) became ".../v1/traces/v1/traces", a 404 on every export.
+    """
+    base = url.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"endpoint must be an http:// or https:// URL such as {DEFAULT_ENDPOINT}, got {url!r}"
+        )
+    return base.removesuffix("/v1/traces")
 
 
 def _instrument(value: bool | Sequence[str] | None) -> tuple[str, ...]:
