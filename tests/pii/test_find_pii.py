@@ -52,6 +52,7 @@ def test_finds_each_type(text: str, expected: tuple[str, str]) -> None:
         "request 123e4567-e89b-12d3-a456-426614174000",
         "order #4829301 on 2024-06-14 at 10:30:00",
         "version v1.2.3.4 and localhost 127.0.0.1",
+        "Set version to 1.2.3.4 in config.yaml; Version: 2.0.1.7, version=3.0.0.1",
         "set api_key=<your-key> or token = YOUR_API_KEY",
         "ISBN 978-3-16-148410-0",
     ],

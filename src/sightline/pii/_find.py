@@ -200,7 +200,7 @@ _IPV6 = re.compile(
     r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:(?:\d{1,3}\.){3}\d{1,3}(?!\.\w)|[0-9A-Fa-f]{0,4}(?!\.\d))(?![\w:])"
 )
-_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version\s*)$")
+_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|\bversion\s*(?:(?:to|is|=|:)\s*)?)$")
 
 
 _SUBSCRIPTED = frozenset("_)]\"'")
@@ -241,7 +241,7 @@ def _ips(text: str) -> _Found:
 
 def _ipv4s(text: str) -> _Found:
     for m in _IPV4.finditer(text):
-        if _VERSION_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
+        if _VERSION_BEFORE.search(text[max(0, m.start() - 16) : m.start()]):
             continue
         if ip_is_reportable(m.group()):
             yield m.start(), m.end(), "ipv4"
