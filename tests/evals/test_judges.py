@@ -47,6 +47,29 @@ class TestFaithfulness:
         )
         assert label == "faithful"
 
+    @pytest.mark.parametrize(
+        ("context", "answer", "label"),
+        [
+            ("Videos longer than 2 hours are rejected.",
+             "Videos longer than 120 minutes are rejected.", "faithful"),
+            ("Videos longer than 2 hours are rejected.",
+             "Videos longer than 90 minutes are rejected.", "hallucination"),
+            ("The trial lasts 14 days.", "The trial lasts two weeks.", "faithful"),
+            ("The trial lasts 14 days.", "The trial lasts 3 weeks.", "hallucination"),
+            ("Links expire after 1 hour.", "Links expire after 3600 seconds.", "faithful"),
+            ("Parcels up to 2 kg ship free.", "Parcels up to 2000 g ship free.", "faithful"),
+            # a month is 28 to 31 days: not converted
+            ("Refunds within 1 month.", "Refunds within 30 days.", "hallucination"),
+        ],
+    )  # fmt: skip
+    def test_a_quantity_in_another_unit_is_the_same_quantity(
+        self, embedder: Embedder, context: str, answer: str, label: str
+    ) -> None:
+        """ "120 minutes" was "number 120 not in the context" where the context says 2 hours."""
+        case = EvalCase(question="q", answer=answer, contexts=(context,))
+        [r] = Faithfulness(embedder=embedder).evaluate([case])
+        assert r.label == label, r.explanation
+
     def test_a_context_restated_word_for_word_is_faithful(self, embedder: Embedder) -> None:
         """Every sentence of every document the repo holds (the labelled sets, the dev answers'
         scenarios, the demo's corpus), and every whole document, given back as the answer.

@@ -24,6 +24,7 @@ from sightline.evals.evaluators._text import (
     content_stems,
     names,
     numbers,
+    same_quantity,
     split_sentences,
     stem,
     strip_discourse,
@@ -238,7 +239,7 @@ class Faithfulness:
     """
 
     name = "faithfulness"
-    version = "4"  # 4: a restatement of one clause is read whole for its negations
+    version = "4"  # 4: a restatement is read whole for its negations; units convert
 
     def __init__(
         self,
@@ -362,6 +363,11 @@ class Faithfulness:
             claim.anchored = True
             claim.values.add(round(value, 6))
             units = support.values.get(round(value, 6))
+            if (units is None or (unit is not None and unit not in units and units - {None})) and (
+                unit is not None
+                and any(u in support.values.get(v, ()) for v, u in same_quantity(value, unit))
+            ):
+                continue  # "120 minutes" where the context says "2 hours"
             if units is None:
                 claim.reason = f"number {_fmt(value)} not in the context"
                 return claim

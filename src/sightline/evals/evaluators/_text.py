@@ -152,6 +152,27 @@ _KNOWN_UNITS = set(_UNIT_ALIASES.values()) | {
 
 _ALL_UNITS = (set(_UNIT_ALIASES) | _KNOWN_UNITS) - {"m", "s", "g", "l", "c", "h"}
 
+# Units that convert exactly into one another, as multiples of their family's smallest: "120
+# minutes" states what "2 hours" does. Months and days do not (a month is 28 to 31 days), nor
+# do data sizes (1 GB is 1,000 or 1,024 MB).
+_CONVERSIONS: dict[str, tuple[str, float]] = {
+    "s": ("time", 1), "min": ("time", 60), "h": ("time", 3600), "day": ("time", 86400),
+    "week": ("time", 604800), "month": ("months", 1), "year": ("months", 12),
+    "mm": ("length", 1), "cm": ("length", 10), "m": ("length", 1000), "km": ("length", 1e6),
+    "mg": ("mass", 1), "g": ("mass", 1e3), "kg": ("mass", 1e6),
+}  # fmt: skip
+
+
+def same_quantity(value: float, unit: str) -> Iterator[tuple[float, str]]:
+    """``value`` ``unit`` in each other unit of its family (120 min: 2 h, 7,200 s, ...)."""
+    family = _CONVERSIONS.get(unit)
+    if family is None:
+        return
+    base = value * family[1]
+    for other, (fam, factor) in _CONVERSIONS.items():
+        if fam == family[0] and other != unit:
+            yield round(base / factor, 6), other
+
 
 def _norm_unit(unit: str | None, cur: str | None) -> str | None:
     if cur:
