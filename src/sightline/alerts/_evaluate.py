@@ -74,7 +74,8 @@ def _where(group: Mapping[str, Any]) -> str:
 # -- which metrics a rule reads ----------------------------------------------------------------
 
 
-def _metrics_of(rule: Rule) -> list[str]:
+def metrics_of(rule: Rule) -> list[str]:
+    """The named metrics ``rule`` reads."""
     if isinstance(rule, ThresholdRule | AnomalyRule):
         return [rule.metric]
     if isinstance(rule, CompositeRule):
@@ -90,7 +91,7 @@ def _metrics_of(rule: Rule) -> list[str]:
 
 def missing_metrics(rule: Rule, metrics: Mapping[str, MetricDef] = METRICS) -> list[str]:
     """Metrics the rule reads that the store does not know (yet)."""
-    return [m for m in _metrics_of(rule) if m not in metrics]
+    return [m for m in metrics_of(rule) if m not in metrics]
 
 
 def _agg(metric: MetricDef, agg: str | None) -> str:

@@ -24,6 +24,7 @@ from sightline.alerts._evaluate import (
     SloStatus,
     aggs_for,
     group_key,
+    metrics_of,
     missing_metrics,
     observe,
 )
@@ -43,6 +44,7 @@ from sightline.alerts._rules import (
 )
 from sightline.errors import ConfigError, Conflict, NotFound, SightlineError
 from sightline.model import Alert, AlertEvent, AlertStatus, RuleVersion, Silence
+from sightline.store import ScoreQuery
 from sightline.store.base import METRICS, DriftQuery, MetricQuery, TraceStore, WindowAgg
 
 __all__ = ["Monitor", "RuleView"]
@@ -142,6 +144,9 @@ class Monitor(DaemonTask):
         self._slos: dict[str, dict[str, SloStatus]] = {}
         self._baselines: dict[tuple[str, str, int], tuple[datetime, dict[str, list[float]]]] = {}
         self._warned: set[tuple[str, str]] = set()
+        # (project, score name, source) with a score stored: available for good (until then
+        # the store is asked each tick, a LIMIT 1 read)
+        self._scored: set[tuple[str, str, str]] = set()
         self.num_ticks = 0
 
     # -- the loop ----------------------------------------------------------------------------
@@ -201,6 +206,30 @@ class Monitor(DaemonTask):
                             ack_expires_at=s.ack_expires_at,
                         )
 
+    def _unscored_metrics(self, project_id: str, rule: Rule) -> list[str]:
+        """Score metrics the rule reads of which the project has no score at all yet.
+
+        Such a rule would say ``ok`` with evaluation off (or its evaluator not running): not
+        healthy, unknown. Once a score of the name is stored, the metric is available for good.
+        """
+        out = []
+        for name in metrics_of(rule):
+            m = METRICS.get(name)
+            if m is None or m.score_name is None:
+                continue
+            key = (project_id, m.score_name, m.score_source)
+            if key in self._scored:
+                continue
+            page = self._store.query_scores(
+                ScoreQuery(project_id=project_id, name=m.score_name, source=m.score_source,
+                           limit=1)
+            )  # fmt: skip
+            if page.scores:
+                self._scored.add(key)
+            else:
+                out.append(name)
+        return out
+
     def evaluate_project(self, project_id: str, now: datetime) -> None:
         """One tick of one project."""
         self._sync(project_id, now)
@@ -216,8 +245,14 @@ class Monitor(DaemonTask):
                 status[v.name] = ("disabled", None, None)
                 continue
             missing = missing_metrics(rule)
-            if missing:
-                msg = f"metric not available yet: {', '.join(missing)}"
+            unscored = [] if missing else self._unscored_metrics(project_id, rule)
+            if missing or unscored:
+                msg = (
+                    f"metric not available yet: {', '.join(missing)}"
+                    if missing
+                    else f"no score stored yet for {', '.join(unscored)} (is evaluation on?)"
+                )
+                missing = missing or unscored
                 status[v.name] = ("metric_unavailable", now, msg)
                 if (project_id, v.name) not in self._warned:
                     self._warned.add((project_id, v.name))
