@@ -211,3 +211,23 @@ def test_openai_embeddings_call_lands_as_an_embedding_span(server: Server) -> No
     assert emb["kind"] == "embedding" and emb["model"] == "text-embedding-3-small"
     assert emb["provider"] == "openai" and emb["input_tokens"] == 5
     assert emb["cost_usd"] and emb["cost_usd"] > 0
+
+
+REFUSED = textwrap.dedent("""
+    import sys
+    import sightline
+
+    sightline.init(endpoint=sys.argv[1], api_key=sys.argv[2], instrument=False)
+    sightline.feedback("ab" * 16, score=7, wait=True)
+    sightline.outcome("ab" * 16, name="converted", value=float("inf"), wait=True)
+""")
+
+
+def test_a_refused_feedback_logs_the_servers_reason(server: Server) -> None:
+    """It logged "HTTP Error 400: Bad Request": not which field, nor why."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    proc = subprocess.run([sys.executable, "-c", REFUSED, server.url, API_KEY], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "sightline feedback not delivered: server answered 400: score" in proc.stderr
+    assert "sightline outcome not delivered: server answered 400" in proc.stderr

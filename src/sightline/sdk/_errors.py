@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["handle_internal_errors", "internal_error", "logger"]
+__all__ = ["failure_reason", "handle_internal_errors", "internal_error", "logger"]
 
 logger = logging.getLogger("sightline")
 _seen: set[str] = set()
@@ -30,3 +32,16 @@ def handle_internal_errors(where: str) -> Iterator[None]:
         yield
     except Exception:  # instrumentation must never raise into user code
         internal_error(where)
+
+
+def failure_reason(e: Exception) -> str:
+    """Why a request to the server failed, with the server's own message when it sent one."""
+    if isinstance(e, urllib.error.HTTPError):
+        try:
+            msg = json.loads(e.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError, OSError):
+            msg = e.reason
+        return f"server answered {e.code}: {msg}"
+    if isinstance(e, urllib.error.URLError):
+        return f"server unreachable: {e.reason}"
+    return f"{type(e).__name__}: {e}"

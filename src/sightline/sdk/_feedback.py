@@ -7,13 +7,19 @@ import threading
 import urllib.error
 import urllib.request
 
-from sightline.sdk._errors import handle_internal_errors, logger
+from sightline.sdk._errors import failure_reason, handle_internal_errors, logger
 
 __all__ = ["feedback"]
 
 
-def _send(url: str, api_key: str | None, payload: dict[str, object], timeout_s: float) -> None:
-    with handle_internal_errors("feedback"):
+def _send(
+    url: str,
+    api_key: str | None,
+    payload: dict[str, object],
+    timeout_s: float,
+    what: str = "feedback",
+) -> None:
+    with handle_internal_errors(what):
         req = urllib.request.Request(  # noqa: S310 - the URL is the configured endpoint
             url,
             # an app's metadata may hold dates, decimals, UUIDs: sent as their text
@@ -28,7 +34,8 @@ def _send(url: str, api_key: str | None, payload: dict[str, object], timeout_s: 
             with urllib.request.urlopen(req, timeout=timeout_s):  # noqa: S310
                 pass
         except (urllib.error.URLError, OSError) as e:
-            logger.warning("sightline feedback not delivered: %s", e)
+            # the server's message says what was wrong ("score: Input should be ... 1")
+            logger.warning("sightline %s not delivered: %s", what, failure_reason(e))
 
 
 def feedback(

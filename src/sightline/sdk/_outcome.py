@@ -47,7 +47,7 @@ def outcome(
         payload["user_id"] = user_id
     if metadata:
         payload["metadata"] = metadata
-    args = (f"{opts.endpoint}/api/v1/outcomes", opts.api_key, payload, 5.0)
+    args = (f"{opts.endpoint}/api/v1/outcomes", opts.api_key, payload, 5.0, "outcome")
     if wait:
         _send(*args)
         return None

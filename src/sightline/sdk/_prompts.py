@@ -15,7 +15,7 @@ from typing import Any
 
 from sightline.errors import PromptUnavailable
 from sightline.prompts import render, template_type, validate_template
-from sightline.sdk._errors import logger
+from sightline.sdk._errors import failure_reason, logger
 
 __all__ = ["Prompt", "clear_prompt_cache", "get_prompt"]
 
@@ -150,7 +150,7 @@ def get_prompt(
         KeyError,
         TypeError,
     ) as e:
-        reason = _reason(e)
+        reason = failure_reason(e)
         if hit is not None:
             logger.warning("sightline prompt %r: %s; using the cached version", name, reason)
             stale = _replace_fallback(hit[1])
@@ -173,15 +173,3 @@ def get_prompt(
 def _replace_fallback(p: Prompt) -> Prompt:
     return Prompt(p.name, p.version, p.template, p.type, p.model, p.parameters, p.labels,
                   p.kind, is_fallback=True)  # fmt: skip
-
-
-def _reason(e: Exception) -> str:
-    if isinstance(e, urllib.error.HTTPError):
-        try:
-            msg = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError, OSError):
-            msg = e.reason
-        return f"server answered {e.code}: {msg}"
-    if isinstance(e, urllib.error.URLError):
-        return f"server unreachable: {e.reason}"
-    return f"{type(e).__name__}: {e}"
