@@ -332,3 +332,16 @@ def test_a_stream_event_that_never_ends_is_not_held_whole() -> None:
         assert len(p.buf) <= _MAX_SSE_EVENT_BYTES + len(mib)
     p.feed(b"tail\n\n" + _chunk("after"), 1.0)  # the endless event ends: parsing resumes
     assert p.call.text == ["after"] and p.num_chunks == 1 and p.first is not None
+
+
+def test_a_wrong_path_is_an_openai_style_json_error(gw: Gateway) -> None:
+    """A base_url without /v1 got a plain-text "Not Found" that an OpenAI client shows as is."""
+    r = httpx.post(gw.url + "/chat/completions", timeout=10, json={"model": "m"})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "not_found" and "/v1/chat/completions" in err["message"]
+    with openai.OpenAI(base_url=gw.url, api_key="k", max_retries=0) as client:
+        with pytest.raises(openai.NotFoundError, match="base_url ends in /v1"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    r = httpx.get(gw.url + "/v1/chat/completions", timeout=10)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"

@@ -159,6 +159,25 @@ def _error(status: int, message: str, kind: str, code: str, **headers: str) -> J
     )
 
 
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return _error(
+        404,
+        f"no route {request.url.path}: the gateway serves /v1/chat/completions, /v1/embeddings"
+        " and /v1/models (an OpenAI client's base_url ends in /v1)",
+        "invalid_request_error",
+        "not_found",
+    )
+
+
+async def _not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    return _error(
+        405,
+        f"{request.method} is not allowed on {request.url.path}",
+        "invalid_request_error",
+        "method_not_allowed",
+    )
+
+
 def _sha(*parts: str | bytes) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -1409,6 +1428,8 @@ def create_gateway_app(opts: GatewayOptions, *, link: ServerLink | None = None) 
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        # an OpenAI client shows the error's message: "Not Found" as text said nothing
+        exception_handlers={404: _not_found, 405: _not_allowed},
     )
     if link is None:  # mounted, the server's BodyGuard is around every route already
         app.add_middleware(
