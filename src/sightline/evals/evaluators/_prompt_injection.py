@@ -44,7 +44,7 @@ _RULES = re.compile(
 _QUOTES = "'\"“‘«`"
 
 
-def _rule_hit(text: str) -> re.Match[str] | None:
+def injection_rule_hit(text: str) -> re.Match[str] | None:
     """The first rule match that is not quoted.
 
     "Attackers write 'ignore previous instructions'" talks about an attack rather than making one.
@@ -153,7 +153,7 @@ class PromptInjection:
         worst = 0.0
         scores: dict[str, float] = {}
         for where, text in texts:
-            rule = _rule_hit(text)
+            rule = injection_rule_hit(text)
             score, category = (0.0, None)
             if self.use_classifier:
                 score, category = _Guardian.malicious_score(text)
