@@ -22,7 +22,12 @@ from sightline.sdk._config import SdkOptions, _bool, _env, resolve_options
 from sightline.sdk._errors import handle_internal_errors
 from sightline.sdk._providers import instrument_installed, keep_span
 from sightline.sdk._request_log import RequestLogProcessor
-from sightline.sdk._sampling import ConfiguredSampler, ErrorKeepingProcessor, sampler_for
+from sightline.sdk._sampling import (
+    ConfiguredSampler,
+    ErrorKeepingProcessor,
+    copy_span,
+    sampler_for,
+)
 from sightline.sdk._threads import instrument_threads
 from sightline.sdk._tracing import _Content, add_trace_attributes, use_provider
 
@@ -103,20 +108,7 @@ class _ResourceExporter(SpanExporter):
         return self.inner.export([self._rebuilt(s) for s in spans])
 
     def _rebuilt(self, span: ReadableSpan) -> ReadableSpan:
-        return ReadableSpan(
-            name=span.name,
-            context=span.get_span_context(),
-            parent=span.parent,
-            resource=self.resource,
-            attributes=span.attributes,
-            events=span.events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
+        return copy_span(span, resource=self.resource)
 
     def shutdown(self) -> None:
         self.inner.shutdown()

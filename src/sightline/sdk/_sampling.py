@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence, Sized
 
 from opentelemetry import context as otel_context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -109,11 +110,21 @@ def _as_sampled(span: ReadableSpan) -> ReadableSpan:
         TraceFlags(ctx.trace_flags | TraceFlags.SAMPLED),
         ctx.trace_state,
     )
+    return copy_span(span, context=sampled)
+
+
+def copy_span(
+    span: ReadableSpan, *, context: SpanContext | None = None, resource: Resource | None = None
+) -> ReadableSpan:
+    """``span`` with another context or resource (OpenTelemetry's spans are read-only).
+
+    The copy loses OpenTelemetry's counts of dropped attributes, events and links.
+    """
     return ReadableSpan(
         name=span.name,
-        context=sampled,
+        context=context if context is not None else span.get_span_context(),
         parent=span.parent,
-        resource=span.resource,
+        resource=resource if resource is not None else span.resource,
         attributes=span.attributes,
         events=span.events,
         links=span.links,

@@ -373,18 +373,7 @@ class ClickHouseStore(
             + " LIMIT 1 BY trace_id, span_id) GROUP BY trace_id",
             params,
         )
-        return [
-            TraceRollup(
-                trace_id=str(r[0]),
-                num_spans=int(r[1]),
-                errors=int(r[2]),
-                models=tuple(r[3] or ()),
-                cost_usd=float(r[4] or 0.0),
-                input_tokens=int(r[5] or 0),
-                output_tokens=int(r[6] or 0),
-            )
-            for r in rows
-        ]
+        return [TraceRollup.from_row(r) for r in rows]
 
     def query_metrics(self, queries: Sequence[MetricQuery]) -> list[list[MetricSeries]]:
         # One query each: ClickHouse scans the columns of each metric in parallel anyway, and

@@ -677,18 +677,7 @@ class DuckDBStore:
         )
         with self._cursor() as cur:
             rows = cur.execute(sql, params + ids).fetchall()
-        return [
-            TraceRollup(
-                trace_id=str(r[0]),
-                num_spans=int(r[1]),
-                errors=int(r[2]),
-                models=tuple(r[3] or ()),
-                cost_usd=float(r[4] or 0.0),
-                input_tokens=int(r[5] or 0),
-                output_tokens=int(r[6] or 0),
-            )
-            for r in rows
-        ]
+        return [TraceRollup.from_row(r) for r in rows]
 
     def add_scores(self, scores: Sequence[Score]) -> None:
         with self._admin_lock, self._cursor() as cur:

@@ -437,6 +437,13 @@ class TraceRollup:
     input_tokens: int
     output_tokens: int
 
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> TraceRollup:
+        """From a row (trace id, spans, errors, models, cost, input and output tokens)."""
+        return cls(trace_id=str(r[0]), num_spans=int(r[1]), errors=int(r[2]),
+                   models=tuple(r[3] or ()), cost_usd=float(r[4] or 0.0),
+                   input_tokens=int(r[5] or 0), output_tokens=int(r[6] or 0))  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SpanPage:
