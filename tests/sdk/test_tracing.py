@@ -112,6 +112,23 @@ class TestObserve:
         assert s.status.status_code == otel_trace.StatusCode.ERROR
         assert any(e.name == "exception" for e in s.events)
 
+    def test_a_function_returning_nothing_has_no_output(self, spans: InMemorySpanExporter) -> None:
+        """It was stored as the text "null"."""
+
+        @sightline.observe(name="nothing")
+        def nothing(x: int) -> None:
+            return None
+
+        @sightline.observe(name="zero")
+        def zero() -> int:
+            return 0
+
+        nothing(1)
+        zero()
+        by = _by_name(spans)
+        assert "sightline.output" not in (by["nothing"].attributes or {})
+        assert (by["zero"].attributes or {})["sightline.output"] == "0"
+
     def test_generators(self, spans: InMemorySpanExporter) -> None:
         @sightline.observe(kind="llm", name="stream")
         def stream() -> Iterator[str]:

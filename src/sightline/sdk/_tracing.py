@@ -681,7 +681,8 @@ def observe(
                     internal_error("observe_input")
 
         def finish(s: SightlineSpan, result: Any) -> None:
-            if capture_output:
+            # a function that returns nothing has no output (it was stored as "null")
+            if capture_output and result is not None:
                 s.set_output(result)
 
         def start_attrs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -796,7 +797,7 @@ def observe(
             except BaseException as e:
                 end_span(otel_span, token, e)
                 raise
-            if capture_output and _Content.capture:
+            if capture_output and _Content.capture and result is not None:
                 try:
                     t = _text(result)
                     if t is not None:
