@@ -783,7 +783,9 @@ class Monitor(DaemonTask):
         "No data" rather than 0.
         """
         counts: dict[tuple[str, str], int] = {}
-        self._sync(project_id, self._clock())
+        # read only: syncing here wrote this node's view of the alerts file into the store, and
+        # a node without the file (an ingest or worker node scraped for /metrics) deleted the
+        # monitors' file rules
         for v in self._store.list_rules(project_id):
             rule = self._parse(v)
             if isinstance(rule, ConfigError) or not rule.enabled:
