@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -383,11 +384,13 @@ def test_a_pause_links_the_scores_stored_before_their_span(tmp_path: Path) -> No
     store.migrate()
     store.link_scores_interval_s = 0.0
     rec = span_record()
+    now = datetime.now(UTC)
     store.add_scores(
         [
             Score(project_id="p", score_id=f"s{i}", trace_id=rec["trace_id"], span_id=sid,
-                  name="faithfulness", value=0.5, source="evaluator", created_at=T0)
-            for i, sid in enumerate([rec["span_id"], "ab" * 8])  # its span; one never sent
+                  name="faithfulness", value=0.5, source="evaluator", created_at=at)
+            for i, (sid, at) in enumerate([(rec["span_id"], now), ("ab" * 8, now),
+                                           (rec["span_id"], now - timedelta(days=2))])
         ]
     )  # fmt: skip
     assert _has_orphans(store, ["p", "faithfulness", "evaluator"])
@@ -402,20 +405,21 @@ def test_a_pause_links_the_scores_stored_before_their_span(tmp_path: Path) -> No
         w.stop()
     with store._cursor() as cur:
         rows = cur.execute("SELECT score_id, span_start_time FROM scores ORDER BY 1").fetchall()
-    assert rows == [("s0", T0.replace(tzinfo=None)), ("s1", None)]
+    # s1's span never came; s2, two days old, is no longer looked for (it stays joined)
+    assert rows == [("s0", T0.replace(tzinfo=None)), ("s1", None), ("s2", None)]
     assert store.num_linked_scores == 1
     # the span that never came keeps its score joined; a store whose scores all have a start
     # skips the join
     assert _has_orphans(store, ["p", "faithfulness", "evaluator"])
     with store._cursor() as cur:
-        cur.execute("DELETE FROM scores WHERE score_id = 's1'")
+        cur.execute("DELETE FROM scores WHERE score_id IN ('s1', 's2')")
     assert not _has_orphans(store, ["p", "faithfulness", "evaluator"])
     store.close()
 
 
 def test_the_link_of_orphan_scores_waits_its_interval(tmp_path: Path) -> None:
     from sightline.model import Score
-    from store._spans import T0, batch, span_record
+    from store._spans import batch, span_record
 
     store = DuckDBStore(tmp_path / "db.duckdb")
     store.migrate()
@@ -423,7 +427,7 @@ def test_the_link_of_orphan_scores_waits_its_interval(tmp_path: Path) -> None:
     first, second = span_record(), span_record()
     scores = [
         Score(project_id="p", score_id=r["span_id"], trace_id=r["trace_id"], span_id=r["span_id"],
-              name="relevance", value=1.0, source="evaluator", created_at=T0)
+              name="relevance", value=1.0, source="evaluator", created_at=datetime.now(UTC))
         for r in (first, second)
     ]  # fmt: skip
     store.add_scores(scores[:1])

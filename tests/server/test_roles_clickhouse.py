@@ -244,6 +244,11 @@ rules:
         _sigkill(victim)
 
         # -- the alert: two monitors, one notification ----------------------------------------
+        # the api node has no alerts file: listing the rules there wrote a deletion of the
+        # monitors' file rule (its view of the file is empty), and the alert never fired
+        with api.client() as c:
+            listed = c.get("/api/v1/alerts/rules").json()["data"]
+        assert [r["name"] for r in listed] == ["errors"], listed
         send(2, 5, "m1", error=True)
         _wait(lambda: len(receiver.bodies("/hook")) >= 1, 30, "the m1 alert was notified")
         time.sleep(LEADER_LEASE_S * 1.5)  # several ticks of the leader; the standby is idle

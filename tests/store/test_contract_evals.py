@@ -751,3 +751,20 @@ def test_score_metrics_refuse_unknown_dimensions(any_store: TraceStore) -> None:
         metric(any_store, _q("faithfulness", group_by=("input",)))
     with pytest.raises(ConfigError):
         metric(any_store, _q("faithfulness", filters={"1=1) OR (1": "x"}))
+
+
+def test_score_names_are_the_projects_name_and_source_pairs(any_store: TraceStore) -> None:
+    """What the alert monitor asks each tick for rules on score metrics (none: unavailable)."""
+    assert any_store.score_names("p") == set()
+    r = span_record()
+    any_store.add_scores(
+        [
+            _on(r, value=0.5),
+            _on(r, value=0.7),  # a re-run: one pair
+            _on(r, value=1.0, source="human", evaluator=None),
+            score(trace_id=r["trace_id"], span_id=None, name="feedback", value=1.0,
+                  source="user", project_id="q"),
+        ]
+    )  # fmt: skip
+    assert any_store.score_names("p") == {("faithfulness", "evaluator"), ("faithfulness", "human")}
+    assert any_store.score_names("q") == {("feedback", "user")}

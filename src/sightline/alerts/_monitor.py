@@ -44,7 +44,6 @@ from sightline.alerts._rules import (
 )
 from sightline.errors import ConfigError, Conflict, NotFound, SightlineError
 from sightline.model import Alert, AlertEvent, AlertStatus, RuleVersion, Silence
-from sightline.store import ScoreQuery
 from sightline.store.base import METRICS, DriftQuery, MetricQuery, TraceStore, WindowAgg
 
 __all__ = ["Monitor", "RuleView"]
@@ -123,8 +122,13 @@ class Monitor(DaemonTask):
         default_rules: Sequence[Rule] = (),
         dispatcher: Dispatcher | None = None,
         public_url: str = "http://127.0.0.1:7600",
+        owns_rules: bool = True,
     ) -> None:
         super().__init__(interval_s=interval_s)
+        # Only a node that runs the monitor (role all or monitor) writes the alerts file's and
+        # the default pack's rules into the store: an api node without the file, listing the
+        # rules, wrote a deletion of every file rule (its view of the file is empty).
+        self._owns_rules = owns_rules
         self._store = store
         self._clock = clock
         self._dispatcher = dispatcher
@@ -206,11 +210,14 @@ class Monitor(DaemonTask):
                             ack_expires_at=s.ack_expires_at,
                         )
 
-    def _unscored_metrics(self, project_id: str, rule: Rule) -> list[str]:
+    def _unscored_metrics(
+        self, project_id: str, rule: Rule, names: dict[str, set[tuple[str, str]]]
+    ) -> list[str]:
         """Score metrics the rule reads of which the project has no score at all yet.
 
         Such a rule would say ``ok`` with evaluation off (or its evaluator not running): not
         healthy, unknown. Once a score of the name is stored, the metric is available for good.
+        ``names``: the project's stored (name, source) pairs, read at most once a tick.
         """
         out = []
         for name in metrics_of(rule):
@@ -220,11 +227,9 @@ class Monitor(DaemonTask):
             key = (project_id, m.score_name, m.score_source)
             if key in self._scored:
                 continue
-            page = self._store.query_scores(
-                ScoreQuery(project_id=project_id, name=m.score_name, source=m.score_source,
-                           limit=1)
-            )  # fmt: skip
-            if page.scores:
+            if project_id not in names:
+                names[project_id] = self._store.score_names(project_id)
+            if (m.score_name, m.score_source) in names[project_id]:
                 self._scored.add(key)
             else:
                 out.append(name)
@@ -236,6 +241,7 @@ class Monitor(DaemonTask):
         entries = self._store.list_rules(project_id)
         status: dict[str, tuple[str, datetime | None, str | None]] = {}
         runnable: list[tuple[RuleVersion, Rule]] = []
+        names: dict[str, set[tuple[str, str]]] = {}
         for v in entries:
             rule = self._parse(v)
             if isinstance(rule, ConfigError):
@@ -245,7 +251,7 @@ class Monitor(DaemonTask):
                 status[v.name] = ("disabled", None, None)
                 continue
             missing = missing_metrics(rule)
-            unscored = [] if missing else self._unscored_metrics(project_id, rule)
+            unscored = [] if missing else self._unscored_metrics(project_id, rule, names)
             if missing or unscored:
                 msg = (
                     f"metric not available yet: {', '.join(missing)}"
@@ -539,7 +545,7 @@ class Monitor(DaemonTask):
 
     def _sync(self, project_id: str, now: datetime) -> None:
         """Write the file's and the default pack's rules into the project, when they changed."""
-        if project_id in self._synced:
+        if project_id in self._synced or not self._owns_rules:
             return
         # The loop and an API call may sync a new project at once. Its own lock, not _lock:
         # syncing writes a rule version per rule, seconds on a remote store, and /metrics and

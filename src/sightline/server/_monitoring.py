@@ -82,6 +82,7 @@ def build_monitoring(
         default_rules=default_rules() if settings.default_alert_rules else (),
         dispatcher=dispatcher,
         public_url=public_url,
+        owns_rules=settings.role in ("all", "monitor"),
     )
     jobs = parse_drift_jobs(alerts.drift if alerts else None)
     drift = DriftMonitor(store, jobs, clock=clock, interval_s=settings.drift_interval_s)

@@ -374,6 +374,14 @@ class EvalsMixin(CHBase):
 
     # -- score reads ---------------------------------------------------------------------------
 
+    def score_names(self, project_id: str) -> set[tuple[str, str]]:
+        # no FINAL: a name stored at all is what is asked, whichever row version says it
+        rows = self._q(
+            "SELECT DISTINCT `name`, source FROM scores WHERE project_id = {p:String}",
+            {"p": project_id},
+        )
+        return {(str(r[0]), str(r[1])) for r in rows}
+
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         where = ["project_id = {project_id:String}"]
         params: dict[str, Any] = {"project_id": query.project_id}

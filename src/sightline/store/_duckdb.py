@@ -149,6 +149,8 @@ burst with no pause (~45,000 spans of ``bench/ingest.py``) reaches this. Uncheck
 cost memory: ~80 MiB of DuckDB's at 64 MiB of log, ~20 MiB at 16."""
 LINK_SCORES_INTERVAL_S = 30.0
 """How often, at most, the writer's idle upkeep links scores stored before their span."""
+LINK_SCORES_MAX_AGE = timedelta(days=1)
+"""Scores older than this whose span never came are no longer looked for (still joined)."""
 IDLE_CHECKPOINT_BYTES = 16 << 20
 """Write-ahead log size from which the writer checkpoints while idle: DuckDB's own threshold.
 Each checkpoint rewrites the table's unfinished last row group, so checkpointing smaller logs
@@ -418,7 +420,7 @@ class DuckDBStore:
             with self._cursor() as cur:
                 cur.execute("BEGIN")
                 try:
-                    n = _ev.link_orphan_scores(cur)
+                    n = _ev.link_orphan_scores(cur, datetime.now(UTC) - LINK_SCORES_MAX_AGE)
                     cur.execute("COMMIT")
                 except duckdb.Error as e:
                     with suppress(duckdb.Error):  # an invalidated database: the probe reopens
@@ -765,6 +767,13 @@ class DuckDBStore:
 
     def query_scores(self, query: ScoreQuery) -> ScorePage:
         return _ev.query_scores(self, query)
+
+    def score_names(self, project_id: str) -> set[tuple[str, str]]:
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT name, source FROM scores WHERE project_id = ?", [project_id]
+            ).fetchall()
+        return {(str(r[0]), str(r[1])) for r in rows}
 
     def score_distributions(
         self, project_id: str, start: datetime, end: datetime, *, source: str

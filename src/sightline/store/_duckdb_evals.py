@@ -241,23 +241,28 @@ _LINK_ORPHANS = f"""
 UPDATE scores SET span_start_time = f.st FROM (
     SELECT sc.rowid AS rid, min(s.start_time) AS st FROM scores sc
     JOIN spans s ON {_SPAN_OF_SCORE.format(b="sc")}
-    WHERE sc.span_start_time IS NULL AND sc.span_id IS NOT NULL
+    WHERE sc.span_start_time IS NULL AND sc.span_id IS NOT NULL AND sc.created_at >= ?
     GROUP BY sc.rowid
 ) f WHERE scores.rowid = f.rid
 """  # noqa: S608 - fixed fragments
 
 
-def link_orphan_scores(con: duckdb.DuckDBPyConnection) -> int:
+def link_orphan_scores(con: duckdb.DuckDBPyConnection, since: datetime) -> int:
     """Give the scores stored before their span its start time, now that it is stored.
 
-    In the caller's transaction; the number of scores linked. A cheap check first: a scan of
-    one column when no score lacks it.
+    Only scores created from ``since`` on: a span comes seconds or minutes after its score, if
+    ever (a score of a span the SDK sampled out never gets one), and the join would otherwise
+    run over every such score forever. In the caller's transaction; the number of scores
+    linked. A cheap check first: a scan of two columns when no recent score lacks it.
     """
+    bound = [_ts(since)]
     if not con.execute(
-        "SELECT 1 FROM scores WHERE span_start_time IS NULL AND span_id IS NOT NULL LIMIT 1"
+        "SELECT 1 FROM scores WHERE span_start_time IS NULL AND span_id IS NOT NULL"
+        " AND created_at >= ? LIMIT 1",
+        bound,
     ).fetchall():
         return 0
-    row = con.execute(_LINK_ORPHANS).fetchone()
+    row = con.execute(_LINK_ORPHANS, bound).fetchone()
     return int(row[0]) if row else 0
 
 

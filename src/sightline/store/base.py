@@ -1003,6 +1003,10 @@ class TraceStore(AnalysisStore, Protocol):
         """Scores matching ``query``, newest first."""
         ...
 
+    def score_names(self, project_id: str) -> set[tuple[str, str]]:
+        """The (name, source) pairs of the project's stored scores."""
+        ...
+
     def score_distributions(
         self, project_id: str, start: datetime, end: datetime, *, source: str
     ) -> list[ScoreDistribution]:
