@@ -11,6 +11,14 @@ import pytest
 
 from _helpers import API_KEY, Server
 
+
+def _run_app(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter, without the suite's SIGHTLINE_/OTEL_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
 APP = textwrap.dedent("""
     import sys, time
     import sightline
@@ -57,14 +65,7 @@ APP = textwrap.dedent("""
 
 
 def test_rag_app_trace_lands_with_every_stage(server: Server) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
-    proc = subprocess.run(
-        [sys.executable, "-c", APP, server.url, API_KEY],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _run_app(APP, server.url, API_KEY)
     assert proc.returncode == 0, proc.stderr
     trace_id = proc.stdout.strip()
     with server.client() as c:
@@ -136,15 +137,8 @@ def test_openai_streaming_call_lands_with_tokens_cost_ttft_tpot(server: Server) 
     """Acceptance: app -> SDK (openai wrapper, streaming) -> sightline serve -> the trace."""
     from sightline.testing import FakeProvider
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     with FakeProvider(reply="Yes: annual plans are refundable within 30 days.") as fake:
-        proc = subprocess.run(
-            [sys.executable, "-c", OPENAI_APP, server.url, API_KEY, fake.openai_base_url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = _run_app(OPENAI_APP, server.url, API_KEY, fake.openai_base_url)
     assert proc.returncode == 0, proc.stderr
     trace_id = proc.stdout.strip()
     with server.client() as c:
@@ -192,15 +186,8 @@ def test_openai_embeddings_call_lands_as_an_embedding_span(server: Server) -> No
     # gateway (and gen_ai.operation.name "embeddings") say embedding
     from sightline.testing import FakeProvider
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
     with FakeProvider(reply="unused") as fake:
-        proc = subprocess.run(
-            [sys.executable, "-c", EMBED_APP, server.url, API_KEY, fake.openai_base_url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = _run_app(EMBED_APP, server.url, API_KEY, fake.openai_base_url)
     assert proc.returncode == 0, proc.stderr
     trace_id = proc.stdout.strip()
     with server.client() as c:
@@ -225,9 +212,7 @@ REFUSED = textwrap.dedent("""
 
 def test_a_refused_feedback_logs_the_servers_reason(server: Server) -> None:
     """It logged "HTTP Error 400: Bad Request": not which field, nor why."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGHTLINE_", "OTEL_"))}
-    proc = subprocess.run([sys.executable, "-c", REFUSED, server.url, API_KEY], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = _run_app(REFUSED, server.url, API_KEY)
     assert proc.returncode == 0, proc.stderr
     assert "sightline feedback not delivered: server answered 400: score" in proc.stderr
     assert "sightline outcome not delivered: server answered 400" in proc.stderr
